@@ -1,0 +1,105 @@
+"""Settings of the agent loop, the model and the built-in tools (pydantic, strict).
+
+The gateway's configuration file embeds these models as its `[model]`, `[agent]` and `[tools]`
+sections, so the agent and the config share one definition.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class FallbackModel(Section):
+    name: str
+    api_base: str = ""
+    api_key: str = ""
+
+
+class ModelConfig(Section):
+    """`[model]`: which LiteLLM model answers, and how to reach it."""
+
+    name: str = Field("", description="any LiteLLM model string, e.g. openai/gpt-4o-mini")
+    api_base: str = ""
+    api_key: str = ""
+    fallbacks: list[str | FallbackModel] = Field(default_factory=list)
+    timeout: float = Field(120.0, gt=0, description="seconds for one model call")
+    max_retries: int = Field(3, ge=0, le=20, description="retries on 429, timeouts and 5xx per model")
+    retry_base_delay: float = Field(1.0, ge=0, description="first backoff delay in seconds")
+    context_window: int = Field(0, ge=0, description="tokens; 0 asks LiteLLM's model map")
+    temperature: float | None = None
+    stream: bool = True
+
+    def chain(self) -> list[FallbackModel]:
+        """The primary model followed by its fallbacks, in order."""
+        first = FallbackModel(name=self.name, api_base=self.api_base, api_key=self.api_key)
+        rest = [
+            f if isinstance(f, FallbackModel) else FallbackModel(name=f, api_base=self.api_base, api_key=self.api_key)
+            for f in self.fallbacks
+        ]
+        return [first, *rest]
+
+
+class AgentConfig(Section):
+    """`[agent]`: the agent loop's limits."""
+
+    max_iterations: int = Field(30, ge=1, le=500, description="model calls per turn at most")
+    compress_at: float = Field(0.75, gt=0.1, le=0.98, description="share of the context window")
+    keep_recent_messages: int = Field(8, ge=2)
+    system_prompt: str = ""
+    max_concurrent_model_calls: int = Field(8, ge=1)
+
+
+class TerminalConfig(Section):
+    enabled: bool = False
+    timeout: float = Field(60.0, gt=0)
+    max_output_chars: int = Field(20_000, ge=1_000)
+    shell: str = "/bin/bash"
+    dangerous_patterns: list[str] = Field(default_factory=list, description="extra regexes needing approval")
+
+
+class WebFetchConfig(Section):
+    enabled: bool = True
+    timeout: float = Field(20.0, gt=0)
+    max_bytes: int = Field(2_000_000, ge=10_000)
+    max_chars: int = Field(40_000, ge=1_000)
+
+
+class DelegateConfig(Section):
+    enabled: bool = True
+    max_depth: int = Field(1, ge=0, le=3)
+    max_iterations: int = Field(15, ge=1)
+
+
+class ToolsConfig(Section):
+    """`[tools]`: the built-in tools."""
+
+    terminal: TerminalConfig = Field(default_factory=TerminalConfig)
+    web_fetch: WebFetchConfig = Field(default_factory=WebFetchConfig)
+    delegate: DelegateConfig = Field(default_factory=DelegateConfig)
+    files: bool = True
+
+
+class LearningConfig(Section):
+    """`[learning]`: the self-evaluation checkpoint."""
+
+    checkpoint_every: int = Field(15, ge=1)
+    end_of_turn_min_tool_calls: int = Field(8, ge=1)
+    announce: bool = True
+    auto_skills: Literal["on", "ask", "off"] = "on"
+    model: str = Field("", description="model for checkpoints; empty means [model]")
+    daily_token_budget: int = Field(200_000, ge=0)
+
+
+class MemoryConfig(Section):
+    """`[memory]`: MEMORY.md and USER.md bounds."""
+
+    memory_chars: int = Field(2_200, ge=200)
+    user_chars: int = Field(1_400, ge=200)

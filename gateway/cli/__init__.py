@@ -1,0 +1,52 @@
+"""The `hermes` command line. Subcommands live in their own modules and are imported lazily,
+so `hermes --help` never loads LiteLLM or a platform library."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name -> (module, attribute, one-line help). The help is here so `--help` imports nothing.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "chat": ("gateway.cli.chat", "chat", "Talk to the agent in the terminal (or answer once with -q)."),
+    "config": ("gateway.cli.config_cmd", "config", "Check the configuration file."),
+    "doctor": ("gateway.cli.doctor", "doctor", "Check the home, config, model and platform credentials."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when one is run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attribute, _ = entry
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hermes-gateway", prog_name="hermes")
+def cli() -> None:
+    """Hermes: a self-hosted agent that learns skills from its work.
+
+    Home: $HERMES_HOME (default ~/.hermes). Configuration: $HERMES_HOME/config.toml.
+    """
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="hermes")
+    except KeyboardInterrupt:
+        sys.exit(130)

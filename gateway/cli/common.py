@@ -1,0 +1,45 @@
+"""Helpers every CLI command shares: loading the config, running coroutines, printing errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, Awaitable, Callable, NoReturn, TypeVar
+
+import click
+
+from gateway.config import Config, ConfigError, load_config
+from gateway.home import Home
+
+T = TypeVar("T")
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Config file (default: $HERMES_HOME/config.toml).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print an error to stderr and exit non-zero."""
+    click.echo(f"hermes: error: {message}", err=True)
+    sys.exit(code)
+
+
+def load(config_path: Path | None) -> tuple[Config, Home]:
+    """The home (created if missing) and the validated config, or a clear error and exit 2."""
+    home = Home.from_env().ensure()
+    try:
+        return load_config(config_path, home), home
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+
+
+def run(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(coroutine_factory())  # type: ignore[arg-type]
+
+
+def print_json(rows: list[dict[str, Any]]) -> None:
+    click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,86 @@
+"""The runtime: config, home, store, model client, tools and agent, opened and closed together.
+
+Every command that talks to the agent (`hermes chat`, the gateway, cron runs) opens one
+Runtime and asks its `SessionService` to run turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.builtin import builtin_tools
+from agent.llm import LLMClient
+from agent.loop import Agent
+from agent.prompt import PromptBuilder
+from agent.tools.registry import Tool, ToolContext, ToolRegistry
+from agent.workspace import Workspace
+from gateway.config import Config
+from gateway.home import Home
+from gateway.store import SQLiteStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    home: Home
+    store: SQLiteStore
+    llm: LLMClient
+    tools: ToolRegistry
+    agent: Agent
+    prompt: PromptBuilder
+    services: dict[str, Any] = field(default_factory=dict)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @classmethod
+    async def open(cls, config: Config, home: Home, *, extra_tools: list[Tool] | None = None) -> "Runtime":
+        home.ensure()
+        store_path = Path(config.store.path).expanduser() if config.store.path else home.state_db
+        store = await open_store(store_path)
+        llm = LLMClient(config.model, concurrency=asyncio.Semaphore(config.agent.max_concurrent_model_calls))
+        registry = ToolRegistry()
+        agent = Agent(llm, registry, config.agent)
+        for t in builtin_tools(config.tools, agent.run_sub_agent):
+            registry.register(t)
+        for t in extra_tools or []:
+            registry.register(t)
+        prompt = PromptBuilder(extra=config.agent.system_prompt)
+        return cls(config, home, store, llm, registry, agent, prompt)
+
+    def workspace_for(self, session_key: str) -> Workspace:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_key)[:120] or "default"
+        return Workspace(self.home.workspaces_dir / safe).ensure()
+
+    def tool_context(self, session_key: str, session_id: str, user_id: str = "", **kwargs: Any) -> ToolContext:
+        return ToolContext(workspace=self.workspace_for(session_key), session_id=session_id, user_id=user_id,
+                           services=self.services, **kwargs)
+
+    def spawn(self, coroutine: Any, *, name: str = "") -> asyncio.Task[Any]:
+        """Run background work (e.g. a learning checkpoint) that `drain` waits for before exit."""
+        task = asyncio.create_task(coroutine, name=name or None)
+        self.background.add(task)
+
+        def finished(t: asyncio.Task[Any]) -> None:
+            self.background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task %s failed", t.get_name(), exc_info=t.exception())
+
+        task.add_done_callback(finished)
+        return task
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for background work to finish (a one-shot chat must not lose what it learned)."""
+        while self.background:
+            done, pending = await asyncio.wait(set(self.background), timeout=timeout)
+            if pending and timeout is not None:
+                log.warning("%d background tasks still running after %.0fs", len(pending), timeout)
+                return
+
+    async def close(self) -> None:
+        await self.drain()
+        await self.store.close()

@@ -1,0 +1,6 @@
+"""Persistence behind a small async interface; the embedded default is SQLite (aiosqlite)."""
+
+from gateway.store.base import SessionRecord, Store, UsageTotals
+from gateway.store.sqlite import SQLiteStore, open_store
+
+__all__ = ["SessionRecord", "Store", "UsageTotals", "SQLiteStore", "open_store"]

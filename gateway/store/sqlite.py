@@ -1,0 +1,248 @@
+"""The embedded store: SQLite through aiosqlite, WAL mode, numbered SQL migrations.
+
+Each write is committed before the call returns (autocommit), so a process killed with
+SIGKILL loses nothing it had already stored: WAL with synchronous=NORMAL is durable against
+a process crash. Feature modules (pairing, cron, learning ...) add their own numbered files
+under `migrations/` and use `execute`/`fetchall`/`fetchone` on the same connection.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import aiosqlite
+
+from gateway.store.base import SessionRecord, UsageTotals
+
+MIGRATIONS_PACKAGE = "gateway.store.migrations"
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer Hermes than this one."""
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    """(number, file name, SQL) for every migration shipped with the package, in order."""
+    found = []
+    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    numbers = [n for n, _, _ in found]
+    if len(numbers) != len(set(numbers)):
+        raise RuntimeError(f"duplicate migration numbers in {MIGRATIONS_PACKAGE}: {numbers}")
+    return found
+
+
+def _session(row: aiosqlite.Row) -> SessionRecord:
+    return SessionRecord(
+        id=row["id"], key=row["key"], platform=row["platform"], chat_id=row["chat_id"],
+        user_id=row["user_id"], team=row["team"], title=row["title"], archived=bool(row["archived"]),
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+class SQLiteStore:
+    """The Store interface on one SQLite file."""
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    # -- plumbing shared with feature modules -------------------------------------------------
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement; returns lastrowid."""
+        cursor = await self._db.execute(sql, tuple(params))
+        rowid = cursor.lastrowid or 0
+        await cursor.close()
+        return rowid
+
+    async def execute_rowcount(self, sql: str, params: Iterable[Any] = ()) -> int:
+        cursor = await self._db.execute(sql, tuple(params))
+        count = cursor.rowcount
+        await cursor.close()
+        return count
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._db.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._db.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("PRAGMA user_version")
+        return int(row[0]) if row else 0
+
+    async def migrate(self) -> int:
+        """Apply the migrations the database lacks, each in one transaction; returns the version."""
+        current = await self.schema_version()
+        migrations = available_migrations()
+        known = migrations[-1][0] if migrations else 0
+        if current > known:
+            raise SchemaTooNewError(
+                f"{self.path}: schema version {current} is newer than this Hermes knows ({known}); "
+                "upgrade hermes-gateway"
+            )
+        for number, _name, sql in migrations:
+            if number <= current:
+                continue
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _split_sql(sql):
+                    await self._db.execute(statement)
+                await self._db.execute(f"PRAGMA user_version = {number}")
+                await self._db.commit()
+            except BaseException:
+                await self._db.rollback()
+                raise
+            current = number
+        return current
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # -- sessions -------------------------------------------------------------------------------
+    async def _insert_session(self, key: str, platform: str, chat_id: str, user_id: str,
+                              team: str) -> SessionRecord:
+        now = time.time()
+        session_id = uuid.uuid4().hex[:16]
+        await self.execute(
+            "INSERT INTO sessions (id, key, platform, chat_id, user_id, team, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (session_id, key, platform, chat_id, user_id, team, now, now),
+        )
+        return SessionRecord(session_id, key, platform, chat_id, user_id, team, "", False, now, now)
+
+    async def active_session(self, key: str, *, platform: str = "", chat_id: str = "",
+                             user_id: str = "", team: str = "") -> SessionRecord:
+        row = await self.fetchone(
+            "SELECT * FROM sessions WHERE key = ? AND archived = 0 ORDER BY created_at DESC LIMIT 1", (key,)
+        )
+        if row is not None:
+            return _session(row)
+        return await self._insert_session(key, platform, chat_id, user_id, team)
+
+    async def new_session(self, key: str, *, platform: str = "", chat_id: str = "",
+                          user_id: str = "", team: str = "") -> SessionRecord:
+        await self.execute("UPDATE sessions SET archived = 1 WHERE key = ? AND archived = 0", (key,))
+        return await self._insert_session(key, platform, chat_id, user_id, team)
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        row = await self.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        return _session(row) if row else None
+
+    async def list_sessions(self, *, limit: int = 50, include_archived: bool = False) -> list[SessionRecord]:
+        where = "" if include_archived else "WHERE archived = 0"
+        rows = await self.fetchall(f"SELECT * FROM sessions {where} ORDER BY updated_at DESC LIMIT ?", (limit,))
+        return [_session(r) for r in rows]
+
+    # -- messages -------------------------------------------------------------------------------
+    async def add_message(self, session_id: str, message: dict[str, Any]) -> int:
+        now = time.time()
+        row = await self.fetchone("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?", (session_id,))
+        seq = int(row[0]) + 1 if row else 1
+        await self.execute(
+            "INSERT INTO messages (session_id, seq, role, data, created_at) VALUES (?, ?, ?, ?, ?)",
+            (session_id, seq, str(message.get("role", "")), json.dumps(message, ensure_ascii=False), now),
+        )
+        await self.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+        return seq
+
+    async def load_messages(self, session_id: str) -> list[dict[str, Any]]:
+        rows = await self.fetchall(
+            "SELECT data FROM messages WHERE session_id = ? AND active = 1 ORDER BY seq, id", (session_id,)
+        )
+        return [json.loads(r["data"]) for r in rows]
+
+    async def message_seqs(self, session_id: str) -> list[int]:
+        rows = await self.fetchall(
+            "SELECT seq FROM messages WHERE session_id = ? AND active = 1 ORDER BY seq, id", (session_id,)
+        )
+        return [int(r["seq"]) for r in rows]
+
+    async def compact_messages(self, session_id: str, first_seq: int, last_seq: int,
+                               summary: dict[str, Any]) -> None:
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.execute(
+                "UPDATE messages SET active = 0 WHERE session_id = ? AND seq BETWEEN ? AND ?",
+                (session_id, first_seq, last_seq),
+            )
+            await self._db.execute(
+                "INSERT INTO messages (session_id, seq, role, data, created_at) VALUES (?, ?, ?, ?, ?)",
+                (session_id, first_seq, str(summary.get("role", "")), json.dumps(summary, ensure_ascii=False),
+                 time.time()),
+            )
+            await self._db.commit()
+        except BaseException:
+            await self._db.rollback()
+            raise
+
+    # -- tool calls and usage -------------------------------------------------------------------
+    async def record_tool_call(self, session_id: str, *, call_id: str, name: str, arguments: str,
+                               ok: bool, result: str, duration_ms: float) -> None:
+        await self.execute(
+            "INSERT INTO tool_calls (session_id, call_id, name, arguments, ok, result, duration_ms, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (session_id, call_id, name, arguments, int(ok), result[:4000], duration_ms, time.time()),
+        )
+
+    async def record_usage(self, session_id: str, *, model: str, prompt_tokens: int,
+                           completion_tokens: int, cost: float, purpose: str = "chat") -> None:
+        await self.execute(
+            "INSERT INTO usage (session_id, model, purpose, prompt_tokens, completion_tokens, cost, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (session_id, model, purpose, prompt_tokens, completion_tokens, cost, time.time()),
+        )
+
+    @staticmethod
+    def _totals(row: aiosqlite.Row | None) -> UsageTotals:
+        if row is None:
+            return UsageTotals()
+        return UsageTotals(int(row[0] or 0), int(row[1] or 0), float(row[2] or 0.0), int(row[3] or 0))
+
+    async def usage_for_session(self, session_id: str) -> UsageTotals:
+        return self._totals(await self.fetchone(
+            "SELECT SUM(prompt_tokens), SUM(completion_tokens), SUM(cost), COUNT(*) FROM usage"
+            " WHERE session_id = ?", (session_id,)))
+
+    async def usage_since(self, since: float, *, purpose: str | None = None) -> UsageTotals:
+        sql = ("SELECT SUM(prompt_tokens), SUM(completion_tokens), SUM(cost), COUNT(*) FROM usage"
+               " WHERE created_at >= ?")
+        params: list[Any] = [since]
+        if purpose is not None:
+            sql += " AND purpose = ?"
+            params.append(purpose)
+        return self._totals(await self.fetchone(sql, params))
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration file into statements (our migrations put no ';' inside literals)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+async def open_store(path: Path) -> SQLiteStore:
+    """Open (creating if needed) the SQLite store at `path`, in WAL mode, fully migrated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = await aiosqlite.connect(path, isolation_level=None)
+    connection.row_factory = aiosqlite.Row
+    await connection.execute("PRAGMA journal_mode = WAL")
+    await connection.execute("PRAGMA synchronous = NORMAL")
+    await connection.execute("PRAGMA foreign_keys = ON")
+    await connection.execute("PRAGMA busy_timeout = 5000")
+    store = SQLiteStore(connection, path)
+    try:
+        await store.migrate()
+    except BaseException:
+        await connection.close()
+        raise
+    return store

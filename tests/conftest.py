@@ -1,0 +1,76 @@
+"""Shared fixtures: an isolated HERMES_HOME, the fake model server, and a guard against the network."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
+
+from tests.fakes.model_server import FakeModelServer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _is_loopback(host: object) -> bool:
+    if host in (None, "", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _network_guard(event: str, args: tuple) -> None:
+    if event == "socket.connect":
+        address = args[1]
+        if isinstance(address, tuple) and not _is_loopback(address[0]):
+            raise ConnectionRefusedError(f"test tried to reach {address!r}: tests stay on 127.0.0.1")
+    elif event == "socket.getaddrinfo":
+        if not _is_loopback(args[0]):
+            raise socket.gaierror(f"test tried to resolve {args[0]!r}: tests stay on 127.0.0.1")
+
+
+sys.addaudithook(_network_guard)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HERMES_HOME for the test (environment variable set for subprocesses too)."""
+    root = tmp_path / "hermes-home"
+    monkeypatch.setenv("HERMES_HOME", str(root))
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        monkeypatch.delenv(var, raising=False)
+    return root
+
+
+@pytest.fixture
+async def model_server() -> AsyncIterator[FakeModelServer]:
+    server = FakeModelServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def write_config(home: Path, text: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def model_config(server: FakeModelServer, name: str = "openai/fake-model", **extra: object) -> str:
+    lines = ["[model]", f'name = "{name}"', f'api_base = "{server.base_url}"', 'api_key = "sk-test"',
+             "retry_base_delay = 0.01"]
+    for key, value in extra.items():
+        lines.append(f"{key} = {value!r}".replace("'", '"') if isinstance(value, str) else f"{key} = {value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,192 @@
+"""A fake OpenAI-compatible model server for tests: scripted replies, streaming, faults on demand.
+
+The real LiteLLM talks to it over a socket (`model="openai/<name>"`, `api_base=server.base_url`).
+Each request pops the next reply from the script of the requested model (or the shared
+script); when a script is empty the server answers `default_text`. Every request body is
+recorded in `requests` so tests can assert on what the agent sent.
+
+A reply is one of:
+- `text("...")`, `tool_calls(("name", {...}), ...)`: an assistant message;
+- `fault(status, retry_after=...)`: an HTTP error (429, 500, ...);
+- `context_overflow()`: a 400 with `context_length_exceeded`;
+- `hang(seconds)`: wait before answering (timeouts);
+- a callable `(request_body) -> reply`, to answer from what was asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    content: str | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    retry_after: float | None = None
+    error_code: str = ""
+    delay: float = 0.0
+    prompt_tokens: int = 11
+    completion_tokens: int = 7
+
+
+_ids = itertools.count(1)
+
+
+def text(content: str, *, delay: float = 0.0) -> Reply:
+    return Reply(content=content, delay=delay)
+
+
+def tool_calls(*calls: tuple[str, dict[str, Any]], content: str | None = None) -> Reply:
+    return Reply(content=content, calls=[
+        {"id": f"call_{next(_ids)}", "type": "function",
+         "function": {"name": name, "arguments": json.dumps(arguments)}}
+        for name, arguments in calls
+    ])
+
+
+def fault(status: int, *, retry_after: float | None = None) -> Reply:
+    return Reply(status=status, retry_after=retry_after)
+
+
+def context_overflow() -> Reply:
+    return Reply(status=400, error_code="context_length_exceeded")
+
+
+def hang(seconds: float) -> Reply:
+    return Reply(content="(late)", delay=seconds)
+
+
+ReplySource = Reply | Callable[[dict[str, Any]], Reply]
+
+
+class FakeModelServer:
+    def __init__(self, default_text: str = "ok") -> None:
+        self.default_text = default_text
+        self.script: deque[ReplySource] = deque()
+        self.by_model: dict[str, deque[ReplySource]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.latency = 0.0
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- scripting ----------------------------------------------------------------------------
+    def add(self, *replies: ReplySource, model: str | None = None) -> "FakeModelServer":
+        queue = self.script if model is None else self.by_model.setdefault(model, deque())
+        queue.extend(replies)
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def requests_for(self, model: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r.get("model") == model]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> "FakeModelServer":
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "FakeModelServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- handlers -----------------------------------------------------------------------------
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    def _next(self, body: dict[str, Any]) -> Reply:
+        queue = self.by_model.get(str(body.get("model")))
+        source: ReplySource | None = None
+        if queue:
+            source = queue.popleft()
+        elif self.script:
+            source = self.script.popleft()
+        if source is None:
+            return Reply(content=self.default_text)
+        return source(body) if callable(source) else source
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        reply = self._next(body)
+        delay = reply.delay + self.latency
+        if delay:
+            await asyncio.sleep(delay)
+        if reply.status != 200:
+            headers = {"retry-after": str(reply.retry_after)} if reply.retry_after is not None else {}
+            if reply.error_code:
+                error = {"message": "This model's maximum context length is 1000 tokens (context_length_exceeded)",
+                         "type": "invalid_request_error", "code": reply.error_code}
+            else:
+                error = {"message": f"fake server error {reply.status}", "type": "server_error", "code": None}
+            return web.json_response({"error": error}, status=reply.status, headers=headers)
+        model = str(body.get("model", "fake"))
+        finish = "tool_calls" if reply.calls else "stop"
+        if body.get("stream"):
+            return await self._stream(request, model, reply, finish)
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        if reply.calls:
+            message["tool_calls"] = reply.calls
+        return web.json_response({
+            "id": f"chatcmpl-{next(_ids)}", "object": "chat.completion", "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                      "total_tokens": reply.prompt_tokens + reply.completion_tokens},
+        })
+
+    async def _stream(self, request: web.Request, model: str, reply: Reply, finish: str) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        ident = f"chatcmpl-{next(_ids)}"
+
+        async def send(delta: dict[str, Any], finish_reason: str | None = None,
+                       usage: dict[str, Any] | None = None) -> None:
+            chunk: dict[str, Any] = {"id": ident, "object": "chat.completion.chunk", "created": int(time.time()),
+                                     "model": model,
+                                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+            if usage is not None:
+                chunk["choices"] = []
+                chunk["usage"] = usage
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        await send({"role": "assistant", "content": ""})
+        if reply.content:
+            words = reply.content.split(" ")
+            for i, word in enumerate(words):
+                await send({"content": word if i == len(words) - 1 else word + " "})
+        for index, call in enumerate(reply.calls):
+            await send({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                        "function": {"name": call["function"]["name"], "arguments": ""}}]})
+            await send({"tool_calls": [{"index": index,
+                                        "function": {"arguments": call["function"]["arguments"]}}]})
+        await send({}, finish_reason=finish)
+        await send({}, usage={"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                              "total_tokens": reply.prompt_tokens + reply.completion_tokens})
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
