@@ -10,19 +10,28 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agent.builtin import builtin_tools
+from agent.events import Event
 from agent.llm import LLMClient
-from agent.loop import Agent
+from agent.loop import Agent, Conversation, TurnResult
 from agent.prompt import PromptBuilder
 from agent.tools.registry import Tool, ToolContext, ToolRegistry
 from agent.workspace import Workspace
 from gateway.config import Config
 from gateway.home import Home
-from gateway.store import SQLiteStore, open_store
+from gateway.store import SessionRecord, SQLiteStore, open_store
 
 log = logging.getLogger(__name__)
+
+
+class TurnObserver(Protocol):
+    """Something that watches turns (the learning checkpoint, metrics): called by SessionService."""
+
+    async def on_event(self, session: SessionRecord, event: Event) -> None: ...
+
+    async def on_turn_end(self, session: SessionRecord, conversation: Conversation, result: TurnResult) -> None: ...
 
 
 @dataclass
@@ -36,6 +45,7 @@ class Runtime:
     prompt: PromptBuilder
     services: dict[str, Any] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    observers: list["TurnObserver"] = field(default_factory=list)
 
     @classmethod
     async def open(cls, config: Config, home: Home, *, extra_tools: list[Tool] | None = None) -> "Runtime":

@@ -72,14 +72,19 @@ class SessionService:
                 seqs = await store.message_seqs(session.id)
                 await store.compact_messages(session.id, seqs[event.first_index], seqs[event.last_index],
                                              event.summary)
+            for observer in self.runtime.observers:
+                await observer.on_event(session, event)
             await on_event(event)
 
         ctx = self.runtime.tool_context(session.key, session.id, session.user_id, approve=approve)
         try:
-            return await self.runtime.agent.run_turn(conversation, user_message, ctx, on_event=persist,
-                                                     interrupt=interrupt, stream=stream,
-                                                     max_iterations=max_iterations)
+            result = await self.runtime.agent.run_turn(conversation, user_message, ctx, on_event=persist,
+                                                       interrupt=interrupt, stream=stream,
+                                                       max_iterations=max_iterations)
         except BaseException:
             # the in-memory copy may be ahead of or behind the store: reload it next time
             self.forget(session.id)
             raise
+        for observer in self.runtime.observers:
+            await observer.on_turn_end(session, conversation, result)
+        return result
