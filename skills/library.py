@@ -1,0 +1,578 @@
+"""The skill library on disk: `<root>/<category>/<name>/SKILL.md` plus supporting files.
+
+Reads come from a snapshot that is rebuilt when files change (an mtime/size scan, at most once
+every `rescan_interval` seconds, and at once after our own writes), so skills dropped in by hand
+appear without a restart. Malformed files are skipped with a warning naming the file and the
+problem. Every write is validated first, written atomically (temporary file + `os.replace`),
+serialised per skill (an `asyncio.Lock` inside the process, an `fcntl` lock file across
+processes) and recorded in the history. File work runs in threads, never in the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from skills.document import SkillDocument, SkillFormatError, parse, render
+from skills.history import SKILL_FILE, HistoryEntry, SkillHistory
+from skills.paths import PathEscapeError, safe_join
+from skills.search import Document, Hit, SearchIndex, weighted_terms
+from skills.validate import document_problems, name_problems, strict_render
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+LOCK_DIR = ".locks"
+DEFAULT_CATEGORY = "general"
+MAX_SUPPORTING_FILE = 1_000_000
+
+
+class SkillError(Exception):
+    """A request the library refuses; the message says why and what to do instead."""
+
+
+class SkillNotFound(SkillError):
+    pass
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass(frozen=True)
+class Skill:
+    """One loaded skill."""
+
+    name: str
+    category: str
+    folder: Path
+    document: SkillDocument
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        return self.document.description
+
+    @property
+    def use_count(self) -> int:
+        try:
+            return int(self.document.metadata.get("use_count", "0"))
+        except ValueError:
+            return 0
+
+    @property
+    def last_used(self) -> str:
+        return self.document.metadata.get("last_used", "")
+
+    @property
+    def skill_file(self) -> Path:
+        return self.folder / SKILL_FILE
+
+    def files(self) -> list[str]:
+        """Supporting files, relative to the skill's folder (sync)."""
+        return sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*")
+                      if p.is_file() and p.name != SKILL_FILE
+                      and not any(part.startswith(".") for part in p.relative_to(self.folder).parts))
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "category": self.category, "description": self.description,
+                "version": self.document.metadata.get("version", ""), "use_count": self.use_count,
+                "last_used": self.last_used, "path": str(self.skill_file), "warnings": list(self.warnings)}
+
+
+@dataclass
+class Snapshot:
+    """The library as last scanned. Immutable in use; the search index is built on first need."""
+
+    skills: tuple[Skill, ...]
+    problems: tuple[tuple[str, str], ...]
+    generation: int
+    _terms: dict[str, Any] = field(default_factory=dict, repr=False)
+    _index: SearchIndex | None = field(default=None, repr=False)
+    _index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = {s.name: s for s in self.skills}
+
+    def get(self, name: str) -> Skill | None:
+        return self.by_name.get(name)
+
+    @property
+    def index(self) -> SearchIndex:
+        with self._index_lock:
+            if self._index is None:
+                self._index = SearchIndex([s.name for s in self.skills], [self._terms[s.name] for s in self.skills])
+            return self._index
+
+    def search(self, query: str, limit: int = 10) -> list[Hit]:
+        return self.index.search(query, limit)
+
+
+@dataclass
+class _Loaded:
+    signature: tuple[int, int]
+    skill: Skill | None
+    problem: str | None
+    terms: Any = None
+
+
+class SkillLibrary:
+    """A skill library rooted at one folder (the home's `skills/`, or a team's)."""
+
+    def __init__(self, root: Path, *, rescan_interval: float = 1.0) -> None:
+        self.root = Path(root)
+        self.rescan_interval = rescan_interval
+        self.history = SkillHistory(self.root)
+        self._cache: dict[Path, _Loaded] = {}
+        self._snapshot: Snapshot | None = None
+        self._scanned_at = 0.0
+        self._generation = 0
+        self._scan_lock = threading.Lock()
+        self._locks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
+
+    # ------------------------------------------------------------------ reading
+
+    def scan(self, force: bool = False) -> Snapshot:
+        """The current snapshot, rescanning when stale (sync: call from a thread in async code)."""
+        with self._scan_lock:
+            fresh = time.monotonic() - self._scanned_at < self.rescan_interval
+            if self._snapshot is not None and fresh and not force:
+                return self._snapshot
+            self._rescan()
+            self._scanned_at = time.monotonic()
+            assert self._snapshot is not None
+            return self._snapshot
+
+    def invalidate(self) -> None:
+        self._scanned_at = 0.0
+
+    def _candidates(self) -> Iterator[tuple[str, Path]]:
+        """(category, skill folder) for every folder holding a SKILL.md ("" = no category)."""
+        if not self.root.is_dir():
+            return
+        for top in sorted(os.scandir(self.root), key=lambda e: e.name):
+            if top.name.startswith(".") or not top.is_dir():
+                continue
+            if os.path.exists(os.path.join(top.path, SKILL_FILE)):
+                yield "", Path(top.path)
+                continue
+            for entry in sorted(os.scandir(top.path), key=lambda e: e.name):
+                if not entry.name.startswith(".") and entry.is_dir() \
+                        and os.path.exists(os.path.join(entry.path, SKILL_FILE)):
+                    yield top.name, Path(entry.path)
+
+    def _rescan(self) -> None:
+        changed = self._snapshot is None
+        seen: dict[Path, _Loaded] = {}
+        for category, folder in self._candidates():
+            path = folder / SKILL_FILE
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            signature = (st.st_mtime_ns, st.st_size)
+            cached = self._cache.get(path)
+            if cached is None or cached.signature != signature:
+                cached = self._load(category, folder, signature)
+                changed = True
+            seen[path] = cached
+        if set(seen) != set(self._cache):
+            changed = True
+        self._cache = seen
+        if not changed:
+            return
+        skills: list[Skill] = []
+        problems: list[tuple[str, str]] = []
+        names: dict[str, Path] = {}
+        term_map: dict[str, Any] = {}
+        for path, loaded in sorted(seen.items(), key=lambda item: str(item[0])):
+            if loaded.skill is None:
+                problems.append((str(path), loaded.problem or "unreadable"))
+                continue
+            if loaded.skill.name in names:
+                problem = f"a skill named {loaded.skill.name!r} already exists at {names[loaded.skill.name]}; skipped"
+                log.warning("skipping skill %s: %s", path, problem)
+                problems.append((str(path), problem))
+                continue
+            names[loaded.skill.name] = path
+            skills.append(loaded.skill)
+            term_map[loaded.skill.name] = loaded.terms
+        self._generation += 1
+        skills.sort(key=lambda s: s.name)
+        self._snapshot = Snapshot(tuple(skills), tuple(problems), self._generation, _terms=term_map)
+
+    def _load(self, category: str, folder: Path, signature: tuple[int, int]) -> _Loaded:
+        path = folder / SKILL_FILE
+        try:
+            parsed = parse(path.read_text(encoding="utf-8"))
+            document = parsed.document
+            problems = name_problems(document.name)
+            if document.name != folder.name:
+                problems.append(f"name {document.name!r} does not match its folder name {folder.name!r}")
+            if problems:
+                raise SkillFormatError("; ".join(problems))
+        except (OSError, UnicodeDecodeError, SkillFormatError) as exc:
+            log.warning("skipping skill file %s: %s", path, exc)
+            return _Loaded(signature, None, str(exc))
+        if parsed.warnings:
+            log.info("skill file %s loaded with lint warnings: %s", path, "; ".join(parsed.warnings))
+        skill = Skill(document.name, category, folder, document, parsed.warnings)
+        terms = weighted_terms(Document(skill.name, skill.name, document.description, document.body))
+        return _Loaded(signature, skill, None, terms)
+
+    async def snapshot(self, force: bool = False) -> Snapshot:
+        return await asyncio.to_thread(self.scan, force)
+
+    async def get(self, name: str) -> Skill:
+        skill = (await self.snapshot()).get(name)
+        if skill is None:
+            skill = (await self.snapshot(force=True)).get(name)
+        if skill is None:
+            raise SkillNotFound(f"there is no skill named {name!r}; use skill_search to find one")
+        return skill
+
+    async def search(self, query: str, limit: int = 10) -> list[tuple[Skill, float]]:
+        snap = await self.snapshot()
+        hits = await asyncio.to_thread(snap.search, query, limit)
+        return [(snap.by_name[h.key], h.score) for h in hits]
+
+    async def read(self, name: str, file: str | None = None) -> str:
+        """The SKILL.md text, or one supporting file's text."""
+        skill = await self.get(name)
+        target = skill.skill_file if not file else self._supporting_path(skill.folder, file, must_exist=True)
+
+        def read() -> str:
+            if target.stat().st_size > MAX_SUPPORTING_FILE:
+                raise SkillError(f"{file}: larger than {MAX_SUPPORTING_FILE} bytes")
+            try:
+                return target.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise SkillError(f"{file}: not a text file") from exc
+
+        return await asyncio.to_thread(read)
+
+    async def history_of(self, name: str) -> list[HistoryEntry]:
+        self._check_name(name)
+        return await asyncio.to_thread(self.history.entries, name)
+
+    # ------------------------------------------------------------------ locking
+
+    def _check_name(self, name: str, what: str = "skill name") -> None:
+        problems = name_problems(name, what)
+        if problems:
+            raise SkillError("; ".join(problems))
+
+    def _async_lock(self, name: str) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        entry = self._locks.get(name)
+        if entry is None or entry[0] is not loop:
+            entry = (loop, asyncio.Lock())
+            self._locks[name] = entry
+        return entry[1]
+
+    @contextlib.contextmanager
+    def file_lock(self, name: str) -> Iterator[None]:
+        """An exclusive lock on `name` shared by every process using this library (blocking)."""
+        path = safe_join(self.root, LOCK_DIR, f"{name}.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    async def _locked(self, name: str, work: Callable[[], T]) -> T:
+        self._check_name(name)
+
+        def run() -> T:
+            with self.file_lock(name):
+                try:
+                    return work()
+                finally:
+                    self.invalidate()
+
+        async with self._async_lock(name):
+            return await asyncio.to_thread(run)
+
+    # ------------------------------------------------------------------ helpers (sync, under lock)
+
+    def _find(self, name: str) -> Skill | None:
+        skill = self.scan().get(name)
+        if skill is not None and skill.skill_file.exists():
+            return skill
+        return self.scan(force=True).get(name)
+
+    def _require(self, name: str) -> Skill:
+        skill = self._find(name)
+        if skill is None:
+            raise SkillNotFound(f"there is no skill named {name!r}; use skill_search to find one, or create it")
+        return skill
+
+    def _supporting_path(self, folder: Path, file: str, must_exist: bool = False) -> Path:
+        try:
+            target = safe_join(folder, *Path(file).parts) if file and not os.path.isabs(file) \
+                else safe_join(folder, file)
+        except PathEscapeError as exc:
+            raise SkillError(f"{exc}; supporting files must stay inside the skill's folder") from exc
+        relative = target.relative_to(folder.resolve())
+        if not relative.parts or relative.as_posix() == SKILL_FILE:
+            raise SkillError("use action 'edit' or 'patch' to change SKILL.md itself")
+        if any(part.startswith(".") for part in relative.parts):
+            raise SkillError(f"{file}: hidden files are not allowed in a skill")
+        if must_exist and not target.is_file():
+            raise SkillError(f"{file}: no such file in skill {folder.name!r}")
+        return target
+
+    @staticmethod
+    def _write_atomic(target: Path, text: str) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+
+    @staticmethod
+    def _parse_for_write(text: str, name: str) -> SkillDocument:
+        try:
+            document = parse(text).document
+        except SkillFormatError as exc:
+            raise SkillError(f"invalid SKILL.md: {exc}") from exc
+        if document.name != name:
+            raise SkillError(f"the front matter says name {document.name!r} but the skill is {name!r}; "
+                             "they must be equal")
+        return document
+
+    @staticmethod
+    def _render_checked(document: SkillDocument, name: str) -> str:
+        problems = document_problems(document, name)
+        if problems:
+            raise SkillError("the result would not be a valid skill, nothing was written: " + "; ".join(problems))
+        return strict_render(document, name)
+
+    @staticmethod
+    def _next_version(metadata: dict[str, str]) -> str:
+        current = metadata.get("version", "0")
+        return str(int(current) + 1) if current.isdigit() else current
+
+    # ------------------------------------------------------------------ writing
+
+    async def create(self, name: str, content: str, category: str = DEFAULT_CATEGORY, origin: str = "") -> Skill:
+        """Add a skill from full SKILL.md text."""
+        category = category or DEFAULT_CATEGORY
+        self._check_name(category, "category")
+        document = self._parse_for_write(content, name)
+
+        def work() -> Skill:
+            existing = self._find(name)
+            if existing is not None:
+                raise SkillError(f"a skill named {name!r} already exists (category {existing.category!r}); "
+                                 "use action 'patch' or 'edit' to change it")
+            stamp = now_iso()
+            final = document.with_metadata(version="1", created=stamp, updated=stamp, use_count="0")
+            if origin:
+                final = final.with_metadata(origin=origin)
+            text = self._render_checked(final, name)
+            folder = safe_join(self.root, category, name)
+            self._write_atomic(folder / SKILL_FILE, text)
+            self.history.record(name, "create", SKILL_FILE, None, text, origin)
+            return self._require(name)
+
+        return await self._locked(name, work)
+
+    async def patch(self, name: str, old_text: str, new_text: str, origin: str = "") -> Skill:
+        """Replace the one occurrence of `old_text` in SKILL.md with `new_text`."""
+        if not old_text:
+            raise SkillError("old_text is empty; give the exact passage to replace")
+
+        def work() -> Skill:
+            skill = self._require(name)
+            before = skill.skill_file.read_text(encoding="utf-8")
+            count = before.count(old_text)
+            if count != 1:
+                raise SkillError(describe_mismatch(before, old_text, count))
+            document = self._parse_for_write(before.replace(old_text, new_text, 1), name)
+            document = document.with_metadata(version=self._next_version(document.metadata), updated=now_iso())
+            text = self._render_checked(document, name)
+            self._write_atomic(skill.skill_file, text)
+            self.history.record(name, "patch", SKILL_FILE, before, text, origin)
+            return self._require(name)
+
+        return await self._locked(name, work)
+
+    async def edit(self, name: str, content: str, origin: str = "") -> Skill:
+        """Replace SKILL.md with `content`; creation time and usage counters are kept."""
+        document = self._parse_for_write(content, name)
+
+        def work() -> Skill:
+            skill = self._require(name)
+            before = skill.skill_file.read_text(encoding="utf-8")
+            kept = {k: v for k, v in skill.document.metadata.items()
+                    if k in ("created", "origin", "use_count", "last_used")}
+            final = document.with_metadata(**kept)
+            final = final.with_metadata(version=self._next_version(skill.document.metadata), updated=now_iso())
+            text = self._render_checked(final, name)
+            self._write_atomic(skill.skill_file, text)
+            self.history.record(name, "edit", SKILL_FILE, before, text, origin)
+            return self._require(name)
+
+        return await self._locked(name, work)
+
+    async def delete(self, name: str, origin: str = "") -> str:
+        """Remove the skill's folder; its text files stay in the history (revert brings them back)."""
+        def work() -> str:
+            skill = self._require(name)
+            for relative in [SKILL_FILE, *skill.files()]:
+                path = skill.folder / relative
+                try:
+                    if path.stat().st_size <= MAX_SUPPORTING_FILE:
+                        self.history.record(name, f"delete:{skill.category}", relative,
+                                            path.read_text(encoding="utf-8"), None, origin)
+                except (OSError, UnicodeDecodeError):
+                    continue
+            shutil.rmtree(skill.folder)
+            return f"deleted skill {name!r} (category {skill.category!r}); `hermes skills revert` can restore it"
+
+        return await self._locked(name, work)
+
+    async def write_file(self, name: str, file_path: str, content: str, origin: str = "") -> str:
+        """Create or replace a supporting file (scripts/, references/, assets/...) inside the skill."""
+        if len(content.encode("utf-8")) > MAX_SUPPORTING_FILE:
+            raise SkillError(f"file content is larger than {MAX_SUPPORTING_FILE} bytes")
+
+        def work() -> str:
+            skill = self._require(name)
+            target = self._supporting_path(skill.folder, file_path)
+            relative = target.relative_to(skill.folder.resolve()).as_posix()
+            before = target.read_text(encoding="utf-8") if target.is_file() else None
+            self._write_atomic(target, content)
+            self.history.record(name, "write_file", relative, before, content, origin)
+            return f"wrote {relative} in skill {name!r} ({len(content)} characters)"
+
+        return await self._locked(name, work)
+
+    async def remove_file(self, name: str, file_path: str, origin: str = "") -> str:
+        def work() -> str:
+            skill = self._require(name)
+            target = self._supporting_path(skill.folder, file_path, must_exist=True)
+            relative = target.relative_to(skill.folder.resolve()).as_posix()
+            try:
+                before: str | None = target.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                before = None
+            target.unlink()
+            if before is not None:
+                self.history.record(name, "remove_file", relative, before, None, origin)
+            return f"removed {relative} from skill {name!r}"
+
+        return await self._locked(name, work)
+
+    async def revert(self, name: str, to: int, origin: str = "") -> str:
+        """Restore the skill as it was right after change number `to` (itself recorded as a change)."""
+        def work() -> str:
+            try:
+                state = self.history.state_at(name, to)
+            except KeyError as exc:
+                raise SkillError(str(exc.args[0])) from exc
+            if not state:
+                return f"skill {name!r} is already at version {to}"
+            skill = self._find(name)
+            folder = skill.folder if skill else safe_join(self.root, self._last_category(name), name)
+            if SKILL_FILE in state and state[SKILL_FILE] is None:  # the skill did not exist then
+                if skill is not None:
+                    for relative in [SKILL_FILE, *skill.files()]:
+                        with contextlib.suppress(OSError, UnicodeDecodeError):
+                            self.history.record(name, "revert", relative,
+                                                (folder / relative).read_text(encoding="utf-8"), None, origin)
+                    shutil.rmtree(folder)
+                return f"reverted {name!r} to version {to}: the skill did not exist then, so it is removed"
+            restored = state.get(SKILL_FILE)
+            if restored is not None:
+                self._parse_for_write(restored, name)
+            for relative, text in sorted(state.items()):
+                target = safe_join(folder, *Path(relative).parts)
+                current = target.read_text(encoding="utf-8") if target.is_file() else None
+                if text is None:
+                    if target.exists():
+                        target.unlink()
+                else:
+                    self._write_atomic(target, text)
+                self.history.record(name, "revert", relative, current, text, origin)
+            return f"reverted {name!r} to version {to} ({len(state)} file(s) restored)"
+
+        return await self._locked(name, work)
+
+    def _last_category(self, name: str) -> str:
+        for entry in reversed(self.history.entries(name)):
+            if entry.action.startswith("delete:"):
+                return entry.action.split(":", 1)[1] or DEFAULT_CATEGORY
+        return DEFAULT_CATEGORY
+
+    async def record_use(self, name: str) -> None:
+        """Count one use of the skill (metadata use_count and last_used); never fails the caller."""
+        def work() -> None:
+            skill = self._find(name)
+            if skill is None:
+                return
+            document = skill.document
+            updated = document.with_metadata(use_count=str(skill.use_count + 1), last_used=now_iso())
+            if document_problems(updated, name):
+                return  # a leniently read skill we cannot rewrite strictly: leave the user's file alone
+            before = skill.skill_file.read_text(encoding="utf-8")
+            text = render(updated)
+            self._write_atomic(skill.skill_file, text)
+            if skill.warnings:  # the file was normalised to the strict format: keep the original
+                self.history.record(name, "normalise", SKILL_FILE, before, text, "record_use")
+
+        try:
+            await self._locked(name, work)
+        except (SkillError, OSError) as exc:
+            log.warning("could not record use of skill %s: %s", name, exc)
+
+
+def describe_mismatch(text: str, old_text: str, count: int) -> str:
+    """The error for a patch whose `old_text` does not occur exactly once."""
+    if count > 1:
+        lines = [text[:m].count("\n") + 1 for m in _occurrences(text, old_text)]
+        return (f"old_text occurs {count} times (at lines {', '.join(map(str, lines))}); "
+                "include more surrounding text so it matches exactly once")
+    closest = closest_passage(text, old_text)
+    hint = f"\nThe closest passage is:\n{closest}" if closest else ""
+    return f"old_text occurs 0 times in SKILL.md; copy the exact text (skill_view shows it).{hint}"
+
+
+def _occurrences(text: str, needle: str) -> Iterator[int]:
+    start = text.find(needle)
+    while start != -1:
+        yield start
+        start = text.find(needle, start + 1)
+
+
+def closest_passage(text: str, needle: str) -> str:
+    """The run of lines in `text` most similar to `needle`, with line numbers."""
+    lines = text.splitlines()
+    width = max(1, len(needle.splitlines()))
+    best, best_ratio = 0, -1.0
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(needle)
+    for start in range(0, max(1, len(lines) - width + 1)):
+        matcher.set_seq1("\n".join(lines[start:start + width]))
+        if matcher.real_quick_ratio() <= best_ratio or matcher.quick_ratio() <= best_ratio:
+            continue
+        ratio = matcher.ratio()
+        if ratio > best_ratio:
+            best, best_ratio = start, ratio
+    if best_ratio <= 0:
+        return ""
+    return "\n".join(f"{n + 1:>4}| {lines[n]}" for n in range(best, min(len(lines), best + width)))
