@@ -334,7 +334,7 @@ class SkillLibrary:
         return target
 
     @staticmethod
-    def _write_atomic(target: Path, text: str) -> None:
+    def write_atomic(target: Path, text: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
         with open(temporary, "w", encoding="utf-8") as handle:
@@ -385,7 +385,7 @@ class SkillLibrary:
                 final = final.with_metadata(origin=origin)
             text = self._render_checked(final, name)
             folder = safe_join(self.root, category, name)
-            self._write_atomic(folder / SKILL_FILE, text)
+            self.write_atomic(folder / SKILL_FILE, text)
             self.history.record(name, "create", SKILL_FILE, None, text, origin)
             return self._require(name)
 
@@ -405,7 +405,7 @@ class SkillLibrary:
             document = self._parse_for_write(before.replace(old_text, new_text, 1), name)
             document = document.with_metadata(version=self._next_version(document.metadata), updated=now_iso())
             text = self._render_checked(document, name)
-            self._write_atomic(skill.skill_file, text)
+            self.write_atomic(skill.skill_file, text)
             self.history.record(name, "patch", SKILL_FILE, before, text, origin)
             return self._require(name)
 
@@ -423,7 +423,7 @@ class SkillLibrary:
             final = document.with_metadata(**kept)
             final = final.with_metadata(version=self._next_version(skill.document.metadata), updated=now_iso())
             text = self._render_checked(final, name)
-            self._write_atomic(skill.skill_file, text)
+            self.write_atomic(skill.skill_file, text)
             self.history.record(name, "edit", SKILL_FILE, before, text, origin)
             return self._require(name)
 
@@ -456,7 +456,7 @@ class SkillLibrary:
             target = self._supporting_path(skill.folder, file_path)
             relative = target.relative_to(skill.folder.resolve()).as_posix()
             before = target.read_text(encoding="utf-8") if target.is_file() else None
-            self._write_atomic(target, content)
+            self.write_atomic(target, content)
             self.history.record(name, "write_file", relative, before, content, origin)
             return f"wrote {relative} in skill {name!r} ({len(content)} characters)"
 
@@ -507,7 +507,7 @@ class SkillLibrary:
                     if target.exists():
                         target.unlink()
                 else:
-                    self._write_atomic(target, text)
+                    self.write_atomic(target, text)
                 self.history.record(name, "revert", relative, current, text, origin)
             return f"reverted {name!r} to version {to} ({len(state)} file(s) restored)"
 
@@ -531,7 +531,7 @@ class SkillLibrary:
                 return  # a leniently read skill we cannot rewrite strictly: leave the user's file alone
             before = skill.skill_file.read_text(encoding="utf-8")
             text = render(updated)
-            self._write_atomic(skill.skill_file, text)
+            self.write_atomic(skill.skill_file, text)
             if skill.warnings:  # the file was normalised to the strict format: keep the original
                 self.history.record(name, "normalise", SKILL_FILE, before, text, "record_use")
 

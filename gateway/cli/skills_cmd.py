@@ -1,0 +1,258 @@
+"""`hermes skills ...`: list, show, validate, delete, history, revert and stats for the library.
+
+Module-level imports stay light (click only) so `hermes --help` is fast; the rest is imported
+inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from gateway.cli.common import config_option, fail, json_option, print_json, run
+
+if TYPE_CHECKING:
+    from skills.library import SkillLibrary
+
+
+def _library(ctx: click.Context) -> "SkillLibrary":
+    from gateway.config import ConfigError, SkillsConfig, load_config
+    from gateway.home import Home
+    from gateway.skills_wiring import library_root
+    from skills.bundled_install import install_bundled
+    from skills.library import SkillLibrary
+    from skills.paths import PathEscapeError
+
+    options = ctx.obj or {}
+    home = Home.from_env().ensure()
+    try:
+        settings = load_config(options.get("config_path"), home).skills
+    except ConfigError:
+        settings = SkillsConfig()
+    try:
+        root = library_root(home, options.get("team") or "")
+    except PathEscapeError as exc:
+        fail(f"bad team name: {exc}")
+    library = SkillLibrary(root, rescan_interval=0)
+    if settings.install_bundled:
+        try:
+            install_bundled(library)
+        except OSError as exc:
+            click.echo(f"hermes: warning: could not install bundled skills: {exc}", err=True)
+    return library
+
+
+def _report_problems(library: "SkillLibrary") -> None:
+    for path, problem in library.scan().problems:
+        click.echo(f"hermes: warning: skipped {path}: {problem}", err=True)
+
+
+@click.group()
+@config_option
+@click.option("--team", default="", help="Use a team's library (HERMES_HOME/teams/TEAM/skills).")
+@click.pass_context
+def skills(ctx: click.Context, config_path: Path | None, team: str) -> None:
+    """Manage the skill library (HERMES_HOME/skills/<category>/<name>/SKILL.md)."""
+    ctx.obj = {"config_path": config_path, "team": team}
+
+
+@skills.command("list")
+@click.option("--category", default=None, help="Only skills in this category.")
+@json_option
+@click.pass_context
+def list_skills(ctx: click.Context, category: str | None, as_json: bool) -> None:
+    """List the skills in the library."""
+    library = _library(ctx)
+    snapshot = library.scan()
+    _report_problems(library)
+    rows = [s.summary() for s in snapshot.skills if category is None or s.category == category]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no skills" + (f" in category {category!r}" if category else ""))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in sorted(rows, key=lambda r: (r["category"], r["name"])):
+        description = r["description"] if len(r["description"]) <= 90 else r["description"][:87] + "..."
+        click.echo(f"{r['name']:<{width}}  {r['category'] or '-':<12} {r['use_count']:>4} uses  {description}")
+    click.echo(f"{len(rows)} skills")
+
+
+@skills.command("show")
+@click.argument("name")
+@click.option("--file", "file", default=None, help="Show a supporting file instead of SKILL.md.")
+@click.pass_context
+def show(ctx: click.Context, name: str, file: str | None) -> None:
+    """Print a skill's SKILL.md (or one of its files)."""
+    from skills.library import SkillError
+    from skills.paths import PathEscapeError
+
+    library = _library(ctx)
+    try:
+        skill = run(lambda: library.get(name))
+        text = run(lambda: library.read(name, file))
+    except (SkillError, PathEscapeError) as exc:
+        fail(str(exc))
+    if not file:
+        files = skill.files()
+        click.echo(f"# {skill.skill_file}" + (f"\n# files: {', '.join(files)}" if files else ""))
+    click.echo(text.rstrip("\n"))
+
+
+def _skill_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if (path / "SKILL.md").is_file():
+        return [path / "SKILL.md"]
+    return sorted(p for p in path.rglob("SKILL.md") if not any(part.startswith(".") for part in p.parts[len(path.parts):]))
+
+
+@skills.command("validate")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@json_option
+@click.pass_context
+def validate(ctx: click.Context, path: Path | None, as_json: bool) -> None:
+    """Check SKILL.md files against the Agent Skills spec (default: the whole library).
+
+    PATH may be a SKILL.md, a skill folder, or a folder of skills. Exits 1 when any is invalid.
+    """
+    from skills.validate import text_problems
+
+    target = path or _library(ctx).root
+    if not target.exists():
+        fail(f"{target}: no such file or folder")
+    files = _skill_files(target)
+    if not files:
+        fail(f"{target}: no SKILL.md found")
+    results: list[dict[str, Any]] = []
+    for file in files:
+        try:
+            errors, warnings = text_problems(file.read_text(encoding="utf-8"), file.parent.name)
+        except (OSError, UnicodeDecodeError) as exc:
+            errors, warnings = [f"cannot read: {exc}"], []
+        results.append({"name": file.parent.name, "path": str(file), "ok": not errors,
+                        "errors": errors, "warnings": warnings})
+    bad = [r for r in results if not r["ok"]]
+    if as_json:
+        print_json(results)
+    else:
+        for r in results:
+            for warning in r["warnings"]:
+                click.echo(f"warning: {r['path']}: {warning}", err=True)
+            if r["ok"]:
+                click.echo(f"ok: {r['path']}")
+            else:
+                for error in r["errors"]:
+                    click.echo(f"invalid: {r['path']}: {error}", err=True)
+        click.echo(f"{len(results) - len(bad)} valid, {len(bad)} invalid")
+    if bad:
+        raise SystemExit(1)
+
+
+@skills.command("delete")
+@click.argument("name")
+@click.pass_context
+def delete(ctx: click.Context, name: str) -> None:
+    """Delete a skill (its history is kept; `revert` brings it back)."""
+    from skills.library import SkillError
+
+    library = _library(ctx)
+    try:
+        click.echo(run(lambda: library.delete(name, origin="cli")))
+    except SkillError as exc:
+        fail(str(exc))
+
+
+@skills.command("history")
+@click.argument("name")
+@click.option("--diff", "show_diff", is_flag=True, help="Print each change's diff.")
+@json_option
+@click.pass_context
+def history(ctx: click.Context, name: str, show_diff: bool, as_json: bool) -> None:
+    """List a skill's changes, oldest first (the numbers are what `revert --to` takes)."""
+    from skills.library import SkillError
+
+    library = _library(ctx)
+    try:
+        entries = run(lambda: library.history_of(name))
+    except SkillError as exc:
+        fail(str(exc))
+    if not entries:
+        fail(f"skill {name!r} has no history")
+    if as_json:
+        print_json([{"name": name, **e.summary(), **({"diff": e.diff} if show_diff else {})} for e in entries])
+        return
+    for e in entries:
+        s = e.summary()
+        click.echo(f"{s['number']:>4}  {s['time']}  {s['action']:<12} {s['file']:<24} "
+                   f"+{s['added']} -{s['removed']}  {s['origin']}")
+        if show_diff:
+            click.echo(e.diff.rstrip("\n"))
+
+
+@skills.command("revert")
+@click.argument("name")
+@click.option("--to", "to", type=int, required=True, help="The version number (from `history`) to restore.")
+@click.pass_context
+def revert(ctx: click.Context, name: str, to: int) -> None:
+    """Restore a skill as it was right after change number --to."""
+    from skills.library import SkillError
+
+    library = _library(ctx)
+    try:
+        click.echo(run(lambda: library.revert(name, to, origin="cli")))
+    except SkillError as exc:
+        fail(str(exc))
+
+
+@skills.command("stats")
+@json_option
+@click.option("--budget", type=int, default=None, help="Token budget for the index (default from config).")
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool, budget: int | None) -> None:
+    """Count, token sizes, most and least used skills, and never-used skills to archive."""
+    import json
+
+    from gateway.config import ConfigError, SkillsConfig, load_config
+    from gateway.home import Home
+    from skills import index_prompt
+    from skills.document import render as render_doc
+    from skills.search import estimate_tokens
+
+    library = _library(ctx)
+    snapshot = library.scan()
+    _report_problems(library)
+    if budget is None:
+        try:
+            budget = load_config((ctx.obj or {}).get("config_path"), Home.from_env()).skills.prompt_budget_tokens
+        except ConfigError:
+            budget = SkillsConfig().prompt_budget_tokens
+    skills_list = list(snapshot.skills)
+    selection = index_prompt.select(snapshot, "", budget)
+    indexed = index_prompt.render([snapshot.by_name[n] for n in selection], len(skills_list))
+    by_use = sorted(skills_list, key=lambda s: (-s.use_count, s.name))
+    used = [s for s in by_use if s.use_count > 0]
+    summary = {
+        "count": len(skills_list),
+        "total_tokens": sum(estimate_tokens(render_doc(s.document)) for s in skills_list),
+        "indexed_tokens": estimate_tokens(indexed),
+        "budget_tokens": budget,
+        "most_used": [{"name": s.name, "use_count": s.use_count, "last_used": s.last_used} for s in used[:5]],
+        "least_used": [{"name": s.name, "use_count": s.use_count, "last_used": s.last_used}
+                       for s in list(reversed(used))[:5]],
+        "never_used": [s.name for s in skills_list if s.use_count == 0],
+        "skipped_files": len(snapshot.problems),
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"skills: {summary['count']}  (skipped malformed files: {summary['skipped_files']})")
+    click.echo(f"tokens: {summary['total_tokens']} in all SKILL.md files; "
+               f"{summary['indexed_tokens']} in the prompt index (budget {budget})")
+    click.echo("most used: " + (", ".join(f"{r['name']} ({r['use_count']})" for r in summary["most_used"]) or "none"))
+    click.echo("least used: " + (", ".join(f"{r['name']} ({r['use_count']})" for r in summary["least_used"]) or "none"))
+    never = summary["never_used"]
+    click.echo(f"never used ({len(never)}; candidates to archive): " + (", ".join(never) or "none"))
