@@ -74,3 +74,19 @@ async def test_help_is_fast_and_imports_nothing_heavy(home: Path) -> None:
     out, _ = await process.communicate()
     assert "HEAVY []" in out.decode()
     assert "chat" in out.decode()
+
+
+async def test_doctor_reports_a_reachable_model(home: Path, model_server: FakeModelServer) -> None:
+    write_config(home, model_config(model_server))
+    code, out, err = await hermes("doctor", home=home)
+    assert code == 0, out + err
+    assert "✓ home:" in out and "✓ config:" in out and "✓ model: openai/fake-model answered" in out
+
+
+async def test_doctor_says_what_to_fix(home: Path) -> None:
+    write_config(home, '[model]\nname = "openai/x"\napi_base = "http://127.0.0.1:9/v1"\napi_key = "k"\n'
+                       'max_retries = 0\n[telegram]\nenabled = true\ntoken = ""\n')
+    code, out, err = await hermes("doctor", home=home)
+    assert code == 1
+    assert "✗ model: openai/x did not answer" in out and "fix:" in out
+    assert "✗ telegram: enabled but no token" in out

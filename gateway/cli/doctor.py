@@ -1,0 +1,147 @@
+"""`hermes doctor`: check the home, the config, the model and each platform, and say what to fix."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from gateway.cli.common import config_option
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    warning: bool = False
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += (Path(root) / name).stat().st_size
+            except OSError:
+                pass
+    return total
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"
+
+
+async def _check_model(config: object) -> Check:
+    from agent.llm import LLMClient, LLMError
+
+    model = config.model  # type: ignore[attr-defined]
+    if not model.name:
+        return Check("model", False, "no model configured",
+                     'set [model] name = "openai/gpt-4o-mini" (any LiteLLM model) in config.toml, or use --model')
+    probe = model.model_copy(update={"max_retries": 0, "timeout": 20.0, "fallbacks": [], "stream": False})
+    try:
+        response = await LLMClient(probe).complete([{"role": "user", "content": "Reply with: ok"}], None)
+    except LLMError as exc:
+        return Check("model", False, f"{model.name} did not answer: {str(exc).splitlines()[-1].strip()[:300]}",
+                     "check [model] api_base/api_key or the provider's environment variable (e.g. OPENAI_API_KEY)")
+    return Check("model", True, f"{model.name} answered ({response.prompt_tokens + response.completion_tokens} tokens)")
+
+
+async def _doctor(config_path: Path | None, skip_model: bool) -> list[Check]:
+    from gateway.config import ConfigError, load_config
+    from gateway.home import Home
+
+    checks: list[Check] = []
+    home = Home.from_env()
+    try:
+        home.ensure()
+        probe = home.root / ".doctor-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+        size = await asyncio.to_thread(_size, home.root)
+        checks.append(Check("home", True, f"{home.root} is writable; {_human(size)} in use"))
+        mode = home.root.stat().st_mode & 0o077
+        if mode:
+            checks.append(Check("home permissions", True, f"{home.root} is readable by other users",
+                                f"chmod 700 {home.root}", warning=True))
+    except OSError as exc:
+        checks.append(Check("home", False, f"{home.root}: {exc}", "set HERMES_HOME to a writable folder"))
+        return checks
+    try:
+        config = load_config(config_path, home)
+    except ConfigError as exc:
+        checks.append(Check("config", False, str(exc), "fix the key named above; see config.example.toml"))
+        return checks
+    file = config_path or home.config_file
+    checks.append(Check("config", True, f"{file}" + ("" if file.exists() else " (absent: defaults in use)")))
+    try:
+        from gateway.store import open_store
+
+        store = await open_store(Path(config.store.path) if config.store.path else home.state_db)
+        version = await store.schema_version()
+        await store.close()
+        checks.append(Check("state database", True, f"schema version {version}"))
+    except Exception as exc:  # noqa: BLE001
+        checks.append(Check("state database", False, f"{type(exc).__name__}: {exc}",
+                            "restore a backup (hermes backup restore FILE) or move state.db aside"))
+    if skip_model:
+        checks.append(Check("model", True, "not checked (--skip-model)", warning=True))
+    else:
+        checks.append(await _check_model(config))
+    for name in ("telegram", "discord", "slack"):
+        section = getattr(config, name)
+        if not section.enabled:
+            continue
+        if not section.token:
+            checks.append(Check(name, False, "enabled but no token", f"set [{name}] token = \"${{...}}\""))
+            continue
+        if not section.allow_users:
+            checks.append(Check(name, True, "no allow_users: every user must pair first (hermes pairing approve)",
+                                warning=True))
+        checker = _platform_checker()
+        if checker is not None:
+            checks.append(Check(name, *await checker(name, config)))
+        else:
+            checks.append(Check(name, True, "token set (not verified)", warning=True))
+    if config.api.enabled and len(config.api.token) < 24 and not os.environ.get("HERMES_API_TOKEN"):
+        checks.append(Check("api token", True, "no [api] token: the gateway creates one in secrets.env on first start",
+                            warning=True))
+    if shutil.which("git") is None:
+        checks.append(Check("git", True, "git not found: skill taps need it", "install git", warning=True))
+    return checks
+
+
+def _platform_checker():  # type: ignore[no-untyped-def]
+    """The adapters' credential check, when the installed adapters provide one."""
+    try:
+        from gateway.adapter_factory import check_credentials  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        return None
+    return check_credentials
+
+
+@click.command()
+@config_option
+@click.option("--skip-model", is_flag=True, help="Do not call the model.")
+def doctor(config_path: Path | None, skip_model: bool) -> None:
+    """Check the home, the config, the model's reachability and each platform's credentials."""
+    checks = asyncio.run(_doctor(config_path, skip_model))
+    failed = False
+    for check in checks:
+        mark = "!" if check.warning else ("✓" if check.ok else "✗")
+        click.echo(f"{mark} {check.name}: {check.detail}")
+        if check.fix and (not check.ok or check.warning):
+            click.echo(f"    fix: {check.fix}")
+        failed |= not check.ok
+    sys.exit(1 if failed else 0)
