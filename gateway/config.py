@@ -66,20 +66,23 @@ class PlatformConfig(Section):
 
 class TelegramConfig(PlatformConfig):
     mode: Literal["polling", "webhook"] = "polling"
-    webhook_url: str = ""
-    webhook_secret: str = ""
+    webhook_url: str = Field("", description="public HTTPS URL Telegram posts to; its path is served on [api]")
+    webhook_secret: str = Field("", description="16-256 chars of A-Za-z0-9_-, checked on every webhook call")
     poll_timeout: float = Field(30.0, ge=0)
+    max_attachment_mb: int = Field(20, ge=0, le=2000, description="larger files are named, not downloaded")
 
 
 class DiscordConfig(PlatformConfig):
-    gateway_url: str = ""
+    gateway_url: str = Field("", description="websocket URL, e.g. wss://gateway.discord.gg/ (proxies)")
+    max_attachment_mb: int = Field(20, ge=0, le=2000, description="larger files are named, not downloaded")
 
 
 class SlackConfig(PlatformConfig):
     mode: Literal["socket", "http"] = "http"
-    app_token: str = ""
+    app_token: str = Field("", description="xapp-... token, needed for mode = \"socket\"")
     signing_secret: str = ""
     events_path: str = "/slack/events"
+    max_attachment_mb: int = Field(20, ge=0, le=2000, description="larger files are named, not downloaded")
 
 
 class SkillsConfig(Section):

@@ -1,0 +1,499 @@
+"""Telegram adapter on python-telegram-bot 22: long polling (or a webhook), HTML formatting, buttons.
+
+The bot is built with `Application.builder()`, which gives it two HTTP connection pools (one for
+the long poll, one for everything else, so a send never waits behind a 30 s getUpdates) and
+takes `base_url`/`base_file_url` for self-hosted Bot API servers and proxies. We run our own
+polling loop over `bot.get_updates` instead of PTB's Updater, for three reasons:
+
+- the offset is confirmed only after `on_event` has taken an update, so a crash or a dropped
+  connection never skips one (a redelivered update carries the same `dedup_key`, the update_id,
+  which the gateway deduplicates);
+- HTTP 409 Conflict ("terminated by other getUpdates request") means another process polls this
+  token: the Updater logs it and retries forever, we stop with a clear error;
+- reconnect backoff gets jitter (the Updater's is 1 s × 1.5ⁿ up to 30 s, without jitter).
+
+Webhook mode (`mode = "webhook"`): `attach_routes(app)` mounts a POST route on the path of
+`webhook_url` that checks `X-Telegram-Bot-Api-Secret-Token` before reading the update, and
+`start()` registers the webhook with that secret.
+
+PTB does not retry anything by itself here (no AIORateLimiter is configured): a 429 raises
+`RetryAfter` at once and we turn it into `DeliveryError(retry_after=...)` for the delivery layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import random
+import re
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.ext import Application
+
+from adapters.base import (
+    Adapter,
+    Attachment,
+    ButtonPress,
+    DeliveryError,
+    InboundHandler,
+    InboundMessage,
+    OutboundMessage,
+    PlatformLimits,
+    SentMessage,
+)
+from adapters.markdown import to_plain, to_telegram_html
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://api.telegram.org"
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024     # also the Bot API's own download limit
+CALLBACK_DATA_LIMIT = 64                    # bytes, Bot API limit for callback_data
+COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+CONFLICT_MESSAGE = (
+    "another gateway is polling this bot token (Telegram answered getUpdates with 409 Conflict): "
+    "stop the other process, or give this gateway its own bot token"
+)
+
+
+class TelegramConflictError(RuntimeError):
+    """Another process owns this bot token (a second poller, or a webhook is set)."""
+
+
+def _api_urls(api_base: str) -> tuple[str, str]:
+    """`https://host[:port][/prefix]` → (base_url, base_file_url) as PTB wants them."""
+    root = (api_base or DEFAULT_API_BASE).rstrip("/")
+    if root.endswith("/bot"):
+        root = root[: -len("/bot")]
+    return f"{root}/bot", f"{root}/file/bot"
+
+
+def _seconds(value: int | float | dt.timedelta) -> float:
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def delivery_error(exc: TelegramError) -> DeliveryError:
+    """A PTB exception as the platform-neutral DeliveryError."""
+    if isinstance(exc, RetryAfter):
+        # PTB 22 keeps the wait as a timedelta in `_retry_after`; the public `retry_after` emits a
+        # deprecation warning about its int→timedelta migration, so it is only the fallback.
+        retry = getattr(exc, "_retry_after", None)
+        seconds = _seconds(retry if retry is not None else exc.retry_after)
+        return DeliveryError(f"telegram rate limit: {exc}", retry_after=seconds)
+    if isinstance(exc, (Forbidden, InvalidToken, BadRequest)):
+        return DeliveryError(f"telegram refused: {exc}", permanent=True)
+    # TimedOut / NetworkError / 5xx: transient. A TimedOut send may have been posted anyway; the
+    # Bot API has no idempotency key, so the delivery layer decides whether to retry it.
+    return DeliveryError(f"telegram error: {exc}")
+
+
+def _is_markup_error(exc: BadRequest) -> bool:
+    text = str(exc).lower()
+    return "parse entities" in text or "end tag" in text or "start tag" in text
+
+
+class TelegramAdapter(Adapter):
+    name = "telegram"
+    # 4096 characters after entity parsing. Telegram allows about one message a second per
+    # chat and 20 a minute in a group; edits count, so streaming edits stay 3 s apart.
+    limits = PlatformLimits(max_message_chars=4096, min_edit_interval=3.0, supports_edit=True,
+                            supports_buttons=True, supports_threads=True)
+
+    def __init__(self, on_event: InboundHandler, *, token: str, api_base: str = "",
+                 mode: str = "polling", webhook_url: str = "", webhook_secret: str = "",
+                 poll_timeout: float = 30.0, max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
+                 reconnect_base: float = 1.0, reconnect_max: float = 60.0) -> None:
+        super().__init__(on_event)
+        if not token:
+            raise ValueError("telegram.token is empty: set it to the token @BotFather gave you")
+        if mode not in ("polling", "webhook"):
+            raise ValueError(f"telegram.mode must be 'polling' or 'webhook', not {mode!r}")
+        if mode == "webhook":
+            if not webhook_url:
+                raise ValueError("telegram.webhook_url is required when telegram.mode = 'webhook'")
+            if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", webhook_secret or ""):
+                raise ValueError(
+                    "telegram.webhook_secret must be 16-256 characters of A-Z a-z 0-9 _ - "
+                    "(Telegram sends it back in X-Telegram-Bot-Api-Secret-Token); generate one with "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+        self.mode = mode
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.poll_timeout = poll_timeout
+        self.max_attachment_bytes = max_attachment_bytes
+        self.reconnect_base = reconnect_base
+        self.reconnect_max = reconnect_max
+        base_url, base_file_url = _api_urls(api_base)
+        self._app = (
+            Application.builder()
+            .token(token)
+            .base_url(base_url)
+            .base_file_url(base_file_url)
+            .get_updates_read_timeout(10.0)      # PTB adds the long-poll timeout to this
+            .updater(None)                       # we poll ourselves (see module docstring)
+            .build()
+        )
+        self.bot = self._app.bot
+        self._offset: int | None = None
+        self._poll_task: asyncio.Task[None] | None = None
+        self._running = False
+        self._started = False
+        self.fatal_error: Exception | None = None
+        self._callback_data: OrderedDict[str, str] = OrderedDict()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self.bot.initialize()         # getMe: checks the token, learns our username
+        except InvalidToken as exc:
+            raise RuntimeError(f"telegram: the bot token was refused: {exc}") from exc
+        self.status.details["username"] = self.bot.username
+        self._running = True
+        if self.mode == "webhook":
+            await self.bot.set_webhook(url=self.webhook_url, secret_token=self.webhook_secret,
+                                       allowed_updates=["message", "callback_query"],
+                                       # one at a time keeps a user's messages in order
+                                       max_connections=1)
+            self._started = True
+            self.status.connected = True
+            return
+        info = await self.bot.get_webhook_info()
+        if info.url:
+            raise TelegramConflictError(
+                f"telegram: a webhook is set for this bot ({info.url}), so polling would fail with 409: "
+                "another gateway in webhook mode may own this token. If not, delete it with "
+                "`curl -X POST https://api.telegram.org/bot<TOKEN>/deleteWebhook` "
+                "or set telegram.mode = \"webhook\""
+            )
+        # The first poll runs here, so a second poller is refused before start() returns.
+        try:
+            await self._poll_once(timeout=0)
+        except Conflict as exc:
+            self._running = False
+            self._fail(exc)
+            raise TelegramConflictError(f"telegram: {CONFLICT_MESSAGE}") from exc
+        self._started = True
+        self.status.connected = True
+        self._poll_task = asyncio.create_task(self._poll_loop(), name="telegram-poll")
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._poll_task:
+            self._poll_task.cancel()
+            try:
+                await self._poll_task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._poll_task = None
+            if self._offset is not None and self.fatal_error is None:
+                # Confirm what we handled, so the next start does not receive it again.
+                try:
+                    await self.bot.get_updates(offset=self._offset, timeout=0)
+                except TelegramError as exc:
+                    log.warning("telegram: could not confirm handled updates on stop: %s", exc)
+        self.status.connected = False
+        try:
+            await self.bot.shutdown()
+        except TelegramError:
+            pass
+
+    def _fail(self, exc: Exception) -> None:
+        self.fatal_error = exc
+        self.status.connected = False
+        self.status.last_error = CONFLICT_MESSAGE if isinstance(exc, Conflict) else str(exc)
+        log.error("telegram: %s", self.status.last_error)
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    async def _poll_once(self, timeout: float) -> None:
+        updates = await self.bot.get_updates(offset=self._offset, timeout=timeout,
+                                             allowed_updates=["message", "callback_query"])
+        for update in updates:
+            await self._dispatch(update)
+            self._offset = update.update_id + 1      # confirmed on the next getUpdates
+
+    async def _poll_loop(self) -> None:
+        failures = 0
+        while self._running:
+            try:
+                await self._poll_once(self.poll_timeout)
+            except Conflict as exc:
+                self._running = False
+                self._fail(exc)
+                return
+            except InvalidToken as exc:
+                self._running = False
+                self._fail(exc)
+                return
+            except RetryAfter as exc:
+                self.status.last_error = str(exc)
+                await asyncio.sleep(delivery_error(exc).retry_after or 1.0)
+                continue
+            except (NetworkError, TelegramError) as exc:   # TimedOut is a NetworkError
+                failures += 1
+                if self.status.connected:
+                    log.warning("telegram: polling failed (%s); reconnecting", exc)
+                self.status.connected = False
+                self.status.last_error = str(exc) or type(exc).__name__
+                delay = min(self.reconnect_max, self.reconnect_base * 2 ** min(failures - 1, 10))
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))   # jitter
+                continue
+            if not self.status.connected:
+                self.status.connected = True
+                self.status.reconnects += 1
+                log.info("telegram: polling again after %d failure(s)", failures)
+            failures = 0
+
+    async def _dispatch(self, update: Update) -> None:
+        try:
+            event = await self._to_event(update)
+            if event is not None:
+                await self.on_event(event)
+        except Exception:  # one bad update must not stop the loop for everyone
+            log.exception("telegram: handling update %s failed", update.update_id)
+
+    async def _to_event(self, update: Update) -> InboundMessage | ButtonPress | None:
+        if update.callback_query is not None:
+            return await self._button_press(update)
+        message = update.message
+        if message is None or message.from_user is None or message.from_user.is_bot:
+            return None
+        text, mentioned = self._strip_mention(message)
+        reply = message.reply_to_message
+        reply_to_bot = bool(reply and reply.from_user and reply.from_user.id == self.bot.id)
+        return InboundMessage(
+            platform=self.name,
+            chat_id=str(message.chat.id),
+            user_id=str(message.from_user.id),
+            display_name=message.from_user.full_name,
+            text=text,
+            message_id=str(message.message_id),
+            thread_id=str(message.message_thread_id) if message.is_topic_message and message.message_thread_id else None,
+            is_dm=message.chat.type == ChatType.PRIVATE,
+            mentioned=mentioned,
+            reply_to_bot=reply_to_bot,
+            reply_to=str(reply.message_id) if reply else None,
+            attachments=await self._attachments(message),
+            dedup_key=str(update.update_id),
+        )
+
+    def _strip_mention(self, message: Message) -> tuple[str, bool]:
+        """The text without `@ourbot` (and `/cmd@ourbot` → `/cmd`), and whether we were mentioned."""
+        text = message.text or message.caption or ""
+        if message.text is not None:
+            entities = message.parse_entities()
+        else:
+            entities = message.parse_caption_entities()
+        username = (self.bot.username or "").lower()
+        cuts: list[tuple[int, int, str]] = []   # python-string spans to replace
+        mentioned = False
+        search_from = 0
+        for entity, value in sorted(entities.items(), key=lambda kv: kv[0].offset):
+            ours = (
+                (entity.type == MessageEntity.MENTION and value.lower() == f"@{username}")
+                or (entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == self.bot.id)
+                or (entity.type == MessageEntity.BOT_COMMAND and value.lower().endswith(f"@{username}"))
+            )
+            if not ours:
+                continue
+            start = text.find(value, search_from)
+            if start < 0:
+                continue
+            search_from = start + len(value)
+            mentioned = True
+            replacement = value.split("@")[0] if entity.type == MessageEntity.BOT_COMMAND else ""
+            cuts.append((start, start + len(value), replacement))
+        for start, end, replacement in reversed(cuts):
+            text = text[:start] + replacement + text[end:]
+        if cuts:
+            text = re.sub(r"[ \t]{2,}", " ", text).strip()
+            text = re.sub(r"^[,:;]\s*", "", text)
+        return text, mentioned
+
+    async def _attachments(self, message: Message) -> tuple[Attachment, ...]:
+        found: list[tuple[str, str, str, str, int | None]] = []   # kind, file_id, name, mime, size
+        if message.photo:
+            fitting = [p for p in message.photo if (p.file_size or 0) <= self.max_attachment_bytes]
+            best = max(fitting or message.photo, key=lambda p: p.width * p.height)
+            found.append(("image", best.file_id, f"photo_{message.message_id}.jpg", "image/jpeg", best.file_size))
+        if message.document:
+            d = message.document
+            mime = d.mime_type or "application/octet-stream"
+            kind = "image" if mime.startswith("image/") else "document"
+            found.append((kind, d.file_id, d.file_name or f"document_{message.message_id}", mime, d.file_size))
+        for media, kind in ((message.audio, "audio"), (message.voice, "audio"), (message.video, "video")):
+            if media is not None:
+                name = getattr(media, "file_name", None) or f"{kind}_{message.message_id}"
+                found.append((kind, media.file_id, name, media.mime_type or "application/octet-stream",
+                              media.file_size))
+        attachments = []
+        for kind, file_id, name, mime, size in found:
+            data: bytes | None = None
+            if size is None or size <= self.max_attachment_bytes:
+                try:
+                    tg_file = await self.bot.get_file(file_id)
+                    if (tg_file.file_size or 0) <= self.max_attachment_bytes:
+                        data = bytes(await tg_file.download_as_bytearray())
+                        size = len(data)
+                except TelegramError as exc:
+                    log.warning("telegram: could not download %s: %s", name, exc)
+            else:
+                log.info("telegram: %s is %s bytes, over the %s byte cap: not downloaded",
+                         name, size, self.max_attachment_bytes)
+            attachments.append(Attachment(kind=kind, filename=name, mime_type=mime, size=size or 0,
+                                          data=data))  # type: ignore[arg-type]
+        return tuple(attachments)
+
+    async def _button_press(self, update: Update) -> ButtonPress | None:
+        query = update.callback_query
+        assert query is not None
+        try:
+            await query.answer()      # stops the spinner on the user's button
+        except TelegramError as exc:
+            log.debug("telegram: answerCallbackQuery failed: %s", exc)
+        raw = self._callback_data.get(query.data or "", query.data or "")
+        action_id, _, value = raw.partition("|")
+        message = query.message
+        chat_id = str(message.chat.id) if message else ""
+        thread = getattr(message, "message_thread_id", None) if isinstance(message, Message) else None
+        return ButtonPress(platform=self.name, chat_id=chat_id, user_id=str(query.from_user.id),
+                           action_id=action_id, value=value,
+                           message_id=str(message.message_id) if message else "",
+                           thread_id=str(thread) if thread else None)
+
+    # --- webhook -------------------------------------------------------------------------------
+
+    def attach_routes(self, app: "web.Application") -> None:
+        """In webhook mode, serve Telegram's POSTs on the path of `webhook_url`."""
+        if self.mode != "webhook":
+            return
+        path = urlsplit(self.webhook_url).path or "/"
+        app.router.add_post(path, self._webhook)
+
+    async def _webhook(self, request: "web.Request") -> "web.Response":
+        from aiohttp import web
+
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), self.webhook_secret.encode()):
+            return web.Response(status=401, text="bad secret token")
+        if not self._started:
+            return web.Response(status=503, text="not started")   # Telegram retries later
+        try:
+            update = Update.de_json(await request.json(), self.bot)
+        except Exception:
+            return web.Response(status=400, text="not an update")
+        await self._dispatch(update)
+        return web.Response(status=200)
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def _callback_token(self, action_id: str, value: str) -> str:
+        data = f"{action_id}|{value}"
+        if len(data.encode()) <= CALLBACK_DATA_LIMIT:
+            return data
+        # Too long for Telegram: send a short token and remember what it stands for.
+        token = "#" + hashlib.sha256(data.encode()).hexdigest()[:20]
+        self._callback_data[token] = data
+        while len(self._callback_data) > 4096:
+            self._callback_data.popitem(last=False)
+        return token
+
+    def _keyboard(self, message: OutboundMessage) -> InlineKeyboardMarkup | None:
+        if not message.buttons:
+            return None
+        row = [InlineKeyboardButton(b.label, callback_data=self._callback_token(b.action_id, b.value))
+               for b in message.buttons]
+        return InlineKeyboardMarkup([row[i:i + 3] for i in range(0, len(row), 3)])
+
+    async def send(self, message: OutboundMessage) -> SentMessage:
+        kwargs: dict[str, Any] = {"chat_id": int(message.chat_id) if message.chat_id.lstrip("-").isdigit()
+                                  else message.chat_id,
+                                  "reply_markup": self._keyboard(message)}
+        if message.thread_id:
+            kwargs["message_thread_id"] = int(message.thread_id)
+        if message.reply_to:
+            kwargs["reply_parameters"] = ReplyParameters(message_id=int(message.reply_to),
+                                                         allow_sending_without_reply=True)
+        try:
+            try:
+                sent = await self.bot.send_message(text=to_telegram_html(message.text),
+                                                   parse_mode=ParseMode.HTML, **kwargs)
+            except BadRequest as exc:
+                if not _is_markup_error(exc):
+                    raise
+                log.info("telegram: formatting refused (%s); sending plain text", exc)
+                sent = await self.bot.send_message(text=to_plain(message.text), **kwargs)
+        except TelegramError as exc:
+            raise delivery_error(exc) from exc
+        return SentMessage(platform=self.name, chat_id=message.chat_id, message_id=str(sent.message_id),
+                           thread_id=message.thread_id)
+
+    async def edit(self, sent: SentMessage, text: str) -> None:
+        target = {"chat_id": sent.chat_id, "message_id": int(sent.message_id)}
+        try:
+            try:
+                await self.bot.edit_message_text(text=to_telegram_html(text), parse_mode=ParseMode.HTML,
+                                                 **target)
+            except BadRequest as exc:
+                if "not modified" in str(exc).lower():
+                    return
+                if not _is_markup_error(exc):
+                    raise
+                await self.bot.edit_message_text(text=to_plain(text), **target)
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return
+            raise delivery_error(exc) from exc
+        except TelegramError as exc:
+            raise delivery_error(exc) from exc
+
+    async def typing(self, chat_id: str, thread_id: str | None = None) -> None:
+        try:
+            await self.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING,
+                                            message_thread_id=int(thread_id) if thread_id else None)
+        except TelegramError as exc:      # cosmetic: never fail a turn over it
+            log.debug("telegram: typing indicator failed: %s", exc)
+
+    async def set_commands(self, commands: list[tuple[str, str]]) -> None:
+        """setMyCommands; Telegram accepts only [a-z0-9_]{1,32} names (others still work typed)."""
+        valid: list[BotCommand] = []
+        for name, description in commands:
+            name = name.lstrip("/").lower()
+            if not COMMAND_NAME.match(name):
+                log.info("telegram: /%s cannot be in the command menu (names are a-z, 0-9, _); "
+                         "it still works when typed", name)
+                continue
+            valid.append(BotCommand(name, (description or name)[:256]))
+        try:
+            await self.bot.set_my_commands(valid[:100])
+        except TelegramError as exc:
+            raise delivery_error(exc) from exc

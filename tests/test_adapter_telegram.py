@@ -1,0 +1,305 @@
+"""The Telegram adapter with the real python-telegram-bot against a fake Bot API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from adapters.base import Button, ButtonPress, DeliveryError, InboundEvent, InboundMessage, OutboundMessage
+from adapters.telegram import TelegramAdapter, TelegramConflictError
+from tests.fakes.telegram_server import FakeTelegramServer
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.events: list[InboundEvent] = []
+        self._changed = asyncio.Event()
+
+    async def __call__(self, event: InboundEvent) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def wait(self, count: int, timeout: float = 5.0) -> list[InboundEvent]:
+        async def until() -> None:
+            while len(self.events) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(until(), timeout)
+        return self.events
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegramServer]:
+    server = await FakeTelegramServer().start()
+    yield server
+    await server.stop()
+
+
+def make_adapter(server: FakeTelegramServer, inbox: Inbox, **kw: object) -> TelegramAdapter:
+    return TelegramAdapter(inbox, token=server.token, api_base=server.api_base, poll_timeout=1,
+                           reconnect_base=0.01, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def running(tg: FakeTelegramServer) -> AsyncIterator[tuple[TelegramAdapter, Inbox]]:
+    inbox = Inbox()
+    adapter = make_adapter(tg, inbox)
+    await adapter.start()
+    yield adapter, inbox
+    await adapter.stop()
+
+
+async def test_dm_arrives_as_inbound_message(tg: FakeTelegramServer, running: tuple[TelegramAdapter, Inbox]) -> None:
+    adapter, inbox = running
+    update_id = tg.queue_message(42, 42, "hello <there>", first_name="Ada", last_name="Lovelace")
+    [event] = await inbox.wait(1)
+    assert isinstance(event, InboundMessage)
+    assert (event.platform, event.chat_id, event.user_id) == ("telegram", "42", "42")
+    assert event.display_name == "Ada Lovelace"
+    assert event.text == "hello <there>"
+    assert event.is_dm and not event.mentioned and not event.reply_to_bot
+    assert event.thread_id is None
+    assert event.dedup_key == str(update_id)
+    assert adapter.status.connected
+
+
+async def test_group_mention_is_stripped_and_topic_and_reply_are_seen(
+        tg: FakeTelegramServer, running: tuple[TelegramAdapter, Inbox]) -> None:
+    _, inbox = running
+    tg.queue_message(-100, 7, "@hermes_test_bot what is 2+2?", chat_type="supergroup", thread_id=55)
+    tg.queue_message(-100, 7, "and then?", chat_type="supergroup", reply_to_bot_message=99)
+    tg.queue_message(-100, 7, "/help@hermes_test_bot", chat_type="supergroup",
+                     entities=[{"type": "bot_command", "offset": 0, "length": 21}])
+    tg.queue_message(-100, 7, "just chatting", chat_type="supergroup")
+    mention, reply, command, chat = await inbox.wait(4)
+    assert isinstance(mention, InboundMessage) and mention.mentioned and not mention.is_dm
+    assert mention.text == "what is 2+2?"
+    assert mention.thread_id == "55"
+    assert isinstance(reply, InboundMessage) and reply.reply_to_bot and reply.reply_to == "99"
+    assert isinstance(command, InboundMessage) and command.text == "/help" and command.mentioned
+    assert isinstance(chat, InboundMessage) and not chat.mentioned and chat.text == "just chatting"
+
+
+async def test_send_converts_markdown_to_html(tg: FakeTelegramServer, running: tuple[TelegramAdapter, Inbox]) -> None:
+    adapter, _ = running
+    sent = await adapter.send(OutboundMessage(chat_id="42", text="**Done**: `a<b` & more\n```py\nx = 1 < 2\n```",
+                                              reply_to="7"))
+    [msg] = tg.sent(42)
+    assert msg["parse_mode"] == "HTML"
+    assert msg["text"] == ('<b>Done</b>: <code>a&lt;b</code> &amp; more\n'
+                           '<pre><code class="language-py">x = 1 &lt; 2</code></pre>')
+    assert msg["reply_parameters"]["message_id"] == 7
+    assert sent.message_id == str(msg["message_id"]) and sent.chat_id == "42"
+
+    await adapter.edit(sent, "**Done**, edited")
+    assert msg["text"] == "<b>Done</b>, edited" and msg["edits"]
+    await adapter.edit(sent, "**Done**, edited")       # "message is not modified" is not an error
+
+
+async def test_rejected_formatting_is_resent_as_plain_text(
+        tg: FakeTelegramServer, running: tuple[TelegramAdapter, Inbox]) -> None:
+    adapter, _ = running
+    tg.reject_entities_next(1)
+    await adapter.send(OutboundMessage(chat_id="42", text="**bold** and [a link](https://example.org)"))
+    [msg] = tg.sent(42)
+    assert msg["parse_mode"] is None
+    assert msg["text"] == "bold and a link (https://example.org)"
+
+
+async def test_buttons_render_as_inline_keyboard_and_presses_come_back(
+        tg: FakeTelegramServer, running: tuple[TelegramAdapter, Inbox]) -> None:
+    adapter, inbox = running
+    long_value = "x" * 80        # over Telegram's 64-byte callback_data limit
+    sent = await adapter.send(OutboundMessage(chat_id="42", text="Run `rm -rf build`?", buttons=(
+        Button("Approve", "approve", "call-1", style="primary"),
+        Button("Deny", "deny", long_value, style="danger"),
+    )))
+    [msg] = tg.sent(42)
+    [row] = msg["reply_markup"]["inline_keyboard"]
+    assert [b["text"] for b in row] == ["Approve", "Deny"]
+    assert row[0]["callback_data"] == "approve|call-1"
+    assert len(row[1]["callback_data"].encode()) <= 64
+
+    tg.queue_callback(42, 42, row[0]["callback_data"], message_id=int(sent.message_id))
+    tg.queue_callback(42, 42, row[1]["callback_data"], message_id=int(sent.message_id))
+    approve, deny = await inbox.wait(2)
+    assert approve == ButtonPress(platform="telegram", chat_id="42", user_id="42", action_id="approve",
+                                  value="call-1", message_id=sent.message_id)
+    assert isinstance(deny, ButtonPress) and deny.action_id == "deny" and deny.value == long_value
+    assert len(tg.answered_callbacks) == 2
+
+
+async def test_429_surfaces_as_delivery_error_with_retry_after(
+        tg: FakeTelegramServer, running: tuple[TelegramAdapter, Inbox]) -> None:
+    adapter, _ = running
+    tg.fail_next(1, status=429, retry_after=3, method="sendMessage")
+    # PTB does not retry a 429 itself (no AIORateLimiter): it raises RetryAfter at once.
+    with pytest.raises(DeliveryError) as info:
+        await adapter.send(OutboundMessage(chat_id="42", text="hi"))
+    assert info.value.retry_after == 3 and not info.value.permanent
+    assert tg.sent(42) == []
+    tg.fail_next(1, status=403, method="sendMessage", description="Forbidden: bot was blocked by the user")
+    with pytest.raises(DeliveryError) as info:
+        await adapter.send(OutboundMessage(chat_id="42", text="hi"))
+    assert info.value.permanent
+    await adapter.send(OutboundMessage(chat_id="42", text="hi"))
+    assert [m["text"] for m in tg.sent(42)] == ["hi"]
+
+
+async def test_reconnects_after_dropped_polls_without_duplicates_or_gaps(
+        tg: FakeTelegramServer, running: tuple[TelegramAdapter, Inbox]) -> None:
+    adapter, inbox = running
+    tg.queue_message(42, 42, "one")
+    await inbox.wait(1)
+    tg.drop_next_polls(2)
+    tg.queue_message(42, 42, "two")
+    tg.queue_message(42, 42, "three")
+    await inbox.wait(3)
+    tg.queue_message(42, 42, "four")
+    events = await inbox.wait(4)
+    await asyncio.sleep(0.1)           # a duplicate would arrive by now
+    assert [e.text for e in inbox.events if isinstance(e, InboundMessage)] == ["one", "two", "three", "four"]
+    assert adapter.status.reconnects >= 1 and adapter.status.connected
+    assert len({e.dedup_key for e in events}) == 4
+
+
+async def test_a_second_poller_is_refused_with_a_clear_error(tg: FakeTelegramServer) -> None:
+    tg.conflict_polls(1)
+    adapter = make_adapter(tg, Inbox())
+    with pytest.raises(TelegramConflictError, match="another gateway is polling this bot token"):
+        await adapter.start()
+    await adapter.stop()
+
+
+async def test_a_conflict_while_running_stops_polling(
+        tg: FakeTelegramServer, running: tuple[TelegramAdapter, Inbox]) -> None:
+    adapter, _ = running
+    tg.conflict_polls(1)            # the next getUpdates (after the current long poll) gets 409
+    for _ in range(150):
+        if adapter.fatal_error:
+            break
+        await asyncio.sleep(0.02)
+    assert not adapter.status.connected
+    assert "another gateway is polling this bot token" in adapter.status.last_error
+    polls = sum(1 for method, _ in tg.calls if method == "getUpdates")
+    await asyncio.sleep(0.2)
+    assert sum(1 for method, _ in tg.calls if method == "getUpdates") == polls   # not looping
+
+
+async def test_photos_are_downloaded_and_oversized_files_are_not(tg: FakeTelegramServer) -> None:
+    inbox = Inbox()
+    adapter = make_adapter(tg, inbox, max_attachment_bytes=1000)
+    await adapter.start()
+    try:
+        photo = tg.add_file(b"\x89PNG fake image", "photos/p1.jpg")
+        tg.queue_message(42, 42, "what is this?", caption=True, photo_file_id=photo)
+        big = tg.add_file(b"x" * 2000, "documents/big.pdf")
+        tg.queue_message(42, 42, "", document={"file_id": big, "file_unique_id": "b", "file_name": "big.pdf",
+                                               "mime_type": "application/pdf", "file_size": 2000})
+        with_photo, with_doc = await inbox.wait(2)
+        assert isinstance(with_photo, InboundMessage) and with_photo.text == "what is this?"
+        [image] = with_photo.attachments
+        assert image.kind == "image" and image.data == b"\x89PNG fake image"
+        assert isinstance(with_doc, InboundMessage)
+        [doc] = with_doc.attachments
+        assert doc.filename == "big.pdf" and doc.data is None and doc.size == 2000
+    finally:
+        await adapter.stop()
+
+
+async def test_commands_typing_and_restart_without_redelivery(tg: FakeTelegramServer) -> None:
+    inbox = Inbox()
+    adapter = make_adapter(tg, inbox)
+    await adapter.start()
+    await adapter.set_commands([("help", "Show help"), ("new", "Start over"), ("skill-name", "a skill")])
+    assert tg.commands == [{"command": "help", "description": "Show help"},
+                           {"command": "new", "description": "Start over"}]
+    await adapter.typing("42")
+    assert tg.chat_actions[-1]["action"] == "typing"
+    tg.queue_message(42, 42, "before restart")
+    await inbox.wait(1)
+    await adapter.stop()
+
+    again = Inbox()
+    adapter = make_adapter(tg, again)
+    await adapter.start()
+    tg.queue_message(42, 42, "after restart")
+    await again.wait(1)
+    await asyncio.sleep(0.1)
+    await adapter.stop()
+    assert [e.text for e in again.events if isinstance(e, InboundMessage)] == ["after restart"]
+
+
+async def test_webhook_checks_the_secret_token(tg: FakeTelegramServer) -> None:
+    inbox = Inbox()
+    secret = "s3cret-token-of-enough-length"
+    adapter = make_adapter(tg, inbox, mode="webhook", webhook_url="https://bot.example.org/telegram/hook",
+                           webhook_secret=secret)
+    app = web.Application()
+    adapter.attach_routes(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await adapter.start()
+    try:
+        assert tg.webhook["url"] == "https://bot.example.org/telegram/hook"
+        assert tg.webhook["secret_token"] == secret
+        update = {"update_id": 9001, "message": {
+            "message_id": 5, "date": 0, "chat": {"id": 42, "type": "private"},
+            "from": {"id": 42, "is_bot": False, "first_name": "Ada"}, "text": "via webhook"}}
+        url = f"http://127.0.0.1:{port}/telegram/hook"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as r:
+                assert r.status == 401
+            async with http.post(url, json=update) as r:
+                assert r.status == 401
+            assert inbox.events == []
+            async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as r:
+                assert r.status == 200
+        [event] = inbox.events
+        assert isinstance(event, InboundMessage) and event.text == "via webhook" and event.dedup_key == "9001"
+    finally:
+        await adapter.stop()
+        await runner.cleanup()
+
+
+def test_webhook_mode_refuses_a_weak_secret() -> None:
+    with pytest.raises(ValueError, match="webhook_secret"):
+        TelegramAdapter(Inbox(), token="1:x", mode="webhook", webhook_url="https://x/y", webhook_secret="short")
+
+
+
+
+# --- Markdown → Telegram HTML (and the plain fallback) ------------------------------------------
+
+def test_html_escapes_only_what_telegram_parses() -> None:
+    from adapters.markdown import to_telegram_html
+
+    assert to_telegram_html("1 < 2 && 3 > 2 (ok) [x] _y_ #z! a.b-c") == \
+        "1 &lt; 2 &amp;&amp; 3 &gt; 2 (ok) [x] <i>y</i> #z! a.b-c"
+    assert to_telegram_html("snake_case_name and file_name.py") == "snake_case_name and file_name.py"
+    assert to_telegram_html("**bold _and italic_** ~~old~~") == "<b>bold <i>and italic</i></b> <s>old</s>"
+    assert to_telegram_html("# Heading\n- item\n> quote") == "<b>Heading</b>\n• item\n<blockquote>quote</blockquote>"
+    assert to_telegram_html('[a "link"](https://e.org/?q=1&r="2")') == \
+        '<a href="https://e.org/?q=1&amp;r=&quot;2&quot;">a "link"</a>'
+    assert to_telegram_html(r"not \*emphasis\*") == "not *emphasis*"
+    assert to_telegram_html("2 * 3 * 4") == "2 * 3 * 4"
+
+
+def test_code_fences_keep_their_text_verbatim() -> None:
+    from adapters.markdown import to_plain, to_telegram_html
+
+    md = "Run:\n```bash\necho '<b>' && ls **/*.py\n```\nthen `x_y*z`"
+    assert to_telegram_html(md) == ("Run:\n<pre><code class=\"language-bash\">echo '&lt;b&gt;' &amp;&amp; "
+                                    "ls **/*.py</code></pre>\nthen <code>x_y*z</code>")
+    assert to_plain(md) == "Run:\necho '<b>' && ls **/*.py\nthen x_y*z"
+    # A fence still open (a streaming reply cut mid-block) is closed, so the HTML stays valid.
+    assert to_telegram_html("partial\n```python\nprint(1 < 2)") == \
+        'partial\n<pre><code class="language-python">print(1 &lt; 2)</code></pre>'
+    assert to_telegram_html("```\n**not bold**\n```") == "<pre>**not bold**</pre>"
