@@ -95,6 +95,7 @@ class SkillsConfig(Section):
 class TeamConfig(Section):
     name: str
     channels: list[str] = Field(default_factory=list, description="platform:channel ids, e.g. slack:C123")
+    trajectories_export: bool = Field(False, description="allow `hermes trajectories export --from-sessions`")
 
 
 class CronConfig(Section):
@@ -138,6 +139,7 @@ class Config(BaseModel):
     cron: CronConfig = Field(default_factory=CronConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    trajectories_export: bool = Field(False, description="default for sessions outside any [[teams]] entry")
 
     def with_model(self, name: str | None) -> "Config":
         """A copy whose primary model is `name` (the `--model` flag), when given."""
