@@ -371,6 +371,7 @@ class SkillLibrary:
     async def create(self, name: str, content: str, category: str = DEFAULT_CATEGORY, origin: str = "") -> Skill:
         """Add a skill from full SKILL.md text."""
         category = category or DEFAULT_CATEGORY
+        self._check_name(name)
         self._check_name(category, "category")
         document = self._parse_for_write(content, name)
 
@@ -413,6 +414,7 @@ class SkillLibrary:
 
     async def edit(self, name: str, content: str, origin: str = "") -> Skill:
         """Replace SKILL.md with `content`; creation time and usage counters are kept."""
+        self._check_name(name)
         document = self._parse_for_write(content, name)
 
         def work() -> Skill:
