@@ -124,6 +124,10 @@ async def _interactive(config_path: Path | None, model: str | None, session_id: 
     except ModelNotConfiguredError as exc:
         await runtime.close()
         fail(str(exc), code=2)
+    from agent.llm import import_litellm
+
+    # LiteLLM takes seconds to import: do it while the user types the first message
+    preload = asyncio.create_task(asyncio.to_thread(import_litellm))
     service = SessionService(runtime)
     session = await _pick_session(runtime, session_id, fresh=False)
     history = await runtime.store.load_messages(session.id)
@@ -182,6 +186,7 @@ async def _interactive(config_path: Path | None, model: str | None, session_id: 
                 console.print("[yellow](step limit reached for this turn)[/yellow]")
         await runtime.drain()
     finally:
+        await preload
         await runtime.close()
     return 0
 
