@@ -1,0 +1,402 @@
+"""The self-evaluation checkpoint: a separate agent turn that turns recent work into skills and memory.
+
+It sees the transcript since the last checkpoint (secrets redacted), the current skill index,
+the skills most similar to the work (with the instruction to patch one of them rather than
+create a near duplicate), the bodies of the skills used, and both memory files. It answers four
+questions (what was accomplished, what worked and failed, is there a reusable procedure, what is
+worth remembering) and acts through `skill_manage` and `memory` (plus `skill_view` and
+`skill_search` to look things up), exactly the tools the agent itself uses.
+
+`skill_manage` is wrapped by `GuardedSkillManage`, which enforces in code what the prompt asks:
+a `create` whose name or description nearly duplicates an existing skill is refused with an
+instruction to patch that skill; checkpoints never delete skills; text that looks like a secret
+is redacted before it reaches a skill; with `auto_skills = "ask"` a write is recorded as a
+proposal (written only when a user approves); with `"off"` no skill tool is offered at all.
+This module knows nothing of the gateway: the caller supplies the model client, the tool
+services, and a `propose` callback for ask mode.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Literal
+
+from agent.loop import Agent, Conversation
+from agent.memory import Change
+from agent.redact import Redactor
+from agent.settings import AgentConfig
+from agent.tools.memory_tool import memory as memory_tool
+from agent.tools.registry import Tool, ToolContext, ToolError, ToolRegistry
+from agent.tools.skills import skill_manage, skill_search, skill_view
+from skills.document import SkillFormatError, parse
+from skills.history import unified_diff
+from skills.library import Skill, SkillError, SkillLibrary
+from skills.search import terms
+
+log = logging.getLogger(__name__)
+
+AutoSkills = Literal["on", "ask", "off"]
+Proposer = Callable[[str, str, dict[str, Any], str], Awaitable[int]]
+"""(action, skill name, arguments, one-line summary) -> proposal id."""
+
+MAX_TRANSCRIPT_CHARS = 24_000
+MAX_TOOL_RESULT_CHARS = 1_200
+MAX_SKILL_BODY_CHARS = 6_000
+SIMILAR_LIMIT = 5
+NAME_SIMILARITY = 0.85
+TERM_OVERLAP = 0.6
+CORRECTION = re.compile(
+    r"\b(no|nope|don'?t|do not|never|always|instead|actually|wrong|should(?:n'?t)?|must(?:n'?t)?|"
+    r"stop|prefer|please use|not like that)\b", re.IGNORECASE)
+
+CHECKPOINT_SYSTEM = """You are the learning checkpoint of Hermes, an agent that gets better at its team's \
+work over time. You review a slice of a conversation that just happened (you are not talking to the \
+user) and decide what is worth keeping. Answer four questions, acting on them with your tools:
+
+1. What was accomplished?
+2. What worked, and what failed or needed retries?
+3. Is there a reusable procedure worth a skill? A skill is worth it when the task is likely to recur \
+and took several steps, trial and error, or knowledge that is not obvious. If a skill was used and a \
+step was missing or wrong, PATCH that skill (skill_manage action=patch, exact old_text). If one of the \
+"similar existing skills" already covers the task, patch or extend it: never create a near duplicate. \
+Only create a new skill for a genuinely new procedure: full SKILL.md text with front matter (name = \
+lowercase-hyphenated, description = what it does and when to use it), then sections When to use, \
+Procedure (numbered steps with exact commands), Pitfalls, Verification.
+4. Are there facts or preferences worth remembering? Environment facts, conventions and team-wide \
+corrections go to memory target=memory; what you learned about this user (preferences, role, how they \
+like answers) goes to target=user. Entries are one short line. A user's correction ("no, always do X", \
+"don't ...", "use Y instead") MUST be written down: into the skill concerned if it is about a \
+procedure, otherwise into memory. If a memory file is full, consolidate (replace/remove) first.
+
+Never write secrets (keys, tokens, passwords) anywhere. Do nothing when nothing is worth keeping. When \
+done, reply with a short report:
+Accomplished: ...
+Worked/failed: ...
+Skill: created NAME / patched NAME / none (why)
+Remember: ...
+and, for every skill you created or patched, one line `Announce: NAME: <what was learned, under 100 \
+characters>`."""
+
+
+@dataclass
+class SkillChange:
+    """One skill write made (or proposed) by a checkpoint."""
+
+    name: str
+    action: str
+    description: str = ""
+    diff: str = ""
+    summary: str = ""
+    proposal_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "action": self.action, "description": self.description, "diff": self.diff,
+                "summary": self.summary, "proposal": self.proposal_id}
+
+
+@dataclass
+class CheckpointInput:
+    """What the checkpoint model sees."""
+
+    transcript: list[dict[str, Any]]
+    skill_index: str = ""
+    similar: list[Skill] = field(default_factory=list)
+    used_skills: dict[str, str] = field(default_factory=dict)
+    memory_text: str = ""
+    user_text: str = ""
+    memory_limits: tuple[int, int] = (2_200, 1_400)
+
+
+@dataclass
+class CheckpointOutcome:
+    decisions: str
+    skills: list[SkillChange]
+    memory: list[Change]
+    refused: list[str]
+    prompt_tokens: int
+    completion_tokens: int
+    status: str
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+# -- near duplicates -------------------------------------------------------------------------------
+def _term_set(text: str) -> set[str]:
+    return set(terms(text.replace("-", " ")))
+
+
+def _overlap(a: set[str], b: set[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
+def is_near_duplicate(name: str, description: str, other: Skill) -> bool:
+    """Whether a skill called `name` described by `description` would duplicate `other`."""
+    if name == other.name:
+        return True
+    names_a, names_b = _term_set(name), _term_set(other.name)
+    if names_a and names_a == names_b:
+        return True
+    if difflib.SequenceMatcher(None, name, other.name).ratio() >= NAME_SIMILARITY:
+        return True
+    desc_a, desc_b = _term_set(description), _term_set(other.description)
+    union = desc_a | desc_b
+    jaccard = len(desc_a & desc_b) / len(union) if union else 0.0
+    # names share words and the descriptions largely agree, or the descriptions are nearly the same
+    return jaccard >= 0.5 or (_overlap(names_a, names_b) >= 0.5 and _overlap(desc_a, desc_b) >= TERM_OVERLAP)
+
+
+async def near_duplicates(library: SkillLibrary, name: str, description: str) -> list[Skill]:
+    candidates = [skill for skill, _ in await library.search(f"{name.replace('-', ' ')} {description}", 8)]
+    snapshot = await library.snapshot()
+    exact = snapshot.get(name)
+    if exact is not None and exact not in candidates:
+        candidates.insert(0, exact)
+    return [s for s in candidates if is_near_duplicate(name, description, s)]
+
+
+# -- the guarded skill_manage ----------------------------------------------------------------------
+class GuardedSkillManage(Tool):
+    """`skill_manage` as a checkpoint may use it (same name and schema as the agent's tool)."""
+
+    def __init__(self, mode: AutoSkills, redactor: Redactor, propose: Proposer | None) -> None:
+        inner = skill_manage
+        self.__dict__.update(inner.__dict__)
+        self.inner = inner
+        self.mode = mode
+        self.redactor = redactor
+        self.propose = propose
+        self.changes: list[SkillChange] = []
+        self.refused: list[str] = []
+
+    def _refuse(self, message: str) -> None:
+        self.refused.append(message)
+        raise ToolError(message)
+
+    async def __call__(self, ctx: ToolContext, arguments: dict[str, Any]) -> Any:
+        validated = self.inner.arguments_model.model_validate(arguments)
+        args = {k: getattr(validated, k) for k in type(validated).model_fields}
+        action, name = str(args["action"]), str(args["name"])
+        library = ctx.services.get("skills")
+        if not isinstance(library, SkillLibrary):
+            raise ToolError("the skill library is not available")
+        if self.mode == "off":
+            self._refuse("skill writes are turned off (learning.auto_skills = off); update memory only")
+        if action == "delete":
+            self._refuse("a checkpoint never deletes skills; patch the skill instead, or leave it")
+        for key in ("content", "new_text", "file_content"):
+            if args.get(key) and self.redactor.contains_secret(args[key]):
+                args[key] = self.redactor.redact(args[key])
+        description = ""
+        if action in ("create", "edit"):
+            try:
+                document = parse(args.get("content") or "").document
+            except SkillFormatError as exc:
+                raise ToolError(f"invalid SKILL.md in content: {exc}") from exc
+            description = document.description
+        if action == "create":
+            duplicates = await near_duplicates(library, name, description)
+            if duplicates:
+                listing = "; ".join(f"{s.name}: {s.description[:160]}" for s in duplicates[:3])
+                self._refuse(
+                    f"not created: {name!r} nearly duplicates existing skill(s) {listing}. Patch the closest "
+                    f"one instead: skill_view(name={duplicates[0].name!r}) to read it, then "
+                    f"skill_manage(action='patch', name={duplicates[0].name!r}, old_text=..., new_text=...).")
+        elif not description:
+            try:
+                description = (await library.get(name)).description
+            except SkillError as exc:
+                raise ToolError(str(exc)) from exc
+        if self.mode == "ask":
+            return await self._propose(ctx, library, action, name, args, description)
+        before = await _read_or_none(library, name)
+        result = await self.inner(ctx, {k: v for k, v in args.items() if v is not None})
+        after = await _read_or_none(library, name)
+        self.changes.append(SkillChange(name, action, description, unified_diff(before, after, f"{name}/SKILL.md")
+                                        if action in ("create", "patch", "edit")
+                                        else f"{action} {args.get('file_path')}"))
+        return result
+
+    async def _propose(self, ctx: ToolContext, library: SkillLibrary, action: str, name: str,
+                       args: dict[str, Any], description: str) -> str:
+        if self.propose is None:
+            raise ToolError("proposals cannot be recorded here")
+        if action == "patch":  # check now, so a proposal is applicable when approved
+            text = await _read_or_none(library, name)
+            count = (text or "").count(args.get("old_text") or "\x00")
+            if count != 1:
+                raise ToolError(f"old_text occurs {count} times in {name}/SKILL.md; it must occur exactly once")
+        kept = {k: v for k, v in args.items() if v is not None and k not in ("action", "name")}
+        summary = description if action == "create" else f"{action} of {name}"
+        proposal_id = await self.propose(action, name, kept, summary)
+        diff = unified_diff(None, args.get("content"), f"{name}/SKILL.md") if action == "create" else ""
+        if action == "patch":
+            diff = unified_diff(args.get("old_text"), args.get("new_text"), f"{name}/SKILL.md")
+        self.changes.append(SkillChange(name, action, description, diff, proposal_id=proposal_id))
+        return (f"recorded as proposal #{proposal_id} ({action} {name}); it is written only when a user "
+                "approves it. Continue as if it were accepted.")
+
+
+async def _read_or_none(library: SkillLibrary, name: str) -> str | None:
+    try:
+        return await library.read(name)
+    except SkillError:
+        return None
+
+
+# -- the prompt ------------------------------------------------------------------------------------
+def render_transcript(messages: list[dict[str, Any]], redactor: Redactor,
+                      max_chars: int = MAX_TRANSCRIPT_CHARS) -> str:
+    """The slice as plain text, secrets redacted, long tool output shortened, the middle cut if needed."""
+    names: dict[str, str] = {}
+    lines: list[str] = []
+    for message in messages:
+        role = str(message.get("role", ""))
+        content = message.get("content")
+        if isinstance(content, list):
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        text = str(content or "")
+        if role == "tool":
+            name = names.get(str(message.get("tool_call_id")), "tool")
+            if len(text) > MAX_TOOL_RESULT_CHARS:
+                text = text[: MAX_TOOL_RESULT_CHARS * 2 // 3] + " [...] " + text[-MAX_TOOL_RESULT_CHARS // 3:]
+            lines.append(f"[{name} result] {text}")
+            continue
+        calls = message.get("tool_calls") or []
+        for call in calls:
+            function = call.get("function", {})
+            names[str(call.get("id"))] = str(function.get("name", ""))
+        rendered_calls = " ".join(f"[calls {c['function']['name']}({str(c['function'].get('arguments', ''))[:400]})]"
+                                  for c in calls)
+        lines.append(f"{role.upper()}: {text} {rendered_calls}".rstrip())
+    joined = redactor.redact("\n".join(lines))
+    if len(joined) > max_chars:
+        joined = joined[: max_chars // 3] + "\n[... middle of the transcript omitted ...]\n" + joined[-2 * max_chars // 3:]
+    return joined
+
+
+def possible_corrections(messages: list[dict[str, Any]], redactor: Redactor) -> list[str]:
+    """User messages that look like corrections or stated preferences (the checkpoint must act on them)."""
+    found = []
+    for index, message in enumerate(messages):
+        if message.get("role") != "user" or not isinstance(message.get("content"), str):
+            continue
+        text = message["content"].strip()
+        if index > 0 and CORRECTION.search(text):
+            found.append(redactor.redact(text[:400]))
+        elif index == 0 and re.match(r"(?i)^(no|don'?t|never|always|actually|stop)\b", text):
+            found.append(redactor.redact(text[:400]))
+    return found
+
+
+def build_request(data: CheckpointInput, redactor: Redactor, mode: AutoSkills) -> str:
+    sections = ["## Transcript since the last checkpoint", render_transcript(data.transcript, redactor)]
+    corrections = possible_corrections(data.transcript, redactor)
+    if corrections:
+        sections += ["## Possible corrections or preferences stated by the user (write each one down)",
+                     "\n".join(f"- {c}" for c in corrections)]
+    sections += ["## Current skill index", data.skill_index.strip() or "(the library is empty)"]
+    if data.similar:
+        sections += ["## Similar existing skills (patch one of these rather than creating a near duplicate)",
+                     "\n".join(f"- {s.name}: {s.description}" for s in data.similar)]
+    for name, body in data.used_skills.items():
+        sections += [f"## Skill used in this slice: {name} (current SKILL.md)",
+                     redactor.redact(body[:MAX_SKILL_BODY_CHARS])]
+    memory_limit, user_limit = data.memory_limits
+    sections += [f"## MEMORY.md ({len(data.memory_text)}/{memory_limit} chars)", data.memory_text.strip() or "(empty)",
+                 f"## USER.md ({len(data.user_text)}/{user_limit} chars)", data.user_text.strip() or "(empty)"]
+    if mode == "off":
+        sections.append("Skill writes are turned off here: do not try to create or patch skills; memory only.")
+    elif mode == "ask":
+        sections.append("Skill writes become proposals a user approves later; make them as you would otherwise.")
+    sections.append("Now answer the four questions, acting with your tools, then write the report.")
+    return "\n\n".join(sections)
+
+
+ANNOUNCE = re.compile(r"^\s*Announce:\s*`?([a-z0-9-]+)`?\s*:\s*(.+?)\s*$", re.MULTILINE)
+
+
+def announced(decisions: str) -> dict[str, str]:
+    return {m.group(1): m.group(2) for m in ANNOUNCE.finditer(decisions or "")}
+
+
+# -- running ---------------------------------------------------------------------------------------
+class Checkpointer:
+    """Runs checkpoints with one model client (the checkpoint model) and the agent loop's settings."""
+
+    def __init__(self, llm: Any, settings: AgentConfig, redactor: Redactor, *, max_iterations: int = 10) -> None:
+        self.llm = llm
+        self.settings = settings
+        self.redactor = redactor
+        self.max_iterations = max_iterations
+
+    async def run(self, data: CheckpointInput, ctx: ToolContext, *, mode: AutoSkills,
+                  propose: Proposer | None = None) -> CheckpointOutcome:
+        guarded = GuardedSkillManage(mode, self.redactor, propose)
+        registry = ToolRegistry([memory_tool, skill_view, skill_search])
+        if mode != "off":
+            registry.register(guarded)
+        memory_changes: list[Change] = []
+        previous_listener = ctx.services.get("memory_listener")
+
+        async def on_memory(session_id: str, change: Change) -> None:
+            memory_changes.append(change)
+            if previous_listener is not None:
+                await previous_listener(session_id, change)
+
+        services = {**ctx.services, "memory_listener": on_memory}
+        run_ctx = ToolContext(workspace=ctx.workspace, session_id=ctx.session_id, user_id=ctx.user_id,
+                              approve=ctx.approve, services=services, depth=ctx.depth + 1)
+        agent = Agent(self.llm, registry, self.settings)
+        conversation = Conversation(system=CHECKPOINT_SYSTEM)
+        result = await agent.run_turn(conversation, build_request(data, self.redactor, mode), run_ctx,
+                                      stream=False, max_iterations=self.max_iterations)
+        decisions = self.redactor.redact(result.text)
+        summaries = announced(decisions)
+        for change in guarded.changes:
+            change.summary = summaries.get(change.name) or default_summary(change)
+        return CheckpointOutcome(decisions, guarded.changes, memory_changes, guarded.refused,
+                                 result.prompt_tokens, result.completion_tokens, result.status)
+
+
+def default_summary(change: SkillChange) -> str:
+    """A one-line summary when the model gave none: the description, or the first line a patch added."""
+    if change.action == "patch":
+        added = [line[1:].strip(" -*#") for line in change.diff.splitlines()
+                 if line.startswith("+") and not line.startswith("+++") and line[1:].strip(" -*#")
+                 and not re.match(r"^\s*(version|updated|use_count|last_used):", line[1:])]
+        if added:
+            return _shorten(added[0])
+    return _shorten(change.description.split(". ")[0]) if change.description else change.action
+
+
+def _shorten(text: str, limit: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def announcement(change: SkillChange) -> str:
+    """The line posted back to the channel, with the skill's name usable as a slash command."""
+    if change.proposal_id is not None:
+        verb = "create skill" if change.action == "create" else "update"
+        return (f"Proposed: {verb} `/{change.name}` — {change.summary}. Approve with `/approve "
+                f"{change.proposal_id}` (or reject with `/reject {change.proposal_id}`).")
+    if change.action == "create":
+        return f"Learned: created skill `/{change.name}` — {change.summary}"
+    return f"Updated `/{change.name}`: {change.summary}"
+
+
+def json_safe(changes: list[Change]) -> list[dict[str, Any]]:
+    """Memory changes for the log (the diff only, not the whole file)."""
+    return [{"target": c.target, "action": c.action, "file": c.file,
+             "diff": unified_diff(c.before, c.after, c.file.rsplit("/", 1)[-1])} for c in changes]
+
+
+__all__ = ["CheckpointInput", "CheckpointOutcome", "Checkpointer", "GuardedSkillManage", "SkillChange",
+           "announcement", "is_near_duplicate", "near_duplicates", "render_transcript", "json_safe"]
