@@ -1,0 +1,1 @@
+"""Our own HTTP surface: web chat, OpenAI-compatible API, /healthz and /metrics (aiohttp)."""

@@ -1,0 +1,142 @@
+"""The aiohttp application on `[api] host:port`: pages, endpoints, authentication.
+
+Everything needs the bearer token (`Authorization: Bearer TOKEN`) or the login cookie a browser
+gets from the login form at `/`. Routes that adapters attach (Slack Events API, Telegram webhook)
+are exempt: they carry their platform's own signature checks. Cookie-authenticated requests
+that change state must come from our own origin (the cookie is also SameSite=Strict).
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.api.auth import COOKIE_NAME, TokenAuth
+from gateway.api.openai_compat import ChatCompletions
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HealthProvider = Callable[[], dict[str, Any]]
+PUBLIC_PATHS = {("GET", "/"), ("POST", "/login"), ("GET", "/login")}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+PAGE_CSP = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; " \
+           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+
+def _asset(name: str) -> str:
+    return resources.files("gateway.api").joinpath("static", name).read_text(encoding="utf-8")
+
+
+class ApiApp:
+    """Builds the application; `public_resources` lists adapter routes that skip our auth."""
+
+    def __init__(self, auth: TokenAuth, completions: ChatCompletions, metrics_body: Callable[[], bytes],
+                 metrics_type: str, health: HealthProvider) -> None:
+        self.auth = auth
+        self.completions = completions
+        self.metrics_body = metrics_body
+        self.metrics_type = metrics_type
+        self.health = health
+        self.public_resources: set[Any] = set()
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=25 * 1024 * 1024)
+        self._chat_page = _asset("chat.html")
+        self._login_page = _asset("login.html")
+        r = self.app.router
+        r.add_get("/", self.index)
+        r.add_post("/login", self.login)
+        r.add_post("/logout", self.logout)
+        r.add_get("/healthz", self.healthz)
+        r.add_get("/metrics", self.metrics)
+        r.add_get("/v1/models", completions.models)
+        r.add_post("/v1/chat/completions", completions.handle)
+
+    def attach(self, adapter: Any) -> None:
+        """Let an adapter add its routes (webhooks); they are exempt from our bearer token."""
+        before = set(self.app.router.resources())
+        adapter.attach_routes(self.app)
+        self.public_resources |= set(self.app.router.resources()) - before
+
+    # -- authentication --------------------------------------------------------------------------------
+    def authenticated(self, request: web.Request) -> str | None:
+        """'bearer' or 'cookie' when the request carries valid credentials, else None."""
+        header = request.headers.get("Authorization", "")
+        if header and self.auth.bearer_ok(header):
+            return "bearer"
+        cookie = request.cookies.get(COOKIE_NAME, "")
+        if cookie and self.auth.cookie_ok(cookie):
+            return "cookie"
+        return None
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route
+        if route.resource in self.public_resources or any(a is not self.app for a in request.match_info.apps):
+            return await handler(request)
+        if (request.method, request.path) not in PUBLIC_PATHS:
+            how = self.authenticated(request)
+            if how is None:
+                return web.json_response(
+                    {"error": {"message": "missing or wrong API token: send 'Authorization: Bearer TOKEN'",
+                               "type": "authentication_error", "param": None, "code": "invalid_api_key"}},
+                    status=401, headers={"WWW-Authenticate": 'Bearer realm="hermes"'})
+            if how == "cookie" and request.method not in ("GET", "HEAD") and not self._same_origin(request):
+                return web.json_response({"error": {"message": "cross-origin request refused",
+                                                    "type": "authentication_error"}}, status=403)
+        response = await handler(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @staticmethod
+    def _same_origin(request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
+        return origin.split("://", 1)[-1] == request.host
+
+    # -- pages ------------------------------------------------------------------------------------------
+    def _page(self, html: str, status: int = 200) -> web.Response:
+        return web.Response(text=html, content_type="text/html", status=status,
+                            headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store"})
+
+    async def index(self, request: web.Request) -> web.Response:
+        if self.authenticated(request) is None:
+            return self._page(self._login_page.replace("{{error}}", ""))
+        return self._page(self._chat_page)
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "GET":
+            raise web.HTTPFound("/")
+        form = await request.post()
+        token = str(form.get("token", ""))
+        if not token or not self.auth.token_ok(token):
+            html = self._login_page.replace("{{error}}", '<p class="error">That token is not right.</p>')
+            return self._page(html, status=401)
+        response = web.Response(status=303, headers={"Location": "/"})
+        response.set_cookie(COOKIE_NAME, self.auth.cookie_value, httponly=True, samesite="Strict", path="/",
+                            secure=request.secure, max_age=30 * 24 * 3600)
+        return response
+
+    async def logout(self, _request: web.Request) -> web.StreamResponse:
+        response = web.Response(status=303, headers={"Location": "/"})
+        response.del_cookie(COOKIE_NAME, path="/")
+        return response
+
+    # -- operations -------------------------------------------------------------------------------------
+    async def healthz(self, _request: web.Request) -> web.Response:
+        report = self.health()
+        return web.json_response(report, status=200 if report.get("status") == "ok" else 503)
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        body = self.metrics_body()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = self.metrics_type
+        return response

@@ -1,0 +1,232 @@
+"""The gateway process: platform adapters, the HTTP surface and the dispatcher in one event loop.
+
+`Gateway.start` checks the API token first (nothing is opened when it is weak), opens the
+Runtime, builds the adapters of the enabled platforms (`gateway.adapter_factory`, imported
+lazily; without it only the web chat and API run), lets adapters attach webhook routes, starts
+the HTTP server, then the adapters, and registers native slash commands where an adapter can.
+
+Inbound events go through dedup (persisted), access control (pairing for unknown users), the
+router (session key, team), attachments, then the dispatcher. `Gateway.stop` is the graceful
+shutdown: take no new messages, let running and queued turns finish within the grace period
+(then interrupt them), wait for background work, close adapters and the HTTP server, close the
+store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Iterable
+
+from aiohttp import web
+
+from adapters.base import Adapter, ButtonPress, InboundEvent, InboundHandler, InboundMessage
+from gateway.access import PAIRING_TEXT, AccessControl
+from gateway.api.auth import TokenAuth, TokenSource, resolve_token
+from gateway.api.openai_compat import ChatCompletions
+from gateway.api.server import ApiApp
+from gateway.attachments import user_content
+from gateway.commands import BUILTIN_COMMANDS, CommandContext
+from gateway.config import Config
+from gateway.dedup import Deduplicator, dedup_key
+from gateway.delivery import Delivery, RetryPolicy, StreamingReply
+from gateway.dispatcher import Dispatcher, ShuttingDown
+from gateway.home import Home
+from gateway.metrics import Metrics
+from gateway.pairing import Pairing
+from gateway.routing import Router
+from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+AdapterFactory = Callable[[InboundHandler], Iterable[Adapter]]
+SWEEP_EVERY = 60.0
+MAX_NATIVE_COMMANDS = 90
+
+
+class Gateway:
+    def __init__(self, config: Config, home: Home, *, adapter_factory: AdapterFactory | None = None,
+                 grace: float = 30.0, retry_policy: RetryPolicy | None = None, cache_size: int = 256,
+                 idle_seconds: float = 600.0) -> None:
+        self.config = config
+        self.home = home
+        self.grace = grace
+        self._adapter_factory = adapter_factory
+        self._retry_policy = retry_policy or RetryPolicy()
+        self._cache_size = cache_size
+        self._idle_seconds = idle_seconds
+        self.router = Router(config)  # validates [[teams]] before anything starts
+        self.metrics = Metrics()
+        self.token: TokenSource | None = None
+        self.runtime: Runtime | None = None
+        self.adapters: dict[str, Adapter] = {}
+        self._runner: web.AppRunner | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.url = ""
+
+    # -- start -----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        auth: TokenAuth | None = None
+        if self.config.api.enabled:
+            self.token = resolve_token(self.config.api.token, self.home.secrets_file)
+            auth = TokenAuth(self.token.token)  # raises WeakTokenError before anything is opened
+        runtime = self.runtime = await Runtime.open(self.config, self.home)
+        try:
+            await self._start_components(runtime, auth)
+        except BaseException:
+            await self._close_everything()
+            raise
+
+    async def _start_components(self, runtime: Runtime, auth: TokenAuth | None) -> None:
+        self.pairing = Pairing(runtime.store)
+        self.access = AccessControl(self.router, self.pairing)
+        self.dedup = Deduplicator(runtime.store)
+        self.delivery = Delivery(runtime.store, self.metrics, self._retry_policy)
+        self.dispatcher = Dispatcher(runtime, self.metrics, cache_size=self._cache_size,
+                                     idle_seconds=self._idle_seconds)
+        runtime.services["send_message"] = self.send_message
+        self.adapters = {a.name: a for a in self._build_adapters()}
+        if auth is not None:
+            completions = ChatCompletions(self.dispatcher, self.router, self.metrics, self.config.model.name)
+            api = ApiApp(auth, completions, self.metrics.render, self.metrics.content_type, self.health)
+            for adapter in self.adapters.values():
+                if hasattr(adapter, "attach_routes"):
+                    api.attach(adapter)
+            self._runner = web.AppRunner(api.app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)
+            await site.start()
+            host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
+            shown = f"[{host}]" if ":" in host else host
+            self.url = f"http://{shown}:{port}/"
+        for adapter in self.adapters.values():
+            await adapter.start()
+        if self.adapters:
+            commands = list(BUILTIN_COMMANDS)
+            builtin = {name for name, _ in commands}
+            skills = await self.dispatcher.commands.skill_names()
+            commands += [(n, d) for n, d in skills if n not in builtin][:MAX_NATIVE_COMMANDS - len(commands)]
+            for adapter in self.adapters.values():
+                if hasattr(adapter, "set_commands"):
+                    try:
+                        await adapter.set_commands(commands)
+                    except Exception as exc:  # noqa: BLE001 - native commands are a convenience
+                        log.warning("%s: could not register slash commands: %s", adapter.name, exc)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
+
+    def _build_adapters(self) -> list[Adapter]:
+        if self._adapter_factory is not None:
+            return list(self._adapter_factory(self.on_event))
+        try:
+            from gateway.adapter_factory import build_adapters
+        except ModuleNotFoundError as exc:
+            if exc.name != "gateway.adapter_factory":
+                raise
+            enabled = [p for p in ("telegram", "discord", "slack") if getattr(self.config, p).enabled]
+            if enabled:
+                log.warning("platform adapters are not installed in this build; %s will not connect "
+                            "(the web chat and API still run)", ", ".join(enabled))
+            return []
+        return list(build_adapters(self.config, self.on_event))
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            try:
+                self.dispatcher.sweep()
+                await self.dedup.prune()
+                await self.delivery.prune()
+            except Exception:  # noqa: BLE001
+                log.exception("housekeeping failed")
+
+    # -- inbound -----------------------------------------------------------------------------------------
+    async def on_event(self, event: InboundEvent) -> None:
+        """What adapters call for everything inbound; never raises into the adapter."""
+        try:
+            if isinstance(event, ButtonPress):
+                hook = self.runtime.services.get("button_handler") if self.runtime else None
+                if hook is not None:
+                    await hook(event)
+                return
+            await self._on_message(event)
+        except ShuttingDown:
+            log.info("%s: message arrived during shutdown; not answered", getattr(event, "platform", "?"))
+        except Exception:  # noqa: BLE001
+            self.metrics.errors.labels("inbound").inc()
+            log.exception("could not handle an inbound %s event", getattr(event, "platform", "?"))
+
+    async def _on_message(self, message: InboundMessage) -> None:
+        if self._stopping or self.runtime is None:
+            return
+        adapter = self.adapters.get(message.platform)
+        if adapter is None:
+            log.warning("message from unknown platform %r dropped", message.platform)
+            return
+        if not await self.dedup.first_time(message.platform, dedup_key(message)):
+            self.metrics.duplicates.labels(message.platform).inc()
+            return
+        decision = await self.access.check(message)
+        if decision.verdict == "pair":
+            log.info("%s: pairing code issued to unknown user %s", message.platform, message.user_id)
+            await self.delivery.send_text(adapter, message.chat_id, PAIRING_TEXT.format(code=decision.code),
+                                          thread_id=message.thread_id,
+                                          key=f"pair:{message.platform}:{dedup_key(message)}")
+            return
+        if decision.verdict == "ignore":
+            return
+        self.metrics.messages_in.labels(message.platform).inc()
+        route = self.router.route(message)
+        ctx = CommandContext(route.key, message.platform, message.chat_id, message.user_id, route.team)
+        content = await user_content(message, self.runtime.workspace_for(route.key))
+        reply = StreamingReply(self.delivery, adapter, message.chat_id, thread_id=message.thread_id,
+                               reply_to=None if message.is_dm else message.message_id,
+                               key=f"{message.platform}:{dedup_key(message)}")
+        await self.dispatcher.handle(ctx, content, reply)
+
+    # -- services for others (cron delivery) ---------------------------------------------------------------
+    async def send_message(self, platform: str, chat_id: str, text: str, thread_id: str | None = None,
+                           key: str = "") -> bool:
+        """Deliver `text` to a chat (split, retried, kept when it cannot be delivered)."""
+        adapter = self.adapters.get(platform)
+        if adapter is None:
+            raise ValueError(f"platform {platform!r} is not connected (connected: {', '.join(self.adapters) or 'none'})")
+        return bool(await self.delivery.send_text(adapter, chat_id, text, thread_id=thread_id, key=key))
+
+    def health(self) -> dict[str, Any]:
+        adapters = {name: {"connected": a.status.connected, "last_error": a.status.last_error,
+                           "reconnects": a.status.reconnects} for name, a in self.adapters.items()}
+        return {"status": "stopping" if self._stopping else "ok",
+                "model": self.config.model.name or None,
+                "adapters": adapters,
+                "busy_sessions": len(self.dispatcher._slots) if hasattr(self, "dispatcher") else 0}
+
+    # -- stop ------------------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if hasattr(self, "dispatcher"):
+            await self.dispatcher.close(self.grace)
+        await self._close_everything()
+
+    async def _close_everything(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        if self.runtime is not None:
+            await self.runtime.drain(timeout=self.grace)
+            for task in list(self.runtime.background):
+                task.cancel()
+            await asyncio.gather(*self.runtime.background, return_exceptions=True)
+        for adapter in self.adapters.values():
+            try:
+                await asyncio.wait_for(adapter.stop(), timeout=10)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("%s: did not stop cleanly: %s", adapter.name, exc)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.runtime is not None:
+            await self.runtime.close()
+            self.runtime = None

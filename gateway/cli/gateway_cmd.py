@@ -1,0 +1,120 @@
+"""`hermes gateway`: run the gateway until SIGTERM or SIGINT (then shut down gracefully, exit 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from gateway.cli.common import config_option, fail, load
+
+
+def _banner(gateway: object) -> str:
+    from gateway.app import Gateway
+
+    assert isinstance(gateway, Gateway)
+    lines = ["Hermes gateway is running."]
+    if gateway.url:
+        lines.append(f"  Web chat:   {gateway.url}")
+        lines.append(f"  OpenAI API: {gateway.url}v1  (Authorization: Bearer $HERMES_API_TOKEN)")
+        token = gateway.token
+        if token is not None and token.generated:
+            lines.append(f"  A new API token was generated and saved as HERMES_API_TOKEN in {token.where}")
+            lines.append("  (readable by you only). Log in to the web chat with it; show it with:")
+            lines.append(f"    grep HERMES_API_TOKEN {token.where}")
+        elif token is not None:
+            lines.append(f"  Log in with the token from {token.where}.")
+    else:
+        lines.append("  The HTTP API is disabled ([api] enabled = false).")
+    platforms = ", ".join(gateway.adapters) or "none enabled"
+    lines.append(f"  Platforms:  {platforms}")
+    model = gateway.config.model.name
+    lines.append(f"  Model:      {model}" if model else
+                 "  Model:      not configured: set [model] name in config.toml (the web chat says how)")
+    lines.append("Stop with Ctrl-C or SIGTERM.")
+    return "\n".join(lines)
+
+
+def _pregenerate_token(config_path: Path | None) -> object | None:
+    """First run with `token = "${HERMES_API_TOKEN}"` and no such variable: create the token first,
+    so loading the config finds it (in HERMES_HOME/secrets.env) instead of failing."""
+    import os
+
+    from gateway.api.auth import TOKEN_ENV, resolve_token
+    from gateway.config import read_secrets_file
+    from gateway.home import Home
+
+    home = Home.from_env().ensure()
+    file = config_path or home.config_file
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if "${" + TOKEN_ENV + "}" not in text or os.environ.get(TOKEN_ENV):
+        return None
+    try:
+        if read_secrets_file(home.secrets_file).get(TOKEN_ENV):
+            return None
+    except Exception:  # noqa: BLE001 - load() reports a broken secrets file properly
+        return None
+    return resolve_token("", home.secrets_file)
+
+
+async def _serve(config_path: Path | None, grace: float) -> int:
+    from gateway.api.auth import WeakTokenError
+    from gateway.app import Gateway
+    from gateway.store.sqlite import SchemaTooNewError
+
+    generated = _pregenerate_token(config_path)
+    config, home = load(config_path)
+    logging.basicConfig(level=config.logging.level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        gateway = Gateway(config, home, grace=grace)
+    except ValueError as exc:
+        fail(f"{config_path or home.config_file}: {exc}", code=2)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            click.echo("hermes: stopping (finishing running turns; signal again to stop them now)", err=True)
+            stop.set()
+        else:
+            gateway.grace = 0.0
+            if hasattr(gateway, "dispatcher"):
+                for key in list(gateway.dispatcher._slots):
+                    gateway.dispatcher.stop(key)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await gateway.start()
+    except WeakTokenError as exc:
+        fail(str(exc), code=2)
+    except (SchemaTooNewError, OSError) as exc:
+        fail(str(exc))
+    if generated is not None:
+        gateway.token = generated  # type: ignore[assignment]
+    click.echo(_banner(gateway))
+    sys.stdout.flush()
+    await stop.wait()
+    await gateway.stop()
+    click.echo("hermes: gateway stopped.", err=True)
+    return 0
+
+
+@click.command()
+@config_option
+@click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds running turns may take to finish after SIGTERM.")
+def gateway(config_path: Path | None, grace: float) -> None:
+    """Run the gateway (platforms, web chat, API) until SIGTERM or Ctrl-C."""
+    sys.exit(asyncio.run(_serve(config_path, grace)))

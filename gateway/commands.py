@@ -1,0 +1,157 @@
+"""Chat commands every platform understands: /help, /new, /stop, /skills, /memory, /usage, /model.
+
+`parse_command` recognises `/name args` (a Telegram-style `/name@botname` too). Commands that do
+not change the conversation are answered at once, even while a turn runs; `/new` waits its turn
+in the session's queue; `/stop` is handled by the dispatcher. Any other `/name args` that names
+a skill is expanded by the skills hook `runtime.services["skill_command"]`
+(`expand_skill_command(library, text) -> str | None`) into the prompt the agent runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+COMMAND = re.compile(r"^/([A-Za-z0-9][A-Za-z0-9_\-]{0,63})(?:@[A-Za-z0-9_]+)?(?:\s+(.*))?$", re.DOTALL)
+
+BUILTIN_COMMANDS: list[tuple[str, str]] = [
+    ("help", "What I can do and the commands I know"),
+    ("new", "Start a fresh conversation"),
+    ("stop", "Stop the answer I am working on"),
+    ("skills", "List the skills in my library"),
+    ("memory", "Show what I remember"),
+    ("usage", "Tokens and cost of this conversation"),
+    ("model", "Which model answers"),
+]
+IMMEDIATE = {"help", "skills", "memory", "usage", "model"}
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: str
+
+
+def parse_command(text: str) -> Command | None:
+    match = COMMAND.match(text.strip())
+    if match is None:
+        return None
+    return Command(match.group(1).lower(), (match.group(2) or "").strip())
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    session_key: str
+    platform: str
+    chat_id: str
+    user_id: str
+    team: str
+
+
+class Commands:
+    """Answers to the built-in commands, and the skill-command hook."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._own_library: Any = None
+
+    # -- the skill library of a team --------------------------------------------------------------
+    def library(self, team: str) -> Any:
+        provider = self.runtime.services.get("skill_library")
+        if provider is not None:
+            if callable(provider) and not hasattr(provider, "snapshot"):
+                return provider(team)
+            return provider
+        if self._own_library is None:
+            try:
+                from skills.library import SkillLibrary
+            except ImportError:  # the library module is not there yet
+                return None
+            self._own_library = SkillLibrary(self.runtime.home.skills_dir)
+        return self._own_library
+
+    async def skill_names(self, team: str = "") -> list[tuple[str, str]]:
+        library = self.library(team)
+        if library is None:
+            return []
+        try:
+            snapshot = await library.snapshot()
+            return [(s.name, s.description) for s in snapshot.skills]
+        except Exception as exc:  # noqa: BLE001 - listing skills must not break a chat
+            log.warning("could not list skills: %s", exc)
+            return []
+
+    async def expand_skill(self, text: str, team: str) -> str | None:
+        hook = self.runtime.services.get("skill_command")
+        if hook is None:
+            return None
+        result = hook(self.library(team), text)
+        if inspect.isawaitable(result):
+            result = await result
+        return result if isinstance(result, str) and result.strip() else None
+
+    # -- built-ins -----------------------------------------------------------------------------------
+    async def answer(self, command: Command, ctx: CommandContext) -> str:
+        handler = getattr(self, f"_cmd_{command.name}")
+        return str(await handler(command.args, ctx))
+
+    async def _cmd_help(self, _args: str, ctx: CommandContext) -> str:
+        lines = ["I'm Hermes, an agent with tools and a skill library. Just write to me. Commands:"]
+        lines += [f"/{name} - {text}" for name, text in BUILTIN_COMMANDS]
+        skills = await self.skill_names(ctx.team)
+        if skills:
+            lines.append("Every skill is a command too, e.g. " + ", ".join(f"/{n}" for n, _ in skills[:5])
+                         + (" ..." if len(skills) > 5 else "") + " (see /skills).")
+        return "\n".join(lines)
+
+    async def _cmd_skills(self, _args: str, ctx: CommandContext) -> str:
+        skills = await self.skill_names(ctx.team)
+        if not skills:
+            return "My skill library is empty so far. I write skills as I learn your work."
+        lines = [f"{len(skills)} skills (run one with /name and what you want):"]
+        lines += [f"- /{name}: {' '.join(description.split())[:120]}" for name, description in skills[:50]]
+        if len(skills) > 50:
+            lines.append(f"... and {len(skills) - 50} more.")
+        return "\n".join(lines)
+
+    async def _cmd_memory(self, _args: str, ctx: CommandContext) -> str:
+        hook = self.runtime.services.get("memory_show")
+        if hook is not None:
+            result = hook(team=ctx.team, platform=ctx.platform, user_id=ctx.user_id)
+            if inspect.isawaitable(result):
+                result = await result
+            return str(result) or "I don't remember anything yet."
+        return "I don't remember anything yet."
+
+    async def _cmd_usage(self, _args: str, ctx: CommandContext) -> str:
+        store = self.runtime.store
+        session = await store.active_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,
+                                             user_id=ctx.user_id, team=ctx.team)
+        mine = await store.usage_for_session(session.id)
+        today = await store.usage_since(time.time() - 86_400)
+        return (f"This conversation: {mine.calls} model calls, {mine.prompt_tokens} prompt + "
+                f"{mine.completion_tokens} completion tokens, ${mine.cost:.4f}.\n"
+                f"Everyone, last 24 hours: {today.calls} calls, {today.total_tokens} tokens, ${today.cost:.4f}.")
+
+    async def _cmd_model(self, _args: str, _ctx: CommandContext) -> str:
+        config = self.runtime.config.model
+        if not config.name:
+            return "No model is configured yet (set [model] name in config.toml)."
+        fallbacks = [f if isinstance(f, str) else f.name for f in config.fallbacks]
+        text = f"Model: {config.name}"
+        if fallbacks:
+            text += " (fallbacks: " + ", ".join(fallbacks) + ")"
+        return text + ". The model is set in config.toml ([model] name)."
+
+    async def new_session(self, ctx: CommandContext) -> str:
+        await self.runtime.store.new_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,
+                                             user_id=ctx.user_id, team=ctx.team)
+        return "Started a fresh conversation."

@@ -1,0 +1,370 @@
+"""Delivery: replies split to each platform's limit, sent with retries, streamed by edits.
+
+- `split_message` cuts Markdown at paragraph, then line, then word boundaries; a cut inside a
+  code fence closes the fence at the end of the chunk and reopens it (same info string) at the
+  start of the next, so every chunk renders on its own.
+- `Delivery.send` retries `DeliveryError` with exponential backoff and jitter, honouring the
+  platform's `retry_after`; permanent errors are not retried. A message that still cannot be
+  delivered is kept in the store (`undelivered`) and logged, never lost. Successful sends are
+  recorded by idempotency key, so a retried send (or a replayed turn) never posts twice.
+- `StreamingReply` shows a reply while the model writes it: the first message is posted as soon
+  as text arrives and edited as more arrives, no more often than `limits.min_edit_interval`;
+  a typing indicator runs while the model thinks and tools run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from adapters.base import Adapter, DeliveryError, OutboundMessage, SentMessage
+from agent.events import Event, TextDelta, ToolFinished, ToolStarted
+from gateway.metrics import Metrics
+from gateway.store import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+TYPING_EVERY = 4.0
+
+
+# -- splitting ----------------------------------------------------------------------------------
+def _fence_states(lines: list[str]) -> list[tuple[str | None, str | None]]:
+    """For each line, the fence opener line in force before and after it (None outside fences)."""
+    states: list[tuple[str | None, str | None]] = []
+    opener: str | None = None
+    for line in lines:
+        before = opener
+        match = FENCE.match(line.rstrip("\n"))
+        if match:
+            marker = match.group(1)
+            if opener is None:
+                opener = line.rstrip("\n").strip()
+            else:
+                open_marker = FENCE.match(opener).group(1)  # type: ignore[union-attr]
+                if marker[0] == open_marker[0] and len(marker) >= len(open_marker) and not match.group(2).strip():
+                    opener = None
+        states.append((before, opener))
+    return states
+
+
+def _closer(opener: str) -> str:
+    return FENCE.match(opener).group(1)  # type: ignore[union-attr]
+
+
+def close_open_fence(text: str) -> str:
+    """`text` with a closing fence appended when it ends inside a code block (for partial views)."""
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return text
+    opener = _fence_states(lines)[-1][1]
+    if opener is None:
+        return text
+    return text + ("" if text.endswith("\n") else "\n") + _closer(opener)
+
+
+def split_message(text: str, limit: int) -> list[str]:
+    """Split Markdown into chunks of at most `limit` characters without breaking code fences."""
+    if limit < 40:
+        raise ValueError(f"message limit {limit} is too small to split Markdown sensibly")
+    text = text.strip("\n")
+    if not text.strip():
+        return []
+    if len(text) <= limit:
+        return [text]
+    lines = text.splitlines(keepends=True)
+    states = _fence_states(lines)
+    chunks: list[str] = []
+    i = 0
+    while i < len(lines):
+        opener = states[i][0]
+        prefix = opener + "\n" if opener else ""
+        size = len(prefix)
+        j = i
+        paragraph_end: int | None = None
+        while j < len(lines):
+            after = states[j][1]
+            line = lines[j] if lines[j].endswith("\n") else lines[j] + "\n"
+            tail = len(_closer(after)) if after else 0
+            if size + len(line) + tail > limit:
+                break
+            size += len(line)
+            j += 1
+            if not lines[j - 1].strip() and states[j - 1][1] is None:
+                paragraph_end = j
+        if j == i:
+            # one line longer than the room left: cut it at a space (or anywhere) and carry on
+            line = lines[i]
+            inside = states[i][0] is not None and states[i][1] is not None
+            room = limit - len(prefix) - ((len(_closer(opener)) + 1) if inside and opener else 0) - 1
+            cut = line.rfind(" ", 0, room)
+            cut = cut if cut > room // 2 else room
+            head, rest = line[:cut], line[cut:].lstrip(" ")
+            body = prefix + head
+            if inside and opener:
+                body += "\n" + _closer(opener)
+            chunks.append(body.rstrip())
+            lines[i] = rest
+            states[i] = (states[i][0], states[i][1])
+            continue
+        if j < len(lines) and paragraph_end is not None and paragraph_end > i:
+            consumed = len(prefix) + sum(len(x) for x in lines[i:paragraph_end])
+            if consumed >= limit // 2:
+                j = paragraph_end
+        body = prefix + "".join(lines[i:j])
+        after = states[j - 1][1]
+        if after:
+            body = body.rstrip("\n") + "\n" + _closer(after)
+        body = body.strip("\n")
+        if body.strip():
+            chunks.append(body)
+        i = j
+    return chunks
+
+
+# -- sending with retries -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5              # tries in all, the first included
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 300.0
+
+
+class Delivery:
+    """Sends and edits through adapters, with retries, idempotency and a dead-letter table."""
+
+    def __init__(self, store: SQLiteStore, metrics: Metrics, policy: RetryPolicy = RetryPolicy(),
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.policy = policy
+        self._sleep = sleep
+
+    def _delay(self, attempt: int, error: BaseException) -> float:
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), self.policy.max_retry_after) + random.uniform(0, 0.1)
+        backoff = min(self.policy.base_delay * (2 ** attempt), self.policy.max_delay)
+        return backoff * (0.5 + random.random() / 2)
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        last: BaseException | None = None
+        for attempt in range(self.policy.attempts):
+            try:
+                return await call()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - adapters may raise anything; DeliveryError says how
+                last = exc
+                if getattr(exc, "permanent", False) or isinstance(exc, NotImplementedError):
+                    break
+                if attempt + 1 < self.policy.attempts:
+                    delay = self._delay(attempt, exc)
+                    log.info("%s failed (%s); retry %d/%d in %.2fs", what, exc, attempt + 1,
+                             self.policy.attempts - 1, delay)
+                    await self._sleep(delay)
+        assert last is not None
+        raise last
+
+    async def already_sent(self, key: str) -> SentMessage | None:
+        if not key:
+            return None
+        row = await self.store.fetchone(
+            "SELECT platform, chat_id, message_id, thread_id FROM outbound_sent WHERE idempotency_key = ?", (key,))
+        return SentMessage(row["platform"], row["chat_id"], row["message_id"], row["thread_id"]) if row else None
+
+    async def send(self, adapter: Adapter, message: OutboundMessage) -> SentMessage | None:
+        """Post one message; None when it could not be delivered (it is then kept in the store)."""
+        previous = await self.already_sent(message.idempotency_key)
+        if previous is not None:
+            return previous
+        try:
+            sent = await self._retrying(f"{adapter.name}: send to {message.chat_id}", lambda: adapter.send(message))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            await self.keep_undelivered(adapter.name, message, exc)
+            return None
+        self.metrics.messages_out.labels(adapter.name).inc()
+        if message.idempotency_key:
+            await self.store.execute(
+                "INSERT OR IGNORE INTO outbound_sent (idempotency_key, platform, chat_id, message_id, thread_id,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (message.idempotency_key, sent.platform or adapter.name, sent.chat_id, sent.message_id,
+                 sent.thread_id, time.time()))
+        return sent
+
+    async def edit(self, adapter: Adapter, sent: SentMessage, text: str) -> bool:
+        try:
+            await self._retrying(f"{adapter.name}: edit {sent.message_id}", lambda: adapter.edit(sent, text))
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s: could not edit message %s: %s", adapter.name, sent.message_id, exc)
+            return False
+
+    async def keep_undelivered(self, platform: str, message: OutboundMessage, error: BaseException) -> None:
+        self.metrics.undelivered.labels(platform).inc()
+        self.metrics.errors.labels("delivery").inc()
+        log.error("%s: could not deliver a message to chat %s after retries (%s: %s); kept in table undelivered",
+                  platform, message.chat_id, type(error).__name__, error)
+        await self.store.execute(
+            "INSERT INTO undelivered (platform, chat_id, thread_id, reply_to, text, idempotency_key, error, attempts,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (platform, message.chat_id, message.thread_id, message.reply_to, message.text,
+             message.idempotency_key, f"{type(error).__name__}: {error}", self.policy.attempts, time.time()))
+
+    async def send_text(self, adapter: Adapter, chat_id: str, text: str, *, thread_id: str | None = None,
+                        reply_to: str | None = None, key: str = "") -> list[SentMessage]:
+        """Send a whole reply, split to the platform's limit (each chunk its own idempotency key)."""
+        sent: list[SentMessage] = []
+        for index, chunk in enumerate(split_message(text, adapter.limits.max_message_chars)):
+            result = await self.send(adapter, OutboundMessage(
+                chat_id=chat_id, text=chunk, thread_id=thread_id, reply_to=reply_to if index == 0 else None,
+                idempotency_key=f"{key}:{index}" if key else ""))
+            if result is not None:
+                sent.append(result)
+        return sent
+
+    async def prune(self, keep_seconds: float = 7 * 24 * 3600.0) -> None:
+        await self.store.execute("DELETE FROM outbound_sent WHERE created_at < ?", (time.time() - keep_seconds,))
+
+
+# -- streaming ----------------------------------------------------------------------------------
+@dataclass
+class _Segment:
+    text: str = ""
+    sent: list[SentMessage] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)
+
+
+class StreamingReply:
+    """One turn's reply on one chat: streamed by edits where the platform allows it."""
+
+    def __init__(self, delivery: Delivery, adapter: Adapter, chat_id: str, *, thread_id: str | None = None,
+                 reply_to: str | None = None, key: str = "", stream: bool = True) -> None:
+        self.delivery = delivery
+        self.adapter = adapter
+        self.chat_id = chat_id
+        self.thread_id = thread_id
+        self.reply_to = reply_to
+        self.key = key
+        self.stream = stream and adapter.limits.supports_edit
+        self._segment = _Segment()
+        self._segments = 0
+        self._lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self._typing: asyncio.Task[None] | None = None
+        self._last_write = 0.0
+
+    # typing indicator ----------------------------------------------------------------------------
+    def start_typing(self) -> None:
+        if self._typing is None or self._typing.done():
+            self._typing = asyncio.create_task(self._typing_loop())
+
+    def stop_typing(self) -> None:
+        if self._typing is not None:
+            self._typing.cancel()
+            self._typing = None
+
+    async def _typing_loop(self) -> None:
+        while True:
+            try:
+                await self.adapter.typing(self.chat_id, self.thread_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a typing indicator is best effort
+                log.debug("%s: typing failed: %s", self.adapter.name, exc)
+            await asyncio.sleep(TYPING_EVERY)
+
+    # events --------------------------------------------------------------------------------------
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self.stop_typing()
+            self._segment.text += event.text
+            if self.stream and (self._flusher is None or self._flusher.done()):
+                self._flusher = asyncio.create_task(self._flush_soon())
+        elif isinstance(event, ToolStarted):
+            await self._close_segment()
+            self.start_typing()
+        elif isinstance(event, ToolFinished):
+            self.start_typing()
+
+    async def _flush_soon(self) -> None:
+        wait = self._last_write + self.adapter.limits.min_edit_interval - time.monotonic()
+        if self._segment.sent and wait > 0:
+            await asyncio.sleep(wait)
+        await self._render(close_open_fence(self._segment.text), final=False)
+
+    async def _render(self, text: str, *, final: bool) -> None:
+        async with self._lock:
+            segment = self._segment
+            chunks = split_message(text, self.adapter.limits.max_message_chars)
+            base = f"{self.key}:{self._segments}"
+            for index, chunk in enumerate(chunks):
+                if index < len(segment.sent):
+                    if segment.shown[index] == chunk:
+                        continue
+                    ok = await self.delivery.edit(self.adapter, segment.sent[index], chunk)
+                    if ok:
+                        segment.shown[index] = chunk
+                    elif final:
+                        # the edit is lost for good: post the final text as a new message instead
+                        await self._post(segment, chunk, f"{base}:{index}:final")
+                else:
+                    await self._post(segment, chunk, f"{base}:{index}")
+            self._last_write = time.monotonic()
+
+    async def _post(self, segment: _Segment, chunk: str, key: str) -> None:
+        first = not segment.sent and self._segments == 0
+        sent = await self.delivery.send(self.adapter, OutboundMessage(
+            chat_id=self.chat_id, text=chunk, thread_id=self.thread_id,
+            reply_to=self.reply_to if first else None, idempotency_key=key if self.key else ""))
+        if sent is not None:
+            segment.sent.append(sent)
+            segment.shown.append(chunk)
+
+    async def _close_segment(self, final_text: str | None = None) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
+        text = self._segment.text
+        if final_text is not None and final_text.strip() and final_text.strip() != text.strip():
+            text = final_text
+        if text.strip():
+            await self._render(text, final=True)
+            self._segments += 1
+        self._segment = _Segment()
+
+    def begin(self) -> None:
+        """A turn starts: show that the bot is working."""
+        self.start_typing()
+
+    async def finish(self, final_text: str, result: Any = None) -> None:
+        """The turn ended: make sure the complete final text is delivered."""
+        self.stop_typing()
+        await self._close_segment(final_text)
+        if getattr(result, "status", "") == "interrupted":
+            await self.say("Stopped.")
+
+    async def say(self, text: str) -> None:
+        """A whole message outside streaming (command answers, errors)."""
+        self.stop_typing()
+        await self._close_segment()
+        self._segment.text = text
+        await self._close_segment()
+
+    async def fail(self, text: str) -> None:
+        await self.say(text)
+
+    def cancel(self) -> None:
+        self.stop_typing()
+        if self._flusher is not None:
+            self._flusher.cancel()

@@ -1,0 +1,271 @@
+"""The dispatcher: one turn at a time per session, queued in order, stoppable, cheap when idle.
+
+Every message for a session goes into that session's queue; a worker task runs the queue's
+turns one after another and goes away when the queue is empty, so an idle session costs nothing
+here. Messages that arrive while a turn runs are answered next, in order, never dropped.
+`/stop` sets the running turn's interrupt event. The global limit on concurrent model calls is
+the LLMClient's semaphore; since a session never has more than one turn (hence one model call)
+in flight, a busy session cannot take more than one slot, and the semaphore's FIFO wake-up
+order keeps sessions fair.
+
+Conversations are cached by `SessionService` while they are in use; the dispatcher keeps an LRU
+of the cached ones and `forget`s the least recently used beyond `cache_size`, and any idle for
+`idle_seconds`, so thousands of idle sessions stay cheap in memory (they reload from the store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agent.events import Event, ModelUsage
+from agent.llm import LLMError
+from agent.loop import TurnResult
+from gateway.commands import IMMEDIATE, Command, CommandContext, Commands, parse_command
+from gateway.metrics import Metrics
+from gateway.runtime import Runtime
+from gateway.sessions import SessionService
+
+log = logging.getLogger(__name__)
+
+NO_MODEL_TEXT = (
+    "I'm running, but no model is configured yet, so I can't answer.\n"
+    "Set one in `$HERMES_HOME/config.toml`:\n\n"
+    "```toml\n[model]\nname = \"openai/gpt-4o-mini\"   # any LiteLLM model string\n```\n\n"
+    "export the provider's key (e.g. `OPENAI_API_KEY`, or put it in `$HERMES_HOME/secrets.env`), "
+    "then restart `hermes gateway`."
+)
+
+
+class Reply(Protocol):
+    """Where a turn's output goes (a platform chat, an API response)."""
+
+    def begin(self) -> None: ...
+
+    async def on_event(self, event: Event) -> None: ...
+
+    async def finish(self, text: str, result: TurnResult | None = None) -> None: ...
+
+    async def say(self, text: str) -> None: ...
+
+    async def fail(self, text: str) -> None: ...
+
+
+class ShuttingDown(RuntimeError):
+    """The gateway is stopping and takes no new work."""
+
+
+@dataclass(slots=True)
+class Work:
+    """One queued message of a session."""
+
+    ctx: CommandContext
+    content: str | dict[str, Any]
+    reply: Reply
+    stream: bool | None = None
+    new_session: bool = False
+    enqueued_at: float = 0.0
+
+
+class _Slot:
+    __slots__ = ("queue", "worker", "interrupt")
+
+    def __init__(self) -> None:
+        self.queue: deque[Work] = deque()
+        self.worker: asyncio.Task[None] | None = None
+        self.interrupt: asyncio.Event | None = None
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime, metrics: Metrics, *, sessions: SessionService | None = None,
+                 commands: Commands | None = None, cache_size: int = 256, idle_seconds: float = 600.0) -> None:
+        self.runtime = runtime
+        self.metrics = metrics
+        self.sessions = sessions or SessionService(runtime)
+        self.commands = commands or Commands(runtime)
+        self.cache_size = cache_size
+        self.idle_seconds = idle_seconds
+        self.accepting = True
+        self._slots: dict[str, _Slot] = {}
+        self._cached: OrderedDict[str, float] = OrderedDict()
+
+    # -- entry point -------------------------------------------------------------------------------
+    async def handle(self, ctx: CommandContext, content: str | dict[str, Any], reply: Reply, *,
+                     stream: bool | None = None) -> None:
+        """Take one user message: answer a command, or queue a turn for its session."""
+        if not self.accepting:
+            raise ShuttingDown("the gateway is shutting down")
+        text = content if isinstance(content, str) else _text_of(content)
+        command = parse_command(text) if text.startswith("/") else None
+        if command is not None:
+            if command.name == "stop":
+                stopped = self.stop(ctx.session_key)
+                await reply.say("Stopping." if stopped else "Nothing is running.")
+                return
+            if command.name in IMMEDIATE:
+                await reply.say(await self.commands.answer(command, ctx))
+                return
+            if command.name == "new":
+                self.submit(Work(ctx, "", reply, new_session=True))
+                return
+            expanded = await self.commands.expand_skill(text, ctx.team)
+            if expanded is None:
+                await reply.say(f"I don't know /{command.name}. /help lists what I know.")
+                return
+            content = expanded
+        self.submit(Work(ctx, content, reply, stream=stream))
+
+    def submit(self, work: Work) -> None:
+        if not self.accepting:
+            raise ShuttingDown("the gateway is shutting down")
+        work.enqueued_at = time.monotonic()
+        key = work.ctx.session_key
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+            self.metrics.active_sessions.inc()
+        slot.queue.append(work)
+        self.metrics.queue_depth.labels(work.ctx.platform).inc()
+        if slot.worker is None:
+            slot.worker = asyncio.create_task(self._drain(key, slot), name=f"session:{key}")
+
+    def stop(self, session_key: str) -> bool:
+        """Interrupt the session's running turn; True when one was running."""
+        slot = self._slots.get(session_key)
+        if slot is None or slot.interrupt is None:
+            return False
+        slot.interrupt.set()
+        return True
+
+    def busy(self, session_key: str) -> bool:
+        return session_key in self._slots
+
+    @property
+    def pending(self) -> int:
+        return sum(len(s.queue) + (1 if s.interrupt is not None else 0) for s in self._slots.values())
+
+    # -- the per-session worker -------------------------------------------------------------------
+    async def _drain(self, key: str, slot: _Slot) -> None:
+        try:
+            while slot.queue:
+                work = slot.queue.popleft()
+                self.metrics.queue_depth.labels(work.ctx.platform).dec()
+                try:
+                    await self._run(work, slot)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - one failed turn must not stop the session's queue
+                    log.exception("turn for %s failed", key)
+                    self.metrics.errors.labels("turn").inc()
+                    try:
+                        await work.reply.fail("Something went wrong on my side; the error is in the gateway log.")
+                    except Exception:  # noqa: BLE001
+                        log.exception("could not report the failure to %s", key)
+        finally:
+            for work in slot.queue:  # only reached when cancelled at shutdown
+                self.metrics.queue_depth.labels(work.ctx.platform).dec()
+            self._slots.pop(key, None)
+            self.metrics.active_sessions.dec()
+
+    async def _run(self, work: Work, slot: _Slot) -> None:
+        ctx = work.ctx
+        store = self.runtime.store
+        if work.new_session:
+            old = await store.active_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,
+                                             user_id=ctx.user_id, team=ctx.team)
+            self._forget(old.id)
+            await work.reply.say(await self.commands.new_session(ctx))
+            return
+        if not self.runtime.config.model.name:
+            await work.reply.say(NO_MODEL_TEXT)
+            return
+        session = await store.active_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,
+                                             user_id=ctx.user_id, team=ctx.team)
+        interrupt = slot.interrupt = asyncio.Event()
+        started = time.monotonic()
+        metrics = self.metrics
+
+        async def on_event(event: Event) -> None:
+            if isinstance(event, ModelUsage):
+                metrics.model_calls.labels(event.model).inc()
+                metrics.tokens.labels("prompt").inc(event.prompt_tokens)
+                metrics.tokens.labels("completion").inc(event.completion_tokens)
+            await work.reply.on_event(event)
+
+        work.reply.begin()
+        try:
+            result = await self.sessions.run_turn(session, work.content, on_event=on_event, interrupt=interrupt,
+                                                  stream=work.stream)
+        except LLMError as exc:
+            metrics.errors.labels("model").inc()
+            log.warning("model failed for %s: %s", ctx.session_key, exc)
+            await work.reply.fail("The model could not answer right now; please try again in a moment.")
+            return
+        finally:
+            slot.interrupt = None
+            self._touch(session.id)
+        metrics.turn_seconds.labels(ctx.platform).observe(time.monotonic() - started)
+        text = result.text if result.status == "interrupted" else (result.text or "(no answer)")
+        await work.reply.finish(text, result)
+
+    # -- memory: evict cached conversations of idle sessions ------------------------------------------
+    def _touch(self, session_id: str) -> None:
+        self._cached[session_id] = time.monotonic()
+        self._cached.move_to_end(session_id)
+        while len(self._cached) > self.cache_size:
+            old, _ = self._cached.popitem(last=False)
+            self.sessions.forget(old)
+
+    def _forget(self, session_id: str) -> None:
+        self._cached.pop(session_id, None)
+        self.sessions.forget(session_id)
+
+    def sweep(self) -> int:
+        """Forget conversations idle for longer than `idle_seconds`; returns how many."""
+        cutoff = time.monotonic() - self.idle_seconds
+        count = 0
+        while self._cached:
+            session_id, last = next(iter(self._cached.items()))
+            if last > cutoff:
+                break
+            self._cached.popitem(last=False)
+            self.sessions.forget(session_id)
+            count += 1
+        return count
+
+    # -- shutdown ------------------------------------------------------------------------------------
+    async def close(self, grace: float) -> None:
+        """Take no new work; let running and queued turns finish within `grace`, then stop them."""
+        self.accepting = False
+        workers = [s.worker for s in self._slots.values() if s.worker is not None]
+        if not workers:
+            return
+        log.info("waiting up to %.0fs for %d sessions to finish their turns", grace, len(workers))
+        _, pending = await asyncio.wait(workers, timeout=grace)
+        if not pending:
+            return
+        log.warning("%d sessions still busy after %.0fs: interrupting them", len(pending), grace)
+        for slot in list(self._slots.values()):
+            if slot.queue:
+                log.warning("%d queued messages were not answered before shutdown", len(slot.queue))
+            for work in slot.queue:
+                self.metrics.queue_depth.labels(work.ctx.platform).dec()
+            slot.queue.clear()
+            if slot.interrupt is not None:
+                slot.interrupt.set()
+        _, pending = await asyncio.wait(pending, timeout=5.0)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    content = message.get("content", "")
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return str(content or "")
