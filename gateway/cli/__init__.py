@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "chat": ("gateway.cli.chat", "chat", "Talk to the agent in the terminal (or answer once with -q)."),
     "config": ("gateway.cli.config_cmd", "config", "Check the configuration file."),
     "doctor": ("gateway.cli.doctor", "doctor", "Check the home, config, model and platform credentials."),
+    "gateway": ("gateway.cli.gateway_cmd", "gateway", "Run the gateway: platforms, web chat and API, until SIGTERM."),
+    "pairing": ("gateway.cli.pairing_cmd", "pairing", "List, approve or revoke users who asked for access."),
     "batch": ("gateway.cli.batch_cmd", "batch", "Generate trajectories for a JSONL file of prompts, resumably."),
     "trajectories": ("gateway.cli.trajectories_cmd", "trajectories", "Export or compress batch trajectories."),
     "skills": ("gateway.cli.skills_cmd", "skills", "Manage the skill library: list, show, validate, history, revert."),
