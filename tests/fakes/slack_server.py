@@ -1,0 +1,311 @@
+"""A fake Slack (Web API, Socket Mode websocket, private file downloads) on 127.0.0.1.
+
+Point slack_sdk at it with `AsyncWebClient(base_url=server.api_base)` (`[slack] api_base`).
+Web API: auth.test, chat.postMessage, chat.update, users.info, conversations.replies,
+apps.connections.open (answers a `ws://127.0.0.1` Socket Mode URL served here). Tokens are
+checked (`xoxb-...` for the bot, `xapp-...` for apps.connections.open).
+
+Helper API for tests:
+- `message_event(channel, user, text, ...)` / `block_action(...)`: Events API / interactivity
+  bodies as Slack sends them (unique `event_id`s);
+- HTTP mode: `await post_event(url, body, secret)` signs and POSTs a body (`signed_headers`
+  alone for custom cases); `await post_action(url, payload, secret)` for button presses;
+- Socket Mode: `queue_event(body)` sends it over the socket (or on the next connection: an
+  envelope stays pending until the client acks it, as Slack redelivers); `drop_socket()`
+  closes the connection from the server side; `request_refresh()` sends Slack's `disconnect`;
+- `sent(channel)`, `wait_sent(channel, n)`: what the bot posted (edits update entries in place);
+- `fail_next(n, status=429, retry_after=1, method=None, error="ratelimited")`;
+- `add_file(name, data, mimetype)`: a file object for `message_event(files=[...])`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+BOT_USER_ID = "UBOT0001"
+BOT_ID = "BBOT0001"
+TEAM_ID = "T0001"
+
+
+@dataclass
+class Failure:
+    status: int
+    retry_after: float | None
+    error: str
+    method: str | None
+
+
+def signed_headers(body: str, secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """The headers Slack signs a request with (v0 HMAC-SHA256 of `v0:{ts}:{body}`)."""
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+async def post_event(url: str, body: dict[str, Any], secret: str) -> int:
+    """POST an Events API body to the app, signed with `secret`; returns the HTTP status."""
+    raw = json.dumps(body)
+    headers = {"Content-Type": "application/json", **signed_headers(raw, secret)}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data=raw, headers=headers) as response:
+            return response.status
+
+
+async def post_action(url: str, payload: dict[str, Any], secret: str) -> int:
+    """POST an interactivity payload (button press) the way Slack does: a form with `payload`."""
+    raw = urlencode({"payload": json.dumps(payload)})
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **signed_headers(raw, secret)}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data=raw, headers=headers) as response:
+            return response.status
+
+
+@dataclass
+class FakeSlackServer:
+    bot_token: str = "xoxb-test-token"
+    app_token: str = "xapp-test-token"
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    connections: int = 0
+    acked: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._failures: list[Failure] = []
+        self._pending: dict[str, dict[str, Any]] = {}     # envelope_id -> envelope, until acked
+        self._ws: web.WebSocketResponse | None = None
+        self._runner: web.AppRunner | None = None
+        self._files: dict[str, tuple[bytes, str]] = {}
+        self._sent_event = asyncio.Event()
+        self.port = 0
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    async def start(self) -> "FakeSlackServer":
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/socket", self._socket)
+        app.router.add_get("/files/{name}", self._file)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    # --- helper API ------------------------------------------------------------------------
+
+    def message_event(self, channel: str, user: str, text: str, *, channel_type: str = "im",
+                      ts: str | None = None, thread_ts: str | None = None, parent_user_id: str | None = None,
+                      files: list[dict[str, Any]] | None = None, event_type: str = "message",
+                      subtype: str | None = None, bot_id: str | None = None) -> dict[str, Any]:
+        n = next(self._ids)
+        event: dict[str, Any] = {"type": event_type, "channel": channel, "user": user, "text": text,
+                                 "ts": ts or f"{1700000000 + n}.{n:06d}", "channel_type": channel_type,
+                                 "team": TEAM_ID, "event_ts": f"{1700000000 + n}.{n:06d}"}
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        if parent_user_id:
+            event["parent_user_id"] = parent_user_id
+        if files:
+            event["files"] = files
+            event["subtype"] = "file_share"
+        if subtype:
+            event["subtype"] = subtype
+        if bot_id:
+            event["bot_id"] = bot_id
+        return {"token": "legacy", "team_id": TEAM_ID, "api_app_id": "A0001", "type": "event_callback",
+                "event_id": f"Ev{n:08d}", "event_time": int(time.time()), "event": event,
+                "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}]}
+
+    def block_action(self, channel: str, user: str, action_id: str, value: str, *, message_ts: str,
+                     thread_ts: str | None = None) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "message", "ts": message_ts, "text": "question", "bot_id": BOT_ID}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        return {"type": "block_actions", "team": {"id": TEAM_ID}, "api_app_id": "A0001",
+                "user": {"id": user, "username": "ada", "team_id": TEAM_ID},
+                "channel": {"id": channel}, "container": {"type": "message", "message_ts": message_ts},
+                "message": message, "trigger_id": f"trig{next(self._ids)}", "response_url": "",
+                "actions": [{"type": "button", "action_id": action_id, "block_id": "hermes_buttons",
+                             "value": value, "action_ts": str(time.time())}]}
+
+    def add_file(self, name: str, data: bytes, mimetype: str = "image/png") -> dict[str, Any]:
+        file_id = f"F{next(self._ids):06d}"
+        self._files[file_id] = (data, mimetype)
+        url = f"http://127.0.0.1:{self.port}/files/{file_id}"
+        return {"id": file_id, "name": name, "mimetype": mimetype, "size": len(data),
+                "url_private": url, "url_private_download": url}
+
+    def queue_event(self, body: dict[str, Any], *, kind: str = "events_api") -> str:
+        """Deliver over Socket Mode; returns the envelope id (pending until the client acks)."""
+        envelope_id = f"env-{next(self._ids)}"
+        envelope = {"envelope_id": envelope_id, "type": kind, "payload": body,
+                    "accepts_response_payload": kind != "events_api", "retry_attempt": 0,
+                    "retry_reason": ""}
+        self._pending[envelope_id] = envelope
+        if self._ws is not None and not self._ws.closed:
+            asyncio.get_running_loop().create_task(self._ws.send_str(json.dumps(envelope)))
+        return envelope_id
+
+    async def drop_socket(self) -> None:
+        if self._ws is not None:
+            await self._ws.close(code=1001, message=b"going away")
+
+    async def request_refresh(self) -> None:
+        if self._ws is not None:
+            await self._ws.send_str(json.dumps({"type": "disconnect", "reason": "refresh_requested",
+                                                "debug_info": {"host": "fake"}}))
+
+    def sent(self, channel: str) -> list[dict[str, Any]]:
+        return self.messages[channel]
+
+    async def wait_sent(self, channel: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.sent(channel)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} message(s) in {channel}, got {self.sent(channel)}")
+            self._sent_event.clear()
+            try:
+                await asyncio.wait_for(self._sent_event.wait(), 0.05)
+            except asyncio.TimeoutError:
+                pass
+        return self.sent(channel)
+
+    async def wait_connections(self, count: int, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.connections < count or self._ws is None or self._ws.closed:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} socket connection(s), saw {self.connections}")
+            await asyncio.sleep(0.01)
+
+    def fail_next(self, n: int = 1, *, status: int = 429, retry_after: float | None = 1,
+                  method: str | None = None, error: str = "") -> None:
+        err = error or ("ratelimited" if status == 429 else "internal_error")
+        self._failures.extend(Failure(status, retry_after if status == 429 else None, err, method)
+                              for _ in range(n))
+
+    # --- Web API ---------------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.can_read_body:
+            if request.content_type == "application/json":
+                params.update(await request.json())
+            else:
+                params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        return params
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        self.calls.append((method, params))
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or params.get("token", "")
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        for i, failure in enumerate(self._failures):
+            if failure.method in (None, method):
+                self._failures.pop(i)
+                headers = {"Retry-After": str(int(failure.retry_after))} if failure.retry_after is not None else {}
+                body = {"ok": False, "error": failure.error}
+                return web.json_response(body, status=failure.status, headers=headers)
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        return web.json_response(await handler(params))
+
+    async def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "hermes",
+                "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+
+    async def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket?ticket={next(self._ids)}"}
+
+    async def _m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        user_id = p.get("user", "")
+        user = self.users.get(user_id, {"real_name": f"User {user_id}", "display_name": ""})
+        return {"ok": True, "user": {"id": user_id, "name": user_id.lower(), "real_name": user["real_name"],
+                                     "profile": {"real_name": user["real_name"],
+                                                 "display_name": user["display_name"]}}}
+
+    async def _m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "messages": [], "has_more": False}
+
+    async def _m_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = p.get("channel", "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not p.get("text") and not p.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        blocks = p.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        n = next(self._ids)
+        entry = {"ts": f"{1800000000 + n}.{n:06d}", "text": p.get("text", ""), "thread_ts": p.get("thread_ts"),
+                 "blocks": blocks, "mrkdwn": p.get("mrkdwn", True), "edits": []}
+        self.messages[channel].append(entry)
+        self._sent_event.set()
+        return {"ok": True, "channel": channel, "ts": entry["ts"],
+                "message": {"type": "message", "text": entry["text"], "bot_id": BOT_ID, "ts": entry["ts"]}}
+
+    async def _m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        for entry in self.messages[p.get("channel", "")]:
+            if entry["ts"] == p.get("ts"):
+                entry["edits"].append(entry["text"])
+                entry["text"] = p.get("text", "")
+                if "blocks" in p:
+                    entry["blocks"] = p["blocks"]
+                return {"ok": True, "channel": p["channel"], "ts": entry["ts"], "text": entry["text"]}
+        return {"ok": False, "error": "message_not_found"}
+
+    async def _file(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+            return web.Response(status=403, text="login page")
+        data, mimetype = self._files.get(request.match_info["name"], (b"", ""))
+        if not mimetype:
+            return web.Response(status=404)
+        return web.Response(body=data, content_type=mimetype)
+
+    # --- Socket Mode -------------------------------------------------------------------------
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._ws = ws
+        self.connections += 1
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1,
+                                      "debug_info": {"host": "fake"}, "connection_info": {"app_id": "A0001"}}))
+        for envelope in list(self._pending.values()):     # Slack redelivers what was not acked
+            if self.connections > 1:
+                envelope["retry_attempt"] += 1
+                envelope["retry_reason"] = "timeout"
+            await ws.send_str(json.dumps(envelope))
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if "envelope_id" in data:
+                    self._pending.pop(data["envelope_id"], None)
+                    self.acked.append(data["envelope_id"])
+        return ws
