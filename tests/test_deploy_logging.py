@@ -1,0 +1,118 @@
+"""Logs as an operator reads them: JSON lines with session/platform, rotation, secrets never written."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from agent.redact import Redactor
+from gateway.logging_setup import LOG_FILE_NAME, log_context, set_level, setup_logging
+
+ENV_SECRET = "hunter2-correct-horse-battery"
+SHAPED_SECRET = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2"
+TELEGRAM_TOKEN = "123456789:" + "A" * 35
+
+
+@pytest.fixture
+def logs(tmp_path: Path):
+    stream = io.StringIO()
+    redactor = Redactor.from_environ({"MY_SERVICE_PASSWORD": ENV_SECRET})
+    setup = setup_logging(tmp_path / "logs", "INFO", redactor=redactor, stream=stream)
+    try:
+        yield setup, stream
+    finally:
+        setup.close()
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_secrets_never_reach_the_file_or_the_terminal(logs) -> None:
+    setup, stream = logs
+    log = logging.getLogger("gateway.test")
+    log.info("connecting with key %s and token %s", SHAPED_SECRET, TELEGRAM_TOKEN)
+    log.warning("password in the message itself: %s", ENV_SECRET)
+    try:
+        raise RuntimeError(f"login failed for secret {ENV_SECRET} / {SHAPED_SECRET}")
+    except RuntimeError:
+        log.exception("adapter crashed")
+    log.error("stack", stack_info=True, extra={"x": 1})
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+    file_text = setup.file_path.read_text(encoding="utf-8")
+    terminal = stream.getvalue()
+    for text in (file_text, terminal):
+        assert ENV_SECRET not in text
+        assert SHAPED_SECRET not in text
+        assert TELEGRAM_TOKEN not in text
+        assert "[REDACTED]" in text
+        assert "RuntimeError: login failed for secret [REDACTED]" in text  # the traceback is still there
+        assert "Traceback (most recent call last)" in text
+    entries = _lines(setup.file_path)
+    crashed = next(e for e in entries if e["message"] == "adapter crashed")
+    assert crashed["level"] == "ERROR" and "RuntimeError" in crashed["exc"]
+
+
+def test_every_line_of_a_turn_carries_session_and_platform(logs) -> None:
+    setup, stream = logs
+    log = logging.getLogger("gateway.turns")
+
+    async def turn(session: str, platform: str) -> None:
+        with log_context(session=session, platform=platform):
+            log.info("turn started")
+            await asyncio.sleep(0)  # interleave with the other turn
+            await asyncio.create_task(asyncio.sleep(0))
+            log.info("turn finished")
+
+    async def main() -> None:
+        await asyncio.gather(turn("s-one", "telegram"), turn("s-two", "slack"))
+        log.info("outside any turn")
+
+    asyncio.run(main())
+    entries = [e for e in _lines(setup.file_path) if e["logger"] == "gateway.turns"]
+    by_session = {(e["session"], e["platform"]) for e in entries if e["message"].startswith("turn")}
+    assert by_session == {("s-one", "telegram"), ("s-two", "slack")}
+    assert sum(1 for e in entries if e["session"] == "s-one") == 2
+    outside = next(e for e in entries if e["message"] == "outside any turn")
+    assert outside["session"] == "" and outside["platform"] == ""
+    assert "[telegram s-one] turn started" in stream.getvalue()
+
+
+def test_level_changes_live_and_setup_twice_does_not_duplicate(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    setup = setup_logging(tmp_path / "logs", "INFO", stream=stream)
+    setup = setup_logging(tmp_path / "logs", "WARNING", stream=stream)
+    try:
+        log = logging.getLogger("gateway.level")
+        log.info("hidden at WARNING")
+        set_level("DEBUG")
+        log.debug("shown at DEBUG")
+        assert "hidden at WARNING" not in stream.getvalue()
+        assert stream.getvalue().count("shown at DEBUG") == 1
+        assert (setup.file_path.stat().st_mode & 0o777) == 0o600
+    finally:
+        setup.close()
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+def test_the_file_rotates_by_size(tmp_path: Path) -> None:
+    setup = setup_logging(tmp_path / "logs", "INFO", console=False, max_bytes=2_000, backups=2)
+    try:
+        log = logging.getLogger("gateway.rotate")
+        for i in range(100):
+            log.info("line %d %s", i, "x" * 50)
+    finally:
+        setup.close()
+        logging.getLogger().setLevel(logging.WARNING)
+    files = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert files == [LOG_FILE_NAME, f"{LOG_FILE_NAME}.1", f"{LOG_FILE_NAME}.2"]
+    assert all(p.stat().st_size <= 2_100 for p in (tmp_path / "logs").iterdir())
+    assert _lines(tmp_path / "logs" / LOG_FILE_NAME)[-1]["message"].startswith("line 99 ")
