@@ -10,6 +10,7 @@ the most recent messages are kept verbatim). Everything that happens is reported
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -252,8 +253,7 @@ class Agent:
     # -- delegation -----------------------------------------------------------------------------
     async def run_sub_agent(self, ctx: ToolContext, task: str, context: str = "") -> str:
         """Run a sub-task in a fresh conversation and return the sub-agent's final answer."""
-        sub_ctx = ToolContext(workspace=ctx.workspace, session_id=ctx.session_id, user_id=ctx.user_id,
-                              approve=ctx.approve, services=ctx.services, depth=ctx.depth + 1)
+        sub_ctx = dataclasses.replace(ctx, depth=ctx.depth + 1)
         conversation = Conversation(system=SUB_AGENT_PROMPT)
         request = task if not context else f"{task}\n\nContext:\n{context}"
         result = await self.run_turn(conversation, request, sub_ctx, stream=False)

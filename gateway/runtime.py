@@ -21,6 +21,7 @@ from agent.tools.registry import Tool, ToolContext, ToolRegistry
 from agent.workspace import Workspace
 from gateway.config import Config
 from gateway.home import Home
+from gateway.skills_wiring import install_skills
 from gateway.store import SessionRecord, SQLiteStore, open_store
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,17 @@ class Runtime:
         for t in extra_tools or []:
             registry.register(t)
         prompt = PromptBuilder(extra=config.agent.system_prompt)
-        return cls(config, home, store, llm, registry, agent, prompt)
+        runtime = cls(config, home, store, llm, registry, agent, prompt)
+        await install_skills(runtime)
+        return runtime
 
     def workspace_for(self, session_key: str) -> Workspace:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_key)[:120] or "default"
         return Workspace(self.home.workspaces_dir / safe).ensure()
 
-    def tool_context(self, session_key: str, session_id: str, user_id: str = "", **kwargs: Any) -> ToolContext:
-        return ToolContext(workspace=self.workspace_for(session_key), session_id=session_id, user_id=user_id,
+    def tool_context(self, session: SessionRecord, **kwargs: Any) -> ToolContext:
+        return ToolContext(workspace=self.workspace_for(session.key), session_id=session.id,
+                           user_id=session.user_id, team=session.team, platform=session.platform,
                            services=self.services, **kwargs)
 
     def spawn(self, coroutine: Any, *, name: str = "") -> asyncio.Task[Any]:

@@ -76,7 +76,7 @@ class SessionService:
                 await observer.on_event(session, event)
             await on_event(event)
 
-        ctx = self.runtime.tool_context(session.key, session.id, session.user_id, approve=approve)
+        ctx = self.runtime.tool_context(session, approve=approve)
         try:
             result = await self.runtime.agent.run_turn(conversation, user_message, ctx, on_event=persist,
                                                        interrupt=interrupt, stream=stream,

@@ -81,7 +81,12 @@ class SkillsPromptSection:
 
 
 async def install_skills(runtime: Any) -> SkillLibrary:
-    """Give `runtime` its skill library: tools, `services["skills"]`, and the prompt section."""
+    """Give `runtime` its skill library: tools, `services["skills"]`, and the prompt section.
+
+    Idempotent: a runtime that already has its library gets it back unchanged.
+    """
+    if isinstance(runtime.services.get("skills"), SkillLibrary):
+        return runtime.services["skills"]
     settings: SkillsConfig = runtime.config.skills
     libraries = SkillLibraries(runtime.home, settings)
     library = await libraries.get("")

@@ -75,9 +75,10 @@ async def test_agent_turn_creates_views_and_searches_skills(home: Path, model_se
             tool_calls(("skill_search", {"query": "nginx logs too large"})),
             tool_calls(("skill_view", {"name": "rotate-nginx-logs"})),
             text("done"))
-        system = await runtime.prompt.build(PromptContext(session_id="s1", query="please review my pull request"))
+        session = await runtime.store.active_session("chat")
+        system = await runtime.prompt.build(PromptContext(session_id=session.id, query="please review my pull request"))
         assert "code-review" in system and "skills in all; use skill_search" in system
-        ctx = runtime.tool_context("chat", "s1")
+        ctx = runtime.tool_context(session)
         result = await runtime.agent.run_turn(Conversation(system=system), "learn nginx rotation", ctx)
         assert result.status == "done"
         tool_results = [m["content"] for m in model_server.requests[-1]["messages"] if m["role"] == "tool"]
@@ -86,7 +87,7 @@ async def test_agent_turn_creates_views_and_searches_skills(home: Path, model_se
         assert tool_results[2].splitlines()[0].startswith("- rotate-nginx-logs")
         assert "logrotate -f /etc/logrotate.d/nginx" in tool_results[3]
         skill = await library.get("rotate-nginx-logs")
-        assert skill.use_count == 1 and skill.document.metadata["origin"] == "session:s1"
+        assert skill.use_count == 1 and skill.document.metadata["origin"] == f"session:{session.id}"
         assert skills_ref_validate(skill.folder) == []
     finally:
         await runtime.close()

@@ -48,6 +48,8 @@ class ToolContext:
     workspace: Workspace
     session_id: str = ""
     user_id: str = ""
+    team: str = ""
+    platform: str = ""
     approve: Approver = deny_all
     services: dict[str, Any] = field(default_factory=dict)
     depth: int = 0

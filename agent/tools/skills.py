@@ -19,8 +19,13 @@ SEARCH_LIMIT = 8
 Action = Literal["create", "patch", "edit", "delete", "write_file", "remove_file"]
 
 
-def _library(ctx: ToolContext) -> SkillLibrary:
-    library = ctx.services.get("skills")
+async def _library(ctx: ToolContext) -> SkillLibrary:
+    """The library of the session's team (`services["skill_libraries"]`), else the default one."""
+    libraries = ctx.services.get("skill_libraries")
+    if ctx.team and libraries is not None:
+        library = await libraries.get(ctx.team)
+    else:
+        library = ctx.services.get("skills")
     if not isinstance(library, SkillLibrary):
         raise ToolError("the skill library is not available in this session")
     return library
@@ -53,7 +58,7 @@ async def skill_manage(ctx: ToolContext, action: Action, name: str, category: st
         file_path: for write_file and remove_file: path inside the skill's folder.
         file_content: for write_file: the file's text.
     """
-    library = _library(ctx)
+    library = await _library(ctx)
     origin = f"session:{ctx.session_id}" if ctx.session_id else ""
     try:
         if action == "create":
@@ -85,7 +90,7 @@ async def skill_view(ctx: ToolContext, name: str, file: str | None = None) -> st
         name: the skill's name, as listed in the skills index or by skill_search.
         file: optional path of a supporting file inside the skill (e.g. references/api.md).
     """
-    library = _library(ctx)
+    library = await _library(ctx)
     try:
         skill = await library.get(name)
         text = await library.read(name, file)
@@ -112,7 +117,7 @@ async def skill_search(ctx: ToolContext, query: str) -> str:
     Args:
         query: a few words describing the task.
     """
-    library = _library(ctx)
+    library = await _library(ctx)
     hits = await library.search(query, SEARCH_LIMIT)
     if not hits:
         return f"no skill matches {query!r}; there are {len((await library.snapshot()).skills)} skills in all"
