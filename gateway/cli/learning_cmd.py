@@ -1,0 +1,131 @@
+"""`hermes learning ...`: the checkpoint log, and skill proposals waiting for approval (ask mode).
+
+    hermes learning log [--json] [--limit N] [--session ID]
+    hermes learning pending [--json]
+    hermes learning approve ID [--by NAME]
+    hermes learning reject ID [--by NAME]
+
+Module-level imports stay light (click only) so `hermes --help` is fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Awaitable, Callable, TypeVar
+
+import click
+
+from gateway.cli.common import config_option, fail, json_option, load, print_json, run
+
+T = TypeVar("T")
+
+
+@click.group()
+def learning() -> None:
+    """What the agent learned: checkpoints, and proposals waiting for approval."""
+
+
+async def _with_log(config_path: Path | None, work: Callable[[Any, Any, Any], Awaitable[T]]) -> T:
+    from agent.redact import Redactor
+    from gateway.learning_log import LearningLog
+    from gateway.store import open_store
+
+    config, home = load(config_path)
+    path = Path(config.store.path).expanduser() if config.store.path else home.state_db
+    store = await open_store(path)
+    try:
+        return await work(LearningLog(store, Redactor.from_environ()), config, home)
+    finally:
+        await store.close()
+
+
+@learning.command("log")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="Newest N checkpoints.")
+@click.option("--session", "session_id", default=None, help="Only this session's checkpoints.")
+@json_option
+@config_option
+def log_command(limit: int, session_id: str | None, as_json: bool, config_path: Path | None) -> None:
+    """List checkpoints, newest first: decisions, skills created or patched, memory changes, tokens."""
+    async def work(log: Any, _config: Any, _home: Any) -> list[dict[str, Any]]:
+        return await log.entries(limit, session_id)
+
+    entries = run(lambda: _with_log(config_path, work))
+    if as_json:
+        print_json(entries)
+        return
+    if not entries:
+        click.echo("No checkpoints yet.")
+        return
+    for e in entries:
+        team = f" team {e['team']}" if e["team"] else ""
+        click.echo(f"#{e['id']}  {e['started']}  session {e['session']}{team}  {e['cause']}  {e['status']}  "
+                   f"{e['prompt_tokens']}+{e['completion_tokens']} tokens  {e['model']}")
+        for s in e["skills"]:
+            proposal = f" (proposal #{s['proposal']})" if s.get("proposal") else ""
+            click.echo(f"    skill {s['action']} {s['name']}{proposal}: {s.get('summary') or ''}")
+        for m in e["memory"]:
+            click.echo(f"    memory {m['action']} {Path(m['file']).name}")
+        if e["error"]:
+            click.echo(f"    note: {e['error']}")
+        for line in e["decisions"].strip().splitlines()[:6]:
+            click.echo(f"    | {line}")
+
+
+@learning.command("pending")
+@json_option
+@config_option
+def pending(as_json: bool, config_path: Path | None) -> None:
+    """Skill proposals waiting for a user's approval (learning.auto_skills = "ask")."""
+    async def work(log: Any, _config: Any, _home: Any) -> list[Any]:
+        return await log.proposals("pending")
+
+    proposals = [p.as_dict() for p in run(lambda: _with_log(config_path, work))]
+    if as_json:
+        print_json(proposals)
+        return
+    if not proposals:
+        click.echo("No proposals are waiting.")
+        return
+    for p in proposals:
+        team = f" (team {p['team']})" if p["team"] else ""
+        click.echo(f"#{p['id']}  {p['created']}  {p['action']} {p['skill']}{team}: {p['summary']}")
+    click.echo("Approve with `hermes learning approve ID`, reject with `hermes learning reject ID`.")
+
+
+@learning.command("approve")
+@click.argument("proposal_id", type=int)
+@click.option("--by", "by", default="cli", show_default=True, help="Who approves (kept in the log).")
+@config_option
+def approve(proposal_id: int, by: str, config_path: Path | None) -> None:
+    """Write a proposed skill change to the library."""
+    from gateway.learning_log import ProposalError, apply_proposal
+    from gateway.skills_wiring import SkillLibraries
+
+    async def work(log: Any, config: Any, home: Any) -> Any:
+        proposal = await log.proposal(proposal_id)
+        library = await SkillLibraries(home, config.skills).get(proposal.team) if proposal is not None else None
+        return await apply_proposal(log, lambda _team: library, proposal_id, by)
+
+    try:
+        applied = run(lambda: _with_log(config_path, work))
+    except ProposalError as exc:
+        fail(str(exc))
+    click.echo(f"Approved #{proposal_id}: {applied.message}.")
+
+
+@learning.command("reject")
+@click.argument("proposal_id", type=int)
+@click.option("--by", "by", default="cli", show_default=True, help="Who rejects (kept in the log).")
+@config_option
+def reject(proposal_id: int, by: str, config_path: Path | None) -> None:
+    """Drop a proposed skill change without writing it."""
+    from gateway.learning_log import ProposalError, reject_proposal
+
+    async def work(log: Any, _config: Any, _home: Any) -> Any:
+        return await reject_proposal(log, proposal_id, by)
+
+    try:
+        proposal = run(lambda: _with_log(config_path, work))
+    except ProposalError as exc:
+        fail(str(exc))
+    click.echo(f"Rejected #{proposal_id} ({proposal.action} {proposal.skill}).")
