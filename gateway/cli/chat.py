@@ -20,7 +20,8 @@ import click
 from gateway.cli.common import config_option, fail, load
 
 CLI_SESSION_KEY = "cli:local"
-HELP_TEXT = "/new  start a fresh conversation    /usage  tokens and cost    /exit  quit    Ctrl-C  stop the turn"
+HELP_TEXT = ("/new  start a fresh conversation    /usage  tokens and cost    /exit  quit    Ctrl-C  stop the turn\n"
+             "/<skill-name> [request]  run a skill from the library")
 
 
 class TerminalRenderer:
@@ -163,6 +164,15 @@ async def _interactive(config_path: Path | None, model: str | None, session_id: 
                 console.print(f"[dim]{usage.calls} model calls, {usage.prompt_tokens} prompt + "
                               f"{usage.completion_tokens} completion tokens, ${usage.cost:.4f}[/dim]")
                 continue
+            if text.startswith("/"):
+                from gateway.skills_wiring import expand_skill_command
+
+                expanded = await expand_skill_command(runtime.services["skills"], text)
+                if expanded is None:
+                    console.print(f"[yellow]Unknown command {text.split()[0]}: /help lists the commands; "
+                                  "`hermes skills list` the skills.[/yellow]")
+                    continue
+                text = expanded
             interrupt = asyncio.Event()
             loop.add_signal_handler(signal.SIGINT, interrupt.set)
             renderer = TerminalRenderer(console)
