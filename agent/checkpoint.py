@@ -18,6 +18,7 @@ services, and a `propose` callback for ask mode.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import re
@@ -183,7 +184,7 @@ class GuardedSkillManage(Tool):
         validated = self.inner.arguments_model.model_validate(arguments)
         args = {k: getattr(validated, k) for k in type(validated).model_fields}
         action, name = str(args["action"]), str(args["name"])
-        library = ctx.services.get("skills")
+        library = await _library(ctx)
         if not isinstance(library, SkillLibrary):
             raise ToolError("the skill library is not available")
         if self.mode == "off":
@@ -241,6 +242,15 @@ class GuardedSkillManage(Tool):
         self.changes.append(SkillChange(name, action, description, diff, proposal_id=proposal_id))
         return (f"recorded as proposal #{proposal_id} ({action} {name}); it is written only when a user "
                 "approves it. Continue as if it were accepted.")
+
+
+async def _library(ctx: ToolContext) -> SkillLibrary | None:
+    """The session's team library, resolved the way the skill tools resolve it."""
+    libraries = ctx.services.get("skill_libraries")
+    if ctx.team and libraries is not None:
+        return await libraries.get(ctx.team)
+    library = ctx.services.get("skills")
+    return library if isinstance(library, SkillLibrary) else None
 
 
 async def _read_or_none(library: SkillLibrary, name: str) -> str | None:
@@ -351,8 +361,7 @@ class Checkpointer:
                 await previous_listener(session_id, change)
 
         services = {**ctx.services, "memory_listener": on_memory}
-        run_ctx = ToolContext(workspace=ctx.workspace, session_id=ctx.session_id, user_id=ctx.user_id,
-                              approve=ctx.approve, services=services, depth=ctx.depth + 1)
+        run_ctx = dataclasses.replace(ctx, services=services, depth=ctx.depth + 1)
         agent = Agent(self.llm, registry, self.settings)
         conversation = Conversation(system=CHECKPOINT_SYSTEM)
         result = await agent.run_turn(conversation, build_request(data, self.redactor, mode), run_ctx,

@@ -215,7 +215,8 @@ class LearningLoop:
         data = CheckpointInput(messages, index_text, similar, bodies, memory_text, user_text,
                                (self.memory.memory_chars, self.memory.user_chars))
         ctx = ToolContext(workspace=self.runtime.workspace_for(session.key), session_id=session.id,
-                          user_id=session.user_id, services={**self.runtime.services, "skills": library})
+                          user_id=session.user_id, team=session.team, platform=session.platform,
+                          services={**self.runtime.services, "skills": library})
         mode: AutoSkills = self.settings.auto_skills
 
         async def propose(action: str, name: str, arguments: dict[str, Any], summary: str) -> int:
@@ -276,17 +277,6 @@ async def install_learning(runtime: Any) -> LearningLoop:
                          redactor)
     learning_log = LearningLog(runtime.store, redactor)
     loop = LearningLoop(runtime, memory, learning_log, redactor)
-    scopes: OrderedDict[str, Scope] = OrderedDict()
-
-    async def memory_scope(session_id: str) -> Scope:
-        scope = scopes.get(session_id)
-        if scope is None:
-            record = await runtime.store.get_session(session_id) if session_id else None
-            scope = Scope(record.team, record.platform, record.user_id) if record else Scope()
-            scopes[session_id] = scope
-            while len(scopes) > MAX_TRACKED_SESSIONS:
-                scopes.popitem(last=False)
-        return scope
 
     async def memory_show(team: str = "", platform: str = "", user_id: str = "") -> str:
         scope = Scope(team, platform, user_id)
@@ -303,7 +293,6 @@ async def install_learning(runtime: Any) -> LearningLoop:
     if runtime.tools.get(memory_tool.name) is None:
         runtime.tools.register(memory_tool)
     runtime.services["memory"] = memory
-    runtime.services["memory_scope"] = memory_scope
     runtime.services["memory_show"] = memory_show
     runtime.services["learning"] = loop
     # first after the base prompt: the frozen snapshot keeps the prefix stable for the session

@@ -2,8 +2,8 @@
 
 Services it uses (put there by `gateway/learning_wiring.py`):
 - `ctx.services["memory"]`: an `agent.memory.MemoryStore`;
-- `ctx.services["memory_scope"]`: `async (session_id) -> agent.memory.Scope`, whose team library
-  and which person the session belongs to (without it: no team, no user).
+- the session's team, platform and user come from the `ToolContext` (`ctx.team`, `ctx.platform`,
+  `ctx.user_id`); `ctx.services["memory_listener"]`, when present, hears of every change.
 
 Changes are visible at once through this tool and reach the system prompt in the next session.
 """
@@ -16,7 +16,6 @@ from agent.memory import Change, MemoryOpError, MemoryStore, Scope
 from agent.tools.registry import ToolContext, ToolError, tool
 from skills.paths import PathEscapeError
 
-ScopeResolver = Callable[[str], Awaitable[Scope]]
 ChangeListener = Callable[[str, Change], Awaitable[None]]
 
 
@@ -27,11 +26,9 @@ def _store(ctx: ToolContext) -> MemoryStore:
     return store
 
 
-async def scope_of(ctx: ToolContext) -> Scope:
-    resolver: ScopeResolver | None = ctx.services.get("memory_scope")
-    if resolver is None:
-        return Scope(user_id=ctx.user_id)
-    return await resolver(ctx.session_id)
+def scope_of(ctx: ToolContext) -> Scope:
+    """Whose memory a tool call touches: the session's team library and platform identity."""
+    return Scope(team=ctx.team, platform=ctx.platform, user_id=ctx.user_id)
 
 
 @tool
@@ -51,7 +48,7 @@ async def memory(ctx: ToolContext, action: Literal["add", "replace", "remove"],
         new_text: for replace: the entry's new text.
     """
     store = _store(ctx)
-    scope = await scope_of(ctx)
+    scope = scope_of(ctx)
     try:
         if action == "add":
             change = await store.add(target, scope, text)
