@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pairing": ("gateway.cli.pairing_cmd", "pairing", "List, approve or revoke users who asked for access."),
     "batch": ("gateway.cli.batch_cmd", "batch", "Generate trajectories for a JSONL file of prompts, resumably."),
     "trajectories": ("gateway.cli.trajectories_cmd", "trajectories", "Export or compress batch trajectories."),
+    "backup": ("gateway.cli.backup_cmd", "backup", "Back up the home (database, config, skills) or restore it."),
     "skills": ("gateway.cli.skills_cmd", "skills", "Manage the skill library: list, show, validate, history, revert."),
     "memory": ("gateway.cli.memory_cmd", "memory", "Show what the agent remembers (MEMORY.md, USER.md)."),
     "learning": ("gateway.cli.learning_cmd", "learning", "What the agent learned: checkpoint log, pending skill proposals."),

@@ -1,0 +1,68 @@
+"""`hermes backup create --output FILE` and `hermes backup restore FILE`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from gateway.cli.common import config_option, fail
+
+
+def _db_path(config_path: Path | None, *, strict: bool) -> tuple[Path, object]:
+    """(state database path, Home): [store].path from the config, else HERMES_HOME/state.db."""
+    from gateway.config import ConfigError, load_config
+    from gateway.home import Home
+
+    home = Home.from_env()
+    try:
+        config = load_config(config_path, home)
+    except ConfigError as exc:
+        if strict:
+            fail(str(exc), code=2)
+        click.echo(f"hermes: warning: {exc}\nhermes: warning: restoring the database to {home.state_db}", err=True)
+        return home.state_db, home
+    return (Path(config.store.path).expanduser() if config.store.path else home.state_db), home
+
+
+@click.group()
+def backup() -> None:
+    """Back up the home (state database, config, skills, memories) or restore a backup."""
+
+
+@backup.command("create")
+@config_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .tar.gz file to write.")
+@click.option("--include-secrets", is_flag=True, help="Also store secrets.env (keep the archive safe).")
+def create(config_path: Path | None, output: Path, include_secrets: bool) -> None:
+    """Write a consistent backup; safe while the gateway runs."""
+    from gateway.backup import BackupError, create_backup
+
+    db_path, home = _db_path(config_path, strict=True)
+    try:
+        report = asyncio.run(create_backup(home, db_path, output, include_secrets=include_secrets))  # type: ignore[arg-type]
+    except (BackupError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"wrote {report.path} ({report.size} bytes, {report.files} files, schema version "
+               f"{report.schema_version}{', includes secrets.env' if report.includes_secrets else ''})")
+
+
+@backup.command("restore")
+@config_option
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Restore even though a gateway is running on this home.")
+def restore(config_path: Path | None, archive: Path, force: bool) -> None:
+    """Restore ARCHIVE into $HERMES_HOME; what it replaces is kept in pre-restore-<time>/."""
+    from gateway.backup import BackupError, restore_backup
+
+    db_path, home = _db_path(config_path, strict=False)
+    try:
+        report = restore_backup(archive, home, db_path, force=force)  # type: ignore[arg-type]
+    except (BackupError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"restored {report.files} files ({', '.join(report.restored)}), schema version "
+               f"{report.schema_version}")
+    if report.moved_aside is not None:
+        click.echo(f"the previous files are in {report.moved_aside}")

@@ -1,0 +1,187 @@
+"""`hermes backup create|restore` as an operator runs it: while the store is being written, onto a
+fresh home, and the refusals (newer schema, running gateway, hostile archives)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from gateway.backup import known_schema_version
+from gateway.pidfile import hold_pidfile
+from gateway.store import open_store
+
+HERMES = [sys.executable, "-m", "gateway"]
+
+
+def _populate(home: Path) -> None:
+    (home / "skills" / "ops" / "restart-service").mkdir(parents=True)
+    (home / "skills" / "ops" / "restart-service" / "SKILL.md").write_text(
+        "---\nname: restart-service\ndescription: Restart a service.\n---\nSteps.\n")
+    (home / "memories").mkdir(exist_ok=True)
+    (home / "memories" / "MEMORY.md").write_text("The deploy host is web-1.\n")
+    (home / "config.toml").write_text('[logging]\nlevel = "INFO"\n')
+    (home / "secrets.env").write_text("OPENAI_API_KEY=sk-not-a-real-key-000000000000\n")
+
+
+def _hermes(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HERMES_HOME": str(home)}
+    return subprocess.run([*HERMES, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+async def _hermes_async(*args: str, home: Path) -> tuple[int, str, str]:
+    env = {**os.environ, "HERMES_HOME": str(home)}
+    process = await asyncio.create_subprocess_exec(*HERMES, *args, env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_backup_while_writing_then_restore_on_a_fresh_home(home: Path, tmp_path: Path) -> None:
+    _populate(home)
+    store = await open_store(home / "state.db")
+    session = await store.active_session("telegram:dm:42", platform="telegram", user_id="42")
+    stop = asyncio.Event()
+    written = 0
+
+    async def writer() -> None:
+        nonlocal written
+        while not stop.is_set():
+            await store.add_message(session.id, {"role": "user", "content": f"message {written + 1}"})
+            written += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(writer())
+    await asyncio.sleep(0.2)
+    before = written
+    code, out, err = await _hermes_async("backup", "create", "--output", str(tmp_path / "b.tar.gz"), home=home)
+    after = written
+    stop.set()
+    await task
+    await store.close()
+    assert code == 0, err
+    assert "wrote" in out and "schema version" in out
+    assert before > 0 and after > before  # the writer kept going while the backup ran
+    assert (tmp_path / "b.tar.gz").stat().st_mode & 0o777 == 0o600
+
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"manifest.json", "state.db", "config.toml", "skills/ops/restart-service/SKILL.md",
+            "memories/MEMORY.md"} <= names
+    assert "secrets.env" not in names
+
+    fresh = tmp_path / "fresh-home"
+    result = _hermes("backup", "restore", str(tmp_path / "b.tar.gz"), home=fresh)
+    assert result.returncode == 0, result.stderr
+    restored = await open_store(fresh / "state.db")
+    try:
+        assert (await restored.fetchone("PRAGMA integrity_check"))[0] == "ok"
+        seqs = [r[0] for r in await restored.fetchall(
+            "SELECT seq FROM messages WHERE session_id = ? ORDER BY seq", (session.id,))]
+    finally:
+        await restored.close()
+    assert before <= len(seqs) <= after
+    assert seqs == list(range(1, len(seqs) + 1))  # a consistent prefix: nothing torn, nothing missing
+    assert (fresh / "skills/ops/restart-service/SKILL.md").read_text().startswith("---\nname: restart-service")
+    assert (fresh / "memories/MEMORY.md").read_text() == "The deploy host is web-1.\n"
+    assert not (fresh / "secrets.env").exists()
+
+
+def test_secrets_only_when_asked_and_restore_keeps_what_it_replaces(home: Path, tmp_path: Path) -> None:
+    _populate(home)
+    assert _hermes("doctor", "--skip-model", home=home).returncode in (0, 1)  # creates state.db
+    assert (home / "state.db").exists()
+    result = _hermes("backup", "create", "--include-secrets", "-o", str(tmp_path / "s.tar.gz"), home=home)
+    assert result.returncode == 0, result.stderr
+    assert "includes secrets.env" in result.stdout
+    (home / "memories" / "MEMORY.md").write_text("changed after the backup\n")
+    result = _hermes("backup", "restore", str(tmp_path / "s.tar.gz"), home=home)
+    assert result.returncode == 0, result.stderr
+    assert (home / "memories" / "MEMORY.md").read_text() == "The deploy host is web-1.\n"
+    assert (home / "secrets.env").stat().st_mode & 0o777 == 0o600
+    aside = [p for p in home.iterdir() if p.name.startswith("pre-restore-")]
+    assert len(aside) == 1 and (aside[0] / "memories" / "MEMORY.md").read_text() == "changed after the backup\n"
+    assert str(aside[0]) in result.stdout
+
+
+def _archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            info.size = len(data) if info.isfile() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+
+
+def _file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    return tarfile.TarInfo(name), data
+
+
+def _database(tmp_path: Path, version: int) -> bytes:
+    path = tmp_path / f"db-{version}.sqlite"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE t (x)")
+    connection.execute(f"PRAGMA user_version = {version}")
+    connection.commit()
+    connection.close()
+    return path.read_bytes()
+
+
+MANIFEST = json.dumps({"format": 1, "schema_version": 0}).encode()
+
+
+def test_restore_refuses_a_newer_schema(home: Path, tmp_path: Path) -> None:
+    newer = known_schema_version() + 1
+    _archive(tmp_path / "newer.tar.gz", [_file("manifest.json", MANIFEST),
+                                         _file("state.db", _database(tmp_path, newer)),
+                                         _file("config.toml", b"# from the future\n")])
+    result = _hermes("backup", "restore", str(tmp_path / "newer.tar.gz"), home=home)
+    assert result.returncode != 0
+    assert f"schema version {newer}, newer than this Hermes knows ({newer - 1})" in result.stderr
+    assert not (home / "config.toml").exists() and not (home / "state.db").exists()
+
+
+@pytest.mark.parametrize("hostile", ["../escape.txt", "/etc/evil", "skills/../../escape.txt", "notes.txt", "link"])
+def test_restore_refuses_hostile_members_before_writing(home: Path, tmp_path: Path, hostile: str) -> None:
+    members = [_file("manifest.json", MANIFEST), _file("state.db", _database(tmp_path, 1))]
+    if hostile == "link":
+        link = tarfile.TarInfo("skills/ops/x/SKILL.md")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        members.append((link, b""))
+    else:
+        members.append(_file(hostile, b"boom"))
+    _archive(tmp_path / "bad.tar.gz", members)
+    result = _hermes("backup", "restore", str(tmp_path / "bad.tar.gz"), home=home)
+    assert result.returncode != 0
+    assert f"archive member {hostile if hostile != 'link' else 'skills/ops/x/SKILL.md'!r}" in result.stderr
+    assert any(why in result.stderr for why in ("refused", "only regular files", "not part of a Hermes backup"))
+    assert not (tmp_path / "escape.txt").exists()
+    assert not (home / "state.db").exists()
+
+
+def test_restore_refuses_a_home_whose_gateway_runs_unless_forced(home: Path, tmp_path: Path) -> None:
+    _populate(home)
+    _hermes("doctor", "--skip-model", home=home)
+    assert _hermes("backup", "create", "-o", str(tmp_path / "b.tar.gz"), home=home).returncode == 0
+    with hold_pidfile(home):
+        refused = _hermes("backup", "restore", str(tmp_path / "b.tar.gz"), home=home)
+        assert refused.returncode != 0
+        assert f"a gateway is running on {home} (pid {os.getpid()})" in refused.stderr
+        forced = _hermes("backup", "restore", "--force", str(tmp_path / "b.tar.gz"), home=home)
+        assert forced.returncode == 0, forced.stderr
+    # the lock is gone with its holder: a stale pid file does not block
+    assert (home / "gateway.pid").exists()
+    assert _hermes("backup", "restore", str(tmp_path / "b.tar.gz"), home=home).returncode == 0
+
+
+def test_create_without_a_database_is_a_clear_error(home: Path, tmp_path: Path) -> None:
+    result = _hermes("backup", "create", "-o", str(tmp_path / "x.tar.gz"), home=home)
+    assert result.returncode != 0
+    assert "no state database to back up" in result.stderr
+    assert not (tmp_path / "x.tar.gz").exists()
