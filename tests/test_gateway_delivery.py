@@ -1,0 +1,165 @@
+"""Delivery: chunks that respect limits and code fences, retries, dead letters, idempotency, streaming."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from adapters.base import DeliveryError, OutboundMessage, PlatformLimits
+from agent.events import TextDelta, ToolFinished, ToolStarted
+from gateway.delivery import Delivery, RetryPolicy, StreamingReply, close_open_fence, split_message
+from gateway.metrics import Metrics
+from gateway.store import SQLiteStore, open_store
+from tests.fakes.memory_adapter import MemoryAdapter
+
+
+async def _ignore(_event: object) -> None:
+    return None
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = await open_store(tmp_path / "state.db")
+    yield s
+    await s.close()
+
+
+def fences_balanced(chunk: str) -> bool:
+    return sum(1 for line in chunk.splitlines() if line.strip().startswith("```")) % 2 == 0
+
+
+def test_short_text_is_one_chunk() -> None:
+    assert split_message("hello", 2000) == ["hello"]
+    assert split_message("  \n", 2000) == []
+
+
+def test_split_prefers_paragraphs_and_honours_the_limit() -> None:
+    paragraphs = [f"Paragraph {i}. " + "word " * 60 for i in range(10)]
+    chunks = split_message("\n\n".join(paragraphs), 1000)
+    assert all(len(c) <= 1000 for c in chunks)
+    assert len(chunks) > 1
+    for chunk in chunks:  # every cut falls between paragraphs
+        assert chunk.startswith("Paragraph") and chunk.rstrip().endswith("word")
+    assert " ".join(" ".join(chunks).split()) == " ".join(" ".join(paragraphs).split())
+
+
+def test_code_fence_is_closed_and_reopened_across_chunks() -> None:
+    code = "\n".join(f"    print('line {i}')" for i in range(200))
+    text = "Here is the script:\n\n```python\n" + code + "\n```\n\nRun it with python."
+    chunks = split_message(text, 2000)
+    assert len(chunks) >= 3 and all(len(c) <= 2000 for c in chunks)
+    assert all(fences_balanced(c) for c in chunks)
+    for chunk in chunks[1:-1]:
+        assert chunk.startswith("```python\n") and chunk.endswith("```")
+    body = [line for c in chunks for line in c.splitlines() if line.startswith("    print")]
+    assert body == code.splitlines()  # no line lost, duplicated or cut
+    assert chunks[-1].endswith("Run it with python.")
+
+
+def test_overlong_line_is_cut_at_spaces() -> None:
+    line = " ".join(f"w{i}" for i in range(2000))
+    chunks = split_message(line, 500)
+    assert all(len(c) <= 500 for c in chunks)
+    assert " ".join(chunks).split() == line.split()
+
+
+def test_partial_view_closes_an_open_fence() -> None:
+    assert close_open_fence("a\n```py\nx = 1") == "a\n```py\nx = 1\n```"
+    assert close_open_fence("a\n```\nx\n```") == "a\n```\nx\n```"
+
+
+async def test_send_retries_after_retry_after_then_succeeds(store: SQLiteStore) -> None:
+    adapter = MemoryAdapter(_ignore)
+    adapter.failures.extend([DeliveryError("429", retry_after=0.2), DeliveryError("502")])
+    delivery = Delivery(store, Metrics(), RetryPolicy(attempts=4, base_delay=0.01))
+    started = asyncio.get_running_loop().time()
+    sent = await delivery.send(adapter, OutboundMessage(chat_id="c", text="hello", idempotency_key="k1"))
+    elapsed = asyncio.get_running_loop().time() - started
+    assert sent is not None and adapter.texts() == ["hello"]
+    assert len(adapter.send_attempts) == 3
+    assert elapsed >= 0.2  # waited as long as the platform asked
+
+
+async def test_undeliverable_message_is_kept_after_retries(store: SQLiteStore) -> None:
+    adapter = MemoryAdapter(_ignore)
+    adapter.failures.extend([DeliveryError("503")] * 3)
+    metrics = Metrics()
+    delivery = Delivery(store, metrics, RetryPolicy(attempts=3, base_delay=0.01))
+    sent = await delivery.send(adapter, OutboundMessage(chat_id="c9", text="important", idempotency_key="k2"))
+    assert sent is None and len(adapter.send_attempts) == 3 and adapter.posted == []
+    rows = await store.fetchall("SELECT * FROM undelivered")
+    assert [(r["chat_id"], r["text"], r["attempts"]) for r in rows] == [("c9", "important", 3)]
+    assert "503" in rows[0]["error"]
+    assert b'hermes_undelivered_total{platform="telegram"} 1.0' in metrics.render()
+
+
+async def test_permanent_errors_are_not_retried(store: SQLiteStore) -> None:
+    adapter = MemoryAdapter(_ignore)
+    adapter.failures.append(DeliveryError("chat not found", permanent=True))
+    delivery = Delivery(store, Metrics(), RetryPolicy(attempts=5, base_delay=0.01))
+    assert await delivery.send(adapter, OutboundMessage(chat_id="c", text="x")) is None
+    assert len(adapter.send_attempts) == 1
+    assert len(await store.fetchall("SELECT * FROM undelivered")) == 1
+
+
+async def test_sends_are_idempotent_by_key(store: SQLiteStore) -> None:
+    adapter = MemoryAdapter(_ignore)
+    delivery = Delivery(store, Metrics(), RetryPolicy(attempts=2, base_delay=0.01))
+    first = await delivery.send(adapter, OutboundMessage(chat_id="c", text="once", idempotency_key="turn-1:0"))
+    again = await delivery.send(adapter, OutboundMessage(chat_id="c", text="once", idempotency_key="turn-1:0"))
+    assert first == again and adapter.texts() == ["once"]
+
+
+async def test_send_text_chunks_to_the_platform_limit(store: SQLiteStore) -> None:
+    adapter = MemoryAdapter(_ignore, limits=PlatformLimits(max_message_chars=2000))
+    delivery = Delivery(store, Metrics())
+    text = "\n\n".join("para " + "x" * 900 for _ in range(5))
+    await delivery.send_text(adapter, "c", text, key="t")
+    assert len(adapter.posted) == 3 and all(len(t) <= 2000 for t in adapter.texts())
+
+
+async def test_streaming_posts_first_then_edits_throttled(store: SQLiteStore) -> None:
+    adapter = MemoryAdapter(_ignore, limits=PlatformLimits(max_message_chars=4096, min_edit_interval=0.2))
+    reply = StreamingReply(Delivery(store, Metrics()), adapter, "c", key="s1")
+    reply.begin()
+    await asyncio.sleep(0.01)  # the model thinks: a typing indicator shows
+    await reply.on_event(TextDelta("Hello"))
+    await adapter.wait_for(lambda: adapter.texts() == ["Hello"], timeout=2)  # first message at once
+    for word in [" there", ",", " friend", "."]:
+        await reply.on_event(TextDelta(word))
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    await reply.finish("Hello there, friend.")
+    assert adapter.texts() == ["Hello there, friend."]
+    history = adapter.posted[0].history
+    assert history[0] == "Hello" and history[-1] == "Hello there, friend."
+    assert len(history) <= 3  # 5 deltas in ~0.1 s under a 0.2 s edit interval: coalesced
+    assert adapter.typing_calls >= 1
+
+
+async def test_streaming_keeps_text_before_a_tool_call(store: SQLiteStore) -> None:
+    adapter = MemoryAdapter(_ignore)
+    reply = StreamingReply(Delivery(store, Metrics()), adapter, "c", key="s2")
+    await reply.on_event(TextDelta("Let me look."))
+    await reply.on_event(ToolStarted("1", "list_files", {}))
+    await asyncio.sleep(0.01)  # the typing loop runs
+    typing_before = adapter.typing_calls
+    await reply.on_event(ToolFinished("1", "list_files", "{}", True, "a.txt", 1.0))
+    await reply.on_event(TextDelta("There is a.txt."))
+    await reply.finish("There is a.txt.")
+    assert adapter.texts() == ["Let me look.", "There is a.txt."]
+    assert typing_before >= 1
+
+
+async def test_final_text_is_posted_when_the_last_edit_fails(store: SQLiteStore) -> None:
+    adapter = MemoryAdapter(_ignore)
+    delivery = Delivery(store, Metrics(), RetryPolicy(attempts=2, base_delay=0.01))
+    reply = StreamingReply(delivery, adapter, "c", key="s3")
+    await reply.on_event(TextDelta("Partial"))
+    await adapter.wait_for(lambda: adapter.texts() == ["Partial"], timeout=2)
+    adapter.edit_failures.extend([DeliveryError("edit refused", permanent=True)])
+    await reply.finish("Partial and complete.")
+    assert adapter.texts()[-1] == "Partial and complete."
