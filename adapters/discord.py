@@ -1,0 +1,347 @@
+"""Discord adapter on discord.py 2.x: gateway websocket in, REST out, buttons and slash commands.
+
+Connection and reconnection are discord.py's: `Client.connect(reconnect=True)` RESUMEs on
+`resume_gateway_url` after a resumable close (Discord replays the missed events, so nothing is
+skipped or repeated), and after network errors waits with `ExponentialBackoff` (randomised:
+jitter) before resuming. We count reconnects from its `on_resumed`/`on_ready` events.
+
+Rate limits: discord.py reads Discord's rate-limit headers and, on a 429, sleeps `retry_after`
+and retries the request itself (up to 5 tries) when the wait is at most `max_ratelimit_timeout`
+(30 s here, the library's minimum); a longer wait raises `discord.RateLimited`, which becomes
+`DeliveryError(retry_after=...)` for the delivery layer.
+
+`api_base` and `gateway_url` (self-hosted proxies, test servers) are class attributes in
+discord.py — `discord.http.Route.BASE` and `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`
+— so setting them changes them for the whole process. The adapter sets them only when
+configured, right before it logs in; one gateway process runs one Discord bot, so there is no
+second client to disturb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections import OrderedDict
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+
+from adapters.base import (
+    Adapter,
+    Attachment,
+    ButtonPress,
+    DeliveryError,
+    InboundHandler,
+    InboundMessage,
+    OutboundMessage,
+    PlatformLimits,
+    SentMessage,
+)
+from adapters.markdown import to_discord, to_plain
+
+log = logging.getLogger(__name__)
+
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+CUSTOM_ID_LIMIT = 100
+CUSTOM_ID_PREFIX = "hermes|"
+COMMAND_NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
+STYLES = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.danger,
+          "default": discord.ButtonStyle.secondary}
+
+
+def delivery_error(exc: Exception) -> DeliveryError:
+    """A discord.py failure as the platform-neutral DeliveryError."""
+    if isinstance(exc, discord.RateLimited):
+        return DeliveryError(f"discord rate limit ({exc.retry_after:.1f}s)", retry_after=exc.retry_after)
+    if isinstance(exc, discord.HTTPException):
+        if exc.status == 429:       # a 429 discord.py did not handle (e.g. from a proxy/Cloudflare)
+            retry = exc.response.headers.get("Retry-After") if exc.response is not None else None
+            try:
+                seconds = float(retry) if retry else 5.0
+            except ValueError:
+                seconds = 5.0
+            return DeliveryError(f"discord rate limit: {exc.text}", retry_after=seconds)
+        if isinstance(exc, (discord.Forbidden, discord.NotFound)) or 400 <= exc.status < 500:
+            return DeliveryError(f"discord refused ({exc.status}): {exc.text}", permanent=True)
+        return DeliveryError(f"discord error ({exc.status}): {exc.text}")
+    return DeliveryError(f"discord unreachable: {type(exc).__name__}: {exc}")
+
+
+class DiscordAdapter(Adapter):
+    name = "discord"
+    # 2000 characters per message; Discord allows 5 edits per 5 s per channel.
+    limits = PlatformLimits(max_message_chars=2000, min_edit_interval=1.2, supports_edit=True,
+                            supports_buttons=True, supports_threads=True)
+
+    def __init__(self, on_event: InboundHandler, *, token: str, api_base: str = "", gateway_url: str = "",
+                 max_attachment_bytes: int = MAX_ATTACHMENT_BYTES, ready_timeout: float = 60.0,
+                 guild_ready_timeout: float = 2.0) -> None:
+        super().__init__(on_event)
+        if not token:
+            raise ValueError("discord.token is empty: set it to the bot token from the Developer Portal")
+        self.api_base = api_base.rstrip("/")
+        self.gateway_url = gateway_url
+        self.max_attachment_bytes = max_attachment_bytes
+        self.ready_timeout = ready_timeout
+        self._token = token
+        intents = discord.Intents.default()
+        intents.message_content = True          # privileged: enable it in the Developer Portal
+        # READY waits `guild_ready_timeout` after the last GUILD_CREATE before firing on_ready.
+        self.client = discord.Client(intents=intents, max_ratelimit_timeout=30.0,
+                                     guild_ready_timeout=guild_ready_timeout)
+        self.tree = app_commands.CommandTree(self.client)
+        self.client.event(self.on_ready)
+        self.client.event(self.on_resumed)
+        self.client.event(self.on_disconnect)
+        self.client.event(self.on_message)
+        self.client.event(self.on_interaction)
+        self._connect_task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._custom_ids: OrderedDict[str, str] = OrderedDict()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def _apply_endpoints(self) -> None:
+        # Class attributes, process-wide (see the module docstring): set only when configured.
+        if self.api_base:
+            discord.http.Route.BASE = self.api_base
+        if self.gateway_url:
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+
+    async def start(self) -> None:
+        self._apply_endpoints()
+        try:
+            await self.client.login(self._token)
+        except discord.LoginFailure as exc:
+            await self.client.close()
+            raise RuntimeError(f"discord: the bot token was refused: {exc}") from exc
+        self._connect_task = asyncio.create_task(self._run(), name="discord-gateway")
+        ready = asyncio.create_task(self._ready.wait())
+        done, _ = await asyncio.wait({ready, self._connect_task}, timeout=self.ready_timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            error = self.status.last_error or f"no READY from the gateway within {self.ready_timeout:.0f}s"
+            await self.stop()
+            raise RuntimeError(f"discord: could not connect: {error}")
+
+    async def _run(self) -> None:
+        try:
+            await self.client.connect(reconnect=True)
+        except discord.PrivilegedIntentsRequired:
+            self.status.last_error = ("the Message Content intent is not enabled for this bot "
+                                      "(Developer Portal → Bot → Privileged Gateway Intents)")
+            log.error("discord: %s", self.status.last_error)
+        except Exception as exc:                     # e.g. 4004 authentication failed
+            self.status.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("discord: gateway connection ended: %s", self.status.last_error)
+        finally:
+            self.status.connected = False
+
+    async def stop(self) -> None:
+        await self.client.close()
+        if self._connect_task is not None:
+            try:
+                await asyncio.wait_for(self._connect_task, 10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._connect_task.cancel()
+            self._connect_task = None
+        self.status.connected = False
+
+    async def on_ready(self) -> None:
+        if self._ready.is_set():             # a new session after the old one could not resume
+            self.status.reconnects += 1
+        self._ready.set()
+        self.status.connected = True
+        if self.client.user:
+            self.status.details["user"] = f"{self.client.user.name} ({self.client.user.id})"
+
+    async def on_resumed(self) -> None:
+        self.status.reconnects += 1
+        self.status.connected = True
+
+    async def on_disconnect(self) -> None:
+        self.status.connected = False
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.client.user
+        if me is None or message.author.bot or message.author.id == me.id:
+            return
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        try:
+            await self.on_event(await self._inbound(message, me))
+        except Exception:
+            log.exception("discord: handling message %s failed", message.id)
+
+    async def _inbound(self, message: discord.Message, me: discord.ClientUser) -> InboundMessage:
+        channel = message.channel
+        if isinstance(channel, discord.Thread):
+            chat_id, thread_id = str(channel.parent_id), str(channel.id)
+        else:
+            chat_id, thread_id = str(channel.id), None
+        mention = re.compile(rf"<@!?{me.id}>")
+        mentioned = any(u.id == me.id for u in message.mentions) or bool(mention.search(message.content))
+        text = mention.sub(" ", message.content)
+        text = re.sub(r"[ \t]{2,}", " ", text).strip() if mentioned else message.content
+        resolved = message.reference.resolved if message.reference else None
+        return InboundMessage(
+            platform=self.name,
+            chat_id=chat_id,
+            user_id=str(message.author.id),
+            display_name=message.author.display_name,
+            text=text,
+            message_id=str(message.id),
+            thread_id=thread_id,
+            is_dm=message.guild is None,
+            mentioned=mentioned,
+            reply_to_bot=isinstance(resolved, discord.Message) and resolved.author.id == me.id,
+            reply_to=str(message.reference.message_id) if message.reference and message.reference.message_id else None,
+            attachments=await self._attachments(message),
+            dedup_key=str(message.id),
+        )
+
+    async def _attachments(self, message: discord.Message) -> tuple[Attachment, ...]:
+        result = []
+        for a in message.attachments:
+            mime = a.content_type or "application/octet-stream"
+            kind = "image" if mime.startswith("image/") else "audio" if mime.startswith("audio/") else \
+                "video" if mime.startswith("video/") else "document"
+            data: bytes | None = None
+            if a.size <= self.max_attachment_bytes:
+                try:
+                    data = await a.read()
+                except (discord.HTTPException, discord.NotFound) as exc:
+                    log.warning("discord: could not download %s: %s", a.filename, exc)
+            result.append(Attachment(kind=kind, filename=a.filename, mime_type=mime.split(";")[0],  # type: ignore[arg-type]
+                                     size=a.size, url=a.url, data=data))
+        return tuple(result)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Button presses on our messages (slash commands are handled by the command tree)."""
+        if interaction.type != discord.InteractionType.component:
+            return
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        raw = self._custom_ids.get(custom_id, custom_id)
+        if not raw.startswith(CUSTOM_ID_PREFIX):
+            return
+        action_id, _, value = raw[len(CUSTOM_ID_PREFIX):].partition("|")
+        try:
+            await interaction.response.defer()      # acknowledges the click (no visible change)
+        except Exception as exc:                    # the press still counts if the ack failed
+            log.warning("discord: could not acknowledge interaction: %s", exc)
+        channel = interaction.channel
+        if isinstance(channel, discord.Thread):
+            chat_id, thread_id = str(channel.parent_id), str(channel.id)
+        else:
+            chat_id, thread_id = str(interaction.channel_id or ""), None
+        await self.on_event(ButtonPress(
+            platform=self.name, chat_id=chat_id, user_id=str(interaction.user.id), action_id=action_id,
+            value=value, message_id=str(interaction.message.id) if interaction.message else "",
+            thread_id=thread_id))
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def _custom_id(self, action_id: str, value: str) -> str:
+        raw = f"{CUSTOM_ID_PREFIX}{action_id}|{value}"
+        if len(raw) <= CUSTOM_ID_LIMIT:
+            return raw
+        token = "hermes#" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+        self._custom_ids[token] = raw
+        while len(self._custom_ids) > 4096:
+            self._custom_ids.popitem(last=False)
+        return token
+
+    def _view(self, message: OutboundMessage) -> discord.ui.View | None:
+        if not message.buttons:
+            return None
+        view = discord.ui.View(timeout=None)
+        for button in message.buttons[:25]:
+            view.add_item(discord.ui.Button(label=button.label[:80], style=STYLES.get(button.style,
+                                            discord.ButtonStyle.secondary),
+                                            custom_id=self._custom_id(button.action_id, button.value)))
+        # We receive presses in on_interaction; a stopped view is not kept in discord.py's view
+        # store, so posting many approval prompts does not grow memory.
+        view.stop()
+        return view
+
+    def _channel(self, message_or_chat: str) -> discord.PartialMessageable:
+        return self.client.get_partial_messageable(int(message_or_chat))
+
+    async def send(self, message: OutboundMessage) -> SentMessage:
+        target = self._channel(message.thread_id or message.chat_id)
+        kwargs: dict[str, Any] = {"allowed_mentions": discord.AllowedMentions(everyone=False, roles=False,
+                                                                               users=True, replied_user=False)}
+        view = self._view(message)
+        if view is not None:
+            kwargs["view"] = view
+        if message.reply_to:
+            kwargs["reference"] = discord.MessageReference(message_id=int(message.reply_to),
+                                                           channel_id=target.id, fail_if_not_exists=False)
+        try:
+            try:
+                sent = await target.send(content=to_discord(message.text), **kwargs)
+            except discord.HTTPException as exc:
+                # Discord does not reject Markdown, but a body it refuses as invalid gets one plain retry.
+                if exc.status != 400 or exc.code != 50035:
+                    raise
+                sent = await target.send(content=to_plain(message.text), **kwargs)
+        except (discord.DiscordException, OSError, asyncio.TimeoutError) as exc:
+            raise delivery_error(exc) from exc
+        return SentMessage(platform=self.name, chat_id=message.chat_id, message_id=str(sent.id),
+                           thread_id=message.thread_id)
+
+    async def edit(self, sent: SentMessage, text: str) -> None:
+        target = self._channel(sent.thread_id or sent.chat_id)
+        try:
+            await target.get_partial_message(int(sent.message_id)).edit(content=to_discord(text))
+        except (discord.DiscordException, OSError, asyncio.TimeoutError) as exc:
+            raise delivery_error(exc) from exc
+
+    async def typing(self, chat_id: str, thread_id: str | None = None) -> None:
+        try:
+            await self._channel(thread_id or chat_id).typing()      # one trigger, lasts ~10 s
+        except (discord.DiscordException, OSError) as exc:
+            log.debug("discord: typing indicator failed: %s", exc)
+
+    async def set_commands(self, commands: list[tuple[str, str]]) -> None:
+        """Register each command as a global application (slash) command with one `args` option.
+
+        Invocations arrive as `InboundMessage(text="/name args")`; the interaction is answered at
+        once with a short note visible only to the user, and the reply comes as a normal message.
+        """
+        self.tree.clear_commands(guild=None)
+        for name, description in commands[:100]:
+            name = name.lstrip("/").lower()
+            if not COMMAND_NAME.match(name):
+                log.info("discord: /%s is not a valid slash command name; it still works typed", name)
+                continue
+            self.tree.add_command(self._command(name, (description or name)[:100]))
+        try:
+            await self.tree.sync()
+        except (discord.DiscordException, OSError) as exc:
+            raise delivery_error(exc) from exc
+
+    def _command(self, name: str, description: str) -> app_commands.Command[Any, Any, Any]:
+        adapter = self
+
+        async def invoke(interaction: discord.Interaction, args: str = "") -> None:
+            await interaction.response.send_message(f"/{name} {args}".strip(), ephemeral=True)
+            channel = interaction.channel
+            if isinstance(channel, discord.Thread):
+                chat_id, thread_id = str(channel.parent_id), str(channel.id)
+            else:
+                chat_id, thread_id = str(interaction.channel_id or ""), None
+            await adapter.on_event(InboundMessage(
+                platform=adapter.name, chat_id=chat_id, user_id=str(interaction.user.id),
+                display_name=interaction.user.display_name, text=f"/{name} {args}".strip(),
+                message_id=str(interaction.id), thread_id=thread_id, is_dm=interaction.guild_id is None,
+                mentioned=True, dedup_key=str(interaction.id)))
+
+        return app_commands.Command(name=name, description=description, callback=invoke)

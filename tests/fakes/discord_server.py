@@ -1,0 +1,346 @@
+"""A fake Discord (REST API v10 + gateway websocket) on 127.0.0.1 for the real discord.py.
+
+Point the client at it with `[discord] api_base = server.api_base` and
+`gateway_url = server.gateway_url` (the adapter sets discord.py's class attributes from them).
+The gateway speaks plain JSON text frames: HELLO, IDENTIFY → READY (+ GUILD_CREATE for one
+guild with a text channel and a thread), heartbeats, RESUME → replay of missed events + RESUMED,
+and dispatches MESSAGE_CREATE / INTERACTION_CREATE with sequence numbers.
+
+Helper API for tests:
+- `queue_message(channel_id, user_id, content, ...) -> message_id`: a user's message (sent now,
+  or replayed on RESUME if no client is connected, as Discord does);
+- `queue_button_press(channel_id, user_id, custom_id, message_id)`: a component interaction;
+- `sent(channel_id)`, `wait_sent(channel_id, n)`: what the bot posted (edits update in place);
+- `fail_next(n, status=429, retry_after=1.0, method=None)`: REST errors (429s carry `Via`, as
+  Discord's do: without it discord.py takes a 429 for a Cloudflare ban);
+- `drop_gateway(code=4000)`: close the websocket (4000 is resumable); `identifies`, `resumes`
+  count what the client did; `commands`: application commands the bot registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import json
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+BOT_ID = "900000000000000001"
+APP_ID = "900000000000000002"
+GUILD_ID = "910000000000000001"
+TEXT_CHANNEL_ID = "920000000000000001"
+THREAD_ID = "930000000000000001"
+SESSION_ID = "fake-session-1"
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # discord.py compares Content-Type verbatim: no "; charset=utf-8".
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def _user(user_id: str, name: str, bot: bool = False, global_name: str | None = None) -> dict[str, Any]:
+    return {"id": user_id, "username": name, "discriminator": "0", "avatar": None, "bot": bot,
+            "global_name": global_name}
+
+
+@dataclass
+class Failure:
+    status: int
+    retry_after: float
+    method: str | None
+    cloudflare: bool
+
+
+@dataclass
+class FakeDiscordServer:
+    token: str = "fake-discord-token"
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    interaction_callbacks: list[dict[str, Any]] = field(default_factory=list)
+    identifies: int = 0
+    resumes: int = 0
+
+    def __post_init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._seq = 0
+        self._events: list[dict[str, Any]] = []          # every dispatched event, for RESUME replay
+        self._ws: web.WebSocketResponse | None = None
+        self._failures: list[Failure] = []
+        self._runner: web.AppRunner | None = None
+        self._sent_event = asyncio.Event()
+        self._files: dict[str, tuple[bytes, str]] = {}
+        self._ready: web.WebSocketResponse | None = None      # the socket past READY/RESUMED
+        self.port = 0
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def _snowflake(self) -> str:
+        return str(1_000_000_000_000_000_000 + next(self._ids))
+
+    async def start(self) -> "FakeDiscordServer":
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/resume-gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        app.router.add_get("/attachments/{name}", self._attachment)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    # --- helper API ------------------------------------------------------------------------
+
+    def queue_message(self, channel_id: str, user_id: str, content: str, *, guild: bool = False,
+                      username: str = "ada", global_name: str | None = "Ada Lovelace",
+                      mention_bot: bool = False, reply_to_bot_message: str | None = None,
+                      attachments: list[dict[str, Any]] | None = None) -> str:
+        message_id = self._snowflake()
+        author = _user(user_id, username, global_name=global_name)
+        message: dict[str, Any] = {
+            "id": message_id, "channel_id": channel_id, "author": author, "content": content,
+            "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(), "edited_timestamp": None,
+            "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
+            "attachments": attachments or [], "embeds": [], "pinned": False, "type": 0,
+        }
+        if guild:
+            message["guild_id"] = GUILD_ID
+            message["member"] = {"roles": [], "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False,
+                                 "mute": False, "nick": None}
+        if mention_bot:
+            message["mentions"] = [_user(BOT_ID, "hermes", bot=True)]
+        if reply_to_bot_message:
+            message["type"] = 19
+            message["message_reference"] = {"message_id": reply_to_bot_message, "channel_id": channel_id}
+            message["referenced_message"] = {
+                **{k: v for k, v in message.items() if k not in ("message_reference", "referenced_message")},
+                "id": reply_to_bot_message, "author": _user(BOT_ID, "hermes", bot=True), "content": "earlier",
+                "type": 0}
+        self._dispatch("MESSAGE_CREATE", message)
+        return message_id
+
+    def queue_button_press(self, channel_id: str, user_id: str, custom_id: str, message_id: str) -> str:
+        interaction_id = self._snowflake()
+        message = {"id": message_id, "channel_id": channel_id, "author": _user(BOT_ID, "hermes", bot=True),
+                   "content": "question", "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+                   "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
+                   "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0}
+        self._dispatch("INTERACTION_CREATE", {
+            "id": interaction_id, "application_id": APP_ID, "type": 3, "token": f"itoken{interaction_id}",
+            "version": 1, "channel_id": channel_id,
+            "channel": {"id": channel_id, "type": 1}, "user": _user(user_id, "ada"), "message": message,
+            "data": {"custom_id": custom_id, "component_type": 2}, "locale": "en-US",
+            "entitlements": [], "authorizing_integration_owners": {}, "context": 1,
+            "attachment_size_limit": 8388608,
+        })
+        return interaction_id
+
+    def attachment(self, name: str, data: bytes, content_type: str = "image/png") -> dict[str, Any]:
+        """An attachment object for `queue_message(attachments=[...])`, downloadable here."""
+        attachment_id = self._snowflake()
+        self._files[name] = (data, content_type)
+        url = f"http://127.0.0.1:{self.port}/attachments/{name}"
+        return {"id": attachment_id, "filename": name, "size": len(data), "url": url, "proxy_url": url,
+                "content_type": content_type}
+
+    def sent(self, channel_id: str) -> list[dict[str, Any]]:
+        return self.messages[channel_id]
+
+    async def wait_sent(self, channel_id: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.sent(channel_id)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} message(s) in {channel_id}, got {self.sent(channel_id)}")
+            self._sent_event.clear()
+            try:
+                await asyncio.wait_for(self._sent_event.wait(), 0.05)
+            except asyncio.TimeoutError:
+                pass
+        return self.sent(channel_id)
+
+    def fail_next(self, n: int = 1, *, status: int = 429, retry_after: float = 1.0, method: str | None = None,
+                  cloudflare: bool = False) -> None:
+        self._failures.extend(Failure(status, retry_after, method, cloudflare) for _ in range(n))
+
+    async def drop_gateway(self, code: int = 4000) -> None:
+        if self._ws is not None:
+            await self._ws.close(code=code, message=b"dropped by test")
+
+    async def wait_connected(self, identifies: int = 1, resumes: int = 0, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (self.identifies < identifies or self.resumes < resumes or self._ws is None or self._ws.closed
+               or self._ready is not self._ws):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"client did not connect (identifies={self.identifies}, resumes={self.resumes})")
+            await asyncio.sleep(0.01)
+
+    # --- gateway -----------------------------------------------------------------------------
+
+    def _dispatch(self, event: str, data: dict[str, Any]) -> None:
+        self._seq += 1
+        frame = {"op": 0, "t": event, "s": self._seq, "d": data}
+        self._events.append(frame)
+        ws = self._ws
+        if ws is not None and not ws.closed and ws is self._ready:
+            asyncio.get_running_loop().create_task(ws.send_str(json.dumps(frame)))
+
+    def _guild_create(self) -> dict[str, Any]:
+        return {
+            "id": GUILD_ID, "name": "Fake guild", "icon": None, "owner_id": "1", "unavailable": False,
+            "member_count": 2, "large": False, "roles": [{"id": GUILD_ID, "name": "@everyone", "permissions": "0",
+                                                          "position": 0, "color": 0, "hoist": False,
+                                                          "managed": False, "mentionable": False}],
+            "emojis": [], "stickers": [], "features": [], "members": [], "presences": [], "voice_states": [],
+            "channels": [{"id": TEXT_CHANNEL_ID, "type": 0, "guild_id": GUILD_ID, "name": "general",
+                          "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None}],
+            "threads": [{"id": THREAD_ID, "type": 11, "guild_id": GUILD_ID, "parent_id": TEXT_CHANNEL_ID,
+                         "name": "a thread", "owner_id": "1", "message_count": 1, "member_count": 1,
+                         "rate_limit_per_user": 0,
+                         "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
+                                             "archive_timestamp": "2024-01-01T00:00:00+00:00", "locked": False}}],
+            "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
+            "joined_at": "2024-01-01T00:00:00+00:00", "verification_level": 0,
+            "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
+            "premium_tier": 0, "preferred_locale": "en-US", "nsfw_level": 0, "system_channel_flags": 0,
+        }
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._ws = ws
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            payload = json.loads(msg.data)
+            op = payload.get("op")
+            if op == 1:
+                await ws.send_str(json.dumps({"op": 11}))
+            elif op == 2:
+                if payload["d"].get("token") != self.token:
+                    await ws.close(code=4004, message=b"Authentication failed.")
+                    break
+                self.identifies += 1
+                self._seq += 1
+                ready = {"v": 10, "user": _user(BOT_ID, "hermes", bot=True), "guilds": [
+                    {"id": GUILD_ID, "unavailable": True}], "session_id": SESSION_ID,
+                    "resume_gateway_url": f"ws://127.0.0.1:{self.port}/resume-gateway",
+                    "application": {"id": APP_ID, "flags": 0}, "private_channels": [], "relationships": []}
+                await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": self._seq, "d": ready}))
+                self._seq += 1
+                await ws.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": self._seq,
+                                              "d": self._guild_create()}))
+                self._ready = ws
+            elif op == 6:
+                self.resumes += 1
+                since = int(payload["d"].get("seq") or 0)
+                for frame in self._events:
+                    if frame["s"] > since:
+                        await ws.send_str(json.dumps(frame))
+                self._seq += 1
+                await ws.send_str(json.dumps({"op": 0, "t": "RESUMED", "s": self._seq, "d": {}}))
+                self._ready = ws
+        return ws
+
+    # --- REST ----------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["path"]
+        self.requests.append((request.method, path))
+        if request.headers.get("Authorization") not in (f"Bot {self.token}", None) and not path.startswith("/interactions"):
+            return _json({"message": "401: Unauthorized", "code": 0}, 401)
+        for i, failure in enumerate(self._failures):
+            if failure.method in (None, request.method):
+                self._failures.pop(i)
+                body = {"message": "You are being rate limited.", "retry_after": failure.retry_after,
+                        "global": False}
+                headers = {"Retry-After": str(failure.retry_after)}
+                if not failure.cloudflare:
+                    headers["Via"] = "1.1 google"
+                return _json(body if failure.status == 429 else {"message": "error", "code": 0},
+                             failure.status, headers)
+        body: Any = None
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                body = await request.json()
+            elif request.content_type.startswith("multipart/"):
+                form = await request.post()
+                body = json.loads(str(form.get("payload_json", "{}")))
+        if path == "/users/@me":
+            return _json(_user(BOT_ID, "hermes", bot=True))
+        if path == "/oauth2/applications/@me":
+            return _json({"id": APP_ID, "name": "hermes", "icon": None, "description": "", "bot_public": True,
+                          "bot_require_code_grant": False, "verify_key": "00", "flags": 0,
+                          "owner": _user("1", "owner")})
+        if m := re.fullmatch(r"/channels/(\d+)/messages", path):
+            return self._post_message(m.group(1), body or {})
+        if m := re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path):
+            return self._edit_message(m.group(1), m.group(2), body or {})
+        if re.fullmatch(r"/channels/(\d+)/typing", path):
+            return web.Response(status=204)
+        if m := re.fullmatch(r"/applications/(\d+)/commands", path):
+            self.commands = body or []
+            return _json([{**c, "id": self._snowflake(), "application_id": APP_ID, "version": "1",
+                           "type": c.get("type", 1), "default_member_permissions": None, "dm_permission": True,
+                           "nsfw": False} for c in self.commands])
+        if m := re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path):
+            self.interaction_callbacks.append(body or {})
+            # discord.py asks `with_response=true` and reads the callback object back.
+            return _json({"interaction": {"id": m.group(1), "type": 3, "response_message_loading": False,
+                                          "response_message_ephemeral": False},
+                          "resource": {"type": (body or {}).get("type", 6)}})
+        return _json({"message": f"404: Not Found ({request.method} {path})", "code": 0}, 404)
+
+    def _message_object(self, channel_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        return {"id": entry["id"], "channel_id": channel_id, "content": entry["content"],
+                "author": _user(BOT_ID, "hermes", bot=True), "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
+                "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0,
+                "components": entry.get("components", [])}
+
+    def _post_message(self, channel_id: str, body: dict[str, Any]) -> web.Response:
+        if not body.get("content") and not body.get("components"):
+            return _json({"message": "Cannot send an empty message", "code": 50006}, 400)
+        if len(body.get("content") or "") > 2000:
+            return _json({"message": "Invalid Form Body", "code": 50035}, 400)
+        entry = {"id": self._snowflake(), "content": body.get("content", ""), "components": body.get("components", []),
+                 "message_reference": body.get("message_reference"), "edits": []}
+        self.messages[channel_id].append(entry)
+        self._sent_event.set()
+        return _json(self._message_object(channel_id, entry))
+
+    def _edit_message(self, channel_id: str, message_id: str, body: dict[str, Any]) -> web.Response:
+        for entry in self.messages[channel_id]:
+            if entry["id"] == message_id:
+                entry["edits"].append(entry["content"])
+                entry["content"] = body.get("content", entry["content"])
+                return _json(self._message_object(channel_id, entry))
+        return _json({"message": "Unknown Message", "code": 10008}, 404)
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        data, content_type = self._files.get(request.match_info["name"], (None, ""))
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(body=data, content_type=content_type)
