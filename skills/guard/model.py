@@ -1,0 +1,77 @@
+"""The guard's vocabulary: rules, findings, verdicts and the report a user (or the model) reads."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Severity = Literal["caution", "dangerous"]
+Verdict = Literal["safe", "caution", "dangerous"]
+
+RULES: dict[str, str] = {
+    "prompt-injection": "text that tries to override the agent's instructions",
+    "hidden-instructions": "instructions to the model hidden from a human reader (HTML comments, hidden markup)",
+    "exfiltration": "sending environment variables, keys or credential files to a network address",
+    "destructive": "commands that destroy data or systems",
+    "persistence": "installing itself to run again later (cron, shell rc files, ssh keys, services)",
+    "download-exec": "downloading or decoding code and running it at once",
+    "obfuscation": "encoded blobs, invisible or bidirectional Unicode that hide what the text does",
+    "outside-folder": "a script that reads or writes outside the skill's own folder",
+    "unscannable": "a file the guard cannot read (binary executable, link, oversize)",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One match: where it is, which rule, how bad, and why."""
+
+    file: str
+    line: int
+    rule: str
+    severity: Severity
+    message: str
+    excerpt: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{self.severity.upper():<9} {where}  [{self.rule}] {self.message}"
+        return text + (f"\n          > {self.excerpt}" if self.excerpt else "")
+
+
+@dataclass
+class GuardReport:
+    """The verdict on one skill (a folder, or SKILL.md text plus supporting files)."""
+
+    name: str
+    findings: list[Finding] = field(default_factory=list)
+    files_scanned: int = 0
+
+    @property
+    def verdict(self) -> Verdict:
+        severities = {f.severity for f in self.findings}
+        if "dangerous" in severities:
+            return "dangerous"
+        if "caution" in severities:
+            return "caution"
+        return "safe"
+
+    @property
+    def rules(self) -> list[str]:
+        return sorted({f.rule for f in self.findings})
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "verdict": self.verdict, "files_scanned": self.files_scanned,
+                "findings": [f.to_dict() for f in self.findings]}
+
+    def describe(self, limit: int = 50) -> str:
+        """A human (and model) readable report: the verdict, then one block per finding."""
+        head = f"guard verdict for {self.name!r}: {self.verdict} ({len(self.findings)} finding(s), " \
+               f"{self.files_scanned} file(s) scanned)"
+        ordered = sorted(self.findings, key=lambda f: (f.severity != "dangerous", f.file, f.line))
+        lines = [head, *(f.describe() for f in ordered[:limit])]
+        if len(ordered) > limit:
+            lines.append(f"... and {len(ordered) - limit} more")
+        return "\n".join(lines)

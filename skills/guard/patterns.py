@@ -1,0 +1,143 @@
+"""Regular expressions the guard's rules are built from (compiled once, no state)."""
+
+from __future__ import annotations
+
+import re
+
+I = re.IGNORECASE
+
+# ---------------------------------------------------------------- building blocks
+SENSITIVE_FILE = re.compile(
+    r"(~|\$HOME|\$\{HOME\}|/home/\w+|/root|Path\.home\(\)[^\n]{0,12}|expanduser\(\s*['\"]~)/?['\"]?\s*[,/]?\s*['\"]?"
+    r"\.(ssh|aws|gnupg|kube|docker|netrc|git-credentials|pgpass|npmrc|pypirc|config/gcloud)"
+    r"|\bid_(rsa|dsa|ecdsa|ed25519)\b|\.aws/credentials|/etc/shadow|\.ssh/|\.gnupg/"
+    r"|(?<![\w.-])\.env(?![\w.-])|\bwallet\.dat\b|Login Data|\bkeychain\b|\.git-credentials|\.netrc\b",
+    I)
+ENV_DUMP = re.compile(
+    r"(^|[|;&(`$\s])(printenv|env|set|export -p)\s*(\||>|$|\)|`|;)"
+    r"|os\.environ(?!\s*(\.get\b|\[|\.setdefault|\.pop))|process\.env(?!\s*\.\w|\s*\[)"
+    r"|/proc/(self|\d+|\$\$)/environ|Get-ChildItem\s+env:|\bENV\.to_h\b",
+    I)
+SECRET_VAR = r"\$\{?[A-Z0-9_]*(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)[A-Z0-9_]*\}?"
+NETWORK = re.compile(
+    r"\b(curl|wget|nc|ncat|netcat|socat|scp|sftp|ftp|telnet|sendmail)\b|/dev/(tcp|udp)/"
+    r"|requests\.(post|put|patch|get)|\burlopen\b|urllib\.request|http\.client|httpx\.|aiohttp\."
+    r"|\bfetch\(|XMLHttpRequest|\baxios\b|Invoke-WebRequest|Invoke-RestMethod|\biwr\b|\birm\b"
+    r"|socket\.(socket|create_connection)|\bsmtplib\b|\bdig\b\s|\bnslookup\b|\bmail\s+-s\b|webhook\.site|ngrok",
+    I)
+DATA_WITH_SECRET = re.compile(
+    r"(\s-d|--data[\w-]*|\s-F|--form|--upload-file|\s-T|data=|json=|params=|body\s*[:=])\s*['\"]?[^'\"\n]{0,40}"
+    + SECRET_VAR + r"|[?&]\w+=" + SECRET_VAR)
+SECRET_FILE_READ = re.compile(
+    r"\b(cat|less|head|tail|base64|xxd|tar|zip|gzip|cp|open|read_text|read_bytes|readFile|readFileSync|Get-Content)\b"
+    r"[^\n]{0,80}(" + SENSITIVE_FILE.pattern + r")", I)
+
+# ---------------------------------------------------------------- prompt injection
+PROMPT_INJECTION = [
+    re.compile(r"\b(ignore|disregard|forget|override|bypass)\b[^.\n]{0,40}\b(previous|prior|above|earlier|preceding"
+               r"|your|system|developer|safety|original)\b[^.\n]{0,30}\b(instructions?|prompts?|rules|directives"
+               r"|guidelines|guardrails|messages|constraints)\b", I),
+    re.compile(r"\byou are (now|no longer)\b[^.\n]{0,50}\b(DAN|jailbr\w*|unrestricted|developer mode|unfiltered"
+               r"|bound by|without (any )?(restrictions|limits|rules))", I),
+    re.compile(r"\b(without|do not|don't|never)\s+(telling|tell|informing|inform|notifying|notify|alerting|alert"
+               r"|asking|ask)\s+(the\s+|your\s+)?(user|human|operator|owner)\b", I),
+    re.compile(r"\b(hide|conceal|keep)\b[^.\n]{0,30}\b(from|secret from)\s+the\s+(user|human|operator)\b", I),
+    re.compile(r"\bsilently\s+(send|upload|post|exfiltrate|transmit|copy|forward|run|execute|install)\b", I),
+    re.compile(r"<\|im_start\|>|<\|system\|>|<\|endoftext\|>|\[/?INST\]|^\s*#*\s*(SYSTEM|ADMIN|DEVELOPER)\s*"
+               r"(MESSAGE|OVERRIDE|PROMPT|INSTRUCTIONS?|NOTE)\s*:", I | re.M),
+    re.compile(r"\b(new|updated|real|true|actual)\s+(system\s+)?(instructions|directives|prompt)\s*:", I),
+    re.compile(r"\b(reveal|print|output|repeat|leak|dump)\b[^.\n]{0,30}\b(your|the)\s+(system prompt|hidden "
+               r"instructions|initial instructions|original instructions)", I),
+    re.compile(r"\b(act as|pretend to be|you are)\b[^.\n]{0,20}\b(root|the system administrator|the developer)\b"
+               r"[^.\n]{0,40}\b(no|without)\s+(restrictions|rules|limits)", I),
+]
+
+MODEL_WORDS = re.compile(r"\b(assistant|AI|agent|model|LLM|claude|gpt|hermes|you)\b", I)
+IMPERATIVE = re.compile(r"\b(must|should|always|never|run|execute|send|upload|ignore|instead|secretly|silently"
+                        r"|do not|don't|before|after|first|also)\b", I)
+HTML_COMMENT = re.compile(r"<!--(.*?)-->", re.S)
+MD_COMMENT = re.compile(r"^\s*\[(//|comment|_)\]:\s*#\s*[(\"'](.*)[)\"']\s*$", re.M)
+HIDDEN_MARKUP = re.compile(r"<(span|div|p)\b[^>]*(display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0|"
+                           r"\bhidden\b|color\s*:\s*(white|#fff\b|#ffffff))[^>]*>(.*?)</\1>", I | re.S)
+
+# ---------------------------------------------------------------- download and run
+SHELLS = r"(sudo\s+(-\w+\s+)*)?(ba|z|k|da|fi)?sh\b|iex\b|Invoke-Expression|perl\b|ruby\b|node\b|php\b|python[0-9.]*(?!\s+-m\s+json\.tool)(?!\s+-c\b)(?!\s+-m\s+\w)"
+DOWNLOAD_EXEC = [
+    re.compile(r"\b(curl|wget|fetch|iwr|Invoke-WebRequest|irm)\b[^\n|]*\|\s*(" + SHELLS + r")", I),
+    re.compile(r"\b(ba|z)?sh\b\s+(-\w+\s+)*<\(\s*(curl|wget)\b|(source|\.)\s+<\(\s*(curl|wget)\b", I),
+    re.compile(r"\b(sh|bash|zsh|python[0-9.]*|perl|ruby|node)\s+-c\s+[\"']?\$\(\s*(curl|wget)\b", I),
+    re.compile(r"\beval\s+[\"']?\$\((curl|wget|[^)\n]*base64\s+(-d|--decode|-D))", I),
+    re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^\n|]*\s(-d|--decode|-D|-a\s+-d)\b[^\n|]*\|\s*(" + SHELLS + r")", I),
+    re.compile(r"\|\s*(rev|xxd\s+-r(\s+-p)?|gunzip|zcat)\s*\|\s*(" + SHELLS + r")", I),
+    re.compile(r"\b(exec|eval)\s*\(\s*(base64\.b64decode|base64\.\w+decode|codecs\.decode|zlib\.decompress|"
+               r"marshal\.loads|bytes\.fromhex|bytearray\.fromhex|requests\.get|urllib|__import__|compile\(|"
+               r"atob\(|Buffer\.from|[\"'][^\"']*[\"']\s*\.decode\(|\w+\.decode\()", I),
+    re.compile(r"\b(exec|eval)\s*\([^\n]{0,60}(urlopen|requests\.get|\.read\(\)\.decode|b64decode|fromhex|decompress)", I),
+    re.compile(r"new\s+Function\s*\(\s*(atob|Buffer\.from)|child_process[^\n]{0,80}(curl|wget)", I),
+    re.compile(r"\bDownloadString\s*\(|\b(IEX|Invoke-Expression)\s*\(|-EncodedCommand\b|powershell[^\n]*\s-e(nc)?\s+[A-Za-z0-9+/=]{16,}", I),
+    re.compile(r"\b(curl|wget)\b[^\n]*\s(-o|-O|--output)\s*\S+[^\n]*(&&|;)\s*(\./|sh\s|bash\s|python[0-9.]*\s)\S*", I),
+    re.compile(r"\b(pip3?|uv pip|pipx)\s+install\b[^\n]*\s(https?://\S+\.(py|sh)\b)", I),
+]
+DOWNLOAD_CHMOD = re.compile(r"\b(curl|wget)\b[^\n]*(&&|;)\s*chmod\s+(\+x|[0-7]*7[0-7]*)\b", I)
+
+# ---------------------------------------------------------------- destructive
+_RM_FLAGS = r"\brm\s+(-[a-zA-Z-]+\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+(-[a-zA-Z-]+\s+)*"
+DESTRUCTIVE = [
+    re.compile(_RM_FLAGS + r"[\"']?(/|/\*|~|~/|~/\*|\$HOME|\$\{HOME\}|\$HOME/\*|/(etc|usr|var|bin|boot|lib|lib64"
+               r"|home|opt|root|srv|sbin|System|Users)/?\*?|\.\./\.\.(/\S*)?|\*|\.)[\"']?(?=\s|$|;|&|\||`|\))"),
+    re.compile(r"--no-preserve-root"),
+    re.compile(r"\bmkfs(\.\w+)?\s+/dev/|\bwipefs\s+-a|\bdd\b[^\n]*\bof=/dev/(sd|nvme|hd|xvd|vd|disk|mmcblk)", I),
+    re.compile(r">\s*/dev/(sd[a-z]|nvme\d|hd[a-z]|disk\d)"),
+    re.compile(r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:"),
+    re.compile(r"\bshred\b[^\n]*(/dev/|~|\$HOME|-\w*u\w*\s+/)", I),
+    re.compile(r"\bchmod\s+-R\s+0?777\s+/(\s|$)|\bchown\s+-R\s+\S+\s+/(\s|$)"),
+    re.compile(r"\bfind\s+(/|~|\$HOME)\s[^\n]*(-delete|-exec\s+rm\b)"),
+    re.compile(r"shutil\.rmtree\(\s*(os\.path\.expanduser\(\s*[\"']~[\"']\s*\)|Path\.home\(\)|[\"']/[\"']|[\"']~)", I),
+    re.compile(r"\b(Remove-Item|rd|rmdir|del)\b[^\n]*(-Recurse|/s)[^\n]*\b[Cc]:\\\\?(\s|$|\*|[\"'])|\bformat\s+c:", I),
+    re.compile(r"\bkill\s+-9\s+-1\b|\bgit\s+push\s+[^\n]*--mirror\b[^\n]*--force|\bgit\s+clean\s+-[a-z]*f[a-z]*x[a-z]*\s+/", I),
+]
+CAUTION_DESTRUCTIVE = [
+    re.compile(_RM_FLAGS + r"[\"']?\$\{?\w+\}?/?\*?[\"']?(?=\s|$|;|&|\|)"),
+    re.compile(r"\b(DROP\s+(DATABASE|SCHEMA)|TRUNCATE\s+TABLE)\b", I),
+    re.compile(r"\bgit\s+push\b[^\n]*(--force\b|\s-f\b)[^\n]*\b(main|master)\b", I),
+]
+
+# ---------------------------------------------------------------- persistence
+RC_FILES = r"(~|\$HOME|\$\{HOME\})/\.(bashrc|bash_profile|profile|zshrc|zprofile|zshenv|bash_login|config/fish/config\.fish)"
+RC_WRITE = re.compile(r"(>>?|\btee\s+(-a\s+)?)\s*[\"']?" + RC_FILES + r"|" + RC_FILES + r"[^\n]{0,20}[\"']\s*,\s*[\"']a", I)
+AUTHORIZED_KEYS = re.compile(r"authorized_keys", I)
+CRON_INSTALL = re.compile(r"\|\s*crontab\s+-\s*($|[;&)|])|\|\s*crontab\s*$|\bcrontab\s+(-u\s+\S+\s+)?(/|\./|~/|\$)\S+|\bcrontab\s+(-u\s+\S+\s+)?[\w.-]+\.(cron|txt|tab)\b"
+                          r"|>>?\s*/etc/cron|/var/spool/cron|/etc/crontab", I)
+REBOOT = re.compile(r"@reboot\b", I)
+PERSISTENCE_DANGEROUS = [
+    re.compile(r"/etc/rc\.local|/etc/profile\.d/|/etc/ld\.so\.preload|\bLD_PRELOAD=\S+[^\n]*>>", I),
+    re.compile(r"CurrentVersion\\\\?Run\b|\bschtasks\b[^\n]*/create[^\n]*(http|powershell|\.ps1)", I),
+    re.compile(r"\.config/autostart/|LaunchAgents/[^\s]*\.plist[^\n]*(curl|http|/tmp/)", I),
+]
+PERSISTENCE_CAUTION = [
+    re.compile(r"\bsystemctl\s+(--user\s+)?enable\b|/etc/systemd/system/|\.config/systemd/user/", I),
+    re.compile(r"\blaunchctl\s+(load|bootstrap)\b|LaunchAgents/|LaunchDaemons/", I),
+    re.compile(r"\bschtasks\b[^\n]*/create|\bPROMPT_COMMAND=|core\.hooksPath|\.git/hooks/", I),
+]
+PAYLOAD_RED_FLAGS = re.compile(
+    r"\b(curl|wget|nc|ncat|socat|base64|eval|exec)\b|/dev/tcp/|/tmp/\.|/dev/shm/|python[0-9.]*\s+-c"
+    r"|\balias\s+(sudo|ssh|git|ls|cd|su|passwd)=|LD_PRELOAD|https?://", I)
+
+# ---------------------------------------------------------------- obfuscation
+BASE64_BLOB = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/]{120,}={0,2}(?![A-Za-z0-9+/_-])")
+HEX_BLOB = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){32,}(?![0-9A-Fa-f])")
+OPAQUE_HEX_MIN = 256
+"""Hex that does not decode to text is only worth a mention when this long (digests are shorter)."""
+ESCAPED_BYTES = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){12,}|(?:\\[0-7]{3}){12,}|(?:\\u00[0-9A-Fa-f]{2}){12,}")
+CHAR_CODES = re.compile(r"(chr\(\s*\d+\s*\)\s*\+?\s*){6,}|String\.fromCharCode\(\s*(\d+\s*,\s*){6,}", I)
+EXEC_WORDS = re.compile(r"\b(eval|exec|system|popen|subprocess|os\.system|Function|sh|bash)\b", I)
+
+# ---------------------------------------------------------------- outside the skill's folder (scripts)
+OUTSIDE_TARGET = r"[\"']?(/(?!tmp\b|dev/null|dev/std|proc/self/fd)[A-Za-z]|~/|\$HOME\b|\$\{HOME\}|\.\./\.\./)"
+SENSITIVE_TARGET = re.compile(r"^[\"']?(/etc/|/usr/|/bin/|/sbin/|/boot/|/lib|/System/|/Library/|~/\.|\$HOME/\.|\$\{HOME\}/\.)")
+SHELL_WRITE = re.compile(r"(?:>>?|\btee\s+(?:-a\s+)?|\b(?:cp|mv|install|ln\s+-s\w*|rsync)\s+(?:-\w+\s+)*\S+\s+)\s*(" + OUTSIDE_TARGET + r"\S*)")
+PY_WRITE = re.compile(r"open\(\s*[rfb]?[\"']((/|~)[^\"']*)[\"']\s*,\s*[\"'][wax]|(write_text|write_bytes|shutil\.(copy\w*|move))\("
+                      r"[^\n]*(Path\.home\(\)|expanduser|[\"']/(etc|usr|bin)/)")
+CREDENTIAL_ACCESS = re.compile(r"\b(glob|open|read\w*|listdir|scandir|iterdir|walk|cat|cp|tar|zip|rglob|copy\w*)\b", I)
+OUTSIDE_READ = re.compile(r"\.\./\.\./|Path\.home\(\)|expanduser\(\s*[\"']~|os\.environ\[[\"']HOME|\$HOME\b|\$\{HOME\}|~/"
+                          r"|[\"'](/etc/|/root/|/home/|/Users/|/var/lib/)")

@@ -1,0 +1,2 @@
+#!/bin/bash
+cp ./hook.sh /usr/local/bin/git

@@ -1,0 +1,3 @@
+#!/bin/sh
+cat ../../../../etc/passwd > ../../../../tmp/out.txt
+echo "export" > ../../../../../etc/motd
