@@ -170,3 +170,42 @@ async def test_bad_token_fails_start_clearly(fake: FakeDiscordServer) -> None:
     adapter = DiscordAdapter(Inbox(), token="wrong", api_base=fake.api_base, gateway_url=fake.gateway_url)
     with pytest.raises(RuntimeError, match="token was refused"):
         await adapter.start()
+
+
+async def test_attachments_are_downloaded_under_the_cap(fake: FakeDiscordServer) -> None:
+    inbox = Inbox()
+    adapter = DiscordAdapter(inbox, token=fake.token, api_base=fake.api_base, gateway_url=fake.gateway_url,
+                             guild_ready_timeout=0.05, max_attachment_bytes=100)
+    await adapter.start()
+    try:
+        small = fake.attachment("diagram.png", b"\x89PNG small", "image/png")
+        big = fake.attachment("dump.log", b"x" * 500, "text/plain")
+        fake.queue_message(DM, USER, "see these", attachments=[small, big])
+        [event] = await inbox.wait(1)
+        assert isinstance(event, InboundMessage)
+        image, log = event.attachments
+        assert image.kind == "image" and image.data == b"\x89PNG small"
+        assert log.kind == "document" and log.data is None and log.size == 500
+    finally:
+        await adapter.stop()
+
+
+async def test_slash_command_invocation_arrives_as_a_message(
+        fake: FakeDiscordServer, running: tuple[DiscordAdapter, Inbox]) -> None:
+    adapter, inbox = running
+    await adapter.set_commands([("model", "Show or switch the model")])
+    [command] = fake.commands
+    fake._dispatch("INTERACTION_CREATE", {
+        "id": "960000000000000001", "application_id": "900000000000000002", "type": 2, "token": "tok",
+        "version": 1, "channel_id": DM, "channel": {"id": DM, "type": 1},
+        "user": {"id": USER, "username": "ada", "discriminator": "0", "avatar": None, "global_name": "Ada"},
+        "data": {"id": "961", "name": "model", "type": 1,
+                 "options": [{"name": "args", "type": 3, "value": "gpt-4o"}]},
+        "locale": "en-US", "entitlements": [], "authorizing_integration_owners": {}, "context": 1,
+        "attachment_size_limit": 8388608})
+    [event] = await inbox.wait(1)
+    assert isinstance(event, InboundMessage)
+    assert (event.text, event.chat_id, event.user_id, event.is_dm) == ("/model gpt-4o", DM, USER, True)
+    assert fake.interaction_callbacks[-1]["type"] == 4                 # answered within Discord's 3 s
+    assert fake.interaction_callbacks[-1]["data"]["flags"] == 64       # ephemeral: only the user sees it
+    assert command["name"] == "model"

@@ -179,6 +179,24 @@ async def test_files_are_downloaded_with_the_bot_token(
     assert pdf.kind == "document" and pdf.data is None        # the token never leaves for another host
 
 
+async def test_native_slash_command_arrives_as_a_message(
+        slack: FakeSlackServer, http_mode: tuple[HttpApp, Inbox]) -> None:
+    from urllib.parse import urlencode
+
+    app, inbox = http_mode
+    raw = urlencode({"command": "/usage", "text": "week", "user_id": "U1", "channel_id": "D1",
+                     "channel_name": "directmessage", "team_id": "T0001", "trigger_id": "trig-9",
+                     "response_url": "https://hooks.slack.com/commands/x"})
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **signed_headers(raw, SECRET)}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(app.url, data=raw, headers=headers) as r:
+            assert r.status == 200
+    [event] = inbox.events
+    assert isinstance(event, InboundMessage)
+    assert (event.text, event.chat_id, event.user_id, event.is_dm) == ("/usage week", "D1", "U1", True)
+    assert event.dedup_key == "trig-9"
+
+
 # --- Socket Mode ------------------------------------------------------------------------------
 
 async def test_socket_mode_receives_and_reconnects_without_duplicates_or_gaps(slack: FakeSlackServer) -> None:

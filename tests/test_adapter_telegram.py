@@ -303,3 +303,42 @@ def test_code_fences_keep_their_text_verbatim() -> None:
     assert to_telegram_html("partial\n```python\nprint(1 < 2)") == \
         'partial\n<pre><code class="language-python">print(1 &lt; 2)</code></pre>'
     assert to_telegram_html("```\n**not bold**\n```") == "<pre>**not bold**</pre>"
+
+
+# --- the adapter factory ---------------------------------------------------------------------------
+
+def test_factory_imports_no_platform_library_until_a_platform_is_enabled() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, gateway.adapter_factory as f; from gateway.config import Config; "
+            "assert f.build_adapters(Config(), None) == []; "
+            "print(sorted(m for m in ('telegram', 'discord', 'slack_bolt', 'slack_sdk') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_factory_maps_each_enabled_section_to_its_adapter() -> None:
+    from adapters.discord import DiscordAdapter
+    from adapters.slack import SlackAdapter
+    from gateway.adapter_factory import build_adapters
+    from gateway.config import Config
+
+    config = Config.model_validate({
+        "telegram": {"enabled": True, "token": "1:abc", "api_base": "http://127.0.0.1:9/", "poll_timeout": 5,
+                     "max_attachment_mb": 1},
+        "discord": {"enabled": True, "token": "d", "api_base": "http://127.0.0.1:9/api/v10",
+                    "gateway_url": "ws://127.0.0.1:9/gw"},
+        "slack": {"enabled": True, "token": "xoxb-1", "mode": "socket", "app_token": "xapp-1"},
+    })
+    telegram, discord_adapter, slack_adapter = build_adapters(config, Inbox())
+    assert isinstance(telegram, TelegramAdapter)
+    assert telegram.bot.base_url == "http://127.0.0.1:9/bot1:abc" and telegram.poll_timeout == 5
+    assert telegram.max_attachment_bytes == 1024 * 1024
+    assert isinstance(discord_adapter, DiscordAdapter) and discord_adapter.gateway_url == "ws://127.0.0.1:9/gw"
+    assert isinstance(slack_adapter, SlackAdapter) and slack_adapter.mode == "socket"
+    assert slack_adapter.client.base_url == "https://slack.com/api/"
+
+    broken = Config.model_validate({"slack": {"enabled": True, "token": "xoxb-1", "mode": "http"}})
+    with pytest.raises(ValueError, match=r"\[slack\]: slack.signing_secret is required"):
+        build_adapters(broken, Inbox())
