@@ -195,14 +195,19 @@ class TelegramAdapter(Adapter):
                 "or set telegram.mode = \"webhook\""
             )
         # The first poll runs here, so a second poller is refused before start() returns.
+        connected = True
         try:
             await self._poll_once(timeout=0)
         except Conflict as exc:
             self._running = False
             self._fail(exc)
             raise TelegramConflictError(f"telegram: {CONFLICT_MESSAGE}") from exc
+        except (NetworkError, RetryAfter) as exc:    # transient: the loop retries with backoff
+            connected = False
+            self.status.last_error = str(exc) or type(exc).__name__
+            log.warning("telegram: first poll failed (%s); retrying in the background", exc)
         self._started = True
-        self.status.connected = True
+        self.status.connected = connected
         self._poll_task = asyncio.create_task(self._poll_loop(), name="telegram-poll")
 
     async def stop(self) -> None:

@@ -342,3 +342,18 @@ def test_factory_maps_each_enabled_section_to_its_adapter() -> None:
     broken = Config.model_validate({"slack": {"enabled": True, "token": "xoxb-1", "mode": "http"}})
     with pytest.raises(ValueError, match=r"\[slack\]: slack.signing_secret is required"):
         build_adapters(broken, Inbox())
+
+
+async def test_a_failed_first_poll_is_retried_in_the_background(tg: FakeTelegramServer) -> None:
+    inbox = Inbox()
+    tg.drop_next_polls(1)
+    adapter = make_adapter(tg, inbox)
+    await adapter.start()                   # does not raise: a network blip is not fatal
+    try:
+        assert not adapter.status.connected
+        tg.queue_message(42, 42, "still arrives")
+        [event] = await inbox.wait(1)
+        assert isinstance(event, InboundMessage) and event.text == "still arrives"
+        assert adapter.status.connected and adapter.status.reconnects == 1
+    finally:
+        await adapter.stop()
