@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "batch": ("gateway.cli.batch_cmd", "batch", "Generate trajectories for a JSONL file of prompts, resumably."),
     "trajectories": ("gateway.cli.trajectories_cmd", "trajectories", "Export or compress batch trajectories."),
     "backup": ("gateway.cli.backup_cmd", "backup", "Back up the home (database, config, skills) or restore it."),
+    "cron": ("gateway.cli.cron_cmd", "cron", "Scheduled jobs: add, list, pause, resume, remove, run, runs."),
     "skills": ("gateway.cli.skills_cmd", "skills", "Manage the skill library: list, show, validate, history, revert."),
     "memory": ("gateway.cli.memory_cmd", "memory", "Show what the agent remembers (MEMORY.md, USER.md)."),
     "learning": ("gateway.cli.learning_cmd", "learning", "What the agent learned: checkpoint log, pending skill proposals."),
