@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agent.llm import LLMClient
+from agent.llm import LLMClient, LLMError
 from agent.loop import Agent, TurnResult
 from agent.redact import Redactor
-from gateway.cron.jobs import Job, JobStore, iso_utc
+from gateway.cron.jobs import ERROR_CHARS, Job, JobStore, iso_utc
 from gateway.cron.schedule import describe_time
 from gateway.cron.targets import DeliveryFailed, Target, deliver
 
@@ -102,10 +102,13 @@ class Runner:
             raise
         except RunFailed as exc:
             error = str(exc)
+        except LLMError as exc:
+            log.warning("cron job %s: the model failed: %s", job.id, exc)
+            error = f"the model failed: {exc}"
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and delivered, never lost
             log.exception("cron job %s failed", job.id)
             error = f"{type(exc).__name__}: {exc}"
-        error = self.redactor.redact(error.strip().splitlines()[0] if error.strip() else error)
+        error = self.redactor.redact(" ".join(error.split()))[:ERROR_CHARS]
         text = result.text if result is not None else ""
         if status in ("ok", "incomplete") and text.strip():
             message = text

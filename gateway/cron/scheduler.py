@@ -168,7 +168,10 @@ class CronScheduler:
         scheduled = job.parsed().last_due(now, now - self.grace - timedelta(seconds=60)) or now
         task = self._launch(job, scheduled, "schedule")
         if task is not None:
-            await asyncio.shield(task)
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                pass  # APScheduler shutting down: the run itself goes on, and stop() waits for it
 
     def lock_for(self, job_id: str) -> asyncio.Lock:
         return self._locks.setdefault(job_id, asyncio.Lock())

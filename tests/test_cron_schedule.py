@@ -1,0 +1,99 @@
+"""Schedules as users write them: cron expressions, intervals, one-off times, time zones, and the
+errors a user needs when one is wrong (through the library and through `hermes cron add`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from gateway.cron.schedule import ScheduleError, parse_schedule
+from tests.test_cli_chat import hermes
+
+NOW = datetime(2030, 6, 1, 12, 0, tzinfo=timezone.utc)   # a Saturday
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("0 25 * * *", "hour: 25 is out of range 0-23"),
+    ("61 9 * * *", "minute: 61 is out of range 0-59"),
+    ("0 9 32 * *", "day: 32 is out of range 1-31"),
+    ("0 9 * 13 *", "month: 13 is out of range 1-12"),
+    ("0 9 * * 8", "day_of_week: 8 is out of range 0-7"),
+    ("*/0 * * * *", "minute: the step in '*/0' must be at least 1"),
+    ("0 17-9 * * *", "hour: the range '17-9' goes backwards"),
+    ("0 9 * *", "schedule: 4 field(s) given, a cron expression has 5 fields"),
+    ("0 0 9 * * 1", "seconds are not supported"),
+    ("0 9 1 * 1", "day_of_week: both day-of-month and day-of-week are restricted"),
+    ("every 5 fortnights", "interval: unknown unit 'fortnights'"),
+    ("every weekday at 9", "interval: 'every weekday at 9' is not understood"),
+    ("2020-01-01T09:00", "time: 2020-01-01T09:00+00:00 is in the past"),
+    ("2030-13-01T09:00", "time: '2030-13-01T09:00' is not an ISO date and time"),
+])
+def test_bad_schedules_name_the_field(expression: str, message: str) -> None:
+    with pytest.raises(ScheduleError) as caught:
+        parse_schedule(expression, "UTC", now=NOW)
+    assert message in str(caught.value)
+
+
+def test_unknown_time_zone_is_refused_with_suggestions() -> None:
+    with pytest.raises(ScheduleError) as caught:
+        parse_schedule("0 9 * * *", "Europe/Berln", now=NOW)
+    assert "timezone: unknown time zone 'Europe/Berln'" in str(caught.value)
+    assert "Europe/Berlin" in str(caught.value)
+
+
+def test_weekdays_use_crontab_numbering_not_apschedulers() -> None:
+    # APScheduler 3 numbers Monday 0; crontab (what users write) numbers Sunday 0
+    schedule = parse_schedule("0 9 * * 1-5", "Europe/Berlin", now=NOW)
+    runs = schedule.next_runs(5, after=NOW)
+    assert [r.strftime("%a %H:%M %Z") for r in runs] == [
+        "Mon 09:00 CEST", "Tue 09:00 CEST", "Wed 09:00 CEST", "Thu 09:00 CEST", "Fri 09:00 CEST"]
+    sundays = parse_schedule("30 8 * * 0", "UTC", now=NOW).next_runs(2, after=NOW)
+    assert [r.strftime("%a %d %H:%M") for r in sundays] == ["Sun 02 08:30", "Sun 09 08:30"]
+    assert parse_schedule("0 8 * * 7", "UTC", now=NOW).next_runs(1, after=NOW)[0].strftime("%a") == "Sun"
+    weekend = parse_schedule("0 8 * * sat,sun", "UTC", now=NOW).next_runs(2, after=NOW)
+    assert [r.strftime("%a") for r in weekend] == ["Sun", "Sat"]
+
+
+def test_intervals_one_offs_and_time_zones() -> None:
+    every = parse_schedule("every 30m", "UTC", now=NOW)
+    assert every.text == "every 30m"
+    assert every.next_runs(3, after=NOW) == [NOW + timedelta(minutes=30 * k) for k in (1, 2, 3)]
+    assert parse_schedule("every 2 hours", "UTC", now=NOW).text == "every 2h"
+    with pytest.raises(ScheduleError, match="interval: every 10s is shorter than the minimum of 1m"):
+        parse_schedule("every 10s", "UTC", now=NOW)
+    soon = parse_schedule("in 20m", "UTC", now=NOW)
+    assert soon.kind == "once" and soon.next_runs(3, after=NOW) == [NOW + timedelta(minutes=20)]
+    tokyo = parse_schedule("2030-06-02T09:00", "Asia/Tokyo", now=NOW)
+    assert tokyo.at == datetime(2030, 6, 2, 0, 0, tzinfo=timezone.utc)
+    berlin = parse_schedule("0 9 * * *", "Europe/Berlin", now=NOW).next_runs(1, after=NOW)[0]
+    assert berlin.astimezone(timezone.utc).hour == 7   # summer time: UTC+2
+
+
+def test_last_due_coalesces_missed_runs_into_the_latest() -> None:
+    daily = parse_schedule("0 9 * * *", "UTC", now=NOW - timedelta(days=10))
+    assert daily.last_due(NOW, NOW - timedelta(days=3)) == datetime(2030, 6, 1, 9, 0, tzinfo=timezone.utc)
+    assert daily.last_due(NOW, NOW - timedelta(hours=2)) is None
+    hourly = parse_schedule("every 1h", "UTC", now=NOW)
+    assert hourly.last_due(NOW + timedelta(hours=5, minutes=10), NOW) == NOW + timedelta(hours=5)
+
+
+async def test_cli_refuses_bad_input_naming_the_field(home: Path) -> None:
+    code, out, err = await hermes("cron", "add", "0 25 * * *", "--prompt", "report", home=home)
+    assert code == 2 and "hour: 25 is out of range 0-23" in err
+    code, out, err = await hermes("cron", "add", "0 9 * * 1-5", "--prompt", "report", "--tz", "Mars/Olympus",
+                                  home=home)
+    assert code == 2 and "timezone: unknown time zone 'Mars/Olympus'" in err
+    code, out, err = await hermes("cron", "add", "every 1h", "--prompt", "x", "--deliver", "slack:C123", home=home)
+    assert code == 2 and "slack is not enabled" in err
+    code, out, err = await hermes("cron", "add", "every 1h", "--prompt", "x", "--deliver", "pigeon:roof", home=home)
+    assert code == 2 and "deliver: unknown target 'pigeon:roof'" in err
+    code, out, err = await hermes("cron", "add", "every 1h", "--skill", "no-such-skill", home=home)
+    assert code == 2 and "skill: there is no skill named 'no-such-skill'" in err
+    code, out, err = await hermes("cron", "add", "every 1h", home=home)
+    assert code == 2 and "--prompt" in err
+    code, out, err = await hermes("cron", "pause", "deadbeef", home=home)
+    assert code == 1 and "no job with id 'deadbeef'" in err
+    code, out, err = await hermes("cron", "list", "--json", home=home)
+    assert code == 0 and out.strip() == "[]"
