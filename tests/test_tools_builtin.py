@@ -98,3 +98,13 @@ async def test_web_fetch_extracts_text_and_limits_size(tmp_path: Path) -> None:
         assert not ok and "only http:// and https://" in out
     finally:
         await runner.cleanup()
+
+
+async def test_terminal_does_not_see_secret_environment_variables(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-leak-123456")
+    monkeypatch.setenv("HARMLESS_SETTING", "visible")
+    registry = ToolRegistry([make_terminal_tool(TerminalConfig(enabled=True))])
+    ctx, _ = context(tmp_path)
+    ok, out = await run(registry, ctx, "terminal", command="env")
+    assert ok and "HARMLESS_SETTING=visible" in out and "sk-should-not-leak" not in out

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 
+from agent.redact import SECRET_ENV_NAME
 from agent.settings import TerminalConfig
 from agent.tools.registry import Tool, ToolContext, ToolError, tool
 
@@ -50,6 +51,13 @@ def _cap(text: str, limit: int) -> str:
     return f"{text[:half]}\n[... {len(text) - limit} characters cut ...]\n{text[-half:]}"
 
 
+def _child_environment(cwd: object) -> dict[str, str]:
+    """The process environment without secret-named variables: commands must not leak API keys."""
+    env = {k: v for k, v in os.environ.items() if not SECRET_ENV_NAME.search(k)}
+    env["PWD"] = str(cwd)
+    return env
+
+
 def make_terminal_tool(settings: TerminalConfig) -> Tool:
     """The terminal tool bound to its settings."""
 
@@ -72,7 +80,7 @@ def make_terminal_tool(settings: TerminalConfig) -> Tool:
             settings.shell, "-c", command, cwd=cwd,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "PWD": str(cwd)},
+            env=_child_environment(cwd),
         )
         try:
             output, _ = await asyncio.wait_for(process.communicate(), timeout=limit)
