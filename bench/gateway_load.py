@@ -1,0 +1,190 @@
+"""Load figures for the gateway, driven through its OpenAI-compatible endpoint.
+
+    .venv/bin/python bench/gateway_load.py [--duration 5] [--concurrency 1,10,50] [--sessions 10000]
+
+Three processes, as in production: the fake model server (answers at once), a real
+`hermes gateway`, and this driver. For each concurrency N the driver measures
+1. bare LiteLLM `acompletion` against the same fake server with N concurrent callers (the
+   model's own time, and the calls/s ceiling of one model call per turn), and
+2. the gateway with N concurrent users, each sending its next message when the last was answered
+   (one model call per turn); a user starts a new conversation every `--turns-per-session` turns,
+   so the history the agent sends stays the length of a typical chat (it grows without bound
+   otherwise, and so does the client-side cost of serialising it).
+It prints turns/s, the ratio to bare calls/s (target >= 0.8), and the latency the gateway adds
+over the model's own time (gateway percentile minus bare LiteLLM percentile at the same N;
+targets: p50 < 15 ms at 1 user, p99 < 25 ms at 50 users). Then it opens `--sessions` distinct
+sessions (one turn each), lets them go idle, and prints the gateway's resident memory per idle
+session (target < 20 KB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def serve_model() -> None:
+    from tests.fakes.model_server import FakeModelServer
+
+    server = FakeModelServer(default_text="ok, done.")
+    await server.start()
+    server.requests = _Discard()  # type: ignore[assignment]
+    print(server.port, flush=True)
+    await asyncio.Event().wait()
+
+
+class _Discard(list):  # type: ignore[type-arg]
+    def append(self, _item: object) -> None:  # keep the fake server's memory flat
+        return None
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def run_load(concurrency: int, duration: float, call) -> tuple[int, float, list[float]]:
+    latencies: list[float] = []
+    stop_at = time.perf_counter() + duration
+    count = 0
+
+    async def worker(index: int) -> None:
+        nonlocal count
+        turn = 0
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            await call(index, turn)
+            latencies.append(time.perf_counter() - started)
+            count += 1
+            turn += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return count, time.perf_counter() - started, latencies
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--concurrency", default="1,10,50")
+    parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--turns-per-session", type=int, default=5,
+                        help="each user starts a new conversation after this many turns (history length)")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.concurrency.split(",")]
+
+    model = await asyncio.create_subprocess_exec(sys.executable, __file__, "--serve-model",
+                                                 stdout=asyncio.subprocess.PIPE)
+    port = int((await model.stdout.readline()).decode())  # type: ignore[union-attr]
+    api_base = f"http://127.0.0.1:{port}/v1"
+    home = Path(tempfile.mkdtemp(prefix="hermes-bench-"))
+    token = secrets.token_urlsafe(32)
+    (home / "config.toml").write_text(
+        f'[model]\nname = "openai/fake-model"\napi_base = "{api_base}"\napi_key = "sk-bench"\n'
+        f'context_window = 128000\n[agent]\nmax_concurrent_model_calls = 64\n'
+        f'[api]\nport = 0\ntoken = "{token}"\n[logging]\nlevel = "WARNING"\n')
+    gateway = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "gateway", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "HERMES_HOME": str(home)})
+    banner = ""
+    while "Stop with" not in banner:
+        banner += (await gateway.stdout.readline()).decode()  # type: ignore[union-attr]
+    url = re.search(r"Web chat:\s+(\S+)", banner).group(1) + "v1/chat/completions"  # type: ignore[union-attr]
+
+    from agent.llm import import_litellm
+
+    litellm = import_litellm()
+    connector = aiohttp.TCPConnector(limit=0)
+    http = aiohttp.ClientSession(connector=connector, headers={"Authorization": f"Bearer {token}"})
+    run_id = secrets.token_hex(3)
+
+    async def bare(_index: int, _turn: int) -> None:
+        await litellm.acompletion(model="openai/fake-model", api_base=api_base, api_key="sk-bench",
+                                  messages=[{"role": "user", "content": "hi"}], num_retries=0, max_retries=0)
+
+    def gateway_call(prefix: str):
+        async def call(index: int, turn: int) -> None:
+            user = f"{prefix}-{index}-{turn // args.turns_per_session}"
+            async with http.post(url, json={"model": "m", "user": user,
+                                            "messages": [{"role": "user", "content": f"message {turn}"}]}) as r:
+                body = await r.json()
+                if r.status != 200:
+                    raise RuntimeError(f"gateway answered {r.status}: {body}")
+        return call
+
+    try:
+        # warm up both paths (imports, connection pools, first SQLite pages)
+        await run_load(4, 1.0, bare)
+        await run_load(4, 1.0, gateway_call(f"warm{run_id}"))
+        print(f"{'users':>5} | {'bare calls/s':>12} | {'gateway turns/s':>15} | {'ratio':>5} | "
+              f"{'bare p50/p99 ms':>15} | {'gw p50/p99 ms':>13} | {'added p50/p99 ms':>16}")
+        for n in levels:
+            bare_count, bare_time, bare_lat = await run_load(n, args.duration, bare)
+            gw_count, gw_time, gw_lat = await run_load(n, args.duration, gateway_call(f"u{run_id}n{n}"))
+            bare_rate, gw_rate = bare_count / bare_time, gw_count / gw_time
+            b50, b99 = percentile(bare_lat, 50) * 1000, percentile(bare_lat, 99) * 1000
+            g50, g99 = percentile(gw_lat, 50) * 1000, percentile(gw_lat, 99) * 1000
+            print(f"{n:>5} | {bare_rate:>12.1f} | {gw_rate:>15.1f} | {gw_rate / bare_rate:>5.2f} | "
+                  f"{b50:>6.1f} / {b99:>6.1f} | {g50:>5.1f} / {g99:>5.1f} | {g50 - b50:>7.1f} / {g99 - b99:>6.1f}",
+                  flush=True)
+
+        if args.sessions:
+            before = rss_kb(gateway.pid)
+            opened = 0
+            call = gateway_call(f"idle{run_id}")
+            started = time.perf_counter()
+
+            async def opener(worker: int) -> None:
+                nonlocal opened
+                while opened < args.sessions:
+                    index = opened
+                    opened += 1
+                    await call(index, 0)
+
+            await asyncio.gather(*(opener(w) for w in range(50)))
+            elapsed = time.perf_counter() - started
+            await asyncio.sleep(1.0)
+            after = rss_kb(gateway.pid)
+            per_session = (after - before) * 1024 / args.sessions
+            print(f"idle sessions: opened {args.sessions} sessions (one turn each) in {elapsed:.1f}s; "
+                  f"gateway RSS {before / 1024:.1f} MB -> {after / 1024:.1f} MB; "
+                  f"{per_session / 1024:.2f} KB per idle session")
+    finally:
+        await http.close()
+        gateway.send_signal(signal.SIGTERM)
+        await gateway.wait()
+        model.kill()
+        await model.wait()
+
+
+if __name__ == "__main__":
+    if "--serve-model" in sys.argv:
+        asyncio.run(serve_model())
+    else:
+        asyncio.run(main())
