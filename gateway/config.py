@@ -92,6 +92,21 @@ class SkillsConfig(Section):
     install_bundled: bool = True
 
 
+class HubConfig(Section):
+    """`[hub]`: where `hermes skills browse/install/publish` look (taps added by the CLI live in
+    HERMES_HOME/hub/taps.json; these are extra)."""
+
+    github_api: str = Field("https://api.github.com", description="REST base; GitHub Enterprise: https://HOST/api/v3")
+    github_token: str = Field("", description='e.g. "${GITHUB_TOKEN}"; empty falls back to $GITHUB_TOKEN')
+    git_base: str = Field("https://github.com", description="where owner/repo tap shorthands point")
+    indexes: list[str] = Field(default_factory=list, description="sites serving /.well-known/skills/index.json")
+    taps: dict[str, str] = Field(default_factory=dict, description="name -> git URL or index .json URL")
+    allow_http: bool = Field(False, description="allow plain http:// sources (loopback always is)")
+    timeout: float = Field(30.0, gt=0)
+    max_file_bytes: int = Field(1_000_000, ge=1_000)
+    max_total_bytes: int = Field(10_000_000, ge=10_000)
+
+
 class TeamConfig(Section):
     name: str
     channels: list[str] = Field(default_factory=list, description="platform:channel ids, e.g. slack:C123")
@@ -135,6 +150,7 @@ class Config(BaseModel):
     learning: LearningConfig = Field(default_factory=LearningConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     skills: SkillsConfig = Field(default_factory=SkillsConfig)
+    hub: HubConfig = Field(default_factory=HubConfig)
     teams: list[TeamConfig] = Field(default_factory=list)
     cron: CronConfig = Field(default_factory=CronConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
