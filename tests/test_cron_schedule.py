@@ -97,3 +97,24 @@ async def test_cli_refuses_bad_input_naming_the_field(home: Path) -> None:
     assert code == 1 and "no job with id 'deadbeef'" in err
     code, out, err = await hermes("cron", "list", "--json", home=home)
     assert code == 0 and out.strip() == "[]"
+
+
+async def test_file_targets_stay_in_hermes_home_for_the_chat_tool(home: Path) -> None:
+    from gateway.config import Config
+    from gateway.cron.targets import TargetError, parse_target
+    from gateway.home import Home
+
+    hermes_home = Home(home.resolve()).ensure()
+    config = Config()
+    inside = parse_target("file:reports/daily.md", config, hermes_home)
+    assert inside.value == str(hermes_home.root / "reports" / "daily.md")
+    for escape in ("file:../outside.md", "file:/etc/cron.d/evil", f"file:{Path.home()}/.bashrc"):
+        with pytest.raises(TargetError, match="HERMES_HOME"):
+            parse_target(escape, config, hermes_home)
+    with pytest.raises(TargetError, match="is a folder"):
+        parse_target("file:skills", config, hermes_home)
+    # the operator on the command line may name any existing folder
+    assert parse_target("file:/tmp/hermes-report.md", config, hermes_home, allow_outside_home=True).value \
+        == str(Path("/tmp/hermes-report.md").resolve())
+    with pytest.raises(TargetError, match="'origin' needs a Telegram, Slack or Discord channel"):
+        parse_target("origin", config, hermes_home)

@@ -113,7 +113,10 @@ def parse_target(text: str, config: Config, home: Home, *, origin: SessionRecord
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TargetError(f"deliver: webhook needs an http(s) URL, e.g. {_example('webhook')} (got {value!r})")
         return Target("webhook", value)
-    return Target("file", str(resolve_file(value, home, allow_outside_home=allow_outside_home)))
+    path = resolve_file(value, home, allow_outside_home=allow_outside_home)
+    if path.is_dir():
+        raise TargetError(f"deliver: {path} is a folder; name a file in it, e.g. file:{value.rstrip('/')}/results.md")
+    return Target("file", str(path))
 
 
 def resolve_file(value: str, home: Home, *, allow_outside_home: bool) -> Path:
