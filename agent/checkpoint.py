@@ -294,13 +294,11 @@ def render_transcript(messages: list[dict[str, Any]], redactor: Redactor,
 def possible_corrections(messages: list[dict[str, Any]], redactor: Redactor) -> list[str]:
     """User messages that look like corrections or stated preferences (the checkpoint must act on them)."""
     found = []
-    for index, message in enumerate(messages):
+    for message in messages:
         if message.get("role") != "user" or not isinstance(message.get("content"), str):
             continue
         text = message["content"].strip()
-        if index > 0 and CORRECTION.search(text):
-            found.append(redactor.redact(text[:400]))
-        elif index == 0 and re.match(r"(?i)^(no|don'?t|never|always|actually|stop)\b", text):
+        if CORRECTION.search(text):
             found.append(redactor.redact(text[:400]))
     return found
 

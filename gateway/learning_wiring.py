@@ -34,6 +34,7 @@ from agent.tools.registry import ToolContext
 from gateway.learning_log import (AppliedProposal, LearningLog, Proposal, apply_proposal, day_start,
                                   reject_proposal, team_skills_root)
 from gateway.store import SessionRecord
+from skills.index_prompt import HEADER as INDEX_HEADER
 from skills.index_prompt import render as render_index
 from skills.index_prompt import select as select_index
 from skills.library import SkillError, SkillLibrary
@@ -201,7 +202,7 @@ class LearningLoop:
         query = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "user")[:2_000]
         selection = select_index(snapshot, query, self.runtime.config.skills.prompt_budget_tokens)
         index_text = render_index([s for s in (snapshot.get(n) for n in selection) if s is not None],
-                                  len(snapshot.skills))
+                                  len(snapshot.skills)).replace(INDEX_HEADER, "").strip()
         similar = [skill for skill, _ in await library.search(query, SIMILAR_SKILLS)] if query.strip() else []
         bodies: dict[str, str] = {}
         for name in used:
