@@ -256,3 +256,4 @@ def stats(ctx: click.Context, as_json: bool, budget: int | None) -> None:
     click.echo("least used: " + (", ".join(f"{r['name']} ({r['use_count']})" for r in summary["least_used"]) or "none"))
     never = summary["never_used"]
     click.echo(f"never used ({len(never)}; candidates to archive): " + (", ".join(never) or "none"))
+from gateway.cli.hub_cmd import register; register(skills)  # noqa: E402,E702 - hub and guard commands
