@@ -129,6 +129,20 @@ class DiscordAdapter(Adapter):
             await self.stop()
             raise RuntimeError(f"discord: could not connect: {error}")
 
+    async def check_credentials(self) -> tuple[bool, str, str]:
+        """GET /users/@me with the token (for `hermes doctor`); does not open the gateway."""
+        self._apply_endpoints()
+        try:
+            await self.client.login(self._token)
+            user = self.client.user
+            return True, f"token ok: {user.name if user else '?'}", ""
+        except discord.LoginFailure:
+            return False, "the bot token was refused", "reset the token in the Developer Portal → Bot and copy it"
+        except (discord.HTTPException, OSError) as exc:
+            return False, f"cannot reach the Discord API: {exc}", "check network access or [discord] api_base"
+        finally:
+            await self.client.close()
+
     async def _run(self) -> None:
         try:
             await self.client.connect(reconnect=True)

@@ -154,6 +154,17 @@ class SlackAdapter(Adapter):
             await self._socket.connect_async()
         self.status.connected = True
 
+    async def check_credentials(self) -> tuple[bool, str, str]:
+        """auth.test with the bot token (for `hermes doctor`)."""
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            return False, f"auth.test refused the token: {exc.response.get('error')}", \
+                "reinstall the app to the workspace and copy the Bot User OAuth Token (xoxb-...)"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return False, f"cannot reach the Slack API: {exc}", "check network access or [slack] api_base"
+        return True, f"token ok: {auth.get('user')} in {auth.get('team')}", ""
+
     async def stop(self) -> None:
         if self._socket is not None:
             await self._socket.close_async()

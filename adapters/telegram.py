@@ -231,6 +231,22 @@ class TelegramAdapter(Adapter):
         except TelegramError:
             pass
 
+    async def check_credentials(self) -> tuple[bool, str, str]:
+        """getMe with the configured token and API base (for `hermes doctor`)."""
+        try:
+            me = await self.bot.get_me()
+        except InvalidToken:
+            return False, "the bot token was refused", "copy the token again from @BotFather (/token)"
+        except TelegramError as exc:
+            return False, f"cannot reach the Bot API at {self.bot.base_url.split('/bot')[0]}: {exc}", \
+                "check network access or [telegram] api_base"
+        finally:
+            try:
+                await self.bot.shutdown()
+            except TelegramError:
+                pass
+        return True, f"token ok: @{me.username}", ""
+
     def _fail(self, exc: Exception) -> None:
         self.fatal_error = exc
         self.status.connected = False

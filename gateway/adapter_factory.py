@@ -6,7 +6,7 @@ Each platform module is imported inside its builder, so importing this module (a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.config import Config, DiscordConfig, SlackConfig, TelegramConfig
 
@@ -74,3 +74,23 @@ def build_adapters(config: Config, on_event: "InboundHandler") -> list["Adapter"
         except ValueError as exc:
             raise ValueError(f"[{name}]: {exc}") from exc
     return adapters
+
+
+async def _ignore(event: Any) -> None:
+    return None
+
+
+async def check_credentials(name: str, config: Config) -> tuple[bool, str, str]:
+    """`hermes doctor`: ask the platform whether `[name]`'s token works, without connecting for real.
+
+    Returns (ok, detail, fix). Telegram: getMe; Discord: GET /users/@me; Slack: auth.test.
+    """
+    section = getattr(config, name)
+    try:
+        adapter = BUILDERS[name](section, _ignore)
+    except ValueError as exc:
+        return False, str(exc), f"fix the [{name}] section of the config"
+    check = getattr(adapter, "check_credentials", None)
+    if check is None:
+        return True, "token set (not verified)", ""
+    return await check()
