@@ -13,7 +13,7 @@ import pytest
 
 from gateway.cron.scheduler import JobBusy
 from tests.cron_support import add_job_created_at, close_cron, open_cron, wait_for, write_cron_config
-from tests.fakes.model_server import FakeModelServer, fault, text
+from tests.fakes.model_server import FakeModelServer, fault, text, tool_calls
 
 
 def user_prompts(server: FakeModelServer) -> list[str]:
@@ -223,3 +223,25 @@ async def test_webhook_target_receives_json(home: Path, model_server: FakeModelS
     assert len(received) == 1
     assert received[0]["text"] == "Backups verified." and received[0]["job_id"] == job.id
     assert received[0]["status"] == "ok"
+
+
+async def test_checkpoint_runs_inside_the_cron_session_before_the_run_ends(
+        home: Path, model_server: FakeModelServer) -> None:
+    from gateway.learning_wiring import install_learning
+
+    write_cron_config(home, model_server, extra='[learning]\nmodel = "openai/ckpt-model"\n'
+                                                 "end_of_turn_min_tool_calls = 1\n")
+    model_server.add(tool_calls(("list_files", {"path": "."})), text("Nothing to report."), model="fake-model")
+    runtime, service, recorder = await open_cron(home)
+    await install_learning(runtime)
+    try:
+        job = await service.create("0 9 * * *", skill="daily-report", deliver="telegram:42", owner="cli")
+        outcome = await (await service.run_now(job.id))
+        assert outcome is not None and outcome.status == "ok"
+        # the run is over only once its checkpoint is: the checkpoint model saw the cron session
+        assert model_server.requests_for("ckpt-model")
+        rows = await runtime.store.fetchall("SELECT session_id, status FROM learning_checkpoints")
+        assert [r["session_id"] for r in rows] == [outcome.session_id]
+        assert all(r["status"] != "running" for r in rows)
+    finally:
+        await close_cron(runtime, service)
