@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "backup": ("gateway.cli.backup_cmd", "backup", "Back up the home (database, config, skills) or restore it."),
     "cron": ("gateway.cli.cron_cmd", "cron", "Scheduled jobs: add, list, pause, resume, remove, run, runs."),
     "skills": ("gateway.cli.skills_cmd", "skills", "Manage the skill library: list, show, validate, history, revert."),
+    "profile": ("gateway.cli.profile_cmd", "profile", "Export or import skills, memory, cron jobs and config (no secrets)."),
     "memory": ("gateway.cli.memory_cmd", "memory", "Show what the agent remembers (MEMORY.md, USER.md)."),
     "learning": ("gateway.cli.learning_cmd", "learning", "What the agent learned: checkpoint log, pending skill proposals."),
 }
