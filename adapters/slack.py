@@ -204,6 +204,17 @@ class SlackAdapter(Adapter):
         # With both `message.*` and `app_mention` subscribed, one message arrives as two events.
         if (channel, ts) in self._seen:
             return
+        self._seen[(channel, ts)] = None
+        while len(self._seen) > 2048:
+            self._seen.popitem(last=False)
+        try:
+            await self._deliver_message(body, event, channel, ts)
+        except BaseException:
+            # Not taken: forget it, so Slack's retry of this event gets through.
+            self._seen.pop((channel, ts), None)
+            raise
+
+    async def _deliver_message(self, body: dict[str, Any], event: dict[str, Any], channel: str, ts: str) -> None:
         text = str(event.get("text", ""))
         mention = f"<@{self.bot_user_id}>"
         mentioned = event.get("type") == "app_mention" or (bool(self.bot_user_id) and mention in text)
@@ -225,10 +236,6 @@ class SlackAdapter(Adapter):
             attachments=await self._attachments(event.get("files") or []),
             dedup_key=str(body.get("event_id", "")) or f"{channel}:{ts}",
         ))
-        # Marked only once the gateway took it: if on_event raised, Slack's retry still gets through.
-        self._seen[(channel, ts)] = None
-        while len(self._seen) > 2048:
-            self._seen.popitem(last=False)
 
     async def _on_command(self, ack: Any, body: dict[str, Any], command: dict[str, Any]) -> None:
         """A native slash command: acknowledged at once, then handled as a message `/name args`."""
