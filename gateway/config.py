@@ -16,8 +16,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.mcp.settings import McpConfig
 from agent.settings import AgentConfig, LearningConfig, MemoryConfig, ModelConfig, Section, ToolsConfig
+from agent.tools.web_search_settings import WebSearchConfig
 from gateway.home import Home
+from gateway.toolsets import ToolsetsConfig
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -155,6 +158,9 @@ class Config(BaseModel):
     cron: CronConfig = Field(default_factory=CronConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    mcp: McpConfig = Field(default_factory=McpConfig)
+    web_search: WebSearchConfig = Field(default_factory=WebSearchConfig)
+    toolsets: ToolsetsConfig = Field(default_factory=ToolsetsConfig)
     trajectories_export: bool = Field(False, description="default for sessions outside any [[teams]] entry")
 
     def with_model(self, name: str | None) -> "Config":
