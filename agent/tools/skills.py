@@ -10,6 +10,7 @@ import asyncio
 from typing import Literal
 
 from agent.tools.registry import Tool, ToolContext, ToolError, tool
+from skills.guard import guard_skill_text
 from skills.library import Skill, SkillError, SkillLibrary
 from skills.paths import PathEscapeError
 
@@ -29,6 +30,28 @@ async def _library(ctx: ToolContext) -> SkillLibrary:
     if not isinstance(library, SkillLibrary):
         raise ToolError("the skill library is not available in this session")
     return library
+
+
+async def _guard(library: SkillLibrary, action: str, name: str, content: str | None, old_text: str | None,
+                 new_text: str | None, file_path: str | None, file_content: str | None) -> None:
+    """Refuse a write the skills guard finds dangerous; the report goes back to the model."""
+    if action in ("create", "edit") and content is not None:
+        report = guard_skill_text(content, name=name)
+    elif action == "write_file" and file_path and file_content is not None:
+        report = guard_skill_text("", {file_path: file_content}, name=name)
+    elif action == "patch" and old_text:
+        try:
+            before = await library.read(name)
+        except SkillError:
+            return  # the library reports the missing skill itself
+        if before.count(old_text) != 1 or guard_skill_text(before, name=name).verdict == "dangerous":
+            return  # a bad old_text is reported by patch; an already-dangerous file is not this patch's doing
+        report = guard_skill_text(before.replace(old_text, new_text or "", 1), name=name)
+    else:
+        return
+    if report.verdict == "dangerous":
+        raise ToolError("refused by the skills guard, nothing was written. Remove what it flags "
+                        "(skills must not carry such commands or instructions):\n" + report.describe())
 
 
 def _need(value: str | None, what: str, action: str) -> str:
@@ -60,6 +83,7 @@ async def skill_manage(ctx: ToolContext, action: Action, name: str, category: st
     """
     library = await _library(ctx)
     origin = f"session:{ctx.session_id}" if ctx.session_id else ""
+    await _guard(library, action, name, content, old_text, new_text, file_path, file_content)
     try:
         if action == "create":
             skill = await library.create(name, _need(content, "content", action), category or "general", origin)
