@@ -44,7 +44,8 @@ async def open_cron(home: Path, *, start: bool = False) -> tuple[Runtime, CronSe
     await asyncio.to_thread(import_litellm)   # seconds on first import: not inside a timed run
     hermes_home = Home.from_env()
     runtime = await Runtime.open(load_config(None, hermes_home), hermes_home)
-    await install_skills(runtime)
+    if "skill_libraries" not in runtime.services:
+        await install_skills(runtime)
     recorder = DeliveryRecorder()
     runtime.services["deliver"] = recorder
     service = install_cron(runtime, min_interval=1, sync_interval=0.1)

@@ -245,3 +245,25 @@ async def test_checkpoint_runs_inside_the_cron_session_before_the_run_ends(
         assert all(r["status"] != "running" for r in rows)
     finally:
         await close_cron(runtime, service)
+
+
+async def test_result_reaches_the_chat_through_the_real_gateway(home: Path, model_server: FakeModelServer) -> None:
+    from gateway.cron.wiring import install_cron
+    from tests.conftest import model_config
+    from tests.fakes.gateway_harness import api_section, start_gateway
+
+    model_server.add(text("Nightly build: green."))
+    config = (model_config(model_server) + api_section() + '[telegram]\nenabled = true\ntoken = "1:abc"\n'
+              'allow_users = ["u1"]\n')
+    gateway, adapters = await start_gateway(home, config)
+    tg = adapters["telegram"]
+    service = install_cron(gateway.runtime, min_interval=1, sync_interval=0.1)
+    await service.start()
+    try:
+        await service.create("every 1s", prompt="report the nightly build", deliver="telegram:ops-room",
+                             owner="cli")
+        await wait_for(lambda: tg.texts("ops-room"), timeout=10)
+        assert tg.texts("ops-room")[0] == "Nightly build: green."
+    finally:
+        await service.stop(grace=5)
+        await gateway.stop()

@@ -166,7 +166,8 @@ async def _run(job_id: str, config_path: Path | None, model: str | None) -> int:
             runtime.llm.require_model()
         except ModelNotConfiguredError as exc:
             fail(str(exc), code=2)
-        await install_skills(runtime)
+        if "skill_libraries" not in runtime.services:
+            await install_skills(runtime)
         try:
             from gateway.learning_wiring import install_learning
         except ImportError:   # the learning loop is optional for a foreground run

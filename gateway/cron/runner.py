@@ -192,7 +192,8 @@ class Runner:
         header = f"{job.name} · {describe_time(scheduled, job.timezone)}"
         payload = {"job_id": job.id, "job_name": job.name, "scheduled_time": iso_utc(scheduled), "status": status}
         try:
-            await deliver(target, message, services=self.runtime.services, header=header, payload=payload)
+            await deliver(target, message, services=self.runtime.services, header=header, payload=payload,
+                          key=f"cron:{job.id}:{iso_utc(scheduled)}")
         except DeliveryFailed as exc:
             log.warning("cron job %s: could not deliver to %s: %s", job.id, target.display(), exc)
             return self.redactor.redact(str(exc))

@@ -3,9 +3,11 @@
 A target is `scheme:value`:
 - `origin`: the channel where the job was created; resolved at creation to the concrete
   `telegram:<chat>` / `slack:<channel>` / `discord:<channel>` of that session;
-- `telegram:<chat>`, `slack:<channel>`, `discord:<channel>`: delivered through
-  `runtime.services["deliver"]` (`async (target, text) -> None`, the gateway's chunking and
-  retrying send path); refused at creation when that platform is not enabled in config;
+- `telegram:<chat>`, `slack:<channel>`, `discord:<channel>`: delivered through the gateway's
+  chunking and retrying send path: `runtime.services["deliver"]` (`async (target, text) -> None`)
+  when set, else the gateway's `runtime.services["send_message"]` (`async (platform, chat_id,
+  text, key=...) -> bool`, idempotent per key); refused at creation when that platform is not
+  enabled in config;
 - `webhook:<url>`: an HTTP(S) POST of a JSON object (aiohttp), retried on 5xx and connection errors;
 - `file:<path>`: appended to a file. A relative path is taken inside HERMES_HOME; an absolute
   path must be inside HERMES_HOME too, unless the job was created from the command line by the
@@ -171,19 +173,31 @@ def _append(path: Path, text: str) -> None:
         handle.write(text)
 
 
+async def _deliver_platform(target: Target, text: str, services: dict[str, Any], key: str) -> None:
+    """Through the gateway's send path: `services["deliver"]` (target, text), else the gateway's
+    `services["send_message"]` (platform, chat_id, text, key=...) -> bool (False: kept undelivered)."""
+    send: Deliver | None = services.get("deliver")
+    send_message = services.get("send_message")
+    if send is None and send_message is None:
+        raise DeliveryFailed(f"{target}: no gateway is running in this process to deliver to {target.scheme}")
+    try:
+        if send is not None:
+            await send(str(target), text)
+            return
+        delivered = await send_message(target.scheme, target.value, text, key=key)
+    except Exception as exc:  # noqa: BLE001 - any failure of the send path is a delivery failure
+        raise DeliveryFailed(f"{target}: {type(exc).__name__}: {exc}") from exc
+    if not delivered:
+        raise DeliveryFailed(f"{target}: not delivered after retries (kept in the gateway's undelivered list)")
+
+
 async def deliver(target: Target, text: str, *, services: dict[str, Any], header: str = "",
-                  payload: dict[str, Any] | None = None) -> None:
+                  payload: dict[str, Any] | None = None, key: str = "") -> None:
     """Send `text` to `target`; raises DeliveryFailed when it could not be delivered."""
     if target.scheme == "none":
         return
     if target.is_platform:
-        send: Deliver | None = services.get("deliver")
-        if send is None:
-            raise DeliveryFailed(f"{target}: no gateway is running in this process to deliver to {target.scheme}")
-        try:
-            await send(str(target), text)
-        except Exception as exc:  # noqa: BLE001 - any failure of the send path is a delivery failure
-            raise DeliveryFailed(f"{target}: {type(exc).__name__}: {exc}") from exc
+        await _deliver_platform(target, text, services, key)
         return
     if target.scheme == "webhook":
         await _post_webhook(target.value, {**(payload or {}), "text": text})
