@@ -1,0 +1,47 @@
+"""Wiring MCP servers into a Runtime: start them, register their tools, stop them on close.
+
+    await install_mcp(runtime)     # in Runtime.open, after the built-in tools are registered
+    await close_mcp(runtime)       # in Runtime.close, before the store closes
+
+The manager is kept in `runtime.services["mcp"]`. A server that fails to start is logged with
+the reason and skipped; the runtime opens anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from agent.mcp.manager import McpManager
+from agent.mcp.tools import mcp_tools
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def install_mcp(runtime: "Runtime") -> McpManager | None:
+    """Start the enabled `[[mcp.servers]]` and offer their tools; None when none is configured."""
+    existing = runtime.services.get("mcp")
+    if isinstance(existing, McpManager):
+        return existing  # already installed (Runtime.open does it; a test may call it again)
+    settings = runtime.config.mcp
+    if not any(s.enabled for s in settings.servers):
+        return None
+    manager = McpManager(settings, log_dir=runtime.home.logs_dir)
+    await manager.start()
+    runtime.services["mcp"] = manager
+    for t in mcp_tools(manager):
+        if runtime.tools.get(t.name) is not None:
+            log.warning("MCP tool %s not offered: a tool of that name already exists", t.name)
+            continue
+        runtime.tools.register(t)
+    return manager
+
+
+async def close_mcp(runtime: "Runtime") -> None:
+    """Stop every MCP server started by `install_mcp` (safe to call when none was)."""
+    manager = runtime.services.pop("mcp", None)
+    if isinstance(manager, McpManager):
+        await manager.close()
