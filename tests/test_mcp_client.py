@@ -4,6 +4,7 @@ fake model; a killed server is restarted; a broken one is reported and skipped."
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -127,3 +128,20 @@ async def test_no_servers_configured_changes_nothing(home: Path, model_server: F
         assert not any("__" in n for n in runtime.tools.names())
 
 
+
+
+async def test_hermes_mcp_list(home: Path) -> None:
+    from tests.test_cli_chat import hermes
+
+    write_config(home, stdio_server("fake") + stdio_server("missing", command="/nonexistent/mcp-server")
+                 + stdio_server("off", enabled=False))
+    code, out, err = await hermes("mcp", "list", "--json", home=home)
+    assert code == 0, err
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert rows["fake"]["state"] == "running" and rows["fake"]["transport"] == "stdio"
+    assert {"fake__add", "fake__shout", "fake__whoami", "fake__sleep"} == set(rows["fake"]["tools"])
+    assert rows["missing"]["state"] == "failed" and "/nonexistent/mcp-server" in rows["missing"]["error"]
+    assert rows["off"]["state"] == "disabled" and rows["off"]["tools"] == []
+    code, out, err = await hermes("mcp", "list", home=home)
+    assert code == 0, err
+    assert "fake  [stdio]  running" in out and "    fake__add" in out and "missing  [stdio]  failed" in out

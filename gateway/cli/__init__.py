@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "skills": ("gateway.cli.skills_cmd", "skills", "Manage the skill library: list, show, validate, history, revert."),
     "profile": ("gateway.cli.profile_cmd", "profile", "Export or import skills, memory, cron jobs and config (no secrets)."),
     "memory": ("gateway.cli.memory_cmd", "memory", "Show what the agent remembers (MEMORY.md, USER.md)."),
+    "mcp": ("gateway.cli.mcp_cmd", "mcp", "MCP servers: list them, their state and their tools."),
     "learning": ("gateway.cli.learning_cmd", "learning", "What the agent learned: checkpoint log, pending skill proposals."),
 }
 
