@@ -48,7 +48,7 @@ async def test_sigterm_lets_the_running_turn_finish_and_exits_0(home: Path, mode
                     return await r.json()
 
             pending = asyncio.create_task(ask())
-            for _ in range(200):
+            for _ in range(1500):  # the first turn imports LiteLLM (seconds)
                 if model_server.requests:
                     break
                 await asyncio.sleep(0.02)
