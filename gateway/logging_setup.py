@@ -137,16 +137,23 @@ class LogSetup:
     file_path: Path
     file_handler: logging.handlers.RotatingFileHandler
     console_handler: logging.Handler | None
+    previous_level: int = logging.WARNING
 
     def set_level(self, level: str | int) -> None:
         set_level(level)
 
     def close(self) -> None:
+        """Remove the handlers and put the logging levels back as they were."""
         root = logging.getLogger()
         for handler in (self.file_handler, self.console_handler):
             if handler is not None:
                 root.removeHandler(handler)
                 handler.close()
+        root.setLevel(self.previous_level)
+        root.__dict__.pop("_hermes_previous_level", None)
+        for name in NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        logging.captureWarnings(False)
 
 
 def set_level(level: str | int) -> None:
@@ -173,6 +180,8 @@ def setup_logging(logs_dir: Path, level: str | int = "INFO", *, redactor: Redact
     path = logs_dir / LOG_FILE_NAME
     _touch_private(path)
     root = logging.getLogger()
+    previous_level = getattr(root, "_hermes_previous_level", root.level)
+    root._hermes_previous_level = previous_level  # type: ignore[attr-defined]
     for handler in list(root.handlers):
         if getattr(handler, _MARK, False):
             root.removeHandler(handler)
@@ -196,4 +205,4 @@ def setup_logging(logs_dir: Path, level: str | int = "INFO", *, redactor: Redact
         root.addHandler(handler)
     logging.captureWarnings(True)
     set_level(level)
-    return LogSetup(path, file_handler, console_handler)
+    return LogSetup(path, file_handler, console_handler, previous_level)

@@ -27,7 +27,6 @@ def logs(tmp_path: Path):
         yield setup, stream
     finally:
         setup.close()
-        logging.getLogger().setLevel(logging.WARNING)
 
 
 def _lines(path: Path) -> list[dict]:
@@ -88,6 +87,7 @@ def test_every_line_of_a_turn_carries_session_and_platform(logs) -> None:
 
 def test_level_changes_live_and_setup_twice_does_not_duplicate(tmp_path: Path) -> None:
     stream = io.StringIO()
+    before = logging.getLogger().level
     setup = setup_logging(tmp_path / "logs", "INFO", stream=stream)
     setup = setup_logging(tmp_path / "logs", "WARNING", stream=stream)
     try:
@@ -100,7 +100,7 @@ def test_level_changes_live_and_setup_twice_does_not_duplicate(tmp_path: Path) -
         assert (setup.file_path.stat().st_mode & 0o777) == 0o600
     finally:
         setup.close()
-        logging.getLogger().setLevel(logging.WARNING)
+    assert logging.getLogger().level == before  # close() puts the level back
 
 
 def test_the_file_rotates_by_size(tmp_path: Path) -> None:
@@ -111,7 +111,6 @@ def test_the_file_rotates_by_size(tmp_path: Path) -> None:
             log.info("line %d %s", i, "x" * 50)
     finally:
         setup.close()
-        logging.getLogger().setLevel(logging.WARNING)
     files = sorted(p.name for p in (tmp_path / "logs").iterdir())
     assert files == [LOG_FILE_NAME, f"{LOG_FILE_NAME}.1", f"{LOG_FILE_NAME}.2"]
     assert all(p.stat().st_size <= 2_100 for p in (tmp_path / "logs").iterdir())

@@ -102,6 +102,7 @@ async def test_sighup_applies_allowlist_on_a_running_gateway(home: Path, model_s
     model_server.add(text("Hello u2."))
     gateway, adapters = await start_gateway(home, model_config(model_server) + api_section() + TELEGRAM_U1)
     tg = adapters["telegram"]
+    level_before = logging.getLogger().level
     reloaded: asyncio.Queue = asyncio.Queue()
     uninstall = install_sighup(asyncio.get_running_loop(), gateway, None, on_reloaded=reloaded.put_nowait)
     try:
@@ -122,7 +123,7 @@ async def test_sighup_applies_allowlist_on_a_running_gateway(home: Path, model_s
         assert logging.getLogger().level == logging.DEBUG
 
         await tg.inject("hi again", user="u2")
-        await tg.wait_for(lambda: "Hello u2." in tg.texts())
+        await tg.wait_for(lambda: "Hello u2." in tg.texts(), timeout=60)  # first model call imports LiteLLM
         assert adapters["telegram"] is gateway.adapters["telegram"] and tg.started  # same connection
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
             async with http.get(url + "healthz") as response:
@@ -135,7 +136,7 @@ async def test_sighup_applies_allowlist_on_a_running_gateway(home: Path, model_s
     finally:
         uninstall()
         await gateway.stop()
-        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger().setLevel(level_before)
 
 
 def _sighup_wired() -> bool:
