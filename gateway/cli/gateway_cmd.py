@@ -101,6 +101,9 @@ async def _serve(config_path: Path | None, grace: float) -> int:
         fail(str(exc), code=2)
     except (SchemaTooNewError, OSError) as exc:
         fail(str(exc))
+    from gateway.reload import install_sighup
+
+    install_sighup(loop, gateway, config_path)  # SIGHUP: reload the configuration
     if generated is not None:
         gateway.token = generated  # type: ignore[assignment]
     click.echo(_banner(gateway))
