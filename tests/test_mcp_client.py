@@ -139,9 +139,41 @@ async def test_hermes_mcp_list(home: Path) -> None:
     assert code == 0, err
     rows = {row["name"]: row for row in json.loads(out)}
     assert rows["fake"]["state"] == "running" and rows["fake"]["transport"] == "stdio"
-    assert {"fake__add", "fake__shout", "fake__whoami", "fake__sleep"} == set(rows["fake"]["tools"])
+    assert {"fake__add", "fake__shout", "fake__whoami", "fake__sleep", "fake__header"} == set(rows["fake"]["tools"])
     assert rows["missing"]["state"] == "failed" and "/nonexistent/mcp-server" in rows["missing"]["error"]
     assert rows["off"]["state"] == "disabled" and rows["off"]["tools"] == []
     code, out, err = await hermes("mcp", "list", home=home)
     assert code == 0, err
     assert "fake  [stdio]  running" in out and "    fake__add" in out and "missing  [stdio]  failed" in out
+
+
+async def test_streamable_http_server_with_headers(home: Path, model_server: FakeModelServer) -> None:
+    import socket
+
+    from tests.mcp_support import FAKE_SERVER
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(sys.executable, str(FAKE_SERVER), "--http", str(port),
+                                                   stderr=asyncio.subprocess.DEVNULL)
+    try:
+        for _ in range(200):  # wait until it listens
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        write_config(home, model_config(model_server)
+                     + f'[[mcp.servers]]\nname = "remote"\nurl = "http://127.0.0.1:{port}/mcp"\n'
+                     + 'headers = { Authorization = "Bearer s3cret" }\n')
+        model_server.add(tool_calls(("remote__add", {"a": 20, "b": 22}), ("remote__header", {"name": "authorization"})),
+                         text("ok"))
+        async with mcp_runtime(home) as runtime:
+            session = await runtime.store.active_session("cli:local", platform="cli", user_id="local")
+            await SessionService(runtime).run_turn(session, "add remotely")
+        assert tool_results(model_server.requests[1]) == ["42", "Bearer s3cret"]
+    finally:
+        process.terminate()
+        await process.wait()
