@@ -115,3 +115,33 @@ def test_the_file_rotates_by_size(tmp_path: Path) -> None:
     assert files == [LOG_FILE_NAME, f"{LOG_FILE_NAME}.1", f"{LOG_FILE_NAME}.2"]
     assert all(p.stat().st_size <= 2_100 for p in (tmp_path / "logs").iterdir())
     assert _lines(tmp_path / "logs" / LOG_FILE_NAME)[-1]["message"].startswith("line 99 ")
+
+
+def _turns_tagged() -> bool:
+    app = (Path(__file__).resolve().parent.parent / "gateway" / "app.py").read_text()
+    return "log_context" in app
+
+
+@pytest.mark.skipif(not _turns_tagged(), reason="gateway/app.py does not wrap turns in log_context yet")
+async def test_a_running_gateway_tags_every_line_of_a_turn(home: Path, model_server) -> None:
+    from tests.conftest import model_config
+    from tests.fakes.gateway_harness import api_section, start_gateway
+    from tests.fakes.model_server import fault
+
+    for _ in range(4):
+        model_server.add(fault(500))
+    stream = io.StringIO()
+    setup = setup_logging(home / "logs", "INFO", stream=stream)
+    gateway, adapters = await start_gateway(
+        home, model_config(model_server, max_retries=3) + api_section() + '[telegram]\nallow_users = ["u1"]\n')
+    try:
+        tg = adapters["telegram"]
+        await tg.inject("hello", user="u1")
+        await tg.wait_for(lambda: bool(tg.texts()), timeout=60)
+    finally:
+        await gateway.stop()
+        setup.close()
+    turn = [e for e in _lines(setup.file_path) if e["logger"] in ("agent.llm", "gateway.dispatcher")]
+    assert turn, "the failing turn logged nothing"
+    assert {(e["session"], e["platform"]) for e in turn} == {("telegram:dm:u1", "telegram")}
+    assert "[telegram telegram:dm:u1]" in stream.getvalue()
