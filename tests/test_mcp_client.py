@@ -177,3 +177,19 @@ async def test_streamable_http_server_with_headers(home: Path, model_server: Fak
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_a_server_that_never_answers_is_given_up_quickly(home: Path) -> None:
+    write_config(home, stdio_server("mute", args=["-c", "import time; time.sleep(30)"], startup_timeout=0.5))
+    from gateway.config import load_config
+    from gateway.home import Home
+
+    manager = McpManager(load_config(None, Home.from_env()).mcp)
+    started = asyncio.get_running_loop().time()
+    try:
+        await manager.start()
+        status = manager.statuses()[0]
+    finally:
+        await manager.close()
+    assert status.state == "failed" and "did not answer within 0.5s" in status.error
+    assert asyncio.get_running_loop().time() - started < 8

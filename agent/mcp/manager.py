@@ -112,7 +112,11 @@ class McpServer:
                 raise
             reason = (f"did not answer within {self.settings.startup_timeout:g}s"
                       if isinstance(exc, asyncio.TimeoutError) else describe(exc))
+            if self._owner is not None and not self._owner.done():
+                self._owner.cancel()  # stuck before it could wait for `stop`
             await self._stop_locked()
+            if ready.done() and not ready.cancelled():
+                ready.exception()  # retrieved: it is reported below
             self._failed(f"could not start: {reason}{self._stderr_tail()}")
             return False
         self.state = "running"
@@ -152,7 +156,10 @@ class McpServer:
                 await stop.wait()
         except BaseException as exc:  # noqa: BLE001 - reported through `ready` or the log
             if not ready.done():
-                ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(describe(exc)))
+                if isinstance(exc, Exception):
+                    ready.set_exception(exc)
+                else:
+                    ready.cancel()  # nobody waits any more (startup timed out, or shutdown)
             elif not isinstance(exc, asyncio.CancelledError):
                 log.debug("MCP server %s connection ended: %s", self.name, describe(exc))
         finally:
@@ -204,6 +211,10 @@ class McpServer:
                 await asyncio.wait_for(asyncio.shield(owner), 10)
             except asyncio.TimeoutError:
                 owner.cancel()
+            except asyncio.CancelledError:
+                if not owner.cancelled():
+                    raise  # we are being cancelled, not the owner
+            if not owner.done():
                 with contextlib.suppress(BaseException):
                     await owner
 
