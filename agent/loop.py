@@ -86,8 +86,13 @@ class Agent:
         interrupt: asyncio.Event | None = None,
         max_iterations: int | None = None,
         stream: bool | None = None,
+        tools: ToolRegistry | None = None,
     ) -> TurnResult:
-        """Add `user_message` (if any) and run until the model answers without tool calls."""
+        """Add `user_message` (if any) and run until the model answers without tool calls.
+
+        `tools` narrows the agent's registry for this turn (toolsets per platform, team, channel).
+        """
+        registry = self.tools if tools is None else tools
         interrupt = interrupt or asyncio.Event()
         limit = max_iterations or self.settings.max_iterations
         totals = {"prompt": 0, "completion": 0, "cost": 0.0}
@@ -106,7 +111,7 @@ class Agent:
         async def on_fallback(failed: str, nxt: str, error: str) -> None:
             await on_event(ModelFallback(failed, nxt, error))
 
-        schemas = self.tools.schemas() or None
+        schemas = registry.schemas() or None
         iterations = 0
         try:
             while True:
@@ -142,7 +147,7 @@ class Agent:
                             await add(_tool_message(pending["id"], INTERRUPTED_RESULT))
                         raise Interrupted
                     tool_calls += 1
-                    result_text = await self._run_tool(call, ctx, on_event, interrupt)
+                    result_text = await self._run_tool(registry, call, ctx, on_event, interrupt)
                     await add(_tool_message(call["id"], result_text))
                     if result_text == INTERRUPTED_RESULT:
                         for pending in calls[index + 1:]:
@@ -165,8 +170,8 @@ class Agent:
             return await self.llm.complete(conversation.for_model() + extra, schemas, on_delta=on_delta,
                                            on_fallback=on_fallback, stream=stream)
 
-    async def _run_tool(self, call: dict[str, Any], ctx: ToolContext, on_event: EventSink,
-                        interrupt: asyncio.Event) -> str:
+    async def _run_tool(self, registry: ToolRegistry, call: dict[str, Any], ctx: ToolContext,
+                        on_event: EventSink, interrupt: asyncio.Event) -> str:
         function = call.get("function", {})
         name = function.get("name", "")
         raw = function.get("arguments") or "{}"
@@ -176,7 +181,7 @@ class Agent:
             parsed = {}
         await on_event(ToolStarted(call["id"], name, parsed if isinstance(parsed, dict) else {}))
         try:
-            result = await self._interruptible(interrupt, self.tools.execute(ctx, name, raw))
+            result = await self._interruptible(interrupt, registry.execute(ctx, name, raw))
         except Interrupted:
             await on_event(ToolFinished(call["id"], name, raw, False, INTERRUPTED_RESULT, 0.0))
             return INTERRUPTED_RESULT

@@ -15,6 +15,7 @@ store.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any, Callable, Iterable
 
@@ -36,6 +37,7 @@ from gateway.metrics import Metrics
 from gateway.pairing import Pairing
 from gateway.routing import Router
 from gateway.runtime import Runtime
+from gateway.store import SessionRecord
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,10 @@ class Gateway:
         self.dispatcher = Dispatcher(runtime, self.metrics, cache_size=self._cache_size,
                                      idle_seconds=self._idle_seconds)
         runtime.services["send_message"] = self.send_message
+        runtime.services["announce"] = self.announce
+        from gateway.cron.wiring import install_cron
+
+        self.cron = install_cron(runtime)  # the `cron` tool and runtime.services["cron"]
         self.adapters = {a.name: a for a in self._build_adapters()}
         if auth is not None:
             completions = ChatCompletions(self.dispatcher, self.router, self.metrics, self.config.model.name)
@@ -113,6 +119,7 @@ class Gateway:
                         await adapter.set_commands(commands)
                     except Exception as exc:  # noqa: BLE001 - native commands are a convenience
                         log.warning("%s: could not register slash commands: %s", adapter.name, exc)
+        await self.cron.start()  # loads jobs, runs missed ones within grace, starts timers
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
 
     def _build_adapters(self) -> list[Adapter]:
@@ -193,6 +200,13 @@ class Gateway:
             raise ValueError(f"platform {platform!r} is not connected (connected: {', '.join(self.adapters) or 'none'})")
         return bool(await self.delivery.send_text(adapter, chat_id, text, thread_id=thread_id, key=key))
 
+    async def announce(self, session: SessionRecord, text: str) -> None:
+        """Post what the learning loop learned to the chat the session lives in."""
+        if session.platform in self.adapters and session.chat_id:
+            await self.send_message(session.platform, session.chat_id, text, key="learned:" + hashlib.sha1(f"{session.id}:{text}".encode()).hexdigest())
+        else:
+            log.info("learned (session %s on %s): %s", session.id, session.platform or "?", text)
+
     def health(self) -> dict[str, Any]:
         adapters = {name: {"connected": a.status.connected, "last_error": a.status.last_error,
                            "reconnects": a.status.reconnects} for name, a in self.adapters.items()}
@@ -206,6 +220,8 @@ class Gateway:
         if self._stopping:
             return
         self._stopping = True
+        if getattr(self, "cron", None) is not None:
+            await self.cron.stop(self.grace)  # running jobs finish within the grace period
         if hasattr(self, "dispatcher"):
             await self.dispatcher.close(self.grace)
         await self._close_everything()

@@ -3,8 +3,8 @@
 `parse_command` recognises `/name args` (a Telegram-style `/name@botname` too). Commands that do
 not change the conversation are answered at once, even while a turn runs; `/new` waits its turn
 in the session's queue; `/stop` is handled by the dispatcher. Any other `/name args` that names
-a skill is expanded by the skills hook `runtime.services["skill_command"]`
-(`expand_skill_command(library, text) -> str | None`) into the prompt the agent runs.
+a skill in the session's team library is expanded by `expand_skill_command` into the prompt
+the agent runs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.learning_log import ProposalError
 from gateway.runtime import Runtime
+from gateway.skills_wiring import SkillLibraries, expand_skill_command
+from skills.library import SkillLibrary
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,10 @@ BUILTIN_COMMANDS: list[tuple[str, str]] = [
     ("memory", "Show what I remember"),
     ("usage", "Tokens and cost of this conversation"),
     ("model", "Which model answers"),
+    ("approve", "Approve a skill I proposed: /approve ID"),
+    ("reject", "Drop a skill I proposed: /reject ID"),
 ]
-IMMEDIATE = {"help", "skills", "memory", "usage", "model"}
+IMMEDIATE = {"help", "skills", "memory", "usage", "model", "approve", "reject"}
 
 
 @dataclass(frozen=True)
@@ -61,42 +66,24 @@ class Commands:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._own_library: Any = None
 
     # -- the skill library of a team --------------------------------------------------------------
-    def library(self, team: str) -> Any:
-        provider = self.runtime.services.get("skill_library")
-        if provider is not None:
-            if callable(provider) and not hasattr(provider, "snapshot"):
-                return provider(team)
-            return provider
-        if self._own_library is None:
-            try:
-                from skills.library import SkillLibrary
-            except ImportError:  # the library module is not there yet
-                return None
-            self._own_library = SkillLibrary(self.runtime.home.skills_dir)
-        return self._own_library
+    async def library(self, team: str) -> SkillLibrary:
+        """The team's library (`services["skill_libraries"]`, installed by Runtime.open)."""
+        libraries: SkillLibraries = self.runtime.services["skill_libraries"]
+        return await libraries.get(team)
 
     async def skill_names(self, team: str = "") -> list[tuple[str, str]]:
-        library = self.library(team)
-        if library is None:
-            return []
         try:
-            snapshot = await library.snapshot()
+            snapshot = await (await self.library(team)).snapshot()
             return [(s.name, s.description) for s in snapshot.skills]
         except Exception as exc:  # noqa: BLE001 - listing skills must not break a chat
             log.warning("could not list skills: %s", exc)
             return []
 
     async def expand_skill(self, text: str, team: str) -> str | None:
-        hook = self.runtime.services.get("skill_command")
-        if hook is None:
-            return None
-        result = hook(self.library(team), text)
-        if inspect.isawaitable(result):
-            result = await result
-        return result if isinstance(result, str) and result.strip() else None
+        """`/skill-name args` -> the request to follow that skill; None when no skill has that name."""
+        return await expand_skill_command(await self.library(team), text)
 
     # -- built-ins -----------------------------------------------------------------------------------
     async def answer(self, command: Command, ctx: CommandContext) -> str:
@@ -150,6 +137,36 @@ class Commands:
         if fallbacks:
             text += " (fallbacks: " + ", ".join(fallbacks) + ")"
         return text + ". The model is set in config.toml ([model] name)."
+
+    async def _cmd_approve(self, args: str, ctx: CommandContext) -> str:
+        learning = self.runtime.services.get("learning")
+        if learning is None:
+            return "The learning loop is off."
+        if not args.strip():
+            pending = await learning.pending()
+            if not pending:
+                return "No skill proposals are waiting."
+            return ("Waiting for approval:\n" + "\n".join(f"#{p.id} {p.action} {p.skill}: {p.summary}" for p in pending)
+                    + "\nApprove with /approve ID.")
+        try:
+            applied = await learning.approve(int(args.split()[0].lstrip("#")), by=f"{ctx.platform}:{ctx.user_id}")
+        except ValueError:
+            return "Usage: /approve ID"
+        except ProposalError as exc:
+            return str(exc)
+        return f"Approved #{applied.proposal.id}: {applied.message}."
+
+    async def _cmd_reject(self, args: str, ctx: CommandContext) -> str:
+        learning = self.runtime.services.get("learning")
+        if learning is None:
+            return "The learning loop is off."
+        try:
+            proposal = await learning.reject(int(args.split()[0].lstrip("#")), by=f"{ctx.platform}:{ctx.user_id}")
+        except (ValueError, IndexError):
+            return "Usage: /reject ID"
+        except ProposalError as exc:
+            return str(exc)
+        return f"Rejected #{proposal.id} ({proposal.action} {proposal.skill})."
 
     async def new_session(self, ctx: CommandContext) -> str:
         await self.runtime.store.new_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,

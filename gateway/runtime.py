@@ -21,6 +21,9 @@ from agent.tools.registry import Tool, ToolContext, ToolRegistry
 from agent.workspace import Workspace
 from gateway.config import Config
 from gateway.home import Home
+from agent.tools.web_search import web_search_tools
+from gateway.learning_wiring import install_learning
+from gateway.mcp_wiring import close_mcp, install_mcp
 from gateway.skills_wiring import install_skills
 from gateway.store import SessionRecord, SQLiteStore, open_store
 
@@ -58,11 +61,15 @@ class Runtime:
         agent = Agent(llm, registry, config.agent)
         for t in builtin_tools(config.tools, agent.run_sub_agent):
             registry.register(t)
+        for t in web_search_tools(config.web_search):
+            registry.register(t)
         for t in extra_tools or []:
             registry.register(t)
         prompt = PromptBuilder(extra=config.agent.system_prompt)
         runtime = cls(config, home, store, llm, registry, agent, prompt)
         await install_skills(runtime)
+        await install_learning(runtime)
+        await install_mcp(runtime)
         return runtime
 
     def workspace_for(self, session_key: str) -> Workspace:
@@ -97,4 +104,5 @@ class Runtime:
 
     async def close(self) -> None:
         await self.drain()
+        await close_mcp(self)
         await self.store.close()

@@ -13,9 +13,10 @@ from typing import Any
 from agent.events import Compressed, Event, EventSink, MessageAdded, ModelUsage, ToolFinished, ignore_event
 from agent.loop import Conversation, TurnResult
 from agent.prompt import PromptContext
-from agent.tools.registry import Approver, deny_all
+from agent.tools.registry import Approver, ToolRegistry, deny_all
 from gateway.runtime import Runtime
 from gateway.store import SessionRecord
+from gateway.toolsets import tools_for
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,15 @@ class SessionService:
     def forget(self, session_id: str) -> None:
         """Drop a cached conversation (it is reloaded from the store when needed)."""
         self._conversations.pop(session_id, None)
+
+    def tools_for(self, session: SessionRecord) -> ToolRegistry | None:
+        """The session's toolset ([toolsets] by channel, admin, team, platform), None for all tools."""
+        config = self.runtime.config
+        section = getattr(config, session.platform, None)
+        is_admin = session.user_id in getattr(section, "admins", [])
+        allowed = tools_for(config.toolsets, session.platform, session.team, session.chat_id, is_admin,
+                            self.runtime.tools.names())
+        return None if allowed is None else self.runtime.tools.only(sorted(allowed))
 
     async def run_turn(
         self,
@@ -80,7 +90,7 @@ class SessionService:
         try:
             result = await self.runtime.agent.run_turn(conversation, user_message, ctx, on_event=persist,
                                                        interrupt=interrupt, stream=stream,
-                                                       max_iterations=max_iterations)
+                                                       max_iterations=max_iterations, tools=self.tools_for(session))
         except BaseException:
             # the in-memory copy may be ahead of or behind the store: reload it next time
             self.forget(session.id)

@@ -257,7 +257,11 @@ async def test_result_reaches_the_chat_through_the_real_gateway(home: Path, mode
               'allow_users = ["u1"]\n')
     gateway, adapters = await start_gateway(home, config)
     tg = adapters["telegram"]
+    # the gateway started its own cron service; swap in one that accepts a 1 s interval
+    await gateway.cron.stop(grace=1)
+    gateway.runtime.services.pop("cron")
     service = install_cron(gateway.runtime, min_interval=1, sync_interval=0.1)
+    gateway.cron = service
     await service.start()
     try:
         await service.create("every 1s", prompt="report the nightly build", deliver="telegram:ops-room",
@@ -265,5 +269,4 @@ async def test_result_reaches_the_chat_through_the_real_gateway(home: Path, mode
         await wait_for(lambda: tg.texts("ops-room"), timeout=10)
         assert tg.texts("ops-room")[0] == "Nightly build: green."
     finally:
-        await service.stop(grace=5)
         await gateway.stop()

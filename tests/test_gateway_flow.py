@@ -195,14 +195,10 @@ async def test_reply_is_retried_after_a_rate_limit(home: Path, model_server: Fak
 async def test_commands_new_usage_model_unknown_and_skill_hook(home: Path, model_server: FakeModelServer) -> None:
     gateway, adapters = await start_gateway(home, model_config(model_server) + api_section() + TELEGRAM)
     tg = adapters["telegram"]
-    seen: list[tuple[object, str]] = []
-
-    def expand(library: object, command_text: str) -> str | None:
-        seen.append((library, command_text))
-        return "Use the deploy skill: " + command_text.split(" ", 1)[1] if command_text.startswith("/deploy") else None
-
-    assert gateway.runtime is not None
-    gateway.runtime.services["skill_command"] = expand
+    skill = home / "skills" / "ops" / "deploy" / "SKILL.md"
+    skill.parent.mkdir(parents=True)
+    skill.write_text("---\nname: deploy\ndescription: Deploy a site. Use when asked to deploy.\n---\n\n"
+                     "1. Run make deploy.\n")
     try:
         await tg.inject("remember: the sky is green", user="u1")
         await tg.wait_for(lambda: len(tg.posted) == 1)
@@ -221,7 +217,9 @@ async def test_commands_new_usage_model_unknown_and_skill_hook(home: Path, model
         await tg.wait_for(lambda: len(tg.posted) == 5)
         await tg.inject("/deploy the website", user="u1")
         await tg.wait_for(lambda: len(model_server.requests) == 3)
-        assert user_texts(model_server.requests[2])[-1] == "Use the deploy skill: the website"
+        request = user_texts(model_server.requests[2])[-1]
+        assert request.startswith("Follow the skill deploy") and "1. Run make deploy." in request
+        assert request.endswith("Request: the website")
         await tg.wait_for(lambda: len(tg.posted) == 6)
         await tg.inject("/frobnicate now", user="u1")
         await tg.wait_for(lambda: len(tg.posted) == 7)
