@@ -33,6 +33,8 @@ from gateway.dedup import Deduplicator, dedup_key
 from gateway.delivery import Delivery, RetryPolicy, StreamingReply
 from gateway.dispatcher import Dispatcher, ShuttingDown
 from gateway.home import Home
+from gateway.logging_setup import log_context
+from gateway.maintenance import maintenance_loop
 from gateway.metrics import Metrics
 from gateway.pairing import Pairing
 from gateway.routing import Router
@@ -64,6 +66,7 @@ class Gateway:
         self.adapters: dict[str, Adapter] = {}
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         self._stopping = False
         self.url = ""
 
@@ -121,6 +124,8 @@ class Gateway:
                         log.warning("%s: could not register slash commands: %s", adapter.name, exc)
         await self.cron.start()  # loads jobs, runs missed ones within grace, starts timers
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
+        self._maintenance = asyncio.create_task(  # not runtime.spawn: drain() would wait on it forever
+            maintenance_loop(runtime.store, lambda: self.config.store), name="store-maintenance")
 
     def _build_adapters(self) -> list[Adapter]:
         if self._adapter_factory is not None:
@@ -184,12 +189,13 @@ class Gateway:
             return
         self.metrics.messages_in.labels(message.platform).inc()
         route = self.router.route(message)
-        ctx = CommandContext(route.key, message.platform, message.chat_id, message.user_id, route.team)
-        content = await user_content(message, self.runtime.workspace_for(route.key))
-        reply = StreamingReply(self.delivery, adapter, message.chat_id, thread_id=message.thread_id,
-                               reply_to=None if message.is_dm else message.message_id,
-                               key=f"{message.platform}:{dedup_key(message)}")
-        await self.dispatcher.handle(ctx, content, reply)
+        with log_context(session=route.key, platform=message.platform):  # the turn's task inherits it
+            ctx = CommandContext(route.key, message.platform, message.chat_id, message.user_id, route.team)
+            content = await user_content(message, self.runtime.workspace_for(route.key))
+            reply = StreamingReply(self.delivery, adapter, message.chat_id, thread_id=message.thread_id,
+                                   reply_to=None if message.is_dm else message.message_id,
+                                   key=f"{message.platform}:{dedup_key(message)}")
+            await self.dispatcher.handle(ctx, content, reply)
 
     # -- services for others (cron delivery) ---------------------------------------------------------------
     async def send_message(self, platform: str, chat_id: str, text: str, thread_id: str | None = None,
@@ -227,9 +233,10 @@ class Gateway:
         await self._close_everything()
 
     async def _close_everything(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in (self._sweeper, self._maintenance):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.runtime is not None:
             await self.runtime.drain(timeout=self.grace)
             for task in list(self.runtime.background):

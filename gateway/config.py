@@ -247,12 +247,13 @@ def load_config(path: Path | None, home: Home, environ: dict[str, str] | None = 
     """Load the config file (default `HERMES_HOME/config.toml`); a missing default file means defaults.
 
     Values in `HERMES_HOME/secrets.env` are added to the process environment when they are not
-    already set there, so LiteLLM's own variables (OPENAI_API_KEY, ...) may live in that file.
+    already set there (or set but empty), so LiteLLM's own variables (OPENAI_API_KEY, ...) may live in that file.
     """
     env_source = os.environ if environ is None else environ
     secrets = read_secrets_file(home.secrets_file)
     for key, value in secrets.items():
-        env_source.setdefault(key, value)
+        if not env_source.get(key):  # an empty variable (e.g. `NAME=` in a compose .env) counts as unset
+            env_source[key] = value
     env = dict(env_source)
     file = path or home.config_file
     if not file.exists():

@@ -71,3 +71,11 @@ def test_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parent.parent / "config.example.toml"
     config = parse_config(example.read_text(), example, {"OPENAI_API_KEY": "sk-x", "HERMES_API_TOKEN": "t" * 32})
     assert config.model.name
+
+
+def test_empty_environment_variable_does_not_hide_the_secrets_file(tmp_path: Path) -> None:
+    home = Home(tmp_path).ensure()
+    (tmp_path / "secrets.env").write_text("MY_TOKEN=from-file\n")
+    (tmp_path / "config.toml").write_text('[api]\ntoken = "${MY_TOKEN}"\n')
+    config = load_config(None, home, {"MY_TOKEN": ""})
+    assert config.api.token == "from-file"

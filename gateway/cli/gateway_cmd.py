@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gateway.cli.common import config_option, fail, load
+from gateway.service_install import install_service
 
 
 def _banner(gateway: object) -> str:
@@ -65,14 +67,26 @@ def _pregenerate_token(config_path: Path | None) -> object | None:
 
 
 async def _serve(config_path: Path | None, grace: float) -> int:
+    generated = _pregenerate_token(config_path)
+    from gateway.logging_setup import setup_logging
+    from gateway.pidfile import GatewayAlreadyRunning, hold_pidfile
+
+    config, home = load(config_path)
+    log_setup = setup_logging(home.logs_dir, config.logging.level)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(log_setup.close)
+        try:
+            cleanup.enter_context(hold_pidfile(home.root))
+        except GatewayAlreadyRunning as exc:
+            fail(str(exc))
+        return await _run(config, home, config_path, grace, generated)
+
+
+async def _run(config: Any, home: Any, config_path: Path | None, grace: float, generated: object | None) -> int:
     from gateway.api.auth import WeakTokenError
     from gateway.app import Gateway
     from gateway.store.sqlite import SchemaTooNewError
 
-    generated = _pregenerate_token(config_path)
-    config, home = load(config_path)
-    logging.basicConfig(level=config.logging.level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         gateway = Gateway(config, home, grace=grace)
     except ValueError as exc:
@@ -114,10 +128,18 @@ async def _serve(config_path: Path | None, grace: float) -> int:
     return 0
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @config_option
 @click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds running turns may take to finish after SIGTERM.")
-def gateway(config_path: Path | None, grace: float) -> None:
-    """Run the gateway (platforms, web chat, API) until SIGTERM or Ctrl-C."""
-    sys.exit(asyncio.run(_serve(config_path, grace)))
+@click.pass_context
+def gateway(ctx: click.Context, config_path: Path | None, grace: float) -> None:
+    """Run the gateway (platforms, web chat, API) until SIGTERM or Ctrl-C.
+
+    SIGHUP reloads the configuration. `hermes gateway install-service` writes a systemd unit.
+    """
+    if ctx.invoked_subcommand is None:
+        sys.exit(asyncio.run(_serve(config_path, grace)))
+
+
+gateway.add_command(install_service)
