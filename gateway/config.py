@@ -134,6 +134,12 @@ class StoreConfig(Section):
     retention_days: int = Field(0, ge=0, description="prune transcripts older than this; 0 keeps all")
 
 
+class ApprovalsConfig(Section):
+    """`[approvals]`: risky tool calls wait for the user's answer in the chat (gateway/approvals.py)."""
+
+    timeout_seconds: float = Field(120.0, gt=0, le=86_400, description="no answer within this time means deny")
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -161,6 +167,7 @@ class Config(BaseModel):
     mcp: McpConfig = Field(default_factory=McpConfig)
     web_search: WebSearchConfig = Field(default_factory=WebSearchConfig)
     toolsets: ToolsetsConfig = Field(default_factory=ToolsetsConfig)
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     trajectories_export: bool = Field(False, description="default for sessions outside any [[teams]] entry")
 
     def with_model(self, name: str | None) -> "Config":
