@@ -95,6 +95,9 @@ class Gateway:
         from gateway.cron.wiring import install_cron
 
         self.cron = install_cron(runtime)  # the `cron` tool and runtime.services["cron"]
+        from gateway.approvals import install_approvals
+
+        install_approvals(runtime)  # services["approvals"] and a button_handler routing presses by prefix
         self.adapters = {a.name: a for a in self._build_adapters()}
         if auth is not None:
             completions = ChatCompletions(self.dispatcher, self.router, self.metrics, self.config.model.name)

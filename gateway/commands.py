@@ -33,10 +33,11 @@ BUILTIN_COMMANDS: list[tuple[str, str]] = [
     ("memory", "Show what I remember"),
     ("usage", "Tokens and cost of this conversation"),
     ("model", "Which model answers"),
-    ("approve", "Approve a skill I proposed: /approve ID"),
+    ("approve", "Approve what I asked to do (or a skill I proposed: /approve ID)"),
+    ("deny", "Deny what I asked to do"),
     ("reject", "Drop a skill I proposed: /reject ID"),
 ]
-IMMEDIATE = {"help", "skills", "memory", "usage", "model", "approve", "reject"}
+IMMEDIATE = {"help", "skills", "memory", "usage", "model", "approve", "deny", "reject"}
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,10 @@ class Commands:
         return text + ". The model is set in config.toml ([model] name)."
 
     async def _cmd_approve(self, args: str, ctx: CommandContext) -> str:
+        approvals = self.runtime.services.get("approvals")  # a tool call waiting in this chat comes first
+        answer = await approvals.command("approve", args, ctx) if approvals is not None else None
+        if answer is not None:
+            return answer
         learning = self.runtime.services.get("learning")
         if learning is None:
             return "The learning loop is off."
@@ -155,6 +160,11 @@ class Commands:
         except ProposalError as exc:
             return str(exc)
         return f"Approved #{applied.proposal.id}: {applied.message}."
+
+    async def _cmd_deny(self, args: str, ctx: CommandContext) -> str:
+        approvals = self.runtime.services.get("approvals")
+        answer = await approvals.command("deny", args, ctx) if approvals is not None else None
+        return answer or "Nothing is waiting for approval here."
 
     async def _cmd_reject(self, args: str, ctx: CommandContext) -> str:
         learning = self.runtime.services.get("learning")

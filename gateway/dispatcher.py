@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from agent.events import Event, ModelUsage
 from agent.llm import LLMError
 from agent.loop import TurnResult
+from agent.tools.registry import deny_all
 from gateway.commands import IMMEDIATE, Command, CommandContext, Commands, parse_command
 from gateway.metrics import Metrics
 from gateway.runtime import Runtime
@@ -196,10 +197,13 @@ class Dispatcher:
                 metrics.tokens.labels("completion").inc(event.completion_tokens)
             await work.reply.on_event(event)
 
+        approvals = self.runtime.services.get("approvals")  # gateway/approvals.py: ask in this chat
+        approve = approvals.approver(ctx, session, work.reply, stream=work.stream) \
+            if approvals is not None else deny_all
         work.reply.begin()
         try:
             result = await self.sessions.run_turn(session, work.content, on_event=on_event, interrupt=interrupt,
-                                                  stream=work.stream)
+                                                  stream=work.stream, approve=approve)
         except LLMError as exc:
             metrics.errors.labels("model").inc()
             log.warning("model failed for %s: %s", ctx.session_key, exc)

@@ -10,13 +10,14 @@ target) is that channel. A scheduled run cannot create or start jobs (no job tha
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from agent.tools.registry import ToolContext, ToolError, tool
 from gateway.cron.jobs import Job, JobNotFound
 from gateway.cron.runner import stored_target
 from gateway.cron.schedule import ScheduleError
-from gateway.cron.targets import TargetError
+from gateway.cron.targets import TargetError, parse_target
+from gateway.store import SessionRecord
 
 Action = Literal["create", "list", "pause", "resume", "remove", "run_now"]
 
@@ -26,6 +27,19 @@ def _describe(job: Job) -> str:
         else f"prompt {job.prompt[:80]!r}"
     return (f"- {job.id} '{job.name}' [{job.state}] {job.schedule} ({job.timezone}), {what}, "
             f"to {stored_target(job.target).display()}; next: {job.next_runs_text(3)}")
+
+
+async def _approve_delivery(ctx: ToolContext, service: Any, deliver: str, session: SessionRecord | None) -> None:
+    """A job that delivers somewhere other than this chat is created only after the user approves it."""
+    if (deliver or "origin").strip().lower() in ("origin", "none"):
+        return
+    target = parse_target(deliver, service.config, service.home, origin=session)  # TargetError: bad target
+    if session is not None and (target.scheme, target.value) == (session.platform, session.chat_id):
+        return
+    shown = target.display()
+    if not await ctx.approve("cron", f"create a scheduled job that delivers to {shown} instead of this chat "
+                                     f"(rule: deliver to {shown})"):
+        raise ToolError(f"the user did not approve delivering to {shown}, so the job was not created")
 
 
 @tool(name="cron")
@@ -63,6 +77,7 @@ async def cron_tool(ctx: ToolContext, action: Action, schedule: str = "", prompt
                 raise ToolError("a scheduled run cannot create jobs; ask the user in a chat instead")
             if not schedule.strip():
                 raise ToolError("schedule: needed for create (a cron expression, 'every 30m', or a time)")
+            await _approve_delivery(ctx, service, deliver, session)
             job = await service.create(schedule, prompt=prompt, skill=skill, deliver=deliver or "origin",
                                        tz=timezone, name=name, origin=session, owner=owner)
             return (f"Created job {job.id} '{job.name}': {job.schedule} ({job.timezone}), delivering to "
