@@ -105,6 +105,9 @@ class Gateway:
             for adapter in self.adapters.values():
                 if hasattr(adapter, "attach_routes"):
                     api.attach(adapter)
+            from gateway.dashboard import install_dashboard
+
+            install_dashboard(api, self)  # /dashboard, /skills, /learning, ... behind the same token
             self._runner = web.AppRunner(api.app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)

@@ -8,6 +8,7 @@ that change state must come from our own origin (the cookie is also SameSite=Str
 
 from __future__ import annotations
 
+import html
 import logging
 from importlib import resources
 from typing import Any, Awaitable, Callable
@@ -33,6 +34,13 @@ PAGE_CSP = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'un
 
 def _asset(name: str) -> str:
     return resources.files("gateway.api").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _local_path(path: str) -> str:
+    """`path` when it is a path on this server (where to go after logging in), else "/"."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path or any(ord(c) < 32 for c in path):
+        return "/"
+    return path
 
 
 class ApiApp:
@@ -83,6 +91,8 @@ class ApiApp:
         if (request.method, request.path) not in PUBLIC_PATHS:
             how = self.authenticated(request)
             if how is None:
+                if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+                    return self._page(self._login_form("", request.path_qs), status=401)  # a browser: log in
                 return web.json_response(
                     {"error": {"message": "missing or wrong API token: send 'Authorization: Bearer TOKEN'",
                                "type": "authentication_error", "param": None, "code": "invalid_api_key"}},
@@ -107,9 +117,12 @@ class ApiApp:
         return web.Response(text=html, content_type="text/html", status=status,
                             headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store"})
 
+    def _login_form(self, error: str, next_path: str) -> str:
+        return self._login_page.replace("{{error}}", error).replace("{{next}}", html.escape(_local_path(next_path)))
+
     async def index(self, request: web.Request) -> web.Response:
         if self.authenticated(request) is None:
-            return self._page(self._login_page.replace("{{error}}", ""))
+            return self._page(self._login_form("", "/"))
         return self._page(self._chat_page)
 
     async def login(self, request: web.Request) -> web.StreamResponse:
@@ -117,10 +130,10 @@ class ApiApp:
             raise web.HTTPFound("/")
         form = await request.post()
         token = str(form.get("token", ""))
+        next_path = _local_path(str(form.get("next", "/")))
         if not token or not self.auth.token_ok(token):
-            html = self._login_page.replace("{{error}}", '<p class="error">That token is not right.</p>')
-            return self._page(html, status=401)
-        response = web.Response(status=303, headers={"Location": "/"})
+            return self._page(self._login_form('<p class="error">That token is not right.</p>', next_path), status=401)
+        response = web.Response(status=303, headers={"Location": next_path})
         response.set_cookie(COOKIE_NAME, self.auth.cookie_value, httponly=True, samesite="Strict", path="/",
                             secure=request.secure, max_age=30 * 24 * 3600)
         return response

@@ -1,0 +1,70 @@
+"""`/learning`: the checkpoint log (what each checkpoint decided, the diffs it wrote, tokens spent)
+and pending ask-mode proposals with approve and reject.
+
+Approve and reject call the LearningLoop (`runtime.services["learning"]`), the same path as
+`/approve` in a chat and `hermes learning approve`: the proposal is written through the skill
+library (validation, history) and announced to the session it came from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.dashboard.core import BY, Dashboard
+from gateway.learning_log import ProposalError, day_start
+from skills.history import unified_diff
+
+LOG_LIMIT = 30
+DECIDED_LIMIT = 20
+
+
+def preview(proposal: Any) -> dict[str, Any]:
+    """What a proposal would write: a diff for a patch, the text for the rest."""
+    args = proposal.arguments
+    if proposal.action == "patch":
+        return {"diff": unified_diff(str(args.get("old_text") or ""), str(args.get("new_text") or ""),
+                                     f"{proposal.skill}/SKILL.md")}
+    if proposal.action in ("create", "edit"):
+        return {"text": str(args.get("content") or ""), "category": str(args.get("category") or "")}
+    if proposal.action == "write_file":
+        return {"file": str(args.get("file_path") or ""), "text": str(args.get("file_content") or "")}
+    if proposal.action == "remove_file":
+        return {"file": str(args.get("file_path") or "")}
+    return {"text": str(args)}
+
+
+def routes(d: Dashboard) -> list[web.RouteDef]:
+    async def index(request: web.Request) -> web.Response:
+        loop = d.service("learning")
+        pending = await loop.pending()
+        everything = await loop.log.proposals(None, limit=1_000)
+        decided = [p for p in reversed(everything) if p.status != "pending"][:DECIDED_LIMIT]
+        entries = await loop.log.entries(limit=LOG_LIMIT)
+        settings = loop.settings
+        return d.page(request, "learning.html", active="/learning", pending=[(p, preview(p)) for p in pending],
+                      decided=decided, entries=entries, mode=settings.auto_skills,
+                      checkpoint_every=settings.checkpoint_every, budget=settings.daily_token_budget,
+                      spent_today=await loop.log.tokens_since(day_start()), model=loop.model)
+
+    async def decide(request: web.Request) -> web.StreamResponse:
+        await d.form(request)
+        loop = d.service("learning")
+        raw = request.match_info["id"]
+        verdict = request.match_info["verdict"]
+        if not raw.isdigit():
+            return d.redirect("/learning", f"proposal: {raw!r} is not a proposal number", "error")
+        try:
+            if verdict == "approve":
+                applied = await loop.approve(int(raw), BY)
+                message = f"proposal #{raw} approved: {applied.message}"
+            else:
+                await loop.reject(int(raw), BY)
+                message = f"proposal #{raw} rejected"
+        except ProposalError as exc:
+            return d.redirect("/learning", str(exc), "error")
+        return d.redirect("/learning", message)
+
+    return [web.get("/learning", index),
+            web.post(r"/learning/proposals/{id}/{verdict:approve|reject}", decide)]

@@ -1,0 +1,110 @@
+"""Turning data into safe HTML: the Jinja2 environment (autoescaped), Markdown, diffs, the SVG chart.
+
+Nothing a user, the agent or a skill author wrote reaches a page unescaped: templates autoescape,
+Markdown is rendered with raw HTML disabled (markdown-it escapes it, and refuses javascript:
+links), and the chart is built from numbers with its labels escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markdown_it import MarkdownIt
+from markupsafe import Markup, escape
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}) \
+    .enable("table").enable("strikethrough")
+
+
+def markdown(text: str) -> Markup:
+    """Markdown to HTML with any raw HTML in the source shown as text."""
+    return Markup(_markdown.render(text or ""))
+
+
+def when(timestamp: float | None) -> str:
+    if not timestamp:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(timestamp)))
+
+
+def ago(timestamp: float | None, now: float | None = None) -> str:
+    if not timestamp:
+        return "never"
+    seconds = max(0.0, (time.time() if now is None else now) - float(timestamp))
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
+
+
+def diff_lines(diff: str) -> list[tuple[str, str]]:
+    """(css class, line) for a unified diff."""
+    rows = []
+    for line in (diff or "").splitlines():
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        rows.append((kind, line))
+    return rows
+
+
+def pretty_json(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    label: str      # e.g. "14:00"
+    value: float
+
+
+def bar_chart(title: str, buckets: Iterable[Bucket], *, unit: str, width: int = 480, height: int = 120,
+              css: str = "bars") -> Markup:
+    """A small inline SVG bar chart; every bar has a tooltip (<title>) with its label and value."""
+    items = list(buckets)
+    top = max((b.value for b in items), default=0.0) or 1.0
+    pad_bottom, pad_top = 16, 14
+    plot = height - pad_bottom - pad_top
+    step = width / max(1, len(items))
+    bar = max(1.0, step * 0.75)
+    parts = [f'<svg class="chart {escape(css)}" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+             f' role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>',
+             f'<text class="axis" x="0" y="10">max {escape(_number(top))} {escape(unit)}</text>',
+             f'<line class="base" x1="0" y1="{height - pad_bottom}" x2="{width}" y2="{height - pad_bottom}"/>']
+    for i, b in enumerate(items):
+        h = 0.0 if b.value <= 0 else max(1.0, plot * b.value / top)
+        x = i * step + (step - bar) / 2
+        y = height - pad_bottom - h
+        parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}">'
+                     f'<title>{escape(b.label)}: {escape(_number(b.value))} {escape(unit)}</title></rect>')
+        if i % 6 == 0:
+            parts.append(f'<text class="axis" x="{x:.1f}" y="{height - 3}">{escape(b.label)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def make_environment() -> Environment:
+    env = Environment(loader=PackageLoader("gateway.dashboard", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(markdown=markdown, when=when, ago=ago, diff_lines=diff_lines, pretty_json=pretty_json)
+    return env
