@@ -168,3 +168,37 @@ async def test_approve_by_text_command_and_proposals_still_work(
         assert texts(tg)[-2:] == ["No skill proposals are waiting.", "Nothing is waiting for approval here."]
     finally:
         await gateway.stop()
+
+
+async def test_a_cron_job_delivering_to_another_chat_needs_approval(
+        home: Path, model_server: FakeModelServer, tg: FakeTelegramServer) -> None:
+    create = {"action": "create", "schedule": "every 1d", "prompt": "report disk usage"}
+    model_server.add(tool_calls(("cron", {**create, "deliver": "telegram:-100555"})), text("Not scheduled."),
+                     tool_calls(("cron", {**create, "deliver": "telegram:-100555"})), text("Scheduled there."),
+                     tool_calls(("cron", {**create, "deliver": "origin"})), text("Scheduled here."))
+    gateway = await start(home, model_server, tg)
+    try:
+        tg.queue_message(USER, USER, "every day, report disk usage to the ops group")
+        request = await approval_message(tg)
+        assert "delivers to telegram:-100555 instead of this chat" in request["text"]
+        tg.queue_callback(USER, USER, button(request, "Deny"), message_id=request["message_id"])
+        await wait_for(lambda: "Not scheduled." in texts(tg), what="the first answer")
+        assert "did not approve delivering to telegram:-100555" in tool_results(model_server)[0]
+        assert gateway.runtime is not None
+        cron = gateway.runtime.services["cron"]
+        assert await cron.list(owner=f"telegram:{USER}") == []
+
+        tg.queue_message(USER, USER, "ok, do it after all")
+        second = await wait_for(lambda: [m for m in tg.sent(USER) if m.get("reply_markup")][1:], what="a second request")
+        tg.queue_callback(USER, USER, button(second[0], "Approve"), message_id=second[0]["message_id"])
+        await wait_for(lambda: "Scheduled there." in texts(tg), what="the second answer")
+        [job] = await cron.list(owner=f"telegram:{USER}")
+        assert job.target == "telegram:-100555"
+
+        asked = sum(1 for m in tg.sent(USER) if m.get("reply_markup"))
+        tg.queue_message(USER, USER, "and one for this chat")
+        await wait_for(lambda: "Scheduled here." in texts(tg), what="the third answer")
+        assert sum(1 for m in tg.sent(USER) if m.get("reply_markup")) == asked   # origin: nothing to ask
+        assert len(await cron.list(owner=f"telegram:{USER}")) == 2
+    finally:
+        await gateway.stop()
