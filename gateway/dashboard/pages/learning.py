@@ -8,6 +8,7 @@ library (validation, history) and announced to the session it came from.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -20,19 +21,28 @@ LOG_LIMIT = 30
 DECIDED_LIMIT = 20
 
 
-def preview(proposal: Any) -> dict[str, Any]:
-    """What a proposal would write: a diff for a patch, the text for the rest."""
+@dataclass(frozen=True)
+class Preview:
+    """What a proposal would write: a diff for a patch, the text (and file or category) for the rest."""
+
+    diff: str = ""
+    text: str = ""
+    file: str = ""
+    category: str = ""
+
+
+def preview(proposal: Any) -> Preview:
     args = proposal.arguments
     if proposal.action == "patch":
-        return {"diff": unified_diff(str(args.get("old_text") or ""), str(args.get("new_text") or ""),
-                                     f"{proposal.skill}/SKILL.md")}
+        return Preview(diff=unified_diff(str(args.get("old_text") or ""), str(args.get("new_text") or ""),
+                                         f"{proposal.skill}/SKILL.md"))
     if proposal.action in ("create", "edit"):
-        return {"text": str(args.get("content") or ""), "category": str(args.get("category") or "")}
+        return Preview(text=str(args.get("content") or ""), category=str(args.get("category") or ""))
     if proposal.action == "write_file":
-        return {"file": str(args.get("file_path") or ""), "text": str(args.get("file_content") or "")}
+        return Preview(text=str(args.get("file_content") or ""), file=str(args.get("file_path") or ""))
     if proposal.action == "remove_file":
-        return {"file": str(args.get("file_path") or "")}
-    return {"text": str(args)}
+        return Preview(file=str(args.get("file_path") or ""))
+    return Preview(text=str(args))
 
 
 def routes(d: Dashboard) -> list[web.RouteDef]:
