@@ -36,8 +36,9 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
+from typing import TYPE_CHECKING, Any
 
 from adapters.base import Button, ButtonPress, OutboundMessage, SentMessage
 from agent.events import TextDelta
@@ -51,8 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "approval"
-Choice = Literal["once", "deny", "session", "always"]
-CHOICES: tuple[str, ...] = ("once", "deny", "session", "always")
+CHOICES: tuple[str, ...] = ("once", "deny", "session", "always")   # approval:<choice> buttons
 ButtonHandler = Callable[[ButtonPress], Awaitable[None]]
 _RULE = re.compile(r"\((?:matches dangerous pattern|rule:)\s+(.+)\)\s*$", re.DOTALL)
 _ID = re.compile(r"^a[0-9a-f]{6}$")
@@ -102,7 +102,7 @@ class Pending:
     """A request waiting for its answer."""
 
     id: str
-    ctx: "CommandContext"
+    ctx: CommandContext
     session: SessionRecord
     tool: str
     description: str
@@ -117,12 +117,12 @@ class Pending:
 class ApprovalBroker:
     """Asks users to approve risky tool calls and waits for their answers."""
 
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._pending: dict[str, Pending] = {}
 
     # -- for the dispatcher ---------------------------------------------------------------------------
-    def approver(self, ctx: "CommandContext", session: SessionRecord, reply: Any, *,
+    def approver(self, ctx: CommandContext, session: SessionRecord, reply: Any, *,
                  stream: bool | None = None) -> Approver:
         """The `approve` of one turn: asks in the turn's chat (`reply`)."""
 
@@ -143,7 +143,7 @@ class ApprovalBroker:
         return list(self._pending.values())
 
     # -- asking ----------------------------------------------------------------------------------------
-    async def request(self, ctx: "CommandContext", session: SessionRecord, reply: Any, tool: str,
+    async def request(self, ctx: CommandContext, session: SessionRecord, reply: Any, tool: str,
                       description: str, *, stream: bool | None = None) -> bool:
         rule = rule_for(description)
         request_id = self._new_id()
@@ -185,7 +185,7 @@ class ApprovalBroker:
                 await reply.on_event(TextDelta(f"\n\n{pending.text}\n\n"))
             try:
                 decision = await asyncio.wait_for(asyncio.shield(pending.future), self.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 decision = Decision(False, "timeout")
                 raise ToolError(
                     f"{tool}: nobody answered the approval request within {self.timeout:g} s, so it was denied "
@@ -211,7 +211,7 @@ class ApprovalBroker:
                     (pending.session.id if decision.scope == "session" else "", pending.tool, pending.rule,
                      decision.by, time.time()))
             await self._show_outcome(pending, decision)
-        except Exception:  # noqa: BLE001 - recording must not change what the tool was told
+        except Exception:
             log.exception("approval %s: could not record the outcome", pending.id)
 
     async def _record(self, request_id: str, decision: Decision) -> None:
@@ -327,7 +327,7 @@ class ApprovalBroker:
         except Exception as exc:  # noqa: BLE001 - the answer to a stray press is a courtesy
             log.warning("%s: could not answer a button press: %s", press.platform, exc)
 
-    async def command(self, verb: str, args: str, ctx: "CommandContext") -> str | None:
+    async def command(self, verb: str, args: str, ctx: CommandContext) -> str | None:
         """`/approve [ID] [session|always]`, `/deny [ID]` for tool approvals in this chat.
 
         None when the command is not about a tool approval (a proposal number, or nothing is
@@ -357,7 +357,7 @@ class ApprovalBroker:
         return self.answer(request_id, choice, platform=ctx.platform, chat_id=ctx.chat_id, user_id=ctx.user_id)[1]
 
 
-def install_approvals(runtime: "Runtime") -> ApprovalBroker:
+def install_approvals(runtime: Runtime) -> ApprovalBroker:
     """`services["approvals"]` (the dispatcher's approvers, /approve, /deny) and the button router."""
     broker = ApprovalBroker(runtime)
     runtime.services["approvals"] = broker

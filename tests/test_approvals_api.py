@@ -13,8 +13,14 @@ from pathlib import Path
 
 import openai
 
-from tests.approvals_support import approval_rows, folders, script_cleanup, start_real_gateway, tool_results, \
-    wait_for
+from tests.approvals_support import (
+    approval_rows,
+    folders,
+    script_cleanup,
+    start_real_gateway,
+    tool_results,
+    wait_for,
+)
 from tests.fakes.gateway_harness import TOKEN
 from tests.fakes.model_server import FakeModelServer
 

@@ -6,14 +6,21 @@ own HTTP server; the approval request is a Block Kit message with buttons.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
 from gateway.app import Gateway
-from tests.approvals_support import (approval_rows, folders, script_cleanup, start_real_gateway, tool_results,
-                                     wait_for)
+from tests.approvals_support import (
+    approval_rows,
+    folders,
+    script_cleanup,
+    start_real_gateway,
+    tool_results,
+    wait_for,
+)
 from tests.fakes.model_server import FakeModelServer
 from tests.fakes.slack_server import FakeSlackServer, post_action, post_event
 

@@ -6,14 +6,21 @@ keyboard; the test presses buttons as the user (or an admin, or a stranger) woul
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
 from gateway.app import Gateway
-from tests.approvals_support import (approval_rows, folders, script_cleanup, start_real_gateway, tool_results,
-                                     wait_for)
+from tests.approvals_support import (
+    approval_rows,
+    folders,
+    script_cleanup,
+    start_real_gateway,
+    tool_results,
+    wait_for,
+)
 from tests.fakes.model_server import FakeModelServer, text, tool_calls
 from tests.fakes.telegram_server import FakeTelegramServer
 
