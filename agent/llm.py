@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import random
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -97,6 +96,21 @@ def is_retryable(exc: BaseException, litellm: Any) -> bool:
     return status is not None and (status == 429 or status >= 500)
 
 
+def _cost_of(litellm: Any, response: Any, model: str) -> float:
+    """The call's cost in USD: LiteLLM's own figure (`_hidden_params["response_cost"]`, None for
+    models without a price), computed only when a response does not carry it (~2 ms a call)."""
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, dict) and "response_cost" in hidden:
+        try:
+            return float(hidden["response_cost"] or 0.0)
+        except (TypeError, ValueError):
+            return 0.0
+    try:
+        return float(litellm.completion_cost(completion_response=response, model=model) or 0.0)
+    except Exception:  # noqa: BLE001 - local and unknown models have no price
+        return 0.0
+
+
 def message_to_dict(message: Any) -> dict[str, Any]:
     """An OpenAI-style assistant message dict from LiteLLM's Message object."""
     result: dict[str, Any] = {"role": "assistant", "content": getattr(message, "content", None)}
@@ -116,6 +130,7 @@ class LLMClient:
     def __init__(self, config: ModelConfig, *, concurrency: asyncio.Semaphore | None = None) -> None:
         self.config = config
         self._concurrency = concurrency
+        self._windows: dict[str, int] = {}
 
     @property
     def model(self) -> str:
@@ -131,12 +146,17 @@ class LLMClient:
     def context_window(self) -> int:
         if self.config.context_window:
             return self.config.context_window
-        litellm = import_litellm()
-        try:
-            info = litellm.get_model_info(self.config.name)
-            return int(info.get("max_input_tokens") or info.get("max_tokens") or DEFAULT_CONTEXT_WINDOW)
-        except Exception:  # noqa: BLE001 - unknown models are common (local servers)
-            return DEFAULT_CONTEXT_WINDOW
+        name = self.config.name
+        window = self._windows.get(name)
+        if window is None:  # LiteLLM's model table does not change while we run: look up once per model
+            litellm = import_litellm()
+            try:
+                info = litellm.get_model_info(name)
+                window = int(info.get("max_input_tokens") or info.get("max_tokens") or DEFAULT_CONTEXT_WINDOW)
+            except Exception:  # noqa: BLE001 - unknown models are common (local servers)
+                window = DEFAULT_CONTEXT_WINDOW
+            self._windows[name] = window
+        return window
 
     def count_tokens(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
         litellm = import_litellm()
@@ -216,25 +236,26 @@ class LLMClient:
             kwargs["tools"] = tools
         if self.config.temperature is not None:
             kwargs["temperature"] = self.config.temperature
-        async with AsyncExitStack() as stack:
-            if self._concurrency is not None:
-                await stack.enter_async_context(self._concurrency)
-            if on_delta is None:
-                response = await litellm.acompletion(**kwargs)
-            else:
-                response = await self._stream(litellm, kwargs, messages, on_delta)
+        if self._concurrency is None:
+            response = await self._request(litellm, kwargs, messages, on_delta)
+        else:
+            async with self._concurrency:
+                response = await self._request(litellm, kwargs, messages, on_delta)
         choice = response.choices[0]
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        try:
-            cost = float(litellm.completion_cost(completion_response=response, model=model.name) or 0.0)
-        except Exception:  # noqa: BLE001 - local and unknown models have no price
-            cost = 0.0
         return LLMResponse(
             message=message_to_dict(choice.message), model=model.name, prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens, cost=cost, finish_reason=str(choice.finish_reason or ""),
+            completion_tokens=completion_tokens, cost=_cost_of(litellm, response, model.name),
+            finish_reason=str(choice.finish_reason or ""),
         )
+
+    async def _request(self, litellm: Any, kwargs: dict[str, Any], messages: list[dict[str, Any]],
+                       on_delta: DeltaCallback | None) -> Any:
+        if on_delta is None:
+            return await litellm.acompletion(**kwargs)
+        return await self._stream(litellm, kwargs, messages, on_delta)
 
     async def _stream(self, litellm: Any, kwargs: dict[str, Any], messages: list[dict[str, Any]],
                       on_delta: DeltaCallback) -> Any:
