@@ -51,6 +51,10 @@ class Conversation:
 
     system: str
     messages: list[dict[str, Any]] = field(default_factory=list)
+    # (system, tools, messages snapshot, token count) of the last exact count: recounted only
+    # when the conversation changed (the snapshot compares by identity first, so it is cheap)
+    _token_count: tuple[str, Any, tuple[Any, ...], int] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def for_model(self) -> list[dict[str, Any]]:
         head = [{"role": "system", "content": self.system}] if self.system else []
@@ -215,10 +219,22 @@ class Agent:
     # -- context compression --------------------------------------------------------------------
     async def _compress_if_needed(self, conversation: Conversation, on_event: EventSink,
                                   schemas: list[dict[str, Any]] | None) -> None:
-        window = self.llm.context_window()
-        used = self.llm.count_tokens(conversation.for_model(), schemas)
-        if used > window * self.settings.compress_at:
+        limit = self.llm.context_window() * self.settings.compress_at
+        if _token_upper_bound(conversation, schemas) <= limit:
+            return  # far below the window: the exact count (about 1 ms of tokenizing) cannot exceed it
+        if self._count_tokens(conversation, schemas) > limit:
             await self._compress(conversation, on_event)
+
+    def _count_tokens(self, conversation: Conversation, schemas: list[dict[str, Any]] | None) -> int:
+        """The exact count, cached until the conversation, its system prompt or the tools change."""
+        snapshot = tuple(conversation.messages)
+        cached = conversation._token_count
+        if cached is not None and cached[0] == conversation.system and cached[1] is schemas \
+                and cached[2] == snapshot:
+            return cached[3]
+        used = self.llm.count_tokens(conversation.for_model(), schemas)
+        conversation._token_count = (conversation.system, schemas, snapshot, used)
+        return used
 
     def _compressible_range(self, messages: list[dict[str, Any]]) -> tuple[int, int] | None:
         """Indices [first, last] to summarise: after the first user turn, before the recent tail."""
@@ -263,6 +279,32 @@ class Agent:
         request = task if not context else f"{task}\n\nContext:\n{context}"
         result = await self.run_turn(conversation, request, sub_ctx, stream=False)
         return result.text or f"(the sub-agent ended with status {result.status} and no answer)"
+
+
+TOKENS_PER_MESSAGE_BOUND = 16   # role, separators and name: a few tokens in every tokenizer
+TOKENS_FIXED_BOUND = 64
+
+
+def _token_upper_bound(conversation: Conversation, schemas: list[dict[str, Any]] | None) -> float:
+    """More tokens than the conversation can possibly take, computed without a tokenizer.
+
+    A byte-level BPE token covers at least one UTF-8 byte, so text never has more tokens than
+    bytes. Content that is not plain text (images, audio) has no such bound: infinity then.
+    """
+    total = len(conversation.system.encode()) + TOKENS_FIXED_BOUND
+    if schemas:
+        total += len(json.dumps(schemas, ensure_ascii=False).encode())
+    for message in conversation.messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content.encode())
+        elif content is not None:
+            return float("inf")
+        calls = message.get("tool_calls")
+        if calls:
+            total += len(json.dumps(calls, ensure_ascii=False).encode())
+        total += TOKENS_PER_MESSAGE_BOUND + len(str(message.get("name") or message.get("tool_call_id") or ""))
+    return float(total)
 
 
 def _tool_message(call_id: str, content: str) -> dict[str, Any]:
