@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+# "same-origin", not the API's "no-referrer": under no-referrer Chromium sends `Origin: null` with a
+# form POST, and the same-origin check (rightly) refuses it. Other sites still get no referrer.
+PAGE_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 NAV = (("/dashboard", "Overview"), ("/skills", "Skills"), ("/learning", "Learning"), ("/memory", "Memory"),
        ("/cron", "Cron"), ("/sessions", "Sessions"), ("/pairing", "Pairing"))
 MAX_FLASHES = 200
@@ -103,8 +106,7 @@ class Dashboard:
         html = self.templates.get_template(template).render(
             csrf=self.csrf_token, flash=self.flashes.pop(request.query.get("flash", "")), nav=NAV,
             active=active, **context)
-        return web.Response(text=html, content_type="text/html", status=status,
-                            headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+        return web.Response(text=html, content_type="text/html", status=status, headers=PAGE_HEADERS)
 
     def redirect(self, location: str, text: str, kind: str = "ok") -> web.Response:
         """A 303 to `location` that shows `text` once."""
