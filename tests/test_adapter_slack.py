@@ -13,6 +13,7 @@ from aiohttp import web
 from adapters.base import Button, ButtonPress, DeliveryError, InboundEvent, InboundMessage, OutboundMessage
 from adapters.slack import SlackAdapter
 from tests.fakes.slack_server import BOT_USER_ID, FakeSlackServer, post_action, post_event, signed_headers
+from tests.fakes.loopback import serve_on_loopback
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -56,11 +57,7 @@ async def http_mode(slack: FakeSlackServer) -> AsyncIterator[tuple[HttpApp, Inbo
     adapter = SlackAdapter(inbox, token=slack.bot_token, api_base=slack.api_base, signing_secret=SECRET)
     app = web.Application()
     adapter.attach_routes(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_on_loopback(app)
     await adapter.start()
     yield HttpApp(adapter, f"http://127.0.0.1:{port}/slack/events", runner), inbox
     await adapter.stop()

@@ -12,6 +12,7 @@ from aiohttp import web
 from adapters.base import Button, ButtonPress, DeliveryError, InboundEvent, InboundMessage, OutboundMessage
 from adapters.telegram import TelegramAdapter, TelegramConflictError
 from tests.fakes.telegram_server import FakeTelegramServer
+from tests.fakes.loopback import serve_on_loopback
 
 
 class Inbox:
@@ -241,11 +242,7 @@ async def test_webhook_checks_the_secret_token(tg: FakeTelegramServer) -> None:
                            webhook_secret=secret)
     app = web.Application()
     adapter.attach_routes(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_on_loopback(app)
     await adapter.start()
     try:
         assert tg.webhook["url"] == "https://bot.example.org/telegram/hook"

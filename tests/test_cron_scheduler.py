@@ -14,6 +14,7 @@ import pytest
 from gateway.cron.scheduler import JobBusy
 from tests.cron_support import add_job_created_at, close_cron, open_cron, wait_for, write_cron_config
 from tests.fakes.model_server import FakeModelServer, fault, text, tool_calls
+from tests.fakes.loopback import serve_on_loopback
 
 
 def user_prompts(server: FakeModelServer) -> list[str]:
@@ -205,11 +206,7 @@ async def test_webhook_target_receives_json(home: Path, model_server: FakeModelS
 
     app = web.Application()
     app.router.add_post("/hooks/hermes", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_on_loopback(app)
     write_cron_config(home, model_server)
     model_server.add(text("Backups verified."))
     runtime, service, _ = await open_cron(home)

@@ -12,6 +12,7 @@ from agent.tools.registry import ToolContext, ToolRegistry
 from agent.tools.terminal import make_terminal_tool
 from agent.tools.web import make_web_fetch_tool
 from agent.workspace import Workspace
+from tests.fakes.loopback import serve_on_loopback
 
 
 def context(tmp_path: Path, answers: list[bool] | None = None) -> tuple[ToolContext, list[str]]:
@@ -82,11 +83,7 @@ async def test_web_fetch_extracts_text_and_limits_size(tmp_path: Path) -> None:
     app = web.Application()
     app.router.add_get("/page", page)
     app.router.add_get("/big", big)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_on_loopback(app)
     try:
         registry = ToolRegistry([make_web_fetch_tool(WebFetchConfig(max_bytes=10_000, max_chars=5_000))])
         ctx, _ = context(tmp_path)

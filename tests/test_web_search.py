@@ -19,6 +19,7 @@ from gateway.runtime import Runtime
 from gateway.sessions import SessionService
 from tests.conftest import model_config, write_config
 from tests.fakes.model_server import FakeModelServer, text, tool_calls
+from tests.fakes.loopback import serve_on_loopback
 
 HITS = [("Hermes Gateway", "https://example.org/hermes", "A self-hosted agent\n that learns skills."),
         ("MCP spec", "https://modelcontextprotocol.io/spec", "The Model Context Protocol.")]
@@ -70,11 +71,7 @@ class FakeSearch:
         app.router.add_get("/brave/web/search", self.brave)
         app.router.add_post("/tavily/search", self.tavily)
         app.router.add_post("/exa/search", self.exa)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(app)
 
     @property
     def base(self) -> str:

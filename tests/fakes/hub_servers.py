@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from tests.fakes.loopback import serve_on_loopback
 
 
 class FakeGitHub:
@@ -43,11 +44,7 @@ class FakeGitHub:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/api/v3/repos/{owner}/{repo}{rest:.*}", self.handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
         if self._runner:
@@ -150,11 +147,7 @@ class FakeIndex:
         app = web.Application()
         app.router.add_get("/.well-known/skills/index.json", self.index)
         app.router.add_get("/archives/{file}", self.archive)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
         if self._runner:

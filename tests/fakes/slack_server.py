@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from tests.fakes.loopback import serve_on_loopback
 
 BOT_USER_ID = "UBOT0001"
 BOT_ID = "BBOT0001"
@@ -101,11 +102,7 @@ class FakeSlackServer:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_get("/files/{name}", self._file)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def stop(self) -> None:
