@@ -1,7 +1,9 @@
 """Running turns for persisted sessions: load the conversation, run the agent, store what happens.
 
 The user's message is committed to the store before the model is called, and every message
-the turn adds is committed as it is added, so a crash loses nothing already received.
+the turn adds is committed as it is added, so a crash loses nothing already received. The
+session's `updated_at` is written once, when the turn ends (one store round trip per message,
+not two).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class SessionService:
 
         async def persist(event: Event) -> None:
             if isinstance(event, MessageAdded):
-                await store.add_message(session.id, event.message)
+                await store.add_message(session.id, event.message, touch=False)
             elif isinstance(event, ToolFinished):
                 await store.record_tool_call(session.id, call_id=event.call_id, name=event.name,
                                              arguments=event.arguments, ok=event.ok, result=event.result,
@@ -94,7 +96,12 @@ class SessionService:
         except BaseException:
             # the in-memory copy may be ahead of or behind the store: reload it next time
             self.forget(session.id)
+            try:
+                await asyncio.shield(store.touch_session(session.id))
+            except Exception:  # noqa: BLE001 - best effort: the turn's own error is the one to raise
+                log.debug("could not update session %s after a failed turn", session.id, exc_info=True)
             raise
+        await store.touch_session(session.id)
         for observer in self.runtime.observers:
             await observer.on_turn_end(session, conversation, result)
         return result

@@ -4,6 +4,11 @@ Each write is committed before the call returns (autocommit), so a process kille
 SIGKILL loses nothing it had already stored: WAL with synchronous=NORMAL is durable against
 a process crash. Feature modules (pairing, cron, learning ...) add their own numbered files
 under `migrations/` and use `execute`/`fetchall`/`fetchone` on the same connection.
+
+Every aiosqlite call is a hop to its worker thread and back, so the per-turn writes (a message,
+usage) are single statements run with one `execute_fetchall` each, and the active session of a
+key is remembered (this process is the only writer of `sessions.archived`; a write through the
+generic `execute` that names the sessions table forgets what was remembered).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -20,6 +26,7 @@ import aiosqlite
 from gateway.store.base import SessionRecord, UsageTotals
 
 MIGRATIONS_PACKAGE = "gateway.store.migrations"
+ACTIVE_SESSIONS_REMEMBERED = 1024
 
 
 class SchemaTooNewError(RuntimeError):
@@ -54,26 +61,34 @@ class SQLiteStore:
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        self._active: OrderedDict[str, SessionRecord] = OrderedDict()  # key -> its active session
 
     # -- plumbing shared with feature modules -------------------------------------------------
+    def _forget_sessions_if_written(self, sql: str) -> None:
+        if "sessions" in sql.lower() and not sql.lstrip()[:6].upper() == "SELECT":
+            self._active.clear()
+
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one statement; returns lastrowid."""
+        self._forget_sessions_if_written(sql)
         cursor = await self._db.execute(sql, tuple(params))
         rowid = cursor.lastrowid or 0
         await cursor.close()
         return rowid
 
     async def execute_rowcount(self, sql: str, params: Iterable[Any] = ()) -> int:
+        self._forget_sessions_if_written(sql)
         cursor = await self._db.execute(sql, tuple(params))
         count = cursor.rowcount
         await cursor.close()
         return count
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._db.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        self._forget_sessions_if_written(sql)
+        return list(await self._db.execute_fetchall(sql, tuple(params)))
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        self._forget_sessions_if_written(sql)
         async with self._db.execute(sql, tuple(params)) as cursor:
             return await cursor.fetchone()
 
@@ -107,6 +122,7 @@ class SQLiteStore:
         return current
 
     async def close(self) -> None:
+        self._active.clear()
         await self._db.close()
 
     # -- sessions -------------------------------------------------------------------------------
@@ -119,15 +135,26 @@ class SQLiteStore:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (session_id, key, platform, chat_id, user_id, team, now, now),
         )
-        return SessionRecord(session_id, key, platform, chat_id, user_id, team, "", False, now, now)
+        return self._remember(SessionRecord(session_id, key, platform, chat_id, user_id, team, "", False, now, now))
+
+    def _remember(self, session: SessionRecord) -> SessionRecord:
+        self._active[session.key] = session
+        self._active.move_to_end(session.key)
+        while len(self._active) > ACTIVE_SESSIONS_REMEMBERED:
+            self._active.popitem(last=False)
+        return session
 
     async def active_session(self, key: str, *, platform: str = "", chat_id: str = "",
                              user_id: str = "", team: str = "") -> SessionRecord:
-        row = await self.fetchone(
+        remembered = self._active.get(key)
+        if remembered is not None:
+            self._active.move_to_end(key)
+            return remembered
+        rows = await self._db.execute_fetchall(
             "SELECT * FROM sessions WHERE key = ? AND archived = 0 ORDER BY created_at DESC LIMIT 1", (key,)
         )
-        if row is not None:
-            return _session(row)
+        if rows:
+            return self._remember(_session(next(iter(rows))))
         return await self._insert_session(key, platform, chat_id, user_id, team)
 
     async def new_session(self, key: str, *, platform: str = "", chat_id: str = "",
@@ -145,16 +172,24 @@ class SQLiteStore:
         return [_session(r) for r in rows]
 
     # -- messages -------------------------------------------------------------------------------
-    async def add_message(self, session_id: str, message: dict[str, Any]) -> int:
+    async def add_message(self, session_id: str, message: dict[str, Any], *, touch: bool = True) -> int:
+        """Append (and commit) a message; returns its seq. `touch=False` leaves the session's
+        `updated_at` to a later `touch_session` (one write per turn instead of one per message)."""
         now = time.time()
-        row = await self.fetchone("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?", (session_id,))
-        seq = int(row[0]) + 1 if row else 1
-        await self.execute(
-            "INSERT INTO messages (session_id, seq, role, data, created_at) VALUES (?, ?, ?, ?, ?)",
-            (session_id, seq, str(message.get("role", "")), json.dumps(message, ensure_ascii=False), now),
+        rows = await self._db.execute_fetchall(
+            "INSERT INTO messages (session_id, seq, role, data, created_at)"
+            " SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM messages WHERE session_id = ? RETURNING seq",
+            (session_id, str(message.get("role", "")), json.dumps(message, ensure_ascii=False), now, session_id),
         )
-        await self.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+        seq = int(next(iter(rows))[0])
+        if touch:
+            await self.touch_session(session_id, now)
         return seq
+
+    async def touch_session(self, session_id: str, at: float | None = None) -> None:
+        """Set the session's `updated_at` (now by default)."""
+        await self._db.execute_fetchall("UPDATE sessions SET updated_at = ? WHERE id = ?",
+                                        (time.time() if at is None else at, session_id))
 
     async def load_messages(self, session_id: str) -> list[dict[str, Any]]:
         rows = await self.fetchall(
@@ -189,7 +224,7 @@ class SQLiteStore:
     # -- tool calls and usage -------------------------------------------------------------------
     async def record_tool_call(self, session_id: str, *, call_id: str, name: str, arguments: str,
                                ok: bool, result: str, duration_ms: float) -> None:
-        await self.execute(
+        await self._db.execute_fetchall(
             "INSERT INTO tool_calls (session_id, call_id, name, arguments, ok, result, duration_ms, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (session_id, call_id, name, arguments, int(ok), result[:4000], duration_ms, time.time()),
@@ -197,7 +232,7 @@ class SQLiteStore:
 
     async def record_usage(self, session_id: str, *, model: str, prompt_tokens: int,
                            completion_tokens: int, cost: float, purpose: str = "chat") -> None:
-        await self.execute(
+        await self._db.execute_fetchall(
             "INSERT INTO usage (session_id, model, purpose, prompt_tokens, completion_tokens, cost, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (session_id, model, purpose, prompt_tokens, completion_tokens, cost, time.time()),
