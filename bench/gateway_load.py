@@ -15,12 +15,22 @@ over the model's own time (gateway percentile minus bare LiteLLM percentile at t
 targets: p50 < 15 ms at 1 user, p99 < 25 ms at 50 users). Then it opens `--sessions` distinct
 sessions (one turn each), lets them go idle, and prints the gateway's resident memory per idle
 session (target < 20 KB).
+
+Fairness on a shared machine: both sides are measured in the same run against the same fake
+server, after a warm-up that is not counted, and in alternating slices (bare, gateway, bare,
+gateway ... `--rounds` of each, `--duration` seconds in all per side), so load from other
+processes drifting during the run hits both sides alike. CPU time per call (the bare client's
+process, the gateway's process) is printed too: it does not depend on what else the machine
+runs. A second bare figure sends the request the gateway actually sends (system prompt, tools,
+history, taken from the fake server), separating the gateway's own overhead from what its
+bigger request costs LiteLLM.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -52,14 +62,54 @@ async def serve_model() -> None:
 
     server = FakeModelServer(default_text="ok, done.")
     await server.start()
-    server.requests = _Discard()  # type: ignore[assignment]
+    requests = server.requests = _Discard()  # type: ignore[assignment]
+    dump_to = os.environ.get("BENCH_DUMP_REQUEST", "")
+    if dump_to:  # SIGUSR1: write the last request body received (what the gateway sends)
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGUSR1, lambda: Path(dump_to).write_text(json.dumps(requests.last)))
     print(server.port, flush=True)
     await asyncio.Event().wait()
 
 
 class _Discard(list):  # type: ignore[type-arg]
-    def append(self, _item: object) -> None:  # keep the fake server's memory flat
-        return None
+    last: object = None
+
+    def append(self, item: object) -> None:  # keep the fake server's memory flat
+        self.last = item
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Side:
+    """One side of the comparison: calls, wall time, latencies and CPU time, over all its slices."""
+
+    def __init__(self, call, cpu) -> None:  # type: ignore[no-untyped-def]
+        self.call, self.cpu = call, cpu
+        self.count, self.elapsed, self.cpu_used = 0, 0.0, 0.0
+        self.latencies: list[float] = []
+
+    async def slice(self, concurrency: int, duration: float) -> None:
+        cpu_before = self.cpu()
+        count, elapsed, latencies = await run_load(concurrency, duration, self.call)
+        self.cpu_used += self.cpu() - cpu_before
+        self.count += count
+        self.elapsed += elapsed
+        self.latencies += latencies
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.elapsed
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_used / self.count * 1000
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies, q) * 1000
 
 
 def rss_kb(pid: int) -> int:
@@ -96,14 +146,18 @@ async def main() -> None:
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--turns-per-session", type=int, default=5,
                         help="each user starts a new conversation after this many turns (history length)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternating bare/gateway slices per concurrency level")
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
 
+    home = Path(tempfile.mkdtemp(prefix="hermes-bench-"))
+    dump = home / "last-request.json"
     model = await asyncio.create_subprocess_exec(sys.executable, __file__, "--serve-model",
-                                                 stdout=asyncio.subprocess.PIPE)
+                                                 stdout=asyncio.subprocess.PIPE,
+                                                 env={**os.environ, "BENCH_DUMP_REQUEST": str(dump)})
     port = int((await model.stdout.readline()).decode())  # type: ignore[union-attr]
     api_base = f"http://127.0.0.1:{port}/v1"
-    home = Path(tempfile.mkdtemp(prefix="hermes-bench-"))
     token = secrets.token_urlsafe(32)
     (home / "config.toml").write_text(
         f'[model]\nname = "openai/fake-model"\napi_base = "{api_base}"\napi_key = "sk-bench"\n'
@@ -138,21 +192,47 @@ async def main() -> None:
                     raise RuntimeError(f"gateway answered {r.status}: {body}")
         return call
 
+    same_request: dict = {}
+
+    async def bare_same(_index: int, _turn: int) -> None:
+        await litellm.acompletion(model="openai/fake-model", api_base=api_base, api_key="sk-bench",
+                                  num_retries=0, max_retries=0, **same_request)
+
     try:
-        # warm up both paths (imports, connection pools, first SQLite pages)
+        # warm up both paths (imports, connection pools, first SQLite pages); not counted
         await run_load(4, 1.0, bare)
         await run_load(4, 1.0, gateway_call(f"warm{run_id}"))
+        model.send_signal(signal.SIGUSR1)  # the fake server writes the gateway's last request
+        for _ in range(100):
+            if dump.exists() and dump.stat().st_size:
+                break
+            await asyncio.sleep(0.02)
+        body = json.loads(dump.read_text())
+        same_request.update({k: body[k] for k in ("messages", "tools") if body.get(k)})
+        await run_load(4, 0.5, bare_same)
+        load = os.getloadavg()
+        print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores; other processes "
+              f"share them); {args.rounds} alternating slices per side, {args.duration:.0f}s per side per level")
+        print(f"the gateway's request: {len(same_request['messages'])} messages, "
+              f"{len(same_request.get('tools', []))} tools, {len(json.dumps(same_request))} bytes of JSON")
         print(f"{'users':>5} | {'bare calls/s':>12} | {'gateway turns/s':>15} | {'ratio':>5} | "
-              f"{'bare p50/p99 ms':>15} | {'gw p50/p99 ms':>13} | {'added p50/p99 ms':>16}")
+              f"{'bare p50/p99 ms':>15} | {'gw p50/p99 ms':>13} | {'added p50/p99 ms':>16} | "
+              f"{'CPU ms: bare / gw':>17} | {'bare same-request calls/s, ratio':>32}")
+        own_cpu = time.process_time
         for n in levels:
-            bare_count, bare_time, bare_lat = await run_load(n, args.duration, bare)
-            gw_count, gw_time, gw_lat = await run_load(n, args.duration, gateway_call(f"u{run_id}n{n}"))
-            bare_rate, gw_rate = bare_count / bare_time, gw_count / gw_time
-            b50, b99 = percentile(bare_lat, 50) * 1000, percentile(bare_lat, 99) * 1000
-            g50, g99 = percentile(gw_lat, 50) * 1000, percentile(gw_lat, 99) * 1000
-            print(f"{n:>5} | {bare_rate:>12.1f} | {gw_rate:>15.1f} | {gw_rate / bare_rate:>5.2f} | "
-                  f"{b50:>6.1f} / {b99:>6.1f} | {g50:>5.1f} / {g99:>5.1f} | {g50 - b50:>7.1f} / {g99 - b99:>6.1f}",
+            sides = (Side(bare, own_cpu), Side(gateway_call(f"u{run_id}n{n}"), lambda: cpu_seconds(gateway.pid)),
+                     Side(bare_same, own_cpu))
+            for _ in range(args.rounds):
+                for side in sides:
+                    await side.slice(n, args.duration / args.rounds)
+            b, g, same = sides
+            print(f"{n:>5} | {b.rate:>12.1f} | {g.rate:>15.1f} | {g.rate / b.rate:>5.2f} | "
+                  f"{b.p(50):>6.1f} / {b.p(99):>6.1f} | {g.p(50):>5.1f} / {g.p(99):>5.1f} | "
+                  f"{g.p(50) - b.p(50):>7.1f} / {g.p(99) - b.p(99):>6.1f} | "
+                  f"{b.cpu_ms:>7.2f} / {g.cpu_ms:>7.2f} | {same.rate:>24.1f}, {g.rate / same.rate:>5.2f}",
                   flush=True)
+        print("targets: ratio >= 0.8; added p50 < 15 ms at 1 user; added p99 < 25 ms at 50 users; "
+              "< 20 KB per idle session")
 
         if args.sessions:
             before = rss_kb(gateway.pid)
