@@ -10,13 +10,13 @@ Outside CI the module skips when Playwright or Chromium is missing; with CI=true
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio

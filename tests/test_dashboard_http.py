@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -72,7 +73,7 @@ async def post(http: aiohttp.ClientSession, url: str, data: dict[str, Any]) -> t
 
 
 def flash(page: str) -> str:
-    match = re.search(r'<p class="flash (?:ok|error)"[^>]*>(.*?)</p>', page, re.S)
+    match = re.search(r'<p class="flash (?:ok|error)"[^>]*>(.*?)</p>', page, re.DOTALL)
     return match.group(1) if match else ""
 
 
@@ -163,8 +164,17 @@ async def test_skill_page_renders_markdown_safely_and_revert_restores_the_file(
     assert "is not a version number" in flash(page)
 
 
-async def test_unknown_skills_teams_and_files_are_404s(gw: Started, http: aiohttp.ClientSession) -> None:
+async def test_supporting_files_are_listed_and_shown_and_unknown_things_are_404s(
+        gw: Started, http: aiohttp.ClientSession) -> None:
     await new_skill(gw)
+    library = await gw.services["skill_libraries"].get("")
+    await library.write_file("deploy-checks", "references/rollback.md", "<b>Roll back</b> with `make undo`", "test")
+    async with http.get(gw.url + "/skills/deploy-checks") as response:
+        page = await response.text()
+    assert 'href="/skills/deploy-checks/file?path=references/rollback.md"' in page
+    async with http.get(gw.url + "/skills/deploy-checks/file?path=references/rollback.md") as response:
+        page = await response.text()
+    assert response.status == 200 and "&lt;b&gt;Roll back&lt;/b&gt; with `make undo`" in page
     for path in ("/skills/no-such-skill", "/skills/Bad..Name", "/skills?team=nope", "/sessions/nope",
                  "/cron/nope", "/skills/deploy-checks/file?path=../../../config.toml"):
         async with http.get(gw.url + path) as response:
@@ -276,7 +286,7 @@ async def test_sessions_show_transcripts_with_folded_tool_calls_and_usage(
     async with http.get(gw.url + f"/sessions/{sessions[0].id}") as response:
         page = await response.text()
     assert "What is in my workspace?" in page and "<strong>empty</strong>" in page
-    folded = re.search(r'<details class="tool-call">(.*?)</details>', page, re.S)
+    folded = re.search(r'<details class="tool-call">(.*?)</details>', page, re.DOTALL)
     assert folded is not None and "list_files" in folded.group(1) and "&#34;path&#34;: &#34;.&#34;" in folded.group(1)
     assert ">ok</span>" in folded.group(1) and "Result" in folded.group(1)
     assert page.count('<div class="msg tool') == 0  # the result is folded, not a message of its own
@@ -325,7 +335,7 @@ async def test_overview_shows_adapters_activity_errors_and_undelivered(
     async with http.get(gw.url + "/dashboard") as response:
         page = await response.text()
     assert response.status == 200
-    assert re.search(r'data-name="telegram">.*?disconnected.*?connection reset by peer', page, re.S)
+    assert re.search(r'data-name="telegram">.*?disconnected.*?connection reset by peer', page, re.DOTALL)
     assert "This one is lost." in page and "chat not found" in page
     assert "could not deliver a message" in page  # the logged error, in recent errors
     bars = re.findall(r"<rect [^>]*><title>(\d\d:00): (\d+) turns</title>", page)

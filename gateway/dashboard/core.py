@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -26,9 +25,6 @@ from multidict import MultiDictProxy
 from gateway.dashboard.errors import RecentErrors
 from gateway.dashboard.render import make_environment
 
-log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 # "same-origin", not the API's "no-referrer": under no-referrer Chromium sends `Origin: null` with a

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
@@ -83,8 +84,8 @@ def bar_chart(title: str, buckets: Iterable[Bucket], *, unit: str, width: int = 
     plot = height - pad_bottom - pad_top
     step = width / max(1, len(items))
     bar = max(1.0, step * 0.75)
-    parts = [f'<svg class="chart {escape(css)}" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
-             f' role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>',
+    parts = [(f'<svg class="chart {escape(css)}" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+              f' role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'),
              f'<text class="axis" x="0" y="10">max {escape(_number(top))} {escape(unit)}</text>',
              f'<line class="base" x1="0" y1="{height - pad_bottom}" x2="{width}" y2="{height - pad_bottom}"/>']
     for i, b in enumerate(items):
