@@ -110,6 +110,16 @@ class Pairing:
         await self.store.execute("DELETE FROM pairing_requests WHERE code = ?", (wanted,))
         return Grant(row["platform"], row["user_id"], row["display_name"], approved_by, now)
 
+    async def reject(self, code: str) -> PairingRequest:
+        """Drop a pending request without granting access; returns what was dropped."""
+        wanted = normalise_code(code)
+        row = await self.store.fetchone("SELECT * FROM pairing_requests WHERE code = ?", (wanted,))
+        if row is None:
+            raise PairingError(f"no pending pairing code {code!r} (hermes pairing list shows the pending ones)")
+        await self.store.execute("DELETE FROM pairing_requests WHERE code = ?", (wanted,))
+        return PairingRequest(row["code"], row["platform"], row["user_id"], row["display_name"],
+                              row["created_at"], row["expires_at"])
+
     async def revoke(self, user: str, platform: str | None = None) -> list[Grant]:
         """Remove the grants of `user` (`platform:id` or a bare id); returns what was removed."""
         if platform is None and ":" in user:

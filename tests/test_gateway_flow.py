@@ -95,6 +95,12 @@ async def test_unknown_user_gets_a_pairing_code_then_answers_after_approval(
         assert code == 0 and "Revoked telegram:stranger" in out
         await tg.inject("still there?", user="stranger")
         await tg.wait_for(lambda: "pairing code" in tg.texts()[-1])
+        code, out, _ = await hermes("pairing", "list", "--json", home=home)
+        [again] = [p for p in json.loads(out) if p["status"] == "pending"]
+        code, out, err = await hermes("pairing", "reject", again["code"], home=home)
+        assert code == 0 and "Rejected telegram:stranger" in out, err
+        code, out, _ = await hermes("pairing", "list", "--json", home=home)
+        assert json.loads(out) == []
     finally:
         await gateway.stop()
 

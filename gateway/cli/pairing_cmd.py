@@ -77,6 +77,15 @@ def approve(code: str, config_path: Path | None) -> None:
 
 
 @pairing.command()
+@click.argument("code")
+@config_option
+def reject(code: str, config_path: Path | None) -> None:
+    """Refuse the pending request with CODE (the user stays unknown)."""
+    request = _with_pairing(config_path, lambda p: p.reject(code))
+    click.echo(f"Rejected {request.platform}:{request.user_id}.")
+
+
+@pairing.command()
 @click.argument("user")
 @click.option("--platform", default=None, help="Only on this platform (telegram, discord, slack).")
 @config_option

@@ -9,18 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.dashboard.core import BY, Dashboard
-from gateway.pairing import Pairing, PairingError, normalise_code
-
-
-async def reject_code(pairing: Pairing, code: str) -> str:
-    """Drop a pending request; PairingError when there is none with that code."""
-    store = pairing.store
-    wanted = normalise_code(code)
-    row = await store.fetchone("SELECT platform, user_id FROM pairing_requests WHERE code = ?", (wanted,))
-    if row is None:
-        raise PairingError(f"no pending pairing code {code!r}")
-    await store.execute("DELETE FROM pairing_requests WHERE code = ?", (wanted,))
-    return f"{row['platform']}:{row['user_id']}"
+from gateway.pairing import Pairing, PairingError
 
 
 def routes(d: Dashboard) -> list[web.RouteDef]:
@@ -45,7 +34,8 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
                 message = f"approved {grant.platform}:{grant.user_id}" + \
                     (f" ({grant.display_name})" if grant.display_name else "")
             elif action == "reject":
-                who = await reject_code(p, str(form.get("code", "")))
+                request = await p.reject(str(form.get("code", "")))
+                who = f"{request.platform}:{request.user_id}"
                 message = f"rejected the pairing request of {who}"
             else:
                 removed = await p.revoke(str(form.get("user_id", "")),
