@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,9 @@ from agent.tools.skills import skill_tools
 from gateway.config import SkillsConfig
 from gateway.home import Home
 from skills.bundled_install import install_bundled
-from skills.index_prompt import IndexSelector
-from skills.library import SkillError, SkillLibrary
+from skills.index_prompt import HEADER, MAX_ENTRIES, IndexSelector, entry_line, footer
+from skills.library import SkillError, SkillLibrary, Snapshot
+from skills.search import estimate_tokens
 from skills.paths import safe_join
 from skills.validate import name_problems
 
@@ -61,23 +64,69 @@ class SkillLibraries:
 
 
 class SkillsPromptSection:
-    """The PromptBuilder section: the skills index for the conversation's library and topic."""
+    """The PromptBuilder section: the skills index for the conversation's library and topic.
+
+    Built on every turn, so it is cheap when nothing changed: the library scan (a no-op while
+    the library's snapshot is fresh) and the selection run in one worker-thread hop, and when the
+    whole library fits the budget (the selection is then every skill, whatever the message) the
+    text rendered for that snapshot is reused for every session that already saw it.
+    """
 
     def __init__(self, libraries: SkillLibraries, budget_tokens: int) -> None:
         self.libraries = libraries
         self.selectors: dict[str, IndexSelector] = {}
         self.budget_tokens = budget_tokens
+        self._whole: dict[str, tuple[Snapshot, str | None]] = {}  # team -> (snapshot, text if all fit)
+        self._seen: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()  # (team, session) -> snapshot
+        self._lock = threading.Lock()  # the bookkeeping above is shared by worker threads
 
     async def __call__(self, ctx: PromptContext) -> str:
         try:
             library = await self.libraries.get(ctx.team)
-            snapshot = await library.snapshot()
         except (OSError, ValueError) as exc:
             log.warning("skills index unavailable: %s", exc)
             return ""
         selector = self.selectors.setdefault(ctx.team, IndexSelector(self.budget_tokens))
         session = ctx.session_id or f"{ctx.platform}:{ctx.chat_id}"
-        return await asyncio.to_thread(selector.text, snapshot, session, ctx.query)
+        text = await asyncio.to_thread(self._text, library, selector, ctx.team, session, ctx.query)
+        if isinstance(text, Exception):
+            log.warning("skills index unavailable: %s", text)
+            return ""
+        return text
+
+    def _text(self, library: SkillLibrary, selector: IndexSelector, team: str, session: str,
+              query: str) -> str | Exception:
+        try:
+            snapshot = library.scan()
+        except (OSError, ValueError) as exc:
+            return exc
+        key = (team, session)
+        with self._lock:
+            whole = self._whole.get(team)
+            if whole is not None and whole[0] is snapshot and whole[1] is not None \
+                    and self._seen.get(key) is snapshot:
+                self._seen.move_to_end(key)
+                return whole[1]
+        text = selector.text(snapshot, session, query)
+        with self._lock:
+            if whole is None or whole[0] is not snapshot:
+                self._whole[team] = whole = (snapshot, text if self._all_fit(snapshot) else None)
+            if whole[1] is not None and whole[1] == text:
+                text = whole[1]  # one string shared by every session
+            self._seen[key] = snapshot
+            self._seen.move_to_end(key)
+            while len(self._seen) > selector.max_sessions:
+                self._seen.popitem(last=False)
+        return text
+
+    def _all_fit(self, snapshot: Snapshot) -> bool:
+        """Whether `select` picks every skill whatever the query (same rule as skills.index_prompt.select)."""
+        skills = snapshot.skills
+        if len(skills) > MAX_ENTRIES:
+            return False
+        used = estimate_tokens(HEADER) + estimate_tokens(footer(len(skills))) + 2
+        used += sum(estimate_tokens(entry_line(s)) + 1 for s in skills)
+        return used <= self.budget_tokens
 
 
 async def install_skills(runtime: Any) -> SkillLibrary:
