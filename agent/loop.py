@@ -79,6 +79,9 @@ class Agent:
         self.llm = llm
         self.tools = tools
         self.settings = settings
+        # UTF-8 size of the tool schemas, by (name, description, parameters object) of each tool;
+        # the parameters objects are kept so their ids stay theirs
+        self._schema_sizes: dict[tuple[tuple[str, str, int], ...], tuple[list[Any], int]] = {}
 
     async def run_turn(
         self,
@@ -220,10 +223,23 @@ class Agent:
     async def _compress_if_needed(self, conversation: Conversation, on_event: EventSink,
                                   schemas: list[dict[str, Any]] | None) -> None:
         limit = self.llm.context_window() * self.settings.compress_at
-        if _token_upper_bound(conversation, schemas) <= limit:
+        if _token_upper_bound(conversation, self._schemas_size(schemas)) <= limit:
             return  # far below the window: the exact count (about 1 ms of tokenizing) cannot exceed it
         if self._count_tokens(conversation, schemas) > limit:
             await self._compress(conversation, on_event)
+
+    def _schemas_size(self, schemas: list[dict[str, Any]] | None) -> int:
+        if not schemas:
+            return 0
+        functions = [s.get("function") or {} for s in schemas]
+        key = tuple((str(f.get("name")), str(f.get("description")), id(f.get("parameters"))) for f in functions)
+        cached = self._schema_sizes.get(key)
+        if cached is None:
+            if len(self._schema_sizes) >= 64:
+                self._schema_sizes.clear()
+            size = len(json.dumps(schemas, ensure_ascii=False).encode())
+            cached = self._schema_sizes[key] = ([f.get("parameters") for f in functions], size)
+        return cached[1]
 
     def _count_tokens(self, conversation: Conversation, schemas: list[dict[str, Any]] | None) -> int:
         """The exact count, cached until the conversation, its system prompt or the tools change."""
@@ -285,15 +301,14 @@ TOKENS_PER_MESSAGE_BOUND = 16   # role, separators and name: a few tokens in eve
 TOKENS_FIXED_BOUND = 64
 
 
-def _token_upper_bound(conversation: Conversation, schemas: list[dict[str, Any]] | None) -> float:
-    """More tokens than the conversation can possibly take, computed without a tokenizer.
+def _token_upper_bound(conversation: Conversation, schemas_size: int) -> float:
+    """More tokens than the conversation (with tool schemas of `schemas_size` UTF-8 bytes) can
+    possibly take, computed without a tokenizer.
 
     A byte-level BPE token covers at least one UTF-8 byte, so text never has more tokens than
     bytes. Content that is not plain text (images, audio) has no such bound: infinity then.
     """
-    total = len(conversation.system.encode()) + TOKENS_FIXED_BOUND
-    if schemas:
-        total += len(json.dumps(schemas, ensure_ascii=False).encode())
+    total = len(conversation.system.encode()) + TOKENS_FIXED_BOUND + schemas_size
     for message in conversation.messages:
         content = message.get("content")
         if isinstance(content, str):
