@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Literal, Union
+from typing import Literal, Union
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Adapter(abc.ABC):
 
     async def typing(self, chat_id: str, thread_id: str | None = None) -> None:
         """Show a typing indicator, where the platform has one."""
-        return None
+        return
 
 
 class DeliveryError(Exception):

@@ -161,7 +161,7 @@ class DiscordAdapter(Adapter):
         if self._connect_task is not None:
             try:
                 await asyncio.wait_for(self._connect_task, 10)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._connect_task.cancel()
             self._connect_task = None
         self.status.connected = False
@@ -306,7 +306,7 @@ class DiscordAdapter(Adapter):
                 if exc.status != 400 or exc.code != 50035:
                     raise
                 sent = await target.send(content=to_plain(message.text), **kwargs)
-        except (discord.DiscordException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, discord.DiscordException, OSError) as exc:
             raise delivery_error(exc) from exc
         return SentMessage(platform=self.name, chat_id=message.chat_id, message_id=str(sent.id),
                            thread_id=message.thread_id)
@@ -315,7 +315,7 @@ class DiscordAdapter(Adapter):
         target = self._channel(sent.thread_id or sent.chat_id)
         try:
             await target.get_partial_message(int(sent.message_id)).edit(content=to_discord(text))
-        except (discord.DiscordException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, discord.DiscordException, OSError) as exc:
             raise delivery_error(exc) from exc
 
     async def typing(self, chat_id: str, thread_id: str | None = None) -> None:

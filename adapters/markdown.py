@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 # --- parsing -------------------------------------------------------------------------------
 
@@ -32,7 +33,7 @@ InlineKind = Literal["text", "code", "bold", "italic", "strike", "link"]
 class Span:
     kind: InlineKind
     text: str = ""                       # for text and code
-    children: list["Span"] = field(default_factory=list)
+    children: list[Span] = field(default_factory=list)
     url: str = ""                        # for links
 
 

@@ -186,12 +186,12 @@ class SlackAdapter(Adapter):
 
     # --- HTTP mode ---------------------------------------------------------------------------
 
-    def attach_routes(self, app: "web.Application") -> None:
+    def attach_routes(self, app: web.Application) -> None:
         """HTTP mode: serve the Events API (and interactivity, slash commands) on `events_path`."""
         if self.mode == "http":
             app.router.add_post(self.events_path, self._handle_http)
 
-    async def _handle_http(self, request: "web.Request") -> "web.Response":
+    async def _handle_http(self, request: web.Request) -> web.Response:
         bolt_request = await to_bolt_request(request)
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
@@ -365,7 +365,7 @@ class SlackAdapter(Adapter):
 
     async def typing(self, chat_id: str, thread_id: str | None = None) -> None:
         """Slack has no typing indicator for bots outside the legacy RTM API: nothing to do."""
-        return None
+        return
 
     async def set_commands(self, commands: list[tuple[str, str]]) -> None:
         log.info("slack: slash commands come from the app manifest (features.slash_commands, request URL "

@@ -51,7 +51,6 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
-    TimedOut,
 )
 from telegram.ext import Application
 
@@ -90,12 +89,11 @@ class TelegramConflictError(RuntimeError):
 def _api_urls(api_base: str) -> tuple[str, str]:
     """`https://host[:port][/prefix]` → (base_url, base_file_url) as PTB wants them."""
     root = (api_base or DEFAULT_API_BASE).rstrip("/")
-    if root.endswith("/bot"):
-        root = root[: -len("/bot")]
+    root = root.removesuffix("/bot")
     return f"{root}/bot", f"{root}/file/bot"
 
 
-def _seconds(value: int | float | dt.timedelta) -> float:
+def _seconds(value: float | dt.timedelta) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
@@ -413,14 +411,14 @@ class TelegramAdapter(Adapter):
 
     # --- webhook -------------------------------------------------------------------------------
 
-    def attach_routes(self, app: "web.Application") -> None:
+    def attach_routes(self, app: web.Application) -> None:
         """In webhook mode, serve Telegram's POSTs on the path of `webhook_url`."""
         if self.mode != "webhook":
             return
         path = urlsplit(self.webhook_url).path or "/"
         app.router.add_post(path, self._webhook)
 
-    async def _webhook(self, request: "web.Request") -> "web.Response":
+    async def _webhook(self, request: web.Request) -> web.Response:
         from aiohttp import web
 
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")

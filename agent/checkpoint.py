@@ -22,8 +22,9 @@ import dataclasses
 import difflib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any, Literal
 
 from agent.loop import Agent, Conversation
 from agent.memory import Change
@@ -405,5 +406,15 @@ def json_safe(changes: list[Change]) -> list[dict[str, Any]]:
              "diff": unified_diff(c.before, c.after, c.file.rsplit("/", 1)[-1])} for c in changes]
 
 
-__all__ = ["CheckpointInput", "CheckpointOutcome", "Checkpointer", "GuardedSkillManage", "SkillChange",
-           "announcement", "is_near_duplicate", "near_duplicates", "render_transcript", "json_safe"]
+__all__ = [
+    "CheckpointInput",
+    "CheckpointOutcome",
+    "Checkpointer",
+    "GuardedSkillManage",
+    "SkillChange",
+    "announcement",
+    "is_near_duplicate",
+    "json_safe",
+    "near_duplicates",
+    "render_transcript",
+]

@@ -25,9 +25,9 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from agent.trajectory import Trajectory
 from skills.paths import safe_join
@@ -121,7 +121,7 @@ class CheckpointStore:
 
     # -- opening and recovery -------------------------------------------------------------------
     @classmethod
-    def open(cls, root: Path, *, resume: bool = True, **kwargs: int) -> tuple["CheckpointStore", RecoveryReport]:
+    def open(cls, root: Path, *, resume: bool = True, **kwargs: int) -> tuple[CheckpointStore, RecoveryReport]:
         """Lock `root`, repair it, rebuild the index (blocking: call it with asyncio.to_thread)."""
         if root.exists() and not root.is_dir():
             raise CheckpointError(f"{root}: exists and is not a directory")
@@ -194,8 +194,7 @@ class CheckpointStore:
     def _write_index(self) -> None:
         temporary = self.root / "index.jsonl.tmp"
         with open(temporary, "w", encoding="utf-8") as handle:
-            for entry in self.index.values():
-                handle.write(_index_line(entry))
+            handle.writelines(_index_line(entry) for entry in self.index.values())
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.index_path)

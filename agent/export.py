@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from agent.redact import Redactor
 from agent.trajectory import Trajectory, redact_trajectory
@@ -158,8 +159,7 @@ def write_export(trajectories: Iterable[Trajectory], output: Path, fmt: ExportFo
     temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "w", encoding="utf-8") as handle:
-            for line in export_lines(trajectories, fmt, flt, redactor, stats):
-                handle.write(line)
+            handle.writelines(export_lines(trajectories, fmt, flt, redactor, stats))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, output)

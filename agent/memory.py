@@ -19,9 +19,10 @@ import fcntl
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 from urllib.parse import quote
 
 from agent.redact import Redactor

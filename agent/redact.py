@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 MASK = "[REDACTED]"
 
@@ -48,7 +48,7 @@ class Redactor:
         default_factory=lambda: tuple((name, re.compile(rx)) for name, rx in SECRET_SHAPES))
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Redactor":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Redactor:
         env = os.environ if environ is None else environ
         values = sorted({v for k, v in env.items()
                          if SECRET_ENV_NAME.search(k) and len(v) >= MIN_ENV_SECRET_LENGTH}, key=len, reverse=True)

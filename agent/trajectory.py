@@ -106,7 +106,7 @@ class Trajectory(Record):
         return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")) + "\n"
 
     @classmethod
-    def from_line(cls, line: str) -> "Trajectory":
+    def from_line(cls, line: str) -> Trajectory:
         return cls.model_validate_json(line)
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from skills.paths import PathEscapeError, safe_join
 
-__all__ = ["Workspace", "PathEscapeError"]
+__all__ = ["PathEscapeError", "Workspace"]
 
 
 @dataclass(frozen=True)
 class Workspace:
     root: Path
 
-    def ensure(self) -> "Workspace":
+    def ensure(self) -> Workspace:
         self.root.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.model_server import FakeModelServer, text  # noqa: E402
+from tests.fakes.model_server import FakeModelServer
 
 
 async def timed(args: list[str], env: dict[str, str]) -> float:

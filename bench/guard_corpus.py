@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from skills.guard import scan_folder  # noqa: E402
+from skills.guard import scan_folder
 
 CORPUS = ROOT / "tests" / "guard_corpus"
 

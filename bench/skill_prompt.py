@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from skills import index_prompt  # noqa: E402
-from skills.bundled_install import BUNDLED_ROOT, install_bundled  # noqa: E402
-from skills.library import SkillLibrary  # noqa: E402
-from skills.search import estimate_tokens  # noqa: E402
+from skills import index_prompt
+from skills.bundled_install import BUNDLED_ROOT, install_bundled
+from skills.library import SkillLibrary
+from skills.search import estimate_tokens
 
 BUDGET = 1500
 DOMAINS = {

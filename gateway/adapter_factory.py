@@ -6,7 +6,8 @@ Each platform module is imported inside its builder, so importing this module (a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Config, DiscordConfig, SlackConfig, TelegramConfig
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from adapters.base import Adapter, InboundHandler
 
 
-def _telegram(section: TelegramConfig, on_event: "InboundHandler") -> "Adapter":
+def _telegram(section: TelegramConfig, on_event: InboundHandler) -> Adapter:
     from adapters.telegram import TelegramAdapter
 
     return TelegramAdapter(
@@ -29,7 +30,7 @@ def _telegram(section: TelegramConfig, on_event: "InboundHandler") -> "Adapter":
     )
 
 
-def _discord(section: DiscordConfig, on_event: "InboundHandler") -> "Adapter":
+def _discord(section: DiscordConfig, on_event: InboundHandler) -> Adapter:
     from adapters.discord import DiscordAdapter
 
     return DiscordAdapter(
@@ -41,7 +42,7 @@ def _discord(section: DiscordConfig, on_event: "InboundHandler") -> "Adapter":
     )
 
 
-def _slack(section: SlackConfig, on_event: "InboundHandler") -> "Adapter":
+def _slack(section: SlackConfig, on_event: InboundHandler) -> Adapter:
     from adapters.slack import SlackAdapter
 
     return SlackAdapter(
@@ -56,10 +57,10 @@ def _slack(section: SlackConfig, on_event: "InboundHandler") -> "Adapter":
     )
 
 
-BUILDERS: dict[str, Callable[..., "Adapter"]] = {"telegram": _telegram, "discord": _discord, "slack": _slack}
+BUILDERS: dict[str, Callable[..., Adapter]] = {"telegram": _telegram, "discord": _discord, "slack": _slack}
 
 
-def build_adapters(config: Config, on_event: "InboundHandler") -> list["Adapter"]:
+def build_adapters(config: Config, on_event: InboundHandler) -> list[Adapter]:
     """One adapter per enabled platform section, in a stable order (telegram, discord, slack).
 
     A bad section raises ValueError naming the platform and the key.

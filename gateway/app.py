@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 
@@ -155,7 +156,7 @@ class Gateway:
                 self.dispatcher.sweep()
                 await self.dedup.prune()
                 await self.delivery.prune()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("housekeeping failed")
 
     # -- inbound -----------------------------------------------------------------------------------------
@@ -170,7 +171,7 @@ class Gateway:
             await self._on_message(event)
         except ShuttingDown:
             log.info("%s: message arrived during shutdown; not answered", getattr(event, "platform", "?"))
-        except Exception:  # noqa: BLE001
+        except Exception:
             self.metrics.errors.labels("inbound").inc()
             log.exception("could not handle an inbound %s event", getattr(event, "platform", "?"))
 

@@ -14,7 +14,6 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from gateway.learning_log import ProposalError
 from gateway.runtime import Runtime

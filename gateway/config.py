@@ -170,7 +170,7 @@ class Config(BaseModel):
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     trajectories_export: bool = Field(False, description="default for sessions outside any [[teams]] entry")
 
-    def with_model(self, name: str | None) -> "Config":
+    def with_model(self, name: str | None) -> Config:
         """A copy whose primary model is `name` (the `--model` flag), when given."""
         if not name:
             return self
@@ -193,8 +193,7 @@ def read_secrets_file(path: Path) -> dict[str, str]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        if stripped.startswith("export "):
-            stripped = stripped[len("export "):]
+        stripped = stripped.removeprefix("export ")
         key, sep, value = stripped.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{path}:{number}: expected KEY=VALUE")

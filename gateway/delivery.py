@@ -19,10 +19,11 @@ import logging
 import random
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from adapters.base import Adapter, DeliveryError, OutboundMessage, SentMessage
+from adapters.base import Adapter, OutboundMessage, SentMessage
 from agent.events import Event, TextDelta, ToolFinished, ToolStarted
 from gateway.metrics import Metrics
 from gateway.store import SQLiteStore

@@ -43,7 +43,7 @@ def check(config_path: Path | None = None, timeout: float = 4.0) -> tuple[bool, 
     request = urllib.request.Request(health_url(config.api.host, config.api.port),
                                      headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own loopback URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             body = json.loads(response.read(65_536) or b"{}")
     except urllib.error.HTTPError as exc:
         return False, f"/healthz answered {exc.code}"

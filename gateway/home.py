@@ -20,7 +20,7 @@ class Home:
     root: Path
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Home":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Home:
         env = os.environ if environ is None else environ
         raw = env.get("HERMES_HOME") or "~/.hermes"
         return cls(Path(raw).expanduser().resolve())
@@ -53,7 +53,7 @@ class Home:
     def workspaces_dir(self) -> Path:
         return self.root / "workspaces"
 
-    def ensure(self) -> "Home":
+    def ensure(self) -> Home:
         """Create the home and its subdirectories if they are missing (idempotent)."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name in SUBDIRECTORIES:

@@ -22,8 +22,8 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from gateway.config import StoreConfig
 from gateway.store import SQLiteStore

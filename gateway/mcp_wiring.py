@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def install_mcp(runtime: "Runtime") -> "McpManager | None":
+async def install_mcp(runtime: Runtime) -> McpManager | None:
     """Start the enabled `[[mcp.servers]]` and offer their tools; None when none is configured."""
     settings = runtime.config.mcp
     if not any(s.enabled for s in settings.servers):
@@ -42,7 +42,7 @@ async def install_mcp(runtime: "Runtime") -> "McpManager | None":
     return manager
 
 
-async def close_mcp(runtime: "Runtime") -> None:
+async def close_mcp(runtime: Runtime) -> None:
     """Stop every MCP server started by `install_mcp` (safe to call when none was)."""
     manager = runtime.services.pop("mcp", None)
     if manager is not None:

@@ -24,9 +24,10 @@ import tarfile
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.redact import Redactor
 from gateway.home import Home
@@ -46,7 +47,7 @@ FORMAT = "hermes-profile"
 VERSION = 1
 PARTS = ("skills", "memory", "cron", "config")
 SKIP_IN_LIBRARY = {".locks", ".staging", ".quarantine"}
-SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|private_key|credential)", re.I)
+SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|private_key|credential)", re.IGNORECASE)
 ARCHIVE_LIMITS = HubSettings(max_file_bytes=20_000_000, max_total_bytes=500_000_000, max_files=200_000)
 Confirm = Callable[[GuardReport], bool]
 
@@ -95,9 +96,7 @@ def to_toml(data: dict[str, Any], prefix: str = "") -> str:
     lines: list[str] = []
     tables: list[tuple[str, Any]] = []
     for key, value in data.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if isinstance(value, dict) or isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             tables.append((key, value))
         else:
             lines.append(f"{_key(key)} = {_emit_value(value)}")

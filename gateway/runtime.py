@@ -18,10 +18,10 @@ from agent.llm import LLMClient
 from agent.loop import Agent, Conversation, TurnResult
 from agent.prompt import PromptBuilder
 from agent.tools.registry import Tool, ToolContext, ToolRegistry
+from agent.tools.web_search import web_search_tools
 from agent.workspace import Workspace
 from gateway.config import Config
 from gateway.home import Home
-from agent.tools.web_search import web_search_tools
 from gateway.learning_wiring import install_learning
 from gateway.mcp_wiring import close_mcp, install_mcp
 from gateway.skills_wiring import install_skills
@@ -49,10 +49,10 @@ class Runtime:
     prompt: PromptBuilder
     services: dict[str, Any] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
-    observers: list["TurnObserver"] = field(default_factory=list)
+    observers: list[TurnObserver] = field(default_factory=list)
 
     @classmethod
-    async def open(cls, config: Config, home: Home, *, extra_tools: list[Tool] | None = None) -> "Runtime":
+    async def open(cls, config: Config, home: Home, *, extra_tools: list[Tool] | None = None) -> Runtime:
         home.ensure()
         store_path = Path(config.store.path).expanduser() if config.store.path else home.state_db
         store = await open_store(store_path)

@@ -27,7 +27,7 @@ a public channel never gets the terminal even when an admin speaks there. `"all"
 from __future__ import annotations
 
 import fnmatch
-from typing import Iterable
+from collections.abc import Iterable
 
 from pydantic import Field, model_validator
 
@@ -47,7 +47,7 @@ class ToolsetsConfig(Section):
     channels: dict[str, str] = Field(default_factory=dict, description='"platform:channel" -> toolset')
 
     @model_validator(mode="after")
-    def _references_exist(self) -> "ToolsetsConfig":
+    def _references_exist(self) -> ToolsetsConfig:
         known = set(self.sets) | {ALL}
         if ALL in self.sets:
             raise ValueError(f'sets.{ALL}: "{ALL}" is built in (every tool); choose another name')

@@ -43,7 +43,7 @@ class SkillDocument:
     extra: dict[str, Any] = field(default_factory=dict)
     """Top-level keys the spec does not know; kept on read, folded into `metadata` on write."""
 
-    def with_metadata(self, **values: str) -> "SkillDocument":
+    def with_metadata(self, **values: str) -> SkillDocument:
         merged = dict(self.metadata)
         merged.update({k: str(v) for k, v in values.items()})
         return replace(self, metadata=merged)
@@ -64,8 +64,7 @@ class ParsedSkill:
 
 def split_front_matter(text: str) -> tuple[str, str]:
     """(front matter YAML, body). The file must open with a `---` line and close it with another."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
         raise SkillFormatError("does not start with a YAML front matter block ('---' on the first line)")
@@ -87,7 +86,7 @@ def parse(text: str) -> ParsedSkill:
     """Leniently parse SKILL.md text. Raises `SkillFormatError` when it is unusable."""
     raw_front, body = split_front_matter(text)
     try:
-        data = yaml.load(raw_front, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = yaml.load(raw_front, Loader=_Loader)
     except yaml.YAMLError as exc:
         problem = str(exc).replace("\n", " ")
         raise SkillFormatError(f"front matter is not valid YAML: {problem}") from exc

@@ -11,8 +11,9 @@ provider's prompt cache, survive ordinary follow-up turns.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from skills.search import estimate_tokens
 

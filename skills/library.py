@@ -19,9 +19,10 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from skills.document import SkillDocument, SkillFormatError, parse, render
 from skills.history import SKILL_FILE, HistoryEntry, SkillHistory
@@ -568,7 +569,7 @@ def closest_passage(text: str, needle: str) -> str:
     best, best_ratio = 0, -1.0
     matcher = difflib.SequenceMatcher(autojunk=False)
     matcher.set_seq2(needle)
-    for start in range(0, max(1, len(lines) - width + 1)):
+    for start in range(max(1, len(lines) - width + 1)):
         matcher.set_seq1("\n".join(lines[start:start + width]))
         if matcher.real_quick_ratio() <= best_ratio or matcher.quick_ratio() <= best_ratio:
             continue

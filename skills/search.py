@@ -12,19 +12,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 WORD = re.compile(r"[a-z0-9]+")
-STOP_WORDS = frozenset("""
-a about above after again all also am an and any are as at be because been before being below between
-both but by can could did do does doing done down during each few for from further had has have having
-he her here hers him his how i if in into is it its itself just let me more most my no nor not now of
-off on once only or other our ours out over own same she should so some such than that the their them
-then there these they this those through to too under until up use used uses using very via was we
-were what when where which while who whom why will with would you your yours skill skills please want
-need needs get make like thing things way help
-""".split())
+STOP_WORDS = frozenset(["a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "done", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "let", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "use", "used", "uses", "using", "very", "via", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "skill", "skills", "please", "want", "need", "needs", "get", "make", "like", "thing", "things", "way", "help"])
 NAME_WEIGHT, DESCRIPTION_WEIGHT, BODY_WEIGHT = 3, 2, 1
 MAX_BODY_CHARS = 6_000
 K1, B = 1.2, 0.75
@@ -94,7 +86,7 @@ class SearchIndex:
                      for term, p in self._postings.items()}
 
     @classmethod
-    def build(cls, documents: Iterable[Document]) -> "SearchIndex":
+    def build(cls, documents: Iterable[Document]) -> SearchIndex:
         docs = list(documents)
         return cls([d.key for d in docs], [weighted_terms(d) for d in docs])
 

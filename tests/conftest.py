@@ -6,15 +6,15 @@ import ipaddress
 import os
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
 
-from tests.fakes.model_server import FakeModelServer  # noqa: E402
+from tests.fakes.model_server import FakeModelServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

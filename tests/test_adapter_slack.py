@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -12,8 +12,8 @@ from aiohttp import web
 
 from adapters.base import Button, ButtonPress, DeliveryError, InboundEvent, InboundMessage, OutboundMessage
 from adapters.slack import SlackAdapter
-from tests.fakes.slack_server import BOT_USER_ID, FakeSlackServer, post_action, post_event, signed_headers
 from tests.fakes.loopback import serve_on_loopback
+from tests.fakes.slack_server import BOT_USER_ID, FakeSlackServer, post_action, post_event, signed_headers
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -185,9 +185,8 @@ async def test_native_slash_command_arrives_as_a_message(
                      "channel_name": "directmessage", "team_id": "T0001", "trigger_id": "trig-9",
                      "response_url": "https://hooks.slack.com/commands/x"})
     headers = {"Content-Type": "application/x-www-form-urlencoded", **signed_headers(raw, SECRET)}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(app.url, data=raw, headers=headers) as r:
-            assert r.status == 200
+    async with aiohttp.ClientSession() as http, http.post(app.url, data=raw, headers=headers) as r:
+        assert r.status == 200
     [event] = inbox.events
     assert isinstance(event, InboundMessage)
     assert (event.text, event.chat_id, event.user_id, event.is_dm) == ("/usage week", "D1", "U1", True)

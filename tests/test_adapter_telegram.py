@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -11,8 +11,8 @@ from aiohttp import web
 
 from adapters.base import Button, ButtonPress, DeliveryError, InboundEvent, InboundMessage, OutboundMessage
 from adapters.telegram import TelegramAdapter, TelegramConflictError
-from tests.fakes.telegram_server import FakeTelegramServer
 from tests.fakes.loopback import serve_on_loopback
+from tests.fakes.telegram_server import FakeTelegramServer
 
 
 class Inbox:

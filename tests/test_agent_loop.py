@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from agent.builtin import builtin_tools
 from agent.events import Compressed, Event, ModelFallback, TextDelta, ToolFinished
 from agent.llm import LLMClient, LLMError
 from agent.loop import Agent, Conversation
 from agent.settings import AgentConfig, ModelConfig, ToolsConfig
-from agent.builtin import builtin_tools
 from agent.tools.registry import ToolContext, ToolRegistry, tool
 from agent.workspace import Workspace
 from tests.fakes.model_server import FakeModelServer, context_overflow, fault, hang, text, tool_calls

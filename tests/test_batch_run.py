@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.batch import (BatchRunner, BatchSettings, ModelGate, PromptItem, parse_prompts, select_prompts)
+from agent.batch import BatchRunner, BatchSettings, ModelGate, PromptItem, parse_prompts, select_prompts
 from agent.checkpoint_store import CheckpointStore, iter_checkpoint
 from agent.llm import LLMClient
 from agent.redact import Redactor

@@ -3,7 +3,7 @@ errors a user needs when one is wrong (through the library and through `hermes c
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from gateway.cron.schedule import ScheduleError, parse_schedule
 from tests.test_cli_chat import hermes
 
-NOW = datetime(2030, 6, 1, 12, 0, tzinfo=timezone.utc)   # a Saturday
+NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)   # a Saturday
 
 
 @pytest.mark.parametrize("expression, message", [
@@ -66,14 +66,14 @@ def test_intervals_one_offs_and_time_zones() -> None:
     soon = parse_schedule("in 20m", "UTC", now=NOW)
     assert soon.kind == "once" and soon.next_runs(3, after=NOW) == [NOW + timedelta(minutes=20)]
     tokyo = parse_schedule("2030-06-02T09:00", "Asia/Tokyo", now=NOW)
-    assert tokyo.at == datetime(2030, 6, 2, 0, 0, tzinfo=timezone.utc)
+    assert tokyo.at == datetime(2030, 6, 2, 0, 0, tzinfo=UTC)
     berlin = parse_schedule("0 9 * * *", "Europe/Berlin", now=NOW).next_runs(1, after=NOW)[0]
-    assert berlin.astimezone(timezone.utc).hour == 7   # summer time: UTC+2
+    assert berlin.astimezone(UTC).hour == 7   # summer time: UTC+2
 
 
 def test_last_due_coalesces_missed_runs_into_the_latest() -> None:
     daily = parse_schedule("0 9 * * *", "UTC", now=NOW - timedelta(days=10))
-    assert daily.last_due(NOW, NOW - timedelta(days=3)) == datetime(2030, 6, 1, 9, 0, tzinfo=timezone.utc)
+    assert daily.last_due(NOW, NOW - timedelta(days=3)) == datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
     assert daily.last_due(NOW, NOW - timedelta(hours=2)) is None
     hourly = parse_schedule("every 1h", "UTC", now=NOW)
     assert hourly.last_due(NOW + timedelta(hours=5, minutes=10), NOW) == NOW + timedelta(hours=5)

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway.cron.scheduler import JobBusy
 from tests.cron_support import add_job_created_at, close_cron, open_cron, wait_for, write_cron_config
-from tests.fakes.model_server import FakeModelServer, fault, text, tool_calls
 from tests.fakes.loopback import serve_on_loopback
+from tests.fakes.model_server import FakeModelServer, fault, text, tool_calls
 
 
 def user_prompts(server: FakeModelServer) -> list[str]:
@@ -77,7 +77,7 @@ async def test_missed_run_within_grace_runs_once_and_a_restart_does_not_repeat_i
     write_cron_config(home, model_server, cron="timeout = 20\ngrace_seconds = 3600")
     runtime, service, recorder = await open_cron(home)
     # an hourly job whose last five runs fell while the gateway was down, the latest 10 s ago
-    created = datetime.now(timezone.utc) - timedelta(hours=5, seconds=10)
+    created = datetime.now(UTC) - timedelta(hours=5, seconds=10)
     job = await add_job_created_at(service, created, "every 1h", prompt="hourly digest", target="telegram:42")
     await service.start()
     try:
@@ -106,7 +106,7 @@ async def test_missed_run_outside_grace_is_skipped_with_a_log_line(
         home: Path, model_server: FakeModelServer, caplog: pytest.LogCaptureFixture) -> None:
     write_cron_config(home, model_server, cron="timeout = 20\ngrace_seconds = 60")
     runtime, service, recorder = await open_cron(home)
-    created = datetime.now(timezone.utc) - timedelta(days=1, hours=2)   # daily; last run due 2 h ago
+    created = datetime.now(UTC) - timedelta(days=1, hours=2)   # daily; last run due 2 h ago
     job = await add_job_created_at(service, created, "every 1d", prompt="daily digest", target="telegram:42")
     with caplog.at_level(logging.WARNING, logger="gateway.cron.scheduler"):
         await service.start()

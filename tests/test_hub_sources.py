@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
-from skills.hub.content import file_hashes
 from skills.hub.errors import GuardRefused, HubError
 from skills.hub.hub import Hub
 from skills.hub.lockfile import LockFile

@@ -12,8 +12,15 @@ from agent.checkpoint import CHECKPOINT_SYSTEM
 from agent.prompt import PromptContext
 from gateway.sessions import SessionService
 from tests.fakes.model_server import FakeModelServer, hang, text, tool_calls
-from tests.learning_support import (CHECKPOINT_MODEL, DEPLOY_SKILL, PDF_SKILL, checkpoint_requests, hermes,
-                                    open_runtime, user_text)
+from tests.learning_support import (
+    CHECKPOINT_MODEL,
+    DEPLOY_SKILL,
+    PDF_SKILL,
+    checkpoint_requests,
+    hermes,
+    open_runtime,
+    user_text,
+)
 
 
 async def test_fifteen_tool_calls_start_a_checkpoint_that_creates_a_shared_team_skill(

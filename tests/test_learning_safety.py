@@ -9,8 +9,14 @@ import pytest
 
 from gateway.sessions import SessionService
 from tests.fakes.model_server import FakeModelServer, text, tool_calls
-from tests.learning_support import (CHECKPOINT_MODEL, DEPLOY_SKILL, checkpoint_requests, hermes, open_runtime,
-                                    user_text)
+from tests.learning_support import (
+    CHECKPOINT_MODEL,
+    DEPLOY_SKILL,
+    checkpoint_requests,
+    hermes,
+    open_runtime,
+    user_text,
+)
 
 ENV_SECRET = "hunter2-staging-deploy-credential"
 SHAPED_SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Config
+from gateway.config import load_config
 from gateway.home import Home
 from gateway.runtime import Runtime
 from gateway.sessions import SessionService
@@ -19,7 +19,6 @@ from gateway.store import open_store
 from gateway.store.sqlite import SchemaTooNewError
 from tests.conftest import model_config, write_config
 from tests.fakes.model_server import FakeModelServer, hang, text, tool_calls
-from gateway.config import load_config
 
 
 async def test_store_is_wal_and_migrated(tmp_path: Path) -> None:

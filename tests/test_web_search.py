@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -18,8 +19,8 @@ from gateway.home import Home
 from gateway.runtime import Runtime
 from gateway.sessions import SessionService
 from tests.conftest import model_config, write_config
-from tests.fakes.model_server import FakeModelServer, text, tool_calls
 from tests.fakes.loopback import serve_on_loopback
+from tests.fakes.model_server import FakeModelServer, text, tool_calls
 
 HITS = [("Hermes Gateway", "https://example.org/hermes", "A self-hosted agent\n that learns skills."),
         ("MCP spec", "https://modelcontextprotocol.io/spec", "The Model Context Protocol.")]

@@ -106,7 +106,7 @@ class McpServer:
         self._owner = asyncio.create_task(self._hold(ready, self._stop), name=f"mcp-{self.name}")
         try:
             await asyncio.wait_for(asyncio.shield(ready), self.settings.startup_timeout)
-        except BaseException as exc:  # noqa: BLE001 - every way of failing is reported the same
+        except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError) and not ready.done():
                 await self._stop_locked()
                 raise
@@ -209,7 +209,7 @@ class McpServer:
         if owner is not None and not owner.done():
             try:
                 await asyncio.wait_for(asyncio.shield(owner), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 owner.cancel()
             except asyncio.CancelledError:
                 if not owner.cancelled():
@@ -264,7 +264,7 @@ class McpServer:
         try:
             result = await asyncio.wait_for(
                 session.call_tool(tool, arguments, read_timeout_seconds=timeout), timeout + 1)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise McpCallError(f"{self.name}: {tool} timed out after {timeout:g}s") from exc
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED:
@@ -345,7 +345,7 @@ class McpManager:
                         await server.restart("retrying after a failure")
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # noqa: BLE001 - the supervisor must keep running
+                except Exception:
                     log.exception("MCP supervisor: checking %s failed", server.name)
 
     async def close(self) -> None:

@@ -50,7 +50,7 @@ class McpServerConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _one_transport(self) -> "McpServerConfig":
+    def _one_transport(self) -> McpServerConfig:
         if bool(self.command) == bool(self.url):
             raise ValueError(f"server {self.name!r}: set exactly one of command (stdio) or url (streamable HTTP)")
         if self.url and not self.url.startswith(("http://", "https://")):
@@ -71,7 +71,7 @@ class McpConfig(Section):
     health_interval: float = Field(15.0, gt=0, description="seconds between liveness pings")
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "McpConfig":
+    def _unique_names(self) -> McpConfig:
         seen: set[str] = set()
         for server in self.servers:
             if server.name in seen:

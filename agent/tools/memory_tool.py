@@ -10,7 +10,8 @@ Changes are visible at once through this tool and reach the system prompt in the
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 from agent.memory import Change, MemoryOpError, MemoryStore, Scope
 from agent.tools.registry import ToolContext, ToolError, tool

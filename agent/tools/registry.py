@@ -20,8 +20,9 @@ from __future__ import annotations
 import inspect
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, get_type_hints
+from typing import Any, get_type_hints
 
 import docstring_parser
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -149,10 +150,10 @@ class ToolRegistry:
     def schemas(self) -> list[dict[str, Any]]:
         return [t.schema() for t in self._tools.values()]
 
-    def without(self, *names: str) -> "ToolRegistry":
+    def without(self, *names: str) -> ToolRegistry:
         return ToolRegistry([t for n, t in self._tools.items() if n not in names])
 
-    def only(self, names: list[str]) -> "ToolRegistry":
+    def only(self, names: list[str]) -> ToolRegistry:
         return ToolRegistry([t for n, t in self._tools.items() if n in names])
 
     def __len__(self) -> int:

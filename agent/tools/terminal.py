@@ -84,7 +84,7 @@ def make_terminal_tool(settings: TerminalConfig) -> Tool:
         )
         try:
             output, _ = await asyncio.wait_for(process.communicate(), timeout=limit)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+        except (TimeoutError, asyncio.CancelledError) as exc:
             try:
                 os.killpg(process.pid, signal.SIGKILL)
             except ProcessLookupError:

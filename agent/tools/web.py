@@ -44,7 +44,7 @@ def make_web_fetch_tool(settings: WebFetchConfig) -> Tool:
                     content_type = response.headers.get("Content-Type", "")
                     charset = response.charset or "utf-8"
                     status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise ToolError(f"could not fetch {url}: {type(exc).__name__}: {exc}") from exc
         text = bytes(body[: settings.max_bytes]).decode(charset, errors="replace")
         if "html" in content_type or text.lstrip().lower().startswith(("<!doctype html", "<html")):

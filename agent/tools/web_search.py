@@ -8,9 +8,9 @@ the tool formats as a numbered list the model can cite and follow with `web_fetc
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 
@@ -99,7 +99,7 @@ async def search(cfg: WebSearchConfig, query: str, max_results: int) -> list[Sea
     try:
         async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
             return await backend(http, cfg, query, max_results)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         raise ToolError(f"web search ({cfg.backend}) failed: {type(exc).__name__}: {exc}") from exc
 
 

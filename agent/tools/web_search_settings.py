@@ -33,7 +33,7 @@ class WebSearchConfig(Section):
     timeout: float = Field(15.0, gt=0)
 
     @model_validator(mode="after")
-    def _complete(self) -> "WebSearchConfig":
+    def _complete(self) -> WebSearchConfig:
         if self.backend == "searxng" and not self.url:
             raise ValueError('backend "searxng" needs url, the instance address (e.g. http://127.0.0.1:8888)')
         if self.backend in ("brave", "tavily", "exa") and not self.api_key:

@@ -21,8 +21,15 @@ from gateway.cli.common import config_option, fail, load
 
 
 def _progress(console: Any) -> Any:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class RateColumn(ProgressColumn):
@@ -69,8 +76,15 @@ async def _run(input_path: Path, workers: int, checkpoint: Path, model: str | No
                config_path: Path | None, rate: float, max_calls: int | None, keep_workspaces: bool) -> int:
     from rich.console import Console
 
-    from agent.batch import (BatchRunner, BatchSettings, InputError, ModelGate, parse_prompts, parse_toolsets,
-                             select_prompts)
+    from agent.batch import (
+        BatchRunner,
+        BatchSettings,
+        InputError,
+        ModelGate,
+        parse_prompts,
+        parse_toolsets,
+        select_prompts,
+    )
     from agent.checkpoint_store import CheckpointError, CheckpointStore
     from agent.llm import LLMClient, ModelNotConfiguredError
     from agent.prompt import PromptBuilder, PromptContext

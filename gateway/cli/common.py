@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 

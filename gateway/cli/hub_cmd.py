@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 GUARD_REFUSED = 3
 
 
-def _hub(ctx: click.Context) -> "Hub":
+def _hub(ctx: click.Context) -> Hub:
     from gateway.cli.skills_cmd import _library
     from gateway.config import ConfigError, load_config
     from gateway.home import Home
@@ -53,7 +53,7 @@ def _refused(exc: Any) -> None:
 
 
 def _confirm(yes: bool):  # type: ignore[no-untyped-def]
-    def confirm(report: "GuardReport") -> bool:
+    def confirm(report: GuardReport) -> bool:
         if yes:
             return True
         click.echo(report.describe(), err=True)

@@ -10,8 +10,9 @@ Module-level imports stay light (click only) so `hermes --help` is fast.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from skills.library import SkillLibrary
 
 
-def _library(ctx: click.Context) -> "SkillLibrary":
+def _library(ctx: click.Context) -> SkillLibrary:
     from gateway.config import ConfigError, SkillsConfig, load_config
     from gateway.home import Home
     from gateway.skills_wiring import library_root
@@ -44,7 +44,7 @@ def _library(ctx: click.Context) -> "SkillLibrary":
     return library
 
 
-def _report_problems(library: "SkillLibrary") -> None:
+def _report_problems(library: SkillLibrary) -> None:
     for path, problem in library.scan().problems:
         click.echo(f"hermes: warning: skipped {path}: {problem}", err=True)
 
@@ -256,4 +256,4 @@ def stats(ctx: click.Context, as_json: bool, budget: int | None) -> None:
     click.echo("least used: " + (", ".join(f"{r['name']} ({r['use_count']})" for r in summary["least_used"]) or "none"))
     never = summary["never_used"]
     click.echo(f"never used ({len(never)}; candidates to archive): " + (", ".join(never) or "none"))
-from gateway.cli.hub_cmd import register; register(skills)  # noqa: E402,E702 - hub and guard commands
+from gateway.cli.hub_cmd import register; register(skills)

@@ -13,7 +13,6 @@ team). Secrets are redacted in everything written.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -192,8 +191,7 @@ def compress(checkpoint: Path | None, input_path: Path | None, target_tokens: in
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.tmp")
     with open(temporary, "w", encoding="utf-8") as handle:
-        for trajectory in done:
-            handle.write(redact_trajectory(trajectory, redactor).to_line())
+        handle.writelines(redact_trajectory(trajectory, redactor).to_line() for trajectory in done)
     temporary.replace(output)
     if as_json:
         click.echo(dumps_stats(stats))

@@ -12,7 +12,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.cron.schedule import Schedule, describe_time, parse_schedule
@@ -28,7 +28,7 @@ class JobNotFound(LookupError):
 
 def iso_utc(moment: datetime) -> str:
     """The stored form of a scheduled time: UTC, microseconds, so strings sort like times."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Job:
     updated_at: float
 
     def parsed(self) -> Schedule:
-        anchor = datetime.fromtimestamp(self.created_at, timezone.utc)
+        anchor = datetime.fromtimestamp(self.created_at, UTC)
         return parse_schedule(self.schedule, self.timezone, now=anchor, anchor=anchor, min_interval=1,
                               allow_past=True)
 

@@ -105,7 +105,7 @@ class Runner:
         except LLMError as exc:
             log.warning("cron job %s: the model failed: %s", job.id, exc)
             error = f"the model failed: {exc}"
-        except Exception as exc:  # noqa: BLE001 - any failure is recorded and delivered, never lost
+        except Exception as exc:
             log.exception("cron job %s failed", job.id)
             error = f"{type(exc).__name__}: {exc}"
         error = self.redactor.redact(" ".join(error.split()))[:ERROR_CHARS]
@@ -183,7 +183,7 @@ class Runner:
                 SessionService(runtime).run_turn(session, request, interrupt=interrupt, stream=False,
                                                  max_iterations=self.settings.max_iterations),
                 self.settings.timeout + HARD_TIMEOUT_MARGIN)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RunFailed(f"timed out after {self.settings.timeout:g}s") from None
         finally:
             timer.cancel()

@@ -20,7 +20,7 @@ import difflib
 import re
 import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from apscheduler.triggers.base import BaseTrigger
@@ -125,7 +125,7 @@ def _weekdays(value: str) -> str:
             start = _number("day_of_week", first)
             end = _number("day_of_week", last) if last is not None else (6 if step else start)
         if end < start:  # fri-mon wraps around the week end
-            numbers = list(range(start, 7)) + list(range(0, end + 1))
+            numbers = list(range(start, 7)) + list(range(end + 1))
         else:
             numbers = list(range(start, end + 1))
         days.update(n % 7 for n in numbers[::stride])
@@ -224,7 +224,7 @@ class Schedule:
 
     def next_runs(self, n: int = 3, after: datetime | None = None) -> list[datetime]:
         """The next `n` fire times after `after` (default now), in the job's zone."""
-        moment = after or datetime.now(timezone.utc)
+        moment = after or datetime.now(UTC)
         trigger = self.trigger() if self.kind == "cron" else None
         runs: list[datetime] = []
         while len(runs) < n:
@@ -272,7 +272,7 @@ def parse_schedule(text: str, tz_name: str, *, now: datetime | None = None, anch
     from (default `now`); `allow_past` accepts a one-off time already gone (loading a stored job).
     """
     tz = check_timezone(tz_name)
-    current = now or datetime.now(timezone.utc)
+    current = now or datetime.now(UTC)
     start = anchor or current
     raw = " ".join((text or "").split())
     lowered = raw.lower()

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway.cron.jobs import Job, JobStore, iso_utc
-from gateway.cron.runner import RunOutcome, Runner
+from gateway.cron.runner import Runner, RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class JobBusy(RuntimeError):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class CronScheduler:
@@ -96,7 +96,7 @@ class CronScheduler:
             try:
                 if await self.jobs.version() != self._version:
                     await self._sync()
-            except Exception:  # noqa: BLE001 - a failed poll must not stop the scheduler
+            except Exception:
                 log.exception("cron: could not re-read the jobs")
 
     async def refresh(self) -> None:
@@ -137,8 +137,8 @@ class CronScheduler:
     async def _catch_up(self, job: Job) -> None:
         now = utc_now()
         recorded = await self.jobs.last_scheduled(job.id)
-        since = max(datetime.fromtimestamp(max(job.created_at, job.updated_at), timezone.utc),
-                    recorded or datetime.min.replace(tzinfo=timezone.utc))
+        since = max(datetime.fromtimestamp(max(job.created_at, job.updated_at), UTC),
+                    recorded or datetime.min.replace(tzinfo=UTC))
         missed = job.parsed().last_due(now, since)
         if missed is None:
             return

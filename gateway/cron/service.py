@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.cron.jobs import Job, JobStore, Run
-from gateway.cron.runner import RunOutcome, Runner
+from gateway.cron.runner import Runner, RunOutcome
 from gateway.cron.schedule import DEFAULT_MIN_INTERVAL, check_timezone, parse_schedule
 from gateway.cron.scheduler import CronScheduler
 from gateway.cron.targets import Target, parse_target, team_for
@@ -157,6 +157,6 @@ class CronService(CronManager):
         await self.scheduler.refresh()
         return job
 
-    async def run_now(self, job_id: str, *, owner: str | None = None) -> "asyncio.Task[RunOutcome | None]":
+    async def run_now(self, job_id: str, *, owner: str | None = None) -> asyncio.Task[RunOutcome | None]:
         job = await self.jobs.get(job_id, owner=owner)
         return await self.scheduler.run_now(job)

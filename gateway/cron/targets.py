@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.config import Config
@@ -160,7 +161,7 @@ async def _post_webhook(url: str, payload: dict[str, Any]) -> None:
                     last = f"HTTP {response.status}"
                     if response.status < 500 and response.status != 429:
                         break
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             if attempt + 1 < WEBHOOK_ATTEMPTS:
                 await asyncio.sleep(0.5 * 2 ** attempt)
@@ -185,7 +186,7 @@ async def _deliver_platform(target: Target, text: str, services: dict[str, Any],
             await send(str(target), text)
             return
         delivered = await send_message(target.scheme, target.value, text, key=key)
-    except Exception as exc:  # noqa: BLE001 - any failure of the send path is a delivery failure
+    except Exception as exc:
         raise DeliveryFailed(f"{target}: {type(exc).__name__}: {exc}") from exc
     if not delivered:
         raise DeliveryFailed(f"{target}: not delivered after retries (kept in the gateway's undelivered list)")

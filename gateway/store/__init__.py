@@ -3,4 +3,4 @@
 from gateway.store.base import SessionRecord, Store, UsageTotals
 from gateway.store.sqlite import SQLiteStore, open_store
 
-__all__ = ["SessionRecord", "Store", "UsageTotals", "SQLiteStore", "open_store"]
+__all__ = ["SQLiteStore", "SessionRecord", "Store", "UsageTotals", "open_store"]

@@ -44,7 +44,7 @@ PROMPT_INJECTION = [
     re.compile(r"\b(hide|conceal|keep)\b[^.\n]{0,30}\b(from|secret from)\s+the\s+(user|human|operator)\b", I),
     re.compile(r"\bsilently\s+(send|upload|post|exfiltrate|transmit|copy|forward|run|execute|install)\b", I),
     re.compile(r"<\|im_start\|>|<\|system\|>|<\|endoftext\|>|\[/?INST\]|^\s*#*\s*(SYSTEM|ADMIN|DEVELOPER)\s*"
-               r"(MESSAGE|OVERRIDE|PROMPT|INSTRUCTIONS?|NOTE)\s*:", I | re.M),
+               r"(MESSAGE|OVERRIDE|PROMPT|INSTRUCTIONS?|NOTE)\s*:", I | re.MULTILINE),
     re.compile(r"\b(new|updated|real|true|actual)\s+(system\s+)?(instructions|directives|prompt)\s*:", I),
     re.compile(r"\b(reveal|print|output|repeat|leak|dump)\b[^.\n]{0,30}\b(your|the)\s+(system prompt|hidden "
                r"instructions|initial instructions|original instructions)", I),
@@ -55,10 +55,10 @@ PROMPT_INJECTION = [
 MODEL_WORDS = re.compile(r"\b(assistant|AI|agent|model|LLM|claude|gpt|hermes|you)\b", I)
 IMPERATIVE = re.compile(r"\b(must|should|always|never|run|execute|send|upload|ignore|instead|secretly|silently"
                         r"|do not|don't|before|after|first|also)\b", I)
-HTML_COMMENT = re.compile(r"<!--(.*?)-->", re.S)
-MD_COMMENT = re.compile(r"^\s*\[(//|comment|_)\]:\s*#\s*[(\"'](.*)[)\"']\s*$", re.M)
+HTML_COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
+MD_COMMENT = re.compile(r"^\s*\[(//|comment|_)\]:\s*#\s*[(\"'](.*)[)\"']\s*$", re.MULTILINE)
 HIDDEN_MARKUP = re.compile(r"<(span|div|p)\b[^>]*(display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0|"
-                           r"\bhidden\b|color\s*:\s*(white|#fff\b|#ffffff))[^>]*>(.*?)</\1>", I | re.S)
+                           r"\bhidden\b|color\s*:\s*(white|#fff\b|#ffffff))[^>]*>(.*?)</\1>", I | re.DOTALL)
 
 # ---------------------------------------------------------------- download and run
 SHELLS = r"(sudo\s+(-\w+\s+)*)?(ba|z|k|da|fi)?sh\b|iex\b|Invoke-Expression|perl\b|ruby\b|node\b|php\b|python[0-9.]*(?!\s+-m\s+json\.tool)(?!\s+-c\b)(?!\s+-m\s+\w)"

@@ -25,7 +25,7 @@ async def git(*args: str, cwd: Path | None = None, timeout: float = GIT_TIMEOUT)
         raise HubError("the `git` program is not installed; taps backed by git need it") from exc
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         process.kill()
         await process.wait()
         raise HubError(f"git {args[0]} timed out after {timeout:g}s") from exc

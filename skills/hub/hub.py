@@ -12,9 +12,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from skills.guard import GuardReport, scan_folder
 from skills.history import SKILL_FILE
@@ -24,7 +24,7 @@ from skills.hub.errors import GuardRefused, HubError
 from skills.hub.lockfile import LOCK_FILE, LockEntry, LockFile
 from skills.hub.net import Http
 from skills.hub.settings import HubSettings
-from skills.hub.sources import Fetched, GitHubSource, IndexSource, LocalSource, Offer
+from skills.hub.sources import Fetched, GitHubSource, IndexSource, LocalSource
 from skills.hub.spec import Source, resolve, source_for_lock, tap_source
 from skills.hub.taps import TapStore
 from skills.library import MAX_SUPPORTING_FILE, SkillLibrary, now_iso

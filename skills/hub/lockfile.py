@@ -41,7 +41,7 @@ class LockFile:
     entries: dict[str, LockEntry] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> "LockFile":
+    def load(cls, path: Path) -> LockFile:
         if not path.exists():
             return cls(path)
         try:

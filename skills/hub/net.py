@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,7 +36,7 @@ class Http:
         self.settings = settings
         self.session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> "Http":
+    async def __aenter__(self) -> Http:
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout, sock_connect=min(10.0, self.settings.timeout))
         self.session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "hermes-skills-hub"})
         return self
@@ -70,7 +69,7 @@ class Http:
                                + (f": {detail}" if detail else ""))
         except aiohttp.ClientError as exc:
             raise HubError(f"network error reaching {url}: {exc}") from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise HubError(f"network timeout reaching {url} after {self.settings.timeout:g}s") from exc
 
     async def get_json(self, url: str, headers: dict[str, str] | None = None, what: str = "") -> Any:

@@ -5,7 +5,6 @@ unless forced."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tempfile
 import time

@@ -15,8 +15,16 @@ from skills.hub.checks import Budget
 from skills.hub.errors import HubError
 from skills.hub.net import Http
 from skills.hub.settings import HubSettings, TapSpec
-from skills.hub.sources import (ARCHIVE_SUFFIXES, ArchiveSource, Fetched, GitHubSource, GitTapSource,
-                                IndexSource, LocalSource, Offer)
+from skills.hub.sources import (
+    ARCHIVE_SUFFIXES,
+    ArchiveSource,
+    Fetched,
+    GitHubSource,
+    GitTapSource,
+    IndexSource,
+    LocalSource,
+    Offer,
+)
 from skills.hub.taps import TapStore
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
 from tests.fakes.loopback import serve_on_loopback
 
 BOT_ID = "900000000000000001"
@@ -93,7 +94,7 @@ class FakeDiscordServer:
     def _snowflake(self) -> str:
         return str(1_000_000_000_000_000_000 + next(self._ids))
 
-    async def start(self) -> "FakeDiscordServer":
+    async def start(self) -> FakeDiscordServer:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/resume-gateway", self._gateway)
@@ -118,7 +119,7 @@ class FakeDiscordServer:
         author = _user(user_id, username, global_name=global_name)
         message: dict[str, Any] = {
             "id": message_id, "channel_id": channel_id, "author": author, "content": content,
-            "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(), "edited_timestamp": None,
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(), "edited_timestamp": None,
             "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
             "attachments": attachments or [], "embeds": [], "pinned": False, "type": 0,
         }
@@ -141,7 +142,7 @@ class FakeDiscordServer:
     def queue_button_press(self, channel_id: str, user_id: str, custom_id: str, message_id: str) -> str:
         interaction_id = self._snowflake()
         message = {"id": message_id, "channel_id": channel_id, "author": _user(BOT_ID, "hermes", bot=True),
-                   "content": "question", "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+                   "content": "question", "timestamp": dt.datetime.now(dt.UTC).isoformat(),
                    "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
                    "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0}
         self._dispatch("INTERACTION_CREATE", {
@@ -173,7 +174,7 @@ class FakeDiscordServer:
             self._sent_event.clear()
             try:
                 await asyncio.wait_for(self._sent_event.wait(), 0.05)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return self.sent(channel_id)
 
@@ -312,7 +313,7 @@ class FakeDiscordServer:
 
     def _message_object(self, channel_id: str, entry: dict[str, Any]) -> dict[str, Any]:
         return {"id": entry["id"], "channel_id": channel_id, "content": entry["content"],
-                "author": _user(BOT_ID, "hermes", bot=True), "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "author": _user(BOT_ID, "hermes", bot=True), "timestamp": dt.datetime.now(dt.UTC).isoformat(),
                 "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
                 "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0,
                 "components": entry.get("components", [])}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
 from tests.fakes.loopback import serve_on_loopback
 
 

@@ -11,10 +11,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from adapters.base import Adapter, InboundHandler, InboundMessage, OutboundMessage, PlatformLimits, SentMessage
+from adapters.base import (
+    Adapter,
+    InboundHandler,
+    InboundMessage,
+    OutboundMessage,
+    PlatformLimits,
+    SentMessage,
+)
 
 
 @dataclass

@@ -20,10 +20,12 @@ import itertools
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
+
 from tests.fakes.loopback import serve_on_loopback
 
 
@@ -80,7 +82,7 @@ class FakeModelServer:
         self.port = 0
 
     # -- scripting ----------------------------------------------------------------------------
-    def add(self, *replies: ReplySource, model: str | None = None) -> "FakeModelServer":
+    def add(self, *replies: ReplySource, model: str | None = None) -> FakeModelServer:
         queue = self.script if model is None else self.by_model.setdefault(model, deque())
         queue.extend(replies)
         return self
@@ -93,7 +95,7 @@ class FakeModelServer:
         return [r for r in self.requests if r.get("model") == model]
 
     # -- lifecycle ----------------------------------------------------------------------------
-    async def start(self) -> "FakeModelServer":
+    async def start(self) -> FakeModelServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
@@ -105,7 +107,7 @@ class FakeModelServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "FakeModelServer":
+    async def __aenter__(self) -> FakeModelServer:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+
 from tests.fakes.loopback import serve_on_loopback
 
 BOT_USER_ID = "UBOT0001"
@@ -59,18 +60,16 @@ async def post_event(url: str, body: dict[str, Any], secret: str) -> int:
     """POST an Events API body to the app, signed with `secret`; returns the HTTP status."""
     raw = json.dumps(body)
     headers = {"Content-Type": "application/json", **signed_headers(raw, secret)}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(url, data=raw, headers=headers) as response:
-            return response.status
+    async with aiohttp.ClientSession() as http, http.post(url, data=raw, headers=headers) as response:
+        return response.status
 
 
 async def post_action(url: str, payload: dict[str, Any], secret: str) -> int:
     """POST an interactivity payload (button press) the way Slack does: a form with `payload`."""
     raw = urlencode({"payload": json.dumps(payload)})
     headers = {"Content-Type": "application/x-www-form-urlencoded", **signed_headers(raw, secret)}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(url, data=raw, headers=headers) as response:
-            return response.status
+    async with aiohttp.ClientSession() as http, http.post(url, data=raw, headers=headers) as response:
+        return response.status
 
 
 @dataclass
@@ -97,7 +96,7 @@ class FakeSlackServer:
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
 
-    async def start(self) -> "FakeSlackServer":
+    async def start(self) -> FakeSlackServer:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
@@ -186,7 +185,7 @@ class FakeSlackServer:
             self._sent_event.clear()
             try:
                 await asyncio.wait_for(self._sent_event.wait(), 0.05)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return self.sent(channel)
 

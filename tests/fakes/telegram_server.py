@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
 from tests.fakes.loopback import serve_on_loopback
 
 BOT_ID = 7000001
@@ -83,7 +84,7 @@ class FakeTelegramServer:
     def base_file_url(self) -> str:
         return f"{self.api_base}/file/bot"
 
-    async def start(self) -> "FakeTelegramServer":
+    async def start(self) -> FakeTelegramServer:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/file/bot{token}/{path:.*}", self._file)
@@ -193,7 +194,7 @@ class FakeTelegramServer:
             self._sent_event.clear()
             try:
                 await asyncio.wait_for(self._sent_event.wait(), 0.05)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return self.sent(chat_id)
 
@@ -292,7 +293,7 @@ class FakeTelegramServer:
             while not self.updates and not self._closing and time.monotonic() < deadline:
                 try:
                     await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
         batch = self.updates[: int(p.get("limit") or 100)]
         for update in batch:

