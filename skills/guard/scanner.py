@@ -138,7 +138,6 @@ def _blobs(c: _Collector, number: int, line: str, script: bool, depth: int) -> N
 
 
 def _scan_line(c: _Collector, number: int, line: str, script: bool, in_code: bool, depth: int = 0) -> None:
-    code = script or in_code
     for pattern in P.PROMPT_INJECTION:
         if pattern.search(line):
             c.add(number, "prompt-injection", "dangerous", "tries to override the agent's instructions", line)
