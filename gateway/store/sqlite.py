@@ -62,10 +62,12 @@ class SQLiteStore:
         self._db = connection
         self.path = path
         self._active: OrderedDict[str, SessionRecord] = OrderedDict()  # key -> its active session
+        self._sessions_written = 0  # bumped by every write that may change which session is active
 
     # -- plumbing shared with feature modules -------------------------------------------------
     def _forget_sessions_if_written(self, sql: str) -> None:
         if "sessions" in sql.lower() and not sql.lstrip()[:6].upper() == "SELECT":
+            self._sessions_written += 1
             self._active.clear()
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
@@ -130,11 +132,12 @@ class SQLiteStore:
                               team: str) -> SessionRecord:
         now = time.time()
         session_id = uuid.uuid4().hex[:16]
-        await self.execute(
+        await self._db.execute_fetchall(
             "INSERT INTO sessions (id, key, platform, chat_id, user_id, team, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (session_id, key, platform, chat_id, user_id, team, now, now),
         )
+        self._sessions_written += 1  # other keys' remembered sessions stay valid
         return self._remember(SessionRecord(session_id, key, platform, chat_id, user_id, team, "", False, now, now))
 
     def _remember(self, session: SessionRecord) -> SessionRecord:
@@ -150,11 +153,14 @@ class SQLiteStore:
         if remembered is not None:
             self._active.move_to_end(key)
             return remembered
+        written = self._sessions_written
         rows = await self._db.execute_fetchall(
             "SELECT * FROM sessions WHERE key = ? AND archived = 0 ORDER BY created_at DESC LIMIT 1", (key,)
         )
         if rows:
-            return self._remember(_session(next(iter(rows))))
+            session = _session(next(iter(rows)))
+            # a /new that ran while we read may have archived what we read: then do not remember it
+            return self._remember(session) if written == self._sessions_written else session
         return await self._insert_session(key, platform, chat_id, user_id, team)
 
     async def new_session(self, key: str, *, platform: str = "", chat_id: str = "",
