@@ -7,6 +7,7 @@ Runtime and asks its `SessionService` to run turns.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ class Runtime:
     services: dict[str, Any] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     observers: list[TurnObserver] = field(default_factory=list)
+    _ensured_workspaces: set[str] = field(default_factory=set)
 
     @classmethod
     async def open(cls, config: Config, home: Home, *, extra_tools: list[Tool] | None = None) -> Runtime:
@@ -73,8 +75,14 @@ class Runtime:
         return runtime
 
     def workspace_for(self, session_key: str) -> Workspace:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_key)[:120] or "default"
-        return Workspace(self.home.workspaces_dir / safe).ensure()
+        """The session's workspace folder: a readable name plus a hash, so keys never collide."""
+        readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_key)[:80].strip(".") or "default"
+        digest = hashlib.sha256(session_key.encode()).hexdigest()[:10]
+        workspace = Workspace(self.home.workspaces_dir / f"{readable}-{digest}")
+        if session_key not in self._ensured_workspaces:  # mkdir once, not on every turn
+            workspace.ensure()
+            self._ensured_workspaces.add(session_key)
+        return workspace
 
     def tool_context(self, session: SessionRecord, **kwargs: Any) -> ToolContext:
         return ToolContext(workspace=self.workspace_for(session.key), session_id=session.id,
