@@ -8,30 +8,14 @@ from collections.abc import AsyncIterator
 import discord
 import pytest
 
-from adapters.base import Button, ButtonPress, DeliveryError, InboundEvent, InboundMessage, OutboundMessage
+from adapters.base import Button, ButtonPress, DeliveryError, InboundMessage, OutboundMessage
 from adapters.discord import DiscordAdapter
 from tests.fakes.discord_server import BOT_ID, TEXT_CHANNEL_ID, THREAD_ID, FakeDiscordServer
+from tests.fakes.inbox import Inbox
 
 DM = "940000000000000001"
 USER = "950000000000000001"
 
-
-class Inbox:
-    def __init__(self) -> None:
-        self.events: list[InboundEvent] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, event: InboundEvent) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def wait(self, count: int, timeout: float = 5.0) -> list[InboundEvent]:
-        async def until() -> None:
-            while len(self.events) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        await asyncio.wait_for(until(), timeout)
-        return self.events
 
 
 @pytest.fixture

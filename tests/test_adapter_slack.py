@@ -10,30 +10,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.base import Button, ButtonPress, DeliveryError, InboundEvent, InboundMessage, OutboundMessage
+from adapters.base import Button, ButtonPress, DeliveryError, InboundMessage, OutboundMessage
 from adapters.slack import SlackAdapter
+from tests.fakes.inbox import Inbox
 from tests.fakes.loopback import serve_on_loopback
 from tests.fakes.slack_server import BOT_USER_ID, FakeSlackServer, post_action, post_event, signed_headers
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
-
-class Inbox:
-    def __init__(self) -> None:
-        self.events: list[InboundEvent] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, event: InboundEvent) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def wait(self, count: int, timeout: float = 5.0) -> list[InboundEvent]:
-        async def until() -> None:
-            while len(self.events) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        await asyncio.wait_for(until(), timeout)
-        return self.events
 
 
 @pytest.fixture

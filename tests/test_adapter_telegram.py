@@ -9,28 +9,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.base import Button, ButtonPress, DeliveryError, InboundEvent, InboundMessage, OutboundMessage
+from adapters.base import Button, ButtonPress, DeliveryError, InboundMessage, OutboundMessage
 from adapters.telegram import TelegramAdapter, TelegramConflictError
+from tests.fakes.inbox import Inbox
 from tests.fakes.loopback import serve_on_loopback
 from tests.fakes.telegram_server import FakeTelegramServer
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.events: list[InboundEvent] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, event: InboundEvent) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def wait(self, count: int, timeout: float = 5.0) -> list[InboundEvent]:
-        async def until() -> None:
-            while len(self.events) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        await asyncio.wait_for(until(), timeout)
-        return self.events
 
 
 @pytest.fixture
