@@ -33,6 +33,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.fakes.loopback import serve_on_loopback
+from tests.fakes.waiting import wait_for_sent
 
 BOT_ID = "900000000000000001"
 APP_ID = "900000000000000002"
@@ -167,16 +168,7 @@ class FakeDiscordServer:
         return self.messages[channel_id]
 
     async def wait_sent(self, channel_id: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.sent(channel_id)) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {count} message(s) in {channel_id}, got {self.sent(channel_id)}")
-            self._sent_event.clear()
-            try:
-                await asyncio.wait_for(self._sent_event.wait(), 0.05)
-            except TimeoutError:
-                pass
-        return self.sent(channel_id)
+        return await wait_for_sent(lambda: self.sent(channel_id), self._sent_event, count, timeout, f"{channel_id}")
 
     def fail_next(self, n: int = 1, *, status: int = 429, retry_after: float = 1.0, method: str | None = None,
                   cloudflare: bool = False) -> None:

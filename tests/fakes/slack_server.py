@@ -35,6 +35,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.fakes.loopback import serve_on_loopback
+from tests.fakes.waiting import wait_for_sent
 
 BOT_USER_ID = "UBOT0001"
 BOT_ID = "BBOT0001"
@@ -178,16 +179,7 @@ class FakeSlackServer:
         return self.messages[channel]
 
     async def wait_sent(self, channel: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.sent(channel)) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {count} message(s) in {channel}, got {self.sent(channel)}")
-            self._sent_event.clear()
-            try:
-                await asyncio.wait_for(self._sent_event.wait(), 0.05)
-            except TimeoutError:
-                pass
-        return self.sent(channel)
+        return await wait_for_sent(lambda: self.sent(channel), self._sent_event, count, timeout, f"{channel}")
 
     async def wait_connections(self, count: int, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout

@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.loopback import serve_on_loopback
+from tests.fakes.waiting import wait_for_sent
 
 BOT_ID = 7000001
 BOT_USERNAME = "hermes_test_bot"
@@ -187,16 +188,7 @@ class FakeTelegramServer:
         return self.messages[str(chat_id)]
 
     async def wait_sent(self, chat_id: int | str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.sent(chat_id)) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {count} message(s) in chat {chat_id}, got {self.sent(chat_id)}")
-            self._sent_event.clear()
-            try:
-                await asyncio.wait_for(self._sent_event.wait(), 0.05)
-            except TimeoutError:
-                pass
-        return self.sent(chat_id)
+        return await wait_for_sent(lambda: self.sent(chat_id), self._sent_event, count, timeout, f"chat {chat_id}")
 
     def fail_next(self, n: int = 1, *, status: int = 429, retry_after: float | None = 1,
                   method: str | None = None, description: str = "") -> None:
