@@ -222,7 +222,7 @@ class Agent:
     # -- context compression --------------------------------------------------------------------
     async def _compress_if_needed(self, conversation: Conversation, on_event: EventSink,
                                   schemas: list[dict[str, Any]] | None) -> None:
-        limit = self.llm.context_window() * self.settings.compress_at
+        limit = await self.llm.context_window_async() * self.settings.compress_at
         if _token_upper_bound(conversation, self._schemas_size(schemas)) <= limit:
             return  # far below the window: the exact count (about 1 ms of tokenizing) cannot exceed it
         if self._count_tokens(conversation, schemas) > limit:

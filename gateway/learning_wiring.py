@@ -101,7 +101,7 @@ class LearningLoop:
             update["fallbacks"] = []
         self.model = model
         self.llm = LLMClient(runtime.config.model.model_copy(update=update),
-                             concurrency=asyncio.Semaphore(CHECKPOINT_CONCURRENCY))
+                             concurrency=asyncio.Semaphore(CHECKPOINT_CONCURRENCY), caller=runtime.llm.caller)
         self.checkpointer = Checkpointer(self.llm, runtime.config.agent, redactor)
 
     # -- libraries --------------------------------------------------------------------------------

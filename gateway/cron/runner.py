@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agent.llm import LLMClient, LLMError
+from agent.llm import LLMError
 from agent.loop import Agent, TurnResult
 from agent.redact import Redactor
 from gateway.cron.jobs import ERROR_CHARS, Job, JobStore, iso_utc
@@ -168,7 +168,7 @@ class Runner:
         if not job.model or job.model == self.runtime.config.model.name:
             return self.runtime
         config = self.runtime.config.with_model(job.model)
-        llm = LLMClient(config.model, concurrency=getattr(self.runtime.llm, "_concurrency", None))
+        llm = self.runtime.llm.with_model(config.model)
         agent = Agent(llm, self.runtime.tools, self.runtime.config.agent)
         return dataclasses.replace(self.runtime, config=config, llm=llm, agent=agent)
 

@@ -1,0 +1,216 @@
+"""One model call, without retries or fallbacks: the seam between the LLM client and LiteLLM.
+
+`LLMClient` decides what to call and what to do when a call fails; a `ModelCaller` makes one
+call. `LiteLLMCaller` runs LiteLLM in this process. `agent.model_workers.ModelWorkerPool` runs
+the same `LiteLLMCaller` in worker processes, so a busy gateway can spend more than one core on
+LiteLLM's per-call work. Both report a failure as a `CallFailure` that says whether retrying
+can help, so retries and fallbacks behave the same wherever the call ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Protocol
+
+DeltaCallback = Callable[[str], Awaitable[None]]
+FailureKind = Literal["context_overflow", "retryable", "fatal"]
+MAX_RETRY_AFTER = 60.0
+
+
+def import_litellm() -> Any:
+    """Import LiteLLM with settings safe for a long-running service."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download of the price map
+    os.environ.setdefault("LITELLM_MODE", "PRODUCTION")             # no .env loading on import
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    litellm.drop_params = True
+    return litellm
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """Everything one call needs; plain data, so it can travel to a worker process as JSON."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None = None
+    api_base: str = ""
+    api_key: str = field(default="", repr=False)
+    timeout: float = 120.0
+    temperature: float | None = None
+    stream: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        # shallow on purpose: `asdict` would deep-copy every message and tool schema (~1 ms a call)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CallRequest:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    message: dict[str, Any]
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    finish_reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LLMResponse:
+        return cls(**data)
+
+
+class CallFailure(Exception):
+    """A model call failed. `kind` says what may help: compressing, retrying, or neither."""
+
+    def __init__(self, kind: FailureKind, error_type: str, message: str, *,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind: FailureKind = kind
+        self.error_type = error_type
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind == "retryable"
+
+    def describe(self) -> str:
+        return f"{self.error_type}: {self}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "error_type": self.error_type, "message": str(self),
+                "retry_after": self.retry_after}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CallFailure:
+        return cls(data["kind"], data["error_type"], data["message"], retry_after=data.get("retry_after"))
+
+
+class ModelCaller(Protocol):
+    """Makes one model call; raises `CallFailure`."""
+
+    async def call(self, request: CallRequest, on_delta: DeltaCallback | None = None) -> LLMResponse: ...
+
+
+def _status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "headers", None)
+    if not headers:
+        return None
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+        return min(float(value), MAX_RETRY_AFTER) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def classify(exc: BaseException, litellm: Any) -> CallFailure:
+    """What a LiteLLM exception means for the caller: compress, retry, or give up on this model."""
+    error_type, message = type(exc).__name__, str(exc)
+    text = message.lower()
+    if isinstance(exc, litellm.ContextWindowExceededError) or "context_length_exceeded" in text \
+            or "maximum context length" in text:
+        return CallFailure("context_overflow", error_type, message)
+    retryable = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
+                 litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.BadGatewayError,
+                 asyncio.TimeoutError)
+    status = _status_of(exc)
+    if isinstance(exc, retryable) or (status is not None and (status == 429 or status >= 500)):
+        return CallFailure("retryable", error_type, message, retry_after=_retry_after(exc))
+    return CallFailure("fatal", error_type, message)
+
+
+def _cost_of(litellm: Any, response: Any, model: str) -> float:
+    """The call's cost in USD: LiteLLM's own figure (`_hidden_params["response_cost"]`, None for
+    models without a price), computed only when a response does not carry it (~2 ms a call)."""
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, dict) and "response_cost" in hidden:
+        try:
+            return float(hidden["response_cost"] or 0.0)
+        except (TypeError, ValueError):
+            return 0.0
+    try:
+        return float(litellm.completion_cost(completion_response=response, model=model) or 0.0)
+    except Exception:  # noqa: BLE001 - local and unknown models have no price
+        return 0.0
+
+
+def message_to_dict(message: Any) -> dict[str, Any]:
+    """An OpenAI-style assistant message dict from LiteLLM's Message object."""
+    result: dict[str, Any] = {"role": "assistant", "content": getattr(message, "content", None)}
+    tool_calls = getattr(message, "tool_calls", None) or []
+    if tool_calls:
+        result["tool_calls"] = [
+            {"id": call.id, "type": "function",
+             "function": {"name": call.function.name, "arguments": call.function.arguments or "{}"}}
+            for call in tool_calls
+        ]
+    return result
+
+
+class LiteLLMCaller:
+    """Calls LiteLLM `acompletion` in this process (imported on the first call)."""
+
+    async def call(self, request: CallRequest, on_delta: DeltaCallback | None = None) -> LLMResponse:
+        litellm = import_litellm()
+        kwargs: dict[str, Any] = {
+            "model": request.model, "messages": request.messages, "timeout": request.timeout,
+            "num_retries": 0, "max_retries": 0,
+        }
+        if request.api_base:
+            kwargs["api_base"] = request.api_base
+        if request.api_key:
+            kwargs["api_key"] = request.api_key
+        if request.tools:
+            kwargs["tools"] = request.tools
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        try:
+            if request.stream and on_delta is not None:
+                response = await self._stream(litellm, kwargs, request.messages, on_delta)
+            else:
+                response = await litellm.acompletion(**kwargs)
+            choice = response.choices[0]
+            usage = getattr(response, "usage", None)
+            return LLMResponse(
+                message=message_to_dict(choice.message), model=request.model,
+                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                cost=_cost_of(litellm, response, request.model), finish_reason=str(choice.finish_reason or ""),
+            )
+        except (asyncio.CancelledError, CallFailure):
+            raise
+        except Exception as exc:  # every provider error (and a malformed answer) becomes a CallFailure
+            raise classify(exc, litellm) from exc
+
+    @staticmethod
+    async def _stream(litellm: Any, kwargs: dict[str, Any], messages: list[dict[str, Any]],
+                      on_delta: DeltaCallback) -> Any:
+        chunks = []
+        stream = await litellm.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
+        async for chunk in stream:
+            chunks.append(chunk)
+            if chunk.choices:
+                text = getattr(chunk.choices[0].delta, "content", None)
+                if text:
+                    await on_delta(text)
+        built = litellm.stream_chunk_builder(chunks, messages=messages)
+        if built is None:
+            raise CallFailure("fatal", "EmptyStream", f"{kwargs['model']}: the stream ended without any content")
+        return built
