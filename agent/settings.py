@@ -55,6 +55,8 @@ class AgentConfig(Section):
     keep_recent_messages: int = Field(8, ge=2)
     system_prompt: str = ""
     max_concurrent_model_calls: int = Field(8, ge=1)
+    model_workers: int = Field(0, ge=0, le=64, description="processes running LiteLLM for `hermes gateway`; "
+                               "0 runs it in the gateway process")
 
 
 class TerminalConfig(Section):

@@ -77,7 +77,8 @@ class Gateway:
         if self.config.api.enabled:
             self.token = resolve_token(self.config.api.token, self.home.secrets_file)
             auth = TokenAuth(self.token.token)  # raises WeakTokenError before anything is opened
-        runtime = self.runtime = await Runtime.open(self.config, self.home)
+        runtime = self.runtime = await Runtime.open(self.config, self.home,
+                                                    model_workers=self.config.agent.model_workers)
         try:
             await self._start_components(runtime, auth)
         except BaseException:
@@ -223,10 +224,18 @@ class Gateway:
     def health(self) -> dict[str, Any]:
         adapters = {name: {"connected": a.status.connected, "last_error": a.status.last_error,
                            "reconnects": a.status.reconnects} for name, a in self.adapters.items()}
-        return {"status": "stopping" if self._stopping else "ok",
-                "model": self.config.model.name or None,
-                "adapters": adapters,
-                "busy_sessions": len(self.dispatcher._slots) if hasattr(self, "dispatcher") else 0}
+        report: dict[str, Any] = {
+            "status": "stopping" if self._stopping else "ok",
+            "model": self.config.model.name or None,
+            "adapters": adapters,
+            "busy_sessions": len(self.dispatcher._slots) if hasattr(self, "dispatcher") else 0}
+        pool = self.runtime.model_pool if self.runtime is not None else None
+        if pool is not None:
+            workers = pool.status()
+            report["model_workers"] = {"size": len(workers), "ready": sum(w.ready for w in workers),
+                                       "in_flight": sum(w.in_flight for w in workers),
+                                       "restarts": sum(w.restarts for w in workers)}
+        return report
 
     # -- stop ------------------------------------------------------------------------------------------
     async def stop(self) -> None:

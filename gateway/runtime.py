@@ -17,6 +17,7 @@ from agent.builtin import builtin_tools
 from agent.events import Event
 from agent.llm import LLMClient
 from agent.loop import Agent, Conversation, TurnResult
+from agent.model_pool import ModelWorkerPool
 from agent.prompt import PromptBuilder
 from agent.tools.registry import Tool, ToolContext, ToolRegistry
 from agent.tools.web_search import web_search_tools
@@ -51,27 +52,41 @@ class Runtime:
     services: dict[str, Any] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     observers: list[TurnObserver] = field(default_factory=list)
+    model_pool: ModelWorkerPool | None = None
     _ensured_workspaces: set[str] = field(default_factory=set)
 
     @classmethod
-    async def open(cls, config: Config, home: Home, *, extra_tools: list[Tool] | None = None) -> Runtime:
+    async def open(cls, config: Config, home: Home, *, extra_tools: list[Tool] | None = None,
+                   model_workers: int = 0) -> Runtime:
+        """Open everything; `model_workers` > 0 runs model calls in that many worker processes."""
         home.ensure()
         store_path = Path(config.store.path).expanduser() if config.store.path else home.state_db
         store = await open_store(store_path)
-        llm = LLMClient(config.model, concurrency=asyncio.Semaphore(config.agent.max_concurrent_model_calls))
-        registry = ToolRegistry()
-        agent = Agent(llm, registry, config.agent)
-        for t in builtin_tools(config.tools, agent.run_sub_agent):
-            registry.register(t)
-        for t in web_search_tools(config.web_search):
-            registry.register(t)
-        for t in extra_tools or []:
-            registry.register(t)
-        prompt = PromptBuilder(extra=config.agent.system_prompt)
-        runtime = cls(config, home, store, llm, registry, agent, prompt)
-        await install_skills(runtime)
-        await install_learning(runtime)
-        await install_mcp(runtime)
+        pool: ModelWorkerPool | None = None
+        try:
+            if model_workers:
+                pool = ModelWorkerPool(model_workers)
+                await pool.start()
+            llm = LLMClient(config.model, concurrency=asyncio.Semaphore(config.agent.max_concurrent_model_calls),
+                            caller=pool)
+            registry = ToolRegistry()
+            agent = Agent(llm, registry, config.agent)
+            for t in builtin_tools(config.tools, agent.run_sub_agent):
+                registry.register(t)
+            for t in web_search_tools(config.web_search):
+                registry.register(t)
+            for t in extra_tools or []:
+                registry.register(t)
+            prompt = PromptBuilder(extra=config.agent.system_prompt)
+            runtime = cls(config, home, store, llm, registry, agent, prompt, model_pool=pool)
+            await install_skills(runtime)
+            await install_learning(runtime)
+            await install_mcp(runtime)
+        except BaseException:
+            if pool is not None:
+                await pool.close()
+            await store.close()
+            raise
         return runtime
 
     def workspace_for(self, session_key: str) -> Workspace:
@@ -113,4 +128,6 @@ class Runtime:
     async def close(self) -> None:
         await self.drain()
         await close_mcp(self)
+        if self.model_pool is not None:
+            await self.model_pool.close()
         await self.store.close()
