@@ -105,3 +105,28 @@ async def test_terminal_does_not_see_secret_environment_variables(tmp_path: Path
     ctx, _ = context(tmp_path)
     ok, out = await run(registry, ctx, "terminal", command="env")
     assert ok and "HARMLESS_SETTING=visible" in out and "sk-should-not-leak" not in out
+
+
+async def test_optional_arguments_are_plain_types_the_model_may_omit_or_send_null(tmp_path: Path) -> None:
+    from agent.tools.registry import tool
+
+    @tool
+    async def label(ctx: ToolContext, thing: str, colour: str | None = None, size: int = 1) -> str:
+        """Label something.
+
+        Args:
+            thing: what to label.
+            colour: an optional colour.
+            size: how big.
+        """
+        return f"{thing}:{colour}:{size}"
+
+    parameters = label.schema()["function"]["parameters"]
+    assert parameters["properties"]["colour"] == {"type": "string", "description": "an optional colour."}
+    assert parameters["required"] == ["thing"]
+    assert "anyOf" not in str(parameters) and "title" not in parameters["properties"]["thing"]
+    registry = ToolRegistry([label])
+    ctx, _ = context(tmp_path)
+    assert await run(registry, ctx, "label", thing="box") == (True, "box:None:1")
+    assert await run(registry, ctx, "label", thing="box", colour=None, size=2) == (True, "box:None:2")
+    assert await run(registry, ctx, "label", thing="box", colour="red") == (True, "box:red:1")

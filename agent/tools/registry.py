@@ -104,12 +104,21 @@ class Tool:
 
 
 def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Drop pydantic's `title` keys, which only add tokens."""
-    if isinstance(schema, dict):
-        return {k: _clean_schema(v) for k, v in schema.items() if k != "title" or not isinstance(v, str)}
+    """Drop what only adds tokens to every model call: pydantic's `title` keys, and the
+    `anyOf: [T, null]` + `default: null` of an optional argument, which becomes plain `T` (it is
+    not required, so the model simply leaves it out; an explicit null is still accepted)."""
     if isinstance(schema, list):
         return [_clean_schema(v) for v in schema]  # type: ignore[return-value]
-    return schema
+    if not isinstance(schema, dict):
+        return schema
+    cleaned = {k: _clean_schema(v) for k, v in schema.items() if k != "title" or not isinstance(v, str)}
+    variants = cleaned.get("anyOf")
+    if "default" in cleaned and cleaned["default"] is None and isinstance(variants, list) and len(variants) == 2 \
+            and {"type": "null"} in variants:
+        (kept,) = [v for v in variants if v != {"type": "null"}]
+        rest = {k: v for k, v in cleaned.items() if k not in ("anyOf", "default")}
+        cleaned = {**kept, **rest}
+    return cleaned
 
 
 def tool(func: Callable[..., Awaitable[Any]] | None = None, *, name: str | None = None,
