@@ -24,6 +24,7 @@ import struct
 import sys
 from typing import Any
 
+from agent.heap import freeze_heap
 from agent.model_call import CallFailure, CallRequest, LiteLLMCaller, import_litellm
 
 HEADER = struct.Struct(">I")
@@ -59,6 +60,7 @@ class Worker:
 
     async def serve(self) -> None:
         await asyncio.to_thread(import_litellm)
+        freeze_heap()
         await self.send({"ready": True})
         try:
             while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -122,10 +123,27 @@ async def _run(config: Any, home: Any, config_path: Path | None, grace: float, g
         gateway.token = generated  # type: ignore[assignment]
     click.echo(_banner(gateway))
     sys.stdout.flush()
+    warm_up = asyncio.create_task(_warm_up(gateway), name="warm-up")
     await stop.wait()
+    warm_up.cancel()
     await gateway.stop()
     click.echo("hermes: gateway stopped.", err=True)
     return 0
+
+
+async def _warm_up(gateway: Any) -> None:
+    """Import LiteLLM in a thread now rather than during the first message (seconds), then keep
+    the garbage collector off the start-up heap (see `agent.heap`)."""
+    from agent.heap import freeze_heap
+    from agent.llm import import_litellm
+
+    try:
+        if gateway.runtime.model_pool is None:  # model calls run in this process
+            await asyncio.to_thread(import_litellm)
+        await gateway.runtime.llm.context_window_async()
+    except Exception as exc:  # noqa: BLE001 - the first turn reports model problems properly
+        logging.getLogger(__name__).warning("could not look up the model's context window: %s", exc)
+    freeze_heap()
 
 
 @click.group(invoke_without_command=True)
