@@ -23,7 +23,9 @@ processes drifting during the run hits both sides alike. CPU time per call (the 
 process, the gateway's process) is printed too: it does not depend on what else the machine
 runs. A second bare figure sends the request the gateway actually sends (system prompt, tools,
 history, taken from the fake server), separating the gateway's own overhead from what its
-bigger request costs LiteLLM.
+bigger request costs LiteLLM. "rest" is the CPU per call of everything else in the test: the fake
+model server for bare LiteLLM, the fake model server plus this driver for the gateway; on two
+cores it bounds how much of the machine the gateway can have.
 """
 
 from __future__ import annotations
@@ -87,15 +89,17 @@ def cpu_seconds(pid: int) -> float:
 class Side:
     """One side of the comparison: calls, wall time, latencies and CPU time, over all its slices."""
 
-    def __init__(self, call, cpu) -> None:  # type: ignore[no-untyped-def]
-        self.call, self.cpu = call, cpu
-        self.count, self.elapsed, self.cpu_used = 0, 0.0, 0.0
+    def __init__(self, call, cpu, others, main=None) -> None:  # type: ignore[no-untyped-def]
+        self.call, self.cpu, self.others, self.main = call, cpu, others, main or cpu
+        self.count, self.elapsed, self.cpu_used, self.others_used, self.main_used = 0, 0.0, 0.0, 0.0, 0.0
         self.latencies: list[float] = []
 
     async def slice(self, concurrency: int, duration: float) -> None:
-        cpu_before = self.cpu()
+        cpu_before, others_before, main_before = self.cpu(), self.others(), self.main()
         count, elapsed, latencies = await run_load(concurrency, duration, self.call)
         self.cpu_used += self.cpu() - cpu_before
+        self.others_used += self.others() - others_before
+        self.main_used += self.main() - main_before
         self.count += count
         self.elapsed += elapsed
         self.latencies += latencies
@@ -108,8 +112,31 @@ class Side:
     def cpu_ms(self) -> float:
         return self.cpu_used / self.count * 1000
 
+    @property
+    def main_ms(self) -> float:
+        """CPU per call of the main process alone (the rest ran in model worker processes)."""
+        return self.main_used / self.count * 1000
+
+    @property
+    def others_ms(self) -> float:
+        """CPU per call of the processes serving this side (the fake model server, the driver)."""
+        return self.others_used / self.count * 1000
+
     def p(self, q: float) -> float:
         return percentile(self.latencies, q) * 1000
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live descendants (the gateway and any worker processes)."""
+    total = 0.0
+    for child in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (child / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                total += tree_cpu_seconds(int(child.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return total + cpu_seconds(pid)
 
 
 def rss_kb(pid: int) -> int:
@@ -146,6 +173,8 @@ async def main() -> None:
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--turns-per-session", type=int, default=5,
                         help="each user starts a new conversation after this many turns (history length)")
+    parser.add_argument("--model-workers", type=int, default=0,
+                        help="the gateway's [agent] model_workers (processes running LiteLLM)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="alternating bare/gateway slices per concurrency level")
     args = parser.parse_args()
@@ -162,6 +191,7 @@ async def main() -> None:
     (home / "config.toml").write_text(
         f'[model]\nname = "openai/fake-model"\napi_base = "{api_base}"\napi_key = "sk-bench"\n'
         f'context_window = 128000\n[agent]\nmax_concurrent_model_calls = 64\n'
+        f'model_workers = {args.model_workers}\n'
         f'[api]\nport = 0\ntoken = "{token}"\n[logging]\nlevel = "WARNING"\n')
     gateway = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "gateway", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
@@ -217,11 +247,14 @@ async def main() -> None:
               f"{len(same_request.get('tools', []))} tools, {len(json.dumps(same_request))} bytes of JSON")
         print(f"{'users':>5} | {'bare calls/s':>12} | {'gateway turns/s':>15} | {'ratio':>5} | "
               f"{'bare p50/p99 ms':>15} | {'gw p50/p99 ms':>13} | {'added p50/p99 ms':>16} | "
-              f"{'CPU ms/call: bare / gw':>22} | {'bare same-request: calls/s, ratio, CPU ms':>41}")
+              f"{'CPU ms/call: bare / gw':>22} | {'rest ms: bare / gw':>18} | {'bare same-request: calls/s, ratio, CPU ms':>41}")
         own_cpu = time.process_time
         for n in levels:
-            sides = (Side(bare, own_cpu), Side(gateway_call(f"u{run_id}n{n}"), lambda: cpu_seconds(gateway.pid)),
-                     Side(bare_same, own_cpu))
+            model_cpu = lambda: cpu_seconds(model.pid)  # noqa: E731
+            sides = (Side(bare, own_cpu, model_cpu),
+                     Side(gateway_call(f"u{run_id}n{n}"), lambda: tree_cpu_seconds(gateway.pid),
+                          lambda: model_cpu() + own_cpu(), lambda: cpu_seconds(gateway.pid)),
+                     Side(bare_same, own_cpu, model_cpu))
             for _ in range(args.rounds):
                 for side in sides:
                     await side.slice(n, args.duration / args.rounds)
@@ -229,9 +262,12 @@ async def main() -> None:
             print(f"{n:>5} | {b.rate:>12.1f} | {g.rate:>15.1f} | {g.rate / b.rate:>5.2f} | "
                   f"{b.p(50):>6.1f} / {b.p(99):>6.1f} | {g.p(50):>5.1f} / {g.p(99):>5.1f} | "
                   f"{g.p(50) - b.p(50):>7.1f} / {g.p(99) - b.p(99):>6.1f} | "
-                  f"{b.cpu_ms:>10.2f} / {g.cpu_ms:>7.2f} | {same.rate:>20.1f}, {g.rate / same.rate:>5.2f}, "
+                  f"{b.cpu_ms:>10.2f} / {g.cpu_ms:>7.2f} | {b.others_ms:>8.2f} / {g.others_ms:>5.2f} | {same.rate:>20.1f}, {g.rate / same.rate:>5.2f}, "
                   f"{same.cpu_ms:>6.2f}",
                   flush=True)
+            if args.model_workers:
+                print(f"{'':>5}   gateway CPU ms/turn: {g.main_ms:.2f} in the gateway process, "
+                      f"{g.cpu_ms - g.main_ms:.2f} in its {args.model_workers} model workers", flush=True)
         print("targets: ratio >= 0.8; added p50 < 15 ms at 1 user; added p99 < 25 ms at 50 users; "
               "< 20 KB per idle session")
 
