@@ -145,23 +145,25 @@ class MemoryStore:
 
     # -- reading --------------------------------------------------------------------------------
     async def read(self, target: Target, scope: Scope) -> str:
-        path = self.path_for(target, scope)
-        return await asyncio.to_thread(_read, path)
+        # resolving the path touches the file system too: do it in the worker thread as well
+        return await asyncio.to_thread(lambda: _read(self.path_for(target, scope)))
 
     async def entries(self, target: Target, scope: Scope) -> list[Entry]:
         return parse_entries(await self.read(target, scope))
 
     async def snapshot(self, scope: Scope) -> str:
         """Both files as a system-prompt section (empty when there is nothing remembered)."""
+        def read_both() -> tuple[str, str]:  # one thread hop for both files
+            memory = _read(self.path_for("memory", scope)).strip()
+            return memory, (_read(self.path_for("user", scope)).strip() if scope.user_id else "")
+
         parts = []
-        memory = (await self.read("memory", scope)).strip()
+        memory, user = await asyncio.to_thread(read_both)
         if memory:
             parts.append(f"## Memory (notes on this environment and its conventions; "
                          f"{len(memory)}/{self.memory_chars} chars)\n{memory}")
-        if scope.user_id:
-            user = (await self.read("user", scope)).strip()
-            if user:
-                parts.append(f"## About the user ({len(user)}/{self.user_chars} chars)\n{user}")
+        if user:
+            parts.append(f"## About the user ({len(user)}/{self.user_chars} chars)\n{user}")
         if not parts:
             return ""
         return ("# What you remember\nThis snapshot was taken when the session started; use the `memory` "

@@ -53,7 +53,7 @@ class Runtime:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     observers: list[TurnObserver] = field(default_factory=list)
     model_pool: ModelWorkerPool | None = None
-    _ensured_workspaces: set[str] = field(default_factory=set)
+    _workspaces: dict[str, Workspace] = field(default_factory=dict)
 
     @classmethod
     async def open(cls, config: Config, home: Home, *, extra_tools: list[Tool] | None = None,
@@ -91,12 +91,13 @@ class Runtime:
 
     def workspace_for(self, session_key: str) -> Workspace:
         """The session's workspace folder: a readable name plus a hash, so keys never collide."""
-        readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_key)[:80].strip(".") or "default"
-        digest = hashlib.sha256(session_key.encode()).hexdigest()[:10]
-        workspace = Workspace(self.home.workspaces_dir / f"{readable}-{digest}")
-        if session_key not in self._ensured_workspaces:  # mkdir once, not on every turn
-            workspace.ensure()
-            self._ensured_workspaces.add(session_key)
+        workspace = self._workspaces.get(session_key)
+        if workspace is None:  # name and mkdir once per session, not on every turn
+            readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_key)[:80].strip(".") \
+                or "default"
+            digest = hashlib.sha256(session_key.encode()).hexdigest()[:10]
+            workspace = Workspace(self.home.workspaces_dir / f"{readable}-{digest}").ensure()
+            self._workspaces[session_key] = workspace
         return workspace
 
     def tool_context(self, session: SessionRecord, **kwargs: Any) -> ToolContext:
