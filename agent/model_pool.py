@@ -29,6 +29,7 @@ from agent.model_worker import encode_frame, read_frame
 log = logging.getLogger(__name__)
 
 RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+FAILURES_BEFORE_GIVING_UP = 2  # calls fail at once (not after start_timeout) when no worker ever starts
 STABLE_AFTER = 60.0  # a worker up this long resets the restart backoff
 
 
@@ -71,10 +72,12 @@ class ModelWorkerPool:
         self.python = python
         self._workers: dict[int, _Worker] = {}
         self._restarts = [0] * size
+        self._failing = [0] * size  # exits in a row without ever becoming ready, per slot
         self._supervisors: list[asyncio.Task[None]] = []
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
         self._closing = False
+        self._last_exit = ""
 
     async def start(self) -> None:
         """Start the workers; returns at once (each imports LiteLLM for a few seconds)."""
@@ -147,15 +150,23 @@ class ModelWorkerPool:
             return worker
         if self._closing:
             raise CallFailure("fatal", "ModelWorkerExited", "the model worker pool is closed")
+
+        def broken() -> bool:  # every worker has died before becoming ready, more than once
+            return min(self._failing) >= FAILURES_BEFORE_GIVING_UP
+
         try:
             async with asyncio.timeout(self.start_timeout):
                 async with self._changed:
-                    await self._changed.wait_for(lambda: least_busy() is not None or self._closing)
+                    await self._changed.wait_for(lambda: least_busy() is not None or self._closing or broken())
         except TimeoutError:
             raise CallFailure("retryable", "ModelWorkerUnavailable",
                               f"no model worker became ready within {self.start_timeout:.0f}s; "
                               "see the log for why they exit") from None
         worker = least_busy()
+        if worker is None and broken() and not self._closing:
+            raise CallFailure("fatal", "ModelWorkerUnavailable",
+                              f"the model worker processes exit before they are ready ({self._last_exit}); "
+                              "see the log above for why")
         if worker is None:
             raise CallFailure("fatal", "ModelWorkerExited", "the model worker pool is closed")
         return worker
@@ -172,14 +183,17 @@ class ModelWorkerPool:
                 await self._run_one(slot)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:  # a worker that cannot start is retried, not fatal
                 log.exception("model worker %d could not start", slot)
+                self._failing[slot] += 1
+                self._last_exit = f"worker {slot} could not start: {exc}"
+                await self._notify()
             if self._closing:
                 return
             failures = 0 if time.monotonic() - started > STABLE_AFTER else failures + 1
             self._restarts[slot] += 1
             delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
-            log.warning("model worker %d exited; restarting in %.1fs", slot, delay)
+            log.warning("model worker %d: %s; restarting in %.1fs", slot, self._last_exit, delay)
             await asyncio.sleep(delay)
 
     async def _run_one(self, slot: int) -> None:
@@ -199,11 +213,13 @@ class ModelWorkerPool:
         try:
             await self._read(worker, reader)
         finally:
+            self._failing[slot] = 0 if worker.ready else self._failing[slot] + 1
             worker.alive = worker.ready = False
             worker.fail_pending(f"model worker {slot} (pid {process.pid}) exited")
             self._workers.pop(slot, None)
             writer.close()
             await self._stop_process(process)
+            self._last_exit = f"worker {slot} exited with status {process.returncode}"
             await self._notify()
 
     async def _read(self, worker: _Worker, reader: asyncio.StreamReader) -> None:

@@ -108,6 +108,20 @@ async def test_a_model_that_keeps_failing_reports_every_attempt(model_server: Fa
         await pool.close()
 
 
+async def test_workers_that_never_start_fail_calls_at_once_with_the_reason(model_server: FakeModelServer) -> None:
+    pool = ModelWorkerPool(1, python="/bin/false")  # exits with status 1 before it is ready
+    await pool.start()
+    config = ModelConfig(name="openai/fake-model", api_base=model_server.base_url, api_key="sk-test",
+                         retry_base_delay=0.01, stream=False)
+    try:
+        with pytest.raises(LLMError) as error:
+            await asyncio.wait_for(LLMClient(config, caller=pool).complete([{"role": "user", "content": "hi"}]), 20)
+        assert "ModelWorkerUnavailable" in str(error.value) and "exited with status 1" in str(error.value)
+        assert not model_server.requests
+    finally:
+        await pool.close()
+
+
 async def test_gateway_with_model_workers_answers_over_the_api(home: Path, model_server: FakeModelServer) -> None:
     model_server.add(text("Hello from a model worker."), text("Streaming from a worker too."))
     config = model_config(model_server) + "[agent]\nmodel_workers = 1\n" + api_section()
