@@ -136,10 +136,16 @@ class DeliveryError(Exception):
     """A platform call failed. Adapters raise this so delivery can retry without knowing the platform.
 
     `retry_after` is the wait the platform asked for (HTTP 429); `permanent` marks failures that
-    retrying cannot fix (chat not found, forbidden, bad request).
+    retrying cannot fix (chat not found, forbidden, bad request). `maybe_delivered` marks failures
+    after the request may have reached the platform (a read timeout, a connection dropped before
+    the answer): the message may already be posted, and retrying a send could post it twice.
+    Adapters leave it False where a retry is safe (the request never left, the platform answered
+    with an error, or the platform deduplicates the retry itself).
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False,
+                 maybe_delivered: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+        self.maybe_delivered = maybe_delivered

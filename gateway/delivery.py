@@ -6,7 +6,14 @@
 - `Delivery.send` retries `DeliveryError` with exponential backoff and jitter, honouring the
   platform's `retry_after`; permanent errors are not retried. A message that still cannot be
   delivered is kept in the store (`undelivered`) and logged, never lost. Successful sends are
-  recorded by idempotency key, so a retried send (or a replayed turn) never posts twice.
+  recorded by idempotency key, so a replayed turn never posts twice.
+- Sends are at most once: a failure the adapter marks `maybe_delivered` (the request reached the
+  platform but no answer came back: a read timeout, a dropped connection) is not retried, since
+  Telegram and Slack have no idempotency key and a retry could post the message twice. It is
+  kept in `undelivered` with an error saying it may already have been delivered, and logged at
+  WARNING; a later send of the same key and text (a streamed reply rendered again) is skipped.
+  Adapters whose platform deduplicates retries (Discord's message nonce) do not mark it. Edits
+  are retried regardless: setting a message to the same text twice is harmless.
 - `StreamingReply` shows a reply while the model writes it: the first message is posted as soon
   as text arrives and edited as more arrives, no more often than `limits.min_edit_interval`;
   a typing indicator runs while the model thinks and tools run.
@@ -15,10 +22,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +41,8 @@ log = logging.getLogger(__name__)
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 TYPING_EVERY = 4.0
+MAYBE_DELIVERED_NOTE = "may already have been delivered; not retried, so it is never posted twice"
+MAYBE_DELIVERED_KEYS = 4096      # remembered keys of sends that may have been delivered
 
 
 # -- splitting ----------------------------------------------------------------------------------
@@ -137,6 +148,19 @@ class RetryPolicy:
     max_retry_after: float = 300.0
 
 
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+class GaveUp(Exception):
+    """The last error of a call that failed for good, and how many attempts were made."""
+
+    def __init__(self, error: BaseException, attempts: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.attempts = attempts
+
+
 class Delivery:
     """Sends and edits through adapters, with retries, idempotency and a dead-letter table."""
 
@@ -146,6 +170,9 @@ class Delivery:
         self.metrics = metrics
         self.policy = policy
         self._sleep = sleep
+        # idempotency key -> digest of the text of sends that may have been delivered (never sent
+        # again as they were); bounded, and only failures land here.
+        self._maybe_delivered: OrderedDict[str, bytes] = OrderedDict()
 
     def _delay(self, attempt: int, error: BaseException) -> float:
         retry_after = getattr(error, "retry_after", None)
@@ -154,9 +181,13 @@ class Delivery:
         backoff = min(self.policy.base_delay * (2 ** attempt), self.policy.max_delay)
         return backoff * (0.5 + random.random() / 2)
 
-    async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]], *,
+                        at_most_once: bool = False) -> Any:
+        """`call()` with retries; raises GaveUp. `at_most_once`: a `maybe_delivered` failure is final."""
         last: BaseException | None = None
+        attempts = 0
         for attempt in range(self.policy.attempts):
+            attempts = attempt + 1
             try:
                 return await call()
             except asyncio.CancelledError:
@@ -165,13 +196,15 @@ class Delivery:
                 last = exc
                 if getattr(exc, "permanent", False) or isinstance(exc, NotImplementedError):
                     break
+                if at_most_once and getattr(exc, "maybe_delivered", False):
+                    break
                 if attempt + 1 < self.policy.attempts:
                     delay = self._delay(attempt, exc)
                     log.info("%s failed (%s); retry %d/%d in %.2fs", what, exc, attempt + 1,
                              self.policy.attempts - 1, delay)
                     await self._sleep(delay)
         assert last is not None
-        raise last
+        raise GaveUp(last, attempts) from last
 
     async def already_sent(self, key: str) -> SentMessage | None:
         if not key:
@@ -185,12 +218,22 @@ class Delivery:
         previous = await self.already_sent(message.idempotency_key)
         if previous is not None:
             return previous
+        key = message.idempotency_key
+        if key and self._maybe_delivered.get(key) == _digest(message.text):
+            # This very message may be on the user's screen already (and is kept in undelivered).
+            log.info("%s: not sending %s to chat %s again: it may already have been delivered",
+                     adapter.name, key, message.chat_id)
+            return None
         try:
-            sent = await self._retrying(f"{adapter.name}: send to {message.chat_id}", lambda: adapter.send(message))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            await self.keep_undelivered(adapter.name, message, exc)
+            sent = await self._retrying(f"{adapter.name}: send to {message.chat_id}",
+                                        lambda: adapter.send(message), at_most_once=True)
+        except GaveUp as failure:
+            if getattr(failure.error, "maybe_delivered", False) and key:
+                self._maybe_delivered[key] = _digest(message.text)
+                self._maybe_delivered.move_to_end(key)
+                while len(self._maybe_delivered) > MAYBE_DELIVERED_KEYS:
+                    self._maybe_delivered.popitem(last=False)
+            await self.keep_undelivered(adapter.name, message, failure.error, attempts=failure.attempts)
             return None
         self.metrics.messages_out.labels(adapter.name).inc()
         if message.idempotency_key:
@@ -202,25 +245,32 @@ class Delivery:
         return sent
 
     async def edit(self, adapter: Adapter, sent: SentMessage, text: str) -> bool:
+        # Retried even after a maybe-delivered failure: editing to the same text twice is harmless.
         try:
             await self._retrying(f"{adapter.name}: edit {sent.message_id}", lambda: adapter.edit(sent, text))
             return True
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            log.warning("%s: could not edit message %s: %s", adapter.name, sent.message_id, exc)
+        except GaveUp as failure:
+            log.warning("%s: could not edit message %s: %s", adapter.name, sent.message_id, failure.error)
             return False
 
-    async def keep_undelivered(self, platform: str, message: OutboundMessage, error: BaseException) -> None:
+    async def keep_undelivered(self, platform: str, message: OutboundMessage, error: BaseException,
+                               attempts: int | None = None) -> None:
         self.metrics.undelivered.labels(platform).inc()
         self.metrics.errors.labels("delivery").inc()
-        log.error("%s: could not deliver a message to chat %s after retries (%s: %s); kept in table undelivered",
-                  platform, message.chat_id, type(error).__name__, error)
+        attempts = self.policy.attempts if attempts is None else attempts
+        reason = f"{type(error).__name__}: {error}"
+        if getattr(error, "maybe_delivered", False):
+            log.warning("%s: a message to chat %s %s (%s); kept in table undelivered",
+                        platform, message.chat_id, MAYBE_DELIVERED_NOTE, reason)
+            reason = f"{MAYBE_DELIVERED_NOTE} ({reason})"
+        else:
+            log.error("%s: could not deliver a message to chat %s after %d attempt(s) (%s); kept in table "
+                      "undelivered", platform, message.chat_id, attempts, reason)
         await self.store.execute(
             "INSERT INTO undelivered (platform, chat_id, thread_id, reply_to, text, idempotency_key, error, attempts,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (platform, message.chat_id, message.thread_id, message.reply_to, message.text,
-             message.idempotency_key, f"{type(error).__name__}: {error}", self.policy.attempts, time.time()))
+             message.idempotency_key, reason, attempts, time.time()))
 
     async def send_text(self, adapter: Adapter, chat_id: str, text: str, *, thread_id: str | None = None,
                         reply_to: str | None = None, key: str = "") -> list[SentMessage]:

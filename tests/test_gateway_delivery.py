@@ -163,3 +163,58 @@ async def test_final_text_is_posted_when_the_last_edit_fails(store: SQLiteStore)
     adapter.edit_failures.extend([DeliveryError("edit refused", permanent=True)])
     await reply.finish("Partial and complete.")
     assert adapter.texts()[-1] == "Partial and complete."
+
+
+async def test_a_send_that_may_have_been_delivered_is_not_retried_but_kept(
+        store: SQLiteStore, caplog: pytest.LogCaptureFixture) -> None:
+    adapter = MemoryAdapter(_ignore)
+    adapter.failures.append(DeliveryError("read timeout after sending", maybe_delivered=True))
+    metrics = Metrics()
+    delivery = Delivery(store, metrics, RetryPolicy(attempts=5, base_delay=0.01))
+    with caplog.at_level("WARNING", logger="gateway.delivery"):
+        sent = await delivery.send(adapter, OutboundMessage(chat_id="c7", text="maybe there", idempotency_key="m1"))
+    assert sent is None and len(adapter.send_attempts) == 1
+    [row] = await store.fetchall("SELECT * FROM undelivered")
+    assert (row["chat_id"], row["text"], row["attempts"]) == ("c7", "maybe there", 1)
+    assert "may already have been delivered" in row["error"] and "never posted twice" in row["error"]
+    assert "read timeout after sending" in row["error"]
+    [record] = [r for r in caplog.records if "may already have been delivered" in r.getMessage()]
+    assert record.levelname == "WARNING" and "telegram" in record.getMessage() and "c7" in record.getMessage()
+    assert b'hermes_undelivered_total{platform="telegram"} 1.0' in metrics.render()
+
+    # Sending that message again (same key, same text) does not reach the platform; a new one does.
+    assert await delivery.send(adapter, OutboundMessage(chat_id="c7", text="maybe there", idempotency_key="m1")) is None
+    assert len(adapter.send_attempts) == 1
+    assert await delivery.send(adapter, OutboundMessage(chat_id="c7", text="next", idempotency_key="m2")) is not None
+    assert adapter.texts() == ["next"]
+
+
+async def test_edits_are_retried_even_when_they_may_have_been_delivered(store: SQLiteStore) -> None:
+    adapter = MemoryAdapter(_ignore)
+    delivery = Delivery(store, Metrics(), RetryPolicy(attempts=3, base_delay=0.01))
+    sent = await delivery.send(adapter, OutboundMessage(chat_id="c", text="draft"))
+    assert sent is not None
+    adapter.edit_failures.append(DeliveryError("read timeout after sending", maybe_delivered=True))
+    assert await delivery.edit(adapter, sent, "final")
+    assert adapter.texts() == ["final"]
+
+
+async def test_a_streamed_message_that_may_have_been_delivered_is_not_posted_again(store: SQLiteStore) -> None:
+    adapter = MemoryAdapter(_ignore, limits=PlatformLimits(max_message_chars=4096, min_edit_interval=0.05))
+    delivery = Delivery(store, Metrics(), RetryPolicy(attempts=3, base_delay=0.01))
+    adapter.failures.append(DeliveryError("read timeout after sending", maybe_delivered=True))
+    reply = StreamingReply(delivery, adapter, "c", key="s5")
+    await reply.on_event(TextDelta("The whole answer."))
+    await adapter.wait_for(lambda: len(adapter.send_attempts) == 1, timeout=2)
+    await reply.finish("The whole answer.")          # the same text again: it may be there already
+    assert len(adapter.send_attempts) == 1 and adapter.posted == []
+    assert len(await store.fetchall("SELECT * FROM undelivered")) == 1
+
+    # A preview that may have been delivered does not swallow the rest of the reply.
+    adapter.failures.append(DeliveryError("read timeout after sending", maybe_delivered=True))
+    reply = StreamingReply(delivery, adapter, "c", key="s6")
+    await reply.on_event(TextDelta("The"))
+    await adapter.wait_for(lambda: len(adapter.send_attempts) == 2, timeout=2)
+    await reply.on_event(TextDelta(" complete answer."))
+    await reply.finish("The complete answer.")
+    assert adapter.texts() == ["The complete answer."]
