@@ -18,6 +18,11 @@ Webhook mode (`mode = "webhook"`): `attach_routes(app)` mounts a POST route on t
 
 PTB does not retry anything by itself here (no AIORateLimiter is configured): a 429 raises
 `RetryAfter` at once and we turn it into `DeliveryError(retry_after=...)` for the delivery layer.
+The Bot API has no idempotency key, so a failure after the request went out (PTB's HTTPXRequest
+raises `TimedOut`/`NetworkError` *from* httpx's ReadTimeout, WriteTimeout, ReadError or
+RemoteProtocolError) is `maybe_delivered`: Telegram may have posted the message, and the delivery
+layer does not send it again. Connect errors, connect and pool timeouts (PTB: "Request was *not*
+sent") and HTTP error answers are safe to retry.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import httpx
 from telegram import (
     BotCommand,
     InlineKeyboardButton,
@@ -97,6 +103,23 @@ def _seconds(value: float | dt.timedelta) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
+# httpx failures after the request was (at least partly) sent: Telegram may have acted on it.
+# ConnectError / ConnectTimeout / PoolTimeout mean it never left, so they are not here.
+_AFTER_SENDING = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.RemoteProtocolError)
+
+
+def _failed_after_sending(exc: BaseException) -> BaseException | None:
+    """The httpx error under a PTB TimedOut/NetworkError when it came after the request was sent."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc.__cause__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, _AFTER_SENDING):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def delivery_error(exc: TelegramError) -> DeliveryError:
     """A PTB exception as the platform-neutral DeliveryError."""
     if isinstance(exc, RetryAfter):
@@ -107,8 +130,13 @@ def delivery_error(exc: TelegramError) -> DeliveryError:
         return DeliveryError(f"telegram rate limit: {exc}", retry_after=seconds)
     if isinstance(exc, (Forbidden, InvalidToken, BadRequest)):
         return DeliveryError(f"telegram refused: {exc}", permanent=True)
-    # TimedOut / NetworkError / 5xx: transient. A TimedOut send may have been posted anyway; the
-    # Bot API has no idempotency key, so the delivery layer decides whether to retry it.
+    # TimedOut / NetworkError / 5xx: transient. One that came after the request was sent may have
+    # been posted anyway (the Bot API has no idempotency key): the delivery layer will not resend it.
+    cause = _failed_after_sending(exc) if isinstance(exc, NetworkError) else None
+    if cause is not None:
+        detail = f"httpx.{type(cause).__name__}" + (f": {cause}" if str(cause) else "")
+        return DeliveryError(f"telegram: the request was sent but no answer came ({detail})",
+                             maybe_delivered=True)
     return DeliveryError(f"telegram error: {exc}")
 
 
@@ -127,7 +155,7 @@ class TelegramAdapter(Adapter):
     def __init__(self, on_event: InboundHandler, *, token: str, api_base: str = "",
                  mode: str = "polling", webhook_url: str = "", webhook_secret: str = "",
                  poll_timeout: float = 30.0, max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
-                 reconnect_base: float = 1.0, reconnect_max: float = 60.0) -> None:
+                 reconnect_base: float = 1.0, reconnect_max: float = 60.0, read_timeout: float = 5.0) -> None:
         super().__init__(on_event)
         if not token:
             raise ValueError("telegram.token is empty: set it to the token @BotFather gave you")
@@ -155,6 +183,7 @@ class TelegramAdapter(Adapter):
             .token(token)
             .base_url(base_url)
             .base_file_url(base_file_url)
+            .read_timeout(read_timeout)          # for sends and edits (PTB's default is 5 s)
             .get_updates_read_timeout(10.0)      # PTB adds the long-poll timeout to this
             .updater(None)                       # we poll ourselves (see module docstring)
             .build()

@@ -13,6 +13,10 @@ Helper API for tests:
 - `fail_next(n, status=429, retry_after=1, method=None)`: the next n calls (of `method`, or any
   except getUpdates) answer an error; `reject_entities_next(n)`: "can't parse entities".
 - `drop_next_polls(n)`: close the connection of the next n getUpdates (a dropped network).
+- `stall_next(n, method, seconds)`: the next n calls of `method` are carried out (a sendMessage
+  is posted) but answered only after `seconds`, past the client's read timeout;
+  `drop_next(n, method)`: carried out, then the connection is closed without an answer.
+- `start(port=...)`: listen on a given port (to come back where a client already points).
 - `conflict_polls(n)`: answer 409 Conflict to the next n getUpdates (another poller).
 - `add_file(data, path) -> file_id`: a downloadable file for photos/documents.
 """
@@ -62,6 +66,9 @@ class FakeTelegramServer:
         self._new_update = asyncio.Condition()
         self._failures: list[Failure] = []
         self._drop_polls = 0
+        self._stalls: list[tuple[str, float]] = []          # (method, seconds)
+        self._drops: list[str] = []                          # methods
+        self._stopping = asyncio.Event()
         self._conflicts = 0
         self._reject_entities = 0
         self._files: dict[str, tuple[str, bytes]] = {}
@@ -85,15 +92,22 @@ class FakeTelegramServer:
     def base_file_url(self) -> str:
         return f"{self.api_base}/file/bot"
 
-    async def start(self) -> FakeTelegramServer:
+    async def start(self, port: int = 0) -> FakeTelegramServer:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/file/bot{token}/{path:.*}", self._file)
-        self._runner, self.port = await serve_on_loopback(app)
+        if port:
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", port).start()
+            self.port = port
+        else:
+            self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def stop(self) -> None:
         self._closing = True
+        self._stopping.set()
         async with self._new_update:
             self._new_update.notify_all()
         if self._runner:
@@ -202,6 +216,14 @@ class FakeTelegramServer:
         """The next n formatted sends fail the way Telegram rejects malformed markup."""
         self._reject_entities += n
 
+    def stall_next(self, n: int = 1, *, method: str = "sendMessage", seconds: float = 5.0) -> None:
+        """Carry out the next n `method` calls but answer each only after `seconds` (or at stop)."""
+        self._stalls.extend((method, seconds) for _ in range(n))
+
+    def drop_next(self, n: int = 1, *, method: str = "sendMessage") -> None:
+        """Carry out the next n `method` calls, then close the connection without an answer."""
+        self._drops.extend(method for _ in range(n))
+
     def drop_next_polls(self, n: int = 1) -> None:
         self._drop_polls += n
 
@@ -247,7 +269,19 @@ class FakeTelegramServer:
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return self._error(404, f"Not Found: method {method}")
-        return await handler(request, params)
+        response = await handler(request, params)
+        stall = next((i for i, (m, _) in enumerate(self._stalls) if m == method), None)
+        if stall is not None:
+            _, seconds = self._stalls.pop(stall)
+            try:        # done, but the answer comes too late for the client
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+            except TimeoutError:
+                pass
+        if method in self._drops:
+            self._drops.remove(method)
+            assert request.transport is not None
+            request.transport.close()       # done, but the connection dies before the answer
+        return response
 
     async def _m_getMe(self, request: web.Request, p: dict[str, Any]) -> web.Response:
         return self._ok({"id": BOT_ID, "is_bot": True, "first_name": "Hermes", "username": BOT_USERNAME,
