@@ -18,6 +18,13 @@ gateway drops the redelivery by `dedup_key`). Slack does not promise event order
 slack_sdk's AsyncWebClient retries only connection errors, once, by default
 (`async_default_handlers()` = a connection-error handler); a 429 raises `SlackApiError` with
 `Retry-After`, which becomes `DeliveryError(retry_after=...)` for the delivery layer.
+
+chat.postMessage has no idempotency key, so a post must not be repeated once the request may
+have reached Slack. The SDK's default connection-error retry also fires on errors after the
+request went out (the server closed the connection before answering, a socket read timeout):
+our `PostOnceRetryHandler` keeps the retry for connect failures and for other methods, but not
+for posting methods after sending. Such a failure becomes `DeliveryError(maybe_delivered=True)`
+and the delivery layer does not send the message again.
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ import aiohttp
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest as RetryHttpRequest
+from slack_sdk.http_retry.response import HttpResponse as RetryHttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import (
@@ -65,6 +77,39 @@ PERMANENT_ERRORS = {
 FORMAT_ERRORS = {"invalid_blocks", "invalid_blocks_format"}
 # Message subtypes that are a person talking to us; the rest (edits, joins, bot posts) are not.
 USER_SUBTYPES = {None, "file_share", "thread_broadcast"}
+# Methods that post something new each time they run: never repeated once Slack may have them.
+POSTING_METHODS = {"chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage", "chat.meMessage",
+                   "files.upload", "files.completeUploadExternal"}
+
+
+def failed_after_sending(exc: BaseException) -> bool:
+    """Whether an aiohttp failure came after the request went out (Slack may have acted on it).
+
+    Connect errors and connect timeouts mean nothing was sent. A read timeout (aiohttp's total
+    or socket-read timeout), the server closing the connection before answering, a reset while
+    waiting, or a broken answer all come after the request was written.
+    """
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return False
+    return isinstance(exc, (TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                            aiohttp.ClientPayloadError))
+
+
+class PostOnceRetryHandler(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's connection-error retry, except for a posting method after the request went out."""
+
+    async def _can_retry_async(self, *, state: RetryState, request: RetryHttpRequest,
+                               response: RetryHttpResponse | None = None,
+                               error: Exception | None = None) -> bool:
+        method = request.url.rstrip("/").rsplit("/", 1)[-1]
+        if error is not None and method in POSTING_METHODS and failed_after_sending(error):
+            return False
+        return await super()._can_retry_async(state=state, request=request, response=response, error=error)
+
+
+def retry_handlers() -> list[AsyncRetryHandler]:
+    """What the AsyncWebClient retries by itself (the SDK's default, made safe for posts)."""
+    return [PostOnceRetryHandler()]
 
 
 def delivery_error(exc: Exception) -> DeliveryError:
@@ -83,6 +128,9 @@ def delivery_error(exc: Exception) -> DeliveryError:
         if error in PERMANENT_ERRORS or (400 <= status < 500 and status != 408):
             return DeliveryError(f"slack refused: {error or status}", permanent=True)
         return DeliveryError(f"slack error: {error or status}")
+    if failed_after_sending(exc):
+        return DeliveryError(f"slack: the request was sent but no answer came ({type(exc).__name__}"
+                             + (f": {exc})" if str(exc) else ")"), maybe_delivered=True)
     return DeliveryError(f"slack unreachable: {type(exc).__name__}: {exc}")
 
 
@@ -94,7 +142,8 @@ class SlackAdapter(Adapter):
 
     def __init__(self, on_event: InboundHandler, *, token: str, api_base: str = "", mode: str = "http",
                  app_token: str = "", signing_secret: str = "", events_path: str = "/slack/events",
-                 max_attachment_bytes: int = MAX_ATTACHMENT_BYTES, ping_interval: float = 10.0) -> None:
+                 max_attachment_bytes: int = MAX_ATTACHMENT_BYTES, ping_interval: float = 10.0,
+                 request_timeout: float = 30.0) -> None:
         super().__init__(on_event)
         if not token:
             raise ValueError("slack.token is empty: set it to the bot token (xoxb-...)")
@@ -115,7 +164,9 @@ class SlackAdapter(Adapter):
         self._token = token
         base = (api_base or DEFAULT_API_BASE).rstrip("/") + "/"
         self._api_host = urlsplit(base).hostname or ""
-        self.client = AsyncWebClient(token=token, base_url=base)
+        # request_timeout is aiohttp's total timeout per Web API call (slack_sdk's default: 30 s).
+        self.client = AsyncWebClient(token=token, base_url=base, timeout=request_timeout,  # type: ignore[arg-type]
+                                     retry_handlers=retry_handlers())
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,

@@ -15,6 +15,9 @@ Helper API for tests:
   closes the connection from the server side; `request_refresh()` sends Slack's `disconnect`;
 - `sent(channel)`, `wait_sent(channel, n)`: what the bot posted (edits update entries in place);
 - `fail_next(n, status=429, retry_after=1, method=None, error="ratelimited")`;
+- `stall_next(n, method, seconds)`: the next n calls of `method` are carried out (a message is
+  posted) but answered only after `seconds` (past the client's timeout); `drop_next(n, method)`:
+  carried out, then the connection is closed without an answer;
 - `add_file(name, data, mimetype)`: a file object for `message_event(files=[...])`.
 """
 
@@ -91,6 +94,9 @@ class FakeSlackServer:
         self._runner: web.AppRunner | None = None
         self._files: dict[str, tuple[bytes, str]] = {}
         self._sent_event = asyncio.Event()
+        self._stalls: list[tuple[str, float]] = []          # (method, seconds)
+        self._drops: list[str] = []                          # methods
+        self._stopping = asyncio.Event()
         self.port = 0
 
     @property
@@ -106,6 +112,7 @@ class FakeSlackServer:
         return self
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._ws is not None:
             await self._ws.close()
         if self._runner:
@@ -188,6 +195,17 @@ class FakeSlackServer:
                 raise AssertionError(f"expected {count} socket connection(s), saw {self.connections}")
             await asyncio.sleep(0.01)
 
+    def stall_next(self, n: int = 1, *, method: str = "chat.postMessage", seconds: float = 5.0) -> None:
+        """Carry out the next n `method` calls but answer each only after `seconds` (or at stop)."""
+        self._stalls.extend((method, seconds) for _ in range(n))
+
+    def drop_next(self, n: int = 1, *, method: str = "chat.postMessage") -> None:
+        """Carry out the next n `method` calls, then close the connection without an answer."""
+        self._drops.extend(method for _ in range(n))
+
+    def calls_of(self, method: str) -> int:
+        return sum(1 for name, _ in self.calls if name == method)
+
     def fail_next(self, n: int = 1, *, status: int = 429, retry_after: float | None = 1,
                   method: str | None = None, error: str = "") -> None:
         err = error or ("ratelimited" if status == 429 else "internal_error")
@@ -222,7 +240,19 @@ class FakeSlackServer:
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response(await handler(params))
+        answer = await handler(params)
+        stall = next((i for i, (m, _) in enumerate(self._stalls) if m == method), None)
+        if stall is not None:
+            _, seconds = self._stalls.pop(stall)
+            try:        # done, but the answer comes too late for the client
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+            except TimeoutError:
+                pass
+        if method in self._drops:
+            self._drops.remove(method)
+            assert request.transport is not None
+            request.transport.close()       # done, but the connection dies before the answer
+        return web.json_response(answer)
 
     async def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "hermes",
