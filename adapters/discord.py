@@ -10,6 +10,13 @@ and retries the request itself (up to 5 tries) when the wait is at most `max_rat
 (30 s here, the library's minimum); a longer wait raises `discord.RateLimited`, which becomes
 `DeliveryError(retry_after=...)` for the delivery layer.
 
+Sends are safe to retry: each message carries a `nonce` derived from its idempotency key, and
+discord.py sends it with `enforce_nonce`, so Discord answers a repeated post (within a few
+minutes) with the message it already created instead of posting again. Without a key discord.py
+picks a random nonce per call, so a failure after the request went out (a read timeout, the
+connection dropped before the answer) is `maybe_delivered` and the delivery layer does not
+send it again.
+
 `api_base` and `gateway_url` (self-hosted proxies, test servers) are class attributes in
 discord.py — `discord.http.Route.BASE` and `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`
 — so setting them changes them for the whole process. The adapter sets them only when
@@ -26,6 +33,7 @@ import re
 from collections import OrderedDict
 from typing import Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -53,8 +61,38 @@ STYLES = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.
           "default": discord.ButtonStyle.secondary}
 
 
-def delivery_error(exc: Exception) -> DeliveryError:
-    """A discord.py failure as the platform-neutral DeliveryError."""
+NONCE_CHARS = 25      # Discord's limit for a string nonce
+
+
+def message_nonce(idempotency_key: str) -> str | None:
+    """The nonce for a message with this idempotency key (same key, same nonce); None without one.
+
+    Each OutboundMessage is one Discord message and the delivery layer gives every chunk of a
+    reply its own key, so a nonce per key is a nonce per posted message.
+    """
+    if not idempotency_key:
+        return None
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:NONCE_CHARS]
+
+
+def failed_after_sending(exc: BaseException) -> bool:
+    """Whether an aiohttp failure came after the request went out (Discord may have acted on it).
+
+    Connect errors and connect timeouts mean nothing was sent; a read timeout, the server closing
+    the connection before answering, a reset while waiting or a broken answer come after.
+    """
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return False
+    return isinstance(exc, (TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                            aiohttp.ClientPayloadError))
+
+
+def delivery_error(exc: Exception, *, deduplicated: bool = False) -> DeliveryError:
+    """A discord.py failure as the platform-neutral DeliveryError.
+
+    `deduplicated`: the request carried a nonce Discord enforces, so even a failure after it was
+    sent is safe to retry (never `maybe_delivered`).
+    """
     if isinstance(exc, discord.RateLimited):
         return DeliveryError(f"discord rate limit ({exc.retry_after:.1f}s)", retry_after=exc.retry_after)
     if isinstance(exc, discord.HTTPException):
@@ -68,6 +106,9 @@ def delivery_error(exc: Exception) -> DeliveryError:
         if isinstance(exc, (discord.Forbidden, discord.NotFound)) or 400 <= exc.status < 500:
             return DeliveryError(f"discord refused ({exc.status}): {exc.text}", permanent=True)
         return DeliveryError(f"discord error ({exc.status}): {exc.text}")
+    if not deduplicated and failed_after_sending(exc):
+        return DeliveryError(f"discord: the request was sent but no answer came ({type(exc).__name__}"
+                             + (f": {exc})" if str(exc) else ")"), maybe_delivered=True)
     return DeliveryError(f"discord unreachable: {type(exc).__name__}: {exc}")
 
 
@@ -298,16 +339,20 @@ class DiscordAdapter(Adapter):
         if message.reply_to:
             kwargs["reference"] = discord.MessageReference(message_id=int(message.reply_to),
                                                            channel_id=target.id, fail_if_not_exists=False)
+        nonce = message_nonce(message.idempotency_key)
+        if nonce is not None:
+            kwargs["nonce"] = nonce         # discord.py sends it with enforce_nonce=True
         try:
             try:
                 sent = await target.send(content=to_discord(message.text), **kwargs)
             except discord.HTTPException as exc:
-                # Discord does not reject Markdown, but a body it refuses as invalid gets one plain retry.
+                # Discord does not reject Markdown, but a body it refuses as invalid gets one plain retry
+                # (same nonce: the refused post created nothing).
                 if exc.status != 400 or exc.code != 50035:
                     raise
                 sent = await target.send(content=to_plain(message.text), **kwargs)
-        except (TimeoutError, discord.DiscordException, OSError) as exc:
-            raise delivery_error(exc) from exc
+        except (TimeoutError, discord.DiscordException, aiohttp.ClientError, OSError) as exc:
+            raise delivery_error(exc, deduplicated=nonce is not None) from exc
         return SentMessage(platform=self.name, chat_id=message.chat_id, message_id=str(sent.id),
                            thread_id=message.thread_id)
 
@@ -315,7 +360,7 @@ class DiscordAdapter(Adapter):
         target = self._channel(sent.thread_id or sent.chat_id)
         try:
             await target.get_partial_message(int(sent.message_id)).edit(content=to_discord(text))
-        except (TimeoutError, discord.DiscordException, OSError) as exc:
+        except (TimeoutError, discord.DiscordException, aiohttp.ClientError, OSError) as exc:
             raise delivery_error(exc) from exc
 
     async def typing(self, chat_id: str, thread_id: str | None = None) -> None:

@@ -11,6 +11,11 @@ Helper API for tests:
   or replayed on RESUME if no client is connected, as Discord does);
 - `queue_button_press(channel_id, user_id, custom_id, message_id)`: a component interaction;
 - `sent(channel_id)`, `wait_sent(channel_id, n)`: what the bot posted (edits update in place);
+  `posts`: every message POST body as it arrived (retries included);
+- a post with `enforce_nonce` and a nonce seen before gets the message created first, as
+  Discord does (within a few minutes), instead of a new one;
+- `drop_next(n)`: the next n message posts are carried out, then the connection is closed
+  without an answer (the client sees the server disconnect);
 - `fail_next(n, status=429, retry_after=1.0, method=None)`: REST errors (429s carry `Via`, as
   Discord's do: without it discord.py takes a 429 for a Cloudflare ban);
 - `drop_gateway(code=4000)`: close the websocket (4000 is resumable); `identifies`, `resumes`
@@ -71,6 +76,7 @@ class FakeDiscordServer:
     interaction_callbacks: list[dict[str, Any]] = field(default_factory=list)
     identifies: int = 0
     resumes: int = 0
+    posts: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -82,6 +88,8 @@ class FakeDiscordServer:
         self._sent_event = asyncio.Event()
         self._files: dict[str, tuple[bytes, str]] = {}
         self._ready: web.WebSocketResponse | None = None      # the socket past READY/RESUMED
+        self._nonces: dict[str, tuple[str, dict[str, Any]]] = {}   # nonce -> (channel, message)
+        self._drops = 0
         self.port = 0
 
     @property
@@ -173,6 +181,10 @@ class FakeDiscordServer:
     def fail_next(self, n: int = 1, *, status: int = 429, retry_after: float = 1.0, method: str | None = None,
                   cloudflare: bool = False) -> None:
         self._failures.extend(Failure(status, retry_after, method, cloudflare) for _ in range(n))
+
+    def drop_next(self, n: int = 1) -> None:
+        """Carry out the next n message posts, then close the connection without an answer."""
+        self._drops += n
 
     async def drop_gateway(self, code: int = 4000) -> None:
         if self._ws is not None:
@@ -285,7 +297,13 @@ class FakeDiscordServer:
                           "bot_require_code_grant": False, "verify_key": "00", "flags": 0,
                           "owner": _user("1", "owner")})
         if m := re.fullmatch(r"/channels/(\d+)/messages", path):
-            return self._post_message(m.group(1), body or {})
+            self.posts.append(dict(body or {}))
+            response = self._post_message(m.group(1), body or {})
+            if self._drops:
+                self._drops -= 1
+                assert request.transport is not None
+                request.transport.close()       # posted, but the connection dies before the answer
+            return response
         if m := re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path):
             return self._edit_message(m.group(1), m.group(2), body or {})
         if re.fullmatch(r"/channels/(\d+)/typing", path):
@@ -308,15 +326,24 @@ class FakeDiscordServer:
                 "author": _user(BOT_ID, "hermes", bot=True), "timestamp": dt.datetime.now(dt.UTC).isoformat(),
                 "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
                 "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0,
-                "components": entry.get("components", [])}
+                "components": entry.get("components", []), "nonce": entry.get("nonce")}
 
     def _post_message(self, channel_id: str, body: dict[str, Any]) -> web.Response:
         if not body.get("content") and not body.get("components"):
             return _json({"message": "Cannot send an empty message", "code": 50006}, 400)
         if len(body.get("content") or "") > 2000:
             return _json({"message": "Invalid Form Body", "code": 50035}, 400)
+        nonce = str(body["nonce"]) if body.get("nonce") is not None else None
+        if nonce is not None and len(nonce) > 25:
+            return _json({"message": "Invalid Form Body", "code": 50035,
+                          "errors": {"nonce": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH"}]}}}, 400)
+        if nonce is not None and body.get("enforce_nonce") and nonce in self._nonces:
+            first_channel, first = self._nonces[nonce]
+            return _json(self._message_object(first_channel, first))
         entry = {"id": self._snowflake(), "content": body.get("content", ""), "components": body.get("components", []),
-                 "message_reference": body.get("message_reference"), "edits": []}
+                 "message_reference": body.get("message_reference"), "edits": [], "nonce": nonce}
+        if nonce is not None:
+            self._nonces[nonce] = (channel_id, entry)
         self.messages[channel_id].append(entry)
         self._sent_event.set()
         return _json(self._message_object(channel_id, entry))
