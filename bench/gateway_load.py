@@ -1,9 +1,11 @@
 """Load figures for the gateway, driven through its OpenAI-compatible endpoint.
 
     .venv/bin/python bench/gateway_load.py [--duration 5] [--concurrency 1,10,50] [--sessions 10000]
+                                           [--model-workers 2]
 
 Three processes, as in production: the fake model server (answers at once), a real
-`hermes gateway`, and this driver. For each concurrency N the driver measures
+`hermes gateway` (with `--model-workers` LiteLLM worker processes of its own), and this driver.
+For each concurrency N the driver measures
 1. bare LiteLLM `acompletion` against the same fake server with N concurrent callers (the
    model's own time, and the calls/s ceiling of one model call per turn), and
 2. the gateway with N concurrent users, each sending its next message when the last was answered
@@ -173,8 +175,9 @@ async def main() -> None:
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--turns-per-session", type=int, default=5,
                         help="each user starts a new conversation after this many turns (history length)")
-    parser.add_argument("--model-workers", type=int, default=0,
-                        help="the gateway's [agent] model_workers (processes running LiteLLM)")
+    parser.add_argument("--model-workers", type=int, default=2,
+                        help="the gateway's [agent] model_workers, processes running LiteLLM (default 2, one per "
+                             "core here: the setting for a busy gateway; the shipped default is 0, in-process)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="alternating bare/gateway slices per concurrency level")
     args = parser.parse_args()
@@ -243,6 +246,7 @@ async def main() -> None:
         load = os.getloadavg()
         print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores; other processes "
               f"share them); {args.rounds} alternating slices per side, {args.duration:.0f}s per side per level")
+        print(f"gateway: [agent] model_workers = {args.model_workers}; ", end="")
         print(f"the gateway's request: {len(same_request['messages'])} messages, "
               f"{len(same_request.get('tools', []))} tools, {len(json.dumps(same_request))} bytes of JSON")
         print(f"{'users':>5} | {'bare calls/s':>12} | {'gateway turns/s':>15} | {'ratio':>5} | "
