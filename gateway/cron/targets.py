@@ -189,7 +189,8 @@ async def _deliver_platform(target: Target, text: str, services: dict[str, Any],
     except Exception as exc:
         raise DeliveryFailed(f"{target}: {type(exc).__name__}: {exc}") from exc
     if not delivered:
-        raise DeliveryFailed(f"{target}: not delivered after retries (kept in the gateway's undelivered list)")
+        raise DeliveryFailed(f"{target}: not delivered (kept in the gateway's undelivered list; if the platform timed "
+                             "out after the request was sent it may have arrived, and it is not sent twice)")
 
 
 async def deliver(target: Target, text: str, *, services: dict[str, Any], header: str = "",
