@@ -39,7 +39,6 @@ import os
 import re
 import secrets
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -253,8 +252,11 @@ async def main() -> None:
               f"{'bare p50/p99 ms':>15} | {'gw p50/p99 ms':>13} | {'added p50/p99 ms':>16} | "
               f"{'CPU ms/call: bare / gw':>22} | {'rest ms: bare / gw':>18} | {'bare same-request: calls/s, ratio, CPU ms':>41}")
         own_cpu = time.process_time
+
+        def model_cpu() -> float:
+            return cpu_seconds(model.pid)
+
         for n in levels:
-            model_cpu = lambda: cpu_seconds(model.pid)  # noqa: E731
             sides = (Side(bare, own_cpu, model_cpu),
                      Side(gateway_call(f"u{run_id}n{n}"), lambda: tree_cpu_seconds(gateway.pid),
                           lambda: model_cpu() + own_cpu(), lambda: cpu_seconds(gateway.pid)),
