@@ -154,6 +154,8 @@ async def test_stop_interrupts_the_running_turn(home: Path, model_server: FakeMo
         assert "Stopping." in tg.texts()
         await tg.inject("are you there?", user="u1")
         await tg.wait_for(lambda: "After the stop." in tg.texts())
+        # the streamed answer shows before the turn has finished saving: wait until it has
+        await tg.wait_for(lambda: gateway.health()["busy_sessions"] == 0)
         await tg.inject("/stop", user="u1")
         await tg.wait_for(lambda: "Nothing is running." in tg.texts())
     finally:
