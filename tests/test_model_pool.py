@@ -93,6 +93,31 @@ async def test_pool_answers_streams_retries_and_survives_a_dead_worker(model_ser
     assert pids and not any(_alive(pid) for pid in pids)  # no worker outlives the pool
 
 
+async def test_a_cancelled_call_frees_the_worker_for_the_next_one(model_server: FakeModelServer) -> None:
+    pool = ModelWorkerPool(1)
+    await pool.start()
+    config = ModelConfig(name="openai/fake-model", api_base=model_server.base_url, api_key="sk-test", stream=False)
+    llm = LLMClient(config, caller=pool)
+    try:
+        model_server.add(hang(30.0), text("the next answer"))
+        slow = asyncio.create_task(llm.complete([{"role": "user", "content": "slow"}]))
+        for _ in range(500):
+            if model_server.requests:
+                break
+            await asyncio.sleep(0.02)
+        slow.cancel()  # what /stop does to a running turn
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert pool.status()[0].in_flight == 0
+        started = asyncio.get_running_loop().time()
+        answer = await llm.complete([{"role": "user", "content": "next"}])
+        assert answer.message["content"] == "the next answer"
+        assert asyncio.get_running_loop().time() - started < 5  # not stuck behind the 30 s call
+        assert pool.status()[0].restarts == 0  # the worker was told to cancel, not killed
+    finally:
+        await pool.close()
+
+
 async def test_a_model_that_keeps_failing_reports_every_attempt(model_server: FakeModelServer) -> None:
     pool = ModelWorkerPool(1)
     await pool.start()
