@@ -115,6 +115,17 @@ class Adapter(abc.ABC):
     async def start(self) -> None:
         """Connect and begin receiving; returns once receiving has started."""
 
+    async def stop_receiving(self) -> None:
+        """Take no new inbound events; sending keeps working (for turns still finishing).
+
+        The first step of a graceful shutdown, before the gateway stops accepting work. When it
+        returns, every event already handed to `on_event` has been taken, and nothing more is
+        handed over. Events that arrive later are left to the platform to deliver again where it
+        can (not confirmed, not acknowledged, or answered with a retryable error), so the next
+        process answers them. Default: nothing to do (the adapter receives nothing on its own).
+        """
+        return
+
     @abc.abstractmethod
     async def stop(self) -> None:
         """Stop receiving and close connections."""

@@ -155,7 +155,8 @@ class TelegramAdapter(Adapter):
     def __init__(self, on_event: InboundHandler, *, token: str, api_base: str = "",
                  mode: str = "polling", webhook_url: str = "", webhook_secret: str = "",
                  poll_timeout: float = 30.0, max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
-                 reconnect_base: float = 1.0, reconnect_max: float = 60.0, read_timeout: float = 5.0) -> None:
+                 reconnect_base: float = 1.0, reconnect_max: float = 60.0, read_timeout: float = 5.0,
+                 drain_timeout: float = 10.0) -> None:
         super().__init__(on_event)
         if not token:
             raise ValueError("telegram.token is empty: set it to the token @BotFather gave you")
@@ -193,6 +194,11 @@ class TelegramAdapter(Adapter):
         self._poll_task: asyncio.Task[None] | None = None
         self._running = False
         self._started = False
+        self._receiving = True          # until stop_receiving()
+        self._dispatching = False       # the poll loop is handing an update to on_event
+        self._webhooks_in_flight = 0
+        self._webhooks_idle = asyncio.Event()
+        self.drain_timeout = drain_timeout
         self.fatal_error: Exception | None = None
         self._callback_data: OrderedDict[str, str] = OrderedDict()
 
@@ -237,21 +243,46 @@ class TelegramAdapter(Adapter):
         self.status.connected = connected
         self._poll_task = asyncio.create_task(self._poll_loop(), name="telegram-poll")
 
-    async def stop(self) -> None:
+    async def stop_receiving(self) -> None:
+        """Stop polling (or answer webhooks 503); confirm only the updates handed to `on_event`.
+
+        A long poll in flight is cancelled (what it would return stays unconfirmed); an update
+        being handed over is finished first, and the rest of its batch is left alone. The last
+        `getUpdates(offset=last handed over + 1)` confirms exactly what was taken: Telegram
+        delivers everything after it again to the next process.
+        """
+        if not self._receiving:
+            return
+        self._receiving = False
         self._running = False
-        if self._poll_task:
-            self._poll_task.cancel()
-            try:
-                await self._poll_task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._poll_task = None
+        task, self._poll_task = self._poll_task, None
+        if task is not None:
+            if not self._dispatching:
+                task.cancel()           # waiting on getUpdates or a backoff sleep: nothing taken
+            done, _ = await asyncio.wait({task}, timeout=self.drain_timeout)
+            if not done:
+                log.warning("telegram: an update was still being handed over after %.0fs; stopping it",
+                            self.drain_timeout)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            elif not task.cancelled() and task.exception() is not None:
+                log.warning("telegram: polling ended with %r", task.exception())
             if self._offset is not None and self.fatal_error is None:
-                # Confirm what we handled, so the next start does not receive it again.
                 try:
-                    await self.bot.get_updates(offset=self._offset, timeout=0)
+                    await self.bot.get_updates(offset=self._offset, timeout=0,
+                                               allowed_updates=["message", "callback_query"])
                 except TelegramError as exc:
-                    log.warning("telegram: could not confirm handled updates on stop: %s", exc)
+                    log.warning("telegram: could not confirm handled updates: %s", exc)
+        if self._webhooks_in_flight:
+            self._webhooks_idle.clear()
+            try:
+                await asyncio.wait_for(self._webhooks_idle.wait(), self.drain_timeout)
+            except TimeoutError:
+                log.warning("telegram: webhook updates still being handed over after %.0fs",
+                            self.drain_timeout)
+
+    async def stop(self) -> None:
+        await self.stop_receiving()
         self.status.connected = False
         try:
             await self.bot.shutdown()
@@ -286,7 +317,13 @@ class TelegramAdapter(Adapter):
         updates = await self.bot.get_updates(offset=self._offset, timeout=timeout,
                                              allowed_updates=["message", "callback_query"])
         for update in updates:
-            await self._dispatch(update)
+            if not self._running:
+                return      # stopping: the rest stays unconfirmed and comes to the next process
+            self._dispatching = True
+            try:
+                await self._dispatch(update)
+            finally:
+                self._dispatching = False
             self._offset = update.update_id + 1      # confirmed on the next getUpdates
 
     async def _poll_loop(self) -> None:
@@ -453,13 +490,20 @@ class TelegramAdapter(Adapter):
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not hmac.compare_digest(given.encode(), self.webhook_secret.encode()):
             return web.Response(status=401, text="bad secret token")
-        if not self._started:
-            return web.Response(status=503, text="not started")   # Telegram retries later
+        if not self._started or not self._receiving:
+            # Telegram retries a non-2xx delivery later (to the next process, after a restart).
+            return web.Response(status=503, text="not receiving", headers={"Retry-After": "5"})
         try:
             update = Update.de_json(await request.json(), self.bot)
         except Exception:
             return web.Response(status=400, text="not an update")
-        await self._dispatch(update)
+        self._webhooks_in_flight += 1
+        try:
+            await self._dispatch(update)
+        finally:
+            self._webhooks_in_flight -= 1
+            if not self._webhooks_in_flight:
+                self._webhooks_idle.set()
         return web.Response(status=200)
 
     # --- sending -------------------------------------------------------------------------------
