@@ -17,6 +17,13 @@ picks a random nonce per call, so a failure after the request went out (a read t
 connection dropped before the answer) is `maybe_delivered` and the delivery layer does not
 send it again.
 
+Shutdown (`stop_receiving`): the gateway does not redeliver a MESSAGE_CREATE this session has
+received (a RESUME replays only what the client missed), so a message that arrives while the
+gateway stops cannot be left for the next process. It is ignored with an INFO line saying it will
+not be answered; only reading channel history at the next start could recover it. A slash
+command or button press at that moment is answered with a note, visible only to that user, to
+try again in a moment. Events already being handed over finish before `stop_receiving` returns.
+
 `api_base` and `gateway_url` (self-hosted proxies, test servers) are class attributes in
 discord.py — `discord.http.Route.BASE` and `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`
 — so setting them changes them for the whole process. The adapter sets them only when
@@ -57,6 +64,7 @@ MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 CUSTOM_ID_LIMIT = 100
 CUSTOM_ID_PREFIX = "hermes|"
 COMMAND_NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
+RESTARTING_TEXT = "I'm restarting and did not take this; please try again in a moment."
 STYLES = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.danger,
           "default": discord.ButtonStyle.secondary}
 
@@ -143,6 +151,10 @@ class DiscordAdapter(Adapter):
         self._connect_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._custom_ids: OrderedDict[str, str] = OrderedDict()
+        self._receiving = True            # until stop_receiving()
+        self._in_flight = 0               # handlers handing an event to on_event
+        self._idle = asyncio.Event()
+        self.drain_timeout = 10.0
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -197,7 +209,38 @@ class DiscordAdapter(Adapter):
         finally:
             self.status.connected = False
 
+    async def stop_receiving(self) -> None:
+        """Ignore new events (Discord will not redeliver them); finish the ones being handed over."""
+        self._receiving = False
+        if self._in_flight:
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.drain_timeout)
+            except TimeoutError:
+                log.warning("discord: %d event(s) still being handed over after %.0fs",
+                            self._in_flight, self.drain_timeout)
+
+    def _enter(self) -> bool:
+        if not self._receiving:
+            return False
+        self._in_flight += 1
+        return True
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
+
+    async def _refuse_interaction(self, interaction: discord.Interaction, what: str) -> None:
+        log.info("discord: %s from %s arrived while stopping; told the user to try again",
+                 what, interaction.user.id)
+        try:
+            await interaction.response.send_message(RESTARTING_TEXT, ephemeral=True)
+        except Exception as exc:  # noqa: BLE001 - a courtesy; the gateway is going down anyway
+            log.debug("discord: could not answer interaction %s: %s", interaction.id, exc)
+
     async def stop(self) -> None:
+        self._receiving = False
         await self.client.close()
         if self._connect_task is not None:
             try:
@@ -230,10 +273,16 @@ class DiscordAdapter(Adapter):
             return
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
+        if not self._enter():
+            log.info("discord: message %s in channel %s arrived while the gateway is stopping; it will "
+                     "not be answered (Discord does not deliver it again)", message.id, message.channel.id)
+            return
         try:
             await self.on_event(await self._inbound(message, me))
         except Exception:
             log.exception("discord: handling message %s failed", message.id)
+        finally:
+            self._leave()
 
     async def _inbound(self, message: discord.Message, me: discord.ClientUser) -> InboundMessage:
         channel = message.channel
@@ -286,6 +335,15 @@ class DiscordAdapter(Adapter):
         raw = self._custom_ids.get(custom_id, custom_id)
         if not raw.startswith(CUSTOM_ID_PREFIX):
             return
+        if not self._enter():
+            await self._refuse_interaction(interaction, "a button press")
+            return
+        try:
+            await self._take_press(interaction, raw)
+        finally:
+            self._leave()
+
+    async def _take_press(self, interaction: discord.Interaction, raw: str) -> None:
         action_id, _, value = raw[len(CUSTOM_ID_PREFIX):].partition("|")
         try:
             await interaction.response.defer()      # acknowledges the click (no visible change)
@@ -391,6 +449,15 @@ class DiscordAdapter(Adapter):
         adapter = self
 
         async def invoke(interaction: discord.Interaction, args: str = "") -> None:
+            if not adapter._enter():
+                await adapter._refuse_interaction(interaction, f"/{name}")
+                return
+            try:
+                await take(interaction, args)
+            finally:
+                adapter._leave()
+
+        async def take(interaction: discord.Interaction, args: str) -> None:
             await interaction.response.send_message(f"/{name} {args}".strip(), ephemeral=True)
             channel = interaction.channel
             if isinstance(channel, discord.Thread):

@@ -15,6 +15,13 @@ Listeners run before the ack in both modes (`process_before_response=True`): an 
 acknowledged only once the gateway accepted it, so a crash loses nothing (Slack retries; the
 gateway drops the redelivery by `dedup_key`). Slack does not promise event order.
 
+Shutdown (`stop_receiving`): a global bolt middleware, which runs after bolt's own signature
+check, answers every later request 503 with `Retry-After` instead of running a listener. Over
+HTTP Slack retries it (with `X-Slack-Retry-Num`) to the restarted gateway; in Socket Mode bolt's
+handler acknowledges an envelope only when the response is 200 (`send_async_response`), so the
+envelope stays unacknowledged and Slack delivers it again. Events already inside a listener are
+finished before `stop_receiving` returns.
+
 slack_sdk's AsyncWebClient retries only connection errors, once, by default
 (`async_default_handlers()` = a connection-error handler); a 429 raises `SlackApiError` with
 `Retry-After`, which becomes `DeliveryError(retry_after=...)` for the delivery layer.
@@ -29,6 +36,7 @@ and the delivery layer does not send the message again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections import OrderedDict
@@ -38,6 +46,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
@@ -67,6 +76,7 @@ log = logging.getLogger(__name__)
 DEFAULT_API_BASE = "https://slack.com/api/"
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 SECTION_LIMIT = 3000          # characters of text in one section block
+RETRY_AFTER_STOPPING = "30"   # seconds, on the 503 for requests that arrive while stopping
 # Errors that retrying cannot fix.
 PERMANENT_ERRORS = {
     "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
@@ -175,6 +185,7 @@ class SlackAdapter(Adapter):
             # Our own posts come back as events; bolt drops them (it knows our ids from auth.test).
             ignoring_self_events_enabled=True,
         )
+        self.app.middleware(self._refuse_while_stopping)
         self.app.event("message")(self._on_message)
         self.app.event("app_mention")(self._on_message)
         self.app.action(re.compile(".*"))(self._on_action)
@@ -184,6 +195,10 @@ class SlackAdapter(Adapter):
         self._http: aiohttp.ClientSession | None = None
         self._names: OrderedDict[str, str] = OrderedDict()
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()   # (channel, ts) this process saw
+        self._receiving = True            # until stop_receiving()
+        self._in_flight = 0               # listeners handing an event to on_event
+        self._idle = asyncio.Event()
+        self.drain_timeout = 10.0
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -216,7 +231,19 @@ class SlackAdapter(Adapter):
             return False, f"cannot reach the Slack API: {exc}", "check network access or [slack] api_base"
         return True, f"token ok: {auth.get('user')} in {auth.get('team')}", ""
 
+    async def stop_receiving(self) -> None:
+        """Answer new requests 503 (HTTP) / leave them unacknowledged (Socket Mode); finish the rest."""
+        self._receiving = False
+        if self._in_flight:
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.drain_timeout)
+            except TimeoutError:
+                log.warning("slack: %d event(s) still being handed over after %.0fs",
+                            self._in_flight, self.drain_timeout)
+
     async def stop(self) -> None:
+        await self.stop_receiving()
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
@@ -248,9 +275,41 @@ class SlackAdapter(Adapter):
 
     # --- receiving ---------------------------------------------------------------------------
 
+    async def _refuse_while_stopping(self, body: dict[str, Any], next_: Any) -> BoltResponse | None:
+        """Global middleware (after bolt's signature check): once stopping, no listener runs.
+
+        503 with Retry-After: Slack retries the HTTP request later, and bolt's Socket Mode handler
+        does not acknowledge a non-200 envelope, so Slack delivers it again either way.
+        """
+        if self._receiving:
+            return await next_()
+        how = "not acknowledged" if self.mode == "socket" else "answered 503"
+        log.info("slack: %s %s arrived while stopping; %s so Slack delivers it again",
+                 body.get("type", "request"), body.get("event_id", ""), how)
+        return BoltResponse(status=503, body="the gateway is restarting; retry later",
+                            headers={"Retry-After": RETRY_AFTER_STOPPING})
+
+    def _enter(self) -> None:
+        """A listener begins handing an event over; refused (bolt answers 500) once stopping."""
+        if not self._receiving:
+            raise RuntimeError("slack: stopping; not taking this event (Slack delivers it again)")
+        self._in_flight += 1
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
+
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id") or not event.get("user"):
             return
+        self._enter()
+        try:
+            await self._take_message(body, event)
+        finally:
+            self._leave()
+
+    async def _take_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
         # With both `message.*` and `app_mention` subscribed, one message arrives as two events.
         if (channel, ts) in self._seen:
@@ -290,6 +349,13 @@ class SlackAdapter(Adapter):
 
     async def _on_command(self, ack: Any, body: dict[str, Any], command: dict[str, Any]) -> None:
         """A native slash command: acknowledged at once, then handled as a message `/name args`."""
+        self._enter()
+        try:
+            await self._take_command(ack, command)
+        finally:
+            self._leave()
+
+    async def _take_command(self, ack: Any, command: dict[str, Any]) -> None:
         await ack()
         user = str(command.get("user_id", ""))
         text = f"{command.get('command', '')} {command.get('text', '')}".strip()
@@ -302,6 +368,13 @@ class SlackAdapter(Adapter):
         ))
 
     async def _on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        self._enter()
+        try:
+            await self._take_action(ack, body, action)
+        finally:
+            self._leave()
+
+    async def _take_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         message = body.get("message") or {}
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
