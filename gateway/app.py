@@ -172,6 +172,14 @@ class Gateway:
             await self._on_message(event)
         except ShuttingDown:
             log.info("%s: message arrived during shutdown; not answered", getattr(event, "platform", "?"))
+            if isinstance(event, InboundMessage) and self.runtime is not None:
+                # Not taken: forget its dedup key, so a redelivery to the next process is answered.
+                try:
+                    await self.runtime.store.execute(
+                        "DELETE FROM inbound_dedup WHERE platform = ? AND key = ?",
+                        (event.platform, dedup_key(event)))
+                except Exception:
+                    log.exception("could not forget the dedup key of a refused %s message", event.platform)
         except Exception:
             self.metrics.errors.labels("inbound").inc()
             log.exception("could not handle an inbound %s event", getattr(event, "platform", "?"))
@@ -239,8 +247,24 @@ class Gateway:
 
     # -- stop ------------------------------------------------------------------------------------------
     async def stop(self) -> None:
-        if self._stopping:
+        """Graceful shutdown: stop receiving, let turns finish within `grace`, persist, close.
+
+        Adapters stop receiving first, while the dispatcher still accepts: whatever an adapter had
+        already handed over is taken and answered, and what arrives later is left unconfirmed (or
+        refused with a retryable status) for the platform to deliver again to the next process.
+        Only then does the gateway stop accepting (the API answers 503 from here on).
+        """
+        if self._stopping or getattr(self, "_stop_begun", False):
             return
+        self._stop_begun = True
+
+        async def stop_receiving(adapter: Adapter) -> None:
+            try:
+                await asyncio.wait_for(adapter.stop_receiving(), timeout=15)
+            except Exception as exc:  # noqa: BLE001 - one adapter must not stop the shutdown
+                log.warning("%s: could not stop receiving cleanly: %s", adapter.name, exc)
+
+        await asyncio.gather(*(stop_receiving(a) for a in self.adapters.values()))
         self._stopping = True
         if getattr(self, "cron", None) is not None:
             await self.cron.stop(self.grace)  # running jobs finish within the grace period
