@@ -9,10 +9,13 @@ Helper API for tests:
 - `message_event(channel, user, text, ...)` / `block_action(...)`: Events API / interactivity
   bodies as Slack sends them (unique `event_id`s);
 - HTTP mode: `await post_event(url, body, secret)` signs and POSTs a body (`signed_headers`
-  alone for custom cases); `await post_action(url, payload, secret)` for button presses;
+  alone for custom cases); `await deliver_event(url, body, secret, retry_num=n)` also returns
+  the response headers and sends Slack's retry headers; `await post_action(url, payload,
+  secret)` for button presses;
 - Socket Mode: `queue_event(body)` sends it over the socket (or on the next connection: an
   envelope stays pending until the client acks it, as Slack redelivers); `drop_socket()`
   closes the connection from the server side; `request_refresh()` sends Slack's `disconnect`;
+  `unacked()`: envelope ids still pending;
 - `sent(channel)`, `wait_sent(channel, n)`: what the bot posted (edits update entries in place);
 - `fail_next(n, status=429, retry_after=1, method=None, error="ratelimited")`;
 - `stall_next(n, method, seconds)`: the next n calls of `method` are carried out (a message is
@@ -62,10 +65,25 @@ def signed_headers(body: str, secret: str, timestamp: int | None = None) -> dict
 
 async def post_event(url: str, body: dict[str, Any], secret: str) -> int:
     """POST an Events API body to the app, signed with `secret`; returns the HTTP status."""
+    status, _ = await deliver_event(url, body, secret)
+    return status
+
+
+async def deliver_event(url: str, body: dict[str, Any], secret: str, *,
+                        retry_num: int = 0) -> tuple[int, dict[str, str]]:
+    """POST an Events API body as Slack does; `retry_num` > 0 is Slack's retry of a failed one.
+
+    A retry carries `X-Slack-Retry-Num` and `X-Slack-Retry-Reason` (Slack retries a delivery that
+    got no 2xx within 3 seconds: immediately, after 1 minute, after 5 minutes). Returns the HTTP
+    status and the response headers.
+    """
     raw = json.dumps(body)
     headers = {"Content-Type": "application/json", **signed_headers(raw, secret)}
+    if retry_num:
+        headers["X-Slack-Retry-Num"] = str(retry_num)
+        headers["X-Slack-Retry-Reason"] = "http_error"
     async with aiohttp.ClientSession() as http, http.post(url, data=raw, headers=headers) as response:
-        return response.status
+        return response.status, dict(response.headers)
 
 
 async def post_action(url: str, payload: dict[str, Any], secret: str) -> int:
@@ -184,6 +202,10 @@ class FakeSlackServer:
 
     def sent(self, channel: str) -> list[dict[str, Any]]:
         return self.messages[channel]
+
+    def unacked(self) -> list[str]:
+        """Socket Mode envelope ids not acknowledged yet (Slack delivers them again)."""
+        return list(self._pending)
 
     async def wait_sent(self, channel: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
         return await wait_for_sent(lambda: self.sent(channel), self._sent_event, count, timeout, f"{channel}")

@@ -19,6 +19,10 @@ Helper API for tests:
 - `start(port=...)`: listen on a given port (to come back where a client already points).
 - `conflict_polls(n)`: answer 409 Conflict to the next n getUpdates (another poller).
 - `add_file(data, path) -> file_id`: a downloadable file for photos/documents.
+- `unconfirmed()`: update ids Telegram still holds (no getUpdates has confirmed them with a
+  higher offset), i.e. what it would deliver to the next poller; `delivered[update_id]` counts
+  how often each was returned by getUpdates; `redeliver(update_id)`: hand an update out again
+  as if its confirmation had never arrived (a confirming getUpdates lost on the network).
 """
 
 from __future__ import annotations
@@ -59,9 +63,11 @@ class FakeTelegramServer:
     chat_actions: list[dict[str, Any]] = field(default_factory=list)
     answered_callbacks: list[str] = field(default_factory=list)
     delivered: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    confirmed_below: int = 0        # the highest offset a getUpdates has sent
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
+        self._history: dict[int, dict[str, Any]] = {}
         self._message_ids = itertools.count(100)
         self._new_update = asyncio.Condition()
         self._failures: list[Failure] = []
@@ -118,6 +124,7 @@ class FakeTelegramServer:
     def _queue(self, kind: str, payload: dict[str, Any]) -> int:
         update_id = 5000 + next(self._ids)
         self.updates.append({"update_id": update_id, kind: payload})
+        self._history[update_id] = self.updates[-1]
         asyncio.get_running_loop().create_task(self._notify())
         return update_id
 
@@ -200,6 +207,18 @@ class FakeTelegramServer:
 
     def sent(self, chat_id: int | str) -> list[dict[str, Any]]:
         return self.messages[str(chat_id)]
+
+    def redeliver(self, update_id: int) -> None:
+        """Hold `update_id` (and everything after it) unconfirmed again, so the next poll gets it."""
+        if all(u["update_id"] != update_id for u in self.updates):
+            self.updates.append(self._history[update_id])
+            self.updates.sort(key=lambda u: u["update_id"])
+        self.confirmed_below = min(self.confirmed_below, update_id)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    def unconfirmed(self) -> list[int]:
+        """Update ids not yet confirmed: the next getUpdates (any process) receives them."""
+        return [u["update_id"] for u in self.updates if u["update_id"] >= self.confirmed_below]
 
     async def wait_sent(self, chat_id: int | str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
         return await wait_for_sent(lambda: self.sent(chat_id), self._sent_event, count, timeout, f"chat {chat_id}")
@@ -313,6 +332,7 @@ class FakeTelegramServer:
         offset = int(p.get("offset") or 0)
         timeout = float(p.get("timeout") or 0)
         # Updates below the offset are confirmed: Telegram forgets them.
+        self.confirmed_below = max(self.confirmed_below, offset)
         self.updates = [u for u in self.updates if u["update_id"] >= offset]
         deadline = time.monotonic() + timeout
         async with self._new_update:
