@@ -244,9 +244,57 @@ async def test_webhook_checks_the_secret_token(tg: FakeTelegramServer) -> None:
                 assert r.status == 200
         [event] = inbox.events
         assert isinstance(event, InboundMessage) and event.text == "via webhook" and event.dedup_key == "9001"
+
+        await adapter.stop_receiving()       # shutting down: Telegram must deliver it again later
+        async with aiohttp.ClientSession() as http:
+            later = {**update, "update_id": 9002}
+            async with http.post(url, json=later, headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as r:
+                assert r.status == 503
+        assert len(inbox.events) == 1
     finally:
         await adapter.stop()
         await runner.cleanup()
+
+
+async def test_stop_receiving_confirms_only_the_updates_handed_over(tg: FakeTelegramServer) -> None:
+    """Updates fetched in the same batch but not yet handed over stay with Telegram."""
+    handed: list[str] = []
+    release = asyncio.Event()
+
+    async def slow_handler(event: object) -> None:
+        assert isinstance(event, InboundMessage)
+        handed.append(event.text)
+        await release.wait()            # the gateway is still taking the first update
+
+    adapter = make_adapter(tg, slow_handler)  # type: ignore[arg-type]
+    await adapter.start()
+    try:
+        first = tg.queue_message(42, 42, "one")
+        second = tg.queue_message(42, 42, "two")
+        while not handed:
+            await asyncio.sleep(0.01)
+        stopping = asyncio.create_task(adapter.stop_receiving())
+        await asyncio.sleep(0.1)
+        assert not stopping.done()      # it waits for the update being handed over
+        release.set()
+        await asyncio.wait_for(stopping, 5)
+        assert handed == ["one"]
+        assert tg.unconfirmed() == [second] and first < second
+        tg.queue_message(42, 42, "three")
+        await asyncio.sleep(0.1)
+        assert handed == ["one"]        # nothing more is taken
+    finally:
+        await adapter.stop()
+    assert tg.unconfirmed() == [second, second + 1]
+
+    inbox = Inbox()
+    again = make_adapter(tg, inbox)
+    await again.start()
+    try:
+        events = await inbox.wait(2)
+        assert [e.text for e in events if isinstance(e, InboundMessage)] == ["two", "three"]
+    finally:
+        await again.stop()
 
 
 def test_webhook_mode_refuses_a_weak_secret() -> None:
