@@ -7,9 +7,10 @@ the HTTP server, then the adapters, and registers native slash commands where an
 
 Inbound events go through dedup (persisted), access control (pairing for unknown users), the
 router (session key, team), attachments, then the dispatcher. `Gateway.stop` is the graceful
-shutdown: take no new messages, let running and queued turns finish within the grace period
-(then interrupt them), wait for background work, close adapters and the HTTP server, close the
-store.
+shutdown: adapters stop receiving first (what they have not handed over stays with the platform,
+which delivers it again to the next process), then running and queued turns finish within the
+grace period (then are interrupted), background work is waited for, adapters and the HTTP
+server close, and the store closes.
 """
 
 from __future__ import annotations
@@ -172,12 +173,10 @@ class Gateway:
             await self._on_message(event)
         except ShuttingDown:
             log.info("%s: message arrived during shutdown; not answered", getattr(event, "platform", "?"))
-            if isinstance(event, InboundMessage) and self.runtime is not None:
+            if isinstance(event, InboundMessage) and hasattr(self, "dedup"):
                 # Not taken: forget its dedup key, so a redelivery to the next process is answered.
                 try:
-                    await self.runtime.store.execute(
-                        "DELETE FROM inbound_dedup WHERE platform = ? AND key = ?",
-                        (event.platform, dedup_key(event)))
+                    await self.dedup.forget(event.platform, dedup_key(event))
                 except Exception:
                     log.exception("could not forget the dedup key of a refused %s message", event.platform)
         except Exception:

@@ -34,6 +34,10 @@ class Deduplicator:
             (platform, key, time.time()))
         return inserted > 0
 
+    async def forget(self, platform: str, key: str) -> None:
+        """Drop `key`: a message that was refused (the gateway was stopping) is answered when redelivered."""
+        await self.store.execute("DELETE FROM inbound_dedup WHERE platform = ? AND key = ?", (platform, key))
+
     async def prune(self) -> int:
         return await self.store.execute_rowcount(
             "DELETE FROM inbound_dedup WHERE created_at < ?", (time.time() - self.keep_seconds,))
