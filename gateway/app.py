@@ -70,6 +70,7 @@ class Gateway:
         self._sweeper: asyncio.Task[None] | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stop_begun = False
         self.url = ""
 
     # -- start -----------------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ class Gateway:
         refused with a retryable status) for the platform to deliver again to the next process.
         Only then does the gateway stop accepting (the API answers 503 from here on).
         """
-        if self._stopping or getattr(self, "_stop_begun", False):
+        if self._stopping or self._stop_begun:
             return
         self._stop_begun = True
 
