@@ -160,3 +160,10 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
         self.permanent = permanent
         self.maybe_delivered = maybe_delivered
+
+
+def sent_without_answer(platform: str, cause: BaseException, *, qualifier: str = "") -> DeliveryError:
+    """The `maybe_delivered` error for a request that went out but got no answer (`qualifier`
+    prefixes the cause's type name, e.g. "httpx.")."""
+    detail = f"{qualifier}{type(cause).__name__}" + (f": {cause}" if str(cause) else "")
+    return DeliveryError(f"{platform}: the request was sent but no answer came ({detail})", maybe_delivered=True)

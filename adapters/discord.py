@@ -45,6 +45,7 @@ import discord
 import yarl
 from discord import app_commands
 
+from adapters.aiohttp_errors import failed_after_sending
 from adapters.base import (
     Adapter,
     Attachment,
@@ -55,6 +56,7 @@ from adapters.base import (
     OutboundMessage,
     PlatformLimits,
     SentMessage,
+    sent_without_answer,
 )
 from adapters.markdown import to_discord, to_plain
 
@@ -83,18 +85,6 @@ def message_nonce(idempotency_key: str) -> str | None:
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:NONCE_CHARS]
 
 
-def failed_after_sending(exc: BaseException) -> bool:
-    """Whether an aiohttp failure came after the request went out (Discord may have acted on it).
-
-    Connect errors and connect timeouts mean nothing was sent; a read timeout, the server closing
-    the connection before answering, a reset while waiting or a broken answer come after.
-    """
-    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
-        return False
-    return isinstance(exc, (TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
-                            aiohttp.ClientPayloadError))
-
-
 def delivery_error(exc: Exception, *, deduplicated: bool = False) -> DeliveryError:
     """A discord.py failure as the platform-neutral DeliveryError.
 
@@ -115,8 +105,7 @@ def delivery_error(exc: Exception, *, deduplicated: bool = False) -> DeliveryErr
             return DeliveryError(f"discord refused ({exc.status}): {exc.text}", permanent=True)
         return DeliveryError(f"discord error ({exc.status}): {exc.text}")
     if not deduplicated and failed_after_sending(exc):
-        return DeliveryError(f"discord: the request was sent but no answer came ({type(exc).__name__}"
-                             + (f": {exc})" if str(exc) else ")"), maybe_delivered=True)
+        return sent_without_answer("discord", exc)
     return DeliveryError(f"discord unreachable: {type(exc).__name__}: {exc}")
 
 

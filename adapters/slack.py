@@ -55,6 +55,7 @@ from slack_sdk.http_retry.response import HttpResponse as RetryHttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.aiohttp_errors import failed_after_sending
 from adapters.base import (
     Adapter,
     Attachment,
@@ -65,6 +66,7 @@ from adapters.base import (
     OutboundMessage,
     PlatformLimits,
     SentMessage,
+    sent_without_answer,
 )
 from adapters.markdown import to_plain, to_slack_mrkdwn
 
@@ -90,19 +92,6 @@ USER_SUBTYPES = {None, "file_share", "thread_broadcast"}
 # Methods that post something new each time they run: never repeated once Slack may have them.
 POSTING_METHODS = {"chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage", "chat.meMessage",
                    "files.upload", "files.completeUploadExternal"}
-
-
-def failed_after_sending(exc: BaseException) -> bool:
-    """Whether an aiohttp failure came after the request went out (Slack may have acted on it).
-
-    Connect errors and connect timeouts mean nothing was sent. A read timeout (aiohttp's total
-    or socket-read timeout), the server closing the connection before answering, a reset while
-    waiting, or a broken answer all come after the request was written.
-    """
-    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
-        return False
-    return isinstance(exc, (TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
-                            aiohttp.ClientPayloadError))
 
 
 class PostOnceRetryHandler(AsyncConnectionErrorRetryHandler):
@@ -139,8 +128,7 @@ def delivery_error(exc: Exception) -> DeliveryError:
             return DeliveryError(f"slack refused: {error or status}", permanent=True)
         return DeliveryError(f"slack error: {error or status}")
     if failed_after_sending(exc):
-        return DeliveryError(f"slack: the request was sent but no answer came ({type(exc).__name__}"
-                             + (f": {exc})" if str(exc) else ")"), maybe_delivered=True)
+        return sent_without_answer("slack", exc)
     return DeliveryError(f"slack unreachable: {type(exc).__name__}: {exc}")
 
 

@@ -70,6 +70,7 @@ from adapters.base import (
     OutboundMessage,
     PlatformLimits,
     SentMessage,
+    sent_without_answer,
 )
 from adapters.markdown import to_plain, to_telegram_html
 
@@ -134,9 +135,7 @@ def delivery_error(exc: TelegramError) -> DeliveryError:
     # been posted anyway (the Bot API has no idempotency key): the delivery layer will not resend it.
     cause = _failed_after_sending(exc) if isinstance(exc, NetworkError) else None
     if cause is not None:
-        detail = f"httpx.{type(cause).__name__}" + (f": {cause}" if str(cause) else "")
-        return DeliveryError(f"telegram: the request was sent but no answer came ({detail})",
-                             maybe_delivered=True)
+        return sent_without_answer("telegram", cause, qualifier="httpx.")
     return DeliveryError(f"telegram error: {exc}")
 
 
