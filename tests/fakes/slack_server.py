@@ -40,6 +40,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.late_answers import LateAnswers
 from tests.fakes.loopback import serve_on_loopback
 from tests.fakes.waiting import wait_for_sent
 
@@ -112,9 +113,7 @@ class FakeSlackServer:
         self._runner: web.AppRunner | None = None
         self._files: dict[str, tuple[bytes, str]] = {}
         self._sent_event = asyncio.Event()
-        self._stalls: list[tuple[str, float]] = []          # (method, seconds)
-        self._drops: list[str] = []                          # methods
-        self._stopping = asyncio.Event()
+        self._late = LateAnswers()
         self.port = 0
 
     @property
@@ -130,7 +129,7 @@ class FakeSlackServer:
         return self
 
     async def stop(self) -> None:
-        self._stopping.set()
+        self._late.stop()
         if self._ws is not None:
             await self._ws.close()
         if self._runner:
@@ -219,11 +218,11 @@ class FakeSlackServer:
 
     def stall_next(self, n: int = 1, *, method: str = "chat.postMessage", seconds: float = 5.0) -> None:
         """Carry out the next n `method` calls but answer each only after `seconds` (or at stop)."""
-        self._stalls.extend((method, seconds) for _ in range(n))
+        self._late.stall(method, n, seconds)
 
     def drop_next(self, n: int = 1, *, method: str = "chat.postMessage") -> None:
         """Carry out the next n `method` calls, then close the connection without an answer."""
-        self._drops.extend(method for _ in range(n))
+        self._late.drop(method, n)
 
     def calls_of(self, method: str) -> int:
         return sum(1 for name, _ in self.calls if name == method)
@@ -263,17 +262,7 @@ class FakeSlackServer:
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         answer = await handler(params)
-        stall = next((i for i, (m, _) in enumerate(self._stalls) if m == method), None)
-        if stall is not None:
-            _, seconds = self._stalls.pop(stall)
-            try:        # done, but the answer comes too late for the client
-                await asyncio.wait_for(self._stopping.wait(), seconds)
-            except TimeoutError:
-                pass
-        if method in self._drops:
-            self._drops.remove(method)
-            assert request.transport is not None
-            request.transport.close()       # done, but the connection dies before the answer
+        await self._late.after(method, request)
         return web.json_response(answer)
 
     async def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:

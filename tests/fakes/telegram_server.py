@@ -37,6 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.late_answers import LateAnswers
 from tests.fakes.loopback import serve_on_loopback
 from tests.fakes.waiting import wait_for_sent
 
@@ -72,9 +73,7 @@ class FakeTelegramServer:
         self._new_update = asyncio.Condition()
         self._failures: list[Failure] = []
         self._drop_polls = 0
-        self._stalls: list[tuple[str, float]] = []          # (method, seconds)
-        self._drops: list[str] = []                          # methods
-        self._stopping = asyncio.Event()
+        self._late = LateAnswers()
         self._conflicts = 0
         self._reject_entities = 0
         self._files: dict[str, tuple[str, bytes]] = {}
@@ -113,7 +112,7 @@ class FakeTelegramServer:
 
     async def stop(self) -> None:
         self._closing = True
-        self._stopping.set()
+        self._late.stop()
         async with self._new_update:
             self._new_update.notify_all()
         if self._runner:
@@ -237,11 +236,11 @@ class FakeTelegramServer:
 
     def stall_next(self, n: int = 1, *, method: str = "sendMessage", seconds: float = 5.0) -> None:
         """Carry out the next n `method` calls but answer each only after `seconds` (or at stop)."""
-        self._stalls.extend((method, seconds) for _ in range(n))
+        self._late.stall(method, n, seconds)
 
     def drop_next(self, n: int = 1, *, method: str = "sendMessage") -> None:
         """Carry out the next n `method` calls, then close the connection without an answer."""
-        self._drops.extend(method for _ in range(n))
+        self._late.drop(method, n)
 
     def drop_next_polls(self, n: int = 1) -> None:
         self._drop_polls += n
@@ -289,17 +288,7 @@ class FakeTelegramServer:
         if handler is None:
             return self._error(404, f"Not Found: method {method}")
         response = await handler(request, params)
-        stall = next((i for i, (m, _) in enumerate(self._stalls) if m == method), None)
-        if stall is not None:
-            _, seconds = self._stalls.pop(stall)
-            try:        # done, but the answer comes too late for the client
-                await asyncio.wait_for(self._stopping.wait(), seconds)
-            except TimeoutError:
-                pass
-        if method in self._drops:
-            self._drops.remove(method)
-            assert request.transport is not None
-            request.transport.close()       # done, but the connection dies before the answer
+        await self._late.after(method, request)
         return response
 
     async def _m_getMe(self, request: web.Request, p: dict[str, Any]) -> web.Response:
