@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import discord
 import pytest
 
 from adapters.base import Button, ButtonPress, DeliveryError, InboundMessage, OutboundMessage
 from adapters.discord import DiscordAdapter
-from tests.fakes.discord_server import BOT_ID, TEXT_CHANNEL_ID, THREAD_ID, FakeDiscordServer
+from tests.fakes.discord_server import (
+    BOT_ID,
+    TEXT_CHANNEL_ID,
+    THREAD_ID,
+    FakeDiscordServer,
+    running_fake_discord,
+)
 from tests.fakes.inbox import Inbox
 
 DM = "940000000000000001"
@@ -20,12 +25,8 @@ USER = "950000000000000001"
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscordServer]:
-    server = await FakeDiscordServer().start()
-    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    yield server
-    # The adapter sets discord.py's class attributes; put them back for other tests.
-    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
-    await server.stop()
+    async with running_fake_discord() as server:
+        yield server
 
 
 @pytest.fixture

@@ -388,34 +388,32 @@ async def test_a_failed_first_poll_is_retried_in_the_background(tg: FakeTelegram
 
 
 async def test_doctor_credential_checks_reach_each_platform(tg: FakeTelegramServer) -> None:
-    import discord as discord_lib
-
     from gateway.adapter_factory import check_credentials
     from gateway.config import Config
-    from tests.fakes.discord_server import FakeDiscordServer
+    from tests.fakes.discord_server import running_fake_discord
     from tests.fakes.slack_server import FakeSlackServer
 
     slack = await FakeSlackServer().start()
-    dc = await FakeDiscordServer().start()
-    base, gateway = discord_lib.http.Route.BASE, discord_lib.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     try:
-        good = Config.model_validate({
-            "telegram": {"enabled": True, "token": tg.token, "api_base": tg.api_base},
-            "discord": {"enabled": True, "token": dc.token, "api_base": dc.api_base, "gateway_url": dc.gateway_url},
-            "slack": {"enabled": True, "token": slack.bot_token, "api_base": slack.api_base, "signing_secret": "s"},
-        })
-        assert await check_credentials("telegram", good) == (True, "token ok: @hermes_test_bot", "")
-        assert await check_credentials("discord", good) == (True, "token ok: hermes", "")
-        assert await check_credentials("slack", good) == (True, "token ok: hermes in Fake", "")
-        bad = Config.model_validate({
-            "telegram": {"enabled": True, "token": "1:wrong", "api_base": tg.api_base},
-            "discord": {"enabled": True, "token": "wrong", "api_base": dc.api_base},
-            "slack": {"enabled": True, "token": "xoxb-wrong", "api_base": slack.api_base, "signing_secret": "s"},
-        })
-        for name in ("telegram", "discord", "slack"):
-            ok, detail, fix = await check_credentials(name, bad)
-            assert not ok and ("refused" in detail) and fix, (name, detail)
+        async with running_fake_discord() as dc:
+            good = Config.model_validate({
+                "telegram": {"enabled": True, "token": tg.token, "api_base": tg.api_base},
+                "discord": {"enabled": True, "token": dc.token, "api_base": dc.api_base,
+                            "gateway_url": dc.gateway_url},
+                "slack": {"enabled": True, "token": slack.bot_token, "api_base": slack.api_base,
+                          "signing_secret": "s"},
+            })
+            assert await check_credentials("telegram", good) == (True, "token ok: @hermes_test_bot", "")
+            assert await check_credentials("discord", good) == (True, "token ok: hermes", "")
+            assert await check_credentials("slack", good) == (True, "token ok: hermes in Fake", "")
+            bad = Config.model_validate({
+                "telegram": {"enabled": True, "token": "1:wrong", "api_base": tg.api_base},
+                "discord": {"enabled": True, "token": "wrong", "api_base": dc.api_base},
+                "slack": {"enabled": True, "token": "xoxb-wrong", "api_base": slack.api_base,
+                          "signing_secret": "s"},
+            })
+            for name in ("telegram", "discord", "slack"):
+                ok, detail, fix = await check_credentials(name, bad)
+                assert not ok and ("refused" in detail) and fix, (name, detail)
     finally:
-        discord_lib.http.Route.BASE, discord_lib.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
         await slack.stop()
-        await dc.stop()

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import discord
 import pytest
 
 from adapters.base import DeliveryError, OutboundMessage
@@ -24,7 +23,7 @@ from adapters.telegram import TelegramAdapter
 from gateway.delivery import Delivery, RetryPolicy
 from gateway.metrics import Metrics
 from gateway.store import SQLiteStore, open_store
-from tests.fakes.discord_server import FakeDiscordServer
+from tests.fakes.discord_server import FakeDiscordServer, running_fake_discord
 from tests.fakes.inbox import Inbox
 from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.telegram_server import FakeTelegramServer
@@ -185,15 +184,12 @@ async def test_slack_error_answers_are_retried_and_refused_connections_may_be(
 
 @pytest.fixture
 async def dc() -> AsyncIterator[tuple[FakeDiscordServer, DiscordAdapter]]:
-    server = await FakeDiscordServer().start()
-    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    adapter = DiscordAdapter(Inbox(), token=server.token, api_base=server.api_base,
-                             gateway_url=server.gateway_url, ready_timeout=10, guild_ready_timeout=0.05)
-    await adapter.start()
-    yield server, adapter
-    await adapter.stop()
-    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
-    await server.stop()
+    async with running_fake_discord() as server:
+        adapter = DiscordAdapter(Inbox(), token=server.token, api_base=server.api_base,
+                                 gateway_url=server.gateway_url, ready_timeout=10, guild_ready_timeout=0.05)
+        await adapter.start()
+        yield server, adapter
+        await adapter.stop()
 
 
 async def test_discord_retry_after_a_dropped_answer_reuses_the_nonce_and_posts_once(

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import discord
 import pytest
 
 from adapters.discord import DiscordAdapter
@@ -27,7 +26,7 @@ from gateway.delivery import RetryPolicy
 from gateway.home import Home
 from tests.approvals_support import wait_for
 from tests.conftest import model_config
-from tests.fakes.discord_server import FakeDiscordServer
+from tests.fakes.discord_server import FakeDiscordServer, running_fake_discord
 from tests.fakes.gateway_harness import TOKEN, api_section, start_gateway
 from tests.fakes.inbox import Inbox
 from tests.fakes.model_server import FakeModelServer, text
@@ -189,11 +188,8 @@ async def test_slack_socket_mode_envelope_during_shutdown_is_not_acked_and_answe
 
 @pytest.fixture
 async def fake_discord() -> AsyncIterator[FakeDiscordServer]:
-    server = await FakeDiscordServer().start()
-    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    yield server
-    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
-    await server.stop()
+    async with running_fake_discord() as server:
+        yield server
 
 
 async def test_discord_message_after_stop_receiving_is_ignored_and_logged(

@@ -25,12 +25,14 @@ Helper API for tests:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import json
 import re
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -361,3 +363,18 @@ class FakeDiscordServer:
         if data is None:
             return web.Response(status=404)
         return web.Response(body=data, content_type=content_type)
+
+
+@contextlib.asynccontextmanager
+async def running_fake_discord() -> AsyncIterator[FakeDiscordServer]:
+    """A started fake Discord. DiscordAdapter points discord.py's class-level API base and gateway
+    URL at it; they are put back afterwards so other tests see discord.py as it was."""
+    import discord
+
+    server = await FakeDiscordServer().start()
+    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    try:
+        yield server
+    finally:
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+        await server.stop()
