@@ -124,11 +124,7 @@ class LLMClient:
         for index, model in enumerate(chain):
             try:
                 return await self._with_retries(model, messages, tools, on_delta if use_stream else None)
-            except ContextWindowExceeded:
-                raise
-            except asyncio.CancelledError:
-                raise
-            except CallFailure as exc:
+            except CallFailure as exc:  # a context overflow and a cancellation are not CallFailures: they go up
                 errors.append(f"{model.name}: {exc.describe()}")
                 if index + 1 < len(chain):
                     nxt = chain[index + 1].name
