@@ -73,10 +73,11 @@ async def test_pool_answers_streams_retries_and_survives_a_dead_worker(model_ser
 
         # a worker killed in the middle of a call: the call is retried on the other worker
         model_server.add(hang(3.0), text("answered by the surviving worker"))
+        before = len(model_server.requests)
         call = asyncio.create_task(llm.complete([{"role": "user", "content": "slow"}]))
-        for _ in range(200):
+        for _ in range(1000):  # kill only once the worker's request reached the model (it holds the hang)
             busy = [w for w in pool.status() if w.in_flight]
-            if busy:
+            if busy and len(model_server.requests) > before:
                 break
             await asyncio.sleep(0.01)
         victim = busy[0].pid
