@@ -50,12 +50,20 @@ async def test_fifteen_tool_calls_start_a_checkpoint_that_creates_a_shared_team_
         await runtime.drain()
 
         requests = checkpoint_requests(model_server)
-        assert len(requests) == 3  # one checkpoint turn: create, memory, report
+        # the mid-task review at call 15 (create, memory, report), then the review of the whole task
+        assert len(requests) == 4
+        assert model_server.purposes.count("checkpoint") == 4
         first = requests[0]
         assert first["messages"][0]["content"] == CHECKPOINT_SYSTEM
         request = user_text(first)
         assert "please deploy branch main to the staging cluster" in request  # the transcript slice
-        assert request.count("[calls list_files(") == 15 and request.count("[list_files result]") == 15
+        assert request.count("[calls list_files(") == 15 and request.count("[list_files ok]") == 15
+        assert "the answer is not known yet" in request and "Deployed." not in request
+        final = user_text(requests[3])  # the whole task again: request, steps, answer, and what was done
+        assert "please deploy branch main to the staging cluster" in final and "ASSISTANT: Deployed." in final
+        assert final.count("[calls list_files(") == 15
+        assert "## An earlier review of this same task already did" in final
+        assert "skill create deploy-staging" in final and "Staging deploys: migrate before release" in final
         assert "## Current skill index" in request and "code-review" in request  # the skill index
         assert {t["function"]["name"] for t in first["tools"]} == {"skill_manage", "memory", "skill_view",
                                                                      "skill_search"}
@@ -89,9 +97,9 @@ async def test_fifteen_tool_calls_start_a_checkpoint_that_creates_a_shared_team_
         assert not (home / "teams" / "sales" / "skills" / "devops" / "deploy-staging").exists()
 
         entries = await loop.log.entries()
-        assert len(entries) == 1
-        entry = entries[0]
-        assert entry["session"] == alice.id and entry["cause"] == "every_n_tool_calls" and entry["status"] == "done"
+        assert [e["cause"] for e in entries] == ["end_of_turn", "mid_task"]
+        entry = entries[1]
+        assert entry["session"] == alice.id and entry["status"] == "done"
         assert entry["skills"][0]["name"] == "deploy-staging" and entry["skills"][0]["action"] == "create"
         assert "+## Procedure" in entry["skills"][0]["diff"]
         assert entry["memory"][0]["action"] == "add"
@@ -124,7 +132,7 @@ async def test_a_patch_to_the_used_skill_lands_and_shows_in_history(home: Path,
         await runtime.drain()
 
         request = user_text(checkpoint_requests(model_server)[0])
-        assert "## Skill used in this slice: pdf-report" in request and "100% opacity" in request
+        assert "## Skill used: pdf-report" in request and "100% opacity" in request
         body = (await library.read("pdf-report"))
         assert "50% opacity on light backgrounds" in body and "100% opacity in the header" not in body
         code, out, err = await hermes("skills", "--team", "design", "history", "pdf-report", "--json", home=home)
@@ -211,8 +219,9 @@ async def test_off_mode_offers_no_skill_writes_but_memory_still_learns(
         await runtime.close()
 
 
-async def test_the_daily_budget_pauses_checkpoints_and_says_so(home: Path, model_server: FakeModelServer) -> None:
-    runtime, loop = await open_runtime(home, model_server, learning="checkpoint_every = 1\ndaily_token_budget = 10")
+async def test_the_daily_budget_defers_reviews_and_says_so(home: Path, model_server: FakeModelServer) -> None:
+    runtime, loop = await open_runtime(home, model_server, learning="end_of_turn_min_tool_calls = 1\n"
+                                                                      "daily_token_budget = 10")
     try:
         service = SessionService(runtime)
         session = await runtime.store.new_session("cli:z", platform="cli", user_id="local")
@@ -221,9 +230,12 @@ async def test_the_daily_budget_pauses_checkpoints_and_says_so(home: Path, model
             await service.run_turn(session, "list files")
             await runtime.drain()
         entries = await loop.log.entries()
-        assert [e["status"] for e in entries] == ["paused", "done"]
-        assert "daily checkpoint budget of 10 tokens is spent" in entries[0]["error"]
+        assert [e["status"] for e in entries] == ["deferred", "done"]
+        assert "daily learning budget of team (default library) (10 tokens) is spent" in entries[0]["error"]
+        assert entries[0]["refusals"][0]["kind"] == "budget"
         assert len(checkpoint_requests(model_server)) == 1
+        # the deferred review is kept in the queue for tomorrow, not dropped
+        assert [r.reason for r in await loop.queue.waiting(("deferred",))] == ["end_of_turn"]
         usage = await runtime.store.usage_since(0, purpose="checkpoint")
         assert usage.total_tokens == 18
     finally:
