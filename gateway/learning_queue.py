@@ -166,17 +166,20 @@ class ReviewQueue:
             f"SELECT * FROM learning_reviews WHERE status IN ({marks}) ORDER BY id", statuses)
         return [_review(r) for r in rows]
 
-    async def requeue_orphans(self) -> int:
-        """Put `running` reviews whose process is gone (or is this one, restarted) back in the queue."""
-        rows = await self.store.fetchall("SELECT id, owner FROM learning_reviews WHERE status = 'running'")
-        count = 0
+    async def requeue_orphans(self) -> list[int]:
+        """Put `running` reviews whose process is gone (or is this one, restarted) back in the queue;
+        returns the learning-log rows of the attempts that died, for the caller to close."""
+        rows = await self.store.fetchall(
+            "SELECT id, owner, checkpoint_id FROM learning_reviews WHERE status = 'running'")
+        dead: list[int] = []
         for row in rows:
             if row["owner"] != self.owner and owner_alive(row["owner"]):
                 continue
-            count += await self.store.execute_rowcount(
-                "UPDATE learning_reviews SET status = 'queued', owner = '', updated_at = ?"
-                " WHERE id = ? AND status = 'running'", (time.time(), row["id"]))
-        return count
+            if await self.store.execute_rowcount(
+                    "UPDATE learning_reviews SET status = 'queued', owner = '', updated_at = ?"
+                    " WHERE id = ? AND status = 'running'", (time.time(), row["id"])) and row["checkpoint_id"]:
+                dead.append(int(row["checkpoint_id"]))
+        return dead
 
     async def release(self, review_id: int) -> None:
         """Give a running review back to the queue (shutdown): the next process runs it."""

@@ -395,9 +395,12 @@ class LearningLoop:
     async def resume(self) -> int:
         """Re-run what a dead process left (running rows whose owner is gone), the queued and, on a new
         day, the deferred reviews, oldest first; start the idle-session sweeper. Returns how many."""
-        orphans = await self.queue.requeue_orphans()
-        if orphans:
-            log.warning("learning: %d reviews were cut off (crash or shutdown); running them again", orphans)
+        dead = await self.queue.requeue_orphans()
+        for checkpoint_id in dead:  # the attempt's tokens stay counted; its writes are in the review's journal
+            await self.log.finish(checkpoint_id, status="interrupted",
+                                  error="the process running this review died; the review ran again after the restart")
+        if dead:
+            log.warning("learning: %d reviews were cut off (crash or kill); running them again", len(dead))
         await self.queue.undefer()
         waiting = await self.queue.waiting(("queued",))
         for review in waiting:
