@@ -153,6 +153,19 @@ class ReviewQueue:
                 "UPDATE learning_reviews SET status = ?, checkpoint_id = ?, updated_at = ? WHERE id = ?",
                 (status, checkpoint_id, time.time(), review_id))
 
+    async def merge(self, review_id: int) -> bool:
+        """Fold a review that has not started into the next one of its session (status `merged`): its
+        messages count as unreviewed again. False when it has started already."""
+        merged = await self.store.execute_rowcount(
+            "UPDATE learning_reviews SET status = 'merged', updated_at = ? WHERE id = ? AND status = 'queued'",
+            (time.time(), review_id)) == 1
+        if merged:
+            await self.store.execute(
+                "UPDATE learning_counters SET reviewed_seq = MIN(reviewed_seq, (SELECT COALESCE("
+                "json_extract(context, '$.start_seq'), 0) FROM learning_reviews WHERE id = ?))"
+                " WHERE session_id = (SELECT session_id FROM learning_reviews WHERE id = ?)", (review_id, review_id))
+        return merged
+
     async def record_write(self, review_id: int, write: dict[str, Any]) -> None:
         """Append one done write to the review's journal (committed before the review goes on)."""
         await self.store.execute(
@@ -227,9 +240,9 @@ class ReviewQueue:
         await self.store.execute("UPDATE learning_counters SET last_activity = ? WHERE session_id = ?",
                                  (time.time(), session_id))
 
-    async def take_slice(self, session_id: str, *, from_turn: bool) -> tuple[list[dict[str, Any]], Counters]:
+    async def take_slice(self, session_id: str, *, from_turn: bool) -> tuple[list[dict[str, Any]], int]:
         """The messages not reviewed yet (from the current turn's request on, when `from_turn`), and
-        mark them reviewed: counters reset. Returns the slice and the counters as they were."""
+        mark them reviewed: counters reset. Returns the slice and the seq it starts after."""
         counters = await self.counters(session_id)
         start = counters.reviewed_seq
         if from_turn and counters.turn_seq:
@@ -242,7 +255,7 @@ class ReviewQueue:
             await self.store.execute(
                 "UPDATE learning_counters SET reviewed_seq = MAX(reviewed_seq, ?), tool_calls = 0, user_turns = 0"
                 " WHERE session_id = ?", (last, session_id))
-        return [json.loads(r["data"]) for r in rows], counters
+        return [json.loads(r["data"]) for r in rows], start
 
     async def set_task_review(self, session_id: str, review_id: int) -> None:
         await self.store.execute("UPDATE learning_counters SET task_review = ? WHERE session_id = ?",

@@ -59,6 +59,7 @@ MAX_TRACKED_SESSIONS = 2_000
 CHECKPOINT_CONCURRENCY = 2
 SIMILAR_SKILLS = 5
 ANSWER_WAIT = 600.0          # seconds a review waits for the turn's answer to be delivered
+MID_TASK_GRACE = 2.0         # a mid-task review waits this long: a task that ends by then gets one review
 SKILL_TAG = re.compile(r'<skill name="([a-z0-9-]+)">')
 PAUSED_NOTICE = "Learning paused until 00:00 UTC: today's budget is spent."
 DAY = 86_400
@@ -74,6 +75,7 @@ class _Turn:
     used: dict[str, None] = field(default_factory=dict)
     mid_review: int = 0
     mid_due: bool = False
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class MemorySnapshotSection:
@@ -215,11 +217,15 @@ class LearningLoop:
 
     async def on_turn_end(self, session: SessionRecord, conversation: Conversation, result: TurnResult) -> None:
         turn = self._turns.pop(session.id, None) or _Turn()
+        long_task = bool(turn.mid_review)
+        if turn.mid_review and await self.queue.merge(turn.mid_review):
+            turn.mid_review = 0  # it had not started: the review of the whole task covers it
+        turn.ended.set()
         answered = result.status in ("done", "max_iterations")
         reason = ""
         if turn.correction:
             reason = "correction"
-        elif turn.mid_review or turn.tool_calls >= self.settings.end_of_turn_min_tool_calls \
+        elif long_task or turn.tool_calls >= self.settings.end_of_turn_min_tool_calls \
                 or (turn.failed and answered) or turn.used:
             reason = "end_of_turn"
         if reason:
@@ -236,30 +242,39 @@ class LearningLoop:
 
     async def enqueue(self, session: SessionRecord, reason: str, *, from_turn: bool, turn: _Turn) -> int | None:
         """Make the due review a row (the slice, the reason, the team), then start it in the background."""
-        messages, _counters = await self.queue.take_slice(session.id, from_turn=from_turn)
+        messages, start_seq = await self.queue.take_slice(session.id, from_turn=from_turn)
         if not any(m.get("role") == "user" for m in messages):
             return None  # nothing a person asked: no review without the request
         context = {"used": list(turn.used), "earlier": turn.mid_review if reason != "mid_task" else 0,
-                   "user_id": session.user_id, "platform": session.platform, "chat_id": session.chat_id}
+                   "user_id": session.user_id, "platform": session.platform, "chat_id": session.chat_id,
+                   "start_seq": start_seq}
         review_id = await self.queue.enqueue(session.id, session.team, reason, messages, context)
         if reason == "mid_task":
             await self.queue.set_task_review(session.id, review_id)
-        self._start(review_id, session, self._answers.get(session.id), wait_to_run=reason != "mid_task")
+        mid_task = reason == "mid_task"
+        self._start(review_id, session, self._answers.get(session.id), wait_to_run=not mid_task,
+                    turn_end=turn.ended if mid_task else None)
         return review_id
 
     def _start(self, review_id: int, session: SessionRecord | None, gate: asyncio.Event | None,
-               wait_to_run: bool = True) -> None:
+               wait_to_run: bool = True, turn_end: asyncio.Event | None = None) -> None:
         if review_id in self._scheduled:
             return
         self._scheduled.add(review_id)
-        self.runtime.spawn(self._run_review(review_id, session, gate, wait_to_run), name=f"checkpoint:{review_id}")
+        self.runtime.spawn(self._run_review(review_id, session, gate, wait_to_run, turn_end),
+                           name=f"checkpoint:{review_id}")
 
     # -- running a review -------------------------------------------------------------------------
     async def _run_review(self, review_id: int, session: SessionRecord | None, gate: asyncio.Event | None,
-                          wait_to_run: bool) -> int | None:
+                          wait_to_run: bool, turn_end: asyncio.Event | None = None) -> int | None:
         try:
             if wait_to_run:
                 await self._after_answer(gate)
+            if turn_end is not None:  # mid-task: a task about to end gets one review of the whole of it
+                try:
+                    await asyncio.wait_for(turn_end.wait(), MID_TASK_GRACE)
+                except TimeoutError:
+                    pass
             review = await self.queue.get(review_id)
             if review is None:
                 return None

@@ -49,7 +49,9 @@ def chat_model(body: dict[str, Any]) -> Reply:
     request, done = last_user_text(body)
     if "deploy" in request.lower():
         if done < TASK_CALLS:
-            return tool_calls(("list_files", {"path": "."}))
+            reply = tool_calls(("list_files", {"path": "."}))
+            reply.delay = 3.0 if done == 15 else 0.0  # the last step is slow: the task runs on after call 15
+            return reply
         return text("Deployed to staging.")
     return text("Noted, thanks.")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -36,7 +37,9 @@ async def test_fifteen_tool_calls_start_a_checkpoint_that_creates_a_shared_team_
         service = SessionService(runtime)
         alice = await runtime.store.new_session("slack:C1:U1", platform="slack", chat_id="C1", user_id="U1",
                                                 team="ops")
-        model_server.add(*[tool_calls(("list_files", {"path": "."})) for _ in range(15)], text("Deployed."))
+        # the task runs on after call 15 (a slow last step): the mid-task review does not wait for it
+        model_server.add(*[tool_calls(("list_files", {"path": "."})) for _ in range(15)],
+                         text("Deployed.", delay=3.0))
         model_server.add(
             tool_calls(("skill_manage", {"action": "create", "name": "deploy-staging", "category": "devops",
                                          "content": DEPLOY_SKILL})),
@@ -104,6 +107,26 @@ async def test_fifteen_tool_calls_start_a_checkpoint_that_creates_a_shared_team_
         assert "+## Procedure" in entry["skills"][0]["diff"]
         assert entry["memory"][0]["action"] == "add"
         assert entry["prompt_tokens"] == 33 and entry["completion_tokens"] == 21
+    finally:
+        await runtime.close()
+
+
+async def test_a_task_that_ends_just_after_call_15_gets_one_review_of_the_whole_task(
+        home: Path, model_server: FakeModelServer) -> None:
+    runtime, loop = await open_runtime(home, model_server)
+    try:
+        model_server.add(*[tool_calls(("list_files", {"path": "."})) for _ in range(16)], text("All 16 done."))
+        session = await runtime.store.new_session("cli:q", platform="cli", user_id="local")
+        result = await SessionService(runtime).run_turn(session, "run the sixteen step release checklist")
+        assert result.tool_calls == 16
+        await runtime.drain()
+        requests = model_server.requests_with_purpose("checkpoint")
+        assert len(requests) == 1  # the mid-task review had not started: folded into the whole-task one
+        request = user_text(requests[0])
+        assert "run the sixteen step release checklist" in request and "ASSISTANT: All 16 done." in request
+        assert request.count("[calls list_files(") == 16
+        reviews = await runtime.store.fetchall("SELECT reason, status FROM learning_reviews ORDER BY id")
+        assert [tuple(r) for r in reviews] == [("mid_task", "merged"), ("end_of_turn", "done")]
     finally:
         await runtime.close()
 
@@ -189,7 +212,12 @@ async def test_the_users_turn_returns_before_the_checkpoint_model_answers(
         assert result.text == "Done."
         assert elapsed < 1.2, f"the turn waited for the checkpoint ({elapsed:.2f}s)"
         assert runtime.background, "the checkpoint should still be running"
-        assert (await loop.log.entries())[0]["status"] == "running"
+        for _ in range(200):  # the review starts in the background, right after the turn
+            entries = await loop.log.entries()
+            if entries:
+                break
+            await asyncio.sleep(0.01)
+        assert entries[0]["status"] == "running" and entries[0]["cause"] == "end_of_turn"
         await runtime.drain()  # what hermes chat -q does before it exits
         assert not runtime.background
         assert (await loop.log.entries())[0]["status"] == "done"

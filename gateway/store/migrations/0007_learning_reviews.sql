@@ -8,7 +8,7 @@ CREATE TABLE learning_reviews (
     reason        TEXT NOT NULL,                  -- end_of_turn | mid_task | correction | user_turns | idle
     slice         TEXT NOT NULL,                  -- JSON list of the messages the review sees
     context       TEXT NOT NULL DEFAULT '{}',     -- JSON: skills used, speakers, the task's earlier review
-    status        TEXT NOT NULL DEFAULT 'queued', -- queued | running | deferred | done | failed | capped
+    status        TEXT NOT NULL DEFAULT 'queued', -- queued | running | deferred | done | failed | capped | merged
     owner         TEXT NOT NULL DEFAULT '',       -- boot id, pid and start time of the process running it
     attempts      INTEGER NOT NULL DEFAULT 0,
     writes        TEXT NOT NULL DEFAULT '[]',     -- JSON journal of the writes made so far (re-runs skip them)
