@@ -126,3 +126,29 @@ async def test_api_users_read_the_learning_log_as_json_and_tokens_split_by_purpo
         assert "By purpose, last 24 hours: chat 36, checkpoint 36 tokens." in answer
     finally:
         await gateway.stop()
+
+
+async def test_a_review_stops_at_review_max_tokens_and_logs_what_it_did(
+        home: Path, model_server: FakeModelServer) -> None:
+    runtime, loop = await open_runtime(home, model_server, learning="end_of_turn_min_tool_calls = 1\n"
+                                                                     "review_max_tokens = 30")
+    try:
+        model_server.add(tool_calls(("list_files", {"path": "."})), text("Listed."), purpose="chat")
+        model_server.add(tool_calls(("memory", {"action": "add", "text": "Listing is cheap here"})),
+                         tool_calls(("memory", {"action": "add", "text": "A second, costly thought"})),
+                         tool_calls(("memory", {"action": "add", "text": "A third one, never reached"})),
+                         purpose="checkpoint")
+        session = await runtime.store.new_session("cli:cap", platform="cli", user_id="local")
+        await SessionService(runtime).run_turn(session, "list the files")
+        await runtime.drain()
+        assert len(model_server.requests_with_purpose("checkpoint")) == 2  # 18 tokens a call: stopped at 36
+        entry = (await loop.log.entries())[0]
+        assert entry["status"] == "capped" and entry["prompt_tokens"] + entry["completion_tokens"] == 36
+        assert entry["refusals"][-1]["kind"] == "budget" and "review_max_tokens" in entry["refusals"][-1]["message"]
+        assert [m["action"] for m in entry["memory"]] == ["add"]  # what it did before the cap is logged
+        memory = (home / "memories" / "MEMORY.md").read_text()
+        assert "Listing is cheap here" in memory and "never reached" not in memory
+        status = await runtime.store.fetchall("SELECT status FROM learning_reviews")
+        assert [r["status"] for r in status] == ["capped"]
+    finally:
+        await runtime.close()
