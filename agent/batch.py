@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from agent.builtin import builtin_tools
 from agent.checkpoint_store import CheckpointStore
 from agent.llm import LLMClient
+from agent.model_call import purpose
 from agent.loop import Agent, Conversation
 from agent.redact import Redactor
 from agent.settings import AgentConfig, ToolsConfig
@@ -303,8 +304,9 @@ class BatchRunner:
                 registry.register(t)
             trajectory.tools = registry.schemas()
             ctx = ToolContext(workspace=Workspace(root), session_id=f"batch:{item.id}", user_id="batch")
-            result = await agent.run_turn(conversation, item.prompt, ctx, on_event=recorder,
-                                          max_iterations=self.settings.max_iterations, stream=False)
+            with purpose("batch"):
+                result = await agent.run_turn(conversation, item.prompt, ctx, on_event=recorder,
+                                              max_iterations=self.settings.max_iterations, stream=False)
             recorder.finish(conversation.messages, status=result.status)
         except asyncio.CancelledError:
             raise

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.llm import LLMClient
+from agent.model_call import purpose
 from agent.trajectory import CompressionInfo, Trajectory
 
 TOOL_SUMMARY_PREFIX = "[tool output summarised] "
@@ -74,8 +75,10 @@ class TrajectoryCompressor:
         return int(self._count(trajectory.chat_messages(), trajectory.tools or None))
 
     async def _summary(self, instructions: str, text: str) -> str:
-        response = await self.llm.complete(
-            [{"role": "system", "content": instructions}, {"role": "user", "content": text}], None, stream=False)
+        with purpose("compress"):
+            response = await self.llm.complete(
+                [{"role": "system", "content": instructions}, {"role": "user", "content": text}], None,
+                stream=False)
         return str(response.message.get("content") or "").strip()
 
     async def compress(self, trajectory: Trajectory) -> Trajectory:

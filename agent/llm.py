@@ -24,6 +24,7 @@ from agent.model_call import (
     LiteLLMCaller,
     LLMResponse,
     ModelCaller,
+    current_purpose,
     import_litellm,
 )
 from agent.settings import FallbackModel, ModelConfig
@@ -137,7 +138,8 @@ class LLMClient:
                             tools: list[dict[str, Any]] | None, on_delta: DeltaCallback | None) -> LLMResponse:
         request = CallRequest(model=model.name, messages=messages, tools=tools or None, api_base=model.api_base,
                               api_key=model.api_key, timeout=self.config.timeout,
-                              temperature=self.config.temperature, stream=on_delta is not None)
+                              temperature=self.config.temperature, stream=on_delta is not None,
+                              purpose=current_purpose())
         attempt = 0
         while True:
             try:

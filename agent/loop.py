@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Literal, TypeVar
 from agent.events import (Compressed, EventSink, MessageAdded, ModelFallback, ModelUsage, TextDelta,
                           ToolFinished, ToolStarted, ignore_event)
 from agent.llm import ContextWindowExceeded, LLMClient, LLMResponse
+from agent.model_call import current_purpose, purpose
 from agent.settings import AgentConfig
 from agent.tools.registry import ToolContext, ToolRegistry
 
@@ -137,7 +138,7 @@ class Agent:
                 totals["completion"] += response.completion_tokens
                 totals["cost"] += response.cost
                 await on_event(ModelUsage(response.model, response.prompt_tokens, response.completion_tokens,
-                                          response.cost))
+                                          response.cost, purpose=current_purpose()))
                 message = response.message
                 calls = message.get("tool_calls") or []
                 if final_round and calls:
@@ -274,12 +275,13 @@ class Agent:
         before = self.llm.count_tokens(conversation.for_model())
         middle = conversation.messages[first:last + 1]
         transcript = "\n\n".join(_render_for_summary(m) for m in middle)
-        response = await self.llm.complete(
-            [{"role": "system", "content": SUMMARISE_INSTRUCTIONS}, {"role": "user", "content": transcript}],
-            None, stream=False,
-        )
+        with purpose("compress"):
+            response = await self.llm.complete(
+                [{"role": "system", "content": SUMMARISE_INSTRUCTIONS}, {"role": "user", "content": transcript}],
+                None, stream=False,
+            )
         await on_event(ModelUsage(response.model, response.prompt_tokens, response.completion_tokens,
-                                  response.cost, purpose="compression"))
+                                  response.cost, purpose="compress"))
         summary = {"role": "user", "content": SUMMARY_PREFIX + str(response.message.get("content") or "")}
         conversation.messages[first:last + 1] = [summary]
         after = self.llm.count_tokens(conversation.for_model())
@@ -293,7 +295,8 @@ class Agent:
         sub_ctx = dataclasses.replace(ctx, depth=ctx.depth + 1)
         conversation = Conversation(system=SUB_AGENT_PROMPT)
         request = task if not context else f"{task}\n\nContext:\n{context}"
-        result = await self.run_turn(conversation, request, sub_ctx, stream=False)
+        with purpose("delegate"):
+            result = await self.run_turn(conversation, request, sub_ctx, stream=False)
         return result.text or f"(the sub-agent ended with status {result.status} and no answer)"
 
 

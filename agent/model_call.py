@@ -11,13 +11,39 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
 DeltaCallback = Callable[[str], Awaitable[None]]
 FailureKind = Literal["context_overflow", "retryable", "fatal"]
+Purpose = Literal["chat", "checkpoint", "compress", "cron", "batch", "delegate"]
+PURPOSES: tuple[str, ...] = ("chat", "checkpoint", "compress", "cron", "batch", "delegate")
+PURPOSE_HEADER = "X-Hermes-Purpose"
 MAX_RETRY_AFTER = 60.0
+
+# Why the gateway is calling the model: set around a piece of work (a cron run, a checkpoint, a
+# compression), read when a request is built, sent as the `X-Hermes-Purpose` header so a proxy
+# can attribute cost. A context variable, so it follows the work into the tasks it starts.
+_PURPOSE: ContextVar[str] = ContextVar("hermes_purpose", default="chat")
+
+
+def current_purpose() -> str:
+    return _PURPOSE.get()
+
+
+@contextmanager
+def purpose(name: Purpose) -> Iterator[None]:
+    """Model calls made inside this block (and tasks it starts) carry `X-Hermes-Purpose: name`."""
+    if name not in PURPOSES:
+        raise ValueError(f"unknown model-call purpose {name!r}; one of {', '.join(PURPOSES)}")
+    token = _PURPOSE.set(name)
+    try:
+        yield
+    finally:
+        _PURPOSE.reset(token)
 
 
 def import_litellm() -> Any:
@@ -44,6 +70,7 @@ class CallRequest:
     timeout: float = 120.0
     temperature: float | None = None
     stream: bool = False
+    purpose: str = "chat"
 
     def to_json(self) -> dict[str, Any]:
         # shallow on purpose: `asdict` would deep-copy every message and tool schema (~1 ms a call)
@@ -171,7 +198,7 @@ class LiteLLMCaller:
         litellm = import_litellm()
         kwargs: dict[str, Any] = {
             "model": request.model, "messages": request.messages, "timeout": request.timeout,
-            "num_retries": 0, "max_retries": 0,
+            "num_retries": 0, "max_retries": 0, "extra_headers": {PURPOSE_HEADER: request.purpose},
         }
         if request.api_base:
             kwargs["api_base"] = request.api_base

@@ -90,14 +90,18 @@ class ToolsConfig(Section):
 
 
 class LearningConfig(Section):
-    """`[learning]`: the self-evaluation checkpoint."""
+    """`[learning]`: when the self-evaluation review runs, and what it may spend."""
 
-    checkpoint_every: int = Field(15, ge=1)
-    end_of_turn_min_tool_calls: int = Field(8, ge=1)
+    checkpoint_every: int = Field(15, ge=1, description="tool calls in one turn before a mid-task review")
+    end_of_turn_min_tool_calls: int = Field(8, ge=1, description="a turn with this many tool calls is reviewed")
+    review_every_user_turns: int = Field(10, ge=1, description="unreviewed user turns that make a review due")
+    review_idle_seconds: float = Field(900.0, ge=1, description="a session with unreviewed turns quiet this "
+                                       "long is reviewed")
+    review_max_tokens: int = Field(30_000, ge=0, description="one review stops past this many tokens; 0 = no cap")
     announce: bool = True
     auto_skills: Literal["on", "ask", "off"] = "on"
     model: str = Field("", description="model for checkpoints; empty means [model]")
-    daily_token_budget: int = Field(200_000, ge=0)
+    daily_token_budget: int = Field(200_000, ge=0, description="review tokens per team per UTC day; 0 = no limit")
 
 
 class MemoryConfig(Section):

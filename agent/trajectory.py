@@ -127,7 +127,7 @@ class TrajectoryRecorder:
         elif isinstance(event, ModelUsage):
             t.usage.add(event.prompt_tokens, event.completion_tokens, event.cost)
             t.timings.model_calls += 1
-            if event.purpose == "chat" and event.model:
+            if event.purpose != "compress" and event.model:
                 t.model = event.model  # the model that answered (a fallback, perhaps)
         elif isinstance(event, Compressed):
             t.metadata.setdefault("context_compressions", 0)

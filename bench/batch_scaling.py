@@ -31,7 +31,7 @@ def serve(latency: float) -> None:
     from tests.fakes.model_server import FakeModelServer, Reply, text, tool_calls
 
     class BenchServer(FakeModelServer):
-        def _next(self, body: dict[str, Any]) -> Reply:
+        def _next(self, body: dict[str, Any], purpose: str = "") -> Reply:
             self.requests.clear()  # do not keep thousands of request bodies
             if any(m.get("role") == "tool" for m in body["messages"]):
                 return text("done")

@@ -11,12 +11,17 @@ learning loop, against a scripted model served by the fake model server in its o
   create a near duplicate of an existing skill (the guard must refuse it: target 0 created).
 
 Phase 1 runs every task family once with an empty library; phase 2 replays the same kinds of
-task after the checkpoints ran. Prints skills created and patched, near duplicates created,
+task after the checkpoints ran. Then the review figures (issue 15): reviews per 16-tool-call task
+(when it ends right after call 15, and when its last step runs on for 3 s) and whether each one
+holds the user's request, review tokens per reviewed task, corrections remembered from a
+10-message conversation without tools, and reviews lost when a process running them is killed
+with SIGKILL (the queue is re-run by the next process). Prints skills created and patched, near duplicates created,
 checkpoint tokens per task (usage reported from request and reply sizes, about 4 characters a
 token), tool calls per task, and the extra latency checkpoints add to a user's turn: the median
 turn time with learning on, minus the same turns with checkpoints disabled (target: none).
 
     .venv/bin/python bench/learning_loop.py [--agent-latency 0.02] [--checkpoint-latency 0.25] [--rounds 3]
+                                            [--figures-only]
 """
 
 from __future__ import annotations
@@ -113,6 +118,26 @@ def skill_text(name: str, description: str, steps: list[str]) -> str:
             "- The result is where it should be.\n")
 
 
+LONG_TASK = "Run the 16-step release checklist for api 4.2"
+SLOW_TAIL_TASK = "Run the 16-step release checklist for web 7.1"
+LONG_TASK_CALLS = 16
+SLOW_TAIL = 3.0
+# ten messages, no tools: four corrections or preferences in different styles, six ordinary ones
+CHAT10 = [
+    ("Hi, I'm looking after the web hosts this week.", None),
+    ("no, never restart nginx, always use `nginx -s reopen`", "nginx -s reopen"),
+    ("What was the disk usage trend last week?", None),
+    ("From now on, post deploy notes in #ops-log", "#ops-log"),
+    ("Thanks, that helps.", None),
+    ("I prefer short answers with the command first", "command first"),
+    ("Which host runs the cron jobs?", None),
+    ("don't page the on-call before 7am", "7am"),
+    ("ok", None),
+    ("See you tomorrow.", None),
+]
+KILL_SESSIONS = 3
+
+
 # -- the scripted model (runs in the server's process) --------------------------------------------
 def respond(body: dict[str, Any]) -> Any:
     from tests.fakes.model_server import text, tool_calls
@@ -135,6 +160,14 @@ def respond_agent(messages: list[dict[str, Any]]) -> Any:
     last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
     request = str(messages[last_user]["content"])
     done = sum(1 for m in messages[last_user:] if m["role"] == "tool")
+    if request in (LONG_TASK, SLOW_TAIL_TASK):
+        if done < LONG_TASK_CALLS:
+            reply = tool_calls(("list_files", {"path": "."}))
+            reply.delay = SLOW_TAIL if request == SLOW_TAIL_TASK and done == 15 else 0.0
+            return reply
+        return text("Release checklist done: all 16 steps passed.")
+    if any(request == m for m, _ in CHAT10) or request.startswith("Kill test"):
+        return text("Noted.")
     spec = FAMILIES[family_of(request)]
     task = next((t for t in COLD + WARM if t[1] == request), None)
     if f"- {spec['skill']}:" in system:
@@ -148,19 +181,46 @@ def respond_agent(messages: list[dict[str, Any]]) -> Any:
     return text(f"Done: {request}")
 
 
+def respond_review_figures(request: str, first_user: str, step: int) -> Any:
+    """The review model of the figures: the release checklist becomes a skill, corrections memory."""
+    from tests.fakes.model_server import text, tool_calls
+
+    actions: list[tuple[str, dict[str, Any]]] = []
+    if first_user in (LONG_TASK, SLOW_TAIL_TASK):
+        if "## An earlier review of this same task" not in request:
+            name = "release-checklist-" + ("api" if first_user == LONG_TASK else "web")
+            actions.append(("skill_manage", {"action": "create", "name": name, "category": "ops",
+                                             "content": skill_text(name, "Run the release checklist of a service "
+                                                                         "before a release. Use when asked for the "
+                                                                         "release checklist.",
+                                                                   ["List the release notes.", "Run the smoke tests.",
+                                                                    "Tag the release."])}))
+        if "the answer is not known yet" not in request:
+            actions.append(("memory", {"action": "add", "text": f"{first_user[8:]}: checklist takes 16 steps"}))
+    if "## Possible corrections" in request:
+        section = request.split("## Possible corrections", 1)[1].split("\n## ", 1)[0]
+        for line in section.splitlines()[1:]:
+            if line.startswith("- "):
+                actions.append(("memory", {"action": "add", "text": "Correction: " + line[2:].strip()[:200]}))
+    if step < len(actions):
+        return tool_calls(actions[step])
+    return text("Accomplished: reviewed.")
+
+
 def respond_checkpoint(messages: list[dict[str, Any]]) -> Any:
     from tests.fakes.model_server import text, tool_calls
 
     request = str(messages[1]["content"])
-    transcript = request.split("## Transcript since the last checkpoint", 1)[1].split("\n## ", 1)[0]
+    transcript = request.split("## Transcript", 1)[1].split("\n## ", 1)[0]
     first_user = next(line for line in transcript.splitlines() if line.startswith("USER: "))[6:]
-    task = next(t for t in COLD + WARM if t[1] == first_user)
+    step = sum(1 for m in messages if m["role"] == "tool")
+    task = next((t for t in COLD + WARM if t[1] == first_user), None)
+    if task is None:
+        return respond_review_figures(request, first_user, step)
     family, _request, lesson, tries_duplicate = task
     spec = FAMILIES[family]
     index = request.split("## Current skill index", 1)[1].split("\n## ", 1)[0]
     exists = f"- {spec['skill']}:" in index
-    results = [str(m.get("content") or "") for m in messages if m["role"] == "tool"]
-    step = len(results)
     actions: list[tuple[str, dict[str, Any]]] = []
     if not exists:
         actions.append(("skill_manage", {"action": "create", "name": spec["skill"], "category": spec["category"],
@@ -189,10 +249,11 @@ def serve(agent_latency: float, checkpoint_latency: float) -> None:
     from tests.fakes.model_server import FakeModelServer, Reply
 
     class BenchServer(FakeModelServer):
-        def _next(self, body: dict[str, Any]) -> Reply:
+        def _next(self, body: dict[str, Any], purpose: str = "") -> Reply:
             self.requests.clear()
             reply = respond(body)
-            reply.delay = checkpoint_latency if body.get("model") == CHECKPOINT_MODEL else agent_latency
+            reply.delay = max(reply.delay, checkpoint_latency if body.get("model") == CHECKPOINT_MODEL
+                              else agent_latency)
             return reply
 
     async def main() -> None:
@@ -266,11 +327,126 @@ async def run_phases(base_url: str, home: Path, learning: bool, announce: list[s
     return phases
 
 
+async def open_bench_runtime(base_url: str, home: Path, learning: bool = True) -> tuple[Any, Any]:
+    from gateway.config import load_config
+    from gateway.home import Home
+    from gateway.learning_wiring import install_learning
+    from gateway.runtime import Runtime
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(config_text(base_url, learning))
+    os.environ["HERMES_HOME"] = str(home)
+    runtime = await Runtime.open(load_config(None, Home.from_env()), Home.from_env())
+    return runtime, await install_learning(runtime)
+
+
+async def run_review_figures(base_url: str, home: Path) -> dict[str, Any]:
+    """The 16-call tasks and the tool-less conversation, each in a session of its own."""
+    from agent.memory import Scope
+    from gateway.sessions import SessionService
+
+    runtime, loop = await open_bench_runtime(base_url, home)
+    service = SessionService(runtime)
+    figures: dict[str, Any] = {}
+    try:
+        for label, task in (("ends after call 16", LONG_TASK), ("last step runs on 3 s", SLOW_TAIL_TASK)):
+            session = await runtime.store.new_session(f"slack:C2:{label}", platform="slack", chat_id="C2",
+                                                      user_id="U-long", team="ops")
+            await service.run_turn(session, task)
+            await runtime.drain()
+            rows = await runtime.store.fetchall(
+                "SELECT r.id, r.reason, r.status, r.slice, c.prompt_tokens + c.completion_tokens AS tokens"
+                " FROM learning_reviews r LEFT JOIN learning_checkpoints c ON c.id = r.checkpoint_id"
+                " WHERE r.session_id = ? ORDER BY r.id", (session.id,))
+            ran = [r for r in rows if r["status"] not in ("merged", "deferred")]
+            figures[label] = {"reviews": len(ran), "reasons": [r["reason"] for r in ran],
+                              "with_request": sum(1 for r in ran if task in r["slice"]),
+                              "tokens": sum(int(r["tokens"] or 0) for r in ran)}
+        session = await runtime.store.new_session("slack:C3:chat", platform="slack", chat_id="C3",
+                                                  user_id="U-chat", team="web")
+        for message, _key in CHAT10:
+            await service.run_turn(session, message)
+        await runtime.drain()
+        memory = await loop.memory.read("memory", Scope("web"))
+        keys = [k for _m, k in CHAT10 if k]
+        figures["corrections"] = {"stated": len(keys), "remembered": sum(1 for k in keys if k in memory),
+                                  "reviews": len(await runtime.store.fetchall(
+                                      "SELECT id FROM learning_reviews WHERE session_id = ?", (session.id,)))}
+    finally:
+        await runtime.close()
+    return figures
+
+
+def kill_child(base_url: str, home: Path) -> None:
+    """Child process: queue KILL_SESSIONS corrections (each a review) and run them until killed."""
+    async def work() -> None:
+        from gateway.sessions import SessionService
+
+        runtime, _loop = await open_bench_runtime(base_url, home)
+        service = SessionService(runtime)
+        for n in range(KILL_SESSIONS):
+            session = await runtime.store.new_session(f"slack:C4:U{n}", platform="slack", chat_id="C4",
+                                                      user_id=f"U{n}", team="ops")
+            await service.run_turn(session, f"Kill test {n}: no, always use the blue cluster for job {n}")
+        await runtime.drain()
+        await runtime.close()
+
+    asyncio.run(work())
+
+
+def kill_during_reviews(base_url: str, home: Path) -> dict[str, int]:
+    """Start the child, SIGKILL it once a review has made a model call; the review rows at the kill."""
+    import signal
+    import sqlite3
+
+    child = subprocess.Popen([sys.executable, __file__, "--kill-child", base_url, str(home)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    running = 0
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            with sqlite3.connect(home / "state.db") as db:
+                running = db.execute("SELECT COUNT(*) FROM learning_checkpoints WHERE status = 'running'"
+                                     " AND prompt_tokens > 0").fetchone()[0]
+        except sqlite3.Error:
+            running = 0
+        if running:
+            break
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with sqlite3.connect(home / "state.db") as db:
+        return dict(db.execute("SELECT status, COUNT(*) FROM learning_reviews GROUP BY status").fetchall())
+
+
+async def reviews_lost_to_sigkill(base_url: str, home: Path, before: dict[str, int]) -> dict[str, Any]:
+    """The next process resumes the queue the killed one left; counts what was lost or written twice."""
+    runtime, loop = await open_bench_runtime(base_url, home)
+    try:
+        await loop.resume()
+        await runtime.drain()
+        rows = await runtime.store.fetchall("SELECT status, COUNT(*) AS n FROM learning_reviews GROUP BY status")
+        after = {r["status"]: r["n"] for r in rows}
+        memory = await runtime.store.fetchall("SELECT memory FROM learning_checkpoints WHERE status = 'done'")
+    finally:
+        await loop.close()
+        await runtime.close()
+    text = (home / "teams" / "ops" / "memories" / "MEMORY.md").read_text() if \
+        (home / "teams" / "ops" / "memories" / "MEMORY.md").exists() else ""
+    doubles = sum(1 for line in set(text.splitlines()) if line.strip() and text.splitlines().count(line) > 1)
+    return {"due": KILL_SESSIONS, "at_kill": before, "after": after, "lost": KILL_SESSIONS - after.get("done", 0),
+            "double_writes": doubles, "logged": len(memory)}
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--kill-child":
+        kill_child(sys.argv[2], Path(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent-latency", type=float, default=0.02, help="seconds per agent model call")
     parser.add_argument("--checkpoint-latency", type=float, default=0.25, help="seconds per checkpoint model call")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions for the latency figures")
+    parser.add_argument("--figures-only", action="store_true", help="only the review figures (issue 15)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -285,6 +461,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             announced: list[str] = []
             asyncio.run(run_phases(base_url, Path(tmp) / "warmup", False, []))  # import LiteLLM, open clients
+            figures = asyncio.run(run_review_figures(base_url, Path(tmp) / "figures"))
+            at_kill = kill_during_reviews(base_url, Path(tmp) / "kill")
+            figures["kill"] = asyncio.run(reviews_lost_to_sigkill(base_url, Path(tmp) / "kill", at_kill))
+            if args.figures_only:
+                report_figures(figures)
+                return
             rounds = []
             for n in range(args.rounds):  # fresh homes each round; timings paired turn by turn
                 learned = asyncio.run(run_phases(base_url, Path(tmp) / f"learning{n}", True,
@@ -301,6 +483,22 @@ def main() -> None:
             child.stdin.close()
         child.wait(timeout=10)
     report(baseline, learned, announced, args)
+    report_figures(figures)
+
+
+def report_figures(figures: dict[str, Any]) -> None:
+    print("review figures (issue 15):")
+    for label in ("ends after call 16", "last step runs on 3 s"):
+        f = figures[label]
+        print(f"  reviews per 16-tool-call task, {label + ':':<23} {f['reviews']} ({', '.join(f['reasons'])}); "
+              f"with the user's request: {f['with_request']} of {f['reviews']}")
+        print(f"  review tokens for that task:{'':<28} {f['tokens']} (target under 8000)")
+    c = figures["corrections"]
+    print(f"  corrections remembered, 10 messages, no tools: {c['remembered']} of {c['stated']} "
+          f"({c['reviews']} reviews)")
+    k = figures["kill"]
+    print(f"  reviews lost to SIGKILL:{'':<33} {k['lost']} of {k['due']} (at the kill: {k['at_kill']}; "
+          f"after the restart: {k['after']}; entries written twice: {k['double_writes']})")
 
 
 def report(baseline: dict[str, Any], learned: dict[str, Any], announced: list[str], args: Any) -> None:

@@ -96,6 +96,7 @@ class Gateway:
                                      idle_seconds=self._idle_seconds)
         runtime.services["send_message"] = self.send_message
         runtime.services["announce"] = self.announce
+        runtime.services["usage_hook"] = self.metrics.record_usage  # review tokens reach /metrics too
         from gateway.cron.wiring import install_cron
 
         self.cron = install_cron(runtime)  # the `cron` tool and runtime.services["cron"]
@@ -133,6 +134,7 @@ class Gateway:
                     except Exception as exc:  # noqa: BLE001 - native commands are a convenience
                         log.warning("%s: could not register slash commands: %s", adapter.name, exc)
         await self.cron.start()  # loads jobs, runs missed ones within grace, starts timers
+        await runtime.services["learning"].resume()  # reviews a killed process left run again
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
         self._maintenance = asyncio.create_task(  # not runtime.spawn: drain() would wait on it forever
             maintenance_loop(runtime.store, lambda: self.config.store), name="store-maintenance")
@@ -206,7 +208,8 @@ class Gateway:
         self.metrics.messages_in.labels(message.platform).inc()
         route = self.router.route(message)
         with log_context(session=route.key, platform=message.platform):  # the turn's task inherits it
-            ctx = CommandContext(route.key, message.platform, message.chat_id, message.user_id, route.team)
+            ctx = CommandContext(route.key, message.platform, message.chat_id, message.user_id, route.team,
+                                 display_name=message.display_name, shared=route.scope in ("channel", "thread"))
             content = await user_content(message, self.runtime.workspace_for(route.key))
             reply = StreamingReply(self.delivery, adapter, message.chat_id, thread_id=message.thread_id,
                                    reply_to=None if message.is_dm else message.message_id,

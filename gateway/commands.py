@@ -59,6 +59,8 @@ class CommandContext:
     chat_id: str
     user_id: str
     team: str
+    display_name: str = ""
+    shared: bool = False  # several people talk in this session (a group with session_scope channel/thread)
 
 
 class Commands:
@@ -124,9 +126,16 @@ class Commands:
                                              user_id=ctx.user_id, team=ctx.team)
         mine = await store.usage_for_session(session.id)
         today = await store.usage_since(time.time() - 86_400)
-        return (f"This conversation: {mine.calls} model calls, {mine.prompt_tokens} prompt + "
+        text = (f"This conversation: {mine.calls} model calls, {mine.prompt_tokens} prompt + "
                 f"{mine.completion_tokens} completion tokens, ${mine.cost:.4f}.\n"
                 f"Everyone, last 24 hours: {today.calls} calls, {today.total_tokens} tokens, ${today.cost:.4f}.")
+        learning = self.runtime.services.get("learning")
+        if learning is not None:  # split by X-Hermes-Purpose: chat, checkpoint (learning), compress, cron ...
+            split = await learning.log.usage_by_purpose(time.time() - 86_400)
+            if split:
+                text += "\nBy purpose, last 24 hours: " + ", ".join(
+                    f"{p} {u['prompt_tokens'] + u['completion_tokens']}" for p, u in split.items()) + " tokens."
+        return text
 
     async def _cmd_model(self, _args: str, _ctx: CommandContext) -> str:
         config = self.runtime.config.model

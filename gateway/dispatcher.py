@@ -16,6 +16,7 @@ of the cached ones and `forget`s the least recently used beyond `cache_size`, an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import OrderedDict, deque
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 from agent.events import Event, ModelUsage
 from agent.llm import LLMError
 from agent.loop import TurnResult
+from agent.speakers import attribute
 from agent.tools.registry import deny_all
 from gateway.commands import IMMEDIATE, Command, CommandContext, Commands, parse_command
 from gateway.metrics import Metrics
@@ -186,15 +188,29 @@ class Dispatcher:
             return
         session = await store.active_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,
                                              user_id=ctx.user_id, team=ctx.team)
+        content = work.content
+        if ctx.shared:  # a group conversation: say who speaks, and answer that person (their USER.md)
+            content = attribute(content, ctx.platform, ctx.user_id, ctx.display_name)
+            if ctx.user_id and session.user_id != ctx.user_id:
+                session = dataclasses.replace(session, user_id=ctx.user_id)
+        learning = self.runtime.services.get("learning")  # its reviews wait until the answer is out
+        if learning is not None:
+            learning.begin_answer(session.id)
+        try:
+            await self._answer(work, slot, session, content)
+        finally:
+            if learning is not None:
+                learning.answer_delivered(session.id)
+
+    async def _answer(self, work: Work, slot: _Slot, session: Any, content: str | dict[str, Any]) -> None:
+        ctx = work.ctx
         interrupt = slot.interrupt = asyncio.Event()
         started = time.monotonic()
         metrics = self.metrics
 
         async def on_event(event: Event) -> None:
             if isinstance(event, ModelUsage):
-                metrics.model_calls.labels(event.model).inc()
-                metrics.tokens.labels("prompt").inc(event.prompt_tokens)
-                metrics.tokens.labels("completion").inc(event.completion_tokens)
+                metrics.record_usage(event.purpose, event.model, event.prompt_tokens, event.completion_tokens)
             await work.reply.on_event(event)
 
         approvals = self.runtime.services.get("approvals")  # gateway/approvals.py: ask in this chat
@@ -202,7 +218,7 @@ class Dispatcher:
             if approvals is not None else deny_all
         work.reply.begin()
         try:
-            result = await self.sessions.run_turn(session, work.content, on_event=on_event, interrupt=interrupt,
+            result = await self.sessions.run_turn(session, content, on_event=on_event, interrupt=interrupt,
                                                   stream=work.stream, approve=approve)
         except LLMError as exc:
             metrics.errors.labels("model").inc()

@@ -1,6 +1,7 @@
 """The learning log: one record per checkpoint, and skill proposals waiting for a user (ask mode).
 
-Tables come from migration `0003_learning.sql`. Every text stored here (decisions, diffs,
+Tables come from migrations `0003_learning.sql` and `0007_learning_reviews.sql` (review id,
+refusals with their reasons). Every text stored here (decisions, diffs,
 proposal arguments, errors) passes through the secrets `Redactor` first, so nothing a user
 pasted into a chat reaches the log. `apply_proposal` writes an approved proposal to the team's
 skill library, the same way the checkpoint would have in `on` mode.
@@ -76,39 +77,63 @@ class LearningLog:
         return self._clean(json.dumps(value, ensure_ascii=False, default=str))
 
     # -- checkpoints ------------------------------------------------------------------------------
-    async def start(self, session_id: str, team: str, cause: str, model: str) -> int:
+    async def start(self, session_id: str, team: str, cause: str, model: str, review_id: int | None = None) -> int:
         return await self.store.execute(
-            "INSERT INTO learning_checkpoints (session_id, team, cause, status, model, started_at)"
-            " VALUES (?, ?, ?, 'running', ?, ?)", (session_id, team, cause, model, time.time()))
+            "INSERT INTO learning_checkpoints (session_id, team, cause, status, model, started_at, review_id)"
+            " VALUES (?, ?, ?, 'running', ?, ?, ?)", (session_id, team, cause, model, time.time(), review_id))
+
+    async def add_tokens(self, checkpoint_id: int, prompt_tokens: int, completion_tokens: int) -> None:
+        """Count one model call of a running checkpoint at once (a review that dies keeps its cost)."""
+        await self.store.execute(
+            "UPDATE learning_checkpoints SET prompt_tokens = prompt_tokens + ?,"
+            " completion_tokens = completion_tokens + ? WHERE id = ?",
+            (prompt_tokens, completion_tokens, checkpoint_id))
 
     async def finish(self, checkpoint_id: int, *, status: str, decisions: str = "",
                      skills: list[dict[str, Any]] | None = None, memory: list[dict[str, Any]] | None = None,
-                     prompt_tokens: int = 0, completion_tokens: int = 0, error: str = "") -> None:
+                     prompt_tokens: int | None = None, completion_tokens: int | None = None, error: str = "",
+                     refusals: list[dict[str, Any]] | None = None) -> None:
+        """Close a checkpoint row. Tokens counted with `add_tokens` are kept unless given here."""
         await self.store.execute(
             "UPDATE learning_checkpoints SET status = ?, finished_at = ?, decisions = ?, skills = ?, memory = ?,"
-            " prompt_tokens = ?, completion_tokens = ?, error = ? WHERE id = ?",
+            " prompt_tokens = COALESCE(?, prompt_tokens), completion_tokens = COALESCE(?, completion_tokens),"
+            " error = ?, refusals = ? WHERE id = ?",
             (status, time.time(), self._clean(decisions), self._clean_json(skills or []),
-             self._clean_json(memory or []), prompt_tokens, completion_tokens, self._clean(error), checkpoint_id))
+             self._clean_json(memory or []), prompt_tokens, completion_tokens, self._clean(error),
+             self._clean_json(refusals or []), checkpoint_id))
 
     async def record(self, session_id: str, team: str, cause: str, model: str, *, status: str,
-                     error: str = "") -> int:
-        """A checkpoint that did not run (paused by the budget, skipped): one row, finished at once."""
-        checkpoint_id = await self.start(session_id, team, cause, model)
-        await self.finish(checkpoint_id, status=status, error=error)
+                     error: str = "", review_id: int | None = None,
+                     refusals: list[dict[str, Any]] | None = None) -> int:
+        """A checkpoint that did not run (deferred by the budget, skipped): one row, finished at once."""
+        checkpoint_id = await self.start(session_id, team, cause, model, review_id)
+        await self.finish(checkpoint_id, status=status, error=error, refusals=refusals)
         return checkpoint_id
 
-    async def tokens_since(self, since: float) -> int:
-        row = await self.store.fetchone(
-            "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM learning_checkpoints"
-            " WHERE started_at >= ?", (since,))
+    async def tokens_since(self, since: float, team: str | None = None) -> int:
+        """Checkpoint tokens spent since `since` (by one team when `team` is given; '' is the default library)."""
+        sql = ("SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM learning_checkpoints"
+               " WHERE started_at >= ?")
+        params: list[Any] = [since]
+        if team is not None:
+            sql += " AND team = ?"
+            params.append(team)
+        row = await self.store.fetchone(sql, params)
         return int(row[0]) if row else 0
 
-    async def entries(self, limit: int = 20, session_id: str | None = None) -> list[dict[str, Any]]:
+    async def entries(self, limit: int = 20, session_id: str | None = None,
+                      team: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM learning_checkpoints"
+        clauses: list[str] = []
         params: list[Any] = []
         if session_id:
-            sql += " WHERE session_id = ?"
+            clauses.append("session_id = ?")
             params.append(session_id)
+        if team is not None:
+            clauses.append("team = ?")
+            params.append(team)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         rows = await self.store.fetchall(sql, params)
@@ -119,7 +144,16 @@ class LearningLog:
             "decisions": r["decisions"], "skills": json.loads(r["skills"] or "[]"),
             "memory": json.loads(r["memory"] or "[]"), "prompt_tokens": r["prompt_tokens"],
             "completion_tokens": r["completion_tokens"], "error": r["error"],
+            "refusals": json.loads(r["refusals"] or "[]"), "review": r["review_id"],
         } for r in rows]
+
+    async def usage_by_purpose(self, since: float = 0.0) -> dict[str, dict[str, int]]:
+        """Tokens of every model call since `since`, split by purpose (chat, checkpoint, compress, ...)."""
+        rows = await self.store.fetchall(
+            "SELECT purpose, COALESCE(SUM(prompt_tokens), 0) AS p, COALESCE(SUM(completion_tokens), 0) AS c,"
+            " COUNT(*) AS n FROM usage WHERE created_at >= ? GROUP BY purpose ORDER BY purpose", (since,))
+        return {r["purpose"]: {"prompt_tokens": int(r["p"]), "completion_tokens": int(r["c"]), "calls": int(r["n"])}
+                for r in rows}
 
     # -- proposals (ask mode) ---------------------------------------------------------------------
     async def propose(self, *, checkpoint_id: int | None, session_id: str, team: str, skill: str, action: str,

@@ -1,15 +1,26 @@
 """Wiring the learning loop into a Runtime: the memory tool, the frozen memory snapshot in the
-prompt, and the turn observer that runs self-evaluation checkpoints in the background.
+prompt, and the turn observer that decides when a review is due and runs it in the background.
 
     await install_learning(runtime)     # from Runtime.open, after install_skills(runtime)
+    await runtime.services["learning"].resume()   # the gateway: re-run reviews a dead process left
 
-The observer counts tool calls per session. Every `learning.checkpoint_every` tool calls, and at
-the end of a turn that used at least `learning.end_of_turn_min_tool_calls`, it hands the
-transcript slice since the last checkpoint to `agent.checkpoint.Checkpointer` through
-`runtime.spawn`, so the user's turn never waits and `runtime.drain()` (one-shot chat, cron,
-shutdown) waits for it. Checkpoints of one session run one after the other. Each is recorded in
-the learning log; skills created or patched are announced to the originating session through
-`runtime.services["announce"]` (an `async (session, text) -> None` the gateway provides).
+When a review is due (every key is in `[learning]`):
+- at the end of a turn, once the answer has been delivered, when the turn used at least
+  `end_of_turn_min_tool_calls`, hit a failed step and still answered, used a skill, or when the
+  user corrected the agent or stated a preference (with or without tools);
+- every `review_every_user_turns` unreviewed user turns, and when a session with unreviewed turns
+  has been quiet for `review_idle_seconds`;
+- at `checkpoint_every` tool calls inside a long turn: a mid-task review; the turn's final review
+  then covers the whole task again, request to answer, told what the first one did.
+
+A due review is a row of the durable queue (`gateway.learning_queue`) before it starts, holding
+the slice it sees (taken from the stored messages, so counters and slices survive a restart).
+Reviews run through `runtime.spawn`, never in the user's turn; one at a time per session, two at
+a time in all. Each team (the default library is team "") has its own `daily_token_budget`: when
+it is spent the team's reviews wait (`deferred`, oldest first) for the next UTC day and the chat
+hears so once a day. A review stops at `review_max_tokens`. Tokens are counted per model call, so
+a review killed half-way keeps its cost; its writes are journalled, so the re-run after a restart
+never repeats them. What was learned is announced to the session's chat after the turn's answer.
 """
 
 from __future__ import annotations
@@ -17,22 +28,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.checkpoint import (AutoSkills, Checkpointer, CheckpointInput, CheckpointOutcome, SkillChange,
-                              announcement, json_safe)
+from agent.checkpoint import (FAILED_RESULT, AutoSkills, Checkpointer, CheckpointInput, CheckpointOutcome,
+                              SkillChange, announcement, is_correction, json_safe)
 from agent.events import Event, MessageAdded, ToolFinished, ToolStarted
 from agent.llm import LLMClient
 from agent.loop import Conversation, TurnResult
 from agent.memory import MemoryStore, Scope
 from agent.prompt import PromptContext
 from agent.redact import Redactor
+from agent.speakers import speakers_in
 from agent.tools.memory_tool import memory as memory_tool
 from agent.tools.registry import ToolContext
 from gateway.learning_log import (AppliedProposal, LearningLog, Proposal, apply_proposal, day_start,
                                   reject_proposal, team_skills_root)
+from gateway.learning_queue import Review, ReviewQueue
 from gateway.store import SessionRecord
 from skills.index_prompt import HEADER as INDEX_HEADER
 from skills.index_prompt import render as render_index
@@ -44,15 +58,24 @@ log = logging.getLogger(__name__)
 MAX_TRACKED_SESSIONS = 2_000
 CHECKPOINT_CONCURRENCY = 2
 SIMILAR_SKILLS = 5
+ANSWER_WAIT = 600.0          # seconds a review waits for the turn's answer to be delivered
+MID_TASK_GRACE = 2.0         # a mid-task review waits this long: a task that ends by then gets one review
 SKILL_TAG = re.compile(r'<skill name="([a-z0-9-]+)">')
+PAUSED_NOTICE = "Learning paused until 00:00 UTC: today's budget is spent."
+DAY = 86_400
 
 
 @dataclass
-class _SessionState:
-    messages: list[dict[str, Any]] = field(default_factory=list)
+class _Turn:
+    """What the running turn of a session did so far (in memory: a turn dies with its process)."""
+
     tool_calls: int = 0
+    failed: bool = False
+    correction: bool = False
     used: dict[str, None] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    mid_review: int = 0
+    mid_due: bool = False
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class MemorySnapshotSection:
@@ -69,7 +92,9 @@ class MemorySnapshotSection:
         self._frozen: OrderedDict[str, str] = OrderedDict()
 
     async def __call__(self, ctx: PromptContext) -> str:
-        key = ctx.session_id or f"{ctx.team}:{ctx.platform}:{ctx.chat_id}:{ctx.user_id}"
+        # per person too: in a shared session the prompt carries the USER.md of whoever is answered
+        key = (f"{ctx.session_id}:{ctx.platform}:{ctx.user_id}" if ctx.session_id
+               else f"{ctx.team}:{ctx.platform}:{ctx.chat_id}:{ctx.user_id}")
         text = self._frozen.get(key)
         if text is None:
             try:
@@ -85,7 +110,7 @@ class MemorySnapshotSection:
 
 
 class LearningLoop:
-    """The TurnObserver that runs checkpoints, and the service behind /approve and `hermes learning`."""
+    """The TurnObserver that queues and runs reviews, and the service behind /approve and `hermes learning`."""
 
     def __init__(self, runtime: Any, memory: MemoryStore, log_: LearningLog, redactor: Redactor) -> None:
         self.runtime = runtime
@@ -93,7 +118,13 @@ class LearningLoop:
         self.memory = memory
         self.log = log_
         self.redactor = redactor
-        self._sessions: OrderedDict[str, _SessionState] = OrderedDict()
+        self.queue = ReviewQueue(runtime.store, redactor)
+        self._turns: OrderedDict[str, _Turn] = OrderedDict()
+        self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
+        self._answers: dict[str, asyncio.Event] = {}
+        self._slots = asyncio.Semaphore(CHECKPOINT_CONCURRENCY)
+        self._scheduled: set[int] = set()
+        self._timers: list[asyncio.Task[Any]] = []
         self._own_libraries: dict[str, SkillLibrary] = {}
         model = self.settings.model or runtime.config.model.name
         update: dict[str, Any] = {"name": model, "stream": False}
@@ -114,92 +145,210 @@ class LearningLoop:
             library = self._own_libraries[team] = SkillLibrary(team_skills_root(self.runtime.home.root, team))
         return library
 
+    # -- the answer of a turn (the gateway's dispatcher says when it is delivered) -----------------
+    def begin_answer(self, session_id: str) -> None:
+        """A turn of this session is running: its reviews and announcements wait for its answer."""
+        self._answers[session_id] = asyncio.Event()
+
+    def answer_delivered(self, session_id: str) -> None:
+        """The turn's answer is out (or failed for good): what waited for it may go ahead."""
+        gate = self._answers.pop(session_id, None)
+        if gate is not None:
+            gate.set()
+
+    @staticmethod
+    async def _after_answer(gate: asyncio.Event | None) -> None:
+        if gate is not None and not gate.is_set():
+            try:
+                await asyncio.wait_for(gate.wait(), ANSWER_WAIT)
+            except TimeoutError:
+                log.warning("the answer of a turn was not delivered within %.0fs; the review goes ahead", ANSWER_WAIT)
+
     # -- observing turns --------------------------------------------------------------------------
-    def _state(self, session_id: str) -> _SessionState:
-        state = self._sessions.get(session_id)
-        if state is None:
-            state = self._sessions[session_id] = _SessionState()
-            while len(self._sessions) > MAX_TRACKED_SESSIONS:
-                oldest, old_state = next(iter(self._sessions.items()))
-                if old_state.lock.locked():
+    def _turn(self, session_id: str) -> _Turn:
+        turn = self._turns.get(session_id)
+        if turn is None:
+            turn = self._turns[session_id] = _Turn()
+            while len(self._turns) > MAX_TRACKED_SESSIONS:
+                self._turns.popitem(last=False)
+        self._turns.move_to_end(session_id)
+        return turn
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = asyncio.Lock()
+            while len(self._locks) > MAX_TRACKED_SESSIONS:
+                oldest, old = next(iter(self._locks.items()))
+                if old.locked():
                     break
-                self._sessions.pop(oldest)
-        self._sessions.move_to_end(session_id)
-        return state
+                self._locks.pop(oldest)
+        self._locks.move_to_end(session_id)
+        return lock
 
     async def on_event(self, session: SessionRecord, event: Event) -> None:
-        state = self._state(session.id)
         if isinstance(event, MessageAdded):
             message = event.message
-            state.messages.append(message)
-            if message.get("role") == "user" and isinstance(message.get("content"), str):
-                for name in SKILL_TAG.findall(message["content"]):
-                    state.used[name] = None
-            if message.get("role") == "tool" and state.tool_calls >= self.settings.checkpoint_every:
-                self.trigger(session, "every_n_tool_calls")
+            role = message.get("role")
+            if role == "user":
+                text = _text(message.get("content"))
+                turn = self._turns[session.id] = _Turn(correction=is_correction(text))
+                self._turns.move_to_end(session.id)
+                for name in SKILL_TAG.findall(text):
+                    turn.used[name] = None
+                await self.queue.user_turn(session.id, session.team)
+            elif role == "tool":
+                turn = self._turn(session.id)
+                if turn.mid_due:
+                    turn.mid_due = False
+                    turn.mid_review = await self.enqueue(session, "mid_task", from_turn=True, turn=turn) or 0
         elif isinstance(event, ToolStarted):
             name = event.arguments.get("name")
             if event.name in ("skill_view", "skill_manage") and isinstance(name, str) and name:
-                state.used[name] = None
+                self._turn(session.id).used[name] = None
         elif isinstance(event, ToolFinished):
-            state.tool_calls += 1
+            turn = self._turn(session.id)
+            turn.tool_calls += 1
+            if not event.ok or FAILED_RESULT.match(event.result.lstrip()):
+                turn.failed = True
+            count = await self.queue.tool_call(session.id, session.team)
+            if count >= self.settings.checkpoint_every:
+                turn.mid_due = True  # queued once the tool's result is in the conversation
 
     async def on_turn_end(self, session: SessionRecord, conversation: Conversation, result: TurnResult) -> None:
-        state = self._state(session.id)
-        if result.tool_calls >= self.settings.end_of_turn_min_tool_calls and state.tool_calls > 0:
-            self.trigger(session, "end_of_turn")
+        turn = self._turns.pop(session.id, None) or _Turn()
+        long_task = bool(turn.mid_review)
+        if turn.mid_review and await self.queue.merge(turn.mid_review):
+            turn.mid_review = 0  # it had not started: the review of the whole task covers it
+        turn.ended.set()
+        answered = result.status in ("done", "max_iterations")
+        reason = ""
+        if turn.correction:
+            reason = "correction"
+        elif long_task or turn.tool_calls >= self.settings.end_of_turn_min_tool_calls \
+                or (turn.failed and answered) or turn.used:
+            reason = "end_of_turn"
+        if reason:
+            await self.enqueue(session, reason, from_turn=True, turn=turn)
+            return
+        counters = await self.queue.counters(session.id)
+        if counters.user_turns >= self.settings.review_every_user_turns:
+            await self.enqueue(session, "user_turns", from_turn=False, turn=turn)
 
-    def trigger(self, session: SessionRecord, cause: str) -> asyncio.Task[Any] | None:
-        """Start a checkpoint on the slice since the last one (in the background)."""
-        state = self._state(session.id)
-        if not state.messages:
-            return None
-        messages, used = state.messages, list(state.used)
-        state.messages, state.tool_calls, state.used = [], 0, {}
-        return self.runtime.spawn(self._run(session, cause, messages, used, state.lock),
-                                  name=f"checkpoint:{session.id}")
+    def trigger(self, session: SessionRecord, cause: str) -> asyncio.Task[Any]:
+        """Queue a review of what is not reviewed yet in `session`, now (e.g. from a command)."""
+        return self.runtime.spawn(self.enqueue(session, cause, from_turn=False, turn=_Turn()),
+                                  name=f"review-queue:{session.id}")
 
-    # -- running a checkpoint ---------------------------------------------------------------------
-    async def _run(self, session: SessionRecord, cause: str, messages: list[dict[str, Any]], used: list[str],
-                   lock: asyncio.Lock) -> int | None:
-        async with lock:
-            budget = self.settings.daily_token_budget
-            spent = await self.log.tokens_since(day_start())
-            if budget and spent >= budget:
-                message = (f"paused: the daily checkpoint budget of {budget} tokens is spent ({spent} used "
-                           "today, UTC); checkpoints resume tomorrow or when learning.daily_token_budget grows")
-                log.warning("learning checkpoint for session %s %s", session.id, message)
-                return await self.log.record(session.id, session.team, cause, self.model, status="paused",
-                                             error=message)
-            checkpoint_id = await self.log.start(session.id, session.team, cause, self.model)
-            try:
-                outcome = await self._evaluate(session, checkpoint_id, messages, used)
-            except asyncio.CancelledError:
-                await self.log.finish(checkpoint_id, status="cancelled", error="cancelled at shutdown")
-                raise
-            except Exception as exc:  # noqa: BLE001 - a failed checkpoint must not hurt the gateway
-                log.exception("learning checkpoint %d for session %s failed", checkpoint_id, session.id)
-                await self.log.finish(checkpoint_id, status="failed", error=f"{type(exc).__name__}: {exc}")
-                return checkpoint_id
-            await self.log.finish(
-                checkpoint_id, status="done" if outcome.status == "done" else outcome.status,
-                decisions=outcome.decisions, skills=[c.as_dict() for c in outcome.skills],
-                memory=json_safe(outcome.memory), prompt_tokens=outcome.prompt_tokens,
-                completion_tokens=outcome.completion_tokens,
-                error="; ".join(outcome.refused))
-            if outcome.tokens:
-                await self.runtime.store.record_usage(session.id, model=self.model,
-                                                      prompt_tokens=outcome.prompt_tokens,
-                                                      completion_tokens=outcome.completion_tokens, cost=0.0,
-                                                      purpose="checkpoint")
-            await self.announce(session, outcome.skills)
+    async def enqueue(self, session: SessionRecord, reason: str, *, from_turn: bool, turn: _Turn) -> int | None:
+        """Make the due review a row (the slice, the reason, the team), then start it in the background."""
+        messages, start_seq = await self.queue.take_slice(session.id, from_turn=from_turn)
+        if not any(m.get("role") == "user" for m in messages):
+            return None  # nothing a person asked: no review without the request
+        context = {"used": list(turn.used), "earlier": turn.mid_review if reason != "mid_task" else 0,
+                   "user_id": session.user_id, "platform": session.platform, "chat_id": session.chat_id,
+                   "start_seq": start_seq}
+        review_id = await self.queue.enqueue(session.id, session.team, reason, messages, context)
+        if reason == "mid_task":
+            await self.queue.set_task_review(session.id, review_id)
+        mid_task = reason == "mid_task"
+        self._start(review_id, session, self._answers.get(session.id), wait_to_run=not mid_task,
+                    turn_end=turn.ended if mid_task else None)
+        return review_id
+
+    def _start(self, review_id: int, session: SessionRecord | None, gate: asyncio.Event | None,
+               wait_to_run: bool = True, turn_end: asyncio.Event | None = None) -> None:
+        if review_id in self._scheduled:
+            return
+        self._scheduled.add(review_id)
+        self.runtime.spawn(self._run_review(review_id, session, gate, wait_to_run, turn_end),
+                           name=f"checkpoint:{review_id}")
+
+    # -- running a review -------------------------------------------------------------------------
+    async def _run_review(self, review_id: int, session: SessionRecord | None, gate: asyncio.Event | None,
+                          wait_to_run: bool, turn_end: asyncio.Event | None = None) -> int | None:
+        try:
+            if wait_to_run:
+                await self._after_answer(gate)
+            if turn_end is not None:  # mid-task: a task about to end gets one review of the whole of it
+                try:
+                    await asyncio.wait_for(turn_end.wait(), MID_TASK_GRACE)
+                except TimeoutError:
+                    pass
+            review = await self.queue.get(review_id)
+            if review is None:
+                return None
+            if session is None:
+                session = await self.runtime.store.get_session(review.session_id)
+                if session is None:
+                    await self.queue.set_status(review_id, "failed")
+                    return None
+            async with self._lock(review.session_id), self._slots:
+                checkpoint_id, changes = await self._attempt(review_id, session)
+            if changes:
+                await self._after_answer(gate)  # a mid-task review speaks after the turn's answer
+                await self.announce(session, changes)
             return checkpoint_id
+        finally:
+            self._scheduled.discard(review_id)
 
-    async def _evaluate(self, session: SessionRecord, checkpoint_id: int, messages: list[dict[str, Any]],
-                        used: list[str]) -> CheckpointOutcome:
+    async def _attempt(self, review_id: int, session: SessionRecord) -> tuple[int | None, list[SkillChange]]:
+        review = await self.queue.claim(review_id)
+        if review is None:
+            return None, []
+        budget = self.settings.daily_token_budget
+        if budget:
+            spent = await self.log.tokens_since(day_start(), review.team)
+            if spent >= budget:
+                await self._defer(review, session, spent, budget)
+                return None, []
+        checkpoint_id = await self.log.start(review.session_id, review.team, review.reason, self.model, review.id)
+        await self.queue.set_status(review.id, "running", checkpoint_id=checkpoint_id)
+        try:
+            outcome = await self._evaluate(session, review, checkpoint_id)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._interrupted(review.id, checkpoint_id))
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed review must not hurt the gateway
+            log.exception("learning review %d for session %s failed", review.id, review.session_id)
+            await self.log.finish(checkpoint_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+            await self.queue.set_status(review.id, "failed")
+            return checkpoint_id, _journalled_skills(review)
+        status = outcome.status
+        await self.log.finish(
+            checkpoint_id, status=status, decisions=outcome.decisions,
+            skills=[c.as_dict() for c in outcome.skills], memory=json_safe(outcome.memory),
+            error="; ".join(f"{r.kind}: {r.message}" for r in outcome.refused)[:4_000],
+            refusals=[r.as_dict() for r in outcome.refused])
+        await self.queue.set_status(review.id, "capped" if status == "capped" else "done")
+        return checkpoint_id, _journalled_skills(review) + outcome.skills
+
+    async def _interrupted(self, review_id: int, checkpoint_id: int) -> None:
+        await self.log.finish(checkpoint_id, status="interrupted",
+                              error="stopped by a shutdown; the review runs again after the restart")
+        await self.queue.release(review_id)
+
+    async def _defer(self, review: Review, session: SessionRecord, spent: int, budget: int) -> None:
+        """The team's budget is spent: the review waits for tomorrow; the chat hears once a day."""
+        await self.queue.set_status(review.id, "deferred")
+        team = review.team or "(default library)"
+        message = (f"deferred: the daily learning budget of team {team} ({budget} tokens) is spent ({spent} used "
+                   "today, UTC); the review runs after 00:00 UTC or when learning.daily_token_budget grows")
+        log.warning("learning review %d for session %s %s", review.id, review.session_id, message)
+        await self.log.record(review.session_id, review.team, review.reason, self.model, status="deferred",
+                              error=message, review_id=review.id,
+                              refusals=[{"kind": "budget", "tool": "review", "message": message}])
+        self._wake_tomorrow()
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        if await self.queue.first_notice_today(review.team, f"{session.platform}:{session.chat_id}", day):
+            await self._post(session, PAUSED_NOTICE)
+
+    async def _evaluate(self, session: SessionRecord, review: Review, checkpoint_id: int) -> CheckpointOutcome:
+        messages = review.messages
+        used = [str(n) for n in review.context.get("used", [])]
         library = await self.library_for(session.team)
         snapshot = await library.snapshot()
-        query = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "user")[:2_000]
+        query = " ".join(_text(m.get("content")) for m in messages if m.get("role") == "user")[:2_000]
         selection = select_index(snapshot, query, self.runtime.config.skills.prompt_budget_tokens)
         index_text = render_index([s for s in (snapshot.get(n) for n in selection) if s is not None],
                                   len(snapshot.skills)).replace(INDEX_HEADER, "").strip()
@@ -210,13 +359,20 @@ class LearningLoop:
                 bodies[name] = await library.read(name)
             except SkillError:
                 continue
-        scope = Scope(session.team, session.platform, session.user_id)
+        user_id = str(review.context.get("user_id") or session.user_id)
+        scope = Scope(session.team, session.platform, user_id)
         memory_text = await self.memory.read("memory", scope)
-        user_text = await self.memory.read("user", scope) if session.user_id else ""
+        user_text = await self.memory.read("user", scope) if user_id else ""
+        speakers = {}
+        for uid, speaker in speakers_in(messages).items():
+            text = await self.memory.read("user", Scope(session.team, speaker.platform, uid))
+            speakers[uid] = (speaker, text)
         data = CheckpointInput(messages, index_text, similar, bodies, memory_text, user_text,
-                               (self.memory.memory_chars, self.memory.user_chars))
+                               (self.memory.memory_chars, self.memory.user_chars), reason=review.reason,
+                               earlier=await self._earlier(int(review.context.get("earlier") or 0)),
+                               already_done=[_describe(w) for w in review.writes], speakers=speakers)
         ctx = ToolContext(workspace=self.runtime.workspace_for(session.key), session_id=session.id,
-                          user_id=session.user_id, team=session.team, platform=session.platform,
+                          user_id=user_id, team=session.team, platform=session.platform,
                           services={**self.runtime.services, "skills": library})
         mode: AutoSkills = self.settings.auto_skills
 
@@ -224,7 +380,81 @@ class LearningLoop:
             return await self.log.propose(checkpoint_id=checkpoint_id, session_id=session.id, team=session.team,
                                           skill=name, action=action, arguments=arguments, summary=summary)
 
-        return await self.checkpointer.run(data, ctx, mode=mode, propose=propose)
+        async def on_usage(prompt_tokens: int, completion_tokens: int) -> None:
+            await self.log.add_tokens(checkpoint_id, prompt_tokens, completion_tokens)
+            await self.runtime.store.record_usage(session.id, model=self.model, prompt_tokens=prompt_tokens,
+                                                  completion_tokens=completion_tokens, cost=0.0,
+                                                  purpose="checkpoint")
+            hook = self.runtime.services.get("usage_hook")
+            if hook is not None:
+                hook("checkpoint", self.model, prompt_tokens, completion_tokens)
+
+        async def on_write(write: dict[str, Any]) -> None:
+            await self.queue.record_write(review.id, write)
+
+        return await self.checkpointer.run(data, ctx, mode=mode, propose=propose, on_usage=on_usage,
+                                           on_write=on_write, max_tokens=self.settings.review_max_tokens)
+
+    async def _earlier(self, review_id: int) -> str:
+        """What the mid-task review of this task did (it ran first: reviews of a session take turns)."""
+        if not review_id:
+            return ""
+        review = await self.queue.get(review_id)
+        if review is None:
+            return ""
+        done = [_describe(w) for w in review.writes]
+        return (f"(review #{review_id}, of the first steps, status {review.status})\n"
+                + ("\n".join(f"- {d}" for d in done) if done else "- nothing was written"))
+
+    # -- the queue after a restart, idle sessions, the next day --------------------------------------
+    async def resume(self) -> int:
+        """Re-run what a dead process left (running rows whose owner is gone), the queued and, on a new
+        day, the deferred reviews, oldest first; start the idle-session sweeper. Returns how many."""
+        dead = await self.queue.requeue_orphans()
+        for checkpoint_id in dead:  # the attempt's tokens stay counted; its writes are in the review's journal
+            await self.log.finish(checkpoint_id, status="interrupted",
+                                  error="the process running this review died; the review ran again after the restart")
+        if dead:
+            log.warning("learning: %d reviews were cut off (crash or kill); running them again", len(dead))
+        await self.queue.undefer()
+        waiting = await self.queue.waiting(("queued",))
+        for review in waiting:
+            self._start(review.id, None, None, wait_to_run=False)
+        if not self._timers:
+            self._timers.append(asyncio.create_task(self._sweep_idle(), name="learning-idle"))
+        return len(waiting)
+
+    def _wake_tomorrow(self) -> None:
+        if any(t.get_name() == "learning-tomorrow" and not t.done() for t in self._timers):
+            return
+        self._timers.append(asyncio.create_task(self._tomorrow(), name="learning-tomorrow"))
+
+    async def _tomorrow(self) -> None:
+        await asyncio.sleep(max(1.0, day_start() + DAY - time.time() + 1.0))
+        await self.queue.undefer()
+        for review in await self.queue.waiting(("queued",)):
+            self._start(review.id, None, None, wait_to_run=False)
+
+    async def _sweep_idle(self) -> None:
+        idle = float(self.settings.review_idle_seconds)
+        every = max(0.2, min(60.0, idle / 3))
+        while True:
+            await asyncio.sleep(every)
+            try:
+                for session_id in await self.queue.idle_sessions(idle):
+                    if session_id in self._answers:
+                        continue  # a turn is running
+                    session = await self.runtime.store.get_session(session_id)
+                    if session is not None:
+                        await self.enqueue(session, "idle", from_turn=False, turn=_Turn())
+            except Exception:  # noqa: BLE001 - the sweeper must keep going
+                log.exception("learning: the idle-session sweep failed")
+
+    async def close(self) -> None:
+        for task in self._timers:
+            task.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+        self._timers.clear()
 
     # -- announcements ----------------------------------------------------------------------------
     async def announce(self, session: SessionRecord, changes: list[SkillChange]) -> None:
@@ -238,14 +468,20 @@ class LearningLoop:
         text = "\n".join(announcement(c) for c in seen.values())
         if not text:
             return
+        if not self.settings.announce:
+            log.info("learning (session %s): %s", session.id, text)
+            return
+        await self._post(session, text)
+
+    async def _post(self, session: SessionRecord, text: str) -> None:
         hook = self.runtime.services.get("announce")
-        if not self.settings.announce or hook is None:
+        if hook is None:
             log.info("learning (session %s): %s", session.id, text)
             return
         try:
             await hook(session, text)
-        except Exception:  # noqa: BLE001 - a failed post must not lose the checkpoint
-            log.exception("could not announce what session %s learned", session.id)
+        except Exception:  # noqa: BLE001 - a failed post must not lose the review
+            log.exception("could not tell session %s: %s", session.id, text)
 
     # -- ask mode ---------------------------------------------------------------------------------
     async def pending(self) -> list[Proposal]:
@@ -266,6 +502,36 @@ class LearningLoop:
 
     async def reject(self, proposal_id: int, by: str) -> Proposal:
         return await reject_proposal(self.log, proposal_id, by)
+
+
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content or "")
+
+
+def _describe(write: dict[str, Any]) -> str:
+    """One line for a journalled write (what an interrupted run or an earlier review already did)."""
+    if write.get("kind") == "skill":
+        proposal = f" (proposal #{write['proposal']})" if write.get("proposal") else ""
+        return f"skill {write.get('action')} {write.get('name')}{proposal}"
+    added = [line[1:].strip() for line in str(write.get("diff") or "").splitlines()
+             if line.startswith("+") and not line.startswith("+++")]
+    what = "; ".join(added)[:200] or str(write.get("action"))
+    return f"memory {write.get('action')} in {str(write.get('file', '')).rsplit('/', 1)[-1]}: {what}"
+
+
+def _journalled_skills(review: Review) -> list[SkillChange]:
+    """Skill writes an interrupted run of this review made (announced with the re-run's)."""
+    changes = []
+    for write in review.writes:
+        if write.get("kind") == "skill":
+            changes.append(SkillChange(str(write.get("name")), str(write.get("action")),
+                                       str(write.get("description") or ""), str(write.get("diff") or ""),
+                                       str(write.get("summary") or ""), write.get("proposal")))
+    return changes
 
 
 async def install_learning(runtime: Any) -> LearningLoop:

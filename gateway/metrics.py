@@ -1,7 +1,7 @@
 """Prometheus metrics of one gateway, in its own registry (no process-global state).
 
 Served at `/metrics` in the Prometheus text format: messages in/out, turn latency, model calls,
-tokens, errors, queue depth per platform, undelivered messages and live sessions.
+tokens (in all and by purpose), errors, queue depth per platform, undelivered messages and live sessions.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ class Metrics:
                                       buckets=TURN_BUCKETS, registry=r)
         self.model_calls = Counter("hermes_model_calls", "Model calls", ["model"], registry=r)
         self.tokens = Counter("hermes_tokens", "Model tokens", ["kind"], registry=r)
+        self.purpose_tokens = Counter("hermes_purpose_tokens", "Model tokens by X-Hermes-Purpose (chat, checkpoint, "
+                                      "compress, cron, batch, delegate)", ["purpose", "kind"], registry=r)
         self.errors = Counter("hermes_errors", "Errors", ["kind"], registry=r)
         self.queue_depth = Gauge("hermes_queue_depth", "Messages waiting for their session", ["platform"],
                                  registry=r)
@@ -33,6 +35,14 @@ class Metrics:
                                      registry=r)
         self.duplicates = Counter("hermes_duplicates_dropped", "Redelivered inbound events dropped",
                                   ["platform"], registry=r)
+
+    def record_usage(self, purpose: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:
+        """Count one model call's tokens, in all and by purpose."""
+        self.model_calls.labels(model).inc()
+        self.tokens.labels("prompt").inc(prompt_tokens)
+        self.tokens.labels("completion").inc(completion_tokens)
+        self.purpose_tokens.labels(purpose, "prompt").inc(prompt_tokens)
+        self.purpose_tokens.labels(purpose, "completion").inc(completion_tokens)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

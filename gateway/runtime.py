@@ -128,6 +128,9 @@ class Runtime:
 
     async def close(self) -> None:
         await self.drain()
+        learning = self.services.get("learning")
+        if learning is not None:
+            await learning.close()  # its idle sweeper and next-day timer
         await close_mcp(self)
         if self.model_pool is not None:
             await self.model_pool.close()

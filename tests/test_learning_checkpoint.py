@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -36,7 +37,9 @@ async def test_fifteen_tool_calls_start_a_checkpoint_that_creates_a_shared_team_
         service = SessionService(runtime)
         alice = await runtime.store.new_session("slack:C1:U1", platform="slack", chat_id="C1", user_id="U1",
                                                 team="ops")
-        model_server.add(*[tool_calls(("list_files", {"path": "."})) for _ in range(15)], text("Deployed."))
+        # the task runs on after call 15 (a slow last step): the mid-task review does not wait for it
+        model_server.add(*[tool_calls(("list_files", {"path": "."})) for _ in range(15)],
+                         text("Deployed.", delay=3.0))
         model_server.add(
             tool_calls(("skill_manage", {"action": "create", "name": "deploy-staging", "category": "devops",
                                          "content": DEPLOY_SKILL})),
@@ -50,12 +53,20 @@ async def test_fifteen_tool_calls_start_a_checkpoint_that_creates_a_shared_team_
         await runtime.drain()
 
         requests = checkpoint_requests(model_server)
-        assert len(requests) == 3  # one checkpoint turn: create, memory, report
+        # the mid-task review at call 15 (create, memory, report), then the review of the whole task
+        assert len(requests) == 4
+        assert model_server.purposes.count("checkpoint") == 4
         first = requests[0]
         assert first["messages"][0]["content"] == CHECKPOINT_SYSTEM
         request = user_text(first)
         assert "please deploy branch main to the staging cluster" in request  # the transcript slice
-        assert request.count("[calls list_files(") == 15 and request.count("[list_files result]") == 15
+        assert request.count("[calls list_files(") == 15 and request.count("[list_files ok]") == 15
+        assert "the answer is not known yet" in request and "Deployed." not in request
+        final = user_text(requests[3])  # the whole task again: request, steps, answer, and what was done
+        assert "please deploy branch main to the staging cluster" in final and "ASSISTANT: Deployed." in final
+        assert final.count("[calls list_files(") == 15
+        assert "## An earlier review of this same task already did" in final
+        assert "skill create deploy-staging" in final and "Staging deploys: migrate before release" in final
         assert "## Current skill index" in request and "code-review" in request  # the skill index
         assert {t["function"]["name"] for t in first["tools"]} == {"skill_manage", "memory", "skill_view",
                                                                      "skill_search"}
@@ -89,13 +100,33 @@ async def test_fifteen_tool_calls_start_a_checkpoint_that_creates_a_shared_team_
         assert not (home / "teams" / "sales" / "skills" / "devops" / "deploy-staging").exists()
 
         entries = await loop.log.entries()
-        assert len(entries) == 1
-        entry = entries[0]
-        assert entry["session"] == alice.id and entry["cause"] == "every_n_tool_calls" and entry["status"] == "done"
+        assert [e["cause"] for e in entries] == ["end_of_turn", "mid_task"]
+        entry = entries[1]
+        assert entry["session"] == alice.id and entry["status"] == "done"
         assert entry["skills"][0]["name"] == "deploy-staging" and entry["skills"][0]["action"] == "create"
         assert "+## Procedure" in entry["skills"][0]["diff"]
         assert entry["memory"][0]["action"] == "add"
         assert entry["prompt_tokens"] == 33 and entry["completion_tokens"] == 21
+    finally:
+        await runtime.close()
+
+
+async def test_a_task_that_ends_just_after_call_15_gets_one_review_of_the_whole_task(
+        home: Path, model_server: FakeModelServer) -> None:
+    runtime, loop = await open_runtime(home, model_server)
+    try:
+        model_server.add(*[tool_calls(("list_files", {"path": "."})) for _ in range(16)], text("All 16 done."))
+        session = await runtime.store.new_session("cli:q", platform="cli", user_id="local")
+        result = await SessionService(runtime).run_turn(session, "run the sixteen step release checklist")
+        assert result.tool_calls == 16
+        await runtime.drain()
+        requests = model_server.requests_with_purpose("checkpoint")
+        assert len(requests) == 1  # the mid-task review had not started: folded into the whole-task one
+        request = user_text(requests[0])
+        assert "run the sixteen step release checklist" in request and "ASSISTANT: All 16 done." in request
+        assert request.count("[calls list_files(") == 16
+        reviews = await runtime.store.fetchall("SELECT reason, status FROM learning_reviews ORDER BY id")
+        assert [tuple(r) for r in reviews] == [("mid_task", "merged"), ("end_of_turn", "done")]
     finally:
         await runtime.close()
 
@@ -124,7 +155,7 @@ async def test_a_patch_to_the_used_skill_lands_and_shows_in_history(home: Path,
         await runtime.drain()
 
         request = user_text(checkpoint_requests(model_server)[0])
-        assert "## Skill used in this slice: pdf-report" in request and "100% opacity" in request
+        assert "## Skill used: pdf-report" in request and "100% opacity" in request
         body = (await library.read("pdf-report"))
         assert "50% opacity on light backgrounds" in body and "100% opacity in the header" not in body
         code, out, err = await hermes("skills", "--team", "design", "history", "pdf-report", "--json", home=home)
@@ -181,7 +212,12 @@ async def test_the_users_turn_returns_before_the_checkpoint_model_answers(
         assert result.text == "Done."
         assert elapsed < 1.2, f"the turn waited for the checkpoint ({elapsed:.2f}s)"
         assert runtime.background, "the checkpoint should still be running"
-        assert (await loop.log.entries())[0]["status"] == "running"
+        for _ in range(200):  # the review starts in the background, right after the turn
+            entries = await loop.log.entries()
+            if entries:
+                break
+            await asyncio.sleep(0.01)
+        assert entries[0]["status"] == "running" and entries[0]["cause"] == "end_of_turn"
         await runtime.drain()  # what hermes chat -q does before it exits
         assert not runtime.background
         assert (await loop.log.entries())[0]["status"] == "done"
@@ -211,8 +247,9 @@ async def test_off_mode_offers_no_skill_writes_but_memory_still_learns(
         await runtime.close()
 
 
-async def test_the_daily_budget_pauses_checkpoints_and_says_so(home: Path, model_server: FakeModelServer) -> None:
-    runtime, loop = await open_runtime(home, model_server, learning="checkpoint_every = 1\ndaily_token_budget = 10")
+async def test_the_daily_budget_defers_reviews_and_says_so(home: Path, model_server: FakeModelServer) -> None:
+    runtime, loop = await open_runtime(home, model_server, learning="end_of_turn_min_tool_calls = 1\n"
+                                                                      "daily_token_budget = 10")
     try:
         service = SessionService(runtime)
         session = await runtime.store.new_session("cli:z", platform="cli", user_id="local")
@@ -221,9 +258,12 @@ async def test_the_daily_budget_pauses_checkpoints_and_says_so(home: Path, model
             await service.run_turn(session, "list files")
             await runtime.drain()
         entries = await loop.log.entries()
-        assert [e["status"] for e in entries] == ["paused", "done"]
-        assert "daily checkpoint budget of 10 tokens is spent" in entries[0]["error"]
+        assert [e["status"] for e in entries] == ["deferred", "done"]
+        assert "daily learning budget of team (default library) (10 tokens) is spent" in entries[0]["error"]
+        assert entries[0]["refusals"][0]["kind"] == "budget"
         assert len(checkpoint_requests(model_server)) == 1
+        # the deferred review is kept in the queue for tomorrow, not dropped
+        assert [r.reason for r in await loop.queue.waiting(("deferred",))] == ["end_of_turn"]
         usage = await runtime.store.usage_since(0, purpose="checkpoint")
         assert usage.total_tokens == 18
     finally:

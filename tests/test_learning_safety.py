@@ -133,7 +133,8 @@ async def test_a_secret_in_the_transcript_never_reaches_a_written_file(
         request = user_text(checkpoint_requests(model_server)[0])
         assert ENV_SECRET not in request and SHAPED_SECRET not in request and "[REDACTED]" in request
         # refused in memory, with a reason the model can act on
-        results = [m["content"] for m in checkpoint_requests(model_server)[-1]["messages"] if m["role"] == "tool"]
+        mid_task = checkpoint_requests(model_server)[4]  # the last call of the review
+        results = [m["content"] for m in mid_task["messages"] if m["role"] == "tool"]
         assert "looks like a secret" in results[0] and "looks like a secret" in results[1]
         # nothing under the home's files holds them (skills, histories, memories, workspaces)
         written = [p for p in home.rglob("*") if p.is_file() and p.suffix != ".db" and "state.db" not in p.name]
@@ -146,6 +147,8 @@ async def test_a_secret_in_the_transcript_never_reaches_a_written_file(
         log_text = json.dumps(await loop.log.entries())
         assert ENV_SECRET not in log_text and SHAPED_SECRET not in log_text
         rows = await runtime.store.fetchall("SELECT * FROM learning_checkpoints")
+        rows += await runtime.store.fetchall("SELECT * FROM learning_reviews")  # the queued slices too
+        assert len(rows) == 3  # one review of the whole task (the mid-task one folded into it)
         assert all(ENV_SECRET not in str(tuple(r)) and SHAPED_SECRET not in str(tuple(r)) for r in rows)
     finally:
         await runtime.close()

@@ -46,14 +46,20 @@ async def _with_log(config_path: Path | None, work: Callable[[Any, Any, Any], Aw
 @json_option
 @config_option
 def log_command(limit: int, session_id: str | None, as_json: bool, config_path: Path | None) -> None:
-    """List checkpoints, newest first: decisions, skills created or patched, memory changes, tokens."""
-    async def work(log: Any, _config: Any, _home: Any) -> list[dict[str, Any]]:
-        return await log.entries(limit, session_id)
+    """List reviews, newest first: decisions, skills created or patched, memory changes with their diffs,
+    refusals with their reasons, tokens; first the last 24 hours' tokens split by purpose."""
+    import time
 
-    entries = run(lambda: _with_log(config_path, work))
+    async def work(log: Any, _config: Any, _home: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        return await log.entries(limit, session_id), await log.usage_by_purpose(time.time() - 86_400)
+
+    entries, split = run(lambda: _with_log(config_path, work))
     if as_json:
         print_json(entries)
         return
+    if split:
+        click.echo("Tokens by purpose, last 24 hours: " + ", ".join(
+            f"{p} {u['prompt_tokens']}+{u['completion_tokens']} ({u['calls']} calls)" for p, u in split.items()))
     if not entries:
         click.echo("No checkpoints yet.")
         return
@@ -65,8 +71,12 @@ def log_command(limit: int, session_id: str | None, as_json: bool, config_path: 
             proposal = f" (proposal #{s['proposal']})" if s.get("proposal") else ""
             click.echo(f"    skill {s['action']} {s['name']}{proposal}: {s.get('summary') or ''}")
         for m in e["memory"]:
-            click.echo(f"    memory {m['action']} {Path(m['file']).name}")
-        if e["error"]:
+            added = [line[1:].strip() for line in str(m.get("diff") or "").splitlines()
+                     if line.startswith("+") and not line.startswith("+++")]
+            click.echo(f"    memory {m['action']} {Path(m['file']).name}: {'; '.join(added)[:160]}")
+        for r in e.get("refusals") or []:
+            click.echo(f"    refused ({r.get('kind')}, {r.get('tool')}): {str(r.get('message'))[:200]}")
+        if e["error"] and not e.get("refusals"):
             click.echo(f"    note: {e['error']}")
         for line in e["decisions"].strip().splitlines()[:6]:
             click.echo(f"    | {line}")

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.llm import LLMError
+from agent.model_call import purpose
 from agent.loop import Agent, TurnResult
 from agent.redact import Redactor
 from gateway.cron.jobs import ERROR_CHARS, Job, JobStore, iso_utc
@@ -179,10 +180,10 @@ class Runner:
         interrupt = asyncio.Event()
         timer = asyncio.get_running_loop().call_later(self.settings.timeout, interrupt.set)
         try:
-            return await asyncio.wait_for(
-                SessionService(runtime).run_turn(session, request, interrupt=interrupt, stream=False,
-                                                 max_iterations=self.settings.max_iterations),
-                self.settings.timeout + HARD_TIMEOUT_MARGIN)
+            with purpose("cron"):  # the turn's task copies the context: every call it makes says cron
+                turn = SessionService(runtime).run_turn(session, request, interrupt=interrupt, stream=False,
+                                                        max_iterations=self.settings.max_iterations)
+                return await asyncio.wait_for(turn, self.settings.timeout + HARD_TIMEOUT_MARGIN)
         except TimeoutError:
             raise RunFailed(f"timed out after {self.settings.timeout:g}s") from None
         finally:

@@ -1,9 +1,10 @@
 """A fake OpenAI-compatible model server for tests: scripted replies, streaming, faults on demand.
 
 The real LiteLLM talks to it over a socket (`model="openai/<name>"`, `api_base=server.base_url`).
-Each request pops the next reply from the script of the requested model (or the shared
-script); when a script is empty the server answers `default_text`. Every request body is
-recorded in `requests` so tests can assert on what the agent sent.
+Each request pops the next reply from the script of its `X-Hermes-Purpose` (`add(...,
+purpose="checkpoint")`), else of the requested model, else the shared script; when a script is
+empty the server answers `default_text`. Every request body is recorded in `requests` (and its
+purpose header in `purposes`, same order) so tests can assert on what the agent sent.
 
 A reply is one of:
 - `text("...")`, `tool_calls(("name", {...}), ...)`: an assistant message;
@@ -76,14 +77,19 @@ class FakeModelServer:
         self.default_text = default_text
         self.script: deque[ReplySource] = deque()
         self.by_model: dict[str, deque[ReplySource]] = {}
+        self.by_purpose: dict[str, deque[ReplySource]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.purposes: list[str] = []
         self.latency = 0.0
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     # -- scripting ----------------------------------------------------------------------------
-    def add(self, *replies: ReplySource, model: str | None = None) -> FakeModelServer:
-        queue = self.script if model is None else self.by_model.setdefault(model, deque())
+    def add(self, *replies: ReplySource, model: str | None = None, purpose: str | None = None) -> FakeModelServer:
+        if purpose is not None:
+            queue = self.by_purpose.setdefault(purpose, deque())
+        else:
+            queue = self.script if model is None else self.by_model.setdefault(model, deque())
         queue.extend(replies)
         return self
 
@@ -93,6 +99,10 @@ class FakeModelServer:
 
     def requests_for(self, model: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r.get("model") == model]
+
+    def requests_with_purpose(self, purpose: str) -> list[dict[str, Any]]:
+        """Requests whose `X-Hermes-Purpose` header was `purpose`."""
+        return [r for r, p in zip(self.requests, self.purposes) if p == purpose]
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> FakeModelServer:
@@ -117,8 +127,8 @@ class FakeModelServer:
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
-    def _next(self, body: dict[str, Any]) -> Reply:
-        queue = self.by_model.get(str(body.get("model")))
+    def _next(self, body: dict[str, Any], purpose: str = "") -> Reply:
+        queue = self.by_purpose.get(purpose) or self.by_model.get(str(body.get("model")))
         source: ReplySource | None = None
         if queue:
             source = queue.popleft()
@@ -130,8 +140,10 @@ class FakeModelServer:
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        purpose = request.headers.get("X-Hermes-Purpose", "")
         self.requests.append(body)
-        reply = self._next(body)
+        self.purposes.append(purpose)
+        reply = self._next(body, purpose)
         delay = reply.delay + self.latency
         if delay:
             await asyncio.sleep(delay)

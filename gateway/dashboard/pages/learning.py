@@ -1,6 +1,12 @@
 """`/learning`: the checkpoint log (what each checkpoint decided, the diffs it wrote, tokens spent)
 and pending ask-mode proposals with approve and reject.
 
+With `Accept: application/json` the same URL answers API users with the learning log as JSON:
+`{"entries": [...], "pending": [...], "queue": {status: count}, "budget": {...},
+"usage_by_purpose": {...}, "notices": [{"id", "text"}]}` (`?limit=N`, `?session=ID`, `?team=NAME`
+narrow the entries; `?user=NAME` picks the web chat / API user's conversation and `?after=ID` only
+newer entries: the web chat shows their `notices`, the "Learned: ..." lines, in the conversation).
+
 Approve and reject call the LearningLoop (`runtime.services["learning"]`), the same path as
 `/approve` in a chat and `hermes learning approve`: the proposal is written through the skill
 library (validation, history) and announced to the session it came from.
@@ -13,8 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.skill_writes import SkillChange, announcement
 from gateway.dashboard.core import BY, Dashboard
 from gateway.learning_log import ProposalError, day_start
+from gateway.routing import Router
 from skills.history import unified_diff
 
 LOG_LIMIT = 30
@@ -45,9 +53,60 @@ def preview(proposal: Any) -> Preview:
     return Preview(text=str(args))
 
 
+def wants_json(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+async def as_json(request: web.Request, loop: Any) -> web.Response:
+    raw = request.query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1_000:
+        return web.json_response({"error": {"message": f"limit: {raw!r} is not a number from 1 to 1000",
+                                            "type": "invalid_request_error", "param": "limit"}}, status=400)
+    team = request.query.get("team")
+    session_id = request.query.get("session") or None
+    user = request.query.get("user")
+    if user:  # the web chat's (or an API user's) own conversation
+        session = await loop.runtime.store.active_session(Router.api_key(user[:200]), platform="api",
+                                                          chat_id=user[:200], user_id=user[:200])
+        session_id = session.id
+    after = request.query.get("after", "0")
+    entries = await loop.log.entries(limit=int(raw), session_id=session_id, team=team)
+    if after.isdigit():
+        entries = [e for e in entries if e["id"] > int(after)]
+    pending = [p.as_dict() for p in await loop.pending()]
+    settings = loop.settings
+    return web.json_response({
+        "entries": entries, "pending": pending, "queue": await loop.queue.counts(),
+        "budget": {"daily_token_budget": settings.daily_token_budget, "per": "team",
+                   "spent_today": await loop.log.tokens_since(day_start(), team)},
+        "usage_by_purpose": await loop.log.usage_by_purpose(day_start()),
+        "notices": [{"id": e["id"], "text": text} for e in reversed(entries) if (text := notice(e))],
+    })
+
+
+def notice(entry: dict[str, Any]) -> str:
+    """The "Learned: ..." lines of one log entry, as the chat announcement would word them."""
+    lines: dict[str, str] = {}
+    for s in entry["skills"]:
+        if s.get("action") in ("create", "patch", "edit"):
+            change = SkillChange(s["name"], s["action"], s.get("description") or "", s.get("diff") or "",
+                                 s.get("summary") or "", s.get("proposal"))
+            lines.setdefault(f"{s['name']}:{s['action'] == 'create'}", announcement(change))
+    for m in entry["memory"]:
+        added = [line[1:].strip() for line in str(m.get("diff") or "").splitlines()
+                 if line.startswith("+") and not line.startswith("+++") and line[1:].strip()]
+        if added:
+            where = "about you" if m.get("target") == "user" else "in team memory"
+            lines.setdefault(f"memory:{added[-1]}", f"Remembered {where}: {added[-1].lstrip('- ')[:160]}")
+    return "\n".join(lines.values())
+
+
 def routes(d: Dashboard) -> list[web.RouteDef]:
     async def index(request: web.Request) -> web.Response:
         loop = d.service("learning")
+        if wants_json(request):
+            return await as_json(request, loop)
         pending = await loop.pending()
         everything = await loop.log.proposals(None, limit=1_000)
         decided = [p for p in reversed(everything) if p.status != "pending"][:DECIDED_LIMIT]

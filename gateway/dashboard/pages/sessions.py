@@ -1,5 +1,5 @@
 """`/sessions`: recent sessions with their token usage; `/sessions/{id}`: the transcript, tool calls
-folded (arguments, result, duration) and the usage by purpose (chat, checkpoint, compression).
+folded (arguments, result, duration) and the usage by purpose (chat, checkpoint, compress, cron, delegate).
 
 Read-only. Messages compacted away by context compression are still shown, marked as such.
 """
