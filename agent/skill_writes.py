@@ -17,6 +17,7 @@ from agent.tools.registry import Tool, ToolContext, ToolError
 from agent.tools.skills import skill_manage
 from skills.document import SkillFormatError, parse
 from skills.history import unified_diff
+from skills.dedup import Embed
 from skills.library import Skill, SkillError, SkillLibrary
 from skills.search import terms
 
@@ -192,3 +193,21 @@ def announcement(change: SkillChange) -> str:
     if change.action == "create":
         return f"Learned: created skill `/{change.name}` — {change.summary}"
     return f"Updated `/{change.name}`: {change.summary}"
+
+
+def litellm_embedder(model: str, *, api_base: str = "", api_key: str = "", timeout: float = 30.0) -> Embed:
+    """An `Embed` callback for `skills.dedup` calling `litellm.aembedding` (imported on first use)."""
+    async def embed(texts: list[str]) -> list[list[float]]:
+        from agent.model_call import import_litellm
+
+        litellm = import_litellm()
+        kwargs: dict[str, Any] = {"model": model, "input": texts, "timeout": timeout}
+        if api_base:
+            kwargs["api_base"] = api_base
+        if api_key:
+            kwargs["api_key"] = api_key
+        response = await litellm.aembedding(**kwargs)
+        items = [item if isinstance(item, dict) else dict(item) for item in response.data]
+        return [list(item["embedding"]) for item in sorted(items, key=lambda item: int(item.get("index", 0)))]
+
+    return embed
