@@ -28,8 +28,8 @@ from agent.loop import Agent, Conversation
 from agent.memory import Change
 from agent.redact import Redactor
 from agent.settings import AgentConfig
-from agent.skill_writes import (AutoSkills, GuardedSkillManage, Proposer, SkillChange, _shorten, announcement,
-                                is_near_duplicate, near_duplicates)
+from agent.skill_writes import (AutoSkills, GuardedSkillManage, Proposer, Refusal, SkillChange, _shorten,
+                                announcement, near_duplicates)
 from agent.tools.memory_tool import memory as memory_tool
 from agent.tools.registry import ToolContext, ToolRegistry
 from agent.tools.skills import skill_search, skill_view
@@ -93,7 +93,7 @@ class CheckpointOutcome:
     decisions: str
     skills: list[SkillChange]
     memory: list[Change]
-    refused: list[str]
+    refused: list[Refusal]
     prompt_tokens: int
     completion_tokens: int
     status: str
@@ -239,7 +239,6 @@ __all__ = [
     "GuardedSkillManage",
     "SkillChange",
     "announcement",
-    "is_near_duplicate",
     "json_safe",
     "near_duplicates",
     "render_transcript",

@@ -186,7 +186,7 @@ class LearningLoop:
                 decisions=outcome.decisions, skills=[c.as_dict() for c in outcome.skills],
                 memory=json_safe(outcome.memory), prompt_tokens=outcome.prompt_tokens,
                 completion_tokens=outcome.completion_tokens,
-                error="; ".join(outcome.refused))
+                error="; ".join(str(r) for r in outcome.refused))
             if outcome.tokens:
                 await self.runtime.store.record_usage(session.id, model=self.model,
                                                       prompt_tokens=outcome.prompt_tokens,
