@@ -86,6 +86,8 @@ class CheckpointInput:
     memory_text: str = ""
     user_text: str = ""
     memory_limits: tuple[int, int] = (2_200, 1_400)
+    proposals: str = ""
+    """The team's pending and rejected proposals (gateway/proposals.py render_remembered)."""
 
 
 @dataclass
@@ -154,8 +156,12 @@ def build_request(data: CheckpointInput, redactor: Redactor, mode: AutoSkills) -
                      "\n".join(f"- {c}" for c in corrections)]
     sections += ["## Current skill index", data.skill_index.strip() or "(the library is empty)"]
     if data.similar:
-        sections += ["## Similar existing skills (patch one of these rather than creating a near duplicate)",
+        sections += [("## Similar existing skills (if one covers this procedure, improve it with a patch that "
+                      "rewrites the step concerned; a create that duplicates one is refused)"),
                      "\n".join(f"- {s.name}: {s.description}" for s in data.similar)]
+    if data.proposals:
+        sections += ["## Proposals of this team (pending or rejected): do not propose any of these again",
+                     data.proposals]
     for name, body in data.used_skills.items():
         sections += [f"## Skill used in this slice: {name} (current SKILL.md)",
                      redactor.redact(body[:MAX_SKILL_BODY_CHARS])]
