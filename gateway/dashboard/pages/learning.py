@@ -2,8 +2,9 @@
 and pending ask-mode proposals with approve and reject.
 
 Approve and reject call the LearningLoop (`runtime.services["learning"]`), the same path as
-`/approve` in a chat and `hermes learning approve`: the proposal is written through the skill
-library (validation, history) and announced to the session it came from.
+`/approve` in a chat and `hermes learning approve`: the guard and the duplicate check run again,
+the proposal is written through the skill library (validation, history) and the "Learned"
+message is posted to the chat it came from. A rejection keeps its reason for later reviews.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.dashboard.core import BY, Dashboard
-from gateway.learning_log import ProposalError, day_start
+from gateway.learning_log import day_start
+from gateway.proposals import ProposalError
 from skills.history import unified_diff
 
 LOG_LIMIT = 30
@@ -59,7 +61,7 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
                       spent_today=await loop.log.tokens_since(day_start()), model=loop.model)
 
     async def decide(request: web.Request) -> web.StreamResponse:
-        await d.form(request)
+        form = await d.form(request)
         loop = d.service("learning")
         raw = request.match_info["id"]
         verdict = request.match_info["verdict"]
@@ -70,7 +72,7 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
                 applied = await loop.approve(int(raw), BY)
                 message = f"proposal #{raw} approved: {applied.message}"
             else:
-                await loop.reject(int(raw), BY)
+                await loop.reject(int(raw), BY, str(form.get("reason", ""))[:500])
                 message = f"proposal #{raw} rejected"
         except ProposalError as exc:
             return d.redirect("/learning", str(exc), "error")
