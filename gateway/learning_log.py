@@ -111,6 +111,8 @@ class LearningLog:
                                                 "for approval; do not propose it again")
             raise SkillRefused("duplicate", f"the team rejected this change before (#{earlier.id}, reason: "
                                             f"{earlier.reason or 'none given'}); do not propose it again")
+        if kind == "skill" and action == "create":
+            await self._check_pending_creates(team, skill, str(clean_args.get("content") or ""))
         if platform is None or chat_id is None or user_id is None:
             session = await self.store.get_session(session_id) if session_id else None
             platform = session.platform if platform is None and session else platform or ""
@@ -122,6 +124,24 @@ class LearningLog:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (checkpoint_id, session_id, team, skill, action, json.dumps(clean_args, ensure_ascii=False),
              self._clean(summary), time.time(), platform or "", chat_id or "", user_id or "", origin, kind, digest))
+
+    async def _check_pending_creates(self, team: str, name: str, content: str) -> None:
+        """A create that is the same procedure as a create already waiting is refused (not piled up)."""
+        from skills.dedup import Deduplicator, LexicalModel, SkillText
+
+        waiting = [p for p in await self.proposals("pending", 200, team=team) if p.kind == "skill"
+                   and p.action == "create"]
+        if not waiting:
+            return
+        dedup = Deduplicator()
+        others = [SkillText.from_markdown(str(p.arguments.get("content") or ""), p.skill) for p in waiting]
+        model = LexicalModel.from_texts([o.content for o in others], dedup.background())
+        for match in await dedup.compare(SkillText.from_markdown(content, name), others, model):
+            if match.duplicate:
+                earlier = next((p for p in waiting if p.skill == match.name), waiting[0])
+                raise SkillRefused("duplicate", (
+                    f"a proposal to create the same procedure is already waiting: #{earlier.id} ({earlier.skill}). "
+                    "Do not propose it again; once it is approved, improve it with a patch."))
 
     async def proposal(self, proposal_id: int) -> Proposal | None:
         row = await self.store.fetchone("SELECT * FROM learning_proposals WHERE id = ?", (proposal_id,))
