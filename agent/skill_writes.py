@@ -225,13 +225,12 @@ class GuardedSkillManage(Tool):
                        args: dict[str, Any], description: str, protected: bool) -> str:
         if self.propose is None:
             raise SkillError("proposals cannot be recorded here")
-        await check_proposal(library, dedup, limit, action, name, args)
+        before, after = await check_proposal(library, dedup, limit, action, name, args)
         kept = {k: v for k, v in args.items() if v is not None and k not in ("action", "name")}
-        summary = description if action == "create" else f"{action} of {name}"
+        diff = (unified_diff(before, after, f"{name}/SKILL.md") if after is not None
+                else f"{action} {args.get('file_path')}")
+        summary = description if action == "create" else (first_added_line(diff) or f"{action} of {name}")
         proposal_id = await self.propose(action, name, kept, summary)
-        diff = unified_diff(None, args.get("content"), f"{name}/SKILL.md") if action == "create" else ""
-        if action == "patch":
-            diff = unified_diff(args.get("old_text"), args.get("new_text"), f"{name}/SKILL.md")
         self.changes.append(SkillChange(name, action, description, diff, proposal_id=proposal_id))
         why = (f"{name!r} is protected (not created by a review), so the patch" if protected and self.mode == "on"
                else "it")
@@ -240,10 +239,11 @@ class GuardedSkillManage(Tool):
 
 
 async def check_proposal(library: SkillLibrary, dedup: Deduplicator, limit: int, action: str, name: str,
-                         args: dict[str, Any], *, protect: bool = False) -> None:
+                         args: dict[str, Any], *, protect: bool = False) -> tuple[str | None, str | None]:
     """Everything a write of this proposal would be refused for, checked now (raises SkillRefused/SkillError).
 
-    Runs when a proposal is recorded and again when it is approved, on the final text.
+    Runs when a proposal is recorded and again when it is approved, on the final text. Returns
+    SKILL.md (before, after) for create, patch and edit; (None, None) for supporting files.
     """
     if action == "create":
         duplicates = await near_duplicates(library, name, str(args.get("content") or ""), dedup)
@@ -254,7 +254,8 @@ async def check_proposal(library: SkillLibrary, dedup: Deduplicator, limit: int,
         before, after = await library.preview(action, name, content=args.get("content"),
                                               old_text=args.get("old_text"), new_text=args.get("new_text"))
         await asyncio.to_thread(library.check, policy, name, before, after)
-    elif action == "write_file":
+        return before, after
+    if action == "write_file":
         skill_text = await library.read(name)
         path = str(args.get("file_path") or "")
         previous = None
@@ -264,6 +265,17 @@ async def check_proposal(library: SkillLibrary, dedup: Deduplicator, limit: int,
             previous = None
         await asyncio.to_thread(library.check, WritePolicy(guard=True, protect=protect, writer="none"), name,
                                 skill_text, None, {path: str(args.get("file_content") or "")}, previous)
+    return None, None
+
+
+def first_added_line(diff: str) -> str:
+    """The first line a diff adds (front-matter bookkeeping skipped), shortened: what a patch changes."""
+    for line in diff.splitlines():
+        text = line[1:].strip(" -*#")
+        if line.startswith("+") and not line.startswith("+++") and text \
+                and not re.match(r"^\s*(version|updated|created|use_count|last_used):", line[1:]):
+            return _shorten(text)
+    return ""
 
 
 def _need(args: dict[str, Any], key: str, action: str) -> str:
@@ -304,7 +316,7 @@ def announcement(change: SkillChange) -> str:
                          _shorten(change.summary, MAX_ANNOUNCEMENT_CHARS), change.proposal_id)
     if change.proposal_id is not None:
         verb = "create skill" if change.action == "create" else "update"
-        return (f"Proposed: {verb} `/{change.name}` — {change.summary}. Approve with `/approve "
+        return (f"Proposed: {verb} `/{change.name}` — {change.summary.rstrip('.')}. Approve with `/approve "
                 f"{change.proposal_id}` (or reject with `/reject {change.proposal_id}`).")
     if change.action == "create":
         return f"Learned: created skill `/{change.name}` — {change.summary}"

@@ -294,8 +294,8 @@ class LearningLoop:
             session = await self.runtime.store.get_session(p.session_id) if p.session_id else None
             if session is None:
                 continue
-            change = SkillChange(p.skill, p.action, p.summary, "",
-                                 summary=p.summary if p.action == "create" else f"approved by {p.decided_by}")
+            change = SkillChange(p.skill, p.action, p.summary, "", summary=p.summary if p.action == "create"
+                                 else f"#{p.id} approved by {p.decided_by}: {p.summary}")
             await self.announce(session, [change])
             posted += 1
         return posted

@@ -145,7 +145,7 @@ def assert_one_patched_skill(home: Path, model_server: FakeModelServer) -> None:
     for _, new in PATCHES:
         assert new.split("\n")[-1].strip("- ") in own["rotate-nginx-logs"]
     requests = checkpoint_requests(model_server)
-    refusals = [r for request in requests for r in tool_results(request) if "same procedure" in r]
+    refusals = {r for request in requests for r in tool_results(request) if "same procedure" in r}  # one per review
     assert len(refusals) == 4
     assert all("skill_view(name='rotate-nginx-logs')" in r and "action='patch'" in r for r in refusals)
 
@@ -193,10 +193,12 @@ async def test_five_rewordings_give_one_patched_skill_ask_mode_and_cli_approval_
             await say(gateway, tg, OPS_CHAT, MEMBER, ask, reviews=number)
         pending = await loop_of(gateway).pending(team="ops")
         assert [(p.action, p.skill) for p in pending] == [("patch", "rotate-nginx-logs")] * 4
+        await wait_for(lambda: sum(t.startswith("Proposed:") for t in texts(tg, OPS_CHAT)) == 5, timeout=WAIT,
+                       what="the four patch proposals posted")
         for proposal in pending:
             answer = await command(tg, OPS_CHAT, ADMIN, f"/approve {proposal.id}", count=2)
             assert f"Approved #{proposal.id}: patched skill 'rotate-nginx-logs'." in answer.splitlines(), answer
-            assert "Updated /rotate-nginx-logs: approved by telegram:7" in answer.splitlines(), answer
+            assert f"Updated /rotate-nginx-logs: #{proposal.id} approved by telegram:7: " in answer, answer
         assert_one_patched_skill(home, model_server)
     finally:
         await gateway.stop()
@@ -238,7 +240,7 @@ async def test_a_bundled_skill_is_protected_and_only_the_teams_admin_approves(
         assert "#1 patch disk-space-cleanup" in listing
         answer = await command(tg, OPS_CHAT, ADMIN, "/approve 1", count=2)
         assert "Approved #1: patched skill 'disk-space-cleanup'." in answer.splitlines(), answer
-        assert "Updated /disk-space-cleanup: approved by telegram:7" in answer.splitlines(), answer
+        assert "Updated /disk-space-cleanup: #1 approved by telegram:7: 4. Check for deleted-but-open" in answer, answer
         assert better in ops_file.read_text(encoding="utf-8")
         web_file = home / "teams" / "web" / "skills" / "operations" / "disk-space-cleanup" / "SKILL.md"
         assert not web_file.exists() or better not in web_file.read_text(encoding="utf-8")
