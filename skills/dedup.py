@@ -83,12 +83,25 @@ class Similarity:
         return f"{self.name} (lexical {self.lexical:.2f}{semantic})"
 
 
+def _same_word(a: str, b: str) -> bool:
+    """Equal stems, or stems sharing their first five letters (rotat / rotation, deploy / deployment)."""
+    prefix = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        prefix += 1
+    return a == b or prefix >= 5
+
+
 def same_name(a: str, b: str) -> bool:
-    """Equal names, or names made of the same (stemmed) words: nginx-log-rotation = rotate-nginx-logs."""
+    """Equal names, or names made of the same words: nginx-log-rotation = rotate-nginx-logs."""
     if a == b:
         return True
     words_a, words_b = set(terms(a.replace("-", " "))), set(terms(b.replace("-", " ")))
-    return len(words_a) >= 2 and words_a == words_b
+    if len(words_a) < 2 or len(words_a) != len(words_b):
+        return False
+    return all(any(_same_word(x, y) for y in words_b) for x in words_a) \
+        and all(any(_same_word(x, y) for x in words_a) for y in words_b)
 
 
 def term_counts(text: str) -> Counter[str]:
