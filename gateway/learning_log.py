@@ -258,6 +258,42 @@ async def apply_proposal(log: LearningLog, library_for: LibraryFor, proposal_id:
     return AppliedProposal(proposal, message, unified_diff(before, after, f"{name}/SKILL.md"))
 
 
+async def apply_memory_proposal(log: LearningLog, memory: Any, proposal_id: int, by: str | Decider,
+                                announce: str = "") -> AppliedProposal:
+    """Write an approved memory proposal (`[learning] auto_memory = "ask"`) to MEMORY.md or USER.md."""
+    from agent.memory import MemoryOpError, Scope
+
+    decider = _decider(by)
+    proposal = await _pending(log, proposal_id, decider)
+    if proposal.kind != "memory":
+        raise ProposalError(f"proposal #{proposal_id} is not a memory proposal")
+    if not await log.claim(proposal_id, decider.label):
+        raise ProposalError(f"proposal #{proposal_id} is being decided by someone else")
+    args = proposal.arguments
+    target = "user" if args.get("target") == "user" else "memory"
+    scope = Scope(proposal.team, proposal.platform, str(args.get("user_id") or ""))
+    try:
+        if proposal.action == "add":
+            change = await memory.add(target, scope, str(args.get("text") or ""))
+        elif proposal.action == "replace":
+            change = await memory.replace(target, scope, str(args.get("old_text") or ""),
+                                          str(args.get("new_text") or args.get("text") or ""))
+        elif proposal.action == "remove":
+            change = await memory.remove(target, scope, str(args.get("old_text") or ""))
+        else:
+            raise MemoryOpError(f"unknown memory action {proposal.action!r}")
+    except (MemoryOpError, PathEscapeError) as exc:
+        await log.decide(proposal_id, "failed", decider.label, str(exc), reason=str(exc))
+        raise ProposalError(f"proposal #{proposal_id} could not be written: {exc}") from exc
+    except BaseException:
+        await log.release(proposal_id)
+        raise
+    file = "USER.md" if target == "user" else "MEMORY.md"
+    message = f"{proposal.action} in {file}"
+    await log.decide(proposal_id, "approved", decider.label, message, announce=announce)
+    return AppliedProposal(proposal, message, unified_diff(change.before, change.after, file))
+
+
 async def reject_proposal(log: LearningLog, proposal_id: int, by: str | Decider, reason: str = "") -> Proposal:
     """Drop a pending proposal; the reason is remembered and shown to later reviews of the team."""
     decider = _decider(by)

@@ -30,16 +30,16 @@ from agent.memory import MemoryStore, Scope
 from agent.prompt import PromptContext
 from agent.redact import Redactor
 from agent.tools.memory_tool import memory as memory_tool
-from agent.tools.registry import ToolContext
-from gateway.learning_log import (AppliedProposal, LearningLog, Proposal, apply_proposal, day_start,
-                                  reject_proposal, team_skills_root)
+from agent.tools.registry import ToolContext, ToolError
+from gateway.learning_log import (AppliedProposal, LearningLog, Proposal, apply_memory_proposal, apply_proposal,
+                                  day_start, reject_proposal, team_skills_root)
 from gateway.proposals import Decider, remembered, render_remembered
 from gateway.store import SessionRecord
 from skills.dedup import Deduplicator
 from skills.index_prompt import HEADER as INDEX_HEADER
 from skills.index_prompt import render as render_index
 from skills.index_prompt import select as select_index
-from skills.library import SkillError, SkillLibrary
+from skills.library import SkillError, SkillLibrary, SkillRefused
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,8 @@ class LearningLoop:
         data.proposals = render_remembered(*await remembered(self.log.store, session.team))
         ctx = ToolContext(workspace=self.runtime.workspace_for(session.key), session_id=session.id,
                           user_id=session.user_id, team=session.team, platform=session.platform,
-                          services={**self.runtime.services, "skills": library})
+                          services={**self.runtime.services, "skills": library,
+                                    **self.memory_gate(session, checkpoint_id)})
         mode: AutoSkills = self.settings.auto_skills
 
         async def propose(action: str, name: str, arguments: dict[str, Any], summary: str) -> int:
@@ -251,6 +252,27 @@ class LearningLoop:
         except Exception:  # noqa: BLE001 - a failed post must not lose the checkpoint
             log.exception("could not announce what session %s learned", session.id)
 
+    def memory_gate(self, session: SessionRecord, checkpoint_id: int) -> dict[str, Any]:
+        """Services that turn a review's memory writes into proposals (`[learning] auto_memory = "ask"`)."""
+        if getattr(self.settings, "auto_memory", "on") != "ask":
+            return {}
+
+        async def propose(ctx: ToolContext, action: str, target: str, text: str, old_text: str,
+                          new_text: str) -> str:
+            arguments = {"target": target, "text": text, "old_text": old_text, "new_text": new_text,
+                         "user_id": ctx.user_id if target == "user" else ""}
+            summary = " ".join((new_text or text or old_text).split())[:200]
+            try:
+                proposal_id = await self.log.propose(
+                    checkpoint_id=checkpoint_id, session_id=session.id, team=session.team, skill=target,
+                    action=action, arguments=arguments, summary=summary, kind="memory")
+            except SkillRefused as exc:
+                raise ToolError(str(exc)) from exc
+            return (f"recorded as proposal #{proposal_id} (memory {action}); it is written only when an admin "
+                    "approves it ([learning] auto_memory = \"ask\").")
+
+        return {"memory_proposer": propose}
+
     def _dedup(self) -> Deduplicator:
         dedup = self.runtime.services.get("skill_dedup")
         return dedup if isinstance(dedup, Deduplicator) else Deduplicator()
@@ -270,6 +292,8 @@ class LearningLoop:
         """
         decider = by if isinstance(by, Decider) else Decider("dashboard", name=by)
         proposal = await self.log.proposal(proposal_id)
+        if proposal is not None and proposal.kind == "memory":
+            return await apply_memory_proposal(self.log, self.memory, proposal_id, decider)
         library = await self.library_for(proposal.team) if proposal is not None else None
         applied = await apply_proposal(self.log, lambda _team: library,  # type: ignore[arg-type,return-value]
                                        proposal_id, decider, dedup=self.runtime.services.get("skill_dedup"),

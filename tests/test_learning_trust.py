@@ -309,3 +309,24 @@ async def test_a_dangerous_proposal_is_refused_when_proposed_and_when_approved(
         assert row.status == "refused" and row.reason.startswith("guard:")
     finally:
         await gateway.stop()
+
+
+async def test_ask_mode_memory_writes_wait_for_the_admin(
+        home: Path, model_server: FakeModelServer, tg: FakeTelegramServer) -> None:
+    model_server.add(tool_calls(("memory", {"action": "add", "text": "web hosts keep nginx logs for 14 days"})),
+                     text("Remember: retention"), model=CHECKPOINT_MODEL)
+    gateway = await start_gateway(home, model_server, tg, learning='auto_memory = "ask"')
+    memory_file = home / "teams" / "ops" / "memories" / "MEMORY.md"
+    try:
+        script_turn(model_server)
+        await say(gateway, tg, OPS_CHAT, MEMBER, "how long do we keep nginx logs? 14 days, remember that", reviews=1)
+        [result] = tool_results(checkpoint_requests(model_server)[-1])
+        assert "recorded as proposal #1 (memory add)" in result
+        assert not memory_file.exists() or "14 days" not in memory_file.read_text(encoding="utf-8")
+        assert "#1 memory add (memory): web hosts keep nginx logs" in await command(tg, OPS_CHAT, ADMIN, "/approve")
+        assert "only an admin" in await command(tg, OPS_CHAT, MEMBER, "/approve 1")
+        answer = await command(tg, OPS_CHAT, ADMIN, "/approve 1")
+        assert answer == "Approved #1: add in MEMORY.md.", answer
+        assert "web hosts keep nginx logs for 14 days" in memory_file.read_text(encoding="utf-8")
+    finally:
+        await gateway.stop()

@@ -110,6 +110,12 @@ def approve(proposal_id: int, by: str, config_path: Path | None) -> None:
 
     async def work(log: Any, config: Any, home: Any) -> Any:
         proposal = await log.proposal(proposal_id)
+        if proposal is not None and proposal.kind == "memory":
+            from agent.memory import MemoryStore
+            from gateway.learning_log import apply_memory_proposal
+
+            memory = MemoryStore(home.root, config.memory.memory_chars, config.memory.user_chars)
+            return await apply_memory_proposal(log, memory, proposal_id, Decider("cli", name=by))
         library = await SkillLibraries(home, config.skills).get(proposal.team) if proposal is not None else None
         return await apply_proposal(log, lambda _team: library, proposal_id, Decider("cli", name=by),
                                     dedup=deduplicator(config.skills), max_skill_chars=config.skills.max_skill_chars,
