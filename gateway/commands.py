@@ -148,7 +148,7 @@ class Commands:
     async def _list_proposals(self, learning: Any, ctx: CommandContext) -> str:
         pending = await learning.pending(team=ctx.team)
         if not pending:
-            return "No proposals of this team are waiting."
+            return "No skill proposals are waiting."  # (of this chat's team)
         lines = [f"#{p.id} {p.title[:160]}" for p in pending]
         who = ("Approve with /approve ID, reject with /reject ID [reason]." if self._decider(ctx).admin
                else f"An admin of {ctx.platform} can approve them with /approve ID.")

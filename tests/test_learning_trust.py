@@ -230,7 +230,7 @@ async def test_a_bundled_skill_is_protected_and_only_the_teams_admin_approves(
 
         answer = await command(tg, OPS_CHAT, MEMBER, "/approve 1")
         assert "only an admin of telegram" in answer
-        assert "No proposals of this team" in await command(tg, WEB_CHAT, ADMIN, "/approve")
+        assert "No skill proposals are waiting." in await command(tg, WEB_CHAT, ADMIN, "/approve")
         assert "no proposal #1 for this team" in await command(tg, WEB_CHAT, ADMIN, "/approve 1")
         assert "no proposal #1 for this team" in await command(tg, WEB_CHAT, ADMIN, "/reject 1 not ours")
         assert "only an admin" in await command(tg, OPS_CHAT, OTHER, "/reject 1")
