@@ -95,3 +95,25 @@ async def test_a_merge_the_guard_refuses_writes_and_deletes_nothing(tmp_path: Pa
     assert report.done == [] and "refused by the skills guard" in report.skipped[0]
     assert "curl" not in await library.read("rotate-nginx-logs")
     assert (await library.snapshot(force=True)).get("nginx-log-rotation") is not None
+
+
+async def test_an_upgrade_keeps_a_locally_changed_bundled_skill_and_doctor_says_so(home: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from skills.bundled_install import BUNDLED_ROOT, install_bundled
+
+    library = SkillLibrary(home / "skills", rescan_interval=0)
+    install_bundled(library)
+    path = library.root / "operations" / "disk-space-cleanup" / "SKILL.md"
+    mine = path.read_text(encoding="utf-8").replace("## Pitfalls", "## Pitfalls\n- Our /data volume is never cleaned.")
+    path.write_text(mine, encoding="utf-8")
+    shipped = tmp_path / "bundled"  # a newer release ships a changed disk-space-cleanup
+    shutil.copytree(BUNDLED_ROOT, shipped)
+    newer = shipped / "operations" / "disk-space-cleanup" / "SKILL.md"
+    newer.write_text(newer.read_text(encoding="utf-8").replace("## Verification", "## Verification\n- new"),
+                     encoding="utf-8")
+    report = install_bundled(library, shipped)
+    assert "disk-space-cleanup" in report.kept_user_copy
+    assert path.read_text(encoding="utf-8") == mine
+    code, out, err = await hermes("doctor", "--skip-model", home=home)
+    assert "changed locally, kept on upgrade (not updated): disk-space-cleanup" in out + err
