@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -31,6 +32,7 @@ from pathlib import Path
 from skills.document import SkillFormatError, parse
 from skills.search import terms
 
+log = logging.getLogger(__name__)
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 """texts -> one vector per text (same order)."""
 
@@ -214,9 +216,13 @@ class Deduplicator:
         lexical = [model.cosine(mine, model.vector(term_counts(o.content))) for o in others]
         semantic: list[float | None] = [None] * len(others)
         if self.embed is not None:
-            vectors = await self.embeddings([candidate.content[:EMBED_CHARS]]
-                                            + [o.content[:EMBED_CHARS] for o in others])
-            semantic = [cosine(vectors[0], v) for v in vectors[1:]]
+            try:
+                vectors = await self.embeddings([candidate.content[:EMBED_CHARS]]
+                                                + [o.content[:EMBED_CHARS] for o in others])
+                semantic = [cosine(vectors[0], v) for v in vectors[1:]]
+            except Exception as exc:  # noqa: BLE001 - an unreachable embedding model must not block writes
+                log.warning("embedding model failed (%s: %s); near-duplicate check is lexical only this time",
+                            type(exc).__name__, exc)
         result = [Similarity(o.name, round(lex, 4), None if sem is None else round(sem, 4),
                              self.decide(same_name(o.name, candidate.name), lex, sem))
                   for o, lex, sem in zip(others, lexical, semantic, strict=True)]
