@@ -28,9 +28,8 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from agent.events import Event, ModelUsage, ToolFinished, ToolStarted
 from agent.loop import Agent, Conversation
@@ -39,7 +38,7 @@ from agent.model_call import purpose
 from agent.redact import Redactor
 from agent.settings import AgentConfig
 from agent.skill_writes import (AutoSkills, GuardedSkillManage, Proposer, SkillChange, _shorten, announcement,
-                                is_near_duplicate, near_duplicates)
+                                near_duplicates)
 from agent.speakers import Speaker
 from agent.tools.memory_tool import memory as memory_tool
 from agent.tools.registry import Tool, ToolContext, ToolError, ToolRegistry, tool
@@ -121,6 +120,8 @@ class CheckpointInput:
     earlier: str = ""                                   # what an earlier review of the same task did
     already_done: list[str] = field(default_factory=list)  # writes of an interrupted run of this review
     speakers: dict[str, tuple[Speaker, str]] = field(default_factory=dict)  # user id -> (speaker, USER.md)
+    proposals: str = ""
+    """The team's pending and rejected proposals (gateway/proposals.py render_remembered)."""
 
 
 @dataclass(frozen=True)
@@ -229,8 +230,12 @@ def build_request(data: CheckpointInput, redactor: Redactor, mode: AutoSkills) -
     for name, body in data.used_skills.items():
         sections += [f"## Skill used: {name} (current SKILL.md)", redactor.redact(body[:MAX_SKILL_BODY_CHARS])]
     if data.similar:
-        sections += ["## Similar existing skills (patch one of these rather than creating a near duplicate)",
+        sections += [("## Similar existing skills (if one covers this procedure, improve it with a patch that "
+                      "rewrites the step concerned; a create that duplicates one is refused)"),
                      "\n".join(f"- {s.name}: {s.description}" for s in data.similar)]
+    if data.proposals:
+        sections += ["## Proposals of this team (pending or rejected): do not propose any of these again",
+                     data.proposals]
     sections += ["## Current skill index", data.skill_index.strip() or "(the library is empty)"]
     memory_limit, user_limit = data.memory_limits
     sections += [f"## MEMORY.md ({len(data.memory_text)}/{memory_limit} chars)", data.memory_text.strip() or "(empty)"]
@@ -431,7 +436,6 @@ __all__ = [
     "SkillChange",
     "announcement",
     "is_correction",
-    "is_near_duplicate",
     "json_safe",
     "near_duplicates",
     "render_transcript",

@@ -102,6 +102,8 @@ class LearningConfig(Section):
     auto_skills: Literal["on", "ask", "off"] = "on"
     model: str = Field("", description="model for checkpoints; empty means [model]")
     daily_token_budget: int = Field(200_000, ge=0, description="review tokens per team per UTC day; 0 = no limit")
+    auto_memory: Literal["on", "ask"] = Field("on", description='"ask": memory writes of reviews become proposals')
+    curate_cron: str = Field("0 4 * * 0", description='when `hermes skills curate --apply` runs; "" = never')
 
 
 class MemoryConfig(Section):

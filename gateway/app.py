@@ -69,6 +69,7 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._maintenance: asyncio.Task[None] | None = None
+        self._curator: asyncio.Task[None] | None = None
         self._stopping = False
         self._stop_begun = False
         self.url = ""
@@ -138,6 +139,9 @@ class Gateway:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
         self._maintenance = asyncio.create_task(  # not runtime.spawn: drain() would wait on it forever
             maintenance_loop(runtime.store, lambda: self.config.store), name="store-maintenance")
+        from gateway.curate import curate_loop
+
+        self._curator = asyncio.create_task(curate_loop(runtime), name="skill-curator")
 
     def _build_adapters(self) -> list[Adapter]:
         if self._adapter_factory is not None:
@@ -276,7 +280,7 @@ class Gateway:
         await self._close_everything()
 
     async def _close_everything(self) -> None:
-        for task in (self._sweeper, self._maintenance):
+        for task in (self._sweeper, self._maintenance, self._curator):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -14,8 +14,9 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from gateway.learning_log import ProposalError
+from gateway.proposals import Decider, ProposalError
 from gateway.runtime import Runtime
 from gateway.skills_wiring import SkillLibraries, expand_skill_command
 from skills.library import SkillLibrary
@@ -32,9 +33,9 @@ BUILTIN_COMMANDS: list[tuple[str, str]] = [
     ("memory", "Show what I remember"),
     ("usage", "Tokens and cost of this conversation"),
     ("model", "Which model answers"),
-    ("approve", "Approve what I asked to do (or a skill I proposed: /approve ID)"),
-    ("deny", "Deny what I asked to do"),
-    ("reject", "Drop a skill I proposed: /reject ID"),
+    ("approve", "Approve what I asked to do (or a proposal: /approve ID; admins)"),
+    ("deny", "Deny what I asked to do (or a proposal: /deny ID [reason])"),
+    ("reject", "Drop a proposal: /reject ID [reason] (admins)"),
 ]
 IMMEDIATE = {"help", "skills", "memory", "usage", "model", "approve", "deny", "reject"}
 
@@ -147,6 +148,21 @@ class Commands:
             text += " (fallbacks: " + ", ".join(fallbacks) + ")"
         return text + ". The model is set in config.toml ([model] name)."
 
+    # -- proposals (ask mode, protected skills) ------------------------------------------------------
+    def _decider(self, ctx: CommandContext) -> Decider:
+        section = getattr(self.runtime.config, ctx.platform, None)
+        admin = bool(ctx.user_id) and ctx.user_id in (getattr(section, "admins", None) or [])
+        return Decider("chat", platform=ctx.platform, user_id=ctx.user_id, team=ctx.team, admin=admin)
+
+    async def _list_proposals(self, learning: Any, ctx: CommandContext) -> str:
+        pending = await learning.pending(team=ctx.team)
+        if not pending:
+            return "No skill proposals are waiting."  # (of this chat's team)
+        lines = [f"#{p.id} {p.title[:160]}" for p in pending]
+        who = ("Approve with /approve ID, reject with /reject ID [reason]." if self._decider(ctx).admin
+               else f"An admin of {ctx.platform} can approve them with /approve ID.")
+        return "Waiting for approval:\n" + "\n".join(lines) + "\n" + who
+
     async def _cmd_approve(self, args: str, ctx: CommandContext) -> str:
         approvals = self.runtime.services.get("approvals")  # a tool call waiting in this chat comes first
         answer = await approvals.command("approve", args, ctx) if approvals is not None else None
@@ -156,20 +172,21 @@ class Commands:
         if learning is None:
             return "The learning loop is off."
         if not args.strip():
-            pending = await learning.pending()
-            if not pending:
-                return "No skill proposals are waiting."
-            return ("Waiting for approval:\n" + "\n".join(f"#{p.id} {p.action} {p.skill}: {p.summary}" for p in pending)
-                    + "\nApprove with /approve ID.")
+            return await self._list_proposals(learning, ctx)
         try:
-            applied = await learning.approve(int(args.split()[0].lstrip("#")), by=f"{ctx.platform}:{ctx.user_id}")
+            proposal_id = int(args.split()[0].lstrip("#"))
         except ValueError:
             return "Usage: /approve ID"
+        try:
+            applied = await learning.approve(proposal_id, by=self._decider(ctx))
         except ProposalError as exc:
             return str(exc)
         return f"Approved #{applied.proposal.id}: {applied.message}."
 
     async def _cmd_deny(self, args: str, ctx: CommandContext) -> str:
+        head = args.strip().split(" ", 1)[0].lstrip("#")
+        if head.isdigit() and self.runtime.services.get("learning") is not None:
+            return await self._cmd_reject(args, ctx)  # tool-approval ids start with a letter: this is a proposal
         approvals = self.runtime.services.get("approvals")
         answer = await approvals.command("deny", args, ctx) if approvals is not None else None
         return answer or "Nothing is waiting for approval here."
@@ -178,13 +195,17 @@ class Commands:
         learning = self.runtime.services.get("learning")
         if learning is None:
             return "The learning loop is off."
+        head, _, reason = args.strip().partition(" ")
         try:
-            proposal = await learning.reject(int(args.split()[0].lstrip("#")), by=f"{ctx.platform}:{ctx.user_id}")
-        except (ValueError, IndexError):
-            return "Usage: /reject ID"
+            proposal_id = int(head.lstrip("#"))
+        except ValueError:
+            return "Usage: /reject ID [reason]"
+        try:
+            proposal = await learning.reject(proposal_id, self._decider(ctx), reason.strip())
         except ProposalError as exc:
             return str(exc)
-        return f"Rejected #{proposal.id} ({proposal.action} {proposal.skill})."
+        because = f" Reason kept for later reviews: {reason.strip()}" if reason.strip() else ""
+        return f"Rejected #{proposal.id} ({proposal.action} {proposal.skill}).{because}"
 
     async def new_session(self, ctx: CommandContext) -> str:
         await self.runtime.store.new_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,

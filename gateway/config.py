@@ -93,6 +93,11 @@ class SkillsConfig(Section):
 
     prompt_budget_tokens: int = Field(1_500, ge=100)
     install_bundled: bool = True
+    max_skill_chars: int = Field(20_000, ge=1_000, description="largest SKILL.md a review may write")
+    embedding_model: str = Field("", description="LiteLLM embedding model for the near-duplicate check; "
+                                                 "empty: lexical only")
+    embedding_api_base: str = ""
+    embedding_api_key: str = Field("", description='e.g. "${OPENAI_API_KEY}"; empty: the provider\'s default')
 
 
 class HubConfig(Section):

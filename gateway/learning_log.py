@@ -1,10 +1,12 @@
-"""The learning log: one record per checkpoint, and skill proposals waiting for a user (ask mode).
+"""The learning log: one record per checkpoint, and proposals waiting for a person.
 
-Tables come from migrations `0003_learning.sql` and `0007_learning_reviews.sql` (review id,
-refusals with their reasons). Every text stored here (decisions, diffs,
-proposal arguments, errors) passes through the secrets `Redactor` first, so nothing a user
-pasted into a chat reaches the log. `apply_proposal` writes an approved proposal to the team's
-skill library, the same way the checkpoint would have in `on` mode.
+Tables come from migrations `0003_learning.sql`, `0007_learning_reviews.sql` (review id,
+refusals with their reasons) and `0008_proposals.sql`. Every text stored
+here (decisions, diffs, proposal arguments, errors) passes through the secrets `Redactor` first,
+so nothing a user pasted into a chat reaches the log. The rules for proposals (who decides, no
+change proposed twice, checks again at approval) are in `gateway/proposals.py`;
+`apply_proposal` writes an approved proposal to the team's skill library through the same
+checks a review's own write passes.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from agent.redact import Redactor
+from gateway.proposals import (AppliedProposal, Decider, Proposal, ProposalError, content_hash,
+                               iso, row_to_proposal, same_change, skill_text, write_skill_change)
 from gateway.store import SQLiteStore
 from skills.history import unified_diff
-from skills.library import SkillError, SkillLibrary
+from skills.library import SkillError, SkillLibrary, SkillRefused, WritePolicy
 from skills.paths import PathEscapeError, safe_join
-
-SKILL_WRITE_ACTIONS = ("create", "patch", "edit", "write_file", "remove_file")
 
 
 def team_skills_root(home_root: Path, team: str) -> Path:
@@ -36,33 +38,6 @@ def day_start(now: float | None = None) -> float:
     """The start of the current UTC day (checkpoint budgets are per UTC day)."""
     t = time.time() if now is None else now
     return t - (t % 86_400)
-
-
-@dataclass(frozen=True)
-class Proposal:
-    id: int
-    checkpoint_id: int | None
-    session_id: str
-    team: str
-    skill: str
-    action: str
-    arguments: dict[str, Any]
-    summary: str
-    status: str
-    created_at: float
-    decided_at: float | None
-    decided_by: str
-    result: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "checkpoint": self.checkpoint_id, "session": self.session_id, "team": self.team,
-                "skill": self.skill, "action": self.action, "summary": self.summary, "status": self.status,
-                "created": _iso(self.created_at), "decided": _iso(self.decided_at) if self.decided_at else "",
-                "decided_by": self.decided_by, "result": self.result, "arguments": self.arguments}
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 @dataclass
@@ -139,7 +114,7 @@ class LearningLog:
         rows = await self.store.fetchall(sql, params)
         return [{
             "id": r["id"], "session": r["session_id"], "team": r["team"], "cause": r["cause"],
-            "status": r["status"], "model": r["model"], "started": _iso(r["started_at"]),
+            "status": r["status"], "model": r["model"], "started": iso(r["started_at"]),
             "duration_s": round((r["finished_at"] or r["started_at"]) - r["started_at"], 3),
             "decisions": r["decisions"], "skills": json.loads(r["skills"] or "[]"),
             "memory": json.loads(r["memory"] or "[]"), "prompt_tokens": r["prompt_tokens"],
@@ -155,104 +130,209 @@ class LearningLog:
         return {r["purpose"]: {"prompt_tokens": int(r["p"]), "completion_tokens": int(r["c"]), "calls": int(r["n"])}
                 for r in rows}
 
-    # -- proposals (ask mode) ---------------------------------------------------------------------
+    # -- proposals ----------------------------------------------------------------------------------
     async def propose(self, *, checkpoint_id: int | None, session_id: str, team: str, skill: str, action: str,
-                      arguments: dict[str, Any], summary: str) -> int:
+                      arguments: dict[str, Any], summary: str, kind: str = "skill", origin: str = "checkpoint",
+                      platform: str | None = None, chat_id: str | None = None, user_id: str | None = None) -> int:
+        """Record a proposal of `team`; refused (`SkillRefused`, kind duplicate) when the same change is
+        already pending or was rejected. Where it came from defaults to the session's chat."""
+        clean_args = json.loads(self._clean_json(arguments))
+        digest = content_hash(kind, skill, action, clean_args)
+        earlier = await same_change(self.store, team, digest)
+        if earlier is not None:
+            if earlier.status == "pending":
+                raise SkillRefused("duplicate", f"the same change is already proposed as #{earlier.id} and waits "
+                                                "for approval; do not propose it again")
+            raise SkillRefused("duplicate", f"the team rejected this change before (#{earlier.id}, reason: "
+                                            f"{earlier.reason or 'none given'}); do not propose it again")
+        if kind == "skill" and action == "create":
+            await self._check_pending_creates(team, skill, str(clean_args.get("content") or ""))
+        if platform is None or chat_id is None or user_id is None:
+            session = await self.store.get_session(session_id) if session_id else None
+            platform = session.platform if platform is None and session else platform or ""
+            chat_id = session.chat_id if chat_id is None and session else chat_id or ""
+            user_id = session.user_id if user_id is None and session else user_id or ""
         return await self.store.execute(
             "INSERT INTO learning_proposals (checkpoint_id, session_id, team, skill, action, arguments, summary,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (checkpoint_id, session_id, team, skill, action, self._clean_json(arguments), self._clean(summary),
-             time.time()))
+            " created_at, platform, chat_id, user_id, origin, kind, content_hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (checkpoint_id, session_id, team, skill, action, json.dumps(clean_args, ensure_ascii=False),
+             self._clean(summary), time.time(), platform or "", chat_id or "", user_id or "", origin, kind, digest))
 
-    @staticmethod
-    def _proposal(row: Any) -> Proposal:
-        return Proposal(row["id"], row["checkpoint_id"], row["session_id"], row["team"], row["skill"],
-                        row["action"], json.loads(row["arguments"]), row["summary"], row["status"],
-                        row["created_at"], row["decided_at"], row["decided_by"], row["result"])
+    async def _check_pending_creates(self, team: str, name: str, content: str) -> None:
+        """A create that is the same procedure as a create already waiting is refused (not piled up)."""
+        from skills.dedup import Deduplicator, LexicalModel, SkillText
+
+        waiting = [p for p in await self.proposals("pending", 200, team=team) if p.kind == "skill"
+                   and p.action == "create"]
+        if not waiting:
+            return
+        dedup = Deduplicator()
+        others = [SkillText.from_markdown(str(p.arguments.get("content") or ""), p.skill) for p in waiting]
+        model = LexicalModel.from_texts([o.content for o in others], dedup.background())
+        for match in await dedup.compare(SkillText.from_markdown(content, name), others, model):
+            if match.duplicate:
+                earlier = next((p for p in waiting if p.skill == match.name), waiting[0])
+                raise SkillRefused("duplicate", (
+                    f"a proposal to create the same procedure is already waiting: #{earlier.id} ({earlier.skill}). "
+                    "Do not propose it again; once it is approved, improve it with a patch."))
 
     async def proposal(self, proposal_id: int) -> Proposal | None:
         row = await self.store.fetchone("SELECT * FROM learning_proposals WHERE id = ?", (proposal_id,))
-        return self._proposal(row) if row else None
+        return row_to_proposal(row) if row else None
 
-    async def proposals(self, status: str | None = "pending", limit: int = 50) -> list[Proposal]:
+    async def proposals(self, status: str | None = "pending", limit: int = 50, *,
+                        team: str | None = None) -> list[Proposal]:
         sql = "SELECT * FROM learning_proposals"
+        clauses: list[str] = []
         params: list[Any] = []
         if status:
-            sql += " WHERE status = ?"
+            clauses.append("status = ?")
             params.append(status)
+        if team is not None:
+            clauses.append("team = ?")
+            params.append(team)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY id LIMIT ?"
         params.append(limit)
-        return [self._proposal(r) for r in await self.store.fetchall(sql, params)]
+        return [row_to_proposal(r) for r in await self.store.fetchall(sql, params)]
 
-    async def decide(self, proposal_id: int, status: str, by: str, result: str) -> None:
+    async def decide(self, proposal_id: int, status: str, by: str, result: str, *, reason: str = "",
+                     announce: str = "") -> bool:
+        """Set the outcome of a pending proposal; False when someone else decided it first."""
+        changed = await self.store.execute_rowcount(
+            "UPDATE learning_proposals SET status = ?, decided_at = ?, decided_by = ?, result = ?, reason = ?,"
+            " announce = ? WHERE id = ? AND status IN ('pending', 'approving')",
+            (status, time.time(), by, self._clean(result), self._clean(reason), announce, proposal_id))
+        return bool(changed)
+
+    async def claim(self, proposal_id: int, by: str) -> bool:
+        """Take a pending proposal for approval (so two approvals cannot both write it)."""
+        return bool(await self.store.execute_rowcount(
+            "UPDATE learning_proposals SET status = 'approving', decided_by = ? WHERE id = ? AND status = 'pending'",
+            (by, proposal_id)))
+
+    async def release(self, proposal_id: int) -> None:
         await self.store.execute(
-            "UPDATE learning_proposals SET status = ?, decided_at = ?, decided_by = ?, result = ? WHERE id = ?",
-            (status, time.time(), by, self._clean(result), proposal_id))
+            "UPDATE learning_proposals SET status = 'pending', decided_by = '' WHERE id = ? AND status = 'approving'",
+            (proposal_id,))
 
+    async def mark_announced(self, proposal_id: int) -> None:
+        await self.store.execute("UPDATE learning_proposals SET announce = 'done' WHERE id = ?", (proposal_id,))
 
-class ProposalError(Exception):
-    """A proposal that cannot be approved or rejected (unknown id, already decided, invalid now)."""
-
-
-@dataclass(frozen=True)
-class AppliedProposal:
-    proposal: Proposal
-    message: str
-    diff: str
+    async def to_announce(self, limit: int = 20) -> list[Proposal]:
+        rows = await self.store.fetchall(
+            "SELECT * FROM learning_proposals WHERE announce = 'pending' ORDER BY id LIMIT ?", (limit,))
+        return [row_to_proposal(r) for r in rows]
 
 
 LibraryFor = Callable[[str], SkillLibrary]
 
 
-async def apply_proposal(log: LearningLog, library_for: LibraryFor, proposal_id: int, by: str) -> AppliedProposal:
-    """Write an approved proposal to its team's library and mark it approved (or failed)."""
-    proposal = await log.proposal(proposal_id)
-    if proposal is None:
-        raise ProposalError(f"there is no proposal #{proposal_id}; `hermes learning pending` lists them")
-    if proposal.status != "pending":
-        raise ProposalError(f"proposal #{proposal_id} is already {proposal.status}")
-    library = library_for(proposal.team)
-    args = proposal.arguments
-    origin = f"checkpoint:{proposal.checkpoint_id or '?'} approved by {by}"
-    name = proposal.skill
-    try:
-        before = await _skill_text(library, name)
-        if proposal.action == "create":
-            await library.create(name, str(args.get("content") or ""), str(args.get("category") or "general"), origin)
-            message = f"created skill {name!r}"
-        elif proposal.action == "patch":
-            await library.patch(name, str(args.get("old_text") or ""), str(args.get("new_text") or ""), origin)
-            message = f"patched skill {name!r}"
-        elif proposal.action == "edit":
-            await library.edit(name, str(args.get("content") or ""), origin)
-            message = f"rewrote skill {name!r}"
-        elif proposal.action == "write_file":
-            message = await library.write_file(name, str(args.get("file_path") or ""),
-                                               str(args.get("file_content") or ""), origin)
-        elif proposal.action == "remove_file":
-            message = await library.remove_file(name, str(args.get("file_path") or ""), origin)
-        else:
-            raise ProposalError(f"proposal #{proposal_id} has an unknown action {proposal.action!r}")
-    except (SkillError, PathEscapeError) as exc:
-        await log.decide(proposal_id, "failed", by, str(exc))
-        raise ProposalError(f"proposal #{proposal_id} could not be written: {exc}") from exc
-    after = await _skill_text(library, name)
-    await log.decide(proposal_id, "approved", by, message)
-    return AppliedProposal(proposal, message, unified_diff(before, after, f"{name}/SKILL.md"))
+def _decider(by: str | Decider) -> Decider:
+    return by if isinstance(by, Decider) else Decider("cli", name=by)
 
 
-async def reject_proposal(log: LearningLog, proposal_id: int, by: str) -> Proposal:
+async def _pending(log: LearningLog, proposal_id: int, decider: Decider) -> Proposal:
     proposal = await log.proposal(proposal_id)
-    if proposal is None:
-        raise ProposalError(f"there is no proposal #{proposal_id}; `hermes learning pending` lists them")
+    if proposal is None or (decider.via == "chat" and proposal.team != decider.team):
+        raise ProposalError(f"there is no proposal #{proposal_id} for this team; /approve lists them")
     if proposal.status != "pending":
         raise ProposalError(f"proposal #{proposal_id} is already {proposal.status}")
-    await log.decide(proposal_id, "rejected", by, "rejected")
+    refusal = decider.may_decide(proposal)
+    if refusal:
+        raise ProposalError(refusal)
     return proposal
 
 
-async def _skill_text(library: SkillLibrary, name: str) -> str | None:
+async def apply_proposal(log: LearningLog, library_for: LibraryFor, proposal_id: int, by: str | Decider, *,
+                         dedup: Any = None, max_skill_chars: int | None = None,
+                         announce: str = "") -> AppliedProposal:
+    """Write an approved skill proposal to its team's library and mark it approved.
+
+    The skills guard and the duplicate check run again on the final text; a proposal that fails
+    them is marked `refused` with the reason and nothing is written.
+    """
+    from agent.skill_writes import MAX_SKILL_CHARS, check_proposal
+    from skills.dedup import Deduplicator
+
+    decider = _decider(by)
+    proposal = await _pending(log, proposal_id, decider)
+    if proposal.kind != "skill":
+        raise ProposalError(f"proposal #{proposal_id} is a {proposal.kind} proposal")
+    if not await log.claim(proposal_id, decider.label):
+        raise ProposalError(f"proposal #{proposal_id} is being decided by someone else")
     try:
-        return await library.read(name)
-    except SkillError:
-        return None
+        library = library_for(proposal.team)
+    except BaseException:
+        await log.release(proposal_id)
+        raise
+    limit = max_skill_chars or MAX_SKILL_CHARS
+    origin = f"checkpoint:{proposal.checkpoint_id or '?'} approved by {decider.label}"
+    name = proposal.skill
+    try:
+        await check_proposal(library, dedup if isinstance(dedup, Deduplicator) else Deduplicator(), limit,
+                             proposal.action, name, proposal.arguments)
+        before = await skill_text(library, name)
+        policy = WritePolicy(guard=True, protect=False, max_skill_chars=limit, writer="checkpoint")
+        message = await write_skill_change(library, proposal, policy, origin)
+    except SkillRefused as exc:
+        await log.decide(proposal_id, "refused", decider.label, str(exc), reason=f"{exc.kind}: {exc}")
+        raise ProposalError(f"proposal #{proposal_id} was refused and nothing was written ({exc.kind}): "
+                            f"{exc}") from exc
+    except (SkillError, PathEscapeError) as exc:
+        await log.decide(proposal_id, "failed", decider.label, str(exc), reason=str(exc))
+        raise ProposalError(f"proposal #{proposal_id} could not be written: {exc}") from exc
+    except BaseException:
+        await log.release(proposal_id)  # e.g. cancelled: it stays pending, nothing was decided
+        raise
+    after = await skill_text(library, name)
+    await log.decide(proposal_id, "approved", decider.label, message, announce=announce)
+    return AppliedProposal(proposal, message, unified_diff(before, after, f"{name}/SKILL.md"))
+
+
+async def apply_memory_proposal(log: LearningLog, memory: Any, proposal_id: int, by: str | Decider,
+                                announce: str = "") -> AppliedProposal:
+    """Write an approved memory proposal (`[learning] auto_memory = "ask"`) to MEMORY.md or USER.md."""
+    from agent.memory import MemoryOpError, Scope
+
+    decider = _decider(by)
+    proposal = await _pending(log, proposal_id, decider)
+    if proposal.kind != "memory":
+        raise ProposalError(f"proposal #{proposal_id} is not a memory proposal")
+    if not await log.claim(proposal_id, decider.label):
+        raise ProposalError(f"proposal #{proposal_id} is being decided by someone else")
+    args = proposal.arguments
+    target = "user" if args.get("target") == "user" else "memory"
+    scope = Scope(proposal.team, proposal.platform, str(args.get("user_id") or ""))
+    try:
+        if proposal.action == "add":
+            change = await memory.add(target, scope, str(args.get("text") or ""))
+        elif proposal.action == "replace":
+            change = await memory.replace(target, scope, str(args.get("old_text") or ""),
+                                          str(args.get("new_text") or args.get("text") or ""))
+        elif proposal.action == "remove":
+            change = await memory.remove(target, scope, str(args.get("old_text") or ""))
+        else:
+            raise MemoryOpError(f"unknown memory action {proposal.action!r}")
+    except (MemoryOpError, PathEscapeError) as exc:
+        await log.decide(proposal_id, "failed", decider.label, str(exc), reason=str(exc))
+        raise ProposalError(f"proposal #{proposal_id} could not be written: {exc}") from exc
+    except BaseException:
+        await log.release(proposal_id)
+        raise
+    file = "USER.md" if target == "user" else "MEMORY.md"
+    message = f"{proposal.action} in {file}"
+    await log.decide(proposal_id, "approved", decider.label, message, announce=announce)
+    return AppliedProposal(proposal, message, unified_diff(change.before, change.after, file))
+
+
+async def reject_proposal(log: LearningLog, proposal_id: int, by: str | Decider, reason: str = "") -> Proposal:
+    """Drop a pending proposal; the reason is remembered and shown to later reviews of the team."""
+    decider = _decider(by)
+    proposal = await _pending(log, proposal_id, decider)
+    if not await log.decide(proposal_id, "rejected", decider.label, "rejected", reason=reason.strip()):
+        raise ProposalError(f"proposal #{proposal_id} was decided by someone else meanwhile")
+    return proposal
+

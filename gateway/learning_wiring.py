@@ -43,15 +43,17 @@ from agent.prompt import PromptContext
 from agent.redact import Redactor
 from agent.speakers import speakers_in
 from agent.tools.memory_tool import memory as memory_tool
-from agent.tools.registry import ToolContext
-from gateway.learning_log import (AppliedProposal, LearningLog, Proposal, apply_proposal, day_start,
-                                  reject_proposal, team_skills_root)
+from agent.tools.registry import ToolContext, ToolError
+from gateway.learning_log import (AppliedProposal, LearningLog, Proposal, apply_memory_proposal, apply_proposal,
+                                  day_start, reject_proposal, team_skills_root)
 from gateway.learning_queue import Review, ReviewQueue
+from gateway.proposals import Decider, remembered, render_remembered
 from gateway.store import SessionRecord
+from skills.dedup import Deduplicator
 from skills.index_prompt import HEADER as INDEX_HEADER
 from skills.index_prompt import render as render_index
 from skills.index_prompt import select as select_index
-from skills.library import SkillError, SkillLibrary
+from skills.library import SkillError, SkillLibrary, SkillRefused
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +354,8 @@ class LearningLoop:
         selection = select_index(snapshot, query, self.runtime.config.skills.prompt_budget_tokens)
         index_text = render_index([s for s in (snapshot.get(n) for n in selection) if s is not None],
                                   len(snapshot.skills)).replace(INDEX_HEADER, "").strip()
-        similar = [skill for skill, _ in await library.search(query, SIMILAR_SKILLS)] if query.strip() else []
+        similar = [s for s in (snapshot.get(n) for n, _ in await self._dedup().relevant(library, query, SIMILAR_SKILLS))
+                   if s is not None]  # only skills relevant to the work: none is a fine answer
         bodies: dict[str, str] = {}
         for name in used:
             try:
@@ -371,9 +374,11 @@ class LearningLoop:
                                (self.memory.memory_chars, self.memory.user_chars), reason=review.reason,
                                earlier=await self._earlier(int(review.context.get("earlier") or 0)),
                                already_done=[_describe(w) for w in review.writes], speakers=speakers)
+        data.proposals = render_remembered(*await remembered(self.log.store, session.team))
         ctx = ToolContext(workspace=self.runtime.workspace_for(session.key), session_id=session.id,
                           user_id=user_id, team=session.team, platform=session.platform,
-                          services={**self.runtime.services, "skills": library})
+                          services={**self.runtime.services, "skills": library,
+                                    **self.memory_gate(session, checkpoint_id)})
         mode: AutoSkills = self.settings.auto_skills
 
         async def propose(action: str, name: str, arguments: dict[str, Any], summary: str) -> int:
@@ -483,26 +488,77 @@ class LearningLoop:
         except Exception:  # noqa: BLE001 - a failed post must not lose the review
             log.exception("could not tell session %s: %s", session.id, text)
 
-    # -- ask mode ---------------------------------------------------------------------------------
-    async def pending(self) -> list[Proposal]:
-        return await self.log.proposals("pending")
+    def memory_gate(self, session: SessionRecord, checkpoint_id: int) -> dict[str, Any]:
+        """Services that turn a review's memory writes into proposals (`[learning] auto_memory = "ask"`)."""
+        if getattr(self.settings, "auto_memory", "on") != "ask":
+            return {}
 
-    async def approve(self, proposal_id: int, by: str) -> AppliedProposal:
-        """Write a pending proposal (from `/approve ID`, a button, or the CLI) and announce it."""
+        async def propose(ctx: ToolContext, action: str, target: str, text: str, old_text: str,
+                          new_text: str) -> str:
+            arguments = {"target": target, "text": text, "old_text": old_text, "new_text": new_text,
+                         "user_id": ctx.user_id if target == "user" else ""}
+            summary = " ".join((new_text or text or old_text).split())[:200]
+            try:
+                proposal_id = await self.log.propose(
+                    checkpoint_id=checkpoint_id, session_id=session.id, team=session.team, skill=target,
+                    action=action, arguments=arguments, summary=summary, kind="memory")
+            except SkillRefused as exc:
+                raise ToolError(str(exc)) from exc
+            return (f"recorded as proposal #{proposal_id} (memory {action}); it is written only when an admin "
+                    "approves it ([learning] auto_memory = \"ask\").")
+
+        return {"memory_proposer": propose}
+
+    def _dedup(self) -> Deduplicator:
+        dedup = self.runtime.services.get("skill_dedup")
+        return dedup if isinstance(dedup, Deduplicator) else Deduplicator()
+
+    # -- proposals --------------------------------------------------------------------------------
+    async def pending(self, team: str | None = None) -> list[Proposal]:
+        """Proposals waiting for a decision (of one team, or all)."""
+        return await self.log.proposals("pending", team=team)
+
+    async def approve(self, proposal_id: int, by: str | Decider) -> AppliedProposal:
+        """Write a pending proposal (from `/approve ID`, the dashboard or the CLI) and announce it.
+
+        A plain `by` name is a trusted caller (dashboard, CLI); a chat passes a `Decider` and only
+        an admin of the proposal's platform, in a chat of its team, may approve. The guard and the
+        duplicate check run again on the final text. The "Learned" message goes to the chat the
+        proposal came from.
+        """
+        decider = by if isinstance(by, Decider) else Decider("dashboard", name=by)
         proposal = await self.log.proposal(proposal_id)
+        if proposal is not None and proposal.kind == "memory":
+            return await apply_memory_proposal(self.log, self.memory, proposal_id, decider)
         library = await self.library_for(proposal.team) if proposal is not None else None
-        applied = await apply_proposal(self.log, lambda _team: library, proposal_id, by)  # type: ignore[arg-type,return-value]
-        session = await self.runtime.store.get_session(applied.proposal.session_id)
-        if session is not None:
-            p = applied.proposal
-            change = SkillChange(p.skill, p.action, p.summary, applied.diff,
-                                 summary=p.summary if p.action == "create" else f"approved by {by}")
-            await self.announce(session, [change])
+        applied = await apply_proposal(self.log, lambda _team: library,  # type: ignore[arg-type,return-value]
+                                       proposal_id, decider, dedup=self.runtime.services.get("skill_dedup"),
+                                       max_skill_chars=self.runtime.services.get("max_skill_chars"),
+                                       announce="pending")
+        await self.announce_approved(applied.proposal.id)
         return applied
 
-    async def reject(self, proposal_id: int, by: str) -> Proposal:
-        return await reject_proposal(self.log, proposal_id, by)
+    async def reject(self, proposal_id: int, by: str | Decider, reason: str = "") -> Proposal:
+        decider = by if isinstance(by, Decider) else Decider("dashboard", name=by)
+        return await reject_proposal(self.log, proposal_id, decider, reason)
 
+    async def announce_approved(self, proposal_id: int | None = None) -> int:
+        """Post the "Learned" message of approved proposals still to be announced (one, or all of
+        them: approvals made from the CLI while the gateway ran elsewhere). Returns how many."""
+        waiting = await self.log.to_announce()
+        if proposal_id is not None:
+            waiting = [p for p in waiting if p.id == proposal_id]
+        posted = 0
+        for p in waiting:
+            await self.log.mark_announced(p.id)  # at most once: a failed post is logged, not repeated
+            session = await self.runtime.store.get_session(p.session_id) if p.session_id else None
+            if session is None:
+                continue
+            change = SkillChange(p.skill, p.action, p.summary, "", summary=p.summary if p.action == "create"
+                                 else f"#{p.id} approved by {p.decided_by}: {p.summary}")
+            await self.announce(session, [change])
+            posted += 1
+        return posted
 
 
 

@@ -19,6 +19,7 @@ from agent.tools.skills import skill_tools
 from gateway.config import SkillsConfig
 from gateway.home import Home
 from skills.bundled_install import install_bundled
+from skills.dedup import Deduplicator
 from skills.index_prompt import HEADER, MAX_ENTRIES, IndexSelector, entry_line, footer
 from skills.library import SkillError, SkillLibrary, Snapshot
 from skills.search import estimate_tokens
@@ -129,6 +130,16 @@ class SkillsPromptSection:
         return used <= self.budget_tokens
 
 
+def deduplicator(settings: SkillsConfig) -> Deduplicator:
+    """The near-duplicate check for reviews, proposals and the curator (embeddings when configured)."""
+    if not settings.embedding_model:
+        return Deduplicator()
+    from agent.skill_writes import litellm_embedder
+
+    return Deduplicator(embed=litellm_embedder(settings.embedding_model, api_base=settings.embedding_api_base,
+                                               api_key=settings.embedding_api_key))
+
+
 async def install_skills(runtime: Any) -> SkillLibrary:
     """Give `runtime` its skill library: tools, `services["skills"]`, and the prompt section.
 
@@ -144,6 +155,8 @@ async def install_skills(runtime: Any) -> SkillLibrary:
             runtime.tools.register(t)
     runtime.services["skills"] = library
     runtime.services["skill_libraries"] = libraries
+    runtime.services["skill_dedup"] = deduplicator(settings)
+    runtime.services["max_skill_chars"] = settings.max_skill_chars
     runtime.prompt.add_section(SkillsPromptSection(libraries, settings.prompt_budget_tokens))
     return library
 

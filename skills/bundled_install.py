@@ -4,7 +4,8 @@ A manifest (`<root>/.bundled.json`) remembers the fingerprint of each bundled sk
 installed. On each start: a bundled skill the library lacks is copied in (unless the manifest
 shows it was installed before and the user deleted it); one whose installed copy still matches
 the manifest is updated when the shipped version changed; a copy the user or the agent changed
-is left alone. Usage counters are carried over on update. Sync: run it in a thread.
+is left alone, on every upgrade: the local copy is kept (`locally_changed` lists those, for
+`hermes doctor`). Usage counters are carried over on update. Sync: run it in a thread.
 """
 
 from __future__ import annotations
@@ -103,3 +104,15 @@ def install_bundled(library: SkillLibrary, source: Path = BUNDLED_ROOT) -> Insta
     if report.installed or report.updated:
         log.info("bundled skills: %d installed, %d updated", len(report.installed), len(report.updated))
     return report
+
+
+def locally_changed(library: SkillLibrary, source: Path = BUNDLED_ROOT) -> list[str]:
+    """Bundled skills whose installed copy was changed locally (kept as is by upgrades)."""
+    manifest = _read_manifest(library.root / MANIFEST)
+    snapshot = library.scan()
+    changed = []
+    for _category, folder in bundled_skills(source):
+        known, current = manifest.get(folder.name), snapshot.get(folder.name)
+        if known is not None and current is not None and current.document.fingerprint() != known.get("hash"):
+            changed.append(folder.name)
+    return changed

@@ -6,26 +6,38 @@ appear without a restart. Malformed files are skipped with a warning naming the 
 problem. Every write is validated first, written atomically (temporary file + `os.replace`),
 serialised per skill (an `asyncio.Lock` inside the process, an `fcntl` lock file across
 processes) and recorded in the history. File work runs in threads, never in the event loop.
+
+A `WritePolicy` adds the checks a write must pass under the skill's lock, on the final text as
+it will be stored (the whole SKILL.md after a patch, the decoded front matter): the skills
+guard, a size limit, and protection. Protection rests on provenance kept in
+`.history/provenance.json`: the fingerprint of each skill as a checkpoint of this library last
+wrote it. A skill without an entry, or whose file no longer matches it (a person edited it
+through the CLI, the dashboard or by hand; bundled and hub skills never had one), is protected:
+a write with `protect=True` (a checkpoint's) is refused with `SkillRefused(kind="protected")`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import difflib
 import fcntl
+import json
 import logging
 import os
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from skills.document import SkillDocument, SkillFormatError, parse, render
-from skills.history import SKILL_FILE, HistoryEntry, SkillHistory
+from skills.guard import GuardReport, guard_skill_text
+from skills.history import HISTORY_DIR, SKILL_FILE, HistoryEntry, SkillHistory
 from skills.paths import PathEscapeError, safe_join
 from skills.search import Document, Hit, SearchIndex, weighted_terms
 from skills.validate import document_problems, name_problems, strict_render
@@ -43,6 +55,44 @@ class SkillError(Exception):
 
 class SkillNotFound(SkillError):
     pass
+
+
+RefusalKind = Literal["guard", "duplicate", "protected", "size", "mode", "invalid", "budget"]
+
+
+class SkillRefused(SkillError):
+    """A write a `WritePolicy` refuses; `kind` says which check (guard, protected, size...)."""
+
+    def __init__(self, kind: RefusalKind, message: str, report: GuardReport | None = None) -> None:
+        super().__init__(message)
+        self.kind: RefusalKind = kind
+        self.report = report
+
+
+Writer = Literal["checkpoint", "person", "none"]
+
+
+@dataclass(frozen=True)
+class WritePolicy:
+    """Checks run under the skill's lock on the final text, and whose write it is.
+
+    writer: "checkpoint" keeps (or, for a create, starts) the skill's checkpoint provenance;
+    "person" ends it (the skill becomes protected); "none" leaves it as it is.
+    """
+
+    guard: bool = False
+    protect: bool = False
+    max_skill_chars: int | None = None
+    writer: Writer = "person"
+
+
+PERSON = WritePolicy()
+PROVENANCE_FILE = "provenance.json"
+PROVENANCE_LOCK = ".provenance"
+
+
+def _dangerous(report: GuardReport) -> Counter[tuple[str, str, str]]:
+    return Counter((f.file, f.rule, f.excerpt) for f in report.findings if f.severity == "dangerous")
 
 
 def now_iso() -> str:
@@ -367,9 +417,147 @@ class SkillLibrary:
         current = metadata.get("version", "0")
         return str(int(current) + 1) if current.isdigit() else current
 
+    def _patched(self, before: str, old_text: str, new_text: str, name: str) -> str:
+        """SKILL.md as `patch` would store it (front matter decoded and rendered again)."""
+        count = before.count(old_text)
+        if count != 1:
+            raise SkillError(describe_mismatch(before, old_text, count))
+        document = self._parse_for_write(before.replace(old_text, new_text, 1), name)
+        document = document.with_metadata(version=self._next_version(document.metadata), updated=now_iso())
+        return self._render_checked(document, name)
+
+    def _edited(self, skill: Skill, document: SkillDocument, name: str) -> str:
+        """SKILL.md as `edit` would store it: creation time and usage counters kept."""
+        kept = {k: v for k, v in skill.document.metadata.items() if k in ("created", "origin", "use_count", "last_used")}
+        final = document.with_metadata(**kept)
+        final = final.with_metadata(version=self._next_version(skill.document.metadata), updated=now_iso())
+        return self._render_checked(final, name)
+
+    async def preview(self, action: str, name: str, *, content: str | None = None, old_text: str | None = None,
+                      new_text: str | None = None) -> tuple[str | None, str]:
+        """(SKILL.md now, SKILL.md as a create/edit/patch would store it), writing nothing."""
+        self._check_name(name)
+
+        def work() -> tuple[str | None, str]:
+            skill = self._find(name)
+            before = skill.skill_file.read_text(encoding="utf-8") if skill is not None else None
+            if action == "create":
+                document = self._parse_for_write(content or "", name)
+                stamp = now_iso()
+                return before, self._render_checked(
+                    document.with_metadata(version="1", created=stamp, updated=stamp, use_count="0"), name)
+            if skill is None or before is None:
+                raise SkillNotFound(f"there is no skill named {name!r}; use skill_search to find one, or create it")
+            if action == "patch":
+                if not old_text:
+                    raise SkillError("old_text is empty; give the exact passage to replace")
+                return before, self._patched(before, old_text, new_text or "", name)
+            if action == "edit":
+                return before, self._edited(skill, self._parse_for_write(content or "", name), name)
+            raise SkillError(f"nothing to preview for action {action!r}")
+
+        return await asyncio.to_thread(work)
+
+    # ------------------------------------------------------------------ provenance and policy
+
+    def _provenance_path(self) -> Path:
+        return self.root / HISTORY_DIR / PROVENANCE_FILE
+
+    def provenance(self) -> dict[str, dict[str, Any]]:
+        """{skill name: {"fingerprint", "origin", "time"}} for skills a checkpoint last wrote (sync)."""
+        try:
+            data = json.loads(self._provenance_path().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+    def _set_provenance(self, name: str, text: str | None, origin: str = "") -> None:
+        """Record `text` as what a checkpoint last wrote to `name` (None: forget the skill)."""
+        with self.file_lock(PROVENANCE_LOCK):
+            data = self.provenance()
+            if text is None:
+                if data.pop(name, None) is None:
+                    return
+            else:
+                data[name] = {"fingerprint": parse(text).document.fingerprint(), "origin": origin,
+                              "time": now_iso()}
+            path = self._provenance_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{PROVENANCE_FILE}.tmp-{os.getpid()}-{threading.get_ident()}")
+            temporary.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(temporary, path)
+
+    def _owned(self, name: str, text: str) -> bool:
+        entry = self.provenance().get(name)
+        if entry is None:
+            return False
+        try:
+            return parse(text).document.fingerprint() == entry.get("fingerprint")
+        except SkillFormatError:
+            return False
+
+    def checkpoint_owned(self, name: str) -> bool:
+        """Whether a checkpoint of this library created `name` and nobody else changed it since (sync)."""
+        skill = self._find(name)
+        if skill is None:
+            return False
+        try:
+            return self._owned(name, skill.skill_file.read_text(encoding="utf-8"))
+        except OSError:
+            return False
+
+    async def is_protected(self, name: str) -> bool:
+        """An existing skill a checkpoint may not change itself (bundled, installed, or a person's)."""
+        skill = await self.get(name)
+        return not await asyncio.to_thread(self.checkpoint_owned, skill.name)
+
+    def check(self, policy: WritePolicy, name: str, before: str | None, after: str | None,
+               files: dict[str, str] | None = None, file_before: str | None = None) -> None:
+        """Refuse (SkillRefused) what `policy` forbids; call under the skill's lock, before writing."""
+        if policy.protect and before is not None and not self._owned(name, before):
+            raise SkillRefused("protected", (
+                f"skill {name!r} is protected: no checkpoint of this library created it (it is bundled, installed "
+                "or was written or edited by a person), so a review may not rewrite it. Propose a patch instead "
+                "(skill_manage action=patch): it becomes a proposal an admin approves."))
+        if policy.max_skill_chars and after is not None and len(after) > policy.max_skill_chars:
+            raise SkillRefused("size", (
+                f"SKILL.md would be {len(after)} characters; the limit is {policy.max_skill_chars} "
+                "([skills] max_skill_chars). Keep the procedure short: move long reference material into a "
+                "supporting file (write_file references/...) and cut repetition."))
+        if not policy.guard:
+            return
+        if files:
+            report = guard_skill_text("", files, name=name)
+            previous = guard_skill_text("", {k: file_before for k in files}, name=name) \
+                if file_before is not None else None
+        elif after is not None:
+            report = guard_skill_text(after, name=name)
+            previous = guard_skill_text(before, name=name) if before is not None else None
+        else:
+            return
+        if report.verdict != "dangerous":
+            return
+        now = _dangerous(report)
+        if previous is not None:
+            was = _dangerous(previous)
+            if was and not (now - was) and sum(now.values()) < sum(was.values()):
+                return  # the skill was already dangerous and this write removes findings without adding any
+        raise SkillRefused("guard", (
+            "refused by the skills guard, nothing was written. Remove what it flags (skills must not carry "
+            "such commands or instructions):\n" + report.describe()), report)
+
+    def _after_write(self, policy: WritePolicy, name: str, created: bool, owned_before: bool, text: str | None,
+                     origin: str) -> None:
+        if policy.writer == "checkpoint":
+            if created or owned_before:
+                self._set_provenance(name, text, origin)
+        elif policy.writer == "person":
+            self._set_provenance(name, None)
+
     # ------------------------------------------------------------------ writing
 
-    async def create(self, name: str, content: str, category: str = DEFAULT_CATEGORY, origin: str = "") -> Skill:
+    async def create(self, name: str, content: str, category: str = DEFAULT_CATEGORY, origin: str = "",
+                     policy: WritePolicy = PERSON) -> Skill:
         """Add a skill from full SKILL.md text."""
         category = category or DEFAULT_CATEGORY
         self._check_name(name)
@@ -386,14 +574,17 @@ class SkillLibrary:
             if origin:
                 final = final.with_metadata(origin=origin)
             text = self._render_checked(final, name)
+            self.check(policy, name, None, text)
             folder = safe_join(self.root, category, name)
             self.write_atomic(folder / SKILL_FILE, text)
             self.history.record(name, "create", SKILL_FILE, None, text, origin)
+            self._after_write(policy, name, True, False, text, origin)
             return self._require(name)
 
         return await self._locked(name, work)
 
-    async def patch(self, name: str, old_text: str, new_text: str, origin: str = "") -> Skill:
+    async def patch(self, name: str, old_text: str, new_text: str, origin: str = "",
+                    policy: WritePolicy = PERSON) -> Skill:
         """Replace the one occurrence of `old_text` in SKILL.md with `new_text`."""
         if not old_text:
             raise SkillError("old_text is empty; give the exact passage to replace")
@@ -404,16 +595,17 @@ class SkillLibrary:
             count = before.count(old_text)
             if count != 1:
                 raise SkillError(describe_mismatch(before, old_text, count))
-            document = self._parse_for_write(before.replace(old_text, new_text, 1), name)
-            document = document.with_metadata(version=self._next_version(document.metadata), updated=now_iso())
-            text = self._render_checked(document, name)
+            text = self._patched(before, old_text, new_text, name)
+            self.check(policy, name, before, text)
+            owned = self._owned(name, before)
             self.write_atomic(skill.skill_file, text)
             self.history.record(name, "patch", SKILL_FILE, before, text, origin)
+            self._after_write(policy, name, False, owned, text, origin)
             return self._require(name)
 
         return await self._locked(name, work)
 
-    async def edit(self, name: str, content: str, origin: str = "") -> Skill:
+    async def edit(self, name: str, content: str, origin: str = "", policy: WritePolicy = PERSON) -> Skill:
         """Replace SKILL.md with `content`; creation time and usage counters are kept."""
         self._check_name(name)
         document = self._parse_for_write(content, name)
@@ -421,21 +613,21 @@ class SkillLibrary:
         def work() -> Skill:
             skill = self._require(name)
             before = skill.skill_file.read_text(encoding="utf-8")
-            kept = {k: v for k, v in skill.document.metadata.items()
-                    if k in ("created", "origin", "use_count", "last_used")}
-            final = document.with_metadata(**kept)
-            final = final.with_metadata(version=self._next_version(skill.document.metadata), updated=now_iso())
-            text = self._render_checked(final, name)
+            text = self._edited(skill, document, name)
+            self.check(policy, name, before, text)
+            owned = self._owned(name, before)
             self.write_atomic(skill.skill_file, text)
             self.history.record(name, "edit", SKILL_FILE, before, text, origin)
+            self._after_write(policy, name, False, owned, text, origin)
             return self._require(name)
 
         return await self._locked(name, work)
 
-    async def delete(self, name: str, origin: str = "") -> str:
+    async def delete(self, name: str, origin: str = "", policy: WritePolicy = PERSON) -> str:
         """Remove the skill's folder; its text files stay in the history (revert brings them back)."""
         def work() -> str:
             skill = self._require(name)
+            self.check(policy, name, skill.skill_file.read_text(encoding="utf-8"), None)
             for relative in [SKILL_FILE, *skill.files()]:
                 path = skill.folder / relative
                 try:
@@ -445,11 +637,13 @@ class SkillLibrary:
                 except (OSError, UnicodeDecodeError):
                     continue
             shutil.rmtree(skill.folder)
+            self._set_provenance(name, None)
             return f"deleted skill {name!r} (category {skill.category!r}); `hermes skills revert` can restore it"
 
         return await self._locked(name, work)
 
-    async def write_file(self, name: str, file_path: str, content: str, origin: str = "") -> str:
+    async def write_file(self, name: str, file_path: str, content: str, origin: str = "",
+                         policy: WritePolicy = PERSON) -> str:
         """Create or replace a supporting file (scripts/, references/, assets/...) inside the skill."""
         if len(content.encode("utf-8")) > MAX_SUPPORTING_FILE:
             raise SkillError(f"file content is larger than {MAX_SUPPORTING_FILE} bytes")
@@ -459,15 +653,20 @@ class SkillLibrary:
             target = self._supporting_path(skill.folder, file_path)
             relative = target.relative_to(skill.folder.resolve()).as_posix()
             before = target.read_text(encoding="utf-8") if target.is_file() else None
+            skill_text = skill.skill_file.read_text(encoding="utf-8")
+            self.check(dataclasses.replace(policy, max_skill_chars=None), name, skill_text, None,
+                        {relative: content}, before)
             self.write_atomic(target, content)
             self.history.record(name, "write_file", relative, before, content, origin)
             return f"wrote {relative} in skill {name!r} ({len(content)} characters)"
 
         return await self._locked(name, work)
 
-    async def remove_file(self, name: str, file_path: str, origin: str = "") -> str:
+    async def remove_file(self, name: str, file_path: str, origin: str = "", policy: WritePolicy = PERSON) -> str:
         def work() -> str:
             skill = self._require(name)
+            self.check(dataclasses.replace(policy, guard=False, max_skill_chars=None), name,
+                        skill.skill_file.read_text(encoding="utf-8"), None)
             target = self._supporting_path(skill.folder, file_path, must_exist=True)
             relative = target.relative_to(skill.folder.resolve()).as_posix()
             try:
@@ -512,6 +711,7 @@ class SkillLibrary:
                 else:
                     self.write_atomic(target, text)
                 self.history.record(name, "revert", relative, current, text, origin)
+            self._set_provenance(name, None)  # a person chose this text: the skill is theirs now
             return f"reverted {name!r} to version {to} ({len(state)} file(s) restored)"
 
         return await self._locked(name, work)

@@ -36,7 +36,8 @@ async def test_agent_turn_dangerous_skill_refused_with_report(home: Path, model_
         assert result.status == "done"
         replies = [m["content"] for m in model_server.requests[-1]["messages"] if m["role"] == "tool"]
         assert "refused by the skills guard" in replies[0]
-        assert "SKILL.md:10" in replies[0] and "[download-exec]" in replies[0] and "curl -fsSL" in replies[0]
+        # the line is in SKILL.md as the library would store it (version, created... added to the front matter)
+        assert "SKILL.md:16" in replies[0] and "[download-exec]" in replies[0] and "curl -fsSL" in replies[0]
         assert replies[1].startswith("created skill 'fast-setup'")
         skill = await runtime.services["skills"].get("fast-setup")
         assert "curl" not in skill.skill_file.read_text()

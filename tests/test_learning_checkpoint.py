@@ -10,6 +10,7 @@ from pathlib import Path
 from skills_ref.validator import validate as skills_ref_validate
 
 from agent.checkpoint import CHECKPOINT_SYSTEM
+from agent.skill_writes import checkpoint_policy
 from agent.prompt import PromptContext
 from gateway.sessions import SessionService
 from tests.fakes.model_server import FakeModelServer, hang, text, tool_calls
@@ -136,7 +137,8 @@ async def test_a_patch_to_the_used_skill_lands_and_shows_in_history(home: Path,
     runtime, loop = await open_runtime(home, model_server, learning="checkpoint_every = 50")
     try:
         library = await loop.library_for("design")
-        await library.create("pdf-report", PDF_SKILL, "reports", origin="test")
+        # a skill an earlier review created (a person's would be protected: its patches become proposals)
+        await library.create("pdf-report", PDF_SKILL, "reports", origin="test", policy=checkpoint_policy())
         service = SessionService(runtime)
         session = await runtime.store.new_session("tg:42", platform="telegram", chat_id="42", user_id="42",
                                                   team="design")
@@ -174,7 +176,7 @@ async def test_near_duplicate_create_is_refused_and_the_model_told_to_patch(
     runtime, loop = await open_runtime(home, model_server, learning="checkpoint_every = 2")
     try:
         library = await loop.library_for("")
-        await library.create("deploy-staging", DEPLOY_SKILL, "devops")
+        await library.create("deploy-staging", DEPLOY_SKILL, "devops", policy=checkpoint_policy())
         duplicate = DEPLOY_SKILL.replace("name: deploy-staging", "name: staging-deploy")
         model_server.add(tool_calls(("list_files", {"path": "."})), tool_calls(("list_files", {"path": "."})),
                          text("ok"))
@@ -190,7 +192,7 @@ async def test_near_duplicate_create_is_refused_and_the_model_told_to_patch(
         await runtime.drain()
         requests = checkpoint_requests(model_server)
         refusal = [m for m in requests[1]["messages"] if m["role"] == "tool"][0]["content"]
-        assert "nearly duplicates existing skill(s) deploy-staging" in refusal and "patch" in refusal
+        assert "is the same procedure as existing skill(s) deploy-staging" in refusal and "patch" in refusal
         assert "## Similar existing skills" in user_text(requests[0])
         snapshot = await library.snapshot(force=True)
         assert snapshot.get("staging-deploy") is None

@@ -3,7 +3,9 @@
 Services it uses (put there by `gateway/learning_wiring.py`):
 - `ctx.services["memory"]`: an `agent.memory.MemoryStore`;
 - the session's team, platform and user come from the `ToolContext` (`ctx.team`, `ctx.platform`,
-  `ctx.user_id`); `ctx.services["memory_listener"]`, when present, hears of every change.
+  `ctx.user_id`); `ctx.services["memory_listener"]`, when present, hears of every change;
+- `ctx.services["memory_proposer"]`, when present (a review with `[learning] auto_memory = "ask"`),
+  records the change as a proposal instead of writing it.
 
 Changes are visible at once through this tool and reach the system prompt in the next session.
 """
@@ -48,6 +50,9 @@ async def memory(ctx: ToolContext, action: Literal["add", "replace", "remove"],
         old_text: for replace and remove: a piece of the entry's text that occurs in exactly one entry.
         new_text: for replace: the entry's new text.
     """
+    proposer = ctx.services.get("memory_proposer")
+    if proposer is not None:
+        return str(await proposer(ctx, action, target, text, old_text, new_text))
     store = _store(ctx)
     scope = scope_of(ctx)
     try:

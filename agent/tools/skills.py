@@ -2,6 +2,8 @@
 
 The library is `ctx.services["skills"]` (a `skills.library.SkillLibrary`, put there by the
 gateway's wiring). Refusals and invalid results come back to the model as `ToolError` text.
+Every write is scanned by the skills guard under the skill's lock, on the final text as stored
+(`WritePolicy(guard=True)`), and counts as a person's: the skill becomes protected from reviews.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ import asyncio
 from typing import Literal
 
 from agent.tools.registry import Tool, ToolContext, ToolError, tool
-from skills.guard import guard_skill_text
-from skills.library import Skill, SkillError, SkillLibrary
+from skills.library import Skill, SkillError, SkillLibrary, WritePolicy
 from skills.paths import PathEscapeError
 
 MAX_VIEW_CHARS = 40_000
 SEARCH_LIMIT = 8
+AGENT_POLICY = WritePolicy(guard=True, writer="person")
 
 Action = Literal["create", "patch", "edit", "delete", "write_file", "remove_file"]
 
@@ -30,28 +32,6 @@ async def _library(ctx: ToolContext) -> SkillLibrary:
     if not isinstance(library, SkillLibrary):
         raise ToolError("the skill library is not available in this session")
     return library
-
-
-async def _guard(library: SkillLibrary, action: str, name: str, content: str | None, old_text: str | None,
-                 new_text: str | None, file_path: str | None, file_content: str | None) -> None:
-    """Refuse a write the skills guard finds dangerous; the report goes back to the model."""
-    if action in ("create", "edit") and content is not None:
-        report = guard_skill_text(content, name=name)
-    elif action == "write_file" and file_path and file_content is not None:
-        report = guard_skill_text("", {file_path: file_content}, name=name)
-    elif action == "patch" and old_text:
-        try:
-            before = await library.read(name)
-        except SkillError:
-            return  # the library reports the missing skill itself
-        if before.count(old_text) != 1 or guard_skill_text(before, name=name).verdict == "dangerous":
-            return  # a bad old_text is reported by patch; an already-dangerous file is not this patch's doing
-        report = guard_skill_text(before.replace(old_text, new_text or "", 1), name=name)
-    else:
-        return
-    if report.verdict == "dangerous":
-        raise ToolError("refused by the skills guard, nothing was written. Remove what it flags "
-                        "(skills must not carry such commands or instructions):\n" + report.describe())
 
 
 def _need(value: str | None, what: str, action: str) -> str:
@@ -83,24 +63,24 @@ async def skill_manage(ctx: ToolContext, action: Action, name: str, category: st
     """
     library = await _library(ctx)
     origin = f"session:{ctx.session_id}" if ctx.session_id else ""
-    await _guard(library, action, name, content, old_text, new_text, file_path, file_content)
     try:
         if action == "create":
-            skill = await library.create(name, _need(content, "content", action), category or "general", origin)
+            skill = await library.create(name, _need(content, "content", action), category or "general", origin,
+                                         AGENT_POLICY)
             return f"created skill {skill.name!r} in category {skill.category!r}"
         if action == "patch":
-            skill = await library.patch(name, _need(old_text, "old_text", action), new_text or "", origin)
+            skill = await library.patch(name, _need(old_text, "old_text", action), new_text or "", origin, AGENT_POLICY)
             return f"patched skill {name!r} (now version {skill.document.metadata.get('version', '?')})"
         if action == "edit":
-            skill = await library.edit(name, _need(content, "content", action), origin)
+            skill = await library.edit(name, _need(content, "content", action), origin, AGENT_POLICY)
             return f"rewrote skill {name!r} (now version {skill.document.metadata.get('version', '?')})"
         if action == "delete":
-            return await library.delete(name, origin)
+            return await library.delete(name, origin, AGENT_POLICY)
         if action == "write_file":
             return await library.write_file(name, _need(file_path, "file_path", action),
-                                            _need(file_content, "file_content", action), origin)
+                                            _need(file_content, "file_content", action), origin, AGENT_POLICY)
         if action == "remove_file":
-            return await library.remove_file(name, _need(file_path, "file_path", action), origin)
+            return await library.remove_file(name, _need(file_path, "file_path", action), origin, AGENT_POLICY)
     except (SkillError, PathEscapeError) as exc:
         raise ToolError(str(exc)) from exc
     raise ToolError(f"unknown action {action!r}")

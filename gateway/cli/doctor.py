@@ -119,7 +119,23 @@ async def _doctor(config_path: Path | None, skip_model: bool) -> list[Check]:
                             warning=True))
     if shutil.which("git") is None:
         checks.append(Check("git", True, "git not found: skill taps need it", "install git", warning=True))
+    checks += await asyncio.to_thread(_bundled_changes, home, config)
     return checks
+
+
+def _bundled_changes(home: object, config: object) -> list[Check]:
+    """One line when bundled skills were changed locally: upgrades keep the local copy."""
+    from gateway.skills_wiring import library_root
+    from skills.bundled_install import locally_changed
+    from skills.library import SkillLibrary
+
+    teams = [""] + [t.name for t in getattr(config, "teams", [])]
+    changed = [f"{t + '/' if t else ''}{n}" for t in teams
+               for n in locally_changed(SkillLibrary(library_root(home, t), rescan_interval=0))]  # type: ignore[arg-type]
+    if not changed:
+        return []
+    return [Check("bundled skills", True, f"changed locally, kept on upgrade (not updated): {', '.join(changed)}",
+                  "compare with skills/bundled/ and merge by hand if you want the new version", warning=True)]
 
 
 def _platform_checker():  # type: ignore[no-untyped-def]

@@ -1,9 +1,12 @@
 """`hermes learning ...`: the checkpoint log, and skill proposals waiting for approval (ask mode).
 
     hermes learning log [--json] [--limit N] [--session ID]
-    hermes learning pending [--json]
+    hermes learning pending [--team TEAM] [--json]
     hermes learning approve ID [--by NAME]
-    hermes learning reject ID [--by NAME]
+    hermes learning reject ID [--by NAME] [--reason TEXT]
+
+Approving re-runs the skills guard and the duplicate check on the final text; the running
+gateway posts the "Learned" message to the chat the proposal came from.
 
 Module-level imports stay light (click only) so `hermes --help` is fast.
 """
@@ -83,12 +86,13 @@ def log_command(limit: int, session_id: str | None, as_json: bool, config_path: 
 
 
 @learning.command("pending")
+@click.option("--team", default=None, help="Only this team's proposals ('' = no team).")
 @json_option
 @config_option
-def pending(as_json: bool, config_path: Path | None) -> None:
-    """Skill proposals waiting for a user's approval (learning.auto_skills = "ask")."""
+def pending(team: str | None, as_json: bool, config_path: Path | None) -> None:
+    """Proposals waiting for approval (ask mode, and patches to protected skills)."""
     async def work(log: Any, _config: Any, _home: Any) -> list[Any]:
-        return await log.proposals("pending")
+        return await log.proposals("pending", limit=1_000, team=team)
 
     proposals = [p.as_dict() for p in run(lambda: _with_log(config_path, work))]
     if as_json:
@@ -99,7 +103,8 @@ def pending(as_json: bool, config_path: Path | None) -> None:
         return
     for p in proposals:
         team = f" (team {p['team']})" if p["team"] else ""
-        click.echo(f"#{p['id']}  {p['created']}  {p['action']} {p['skill']}{team}: {p['summary']}")
+        where = f" from {p['platform']}:{p['chat']}" if p["platform"] else ""
+        click.echo(f"#{p['id']}  {p['created']}  {p['action']} {p['skill']}{team}{where}: {p['summary']}")
     click.echo("Approve with `hermes learning approve ID`, reject with `hermes learning reject ID`.")
 
 
@@ -108,14 +113,23 @@ def pending(as_json: bool, config_path: Path | None) -> None:
 @click.option("--by", "by", default="cli", show_default=True, help="Who approves (kept in the log).")
 @config_option
 def approve(proposal_id: int, by: str, config_path: Path | None) -> None:
-    """Write a proposed skill change to the library."""
-    from gateway.learning_log import ProposalError, apply_proposal
-    from gateway.skills_wiring import SkillLibraries
+    """Write a proposed skill change to the library (after the guard and duplicate check pass again)."""
+    from gateway.learning_log import apply_proposal
+    from gateway.proposals import Decider, ProposalError
+    from gateway.skills_wiring import SkillLibraries, deduplicator
 
     async def work(log: Any, config: Any, home: Any) -> Any:
         proposal = await log.proposal(proposal_id)
+        if proposal is not None and proposal.kind == "memory":
+            from agent.memory import MemoryStore
+            from gateway.learning_log import apply_memory_proposal
+
+            memory = MemoryStore(home.root, config.memory.memory_chars, config.memory.user_chars)
+            return await apply_memory_proposal(log, memory, proposal_id, Decider("cli", name=by))
         library = await SkillLibraries(home, config.skills).get(proposal.team) if proposal is not None else None
-        return await apply_proposal(log, lambda _team: library, proposal_id, by)
+        return await apply_proposal(log, lambda _team: library, proposal_id, Decider("cli", name=by),
+                                    dedup=deduplicator(config.skills), max_skill_chars=config.skills.max_skill_chars,
+                                    announce="pending")  # the running gateway posts the "Learned" message
 
     try:
         applied = run(lambda: _with_log(config_path, work))
@@ -127,13 +141,15 @@ def approve(proposal_id: int, by: str, config_path: Path | None) -> None:
 @learning.command("reject")
 @click.argument("proposal_id", type=int)
 @click.option("--by", "by", default="cli", show_default=True, help="Who rejects (kept in the log).")
+@click.option("--reason", default="", help="Why (shown to later reviews of the team, so it is not proposed again).")
 @config_option
-def reject(proposal_id: int, by: str, config_path: Path | None) -> None:
-    """Drop a proposed skill change without writing it."""
-    from gateway.learning_log import ProposalError, reject_proposal
+def reject(proposal_id: int, by: str, reason: str, config_path: Path | None) -> None:
+    """Drop a proposed change without writing it."""
+    from gateway.learning_log import reject_proposal
+    from gateway.proposals import Decider, ProposalError
 
     async def work(log: Any, _config: Any, _home: Any) -> Any:
-        return await reject_proposal(log, proposal_id, by)
+        return await reject_proposal(log, proposal_id, Decider("cli", name=by), reason)
 
     try:
         proposal = run(lambda: _with_log(config_path, work))

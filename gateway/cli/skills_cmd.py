@@ -1,4 +1,4 @@
-"""`hermes skills ...`: list, show, validate, delete, history, revert and stats for the library.
+"""`hermes skills ...`: list, show, validate, delete, history, revert, stats and curate for the library.
 
 Module-level imports stay light (click only) so `hermes --help` is fast; the rest is imported
 inside the commands.
@@ -257,3 +257,49 @@ def stats(ctx: click.Context, as_json: bool, budget: int | None) -> None:
     never = summary["never_used"]
     click.echo(f"never used ({len(never)}; candidates to archive): " + (", ".join(never) or "none"))
 from gateway.cli.hub_cmd import register; register(skills)
+
+
+@skills.command("curate")
+@click.option("--apply", "apply", is_flag=True, help="Ask the model to merge and write; without it, only print the plan.")
+@json_option
+@click.pass_context
+def curate_command(ctx: click.Context, apply: bool, as_json: bool) -> None:
+    """Merge near-duplicate skills into one and fold appended notes into the procedure.
+
+    A dry run (the default) prints what would be merged and calls no model. With --apply the
+    model writes each merged skill; merged-away skills go to the history (`hermes skills
+    revert NAME --to N` restores them), nothing is deleted outright.
+    """
+    from agent.llm import LLMClient
+    from gateway.config import ConfigError, load_config
+    from gateway.curate import curate, llm_complete
+    from gateway.home import Home
+    from gateway.skills_wiring import deduplicator
+
+    library = _library(ctx)
+    _report_problems(library)
+    try:
+        config = load_config((ctx.obj or {}).get("config_path"), Home.from_env())
+    except ConfigError as exc:
+        fail(str(exc))
+    complete = None
+    if apply:
+        model = config.model
+        if config.learning.model:
+            model = model.model_copy(update={"name": config.learning.model, "fallbacks": []})
+        if not model.name:
+            fail("curating needs a model: set [model] name (or [learning] model) in config.toml")
+        complete = llm_complete(LLMClient(model.model_copy(update={"stream": False})))
+    report = run(lambda: curate(library, deduplicator(config.skills), complete, apply=apply,
+                                max_skill_chars=config.skills.max_skill_chars, allow_protected=True,
+                                origin="curator (cli)"))
+    if as_json:
+        print_json({"applied": report.applied, "plan": [g.describe() for g in report.groups],
+                    "groups": [{"keep": g.keep, "merge": g.merge, "notes": g.notes,
+                                "similar": [list(s) for s in g.scores]} for g in report.groups],
+                    "done": report.done, "skipped": report.skipped})
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if report.skipped and apply and not report.done:
+        raise SystemExit(1)

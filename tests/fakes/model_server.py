@@ -70,6 +70,27 @@ def hang(seconds: float) -> Reply:
 
 
 ReplySource = Reply | Callable[[dict[str, Any]], Reply]
+EMBEDDING_DIMENSIONS = 256
+
+
+def fake_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """A deterministic stand-in for an embedding model: hashed bag of stemmed words (sublinear tf).
+
+    It only exercises the embedding path's mechanics (LiteLLM call, batching, thresholds); its
+    similarities are lexical, not semantic.
+    """
+    import hashlib
+    import math
+    from collections import Counter
+
+    from skills.search import terms
+
+    vector = [0.0] * dimensions
+    for term, count in Counter(terms(text)).items():
+        digest = hashlib.blake2b(term.encode(), digest_size=8).digest()
+        slot = int.from_bytes(digest[:4], "big") % dimensions
+        vector[slot] += (1 if digest[4] & 1 else -1) * (1 + math.log(count))
+    return vector
 
 
 class FakeModelServer:
@@ -109,6 +130,7 @@ class FakeModelServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         self._runner, self.port = await serve_on_loopback(app)
         return self
 
@@ -126,6 +148,16 @@ class FakeModelServer:
     # -- handlers -----------------------------------------------------------------------------
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        data = [{"object": "embedding", "index": i, "embedding": fake_embedding(str(t))} for i, t in enumerate(texts)]
+        tokens = sum(len(str(t).split()) for t in texts)
+        return web.json_response({"object": "list", "data": data, "model": body.get("model"),
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     def _next(self, body: dict[str, Any], purpose: str = "") -> Reply:
         queue = self.by_purpose.get(purpose) or self.by_model.get(str(body.get("model")))

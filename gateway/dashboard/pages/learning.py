@@ -8,8 +8,9 @@ narrow the entries; `?user=NAME` picks the web chat / API user's conversation an
 newer entries: the web chat shows their `notices`, the "Learned: ..." lines, in the conversation).
 
 Approve and reject call the LearningLoop (`runtime.services["learning"]`), the same path as
-`/approve` in a chat and `hermes learning approve`: the proposal is written through the skill
-library (validation, history) and announced to the session it came from.
+`/approve` in a chat and `hermes learning approve`: the guard and the duplicate check run again,
+the proposal is written through the skill library (validation, history) and the "Learned"
+message is posted to the chat it came from. A rejection keeps its reason for later reviews.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from aiohttp import web
 
 from agent.skill_writes import SkillChange, announcement
 from gateway.dashboard.core import BY, Dashboard
-from gateway.learning_log import ProposalError, day_start
+from gateway.learning_log import day_start
+from gateway.proposals import ProposalError
 from gateway.routing import Router
 from skills.history import unified_diff
 
@@ -118,7 +120,7 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
                       spent_today=await loop.log.tokens_since(day_start()), model=loop.model)
 
     async def decide(request: web.Request) -> web.StreamResponse:
-        await d.form(request)
+        form = await d.form(request)
         loop = d.service("learning")
         raw = request.match_info["id"]
         verdict = request.match_info["verdict"]
@@ -129,7 +131,7 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
                 applied = await loop.approve(int(raw), BY)
                 message = f"proposal #{raw} approved: {applied.message}"
             else:
-                await loop.reject(int(raw), BY)
+                await loop.reject(int(raw), BY, str(form.get("reason", ""))[:500])
                 message = f"proposal #{raw} rejected"
         except ProposalError as exc:
             return d.redirect("/learning", str(exc), "error")
