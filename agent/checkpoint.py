@@ -28,8 +28,9 @@ import asyncio
 import dataclasses
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from agent.events import Event, ModelUsage, ToolFinished, ToolStarted
 from agent.loop import Agent, Conversation
@@ -37,8 +38,15 @@ from agent.memory import Change
 from agent.model_call import purpose
 from agent.redact import Redactor
 from agent.settings import AgentConfig
-from agent.skill_writes import (AutoSkills, GuardedSkillManage, Proposer, SkillChange, _shorten, announcement,
-                                near_duplicates)
+from agent.skill_writes import (
+    AutoSkills,
+    GuardedSkillManage,
+    Proposer,
+    SkillChange,
+    _shorten,
+    announcement,
+    near_duplicates,
+)
 from agent.speakers import Speaker
 from agent.tools.memory_tool import memory as memory_tool
 from agent.tools.registry import Tool, ToolContext, ToolError, ToolRegistry, tool

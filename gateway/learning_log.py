@@ -19,8 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from agent.redact import Redactor
-from gateway.proposals import (AppliedProposal, Decider, Proposal, ProposalError, content_hash,
-                               iso, row_to_proposal, same_change, skill_text, write_skill_change)
+from gateway.proposals import (
+    AppliedProposal,
+    Decider,
+    Proposal,
+    ProposalError,
+    content_hash,
+    iso,
+    row_to_proposal,
+    same_change,
+    skill_text,
+    write_skill_change,
+)
 from gateway.store import SQLiteStore
 from skills.history import unified_diff
 from skills.library import SkillError, SkillLibrary, SkillRefused, WritePolicy

@@ -33,8 +33,17 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.checkpoint import (FAILED_RESULT, AutoSkills, Checkpointer, CheckpointInput, CheckpointOutcome,
-                              SkillChange, announcement, is_correction, json_safe)
+from agent.checkpoint import (
+    FAILED_RESULT,
+    AutoSkills,
+    Checkpointer,
+    CheckpointInput,
+    CheckpointOutcome,
+    SkillChange,
+    announcement,
+    is_correction,
+    json_safe,
+)
 from agent.events import Event, MessageAdded, ToolFinished, ToolStarted
 from agent.llm import LLMClient
 from agent.loop import Conversation, TurnResult
@@ -44,8 +53,16 @@ from agent.redact import Redactor
 from agent.speakers import speakers_in
 from agent.tools.memory_tool import memory as memory_tool
 from agent.tools.registry import ToolContext, ToolError
-from gateway.learning_log import (AppliedProposal, LearningLog, Proposal, apply_memory_proposal, apply_proposal,
-                                  day_start, reject_proposal, team_skills_root)
+from gateway.learning_log import (
+    AppliedProposal,
+    LearningLog,
+    Proposal,
+    apply_memory_proposal,
+    apply_proposal,
+    day_start,
+    reject_proposal,
+    team_skills_root,
+)
 from gateway.learning_queue import Review, ReviewQueue
 from gateway.proposals import Decider, remembered, render_remembered
 from gateway.store import SessionRecord
@@ -311,7 +328,7 @@ class LearningLoop:
         except asyncio.CancelledError:
             await asyncio.shield(self._interrupted(review.id, checkpoint_id))
             raise
-        except Exception as exc:  # noqa: BLE001 - a failed review must not hurt the gateway
+        except Exception as exc:
             log.exception("learning review %d for session %s failed", review.id, review.session_id)
             await self.log.finish(checkpoint_id, status="failed", error=f"{type(exc).__name__}: {exc}")
             await self.queue.set_status(review.id, "failed")
@@ -452,7 +469,7 @@ class LearningLoop:
                     session = await self.runtime.store.get_session(session_id)
                     if session is not None:
                         await self.enqueue(session, "idle", from_turn=False, turn=_Turn())
-            except Exception:  # noqa: BLE001 - the sweeper must keep going
+            except Exception:
                 log.exception("learning: the idle-session sweep failed")
 
     async def close(self) -> None:
@@ -485,7 +502,7 @@ class LearningLoop:
             return
         try:
             await hook(session, text)
-        except Exception:  # noqa: BLE001 - a failed post must not lose the review
+        except Exception:
             log.exception("could not tell session %s: %s", session.id, text)
 
     def memory_gate(self, session: SessionRecord, checkpoint_id: int) -> dict[str, Any]:
