@@ -215,3 +215,31 @@ async def test_lone_surrogates_in_a_message_and_a_tool_result_do_not_end_the_tur
         assert "\ud800" not in "".join(tool_results(model_server))
     finally:
         await gateway.stop()
+
+
+async def test_doctor_says_loudly_which_sandbox_is_in_use(home: Path, tmp_path: Path) -> None:
+    import sys
+
+    async def doctor(config: str, path: str) -> tuple[int, str]:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(config, encoding="utf-8")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "doctor", "--skip-model",
+            env={**os.environ, "HERMES_HOME": str(home), "PATH": path},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        return process.returncode or 0, out.decode()
+
+    terminal_on = '[api]\nenabled = false\n[tools.terminal]\nenabled = true\n'
+    _, out = await doctor(terminal_on + 'sandbox = "none"\n', os.environ["PATH"])
+    assert '! terminal sandbox: NO SANDBOX (sandbox = "none")' in out and "UNSANDBOXED" in out
+    empty = tmp_path / "bare-path"
+    empty.mkdir()
+    if choose_backend("landlock").usable:
+        _, out = await doctor(terminal_on, str(empty))
+        assert "✓ terminal sandbox: commands run in landlock" in out and "bubblewrap is not installed" in out
+    if choose_backend("bubblewrap").usable:
+        _, out = await doctor(terminal_on, os.environ["PATH"])
+        assert "✓ terminal sandbox: commands run in bubblewrap" in out
+    code, out = await doctor(terminal_on + 'sandbox = "bubblewrap"\n', str(empty))
+    assert code == 1 and "✗ terminal sandbox: TERMINAL ENABLED BUT NO SANDBOX CAN RUN" in out
