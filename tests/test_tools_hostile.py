@@ -145,8 +145,8 @@ async def test_terminal_cannot_read_secrets_or_touch_anything_outside_the_worksp
     peeks = [
         f"cat ../../secrets.env; cat {home}/secrets.env; cat $HERMES_HOME/secrets.env; cat ~/.hermes/secrets.env",
         f"cat {home}/config.toml; echo '[x]' >> {home}/config.toml",
-        f"tr '\\0' '\\n' < /proc/{gateway_pid}/environ; tr '\\0' '\\n' < /proc/$PPID/environ; "
-        "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ; done; env",
+        (f"tr '\\0' '\\n' < /proc/{gateway_pid}/environ; tr '\\0' '\\n' < /proc/$PPID/environ; "
+         "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ; done; env"),
         "echo made > inside.txt && cat inside.txt",
     ]
     destroy = (f"X=rm; $X -rf {outside}; r''m --recursive --force {outside}/deep; "
@@ -161,7 +161,7 @@ async def test_terminal_cannot_read_secrets_or_touch_anything_outside_the_worksp
         await run_turn(adapters["telegram"], "tidy up", approve=True)
         results = tool_results(model_server)
         assert len(results) == 5
-        secrets_out, config_out, environ_out, inside_out, destroy_out = results
+        secrets_out, _config_out, environ_out, inside_out, destroy_out = results
         everything = "\n".join(results)
         assert BOT_TOKEN not in everything and API_KEY not in everything
         assert "test-token-" not in everything      # the API token in config.toml

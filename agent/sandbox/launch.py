@@ -139,7 +139,7 @@ def apply_rlimits(limits: dict[str, int]) -> None:
              "fsize": resource.RLIMIT_FSIZE, "core": resource.RLIMIT_CORE}
     for key, value in limits.items():
         if value > 0 or key == "core":
-            soft, hard = resource.getrlimit(names[key])
+            _soft, hard = resource.getrlimit(names[key])
             new = value if hard == resource.RLIM_INFINITY else min(value, hard)
             # CPU: the soft limit sends SIGXCPU (a clear "CPU time limit" exit); the hard one a second later kills
             ceiling = new + 1 if key == "cpu" and (hard == resource.RLIM_INFINITY or new < hard) else new

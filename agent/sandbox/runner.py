@@ -171,7 +171,7 @@ async def run_sandboxed(backend: Backend, spec: SandboxSpec, argv: list[str], *,
             reader.cancel()
             try:
                 await reader
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the pipe closed under us
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - the pipe closed under us
                 pass
         text, cut = capture.text(max_output_chars)
         return RunResult(process.returncode if process.returncode is not None else -1, text, timed_out, cut)

@@ -120,7 +120,7 @@ def _git(name: str, args: list[str]) -> str | None:
     sub = words[0] if words else ""
     short, long = _flags(args)
     if sub == "push" and ("f" in short or long & {"--force", "--force-with-lease", "--mirror", "--delete"}
-                          or any(w.startswith("+") or w.startswith(":") for w in words[1:])):
+                          or any(w.startswith(("+", ":")) for w in words[1:])):
         return "git push --force (rewrites remote history)"
     if sub == "reset" and "--hard" in long:
         return "git reset --hard (discards changes)"
@@ -134,7 +134,7 @@ def _git(name: str, args: list[str]) -> str | None:
 
 
 def _processes(name: str, args: list[str]) -> str | None:
-    short, long = _flags(args)
+    short, _long = _flags(args)
     if name in ("killall", "pkill"):
         return f"{name} (kills processes)"
     if name == "kill" and ("9" in short or any(a.upper() in ("-KILL", "-SIGKILL", "-S") for a in args)):

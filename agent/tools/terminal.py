@@ -55,9 +55,9 @@ def limits(settings: TerminalConfig) -> Limits:
 
 
 async def _read_only_roots(ctx: ToolContext, settings: TerminalConfig) -> tuple[Path, ...]:
-    roots = [Path(p).expanduser().resolve() for p in settings.read_only_paths]
-    from agent.tools.skills import _library   # the session's skill library: its scripts run read-only
+    from agent.tools.skills import _library  # the session's skill library: its scripts run read-only
 
+    roots = [Path(p).expanduser().resolve() for p in settings.read_only_paths]
     try:
         library = await _library(ctx)
     except ToolError:
