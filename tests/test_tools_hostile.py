@@ -243,3 +243,22 @@ async def test_doctor_says_loudly_which_sandbox_is_in_use(home: Path, tmp_path: 
         assert "✓ terminal sandbox: commands run in bubblewrap" in out
     code, out = await doctor(terminal_on + 'sandbox = "bubblewrap"\n', str(empty))
     assert code == 1 and "✗ terminal sandbox: TERMINAL ENABLED BUT NO SANDBOX CAN RUN" in out
+
+
+async def test_a_home_inside_the_workspace_is_hidden_or_refused_with_the_rule(tmp_path: Path) -> None:
+    from agent.sandbox.policy import SandboxSpec
+    from agent.sandbox.runner import SandboxRefused, run_sandboxed
+
+    workspace = tmp_path / "project"
+    secret_home = workspace / ".hermes"
+    secret_home.mkdir(parents=True)
+    (secret_home / "secrets.env").write_text(f"TELEGRAM_BOT_TOKEN={BOT_TOKEN}\n", encoding="utf-8")
+    spec = SandboxSpec(workspace=workspace, hidden=(secret_home, tmp_path))
+    command = ["/bin/bash", "-c", "echo visible > code.txt; cat .hermes/secrets.env; ls -a .hermes"]
+    if choose_backend("bubblewrap").usable:
+        result = await run_sandboxed(choose_backend("bubblewrap"), spec, command, timeout=20, max_output_chars=2000)
+        assert BOT_TOKEN not in result.output and "No such file" in result.output
+        assert (workspace / "code.txt").read_text() == "visible\n"      # the workspace itself is not hidden
+    if choose_backend("landlock").usable:
+        with pytest.raises(SandboxRefused, match="Landlock can only allow folders"):
+            await run_sandboxed(choose_backend("landlock"), spec, command, timeout=20, max_output_chars=2000)

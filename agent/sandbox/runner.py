@@ -79,6 +79,10 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+def _strictly_inside(path: Path, root: Path) -> bool:
+    return root in path.parents
+
+
 def environment(spec: SandboxSpec, home: str) -> dict[str, str]:
     env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "TERM": "dumb"}
     env.update(spec.env)
@@ -101,14 +105,14 @@ def bwrap_argv(bwrap: str, spec: SandboxSpec, argv: list[str]) -> list[str]:
     if spec.network and Path("/run/systemd/resolve").is_dir():
         args += ["--ro-bind", "/run/systemd/resolve", "/run/systemd/resolve"]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    bound = [workspace]
+    bound = [workspace, *(Path(name) for name in SYSTEM_DIRS)]
     for path in spec.read_only:
         if path.is_dir() and not _inside(path, workspace):
             args += ["--ro-bind", str(path), str(path)]
             bound.append(path)
     args += ["--bind", str(workspace), str(workspace)]
     for hidden in spec.hidden:
-        if any(_inside(hidden, root) for root in bound) and hidden.exists():
+        if any(_strictly_inside(hidden, root) for root in bound) and hidden.exists():
             args += ["--tmpfs", str(hidden)] if hidden.is_dir() else ["--ro-bind", "/dev/null", str(hidden)]
     args += ["--chdir", str(workspace), "--"]
     return args + argv
@@ -116,10 +120,12 @@ def bwrap_argv(bwrap: str, spec: SandboxSpec, argv: list[str]) -> list[str]:
 
 def landlock_spec(spec: SandboxSpec, private_tmp: str) -> dict[str, object]:
     for hidden in spec.hidden:
-        if _inside(hidden, spec.workspace) or any(_inside(hidden, p) for p in spec.read_only):
+        roots = (spec.workspace, *spec.read_only, *map(Path, SYSTEM_DIRS))
+        if hidden.exists() and any(_strictly_inside(hidden, root) for root in roots):
             raise SandboxRefused(
-                f"the workspace {spec.workspace} contains {hidden}, which the sandbox must hide, and Landlock can "
-                "only allow folders, not hide one inside another: use a workspace outside it, or install bubblewrap")
+                f"{hidden} must be hidden from commands but lies inside a folder they may use (the workspace "
+                f"{spec.workspace}, a system folder or read_only_paths), and Landlock can only allow folders, not hide "
+                "one inside another: move it, use a workspace outside it, or install bubblewrap")
     read = [*SYSTEM_DIRS, *(str(p) for p in spec.read_only)]
     if spec.network:
         read.append("/run/systemd/resolve")

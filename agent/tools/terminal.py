@@ -123,7 +123,7 @@ def make_terminal_tool(settings: TerminalConfig) -> Tool:
         limit = min(timeout or settings.timeout, settings.timeout)
         workspace = ctx.workspace.ensure().root.resolve()
         spec = SandboxSpec(workspace=workspace, read_only=await _read_only_roots(ctx, settings),
-                           hidden=(hermes_home(),), env=command_environment(settings), network=settings.network,
+                           hidden=(hermes_home(), Path.home().resolve()), env=command_environment(settings), network=settings.network,
                            limits=limits(settings))
         try:
             result = await run_sandboxed(backend, spec, [settings.shell, "-c", command], timeout=limit,
