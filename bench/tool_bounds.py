@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-
 import statistics
 import subprocess
 import sys
@@ -26,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.sandbox.policy import choose_backend  # noqa: E402
-from agent.settings import TerminalConfig  # noqa: E402
-from agent.tools.registry import ToolContext, ToolRegistry  # noqa: E402
-from agent.tools.terminal import make_terminal_tool  # noqa: E402
-from agent.workspace import Workspace  # noqa: E402
+from agent.sandbox.policy import choose_backend
+from agent.settings import TerminalConfig
+from agent.tools.registry import ToolContext, ToolRegistry
+from agent.tools.terminal import make_terminal_tool
+from agent.workspace import Workspace
 
 
 async def sandbox_startup(runs: int) -> None:

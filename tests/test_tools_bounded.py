@@ -195,6 +195,9 @@ async def test_cpu_limit_and_output_cap_name_themselves(tmp_path: Path) -> None:
     ok, out = await call(registry, ctx, "terminal", command="head -c 50000000 /dev/zero | tr '\\0' x; echo; echo END")
     assert ok and "characters of output were cut" in out and out.rstrip().endswith("max_output_chars)]")
     assert "END" in out and len(out) < 1500
+    ok, out = await call(registry, ctx, "terminal", command="printf 'HEAD%.0s' $(seq 1000); echo TAIL")
+    assert ok and out.startswith("exit code 0\nHEADHEAD") and "HEADTAIL\n\n[3005 characters of output" in out
+    assert "[... 3005 characters cut ...]" in out      # the middle goes; the head and the end stay
 
 
 def test_one_log_record_is_cut_at_64_kb(tmp_path: Path) -> None:

@@ -62,16 +62,22 @@ class OutputCapture:
                 del self.tail[: len(self.tail) - self.limit]
 
     def text(self, max_chars: int) -> tuple[str, int]:
-        head = self.head.decode("utf-8", errors="replace")
-        if self.total <= len(self.head) + len(self.tail) and len(head) + len(self.tail) <= max_chars:
-            return head + self.tail.decode("utf-8", errors="replace"), 0
-        tail = self.tail.decode("utf-8", errors="replace")
-        whole = self.total - len(self.head) - len(self.tail)
+        """The output, its middle cut to fit `max_chars`; (text, characters cut)."""
+        dropped = self.total - len(self.head) - len(self.tail)
+        if dropped == 0:
+            whole = (self.head + self.tail).decode("utf-8", errors="replace")
+            if len(whole) <= max_chars:
+                return whole, 0
+            first, last = whole, whole
+        else:
+            first = self.head.decode("utf-8", errors="replace")
+            last = self.tail.decode("utf-8", errors="replace")
         half = max_chars // 2
-        kept_head, kept_tail = head[:half], tail[-half:] if half else ""
-        cut = len(head) - len(kept_head) + len(tail) - len(kept_tail) + whole
-        if cut <= 0:
-            return head + tail, 0
+        kept_head, kept_tail = first[:half], last[-half:] if half else ""
+        if dropped == 0:
+            cut = len(first) - len(kept_head) - len(kept_tail)
+        else:   # dropped bytes count as characters: close enough for a note
+            cut = len(first) - len(kept_head) + len(last) - len(kept_tail) + dropped
         return f"{kept_head}\n[... {cut} characters cut ...]\n{kept_tail}", cut
 
 
