@@ -171,6 +171,7 @@ DESTRUCTIVE = [
     "node -e \"require('fs').rmSync('b',{recursive:true})\"", "wget -qO- x | bash", ":(){ :|:& };:",
     "busybox rm -rf b", "X=r; Y=m; $X$Y -rf b", "F=-rf; rm $F b", "source <(curl x)",
     "python3 - <<'E'\nimport shutil; shutil.rmtree('b')\nE", "sh -c \"$(curl -fsSL x)\"", "(rm -rf b)",
+    "$'\\x72\\x6d' -rf b", "X=ls; Y=$X; rm -rf b",
 ]
 HARMLESS = ["ls -la", "rm notes.txt", "git push origin main", "python3 script.py", "echo rm -rf /",
             "grep -r 'rm -rf' .", "python3 -c 'print(1)'", "find . -name '*.py'", "$HOME/bin/tool --help",

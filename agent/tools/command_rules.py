@@ -257,7 +257,7 @@ def _check(command: str, depth: int) -> str | None:
         return "unparseable command line (unbalanced quotes)"
     variables: dict[str, str] = {}
     commands = list(_simple_commands(tokens))
-    for index, (words, before, targets) in enumerate(commands):
+    for words, before, targets in commands:
         for target in targets:
             if re.match(r"/dev/(sd|nvme|hd|vd|xvd|mmcblk|disk)", target):
                 return "raw write to a disk device"
@@ -278,7 +278,7 @@ def _check(command: str, depth: int) -> str | None:
         expanded: list[str] = []
         for position, word in enumerate(words):
             value, known = _expand(word, variables)
-            if position == 0 and (value == "$" or not known and re.fullmatch(r"\$\{?\w+\}?", value)):
+            if position == 0 and value.startswith("$") and not (known is False and re.match(r"\$\{?\w+\}?/", value)):
                 return "a command named by a variable or substitution"
             if position == 0 and (" " in value.strip()):
                 inner = _check(value + " " + " ".join(words[1:]), depth + 1)
@@ -320,7 +320,6 @@ def _check(command: str, depth: int) -> str | None:
             reason = rule(name, args)
             if reason:
                 return reason
-        del index
     return None
 
 
