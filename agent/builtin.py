@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent.settings import ToolsConfig
 from agent.tools.delegate import SubAgentRunner, make_delegate_tool
-from agent.tools.files import FILE_TOOLS
+from agent.tools.files import file_tools
 from agent.tools.registry import Tool
 from agent.tools.terminal import make_terminal_tool
 from agent.tools.web import make_web_fetch_tool
@@ -13,7 +13,7 @@ from agent.tools.web import make_web_fetch_tool
 def builtin_tools(settings: ToolsConfig, run_sub_agent: SubAgentRunner | None = None) -> list[Tool]:
     tools: list[Tool] = []
     if settings.files:
-        tools.extend(FILE_TOOLS)
+        tools.extend(file_tools(settings.max_read_chars))
     if settings.terminal.enabled:
         tools.append(make_terminal_tool(settings.terminal))
     if settings.web_fetch.enabled:

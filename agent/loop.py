@@ -21,6 +21,7 @@ from agent.events import (Compressed, EventSink, MessageAdded, ModelFallback, Mo
 from agent.llm import ContextWindowExceeded, LLMClient, LLMResponse
 from agent.model_call import current_purpose, purpose
 from agent.settings import AgentConfig
+from agent.text import repair, repair_text
 from agent.tools.registry import ToolContext, ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -106,15 +107,17 @@ class Agent:
         totals = {"prompt": 0, "completion": 0, "cost": 0.0}
         tool_calls = 0
 
-        async def add(message: dict[str, Any]) -> None:
+        async def add(message: dict[str, Any]) -> dict[str, Any]:
+            message = repair(message)      # a lone surrogate (user text, tool result, model reply) must not end the turn
             conversation.messages.append(message)
             await on_event(MessageAdded(message))
+            return message
 
         if user_message is not None:
             await add({"role": "user", "content": user_message} if isinstance(user_message, str) else user_message)
 
         async def on_delta(text: str) -> None:
-            await on_event(TextDelta(text))
+            await on_event(TextDelta(repair_text(text)))
 
         async def on_fallback(failed: str, nxt: str, error: str) -> None:
             await on_event(ModelFallback(failed, nxt, error))
@@ -144,7 +147,8 @@ class Agent:
                 if final_round and calls:
                     message = {"role": "assistant", "content": message.get("content") or ""}
                     calls = []
-                await add(message)
+                message = await add(message)
+                calls = message.get("tool_calls") or []
                 if not calls:
                     return TurnResult(str(message.get("content") or ""), "max_iterations" if final_round else "done",
                                       tool_calls, iterations, totals["prompt"], totals["completion"],

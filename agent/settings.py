@@ -60,18 +60,37 @@ class AgentConfig(Section):
 
 
 class TerminalConfig(Section):
+    """`[tools.terminal]`: the shell tool and the sandbox every command runs in."""
+
     enabled: bool = False
-    timeout: float = Field(60.0, gt=0)
+    sandbox: Literal["auto", "bubblewrap", "landlock", "none"] = Field(
+        "auto", description="auto: bubblewrap, else Landlock, else the terminal stays off; none: UNSANDBOXED")
+    network: bool = Field(False, description="let commands use the network")
+    env: list[str] = Field(default_factory=list, description="environment passed to commands: NAME (the gateway's "
+                           "value) or NAME=value; nothing else is passed")
+    read_only_paths: list[str] = Field(default_factory=list, description="extra folders commands may read")
+    timeout: float = Field(60.0, gt=0, description="wall-clock seconds per command")
+    cpu_seconds: int = Field(60, ge=0, description="CPU seconds per process; 0 = no limit")
+    memory_mb: int = Field(2048, ge=0, description="address space per process in MB; 0 = no limit")
+    max_processes: int = Field(256, ge=0, description="processes of the gateway's user; 0 = no limit "
+                               "(not enforced for root)")
+    max_file_mb: int = Field(1024, ge=0, description="largest file a command may write, MB; 0 = no limit")
     max_output_chars: int = Field(20_000, ge=1_000)
     shell: str = "/bin/bash"
     dangerous_patterns: list[str] = Field(default_factory=list, description="extra regexes needing approval")
 
 
 class WebFetchConfig(Section):
+    """`[tools.web_fetch]`: limits, and which internal addresses an admin opened (none by default)."""
+
     enabled: bool = True
     timeout: float = Field(20.0, gt=0)
     max_bytes: int = Field(2_000_000, ge=10_000)
     max_chars: int = Field(40_000, ge=1_000)
+    allow_private: bool = Field(False, description="open loopback, private, link-local and CGNAT addresses "
+                                "(never metadata, multicast or unspecified ones)")
+    allow_hosts: list[str] = Field(default_factory=list, description="host names, *.suffix globs, addresses or "
+                                   "networks (10.0.0.0/8) fetches may reach even when internal")
 
 
 class DelegateConfig(Section):
@@ -87,6 +106,7 @@ class ToolsConfig(Section):
     web_fetch: WebFetchConfig = Field(default_factory=WebFetchConfig)
     delegate: DelegateConfig = Field(default_factory=DelegateConfig)
     files: bool = True
+    max_read_chars: int = Field(200_000, ge=1_000, description="most characters one read_file call returns")
 
 
 class LearningConfig(Section):

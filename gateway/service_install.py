@@ -105,7 +105,7 @@ def render_unit(spec: UnitSpec) -> str:
         "RestrictSUIDSGID=yes",
         "LockPersonality=yes",
         "RestrictRealtime=yes",
-        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",   # AF_NETLINK: the sandbox loopback (bwrap)
         "SystemCallArchitectures=native",
         "",
         "[Install]",

@@ -85,7 +85,8 @@ async def test_web_fetch_extracts_text_and_limits_size(tmp_path: Path) -> None:
     app.router.add_get("/big", big)
     runner, port = await serve_on_loopback(app)
     try:
-        registry = ToolRegistry([make_web_fetch_tool(WebFetchConfig(max_bytes=10_000, max_chars=5_000))])
+        registry = ToolRegistry([make_web_fetch_tool(WebFetchConfig(max_bytes=10_000, max_chars=5_000,
+                                                                               allow_hosts=["127.0.0.1"]))])
         ctx, _ = context(tmp_path)
         ok, out = await run(registry, ctx, "web_fetch", url=f"http://127.0.0.1:{port}/page")
         assert ok and "# Title" in out and "Hello **world**" in out and "<p>" not in out
@@ -97,14 +98,16 @@ async def test_web_fetch_extracts_text_and_limits_size(tmp_path: Path) -> None:
         await runner.cleanup()
 
 
-async def test_terminal_does_not_see_secret_environment_variables(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_terminal_sees_only_the_environment_the_config_passes(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-leak-123456")
     monkeypatch.setenv("HARMLESS_SETTING", "visible")
-    registry = ToolRegistry([make_terminal_tool(TerminalConfig(enabled=True))])
+    monkeypatch.setenv("UNLISTED_SETTING", "hidden-value")
+    registry = ToolRegistry([make_terminal_tool(TerminalConfig(enabled=True, env=["HARMLESS_SETTING", "FIXED=1"]))])
     ctx, _ = context(tmp_path)
     ok, out = await run(registry, ctx, "terminal", command="env")
-    assert ok and "HARMLESS_SETTING=visible" in out and "sk-should-not-leak" not in out
+    assert ok and "HARMLESS_SETTING=visible" in out and "FIXED=1" in out
+    assert "sk-should-not-leak" not in out and "hidden-value" not in out
 
 
 async def test_optional_arguments_are_plain_types_the_model_may_omit_or_send_null(tmp_path: Path) -> None:

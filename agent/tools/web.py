@@ -1,4 +1,10 @@
-"""`web_fetch`: GET a URL with size and time limits; HTML comes back as readable text."""
+"""`web_fetch`: GET a URL with size and time limits; HTML comes back as readable text.
+
+Every fetch goes through `agent.net_guard`: loopback, private, link-local, CGNAT, multicast and
+cloud-metadata addresses are refused (in any spelling, after DNS, and on every redirect hop)
+unless `[tools.web_fetch] allow_private` or `allow_hosts` opens them. A refusal names the
+address, its class and the setting that would open it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import asyncio
 
 import aiohttp
 
+from agent.net_guard import AddressRefused, NetPolicy, get_guarded, guarded_session
 from agent.settings import WebFetchConfig
 from agent.tools.registry import Tool, ToolError, tool
 
@@ -20,7 +27,8 @@ def html_to_text(html: str) -> str:
 
 
 def make_web_fetch_tool(settings: WebFetchConfig) -> Tool:
-    """The web_fetch tool bound to its limits."""
+    """The web_fetch tool bound to its limits and address policy."""
+    policy = NetPolicy(allow_private=settings.allow_private, allow_hosts=tuple(settings.allow_hosts))
 
     @tool(name="web_fetch")
     async def web_fetch(url: str) -> str:
@@ -33,8 +41,9 @@ def make_web_fetch_tool(settings: WebFetchConfig) -> Tool:
             raise ToolError(f"{url!r}: only http:// and https:// addresses can be fetched")
         timeout = aiohttp.ClientTimeout(total=settings.timeout)
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as http:
-                async with http.get(url, headers={"User-Agent": "hermes-gateway/0.1"}) as response:
+            async with guarded_session(policy, timeout) as http:
+                response = await get_guarded(http, url, policy, headers={"User-Agent": "hermes-gateway/0.1"})
+                async with response:
                     body = bytearray()
                     async for chunk in response.content.iter_chunked(65536):
                         body.extend(chunk)
@@ -44,15 +53,22 @@ def make_web_fetch_tool(settings: WebFetchConfig) -> Tool:
                     content_type = response.headers.get("Content-Type", "")
                     charset = response.charset or "utf-8"
                     status = response.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
+                    final = str(response.url)
+        except AddressRefused as exc:
+            raise ToolError(f"refused to fetch {url}: {exc}") from None
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise ToolError(f"could not fetch {url}: {type(exc).__name__}: {exc}") from exc
-        text = bytes(body[: settings.max_bytes]).decode(charset, errors="replace")
+        try:
+            text = bytes(body[: settings.max_bytes]).decode(charset, errors="replace")
+        except LookupError:
+            text = bytes(body[: settings.max_bytes]).decode("utf-8", errors="replace")
         if "html" in content_type or text.lstrip().lower().startswith(("<!doctype html", "<html")):
             text = await asyncio.to_thread(html_to_text, text)
         if len(text) > settings.max_chars:
             text = text[: settings.max_chars]
             truncated = True
         note = "\n[... truncated]" if truncated else ""
-        return f"HTTP {status} {url}\n\n{text}{note}"
+        where = url if final == url else f"{url} -> {final}"
+        return f"HTTP {status} {where}\n\n{text}{note}"
 
     return web_fetch

@@ -120,6 +120,7 @@ async def _doctor(config_path: Path | None, skip_model: bool) -> list[Check]:
     if shutil.which("git") is None:
         checks.append(Check("git", True, "git not found: skill taps need it", "install git", warning=True))
     checks += await asyncio.to_thread(_bundled_changes, home, config)
+    checks.append(_check_sandbox(config.tools.terminal))
     return checks
 
 
@@ -136,6 +137,35 @@ def _bundled_changes(home: object, config: object) -> list[Check]:
         return []
     return [Check("bundled skills", True, f"changed locally, kept on upgrade (not updated): {', '.join(changed)}",
                   "compare with skills/bundled/ and merge by hand if you want the new version", warning=True)]
+
+
+def _check_sandbox(terminal: object) -> Check:
+    """Which sandbox terminal commands run in, said loudly when there is none."""
+    from agent.sandbox.policy import choose_backend
+
+    mode = terminal.sandbox  # type: ignore[attr-defined]
+    backend = choose_backend(mode)
+    enabled = terminal.enabled  # type: ignore[attr-defined]
+    install = ("install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces, or run "
+               "on Linux 5.13+ with Landlock enabled; see deploy/README.md")
+    if not backend.usable:
+        if not enabled:
+            return Check("terminal sandbox", True, f"terminal off; it could not run here: {backend.problem}",
+                         install, warning=True)
+        return Check("terminal sandbox", False, f"TERMINAL ENABLED BUT NO SANDBOX CAN RUN: every command is refused "
+                                                f"({backend.problem})", install)
+    if backend.name == "none":
+        return Check("terminal sandbox", True, f"NO SANDBOX (sandbox = \"none\"): {backend.detail}",
+                     'set [tools.terminal] sandbox = "auto"', warning=True)
+    state = "commands run" if enabled else "terminal off; commands would run"
+    network = "network on" if terminal.network else "network off"  # type: ignore[attr-defined]
+    if backend.name == "landlock" and not terminal.network:  # type: ignore[attr-defined]
+        from agent.sandbox import launch
+
+        network = ("TCP off (Landlock cannot refuse UDP)" if launch.abi_version() >= 4
+                   else "NETWORK NOT BLOCKED (Landlock ABI below 4)")
+    return Check("terminal sandbox", True, f"{state} in {backend.name} ({backend.detail}): workspace only, "
+                                           f"HERMES_HOME hidden, {network}")
 
 
 def _platform_checker():  # type: ignore[no-untyped-def]
