@@ -66,7 +66,7 @@ class Dashboard:
     def __init__(self, api_app: Any, gateway: Any) -> None:
         self.api = api_app
         self.gateway = gateway
-        self.templates = make_environment()
+        self.templates = make_environment(gateway.runtime.store.redactor if gateway.runtime is not None else None)
         self.flashes = FlashStore()
         self.errors = RecentErrors()
         self.csrf_token = hmac.new(api_app.auth.cookie_value.encode(), b"hermes dashboard csrf v1",
