@@ -35,7 +35,7 @@ SECRET_SHAPES: tuple[tuple[str, str], ...] = (
     ("private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
     ("bearer token", r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9_\-\.=]{20,})"),
     ("assigned secret", (r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token)"
-                        r"\s*[:=]\s*['\"]?(?P<s>[^\s'\"]{6,})")),
+                        r"\s*[:=]\s*['\"]?(?P<s>[^\s'\"&]{6,})")),
     ("url password", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:@/'\"]*:(?P<s>[^\s@/'\"]{3,})@"),
     ("secret query value", (r"(?i)[?&](?:key|api[_-]?key|token|access_token|auth_token|refresh_token|sig|signature"
                            r"|secret|client_secret|password|pwd|auth)=(?P<s>[^\s&#'\"]{4,})")),

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from agent.redact import Redactor
 
-SECRET_KEY = re.compile(r"(token|secret|password|passwd|pwd|api_?key|apikey|private_?key|credential|authorization"
+SECRET_KEY = re.compile(r"(token|secret|password|passwd|pwd|api[_-]?key|apikey|private_?key|credential|authorization"
                         r"|cookie|dsn|signature|access_?key|auth)", re.IGNORECASE)
 SECRET_QUERY_KEYS = {"key", "api_key", "apikey", "api-key", "token", "access_token", "auth_token", "refresh_token",
                      "id_token", "client_secret", "secret", "sig", "signature", "password", "pass", "pwd", "auth",
@@ -108,8 +108,8 @@ def _merge(spans: list[Span]) -> list[Span]:
     for span in sorted(spans, key=lambda s: (s.start, -s.end)):
         if merged and span.start < merged[-1].end:
             last = merged[-1]
-            if span.end > last.end:
-                merged[-1] = Span(last.start, span.end, last.label)
+            label = span.label if last.label == "secret" else last.label
+            merged[-1] = Span(last.start, max(span.end, last.end), label)
             continue
         merged.append(span)
     return merged
