@@ -25,7 +25,7 @@ from aiohttp import web
 
 from adapters.base import Adapter, ButtonPress, InboundEvent, InboundHandler, InboundMessage
 from gateway.access import PAIRING_TEXT, AccessControl
-from gateway.api.auth import TokenAuth, TokenSource, resolve_token
+from gateway.api.auth import ClientView, TokenAuth, TokenSource, WebSessions, parse_proxies, resolve_token
 from gateway.api.openai_compat import ChatCompletions
 from gateway.api.server import ApiApp
 from gateway.attachments import user_content
@@ -64,6 +64,7 @@ class Gateway:
         self.router = Router(config)  # validates [[teams]] before anything starts
         self.metrics = Metrics()
         self.token: TokenSource | None = None
+        self.web_sessions: WebSessions | None = None
         self.runtime: Runtime | None = None
         self.adapters: dict[str, Adapter] = {}
         self._runner: web.AppRunner | None = None
@@ -105,7 +106,10 @@ class Gateway:
         self.adapters = {a.name: a for a in self._build_adapters()}
         if auth is not None:
             completions = ChatCompletions(self.dispatcher, self.router, self.metrics, self.config.model.name)
-            api = ApiApp(auth, completions, self.metrics.render, self.metrics.content_type, self.health)
+            self.web_sessions = WebSessions(runtime.store, self.config.api.session_hours)
+            api = ApiApp(auth, completions, self.metrics.render, self.metrics.content_type, self.health,
+                         sessions=self.web_sessions,
+                         clients=ClientView(tuple(parse_proxies(self.config.api.trusted_proxies))))
             for adapter in self.adapters.values():
                 if hasattr(adapter, "attach_routes"):
                     api.attach(adapter)
@@ -159,6 +163,8 @@ class Gateway:
                 self.dispatcher.sweep()
                 await self.dedup.prune()
                 await self.delivery.prune()
+                if self.web_sessions is not None:
+                    await self.web_sessions.prune()
             except Exception:
                 log.exception("housekeeping failed")
 
