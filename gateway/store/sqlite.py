@@ -21,6 +21,7 @@ valid JSON). Feature modules cannot bypass it by accident; a value that must be 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 from collections import OrderedDict
@@ -290,9 +291,19 @@ class SQLiteStore:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration file into statements (our migrations put no ';' inside literals)."""
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """Split a migration file into statements (a trigger's BEGIN ... END stays one statement)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip().rstrip(";").strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return [s for s in statements if s]
 
 
 async def open_store(path: Path, redactor: Redactor | None = None) -> SQLiteStore:

@@ -8,20 +8,22 @@ CREATE TABLE web_sessions (
 );
 CREATE INDEX web_sessions_expiry ON web_sessions (expires_at);
 
--- Received messages whose turn has not finished (gateway/inbox.py): written before the turn
--- starts, deleted when its answer was delivered. What is left after a crash is run again, once.
+-- Received messages whose turn has not finished (gateway/inbox.py): a row is written before the
+-- turn starts and deleted when the answer was delivered; what is left after a crash is run again.
+-- Taking a message is one INSERT: it happens only when the dedup key is new, and the trigger
+-- records the key in inbound_dedup in the same statement, so a message is never taken twice and
+-- never lost between the two tables.
 CREATE TABLE turn_inbox (
-    key          TEXT PRIMARY KEY,
-    platform     TEXT NOT NULL,
-    chat_id      TEXT NOT NULL,
-    user_id      TEXT NOT NULL,
-    thread_id    TEXT,
-    message_id   TEXT NOT NULL DEFAULT '',
-    is_dm        INTEGER NOT NULL DEFAULT 1,
-    session_key  TEXT NOT NULL,
-    team         TEXT NOT NULL DEFAULT '',
-    content      TEXT NOT NULL,
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    created_at   REAL NOT NULL
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform    TEXT NOT NULL,
+    dedup       TEXT NOT NULL DEFAULT '',
+    message     TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    created_at  REAL NOT NULL
 );
-CREATE INDEX turn_inbox_time ON turn_inbox (created_at);
+CREATE INDEX turn_inbox_dedup ON turn_inbox (platform, dedup);
+
+CREATE TRIGGER turn_inbox_records_dedup AFTER INSERT ON turn_inbox WHEN NEW.dedup <> ''
+BEGIN
+    INSERT OR IGNORE INTO inbound_dedup (platform, key, created_at) VALUES (NEW.platform, NEW.dedup, NEW.created_at);
+END;
