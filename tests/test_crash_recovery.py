@@ -63,6 +63,7 @@ def texts(tg: FakeTelegramServer) -> list[str]:
     return [m["text"] for m in tg.sent(USER)]
 
 
+@pytest.mark.timeout(300)   # three gateway processes, two of which import LiteLLM
 async def test_sigkill_mid_turn_is_followed_by_exactly_one_answer_after_restart(
         home: Path, model_server: FakeModelServer, tg: FakeTelegramServer) -> None:
     write_config(home, f'[model]\nname = "openai/fake-model"\napi_base = "{model_server.base_url}"\n'
