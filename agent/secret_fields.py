@@ -6,8 +6,8 @@ A value holds a secret when the key it sits under says so (`token`, `api_key`, `
 - URLs: the password of the user-info (`postgres://u:PASS@h/db`, `https://user:PASS@searx`),
   a long user name standing alone (`https://TOKEN@host`), the values of secret query keys
   (`?key=`, `token`, `api_key`, `access_token`, `sig`, ...), and the secret part of webhook
-  paths (Slack `hooks.slack.com/services/...`, Discord `/api/webhooks/ID/TOKEN`, or any long
-  random-looking path segment);
+  paths (Slack `hooks.slack.com/services/...`, Discord `/api/webhooks/ID/TOKEN`, or a long
+  random-looking path segment of a webhook: a `webhook:` target, a `*hook*` key or URL);
 - header values: `Bearer X`, `Basic X`, `token X` (the credential part);
 - command-line arguments: `--password X`, `--token=X`;
 - anything the `Redactor` recognises by shape (sk-..., xoxb-..., bot tokens, private keys).
@@ -52,7 +52,7 @@ def _looks_random(segment: str) -> bool:
         and any(c.isalpha() for c in segment)
 
 
-def _url_spans(text: str, offset: int) -> list[Span]:
+def _url_spans(text: str, offset: int, hook: bool) -> list[Span]:
     spans: list[Span] = []
     try:
         parts = urlsplit(text)
@@ -82,7 +82,7 @@ def _url_spans(text: str, offset: int) -> list[Span]:
             secret_from = path_start + path.index("/webhooks/") + len("/webhooks/") + len(tail[0]) + 1
     if secret_from is not None:
         spans.append(Span(offset + secret_from, offset + path_start + len(path), "webhook"))
-    else:
+    elif hook or "hook" in (host + path).lower():
         for segment in segments:
             if segment and _looks_random(segment) and not REFERENCE.search(segment):
                 spans.append(Span(offset + position, offset + position + len(segment), "webhook"))
@@ -131,8 +131,9 @@ def secret_spans(key: str, value: str, redactor: Redactor) -> list[Span]:
     if not value or REFERENCE.fullmatch(value.strip()):
         return []
     spans: list[Span] = []
+    hook = "hook" in key.lower() or value.lstrip().lower().startswith("webhook:")
     for match in URL_IN_TEXT.finditer(value):
-        spans.extend(_url_spans(match.group(0), match.start()))
+        spans.extend(_url_spans(match.group(0), match.start(), hook))
     spans.extend(_shape_spans(value, redactor))
     if key and SECRET_KEY.search(key) and not spans:
         scheme = AUTH_SCHEME.match(value)
