@@ -10,6 +10,7 @@ can help, so retries and fallbacks behave the same wherever the call ran.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -46,15 +47,51 @@ def purpose(name: Purpose) -> Iterator[None]:
         _PURPOSE.reset(token)
 
 
+LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+# LiteLLM's transport: the openai SDK logs whole request options (the prompt) at DEBUG.
+CHATTY_TRANSPORT_LOGGERS = ("openai",)
+
+
+class _DropChatter(logging.Filter):
+    """On LiteLLM's own loggers: records below WARNING are dropped (at DEBUG they carry whole
+    prompts and request headers); the rest go on to this process's (redacting) handlers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+def quiet_litellm_loggers() -> None:
+    """LiteLLM's loggers never print on their own: its stream handler (stdout/stderr, unredacted
+    prompts at DEBUG) is removed from `LiteLLM`, `LiteLLM Router` and `LiteLLM Proxy`; their debug
+    and info records (and the openai SDK's underneath, which log request bodies) are dropped, and
+    warnings propagate to the root handlers the process set up (the gateway's redacting file and
+    console handlers). Idempotent."""
+    for name in LITELLM_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+    known = list(logging.root.manager.loggerDict)
+    for name in LITELLM_LOGGERS + CHATTY_TRANSPORT_LOGGERS:
+        # a logger's filters do not apply to records of its children: filter each one
+        for child in [name] + [k for k in known if k.startswith(name + ".")]:
+            logger = logging.getLogger(child)
+            if not any(isinstance(f, _DropChatter) for f in logger.filters):
+                logger.addFilter(_DropChatter())
+
+
 def import_litellm() -> Any:
     """Import LiteLLM with settings safe for a long-running service."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download of the price map
     os.environ.setdefault("LITELLM_MODE", "PRODUCTION")             # no .env loading on import
+    quiet_litellm_loggers()   # before the import too: importing LiteLLM already logs at DEBUG
     import litellm
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False
     litellm.drop_params = True
+    litellm.set_verbose = False
+    quiet_litellm_loggers()
     return litellm
 
 

@@ -11,6 +11,10 @@ object:
 
 Calls run concurrently, each in its own task. The worker exits when the parent closes its end
 (including when the parent dies), and ignores the terminal's Ctrl-C, which is the parent's to handle.
+
+Its stderr is the gateway's terminal: only errors are written there, each redacted first (the
+environment's secrets, every API key a call has carried, secret shapes), and LiteLLM's own
+loggers print nothing of their own (`import_litellm` removes their stream handler).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 from agent.heap import freeze_heap
 from agent.model_call import CallFailure, CallRequest, LiteLLMCaller, import_litellm
+from agent.redact import Redactor
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 256 * 1024 * 1024
@@ -46,13 +51,50 @@ def encode_frame(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+class RedactingFilter(logging.Filter):
+    """Masks secrets in a record's message and traceback before the stderr handler formats it."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def learn(self, value: str) -> None:
+        if value and value not in self.redactor.env_values:
+            self.redactor = self.redactor.with_values([value])
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not lose the line
+            message = str(record.msg)
+        record.msg, record.args = self.redactor.redact(message), None
+        if record.exc_info:
+            record.exc_text = self.redactor.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def setup_worker_logging() -> RedactingFilter:
+    """Errors only, to stderr, redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("model worker: %(levelname)s %(name)s: %(message)s"))
+    redacting = RedactingFilter(Redactor.from_environ())
+    handler.addFilter(redacting)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.ERROR)
+    return redacting
+
+
 class Worker:
     """Serves calls from one parent connection."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 redacting: RedactingFilter | None = None) -> None:
         self.reader, self.writer = reader, writer
         self.caller = LiteLLMCaller()
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.redacting = redacting
 
     async def send(self, message: dict[str, Any]) -> None:
         self.writer.write(encode_frame(message))
@@ -67,7 +109,10 @@ class Worker:
                 frame = await read_frame(self.reader)
                 call_id = int(frame["id"])
                 if "call" in frame:
-                    task = asyncio.create_task(self.run(call_id, CallRequest.from_json(frame["call"])))
+                    request = CallRequest.from_json(frame["call"])
+                    if self.redacting is not None:
+                        self.redacting.learn(request.api_key)
+                    task = asyncio.create_task(self.run(call_id, request))
                     self.tasks[call_id] = task
                     task.add_done_callback(lambda _t, i=call_id: self.tasks.pop(i, None))
                 elif frame.get("cancel") and call_id in self.tasks:
@@ -100,17 +145,15 @@ class Worker:
             pass
 
 
-async def main(fd: int) -> None:
+async def main(fd: int, redacting: RedactingFilter | None = None) -> None:
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     try:
-        await Worker(reader, writer).serve()
+        await Worker(reader, writer, redacting).serve()
     finally:
         writer.close()
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr,
-                        format="model worker: %(levelname)s %(name)s: %(message)s")
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), setup_worker_logging()))

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.events import Compressed, Event, MessageAdded, ModelUsage, ToolFinished
-from agent.redact import Redactor
+from agent.redact import Redactor, redact_json_text, redact_message, redact_value
 
 SCHEMA_VERSION = 1
 
@@ -149,50 +149,16 @@ class TrajectoryRecorder:
         return t
 
 
-def _redact_value(value: Any, redactor: Redactor) -> Any:
-    if isinstance(value, str):
-        return redactor.redact(value)
-    if isinstance(value, list):
-        return [_redact_value(v, redactor) for v in value]
-    if isinstance(value, dict):
-        return {k: _redact_value(v, redactor) for k, v in value.items()}
-    return value
-
-
-def _redact_arguments(raw: str, redactor: Redactor) -> str:
-    """Tool-call arguments are a JSON string: redact the decoded values, keep it valid JSON."""
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return redactor.redact(raw)
-    return json.dumps(_redact_value(parsed, redactor), ensure_ascii=False)
-
-
-def redact_message(message: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-    out = _redact_value({k: v for k, v in message.items() if k != "tool_calls"}, redactor)
-    if message.get("tool_calls"):
-        calls = []
-        for call in message["tool_calls"]:
-            call = dict(call)
-            function = dict(call.get("function") or {})
-            function["name"] = redactor.redact(str(function.get("name", "")))
-            function["arguments"] = _redact_arguments(str(function.get("arguments") or "{}"), redactor)
-            call["function"] = function
-            calls.append(call)
-        out["tool_calls"] = calls
-    return out
-
-
 def redact_trajectory(trajectory: Trajectory, redactor: Redactor) -> Trajectory:
     """A copy with every secret masked: prompt, system, messages, tool calls, results, error, metadata."""
     data = trajectory.model_dump(mode="python")
     messages = [redact_message(m, redactor) for m in data.pop("messages")]
     calls = data.pop("tool_calls")
     for call in calls:
-        call["arguments"] = _redact_arguments(call["arguments"], redactor)
+        call["arguments"] = redact_json_text(call["arguments"], redactor)
         call["result"] = redactor.redact(call["result"])
         call["name"] = redactor.redact(call["name"])
     tools = data.pop("tools")  # tool schemas come from our code, not from users
-    cleaned = _redact_value(data, redactor)
+    cleaned = redact_value(data, redactor)
     cleaned.update(messages=messages, tool_calls=calls, tools=tools)
     return Trajectory.model_validate(cleaned)

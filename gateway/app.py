@@ -5,12 +5,15 @@ Runtime, builds the adapters of the enabled platforms (`gateway.adapter_factory`
 lazily; without it only the web chat and API run), lets adapters attach webhook routes, starts
 the HTTP server, then the adapters, and registers native slash commands where an adapter can.
 
-Inbound events go through dedup (persisted), access control (pairing for unknown users), the
-router (session key, team), attachments, then the dispatcher. `Gateway.stop` is the graceful
-shutdown: adapters stop receiving first (what they have not handed over stays with the platform,
-which delivers it again to the next process), then running and queued turns finish within the
-grace period (then are interrupted), background work is waited for, adapters and the HTTP
-server close, and the store closes.
+Inbound events are taken into the turn inbox (gateway/inbox.py: durable, deduplicated, until the
+answer is delivered), then go through access control (pairing for unknown users), the router
+(session key, team), attachments, then the dispatcher. On start, messages an earlier process took
+but never answered (a crash, or a turn cut at shutdown) are answered once, with a notice.
+`Gateway.stop` is the graceful shutdown: adapters stop receiving first (what they have not
+handed over stays with the platform, which delivers it again to the next process), then running
+and queued turns finish within the grace period (then are interrupted, and kept in the inbox for
+the next process), background work is waited for, adapters and the HTTP server close, and the
+store closes.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from aiohttp import web
 
 from adapters.base import Adapter, ButtonPress, InboundEvent, InboundHandler, InboundMessage
 from gateway.access import PAIRING_TEXT, AccessControl
-from gateway.api.auth import TokenAuth, TokenSource, resolve_token
+from gateway.api.auth import ClientView, TokenAuth, TokenSource, WebSessions, parse_proxies, resolve_token
 from gateway.api.openai_compat import ChatCompletions
 from gateway.api.server import ApiApp
 from gateway.attachments import user_content
@@ -35,6 +38,7 @@ from gateway.dedup import Deduplicator, dedup_key
 from gateway.delivery import Delivery, RetryPolicy, StreamingReply
 from gateway.dispatcher import Dispatcher, ShuttingDown
 from gateway.home import Home
+from gateway.inbox import GAVE_UP_NOTICE, INTERRUPTED_NOTICE, MAX_ATTEMPTS, Inbox
 from gateway.logging_setup import log_context
 from gateway.maintenance import maintenance_loop
 from gateway.metrics import Metrics
@@ -64,6 +68,7 @@ class Gateway:
         self.router = Router(config)  # validates [[teams]] before anything starts
         self.metrics = Metrics()
         self.token: TokenSource | None = None
+        self.web_sessions: WebSessions | None = None
         self.runtime: Runtime | None = None
         self.adapters: dict[str, Adapter] = {}
         self._runner: web.AppRunner | None = None
@@ -92,6 +97,7 @@ class Gateway:
         self.pairing = Pairing(runtime.store)
         self.access = AccessControl(self.router, self.pairing)
         self.dedup = Deduplicator(runtime.store)
+        self.inbox = Inbox(runtime.store)
         self.delivery = Delivery(runtime.store, self.metrics, self._retry_policy)
         self.dispatcher = Dispatcher(runtime, self.metrics, cache_size=self._cache_size,
                                      idle_seconds=self._idle_seconds)
@@ -107,7 +113,10 @@ class Gateway:
         self.adapters = {a.name: a for a in self._build_adapters()}
         if auth is not None:
             completions = ChatCompletions(self.dispatcher, self.router, self.metrics, self.config.model.name)
-            api = ApiApp(auth, completions, self.metrics.render, self.metrics.content_type, self.health)
+            self.web_sessions = WebSessions(runtime.store, self.config.api.session_hours)
+            api = ApiApp(auth, completions, self.metrics.render, self.metrics.content_type, self.health,
+                         sessions=self.web_sessions,
+                         clients=ClientView(tuple(parse_proxies(self.config.api.trusted_proxies))))
             for adapter in self.adapters.values():
                 if hasattr(adapter, "attach_routes"):
                     api.attach(adapter)
@@ -136,6 +145,8 @@ class Gateway:
                         log.warning("%s: could not register slash commands: %s", adapter.name, exc)
         await self.cron.start()  # loads jobs, runs missed ones within grace, starts timers
         await runtime.services["learning"].resume()  # reviews a killed process left run again
+        if self.adapters:
+            await self._recover_inbox()   # messages an earlier process took and never answered
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
         self._maintenance = asyncio.create_task(  # not runtime.spawn: drain() would wait on it forever
             maintenance_loop(runtime.store, lambda: self.config.store), name="store-maintenance")
@@ -165,6 +176,8 @@ class Gateway:
                 self.dispatcher.sweep()
                 await self.dedup.prune()
                 await self.delivery.prune()
+                if self.web_sessions is not None:
+                    await self.web_sessions.prune()
             except Exception:
                 log.exception("housekeeping failed")
 
@@ -190,35 +203,88 @@ class Gateway:
             self.metrics.errors.labels("inbound").inc()
             log.exception("could not handle an inbound %s event", getattr(event, "platform", "?"))
 
-    async def _on_message(self, message: InboundMessage) -> None:
-        if self._stopping or self.runtime is None:
+    async def _on_message(self, message: InboundMessage, recovered: int | None = None) -> None:
+        """One platform message: taken durably (inbox + dedup in one write), checked, routed, queued.
+
+        `recovered` is the inbox row of a message an earlier process took and never answered."""
+        if (self._stopping and recovered is None) or self.runtime is None:
             return
         adapter = self.adapters.get(message.platform)
         if adapter is None:
             log.warning("message from unknown platform %r dropped", message.platform)
             return
-        if not await self.dedup.first_time(message.platform, dedup_key(message)):
-            self.metrics.duplicates.labels(message.platform).inc()
-            return
-        decision = await self.access.check(message)
-        if decision.verdict == "pair":
-            log.info("%s: pairing code issued to unknown user %s", message.platform, message.user_id)
-            await self.delivery.send_text(adapter, message.chat_id, PAIRING_TEXT.format(code=decision.code),
-                                          thread_id=message.thread_id,
-                                          key=f"pair:{message.platform}:{dedup_key(message)}")
-            return
-        if decision.verdict == "ignore":
-            return
-        self.metrics.messages_in.labels(message.platform).inc()
-        route = self.router.route(message)
-        with log_context(session=route.key, platform=message.platform):  # the turn's task inherits it
-            ctx = CommandContext(route.key, message.platform, message.chat_id, message.user_id, route.team,
-                                 display_name=message.display_name, shared=route.scope in ("channel", "thread"))
-            content = await user_content(message, self.runtime.workspace_for(route.key))
-            reply = StreamingReply(self.delivery, adapter, message.chat_id, thread_id=message.thread_id,
-                                   reply_to=None if message.is_dm else message.message_id,
-                                   key=f"{message.platform}:{dedup_key(message)}")
-            await self.dispatcher.handle(ctx, content, reply)
+        inbox_id = recovered
+        if inbox_id is None:
+            inbox_id = await self.inbox.take(message, dedup_key(message))
+            if inbox_id is None:
+                self.metrics.duplicates.labels(message.platform).inc()
+                return
+
+        async def done() -> None:
+            await self.inbox.done(inbox_id)
+
+        try:
+            decision = await self.access.check(message)
+            if decision.verdict == "pair":
+                log.info("%s: pairing code issued to unknown user %s", message.platform, message.user_id)
+                await self.delivery.send_text(adapter, message.chat_id, PAIRING_TEXT.format(code=decision.code),
+                                              thread_id=message.thread_id,
+                                              key=f"pair:{message.platform}:{dedup_key(message)}")
+                await done()
+                return
+            if decision.verdict == "ignore":
+                await done()
+                return
+            self.metrics.messages_in.labels(message.platform).inc()
+            route = self.router.route(message)
+            with log_context(session=route.key, platform=message.platform):  # the turn's task inherits it
+                ctx = CommandContext(route.key, message.platform, message.chat_id, message.user_id, route.team,
+                                     display_name=message.display_name,
+                                     shared=route.scope in ("channel", "thread"))
+                content = await user_content(message, self.runtime.workspace_for(route.key))
+                reply = StreamingReply(self.delivery, adapter, message.chat_id, thread_id=message.thread_id,
+                                       reply_to=None if message.is_dm else message.message_id,
+                                       key=f"{message.platform}:{dedup_key(message)}")
+                await self.dispatcher.handle(ctx, content, reply, done=done)
+        except ShuttingDown:
+            await self.inbox.release(inbox_id)   # not taken after all: the platform delivers it again
+            raise
+        except Exception:
+            await self.inbox.done(inbox_id)      # not answerable (logged by on_event); never retried in a loop
+            raise
+
+    async def _recover_inbox(self) -> None:
+        """Answer, once, every message an earlier process took but never answered (it crashed or
+        had to stop first): the user is told it was interrupted, then the turn runs again."""
+        for pending in await self.inbox.pending():
+            message = pending.message
+            adapter = self.adapters.get(message.platform)
+            if adapter is None:
+                log.warning("an unanswered %s message from before the restart is dropped: the platform is "
+                            "not connected now", message.platform)
+                await self.inbox.done(pending.id)
+                continue
+            key = f"{message.platform}:{dedup_key(message)}"
+            try:
+                if pending.attempts >= MAX_ATTEMPTS:
+                    log.error("%s: giving up on message %s after %d interrupted runs", message.platform,
+                              message.message_id, pending.attempts)
+                    await self.delivery.send_text(adapter, message.chat_id, GAVE_UP_NOTICE.format(n=pending.attempts),
+                                                  thread_id=message.thread_id, key=f"{key}:gave-up")
+                    await self.inbox.done(pending.id)
+                    continue
+                await self.inbox.attempt(pending.id)
+                log.info("%s: answering message %s again: its turn was interrupted", message.platform,
+                         message.message_id)
+                await self.delivery.send_text(adapter, message.chat_id, INTERRUPTED_NOTICE,
+                                              thread_id=message.thread_id, key=f"{key}:interrupted")
+                await self._on_message(message, recovered=pending.id)
+            except ShuttingDown:
+                return
+            except Exception:
+                self.metrics.errors.labels("inbound").inc()
+                log.exception("could not answer the interrupted %s message %s", message.platform,
+                              message.message_id)
 
     # -- services for others (cron delivery) ---------------------------------------------------------------
     async def send_message(self, platform: str, chat_id: str, text: str, thread_id: str | None = None,

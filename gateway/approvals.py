@@ -20,6 +20,11 @@ Only the user who started the turn or an admin of the platform (`[platform] admi
 only admins may "always allow". Every request and its outcome is recorded in
 `approval_requests`; rules are kept in `approval_rules` (migration 0006).
 
+A rule matches exactly: a cron job's webhook rule is the whole URL (scheme, host, path, query),
+so allowing `https://hooks.example/a` never covers `/b` or another query, and the request shows
+the URL whole. A rule that holds a secret (a webhook token) is stored as its redacted text plus
+a SHA-256 of the whole rule (`rule_key`), so state.db keeps no secret and the match stays exact.
+
 A denial the user chose comes back to the tool as False (the tool says it was not approved); a
 request nobody could answer (timeout, no way to ask) raises ToolError, so the model reads why.
 
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import hashlib
 import logging
 import re
 import secrets
@@ -42,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.base import Button, ButtonPress, OutboundMessage, SentMessage
 from agent.events import TextDelta
+from agent.redact import Redactor
 from agent.tools.registry import Approver, ToolError
 from gateway.store import SessionRecord
 
@@ -56,6 +63,15 @@ CHOICES: tuple[str, ...] = ("once", "deny", "session", "always")   # approval:<c
 ButtonHandler = Callable[[ButtonPress], Awaitable[None]]
 _RULE = re.compile(r"\((?:matches dangerous pattern|rule:)\s+(.+)\)\s*$", re.DOTALL)
 _ID = re.compile(r"^a[0-9a-f]{6}$")
+
+
+def rule_key(rule: str, redactor: Redactor) -> str:
+    """How a rule is stored and matched: itself, or (when it holds a secret) its redacted text
+    and a SHA-256 of the whole rule, so two rules that differ only in a secret never match."""
+    shown = redactor.redact(rule)
+    if shown == rule:
+        return rule
+    return f"{shown} (sha256:{hashlib.sha256(rule.encode()).hexdigest()})"
 
 
 def rule_for(description: str) -> str:
@@ -145,7 +161,7 @@ class ApprovalBroker:
     # -- asking ----------------------------------------------------------------------------------------
     async def request(self, ctx: CommandContext, session: SessionRecord, reply: Any, tool: str,
                       description: str, *, stream: bool | None = None) -> bool:
-        rule = rule_for(description)
+        rule = rule_key(rule_for(description), self.runtime.store.redactor)
         request_id = self._new_id()
         store = self.runtime.store
         await store.execute(

@@ -2,9 +2,11 @@
 
 `create_backup` copies the database with SQLite's online backup API (`sqlite3.Connection.backup`,
 in a worker thread): the copy is one consistent snapshot even while the gateway writes (in WAL
-mode a reader never blocks the writer). It adds `config.toml`, `skills/`, `memories/` and, only
-when asked, `secrets.env`, plus a `manifest.json`. The archive is written to a temporary file
-and renamed, mode 0600 (it holds transcripts).
+mode a reader never blocks the writer). It adds `config.toml` as it is (literal secrets in it
+included: a backup restores the installation exactly, unlike `hermes profile export`), `skills/`,
+`memories/` and, only when asked, `secrets.env`, plus a `manifest.json` (`config_as_is`). The
+archive is created mode 0600 (`mkstemp`) and renamed into place, so it is never readable by others,
+not even while it is written; the CLI says what it contains.
 
 `restore_backup` validates every member before it writes anything (regular files and folders
 only, relative paths inside the allowed top-level names, no links or devices), refuses a
@@ -40,6 +42,9 @@ SECRET_MEMBERS = ("secrets.env",)
 DIR_MEMBERS = ("skills", "memories")
 ALLOWED_TOP = {MANIFEST, DB_MEMBER, *FILE_MEMBERS, *SECRET_MEMBERS, *DIR_MEMBERS}
 SKIPPED_SUFFIXES = (".lock",)
+CONFIG_AS_IS_NOTE = ("the archive holds config.toml as it is (any literal secrets in it included) and the "
+                     "transcripts in state.db; it is readable by you only (mode 0600): keep it private "
+                     "(`hermes profile export` is the one to share)")
 
 
 class BackupError(Exception):
@@ -124,7 +129,7 @@ def _create(home: Home, db_path: Path, output: Path, include_secrets: bool) -> B
         manifest = {
             "format": FORMAT, "hermes_version": _version(), "schema_version": version,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "includes_secrets": include_secrets, "files": [DB_MEMBER] + [name for _, name in files],
+            "includes_secrets": include_secrets, "config_as_is": True, "files": [DB_MEMBER] + [name for _, name in files],
         }
         fd, temp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
         try:

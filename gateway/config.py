@@ -36,6 +36,17 @@ class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
     token: str = ""
+    session_hours: float = Field(12.0, gt=0, le=24 * 365, description="a dashboard login lasts this long")
+    trusted_proxies: list[str] = Field(default_factory=list, description=(
+        "reverse proxies (addresses or networks) whose X-Forwarded-Proto/-For are believed"))
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        from gateway.api.auth import parse_proxies
+
+        parse_proxies(value)
+        return value
 
 
 class ChannelConfig(Section):

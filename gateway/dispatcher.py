@@ -8,6 +8,11 @@ the LLMClient's semaphore; since a session never has more than one turn (hence o
 in flight, a busy session cannot take more than one slot, and the semaphore's FIFO wake-up
 order keeps sessions fair.
 
+A message may carry `done`, called once its turn's answer was delivered (or it was answered
+without a turn, or the turn failed and said so): the gateway's inbox forgets the message then.
+A turn cut short by shutdown, or a queued message dropped at shutdown, is not done: the next
+process answers it.
+
 Conversations are cached by `SessionService` while they are in use; the dispatcher keeps an LRU
 of the cached ones and `forget`s the least recently used beyond `cache_size`, and any idle for
 `idle_seconds`, so thousands of idle sessions stay cheap in memory (they reload from the store).
@@ -20,6 +25,7 @@ import dataclasses
 import logging
 import time
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +64,9 @@ class Reply(Protocol):
     async def fail(self, text: str) -> None: ...
 
 
+Done = Callable[[], Awaitable[None]]
+
+
 class ShuttingDown(RuntimeError):
     """The gateway is stopping and takes no new work."""
 
@@ -72,6 +81,7 @@ class Work:
     stream: bool | None = None
     new_session: bool = False
     enqueued_at: float = 0.0
+    done: Done | None = None
 
 
 class _Slot:
@@ -98,29 +108,33 @@ class Dispatcher:
 
     # -- entry point -------------------------------------------------------------------------------
     async def handle(self, ctx: CommandContext, content: str | dict[str, Any], reply: Reply, *,
-                     stream: bool | None = None) -> None:
+                     stream: bool | None = None, done: Done | None = None) -> None:
         """Take one user message: answer a command, or queue a turn for its session."""
         if not self.accepting:
             raise ShuttingDown("the gateway is shutting down")
         text = content if isinstance(content, str) else _text_of(content)
         command = parse_command(text) if text.startswith("/") else None
         if command is not None:
+            answer: str | None = None
             if command.name == "stop":
-                stopped = self.stop(ctx.session_key)
-                await reply.say("Stopping." if stopped else "Nothing is running.")
+                answer = "Stopping." if self.stop(ctx.session_key) else "Nothing is running."
+            elif command.name in IMMEDIATE:
+                answer = await self.commands.answer(command, ctx)
+            elif command.name == "new":
+                self.submit(Work(ctx, "", reply, new_session=True, done=done))
                 return
-            if command.name in IMMEDIATE:
-                await reply.say(await self.commands.answer(command, ctx))
+            else:
+                expanded = await self.commands.expand_skill(text, ctx.team)
+                if expanded is None:
+                    answer = f"I don't know /{command.name}. /help lists what I know."
+                else:
+                    content = expanded
+            if answer is not None:
+                await reply.say(answer)
+                if done is not None:
+                    await done()
                 return
-            if command.name == "new":
-                self.submit(Work(ctx, "", reply, new_session=True))
-                return
-            expanded = await self.commands.expand_skill(text, ctx.team)
-            if expanded is None:
-                await reply.say(f"I don't know /{command.name}. /help lists what I know.")
-                return
-            content = expanded
-        self.submit(Work(ctx, content, reply, stream=stream))
+        self.submit(Work(ctx, content, reply, stream=stream, done=done))
 
     def submit(self, work: Work) -> None:
         if not self.accepting:
@@ -157,8 +171,9 @@ class Dispatcher:
             while slot.queue:
                 work = slot.queue.popleft()
                 self.metrics.queue_depth.labels(work.ctx.platform).dec()
+                finished = True
                 try:
-                    await self._run(work, slot)
+                    finished = await self._run(work, slot)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - one failed turn must not stop the session's queue
@@ -168,13 +183,19 @@ class Dispatcher:
                         await work.reply.fail("Something went wrong on my side; the error is in the gateway log.")
                     except Exception:  # noqa: BLE001
                         log.exception("could not report the failure to %s", key)
+                if finished and work.done is not None:
+                    try:
+                        await work.done()
+                    except Exception:  # noqa: BLE001 - the answer is out; the next start may repeat it
+                        log.exception("could not mark the message of %s answered", key)
         finally:
             for work in slot.queue:  # only reached when cancelled at shutdown
                 self.metrics.queue_depth.labels(work.ctx.platform).dec()
             self._slots.pop(key, None)
             self.metrics.active_sessions.dec()
 
-    async def _run(self, work: Work, slot: _Slot) -> None:
+    async def _run(self, work: Work, slot: _Slot) -> bool:
+        """Run one queued message; False when shutdown cut the turn short (it is not answered)."""
         ctx = work.ctx
         store = self.runtime.store
         if work.new_session:
@@ -182,10 +203,10 @@ class Dispatcher:
                                              user_id=ctx.user_id, team=ctx.team)
             self._forget(old.id)
             await work.reply.say(await self.commands.new_session(ctx))
-            return
+            return True
         if not self.runtime.config.model.name:
             await work.reply.say(NO_MODEL_TEXT)
-            return
+            return True
         session = await store.active_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,
                                              user_id=ctx.user_id, team=ctx.team)
         content = work.content
@@ -224,13 +245,14 @@ class Dispatcher:
             metrics.errors.labels("model").inc()
             log.warning("model failed for %s: %s", ctx.session_key, exc)
             await work.reply.fail("The model could not answer right now; please try again in a moment.")
-            return
+            return True
         finally:
             slot.interrupt = None
             self._touch(session.id)
         metrics.turn_seconds.labels(ctx.platform).observe(time.monotonic() - started)
         text = result.text if result.status == "interrupted" else (result.text or "(no answer)")
         await work.reply.finish(text, result)
+        return not (result.status == "interrupted" and not self.accepting)   # cut by shutdown: not answered
 
     # -- memory: evict cached conversations of idle sessions ------------------------------------------
     def _touch(self, session_id: str) -> None:

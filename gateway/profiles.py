@@ -1,9 +1,15 @@
 """Profiles: pack a home's skills (with history), memory, cron jobs and config (without secrets)
 into a .tar.gz, and restore one on another installation.
 
-Archive layout: `profile.json` (format, version, what is included), `skills/` (the library with
-`.history/` and `skills.lock`), `memories/` and `teams/<team>/memories/`, `cron/jobs.json` (rows
-of `cron_jobs`, when that table exists), `config.toml` (secrets removed; `${NAME}` references kept).
+Archive layout: `profile.json` (format, version, what is included, `env_names`: every `${NAME}`
+the config and jobs need, `secret_names`: the ones export made and where), `skills/` (the library
+with `.history/` and `skills.lock`), `memories/` and `teams/<team>/memories/`, `cron/jobs.json`
+(rows of `cron_jobs`, when that table exists), `config.toml`.
+
+No literal secret leaves: in config.toml and the cron jobs every secret (values under secret keys,
+URL user-info and secret query keys, webhook paths, header credentials, MCP env and args, DSNs,
+anything secret-shaped; see `agent.secret_fields`) is replaced by a `${NAME}` reference, the
+same name for the same value. Import lists the names and says which are not set yet.
 
 Import never overwrites silently. `merge` (the default) adds what is missing, fast-forwards a
 skill whose local version is in the profile's history, keeps a local skill that is newer, and
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.redact import Redactor
+from gateway.config import read_secrets_file
 from gateway.home import Home
 from skills.document import SkillFormatError, parse
 from skills.guard import GuardReport, scan_folder
@@ -47,7 +54,6 @@ FORMAT = "hermes-profile"
 VERSION = 1
 PARTS = ("skills", "memory", "cron", "config")
 SKIP_IN_LIBRARY = {".locks", ".staging", ".quarantine"}
-SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|private_key|credential)", re.IGNORECASE)
 ARCHIVE_LIMITS = HubSettings(max_file_bytes=20_000_000, max_total_bytes=500_000_000, max_files=200_000)
 Confirm = Callable[[GuardReport], bool]
 
@@ -65,6 +71,7 @@ class ImportReport:
     conflicts: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    env_names: list[str] = field(default_factory=list)   # ${NAME}s the imported config and jobs need
 
     def to_dict(self) -> dict[str, list[str]]:
         return {k: list(v) for k, v in self.__dict__.items()}
@@ -111,33 +118,91 @@ def to_toml(data: dict[str, Any], prefix: str = "") -> str:
     return out
 
 
-def sanitize_config(text: str, redactor: Redactor | None = None) -> tuple[str, list[str]]:
-    """(config text without secrets, the keys removed). `${NAME}` references are kept as they are."""
+@dataclass
+class SecretNames:
+    """Names for the `${NAME}` references that replace literal secrets; one name per value."""
+
+    by_value: dict[str, str] = field(default_factory=dict)
+    where: dict[str, list[str]] = field(default_factory=dict)
+
+    def name_for(self, value: str, path: tuple[str, ...], label: str, data: Any) -> str:
+        if value in self.by_value:
+            name = self.by_value[value]
+        else:
+            base = _env_name(path, label, data)
+            name, n = base, 2
+            while name in self.where:
+                name, n = f"{base}_{n}", n + 1
+            self.by_value[value] = name
+            self.where[name] = []
+        self.where[name].append(".".join(path))
+        return name
+
+
+def _env_name(path: tuple[str, ...], label: str, data: Any) -> str:
+    """MODEL_API_KEY, MCP_SERVERS_GITHUB_ENV_GITHUB_TOKEN, WEB_SEARCH_URL_PASSWORD, CRON_1A2B_TARGET_WEBHOOK ..."""
+    parts: list[str] = []
+    node = data
+    for part in path:
+        if isinstance(node, list) and part.isdigit():
+            item = node[int(part)]
+            named = item.get("name") or item.get("id") if isinstance(item, dict) else None
+            parts.append(str(named) if named else part)
+            node = item
+            continue
+        parts.append(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    if label and label.lower() not in (path[-1].lower() if path else "", "secret"):
+        parts.append(label)
+    name = re.sub(r"[^A-Za-z0-9]+", "_", "_".join(parts)).strip("_").upper()
+    return ("S_" + name if name[:1].isdigit() else name) or "SECRET"
+
+
+def replace_secrets(data: Any, names: SecretNames, redactor: Redactor, prefix: tuple[str, ...] = (),
+                    root: Any = None) -> Any:
+    """A copy of `data` with every literal secret inside its strings replaced by `${NAME}`."""
+    from agent.secret_fields import walk
+
+    cleaned = json.loads(json.dumps(data))
+    for found in walk(cleaned, redactor):
+        value = found.value
+        for span in reversed(found.spans):
+            secret = found.value[span.start:span.end]
+            name = names.name_for(secret, (*prefix, *found.path), span.label, root if root is not None else cleaned)
+            value = value[:span.start] + "${" + name + "}" + value[span.end:]
+        node = cleaned
+        for part in found.path[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        last = found.path[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return cleaned
+
+
+def sanitize_config(text: str, redactor: Redactor | None = None,
+                    names: SecretNames | None = None) -> tuple[str, list[str]]:
+    """(config text with every literal secret replaced by a `${NAME}` reference, the places changed).
+
+    Secrets are found by `agent.secret_fields`: values under secret-named keys, URL user-info and
+    secret query keys, webhook paths, header credentials, MCP env and args, DSNs, secret shapes.
+    `${NAME}` references already there are kept; `names` collects the names given."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"config.toml is not valid TOML: {exc}") from exc
     redactor = redactor or Redactor.from_environ()
-    removed: list[str] = []
-
-    def clean(value: Any, where: str, key: str) -> Any:
-        if isinstance(value, dict):
-            return {k: v for k, v in ((k, clean(v, f"{where}.{k}" if where else k, k)) for k, v in value.items())
-                    if v is not _DROP}
-        if isinstance(value, list):
-            kept = [clean(v, f"{where}[{i}]", key) for i, v in enumerate(value)]
-            return [v for v in kept if v is not _DROP]
-        if isinstance(value, str) and value and "${" not in value:
-            if SECRET_KEY.search(key) or redactor.contains_secret(value):
-                removed.append(where)
-                return _DROP
-        return value
-
-    cleaned = clean(data, "", "")
-    return to_toml(cleaned), removed
+    names = names if names is not None else SecretNames()
+    before = {w for places in names.where.values() for w in places}
+    cleaned = replace_secrets(data, names, redactor, root=data)
+    changed = sorted({w for places in names.where.values() for w in places} - before)
+    return to_toml(cleaned), changed
 
 
-_DROP = object()
+def references(text: str) -> list[str]:
+    """The `${NAME}` names a text refers to, in order of first appearance."""
+    return list(dict.fromkeys(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)))
 
 
 # ---------------------------------------------------------------------------------- export
@@ -190,10 +255,22 @@ async def export_profile(home: Home, output: Path, include: tuple[str, ...] = PA
     if unknown:
         raise ProfileError(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     manifest: dict[str, Any] = {"format": FORMAT, "version": VERSION, "created": time.time(),
-                                "includes": list(include), "counts": {}, "removed_secrets": []}
+                                "includes": list(include), "counts": {}, "removed_secrets": [],
+                                "secret_names": {}, "env_names": []}
     cron = await _cron_rows(home) if "cron" in include else None
     if "cron" in include and cron is None:
         manifest["notes"] = ["cron: no cron_jobs table in this home's store; no jobs exported"]
+    redactor = Redactor.from_environ()
+    names = SecretNames()
+    if cron is not None:
+        cron = [replace_secrets(row, names, redactor, ("cron", str(row.get("id", i))), {})
+                for i, row in enumerate(cron)]
+    config_text: str | None = None
+    if "config" in include and home.config_file.exists():
+        raw = await asyncio.to_thread(home.config_file.read_text, encoding="utf-8")
+        config_text, manifest["removed_secrets"] = sanitize_config(raw, redactor, names)
+    manifest["secret_names"] = {name: places for name, places in names.where.items()}
+    manifest["env_names"] = references((config_text or "") + json.dumps(cron or []))
 
     def work() -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -211,10 +288,8 @@ async def export_profile(home: Home, output: Path, include: tuple[str, ...] = PA
             if cron is not None:
                 _add_bytes(archive, "cron/jobs.json", json.dumps(cron, indent=1).encode())
                 manifest["counts"]["cron_jobs"] = len(cron)
-            if "config" in include and home.config_file.exists():
-                text, removed = sanitize_config(home.config_file.read_text(encoding="utf-8"))
-                manifest["removed_secrets"] = removed
-                _add_bytes(archive, "config.toml", text.encode())
+            if config_text is not None:
+                _add_bytes(archive, "config.toml", config_text.encode())
             _add_bytes(archive, "profile.json", json.dumps(manifest, indent=1).encode())
         os.replace(temporary, output)
 
@@ -472,7 +547,16 @@ async def import_profile(home: Home, archive: Path, *, replace: bool = False, fo
         await _import_cron(unpacked, home, replace, report)
         await asyncio.to_thread(_import_config, unpacked, home, replace, report)
         report.notes.extend(manifest.get("notes", []))
-        if manifest.get("removed_secrets"):
+        report.env_names = list(manifest.get("env_names") or [])
+        if report.env_names:
+            environ = {**read_secrets_file(home.secrets_file), **{k: v for k, v in os.environ.items() if v}}
+            missing = [n for n in report.env_names if not environ.get(n)]
+            report.notes.append("the imported config and cron jobs refer to these secrets by ${NAME}: "
+                                + ", ".join(report.env_names))
+            if missing:
+                report.notes.append("not set here yet (export them, or put NAME=value lines in "
+                                    f"{home.secrets_file}): " + ", ".join(missing))
+        elif manifest.get("removed_secrets"):   # a profile written by an older Hermes
             report.notes.append("secrets were not exported; set them again here: "
                                 + ", ".join(manifest["removed_secrets"]))
     return report

@@ -19,6 +19,7 @@ from agent.llm import LLMClient
 from agent.loop import Agent, Conversation, TurnResult
 from agent.model_pool import ModelWorkerPool
 from agent.prompt import PromptBuilder
+from agent.redact import Redactor
 from agent.tools.registry import Tool, ToolContext, ToolRegistry
 from agent.tools.web_search import web_search_tools
 from agent.workspace import Workspace
@@ -61,7 +62,7 @@ class Runtime:
         """Open everything; `model_workers` > 0 runs model calls in that many worker processes."""
         home.ensure()
         store_path = Path(config.store.path).expanduser() if config.store.path else home.state_db
-        store = await open_store(store_path)
+        store = await open_store(store_path, Redactor.for_config(config.model_dump(mode="json")))
         pool: ModelWorkerPool | None = None
         try:
             if model_workers:

@@ -177,7 +177,7 @@ async def test_export_from_sessions_only_for_teams_that_opted_in(home: Path, tmp
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(records) == 1
     turns = records[0]["conversations"]
-    assert turns[-2] == {"from": "human", "value": "research question [REDACTED]"}
+    assert turns[-2] == {"from": "human", "value": "research question password=[REDACTED]"}
     assert turns[-1] == {"from": "gpt", "value": "an answer"}
     assert "legal" not in output.read_text()
 

@@ -185,3 +185,22 @@ def test_create_without_a_database_is_a_clear_error(home: Path, tmp_path: Path) 
     assert result.returncode != 0
     assert "no state database to back up" in result.stderr
     assert not (tmp_path / "x.tar.gz").exists()
+
+
+def test_the_archive_is_private_even_over_an_existing_file_and_says_it_holds_the_config_as_is(
+        home: Path, tmp_path: Path) -> None:
+    _populate(home)
+    (home / "config.toml").write_text('[api]\ntoken = "literal-token-kept-as-is-1234567890"\n')
+    assert _hermes("doctor", "--skip-model", home=home).returncode in (0, 1)  # creates state.db
+    output = tmp_path / "world-readable.tar.gz"
+    output.write_text("old")
+    output.chmod(0o644)
+    env = {**os.environ, "HERMES_HOME": str(home)}
+    result = subprocess.run(["sh", "-c", 'umask 000 && exec "$@"', "sh", *HERMES, "backup", "create", "-o",
+                             str(output)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert output.stat().st_mode & 0o777 == 0o600
+    assert "config.toml as it is" in result.stderr and "mode 0600" in result.stderr
+    with tarfile.open(output) as tar:
+        assert json.loads(tar.extractfile("manifest.json").read())["config_as_is"] is True  # type: ignore[union-attr]
+        assert b"literal-token-kept-as-is" in tar.extractfile("config.toml").read()  # type: ignore[union-attr]

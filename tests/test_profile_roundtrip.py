@@ -85,12 +85,15 @@ async def test_export_then_import_into_an_empty_home(tmp_path: Path) -> None:
     manifest = await export_profile(source, archive)
     assert manifest["counts"]["cron_jobs"] == 2
     assert sorted(manifest["removed_secrets"]) == ["api.token", "telegram.token"]
+    assert sorted(manifest["secret_names"]) == ["API_TOKEN", "TELEGRAM_TOKEN"]
+    assert manifest["env_names"] == ["OPENAI_API_KEY", "API_TOKEN", "TELEGRAM_TOKEN"]
     with tarfile.open(archive) as packed:
         names = packed.getnames()
         config_text = packed.extractfile("config.toml").read().decode()  # type: ignore[union-attr]
     assert "skills/ops/release-check/scripts/check.sh" in names and "cron/jobs.json" in names
     assert any(n.startswith("skills/.history/release-check/") for n in names)
     assert "hunter2" not in config_text and "AAHdq" not in config_text and "${OPENAI_API_KEY}" in config_text
+    assert 'token = "${API_TOKEN}"' in config_text and 'token = "${TELEGRAM_TOKEN}"' in config_text
     assert not any("secrets.env" in n or "state.db" in n for n in names)
 
     report = await import_profile(target, archive)
@@ -104,10 +107,12 @@ async def test_export_then_import_into_an_empty_home(tmp_path: Path) -> None:
     history = await SkillLibrary(target.skills_dir).history_of("release-check")
     assert [e.action for e in history] == ["create", "patch", "write_file"]
     from gateway.config import load_config
-    loaded = load_config(None, target, environ={"OPENAI_API_KEY": "k"})
+    assert report.env_names == ["OPENAI_API_KEY", "API_TOKEN", "TELEGRAM_TOKEN"]
+    assert any("not set here yet" in n and "API_TOKEN" in n for n in report.notes)
+    loaded = load_config(None, target, environ={"OPENAI_API_KEY": "k", "API_TOKEN": "set-on-import"})
     assert loaded.telegram.allow_users == ["42"] and loaded.teams[0].name == "ops"
     assert loaded.telegram.channels["-1001234567890"].require_mention is False
-    assert loaded.api.token == ""
+    assert loaded.api.token == "set-on-import"
 
     again = await import_profile(target, archive)
     assert not again.added and not again.conflicts and "release-check" in again.unchanged
@@ -167,10 +172,10 @@ async def test_bad_profiles_are_clear_errors(tmp_path: Path) -> None:
         await export_profile(Home(tmp_path / "h"), tmp_path / "x.tar.gz", ("skills", "passwords"))
 
 
-def test_sanitize_keeps_references_and_drops_literal_secrets() -> None:
+def test_sanitize_keeps_references_and_replaces_literal_secrets() -> None:
     text, removed = sanitize_config('[model]\napi_key = "sk-abcdefghijklmnopqrstuv"\nname = "m"\n'
                                     '[slack]\nsigning_secret = "${SLACK_SIGNING_SECRET}"\n')
-    assert removed == ["model.api_key"] and "sk-abc" not in text
+    assert removed == ["model.api_key"] and "sk-abc" not in text and 'api_key = "${MODEL_API_KEY}"' in text
     assert 'signing_secret = "${SLACK_SIGNING_SECRET}"' in text and 'name = "m"' in text
 
 

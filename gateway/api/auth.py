@@ -4,18 +4,30 @@ These endpoints reach the agent and its tools (the terminal tool among them): a 
 is remote code execution. So the API refuses to start with a token shorter than 24 characters or
 a known placeholder. When no token is configured at all, one is generated on first start and
 kept in `HERMES_HOME/secrets.env` (mode 0600) as HERMES_API_TOKEN; the token itself is never
-logged. A browser logs in once with the token and keeps an HttpOnly, SameSite=Strict cookie
-holding an HMAC of the token (not the token).
+logged.
+
+A browser logs in once with the token and gets a random server-side session (`WebSessions`):
+the cookie holds 32 random bytes, state.db holds only their SHA-256 and when the session ends
+(`[api] session_hours`, default 12); logout deletes it. The cookie is HttpOnly and
+SameSite=Strict, and `Secure` when the request came over HTTPS: directly, or through a proxy
+listed in `[api] trusted_proxies` that says `X-Forwarded-Proto: https` (the header is ignored
+from anyone else, and so is `X-Forwarded-For`, which names the client only behind such a proxy).
+`LoginLimiter` refuses an address's 11th failed login within a minute (429 with Retry-After).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MIN_TOKEN_LENGTH = 24
 TOKEN_ENV = "HERMES_API_TOKEN"
@@ -99,11 +111,10 @@ def save_secret(path: Path, name: str, value: str) -> None:
 
 
 class TokenAuth:
-    """Checks `Authorization: Bearer` headers and login cookies in constant time."""
+    """Checks `Authorization: Bearer` headers and the token typed into the login form, in constant time."""
 
     def __init__(self, token: str) -> None:
         self._token = check_token(token).encode()
-        self._cookie = hmac.new(self._token, b"hermes web login v1", hashlib.sha256).hexdigest()
 
     def bearer_ok(self, header: str) -> bool:
         scheme, _, value = header.partition(" ")
@@ -114,9 +125,126 @@ class TokenAuth:
     def token_ok(self, value: str) -> bool:
         return hmac.compare_digest(value.strip().encode(), self._token)
 
-    @property
-    def cookie_value(self) -> str:
-        return self._cookie
 
-    def cookie_ok(self, value: str) -> bool:
-        return hmac.compare_digest(value.encode(), self._cookie.encode())
+def _digest(cookie: str) -> str:
+    return hashlib.sha256(cookie.encode()).hexdigest()
+
+
+def csrf_for(cookie: str) -> str:
+    """The CSRF token of a login session: an HMAC of its cookie value (as secret, no state)."""
+    return hmac.new(cookie.encode(), b"hermes dashboard csrf v2", hashlib.sha256).hexdigest()
+
+
+class WebSessions:
+    """Browser logins kept in the store (table web_sessions, migration 0009)."""
+
+    def __init__(self, store: Any, hours: float, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.seconds = hours * 3600.0
+        self._clock = clock
+
+    async def create(self, address: str) -> str:
+        """A new session; returns the cookie value (never stored)."""
+        cookie = secrets.token_urlsafe(32)
+        now = self._clock()
+        await self.store.execute(
+            "INSERT INTO web_sessions (token_hash, address, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            (_digest(cookie), address, now, now + self.seconds))
+        return cookie
+
+    async def valid(self, cookie: str) -> bool:
+        if not cookie or len(cookie) > 200:
+            return False
+        row = await self.store.fetchone("SELECT expires_at FROM web_sessions WHERE token_hash = ?",
+                                        (_digest(cookie),))
+        return row is not None and float(row["expires_at"]) > self._clock()
+
+    async def revoke(self, cookie: str) -> None:
+        if cookie:
+            await self.store.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_digest(cookie),))
+
+    async def prune(self) -> int:
+        return await self.store.execute_rowcount("DELETE FROM web_sessions WHERE expires_at <= ?", (self._clock(),))
+
+
+class LoginLimiter:
+    """At most `limit` failed logins per address in `window` seconds; bounded memory."""
+
+    def __init__(self, limit: int = 10, window: float = 60.0, addresses: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.addresses = limit, window, addresses
+        self._clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, address: str) -> deque[float]:
+        found = self._failures.get(address)
+        if found is None:
+            return deque()
+        cutoff = self._clock() - self.window
+        while found and found[0] <= cutoff:
+            found.popleft()
+        if not found:
+            self._failures.pop(address, None)
+        return found
+
+    def retry_after(self, address: str) -> float | None:
+        """Seconds until `address` may try again, or None when it may try now."""
+        recent = self._recent(address)
+        if len(recent) < self.limit:
+            return None
+        return max(1.0, recent[0] + self.window - self._clock())
+
+    def failed(self, address: str) -> None:
+        recent = self._failures.setdefault(address, deque())
+        recent.append(self._clock())
+        self._failures.move_to_end(address)
+        while len(recent) > self.limit:
+            recent.popleft()
+        while len(self._failures) > self.addresses:
+            self._failures.popitem(last=False)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_proxies(entries: Iterable[str]) -> list[Network]:
+    """`[api] trusted_proxies` entries (addresses or CIDR networks); ValueError names a bad one."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"[api] trusted_proxies: {entry!r} is not an IP address or network") from None
+    return networks
+
+
+@dataclass(frozen=True)
+class ClientView:
+    """Who sent a request and how, believing forwarded headers only from trusted proxies."""
+
+    proxies: tuple[Network, ...] = ()
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.split("%")[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.proxies)
+
+    def address(self, remote: str, forwarded_for: str) -> str:
+        """The client address: the remote peer, or behind trusted proxies the nearest untrusted hop."""
+        if not self._trusted(remote) or not forwarded_for:
+            return remote
+        for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+            if not self._trusted(hop):
+                return hop
+        return remote
+
+    def https(self, remote: str, direct_tls: bool, forwarded_proto: str) -> bool:
+        if direct_tls:
+            return True
+        if not self._trusted(remote):
+            return False
+        return forwarded_proto.split(",")[0].strip().lower() == "https"

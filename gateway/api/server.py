@@ -1,9 +1,11 @@
 """The aiohttp application on `[api] host:port`: pages, endpoints, authentication.
 
 Everything needs the bearer token (`Authorization: Bearer TOKEN`) or the login cookie a browser
-gets from the login form at `/`. Routes that adapters attach (Slack Events API, Telegram webhook)
-are exempt: they carry their platform's own signature checks. Cookie-authenticated requests
-that change state must come from our own origin (the cookie is also SameSite=Strict).
+gets from the login form at `/` (a server-side session, `auth.WebSessions`; failed logins are
+limited per address by `auth.LoginLimiter`). Routes that adapters attach (Slack Events API,
+Telegram webhook) are exempt: they carry their platform's own signature checks. Cookie-
+authenticated requests that change state must come from our own origin (the cookie is also
+SameSite=Strict).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.auth import COOKIE_NAME, TokenAuth
+from gateway.api.auth import COOKIE_NAME, ClientView, LoginLimiter, TokenAuth, WebSessions
 from gateway.api.openai_compat import ChatCompletions
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,12 @@ class ApiApp:
     """Builds the application; `public_resources` lists adapter routes that skip our auth."""
 
     def __init__(self, auth: TokenAuth, completions: ChatCompletions, metrics_body: Callable[[], bytes],
-                 metrics_type: str, health: HealthProvider) -> None:
+                 metrics_type: str, health: HealthProvider, *, sessions: WebSessions | None = None,
+                 clients: ClientView | None = None, limiter: LoginLimiter | None = None) -> None:
         self.auth = auth
+        self.sessions = sessions
+        self.clients = clients or ClientView()
+        self.limiter = limiter or LoginLimiter()
         self.completions = completions
         self.metrics_body = metrics_body
         self.metrics_type = metrics_type
@@ -74,15 +80,32 @@ class ApiApp:
         self.public_resources |= set(self.app.router.resources()) - before
 
     # -- authentication --------------------------------------------------------------------------------
-    def authenticated(self, request: web.Request) -> str | None:
-        """'bearer' or 'cookie' when the request carries valid credentials, else None."""
+    async def authenticate(self, request: web.Request) -> str | None:
+        """'bearer' or 'cookie' when the request carries valid credentials, else None (remembered)."""
+        if "hermes_auth" in request:
+            return request["hermes_auth"]
+        how: str | None = None
         header = request.headers.get("Authorization", "")
         if header and self.auth.bearer_ok(header):
-            return "bearer"
-        cookie = request.cookies.get(COOKIE_NAME, "")
-        if cookie and self.auth.cookie_ok(cookie):
-            return "cookie"
-        return None
+            how = "bearer"
+        else:
+            cookie = request.cookies.get(COOKIE_NAME, "")
+            if cookie and self.sessions is not None and await self.sessions.valid(cookie):
+                how = "cookie"
+        request["hermes_auth"] = how
+        return how
+
+    def authenticated(self, request: web.Request) -> str | None:
+        """What `authenticate` found for this request (the middleware runs it first)."""
+        return request.get("hermes_auth")
+
+    def client_address(self, request: web.Request) -> str:
+        return self.clients.address(request.remote or "", request.headers.get("X-Forwarded-For", ""))
+
+    def over_https(self, request: web.Request) -> bool:
+        return self.clients.https(request.remote or "", request.transport is not None and
+                                  request.transport.get_extra_info("sslcontext") is not None,
+                                  request.headers.get("X-Forwarded-Proto", ""))
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -90,7 +113,7 @@ class ApiApp:
         if route.resource in self.public_resources or any(a is not self.app for a in request.match_info.apps):
             return await handler(request)
         if (request.method, request.path) not in PUBLIC_PATHS:
-            how = self.authenticated(request)
+            how = await self.authenticate(request)
             if how is None:
                 if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
                     return self._page(self._login_form("", request.path_qs), status=401)  # a browser: log in
@@ -122,24 +145,35 @@ class ApiApp:
         return self._login_page.replace("{{error}}", error).replace("{{next}}", html.escape(_local_path(next_path)))
 
     async def index(self, request: web.Request) -> web.Response:
-        if self.authenticated(request) is None:
+        if await self.authenticate(request) is None:
             return self._page(self._login_form("", "/"))
         return self._page(self._chat_page)
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         if request.method == "GET":
             raise web.HTTPFound("/")
+        address = self.client_address(request)
+        wait = self.limiter.retry_after(address)
+        if wait is not None:
+            log.warning("login refused for %s: too many failed logins in the last minute", address)
+            return web.Response(status=429, text=f"Too many failed logins from {address}; try again in "
+                                f"{int(wait + 0.999)} s.", headers={"Retry-After": str(int(wait + 0.999))})
         form = await request.post()
         token = str(form.get("token", ""))
         next_path = _local_path(str(form.get("next", "/")))
-        if not token or not self.auth.token_ok(token):
+        if not token or not self.auth.token_ok(token) or self.sessions is None:
+            self.limiter.failed(address)
+            log.info("failed login from %s", address)
             return self._page(self._login_form('<p class="error">That token is not right.</p>', next_path), status=401)
+        cookie = await self.sessions.create(address)
         response = web.Response(status=303, headers={"Location": next_path})
-        response.set_cookie(COOKIE_NAME, self.auth.cookie_value, httponly=True, samesite="Strict", path="/",
-                            secure=request.secure, max_age=30 * 24 * 3600)
+        response.set_cookie(COOKIE_NAME, cookie, httponly=True, samesite="Strict", path="/",
+                            secure=self.over_https(request), max_age=int(self.sessions.seconds))
         return response
 
-    async def logout(self, _request: web.Request) -> web.StreamResponse:
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        if self.sessions is not None:
+            await self.sessions.revoke(request.cookies.get(COOKIE_NAME, ""))
         response = web.Response(status=303, headers={"Location": "/"})
         response.del_cookie(COOKIE_NAME, path="/")
         return response

@@ -37,8 +37,11 @@ def backup() -> None:
               help="The .tar.gz file to write.")
 @click.option("--include-secrets", is_flag=True, help="Also store secrets.env (keep the archive safe).")
 def create(config_path: Path | None, output: Path, include_secrets: bool) -> None:
-    """Write a consistent backup; safe while the gateway runs."""
-    from gateway.backup import BackupError, create_backup
+    """Write a consistent backup (mode 0600); safe while the gateway runs.
+
+    The archive holds config.toml as it is, literal secrets included, and the transcripts in
+    state.db: keep it private. `hermes profile export` is the one to share."""
+    from gateway.backup import CONFIG_AS_IS_NOTE, BackupError, create_backup
 
     db_path, home = _db_path(config_path, strict=True)
     try:
@@ -47,6 +50,7 @@ def create(config_path: Path | None, output: Path, include_secrets: bool) -> Non
         fail(str(exc))
     click.echo(f"wrote {report.path} ({report.size} bytes, {report.files} files, schema version "
                f"{report.schema_version}{', includes secrets.env' if report.includes_secrets else ''})")
+    click.echo(f"note: {CONFIG_AS_IS_NOTE}", err=True)
 
 
 @backup.command("restore")

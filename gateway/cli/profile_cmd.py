@@ -1,5 +1,6 @@
 """`hermes profile export|import`: move skills (with history), memory, cron jobs and config
-(without secrets) between installations. Imports are light; the work is in gateway.profiles."""
+(literal secrets replaced by `${NAME}` references, whose names export and import list) between
+installations. Imports are light; the work is in gateway.profiles."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def profile() -> None:
 @click.option("--include", default="memory,skills,cron,config", show_default=True,
               help="Comma-separated parts to pack: memory, skills, cron, config.")
 def export(file: Path, include: str) -> None:
-    """Pack the profile into FILE.tar.gz (secrets are never exported)."""
+    """Pack the profile into FILE.tar.gz (literal secrets become ${NAME} references; never exported)."""
     from gateway.home import Home
     from gateway.profiles import ProfileError, export_profile
 
@@ -34,8 +35,11 @@ def export(file: Path, include: str) -> None:
     click.echo(f"exported {counts} to {file}")
     for note in manifest.get("notes", []):
         click.echo(f"note: {note}", err=True)
-    if manifest["removed_secrets"]:
-        click.echo("secrets left out of config.toml: " + ", ".join(manifest["removed_secrets"]), err=True)
+    for name, places in manifest["secret_names"].items():
+        click.echo(f"secret replaced by ${{{name}}}: {', '.join(places)}", err=True)
+    if manifest["env_names"]:
+        click.echo("set these on the installation you import into (environment or HERMES_HOME/secrets.env): "
+                   + ", ".join(manifest["env_names"]), err=True)
 
 
 @profile.command("import")
@@ -69,6 +73,8 @@ def import_(file: Path, mode: str, force: bool, yes: bool, as_json: bool) -> Non
         fail(str(exc))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
+        if report.env_names:
+            click.echo("set these secrets: " + ", ".join(report.env_names), err=True)
     else:
         for label, items in report.to_dict().items():
             for item in items:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.cron.schedule import Schedule, describe_time, parse_schedule
-from gateway.store import SQLiteStore
+from gateway.store import KeepSecret, SQLiteStore
 
 EXCERPT_CHARS = 500
 ERROR_CHARS = 500
@@ -130,7 +130,7 @@ class JobStore:
             "INSERT INTO cron_jobs (id, name, schedule, kind, timezone, prompt, skill, model, target,"
             " origin_session, owner, team, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, name or job_id, schedule.text, schedule.kind, schedule.timezone, prompt, skill, model,
-             target, origin_session, owner, team, now, now))
+             KeepSecret(target), origin_session, owner, team, now, now))  # a webhook URL must work as given
         return await self.get(job_id)
 
     async def get(self, job_id: str, *, owner: str | None = None) -> Job:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -147,6 +148,19 @@ def _example(scheme: str) -> str:
             "webhook": "webhook:https://example.com/hooks/hermes", "file": "file:reports/daily.md"}.get(scheme, scheme)
 
 
+def _expand_references(value: str) -> str:
+    """`${NAME}` in a webhook URL (a job imported from a profile keeps its secret there) from the
+    environment (secrets.env is loaded into it with the config)."""
+    def substitute(match: re.Match[str]) -> str:
+        found = os.environ.get(match.group(1))
+        if not found:
+            raise DeliveryFailed(f"webhook: the secret {match.group(1)} its URL refers to is not set "
+                                 "(export it, or put it in HERMES_HOME/secrets.env)")
+        return found
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", substitute, value)
+
+
 async def _post_webhook(url: str, payload: dict[str, Any]) -> None:
     import aiohttp
 
@@ -202,7 +216,7 @@ async def deliver(target: Target, text: str, *, services: dict[str, Any], header
         await _deliver_platform(target, text, services, key)
         return
     if target.scheme == "webhook":
-        await _post_webhook(target.value, {**(payload or {}), "text": text})
+        await _post_webhook(_expand_references(target.value), {**(payload or {}), "text": text})
         return
     block = f"## {header}\n\n{text.rstrip()}\n\n" if header else f"{text.rstrip()}\n\n"
     try:

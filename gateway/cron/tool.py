@@ -36,9 +36,11 @@ async def _approve_delivery(ctx: ToolContext, service: Any, deliver: str, sessio
     target = parse_target(deliver, service.config, service.home, origin=session)  # TargetError: bad target
     if session is not None and (target.scheme, target.value) == (session.platform, session.chat_id):
         return
-    shown = target.display()
-    if not await ctx.approve("cron", f"create a scheduled job that delivers to {shown} instead of this chat "
-                                     f"(rule: deliver to {shown})"):
+    # the whole target, webhook URL with its path and query: what is approved (and always allowed)
+    # is exactly this destination, and the person asked sees all of it
+    whole, shown = str(target), target.display()
+    if not await ctx.approve("cron", f"create a scheduled job that delivers to {whole} instead of this chat "
+                                     f"(rule: deliver to {whole})"):
         raise ToolError(f"the user did not approve delivering to {shown}, so the job was not created")
 
 

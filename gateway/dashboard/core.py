@@ -1,10 +1,10 @@
 """The Dashboard object the page modules share: templates, CSRF checks, flash messages, services.
 
-Authentication is the ApiApp middleware's (bearer token or login cookie; cookie POSTs from another
-origin are refused there). On top of that, every form carries a CSRF token derived from the
-login cookie (an HMAC, so it is as secret as the cookie and needs no server state); a
-cookie-authenticated POST without it is refused. Bearer-token clients need no CSRF token: a
-browser never sends that header on its own.
+Authentication is the ApiApp middleware's (bearer token or login session cookie; cookie POSTs
+from another origin are refused there). On top of that, every form carries a CSRF token derived
+from the session's cookie (an HMAC, so it is as secret as the cookie, differs per login and
+needs no server state); a cookie-authenticated POST without it is refused. Bearer-token clients
+need no CSRF token: a browser never sends that header on its own.
 
 After a POST the handler redirects (303) to a page with `?flash=ID`; the message lives in a
 small bounded in-memory store of this Dashboard, so a crafted link cannot put words on a page.
@@ -12,7 +12,6 @@ small bounded in-memory store of this Dashboard, so a crafted link cannot put wo
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
@@ -22,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from gateway.api.auth import COOKIE_NAME, csrf_for
 from gateway.dashboard.errors import RecentErrors
 from gateway.dashboard.render import make_environment
 
@@ -66,11 +66,14 @@ class Dashboard:
     def __init__(self, api_app: Any, gateway: Any) -> None:
         self.api = api_app
         self.gateway = gateway
-        self.templates = make_environment()
+        self.templates = make_environment(gateway.runtime.store.redactor if gateway.runtime is not None else None)
         self.flashes = FlashStore()
         self.errors = RecentErrors()
-        self.csrf_token = hmac.new(api_app.auth.cookie_value.encode(), b"hermes dashboard csrf v1",
-                                   hashlib.sha256).hexdigest()
+
+    def csrf_token(self, request: web.Request) -> str:
+        """This login's CSRF token ('' for bearer-token requests, which need none)."""
+        cookie = request.cookies.get(COOKIE_NAME, "")
+        return csrf_for(cookie) if cookie and self.api.authenticated(request) == "cookie" else ""
 
     # -- services -------------------------------------------------------------------------------------
     @property
@@ -100,7 +103,7 @@ class Dashboard:
     def page(self, request: web.Request, template: str, *, active: str, status: int = 200,
              **context: Any) -> web.Response:
         html = self.templates.get_template(template).render(
-            csrf=self.csrf_token, flash=self.flashes.pop(request.query.get("flash", "")), nav=NAV,
+            csrf=self.csrf_token(request), flash=self.flashes.pop(request.query.get("flash", "")), nav=NAV,
             active=active, **context)
         return web.Response(text=html, content_type="text/html", status=status, headers=PAGE_HEADERS)
 
@@ -117,7 +120,7 @@ class Dashboard:
         form = await request.post()
         if self.api.authenticated(request) == "cookie":
             sent = str(form.get("_csrf", ""))
-            if not hmac.compare_digest(sent.encode(), self.csrf_token.encode()):
+            if not hmac.compare_digest(sent.encode(), self.csrf_token(request).encode()):
                 raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong; reload the page and retry")
         return form
 

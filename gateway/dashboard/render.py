@@ -2,7 +2,9 @@
 
 Nothing a user, the agent or a skill author wrote reaches a page unescaped: templates autoescape,
 Markdown is rendered with raw HTML disabled (markdown-it escapes it, and refuses javascript:
-links), and the chart is built from numbers with its labels escaped.
+links), and the chart is built from numbers with its labels escaped. No secret reaches a page
+either: every value a template prints passes through the `Redactor` (the environment's and the
+config's known secrets, and secret shapes) as Jinja's `finalize`, whatever it came from.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
+
+from agent.redact import Redactor
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}) \
     .enable("table").enable("strikethrough")
@@ -104,8 +108,24 @@ def _number(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
 
 
-def make_environment() -> Environment:
+def redacting(redactor: Redactor) -> Any:
+    """Jinja `finalize`: every printed value with its secrets masked (Markup stays Markup)."""
+
+    def finalize(value: Any) -> Any:
+        if isinstance(value, Markup):
+            return Markup(redactor.redact(str(value)))
+        if isinstance(value, str):
+            return redactor.redact(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        return redactor.redact(str(value))
+
+    return finalize
+
+
+def make_environment(redactor: Redactor | None = None) -> Environment:
     env = Environment(loader=PackageLoader("gateway.dashboard", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      finalize=redacting(redactor or Redactor.from_environ()))
     env.filters.update(markdown=markdown, when=when, ago=ago, diff_lines=diff_lines, pretty_json=pretty_json)
     return env

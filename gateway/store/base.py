@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 
+class KeepSecret(str):
+    """A text parameter the store keeps exactly as given instead of redacting it: configuration
+    the user typed that would not work masked (a cron job's delivery target). Use sparingly."""
+
+
 @dataclass(frozen=True)
 class SessionRecord:
     id: str

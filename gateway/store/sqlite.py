@@ -9,11 +9,19 @@ Every aiosqlite call is a hop to its worker thread and back, so the per-turn wri
 usage) are single statements run with one `execute_fetchall` each, and the active session of a
 key is remembered (this process is the only writer of `sessions.archived`; a write through the
 generic `execute` that names the sessions table forgets what was remembered).
+
+No secret is stored: every message, tool call (name, arguments, result) and compaction summary
+passes through the store's `Redactor` (known secret values of the config and environment, and
+secret shapes) on its way in, and so does every text parameter of an INSERT/UPDATE/REPLACE run
+through the generic `execute`, `execute_rowcount`, `fetchall` and `fetchone` (JSON text stays
+valid JSON). Feature modules cannot bypass it by accident; a value that must be kept as given
+(configuration the user typed, such as a cron job's delivery target) is wrapped in `KeepSecret`.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 from collections import OrderedDict
@@ -23,10 +31,13 @@ from typing import Any, Iterable
 
 import aiosqlite
 
-from gateway.store.base import SessionRecord, UsageTotals
+from agent.redact import Redactor, redact_json_text, redact_message
+from gateway.store.base import KeepSecret, SessionRecord, UsageTotals
 
 MIGRATIONS_PACKAGE = "gateway.store.migrations"
 ACTIVE_SESSIONS_REMEMBERED = 1024
+WRITES = ("INSERT", "UPDATE", "REPLACE")
+SHORTEST_SECRET = 6
 
 
 class SchemaTooNewError(RuntimeError):
@@ -58,9 +69,10 @@ def _session(row: aiosqlite.Row) -> SessionRecord:
 class SQLiteStore:
     """The Store interface on one SQLite file."""
 
-    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, connection: aiosqlite.Connection, path: Path, redactor: Redactor | None = None) -> None:
         self._db = connection
         self.path = path
+        self.redactor = redactor or Redactor.from_environ()
         self._active: OrderedDict[str, SessionRecord] = OrderedDict()  # key -> its active session
         self._sessions_written = 0  # bumped by every write that may change which session is active
 
@@ -70,28 +82,38 @@ class SQLiteStore:
             self._sessions_written += 1
             self._active.clear()
 
+    def _clean(self, value: Any) -> Any:
+        if type(value) is KeepSecret:
+            return str(value)
+        if isinstance(value, str) and len(value) >= SHORTEST_SECRET:
+            return redact_json_text(value, self.redactor) if value[:1] in "{[" else self.redactor.redact(value)
+        return value
+
+    def _params(self, sql: str, params: Iterable[Any]) -> tuple[Any, ...]:
+        """The parameters to bind: text of a write redacted (see the module docstring)."""
+        self._forget_sessions_if_written(sql)
+        if not sql.lstrip()[:7].upper().startswith(WRITES):
+            return tuple(params)
+        return tuple(self._clean(p) for p in params)
+
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one statement; returns lastrowid."""
-        self._forget_sessions_if_written(sql)
-        cursor = await self._db.execute(sql, tuple(params))
+        cursor = await self._db.execute(sql, self._params(sql, params))
         rowid = cursor.lastrowid or 0
         await cursor.close()
         return rowid
 
     async def execute_rowcount(self, sql: str, params: Iterable[Any] = ()) -> int:
-        self._forget_sessions_if_written(sql)
-        cursor = await self._db.execute(sql, tuple(params))
+        cursor = await self._db.execute(sql, self._params(sql, params))
         count = cursor.rowcount
         await cursor.close()
         return count
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        self._forget_sessions_if_written(sql)
-        return list(await self._db.execute_fetchall(sql, tuple(params)))
+        return list(await self._db.execute_fetchall(sql, self._params(sql, params)))
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        self._forget_sessions_if_written(sql)
-        async with self._db.execute(sql, tuple(params)) as cursor:
+        async with self._db.execute(sql, self._params(sql, params)) as cursor:
             return await cursor.fetchone()
 
     async def schema_version(self) -> int:
@@ -182,6 +204,7 @@ class SQLiteStore:
         """Append (and commit) a message; returns its seq. `touch=False` leaves the session's
         `updated_at` to a later `touch_session` (one write per turn instead of one per message)."""
         now = time.time()
+        message = redact_message(message, self.redactor)
         rows = await self._db.execute_fetchall(
             "INSERT INTO messages (session_id, seq, role, data, created_at)"
             " SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM messages WHERE session_id = ? RETURNING seq",
@@ -211,6 +234,7 @@ class SQLiteStore:
 
     async def compact_messages(self, session_id: str, first_seq: int, last_seq: int,
                                summary: dict[str, Any]) -> None:
+        summary = redact_message(summary, self.redactor)
         await self._db.execute("BEGIN IMMEDIATE")
         try:
             await self._db.execute(
@@ -233,7 +257,8 @@ class SQLiteStore:
         await self._db.execute_fetchall(
             "INSERT INTO tool_calls (session_id, call_id, name, arguments, ok, result, duration_ms, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (session_id, call_id, name, arguments, int(ok), result[:4000], duration_ms, time.time()),
+            (session_id, call_id, self.redactor.redact(name), redact_json_text(arguments, self.redactor), int(ok),
+             self.redactor.redact(result[:8000])[:4000], duration_ms, time.time()),
         )
 
     async def record_usage(self, session_id: str, *, model: str, prompt_tokens: int,
@@ -266,13 +291,26 @@ class SQLiteStore:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration file into statements (our migrations put no ';' inside literals)."""
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """Split a migration file into statements (a trigger's BEGIN ... END stays one statement)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip().rstrip(";").strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return [s for s in statements if s]
 
 
-async def open_store(path: Path) -> SQLiteStore:
-    """Open (creating if needed) the SQLite store at `path`, in WAL mode, fully migrated."""
+async def open_store(path: Path, redactor: Redactor | None = None) -> SQLiteStore:
+    """Open (creating if needed) the SQLite store at `path`, in WAL mode, fully migrated.
+
+    `redactor` masks secrets in what is written (default: the environment's secrets and shapes;
+    the Runtime passes one that also knows the config's literal secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = await aiosqlite.connect(path, isolation_level=None)
     connection.row_factory = aiosqlite.Row
@@ -280,7 +318,7 @@ async def open_store(path: Path) -> SQLiteStore:
     await connection.execute("PRAGMA synchronous = NORMAL")
     await connection.execute("PRAGMA foreign_keys = ON")
     await connection.execute("PRAGMA busy_timeout = 5000")
-    store = SQLiteStore(connection, path)
+    store = SQLiteStore(connection, path, redactor)
     try:
         await store.migrate()
     except BaseException:
