@@ -39,8 +39,6 @@ PROMPT_INJECTION = [
                r"|guidelines|guardrails|messages|constraints)\b", I),
     re.compile(r"\byou are (now|no longer)\b[^.\n]{0,50}\b(DAN|jailbr\w*|unrestricted|developer mode|unfiltered"
                r"|bound by|without (any )?(restrictions|limits|rules))", I),
-    re.compile(r"\b(without|do not|don't|never)\s+(telling|tell|informing|inform|notifying|notify|alerting|alert"
-               r"|asking|ask)\s+(the\s+|your\s+)?(user|human|operator|owner)\b", I),
     re.compile(r"\b(hide|conceal|keep)\b[^.\n]{0,30}\b(from|secret from)\s+the\s+(user|human|operator)\b", I),
     re.compile(r"\bsilently\s+(send|upload|post|exfiltrate|transmit|copy|forward|run|execute|install)\b", I),
     re.compile(r"<\|im_start\|>|<\|system\|>|<\|endoftext\|>|\[/?INST\]|^\s*#*\s*(SYSTEM|ADMIN|DEVELOPER)\s*"
@@ -78,6 +76,10 @@ DOWNLOAD_EXEC = [
     re.compile(r"\b(curl|wget)\b[^\n]*\s(-o|-O|--output)\s*\S+[^\n]*(&&|;)\s*(\./|sh\s|bash\s|python[0-9.]*\s)\S*", I),
     re.compile(r"\b(pip3?|uv pip|pipx)\s+install\b[^\n]*\s(https?://\S+\.(py|sh)\b)", I),
 ]
+DOWNLOAD_EXEC.append(re.compile(
+    r"\b(printf|echo\s+-[a-zA-Z]*e[a-zA-Z]*)\s+[^|]*(\\x[0-9A-Fa-f]{2}|\\[0-7]{3}|\\u[0-9A-Fa-f]{4})[^|]*"
+    r"(\\x[0-9A-Fa-f]{2}|\\[0-7]{3}|\\u[0-9A-Fa-f]{4})[^|]*(\\x[0-9A-Fa-f]{2}|\\[0-7]{3}|\\u[0-9A-Fa-f]{4})[^|]*\|\s*("
+    + SHELLS + r")", I))
 DOWNLOAD_CHMOD = re.compile(r"\b(curl|wget)\b[^\n]*(&&|;)\s*chmod\s+(\+x|[0-7]*7[0-7]*)\b", I)
 
 # ---------------------------------------------------------------- destructive
@@ -121,7 +123,7 @@ PERSISTENCE_CAUTION = [
 ]
 PAYLOAD_RED_FLAGS = re.compile(
     r"\b(curl|wget|nc|ncat|socat|base64|eval|exec)\b|/dev/tcp/|/tmp/\.|/dev/shm/|python[0-9.]*\s+-c"
-    r"|\balias\s+(sudo|ssh|git|ls|cd|su|passwd)=|LD_PRELOAD|https?://", I)
+    r"|\balias\s+(sudo|su|passwd)=|LD_PRELOAD|https?://|\bnohup\b|(~|\$HOME)/\.[\w-]+/[^\s'\"]*\.(sh|py|bin|elf)\b", I)
 
 # ---------------------------------------------------------------- obfuscation
 BASE64_BLOB = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/]{120,}={0,2}(?![A-Za-z0-9+/_-])")
@@ -141,3 +143,35 @@ PY_WRITE = re.compile(r"open\(\s*[rfb]?[\"']((/|~)[^\"']*)[\"']\s*,\s*[\"'][wax]
 CREDENTIAL_ACCESS = re.compile(r"\b(glob|open|read\w*|listdir|scandir|iterdir|walk|cat|cp|tar|zip|rglob|copy\w*)\b", I)
 OUTSIDE_READ = re.compile(r"\.\./\.\./|Path\.home\(\)|expanduser\(\s*[\"']~|os\.environ\[[\"']HOME|\$HOME\b|\$\{HOME\}|~/"
                           r"|[\"'](/etc/|/root/|/home/|/Users/|/var/lib/)")
+
+# ---------------------------------------------------------------- reverse shells
+REVERSE_SHELL = [
+    re.compile(r"/dev/(tcp|udp)/[^\s/]+/\d+[^\n]*(0>&1|>&\s*\d|<&\s*\d|\s-i\b)|(\s-i\b|0<&|exec\s+\d*<>)[^\n]*/dev/(tcp|udp)/"
+               r"|\bexec\s+\d+<>\s*/dev/(tcp|udp)/"),
+    re.compile(r"\b(nc|ncat|netcat|nc\.traditional)\b[^\n|;]*\s-[a-z]*[ec]\s*['\"]?\S*(sh|bash|cmd(\.exe)?|powershell)\b", I),
+    re.compile(r"\bmkfifo\b[^\n]*\b(nc|ncat|netcat|telnet|openssl\s+s_client)\b", I),
+    re.compile(r"\bsocat\b[^\n]*(exec|system):[^\n]*\b(sh|bash|pty)\b|\bsocat\b[^\n]*\btcp[^\n]*\b(exec|system):", I),
+    re.compile(r"\b(socket|fsockopen|TCPSocket|IO::Socket)\b[^\n]*(dup2|\bexec\b|spawn|/bin/(ba)?sh|popen|\bsystem\b)", I),
+    re.compile(r"\bs_client\b[^\n]*\|\s*(/bin/)?(ba)?sh\b|Net\.Sockets\.TCPClient[^\n]*(iex|Invoke-Expression|GetStream)", I),
+]
+
+# ---------------------------------------------------------------- exfiltration by shell
+SECRET_REF = re.compile(
+    r"(~|\$HOME|\$\{HOME\}|/home/[\w.-]+|/root|/Users/[\w.-]+)/\.(ssh|aws|gnupg|kube|docker|netrc|git-credentials|pgpass"
+    r"|npmrc|pypirc|config/gcloud|password-store|electrum|bitcoin|mozilla|config/google-chrome)\b(?![\w.-]*\.pub\b)"
+    r"(?!/known_hosts|/config\b)|\bid_(rsa|dsa|ecdsa|ed25519)\b(?!\.pub)|\.aws/credentials|/etc/shadow"
+    r"|(?<![\w.-])\.env(?![\w.-])|\bwallet\.dat\b|Login Data|\bkeychain\b|\.git-credentials|(?<![\w.-])\.netrc\b"
+    r"|(Path\.home\(\)|expanduser\(\s*['\"]~['\"]\s*\))\s*[/,]\s*['\"]\.(ssh|aws|gnupg|kube|netrc)\b"
+    r"|expanduser\(\s*['\"]~/\.(ssh|aws|gnupg|kube|netrc)\b(?![\w./-]*\.pub)", I)
+READERS = re.compile(r"^\s*(sudo\s+)?(cat|tac|tar|zip|7z|gzip|bzip2|xz|base64|xxd|od|head|tail|less|more|openssl|gpg"
+                     r"|strings|find|grep|jq|awk|sed|cut|sort|dd|cp|rsync)\b", I)
+ENV_READERS = re.compile(r"^\s*(env|printenv|set|export\s+-p|compgen\s+-e|declare\s+-x?p)\s*$|/proc/\S*/environ", I)
+SENDERS = re.compile(r"\b(curl|wget|nc|ncat|netcat|socat|telnet|sendmail|mailx?|mutt|openssl\s+s_client|ssh\s+\S*@?\S+"
+                     r"|gh\s+gist|http|https|xh|aws\s+s3|gsutil|rclone|scp|ftp|tftp|dig|nslookup|host)\b", I)
+SEND_ARG = re.compile(r"(\s-d|--data[\w-]*|\s-F|--form|--upload-file|\s-T|\s--body-file|\s-b)\s*['\"]?[^'\"\s]*@?", I)
+IDENTITY_ARG = re.compile(r"(\s-i|--key|--cert|--cacert|--identity|IdentityFile=|--netrc-file|-K)\s*['\"]?\S*$")
+PUSH_SECRETS = re.compile(r"\bgit\s+(-C\s+|--git-dir=|--work-tree=)\S*|\bcd\s+|\bgit\s+add\b[^\n]*|\bcp\s+-\w*r\w*\s+|\brsync\s+"
+                          r"|\btar\b[^\n]*|\bzip\s+-r\b[^\n]*|\bln\s+-s\w*\s+", I)
+REMOTE_SENDERS = re.compile(r"\bgit\s+push\b|\bgh\s+(gist|repo)\s+create\b|\baws\s+s3\s+(cp|sync|mv)\b|\bgsutil\s+(cp|rsync)\b"
+                            r"|\brclone\s+(copy|sync)\b|\bscp\b|\brsync\b[^\n]*\s\S+:|\bcurl\b|\bwget\b[^\n]*--post|\bnc\b"
+                            r"|\bsocat\b|/dev/tcp/|\bftp\b|\bsmbclient\b", I)

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 SECRET_PATH = re.compile(
     r"(^|[/~'\"\s])\.(ssh|aws|gnupg|kube|docker|netrc|git-credentials|pgpass|pypirc|config/gcloud)(/|$|['\"\s])(?!.*\.pub\b)"
     r"|\bid_(rsa|dsa|ecdsa|ed25519)\b(?!\.pub)|\.aws/credentials|/etc/shadow|(^|/)\.env$|\bwallet\.dat\b|Login Data"
-    r"|Cookies$|\.git-credentials|\.netrc\b|keychain", re.I)
-NOT_SECRET_PATH = re.compile(r"\.pub$|known_hosts|ssh/config$|\.env\.(example|sample|template)$", re.I)
+    r"|Cookies$|\.git-credentials|\.netrc\b|keychain", re.IGNORECASE)
+NOT_SECRET_PATH = re.compile(r"\.pub$|known_hosts|ssh/config$|\.env\.(example|sample|template)$", re.IGNORECASE)
 NETWORK_MODULES = {"requests", "httpx", "urllib", "http", "aiohttp", "socket", "smtplib", "ftplib", "boto3", "paramiko"}
 EXEC_NAMES = {"exec", "eval", "compile", "execfile"}
 SHELL_CALLS = {"system", "popen", "run", "call", "check_call", "check_output", "Popen", "getoutput", "getstatusoutput",
@@ -289,9 +289,7 @@ class _Flows:
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Assign):
                 assignments.append((node.targets, node.value))
-            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
-                assignments.append(([node.target], node.value))
-            elif isinstance(node, ast.NamedExpr):
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None or isinstance(node, ast.NamedExpr):
                 assignments.append(([node.target], node.value))
             elif isinstance(node, (ast.For, ast.comprehension)):
                 assignments.append(([node.target], node.iter))
@@ -341,6 +339,9 @@ class _Flows:
             if name in SHELL_CALLS and any(k.arg in ("stdin", "stdout", "stderr") and self.expr(k.value) & {"inet"}
                                            for k in node.keywords):
                 shells_with_socket.append(line)
+            if name in ("read", "read_text", "read_bytes", "readlines", "load_pem_private_key") and "keyfile" in self.expr(node):
+                result.findings.append(PyFinding(line, "outside-folder", "dangerous",
+                                                 "reads credential files outside the skill's folder", text))
             if self._is_network(node, dotted, name) and arg_taints & {"env", "keyfile"}:
                 what = "the whole environment" if "env" in arg_taints else "a credential file"
                 result.findings.append(PyFinding(line, "exfiltration", "dangerous", f"sends {what} over the network", text))

@@ -25,8 +25,8 @@ ESCAPE_ARG = re.compile(r"\$'((?:[^'\\]|\\.)*)'|\b(?:printf|echo\s+-[a-zA-Z]*e[a
 ESCAPES = re.compile(r"\\x[0-9A-Fa-f]{1,2}|\\u[0-9A-Fa-f]{4}|\\0?[0-7]{1,3}")
 B64_LITERAL = re.compile(r"\b(?:echo|printf)\s+(?:-\w+\s+)*['\"]?([A-Za-z0-9+/=]{8,})['\"]?\s*\|\s*(?:base64|openssl\s+(?:base64|enc))"
                          r"\b[^|]*\s(?:-d|--decode|-D)\b|\bbase64\s+(?:-d|--decode|-D)\s+<<<\s*['\"]?([A-Za-z0-9+/=]{8,})")
-FETCH = re.compile(r"\b(curl|wget|iwr|Invoke-WebRequest|irm)\b", re.I)
-DECODE = re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^|;&]*\s(-d|--decode|-D)\b|\bxxd\s+-r|\bgunzip\b|\bzcat\b", re.I)
+FETCH = re.compile(r"\b(curl|wget|iwr|Invoke-WebRequest|irm)\b", re.IGNORECASE)
+DECODE = re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^|;&]*\s(-d|--decode|-D)\b|\bxxd\s+-r|\bgunzip\b|\bzcat\b", re.IGNORECASE)
 OUTPUT_FILE = re.compile(r"(?:>|\s-o|\s-O|--output(?:-document)?=?|\s-out)\s*['\"]?([^\s'\";|&)]+)")
 RUNNERS = r"(?:sudo\s+)?(?:ba|z|da|k)?sh|source|\.|python[0-9.]*|perl|ruby|node|php"
 MKTEMP = "\x00mktemp\x00"
@@ -135,7 +135,8 @@ class ShellReader:
                 continue
             name, append, raw = match.groups()
             value = self._value(raw)
-            if FETCH.search(raw) or DECODE.search(raw) or value != MKTEMP and self._decode_inline(self.resolve(raw)):
+            if FETCH.search(raw) or DECODE.search(raw) or len(ESCAPES.findall(raw)) >= 3 \
+                    or value != MKTEMP and self._decode_inline(self.resolve(raw)):
                 self.tainted_vars.add(name)
             if any(f"${v}" in raw or f"${{{v}}}" in raw for v in self.tainted_vars):
                 self.tainted_vars.add(name)
