@@ -149,7 +149,9 @@ REVERSE_SHELL = [
     re.compile(r"/dev/(tcp|udp)/[^\s/]+/\d+[^\n]*(0>&1|>&\s*\d|<&\s*\d|\s-i\b)|(\s-i\b|0<&|exec\s+\d*<>)[^\n]*/dev/(tcp|udp)/"
                r"|\bexec\s+\d+<>\s*/dev/(tcp|udp)/"),
     re.compile(r"\b(nc|ncat|netcat|nc\.traditional)\b[^\n|;]*\s-[a-z]*[ec]\s*['\"]?\S*(sh|bash|cmd(\.exe)?|powershell)\b", I),
-    re.compile(r"\bmkfifo\b[^\n]*\b(nc|ncat|netcat|telnet|openssl\s+s_client)\b", I),
+    re.compile(r"\bmkfifo\b[^\n]*\b(nc|ncat|netcat|telnet|openssl\s+s_client)\b"
+               r"|\b(ba|z)?sh\s+-i\b[^\n]*\|\s*(nc|ncat|netcat|telnet|openssl)\b"
+               r"|\b(nc|ncat|netcat|telnet)\s[^\n|]*\|\s*(/bin/)?(ba|z)?sh\b", I),
     re.compile(r"\bsocat\b[^\n]*(exec|system):[^\n]*\b(sh|bash|pty)\b|\bsocat\b[^\n]*\btcp[^\n]*\b(exec|system):", I),
     re.compile(r"\b(socket|fsockopen|TCPSocket|IO::Socket)\b[^\n]*(dup2|\bexec\b|spawn|/bin/(ba)?sh|popen|\bsystem\b)", I),
     re.compile(r"\bs_client\b[^\n]*\|\s*(/bin/)?(ba)?sh\b|Net\.Sockets\.TCPClient[^\n]*(iex|Invoke-Expression|GetStream)", I),

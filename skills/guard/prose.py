@@ -128,7 +128,7 @@ def hidden_instruction(body: str) -> tuple[str, str] | None:
         return "dangerous", "hidden instruction with commands or network addresses"
     if MAINTAINER.search(body) and not re.search(r"\b(AI|assistant|agent|model|LLM|you|your)\b", body, I):
         return None
-    if HIDDEN_ACTION.search(body) and HIDDEN_TARGET.search(body):
+    if HIDDEN_ACTION.search(body) and (HIDDEN_TARGET.search(body) or URL.search(body)):
         return "dangerous", "instructions hidden from a human reader (invisible when rendered)"
     if HIDDEN_ACTION.search(body) and len(words) >= 5:
         return "caution", "a hidden comment that reads like an instruction"

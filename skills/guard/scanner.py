@@ -259,6 +259,11 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
                 part_folded, _ = fold(part)
                 _prose_line(c, number, part_folded, part_folded, "")
                 check_line(c, number, part_folded, "", script=False, mktemp=set())
+            escaped = re.search(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|N\{)", raw_lines[number - 1]
+                                if number <= len(raw_lines) else "")
+            if escaped and any(f.severity == "dangerous" for (n, _), f in c.found.items() if n == number):
+                c.add(number, "obfuscation", "dangerous", "YAML escapes hide what the front matter says", value,
+                      raw_lines[number - 1])
 
     fence: str | None = None
     lang = ""
@@ -318,6 +323,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
                 if re.match(r"^\s*(@\w+|[\d*/,-]+(\s+[\d*/,-]+){4})\s", line) and not P.CRON_INSTALL.search(line):
                     c.demote(number, "a crontab line shown as an example")
     block_exfiltration(c, seen, window=15)
+    _escalate_persistence(c, window=10)
 
     for number, body in prose.hidden_blocks("\n".join(folded)):
         verdict = prose.hidden_instruction(body)
@@ -325,6 +331,17 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
             c.add(number, "hidden-instructions", verdict[0], verdict[1], body)  # type: ignore[arg-type]
     for number, removed in removed_by_line.items():
         _escalate_hidden(c, number, removed, raw_lines[number - 1])
+
+
+def _escalate_persistence(c: Collector, window: int | None) -> None:
+    """A service, cron job or start-up file written next to code that downloads or hands out a shell."""
+    bad = [n for (n, rule), f in c.found.items() if f.severity == "dangerous"
+           and rule in ("download-exec", "reverse-shell", "exfiltration")]
+    for (number, rule), finding in list(c.found.items()):
+        if rule == "persistence" and finding.severity == "caution" \
+                and any(window is None or abs(b - number) <= window for b in bad):
+            c.add(number, "persistence", "dangerous", f"{finding.message}, next to code that downloads and runs a payload",
+                  finding.excerpt, finding.raw)
 
 
 def _prose_line(c: Collector, number: int, line: str, shown: str, context: str) -> None:
@@ -358,6 +375,7 @@ def scan_text(file: str, text: str, *, script: bool | None = None) -> list[Findi
         block_exfiltration(c, seen, window=None)
         if not _is_shell(file, text):
             script_exfiltration(c, list(enumerate(folded_lines, start=1)))
+    _escalate_persistence(c, window=None)
     for number, line in enumerate(folded_lines, start=1):
         verdict = prose.injection(line, "")
         if verdict:
