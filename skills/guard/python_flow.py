@@ -262,6 +262,10 @@ class _Flows:
         return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
 
     def _is_network(self, node: ast.Call, dotted: str, name: str) -> bool:
+        if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+            receiver = self.taint.get(node.func.value.id, set())
+            if "unix" in receiver and "inet" not in receiver:
+                return False  # a local AF_UNIX socket never leaves the machine
         root = dotted.split(".")[0]
         root = self.modules.get(root, root).split(".")[0]
         if root in NETWORK_MODULES and name not in ("socket", "gethostname", "getfqdn", "quote", "urlencode", "urlparse",

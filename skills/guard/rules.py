@@ -127,6 +127,7 @@ def persistence(c: Collector, number: int, line: str, raw: str, script: bool) ->
 
 
 def outside(c: Collector, number: int, line: str, raw: str) -> None:
+    line = re.sub(r"(\s-i|--identity|IdentityFile=)\s*['\"]?[~$][^\s'\"]*", " ", line)  # an ssh identity is used, not read
     stripped = line.strip()
     if stripped.startswith(("#", "//")) and not stripped.startswith("#!"):
         return

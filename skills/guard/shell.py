@@ -102,7 +102,7 @@ class ShellReader:
 
     def _value(self, raw: str) -> str:
         raw = raw.strip()
-        if raw.startswith("$(") and "mktemp" in raw[:40]:
+        if raw.strip("\"'").startswith("$(") and "mktemp" in raw[:40]:
             return MKTEMP
         raw = self.resolve(raw)
         decoded = self._decode_inline(raw)
