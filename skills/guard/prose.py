@@ -111,7 +111,14 @@ def plain_exfiltration(line: str, context: str) -> tuple[str, str] | None:
 
 def hidden_blocks(text: str) -> list[tuple[int, str]]:
     """(line, body) of every HTML comment, Markdown comment and invisible markup block."""
-    found = [(m.start(), m.group(1)) for m in P.HTML_COMMENT.finditer(text)]
+    found: list[tuple[int, str]] = []
+    start = text.find("<!--")
+    while start != -1:  # linear: an unclosed comment hides the rest of the document
+        end = text.find("-->", start + 4)
+        found.append((start, text[start + 4:end if end != -1 else len(text)]))
+        if end == -1:
+            break
+        start = text.find("<!--", end + 3)
     found += [(m.start(), m.group(2)) for m in P.MD_COMMENT.finditer(text)]
     found += [(m.start(), m.group(4)) for m in P.HIDDEN_MARKUP.finditer(text)]
     return [(text.count("\n", 0, start) + 1, body) for start, body in found]

@@ -29,7 +29,7 @@ def _secret(text: str) -> re.Match[str] | None:
 def shell_exfiltration(line: str) -> str | None:
     """Why this command line sends secrets or the environment over the network, or None."""
     for command in re.split(r";|&&|\|\|", line):
-        for inner in re.findall(r"\$\(([^()]*)\)|`([^`]*)`", command):
+        for inner in re.findall(r"\$\(([^()]{0,600})\)|`([^`]{0,600})`", command):
             body = inner[0] or inner[1]
             outer = command.replace(body, " ")
             gathers = (P.READERS.search(body) or re.search(r"^\s*<", body)) and _secret(body) \
@@ -44,7 +44,7 @@ def shell_exfiltration(line: str) -> str | None:
             earlier = stages[:index]
             if any((P.READERS.search(s) and _secret(s)) or P.ENV_READERS.search(s) for s in earlier):
                 return "pipes credential files or the environment into a network command"
-            if re.search(r"\$\(\s*(env|printenv|set|cat\s[^)]*)\)|`(env|printenv)`", stage) and \
+            if re.search(r"\$\(\s*(env|printenv|set|cat\s[^)]{0,600})\)|`(env|printenv)`", stage) and \
                     (re.search(r"\$\(\s*(env|printenv|set)\s*\)|`(env|printenv)`", stage) or _secret(stage)):
                 return "puts credential files or the environment into a network request"
             after = stage[sender.start():]
@@ -127,7 +127,7 @@ def persistence(c: Collector, number: int, line: str, raw: str, script: bool) ->
 
 
 def outside(c: Collector, number: int, line: str, raw: str) -> None:
-    line = re.sub(r"(\s-i|--identity|IdentityFile=)\s*['\"]?[~$][^\s'\"]*", " ", line)  # an ssh identity is used, not read
+    line = re.sub(r"(\s-i|--identity|IdentityFile=)\s*['\"]?[~$][^\s'\"]{0,600}", " ", line)  # an ssh identity is used, not read
     stripped = line.strip()
     if stripped.startswith(("#", "//")) and not stripped.startswith("#!"):
         return

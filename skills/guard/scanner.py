@@ -231,9 +231,18 @@ def _scan_python(c: Collector, text: str, depth: int = 0, offset: int = 0) -> bo
 
 # ---------------------------------------------------------------- documents
 
-def _section_context(lines: list[str], index: int) -> str:
-    heading = next((lines[i] for i in range(index, -1, -1) if lines[i].lstrip().startswith("#")), "")
-    return heading + "\n" + "\n".join(lines[max(0, index - 3):index])
+def _headings(lines: list[str]) -> list[str]:
+    """The Markdown heading each line sits under (one pass)."""
+    current, found = "", []
+    for line in lines:
+        if line.lstrip().startswith("#"):
+            current = line[:300]
+        found.append(current)
+    return found
+
+
+def _section_context(lines: list[str], headings: list[str], index: int) -> str:
+    return headings[index] + "\n" + "\n".join(line[:2000] for line in lines[max(0, index - 3):index])
 
 
 def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) -> None:
@@ -270,6 +279,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
     block: list[tuple[int, str]] = []
     blocks: list[tuple[str, list[tuple[int, str]], int]] = []
     prose_numbered: list[tuple[int, list[str]]] = []
+    headings = _headings(folded)
     for index, line in enumerate(folded):
         number = index + 1
         marker = re.match(r"^\s*(`{3,}|~{3,})\s*([\w+-]*)", line)
@@ -288,7 +298,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
         if line.startswith(("    ", "\t")) and line.strip():
             blocks.append(("", [(number, line.strip())], index))
             continue
-        context = _section_context(folded, index)
+        context = _section_context(folded, headings, index)
         _prose_line(c, number, line, line, context)
         for code in re.findall(r"`([^`]+)`", line) or []:
             check_line(c, number, code, "", script=False, mktemp=set())
@@ -303,7 +313,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
 
     seen: list[tuple[int, list[str]]] = list(prose_numbered)
     for lang, lines, start in blocks:
-        context = _section_context(folded, max(0, start - 1))
+        context = _section_context(folded, headings, max(0, start - 1))
         if lang in PYTHON_LANGS and _scan_python(c, "\n".join(l for _, l in lines), depth, offset=lines[0][0] - 1
                                                  if lines else 0):
             continue

@@ -18,15 +18,15 @@ import binascii
 import re
 from dataclasses import dataclass, field
 
-ASSIGN = re.compile(r"^(?:export\s+|local\s+|readonly\s+|declare\s+(?:-\w+\s+)*|typeset\s+)?([A-Za-z_]\w*)(\+?)=(.*)$")
+ASSIGN = re.compile(r"^(?:export\s+|local\s+|readonly\s+|declare\s+(?:-\w+\s+){0,6}|typeset\s+)?([A-Za-z_]\w*)(\+?)=(.*)$")
 VAR_REF = re.compile(r"\$\{([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
-ESCAPE_ARG = re.compile(r"\$'((?:[^'\\]|\\.)*)'|\b(?:printf|echo\s+-[a-zA-Z]*e[a-zA-Z]*)\s+(?:-\S+\s+)*(['\"])((?:(?!\2).)*)\2"
-                        r"|\bprintf\s+([^\s'\"|;&]*\\[^\s|;&]*)")
+ESCAPE_ARG = re.compile(r"\$'((?:[^'\\]|\\.)*)'|\b(?:printf|echo\s+-[a-zA-Z]*e[a-zA-Z]*)\s+(?:-\S+\s+){0,6}(['\"])((?:(?!\2).)*)\2"
+                        r"|\bprintf\s+([^\s'\"|;&]{0,600}\\[^\s|;&]{0,600})")
 ESCAPES = re.compile(r"\\x[0-9A-Fa-f]{1,2}|\\u[0-9A-Fa-f]{4}|\\0?[0-7]{1,3}")
-B64_LITERAL = re.compile(r"\b(?:echo|printf)\s+(?:-\w+\s+)*['\"]?([A-Za-z0-9+/=]{8,})['\"]?\s*\|\s*(?:base64|openssl\s+(?:base64|enc))"
-                         r"\b[^|]*\s(?:-d|--decode|-D)\b|\bbase64\s+(?:-d|--decode|-D)\s+<<<\s*['\"]?([A-Za-z0-9+/=]{8,})")
+B64_LITERAL = re.compile(r"\b(?:echo|printf)\s+(?:-\w+\s+){0,6}['\"]?([A-Za-z0-9+/=]{8,})['\"]?\s*\|\s*(?:base64|openssl\s+(?:base64|enc))"
+                         r"\b[^|]{0,600}\s(?:-d|--decode|-D)\b|\bbase64\s+(?:-d|--decode|-D)\s+<<<\s*['\"]?([A-Za-z0-9+/=]{8,})")
 FETCH = re.compile(r"\b(curl|wget|iwr|Invoke-WebRequest|irm)\b", re.IGNORECASE)
-DECODE = re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^|;&]*\s(-d|--decode|-D)\b|\bxxd\s+-r|\bgunzip\b|\bzcat\b", re.IGNORECASE)
+DECODE = re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^|;&]{0,600}\s(-d|--decode|-D)\b|\bxxd\s+-r|\bgunzip\b|\bzcat\b", re.IGNORECASE)
 OUTPUT_FILE = re.compile(r"(?:>|\s-o|\s-O|--output(?:-document)?=?|\s-out)\s*['\"]?([^\s'\";|&)]+)")
 RUNNERS = r"(?:sudo\s+)?(?:ba|z|da|k)?sh|source|\.|python[0-9.]*|perl|ruby|node|php"
 MKTEMP = "\x00mktemp\x00"
@@ -162,13 +162,13 @@ class ShellReader:
         """Why this line runs fetched or decoded content (a variable or a file), or None."""
         for name in self.tainted_vars:
             ref = rf"\$\{{?{name}\}}?"
-            if re.search(rf"\b(eval|exec)\s+['\"]?{ref}|\b(sh|bash|zsh|python[0-9.]*|perl|node)\s+(-\w+\s+)*-c\s+['\"]?{ref}"
-                         rf"|(echo|printf)\s+(-\w+\s+)*['\"]?{ref}['\"]?\s*\|\s*({RUNNERS})\b|^\s*['\"]?{ref}['\"]?\s*$"
+            if re.search(rf"\b(eval|exec)\s+['\"]?{ref}|\b(sh|bash|zsh|python[0-9.]*|perl|node)\s+(-\w+\s+){{0,6}}-c\s+['\"]?{ref}"
+                         rf"|(echo|printf)\s+(-\w+\s+){{0,6}}['\"]?{ref}['\"]?\s*\|\s*({RUNNERS})\b|^\s*['\"]?{ref}['\"]?\s*$"
                          rf"|({RUNNERS})\s+<<<\s*['\"]?{ref}", line):
                 return f"runs ${name}, which holds downloaded or decoded content"
         for path in self.tainted_files:
             quoted = re.escape(path)
-            if re.search(rf"(^|[;&|(]\s*|\b(?:{RUNNERS}|exec|nohup|timeout\s+\d+)\s+(-\S+\s+)*)['\"]?{quoted}['\"]?(\s|$|;|&)"
+            if re.search(rf"(^|[;&|(]\s*|\b(?:{RUNNERS}|exec|nohup|timeout\s+\d+)\s+(-\S+\s+){{0,6}})['\"]?{quoted}['\"]?(\s|$|;|&)"
                          rf"|^\s*\./{re.escape(path.removeprefix('./'))}\b", line):
                 if line.strip().startswith(("curl", "wget")) or OUTPUT_FILE.search(line) and path in line.split(">")[-1]:
                     continue
