@@ -56,6 +56,9 @@ class Removed:
         return bool(self.zero_width or self.bidi or self.marks or self.soft_hyphens or self.tags)
 
 
+NOTHING = Removed()
+
+
 def _emoji(ch: str) -> bool:
     return (ord(ch) >= 0x2190 and unicodedata.category(ch) in ("So", "Sk", "Mn")) or 0x1F000 <= ord(ch) <= 0x1FAFF
 
@@ -77,6 +80,8 @@ def _rtl_context(line: str, index: int) -> bool:
 
 def fold(line: str, *, first_line: bool = False) -> tuple[str, Removed]:
     """(the line as the guard matches it, what was hidden in it)."""
+    if line.isascii():
+        return line, NOTHING
     kept: list[str] = []
     counts = {"zero_width": 0, "bidi": 0, "marks": 0, "soft_hyphens": 0, "confusables": 0, "emoji_joiners": 0}
     tags: list[str] = []

@@ -67,6 +67,8 @@ def _is_shell(path: str, text: str) -> bool:
 # ---------------------------------------------------------------- hidden characters
 
 def _hidden_chars(c: Collector, number: int, raw: str, removed: Removed, script: bool) -> None:
+    if not (removed.any_hidden or removed.confusables):
+        return
     shown = visible(raw)
     if removed.tags and not ("\U0001f3f4" in raw and re.fullmatch(r"[a-z0-9]{0,7}", removed.tags)):
         c.add(number, "obfuscation", "dangerous", f"Unicode tag characters smuggle invisible text: {removed.tags!r}",
