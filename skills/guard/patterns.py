@@ -80,6 +80,8 @@ DOWNLOAD_EXEC.append(re.compile(
     r"\b(printf|echo\s+-[a-zA-Z]*e[a-zA-Z]*)\s+['\"]?(?:[^|\\\n]{0,12}(?:\\x[0-9A-Fa-f]{2}|\\[0-7]{3}|\\u[0-9A-Fa-f]{4})){3}"
     r"[^|\n]{0,2000}\|\s*("
     + SHELLS + r")", I))
+DOWNLOAD_EXEC.append(re.compile(
+    r"\b(curl|wget)\b[^\n|]{0,600}\|\s*(sudo\s+)?tar\s[^\n]{0,300}(&&|;)\s*(sudo\s+)?(\./|(ba)?sh\s|python[0-9.]*\s)", I))
 DOWNLOAD_CHMOD = re.compile(r"\b(curl|wget)\b[^\n]{0,600}(&&|;)\s*chmod\s+(\+x|[0-7]*7[0-7]*)\b", I)
 
 # ---------------------------------------------------------------- destructive
@@ -136,7 +138,10 @@ EXEC_WORDS = re.compile(r"\b(eval|exec|system|popen|subprocess|os\.system|Functi
 
 # ---------------------------------------------------------------- outside the skill's folder (scripts)
 OUTSIDE_TARGET = r"[\"']?(/(?!tmp\b|dev/null|dev/std|proc/self/fd)[A-Za-z]|~/|\$HOME\b|\$\{HOME\}|\.\./\.\./)"
-SENSITIVE_TARGET = re.compile(r"^[\"']?(/etc/|/usr/|/bin/|/sbin/|/boot/|/lib|/System/|/Library/|~/\.|\$HOME/\.|\$\{HOME\}/\.)")
+SENSITIVE_TARGET = re.compile(r"^[\"']?(/etc/|/usr/|/bin/|/sbin/|/boot/|/lib|/System/|/Library/"
+                              r"|(~|\$HOME|\$\{HOME\})/\.(ssh/authorized_keys|ssh/rc\b|config/autostart|local/bin/(sudo|git|ssh|ls|su)\b))")
+"""Targets whose writing is dangerous; other dotfiles in the home folder (a symlinked .zshrc, a deploy
+key, known_hosts) are `caution`: shell start-up files are judged by what is written into them."""
 SHELL_WRITE = re.compile(r"(?:>>?|\btee\s+(?:-a\s+)?|\b(?:cp|mv|install|ln\s+-s\w*|rsync)\s+(?:-\w+\s+){0,6}\S+\s+)\s*(" + OUTSIDE_TARGET + r"\S*)")
 PY_WRITE = re.compile(r"open\(\s*[rfb]?[\"']((/|~)[^\"']{0,600})[\"']\s*,\s*[\"'][wax]|(write_text|write_bytes|shutil\.(copy\w*|move))\("
                       r"[^\n]{0,600}(Path\.home\(\)|expanduser|[\"']/(etc|usr|bin)/)")
@@ -154,6 +159,7 @@ REVERSE_SHELL = [
                r"|\b(nc|ncat|netcat|telnet)\s[^\n|]{0,600}\|\s*(/bin/)?(ba|z)?sh\b", I),
     re.compile(r"\bsocat\b[^\n]{0,600}(exec|system):[^\n]{0,600}\b(sh|bash|pty)\b|\bsocat\b[^\n]{0,600}\btcp[^\n]{0,600}\b(exec|system):", I),
     re.compile(r"\b(socket|fsockopen|TCPSocket|IO::Socket)\b[^\n]{0,600}(dup2|\bexec\b|spawn|/bin/(ba)?sh|popen|\bsystem\b)", I),
+    re.compile(r"/inet/tcp/\d+/|\bztcp\b[^\n]{0,200}\b(z|ba)?sh\b|\bsh\s+-i\b[^\n]{0,100}\d<>\s*/dev/tcp/", I),
     re.compile(r"\bs_client\b[^\n]{0,600}\|\s*(/bin/)?(ba)?sh\b|Net\.Sockets\.TCPClient[^\n]{0,600}(iex|Invoke-Expression|GetStream)", I),
 ]
 
@@ -163,6 +169,8 @@ SECRET_REF = re.compile(
     r"|npmrc|pypirc|config/gcloud|password-store|electrum|bitcoin|mozilla|config/google-chrome)\b(?![\w.-]{0,600}\.pub\b)"
     r"(?!/known_hosts|/config\b)|\bid_(rsa|dsa|ecdsa|ed25519)\b(?!\.pub)|\.aws/credentials|/etc/shadow"
     r"|(?<![\w.-])\.env(?![\w.-])|\bwallet\.dat\b|Login Data|\bkeychain\b|\.git-credentials|(?<![\w.-])\.netrc\b"
+    r"|\.(bash|zsh)_history\b|\blogins\.json\b|\bkey[34]\.db\b|\.mozilla/firefox|Chrome/[^\s'\"]{0,40}(Cookies|Web Data)"
+    r"|\bExodus/|\bElectrum/wallets|\bsecurity\s+(find-generic-password|find-internet-password|dump-keychain)\b"
     r"|(Path\.home\(\)|expanduser\(\s*['\"]~['\"]\s*\))\s*[/,]\s*['\"]\.(ssh|aws|gnupg|kube|netrc)\b"
     r"|expanduser\(\s*['\"]~/\.(ssh|aws|gnupg|kube|netrc)\b(?![\w./-]{0,600}\.pub)", I)
 READERS = re.compile(r"^\s*(sudo\s+)?(cat|tac|tar|zip|7z|gzip|bzip2|xz|base64|xxd|od|head|tail|less|more|openssl|gpg"
@@ -170,10 +178,17 @@ READERS = re.compile(r"^\s*(sudo\s+)?(cat|tac|tar|zip|7z|gzip|bzip2|xz|base64|xx
 ENV_READERS = re.compile(r"^\s*(env|printenv|set|export\s+-p|compgen\s+-e|declare\s+-x?p)\s*$|/proc/\S*/environ", I)
 SENDERS = re.compile(r"\b(curl|wget|nc|ncat|netcat|socat|telnet|sendmail|mailx?|mutt|openssl\s+s_client|ssh\s+\S*@?\S+"
                      r"|gh\s+gist|http|https|xh|aws\s+s3|gsutil|rclone|scp|ftp|tftp|dig|nslookup|host)\b", I)
-SEND_ARG = re.compile(r"(\s-d|--data[\w-]*|\s-F|--form|--upload-file|\s-T|\s--body-file|\s-b)\s*['\"]?[^'\"\s]{0,600}@?", I)
+SEND_ARG = re.compile(r"(\s-d|--data[\w-]*|\s-F|--form|--upload-file|\s-T|\s--body-file|\s-b|--post-file=?|--post-data=?"
+                      r"|--body-file=?)\s*['\"]?[^'\"\s]{0,600}@?", I)
 IDENTITY_ARG = re.compile(r"(\s-i|--key|--cert|--cacert|--identity|IdentityFile=|--netrc-file|-K)\s*['\"]?\S*$")
 PUSH_SECRETS = re.compile(r"\bgit\s+(-C\s+|--git-dir=|--work-tree=)\S*|\bcd\s+|\bgit\s+add\b[^\n]{0,600}|\bcp\s+-\w*r\w*\s+|\brsync\s+"
                           r"|\btar\b[^\n]{0,600}|\bzip\s+-r\b[^\n]{0,600}|\bln\s+-s\w*\s+", I)
 REMOTE_SENDERS = re.compile(r"\bgit\s+push\b|\bgh\s+(gist|repo)\s+create\b|\baws\s+s3\s+(cp|sync|mv)\b|\bgsutil\s+(cp|rsync)\b"
                             r"|\brclone\s+(copy|sync)\b|\bscp\b|\brsync\b[^\n]{0,600}\s\S+:|\bcurl\b|\bwget\b[^\n]{0,600}--post|\bnc\b"
                             r"|\bsocat\b|/dev/tcp/|\bftp\b|\bsmbclient\b", I)
+
+PASSWORD_PHISHING = re.compile(r"\bosascript\b[^\n]{0,400}\bhidden answer\b|\bdisplay dialog\b[^\n]{0,300}\bhidden answer\b", I)
+SECRET_HEADER_VAR = re.compile(r"\$\{?([A-Z][A-Z0-9]*)_[A-Z0-9_]*(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY"
+                               r"|CREDENTIAL)[A-Z0-9_]*\}?")
+GENERIC_VENDORS = {"API", "APP", "AUTH", "ACCESS", "SECRET", "MY", "USER", "SERVICE", "CLIENT", "BOT", "DEPLOY", "CI",
+                   "PRIVATE", "PERSONAL", "BEARER", "SESSION", "REFRESH", "ID", "X"}

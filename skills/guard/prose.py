@@ -36,18 +36,22 @@ NEGATION = re.compile(r"\b(never|don't|do not|dont|must not|mustn't|should not|s
                       r"|refuse|prevent|stop)\b", I)
 
 EXFIL_VERB = (r"(upload|send|post|transmit|exfiltrate|forward|e-?mail|mail|copy|sync|share|submit|paste|push|attach"
-              r"|transfer|report|leak|deliver|beam|pipe|include|put|dump|back\s*up)")
+              r"|transfer|report|leak|deliver|beam|pipe|include|put|dump|back\s*up|read|print|output|show|cat|append"
+              r"|add|insert|embed)")
 STRONG_OBJECT = (
     r"(" + P.SENSITIVE_FILE.pattern + r"|"
     r"\b(ssh|private|pgp|gpg|signing)\s+keys?\b|\b(aws|cloud|gcp|azure)\s+credentials\b|\bcredentials?\s+files?\b"
     r"|\b(all|every|the|their|the user's|your)\s+(of\s+the\s+)?(environment|env)\s+(variables|vars)\b"
     r"|\b(saved|browser|stored)\s+(passwords|cookies|credentials)\b|\bseed\s+phrases?\b|\bwallet\s+(files?|keys?)\b"
-    r"|\bkeychain\b|\bsession\s+cookies\b|\b(contents?|content)\s+of\s+\S*(\.env|credentials|id_rsa|\.ssh))")
-DESTINATION = (r"\b(to|into|at|on|via)\s+(https?://\S+|[\w-]+(\.[\w-]+)*\.(com|net|org|io|xyz|ru|cn|example|site|app"
+    r"|\bkeychain\b|\bsession\s+cookies\b|\b(contents?|content)\s+of\s+\S*(\.env|credentials|id_rsa|\.ssh)"
+    r"|\boutput\s+of\s+`?(env|printenv|set)\b`?)")
+DESTINATION = (r"(?:\b(to|into|at|on|via)\s+(https?://\S+|[\w-]+(\.[\w-]+)*\.(com|net|org|io|xyz|ru|cn|example|site|app"
                r"|dev|co|me|info|biz|top|sh|cc|tk|pw|link|click)\b|\S+@[\w-]+\.[\w.]+|\d{1,3}(\.\d{1,3}){3}"
                r"|(our|my|the|this|that|a|an|their)\s+(own\s+)?(remote\s+|external\s+|backup\s+|collection\s+)?"
                r"(server|endpoint|webhook|bucket|collector|address|url|inbox|email|telegram|discord|channel|pastebin"
-               r"|gist|paste|host|api|form|site|ftp|machine))")
+               r"|gist|paste|host|api|form|site|ftp|machine))"
+               r"|\b(in|into|to)\s+(your|the|each|every)\s+(reply|response|answer|summary|output|message|commit"
+               r"|readme|issue|comment)s?\b)")
 PLAIN_EXFIL = [
     re.compile(r"\b" + EXFIL_VERB + r"\b[^.;\n]{0,80}?" + STRONG_OBJECT + r"[^.;\n]{0,80}?" + DESTINATION, I),
     re.compile(STRONG_OBJECT + r"[^.;\n]{0,60}?\b(should|must|will|needs? to|is to)\s+be\s+(uploaded|sent|posted"

@@ -58,6 +58,20 @@ def shell_exfiltration(line: str) -> str | None:
     return None
 
 
+def _secret_data(view: str) -> tuple[Severity, str]:
+    """A secret variable sent as request data: to its own vendor's host it is an API call (`$SLACK_TOKEN`
+    to slack.com), to anyone else it is exfiltration; a generic name (`$API_TOKEN`) is left to review."""
+    hosts = " ".join(re.findall(r"https?://([^/\s'\"]+)", view)).lower()
+    for match in P.SECRET_HEADER_VAR.finditer(view):
+        vendor = match.group(1)
+        if vendor in P.GENERIC_VENDORS:
+            continue
+        if hosts and vendor.lower() not in hosts:
+            return "dangerous", f"sends ${match.group(0).strip('${}')} to a host that is not {vendor.lower()}'s"
+        return "caution", "sends a secret variable as request data to its own service"
+    return "caution", "sends a secret variable as request data; check where it goes"
+
+
 def check_line(c: Collector, number: int, view: str, raw: str, *, script: bool, mktemp: set[str]) -> None:
     """Every command rule on one view of a line."""
     for pattern in P.DOWNLOAD_EXEC:
@@ -72,7 +86,13 @@ def check_line(c: Collector, number: int, view: str, raw: str, *, script: bool, 
     if why:
         c.add(number, "exfiltration", "dangerous", why, view, raw)
     elif P.NETWORK.search(view) and P.DATA_WITH_SECRET.search(view):
-        c.add(number, "exfiltration", "dangerous", "sends a secret variable as request data", view, raw)
+        severity, message = _secret_data(view)
+        c.add(number, "exfiltration", severity, message, view, raw)
+    elif P.NETWORK.search(view) and P.ENV_DUMP.search(view) and not re.search(
+            r"env\s*=\s*(dict\()?os\.environ|os\.environ\.copy\(\)|\benv\s+-i\b|\benv\s+\w+=", view):
+        c.add(number, "exfiltration", "dangerous", "sends the environment over the network", view, raw)
+    if P.PASSWORD_PHISHING.search(view):
+        c.add(number, "exfiltration", "dangerous", "asks for the user's password in a fake system dialog", view, raw)
 
     for pattern in P.REVERSE_SHELL:
         if pattern.search(view):
@@ -142,6 +162,8 @@ def outside(c: Collector, number: int, line: str, raw: str) -> None:
             or "Path.home" in target or "expanduser" in target else "caution"
         c.add(number, "outside-folder", severity, "writes outside the skill's folder", line, raw)
     secret = _secret(line)
+    if secret and secret.group(0) == ".env":
+        secret = None  # the project's own .env is not outside the folder (sending it is judged elsewhere)
     if secret and (P.SECRET_FILE_READ.search(line) or P.CREDENTIAL_ACCESS.search(line)):
         c.add(number, "outside-folder", "dangerous", "reads credential files outside the skill's folder", line, raw)
     elif P.OUTSIDE_READ.search(line):
@@ -170,6 +192,9 @@ def block_exfiltration(c: Collector, lines: list[tuple[int, list[str]]], window:
         for view in views:
             gathered = None
             secret = _secret(view)
+            if secret and secret.group(0) == ".env" and re.search(r"\b(cp|mv|ln|touch)\b[^;&|]{0,200}\s['\"]?\.env['\"]?\s*($|[;&|])"
+                                                                  r"|--env-file|\b(source|\.)\s+\S*\.env\b", view):
+                secret = None  # creating or loading the project's .env, not collecting it
             if secret and (P.PUSH_SECRETS.search(view[:secret.start()]) or P.READERS.search(view)
                            or re.search(r"\b(open|read_text|read_bytes|readFile\w*)\b", view)):
                 gathered = "collects credential files"

@@ -42,7 +42,8 @@ EXECUTABLE_MAGIC = (b"\x7fELF", b"MZ", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe",
 WARNING_CONTEXT = re.compile(
     r"\b(attack\w*|malicious|malware|never (run|execute|paste|pipe|do)|do not (run|execute|paste|pipe)|don't (run|execute"
     r"|paste|pipe)|detect\w*|red flags?|indicators?|IOCs?|phishing|suspicious|dangerous|avoid|anti-?patterns?"
-    r"|what not to|bad example|exploit\w*|threats?|hunting|incident)\b", re.IGNORECASE)
+    r"|what not to|bad example|exploit\w*|threats?|hunting|incident|risk\w*|unsafe|insecure|vulnerab\w*|pentest\w*"
+    r"|penetration test\w*|red team\w*|CTF|forensic\w*)\b", re.IGNORECASE)
 EXAMPLE_CONTEXT = re.compile(r"\b(examples?|e\.g\.|for instance|looks like|sample|such as|format|syntax)\b", re.IGNORECASE)
 
 
@@ -281,6 +282,8 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
     block: list[tuple[int, str]] = []
     blocks: list[tuple[str, list[tuple[int, str]], int]] = []
     prose_numbered: list[tuple[int, list[str]]] = []
+    quoted_lines: set[int] = set()
+    """Lines that quote an attack in a passage about it: not steps the agent takes."""
     headings = _headings(folded)
     for index, line in enumerate(folded):
         number = index + 1
@@ -310,6 +313,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
         words = prose.context_words(line)
         if WARNING_CONTEXT.search(words) or prose.META.search(words) and re.search(r"`", line):
             c.demote(number, "quoted in documentation")
+            quoted_lines.add(number)
     if fence is not None:
         blocks.append((lang, block, len(folded) - len(block)))
 
@@ -330,11 +334,12 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
         if WARNING_CONTEXT.search(prose.context_words(context)):
             for number, _ in lines:
                 c.demote(number, "an example in a passage about attacks or things to avoid")
+                quoted_lines.add(number)
         elif EXAMPLE_CONTEXT.search(prose.context_words(context)):
             for number, line in lines:
                 if re.match(r"^\s*(@\w+|[\d*/,-]+(\s+[\d*/,-]+){4})\s", line) and not P.CRON_INSTALL.search(line):
                     c.demote(number, "a crontab line shown as an example")
-    block_exfiltration(c, seen, window=15)
+    block_exfiltration(c, [(n, views) for n, views in seen if n not in quoted_lines], window=15)
     _escalate_persistence(c, window=10)
 
     for number, body in prose.hidden_blocks("\n".join(folded)):

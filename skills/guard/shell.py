@@ -166,13 +166,15 @@ class ShellReader:
                          rf"|(echo|printf)\s+(-\w+\s+){{0,6}}['\"]?{ref}['\"]?\s*\|\s*({RUNNERS})\b|^\s*['\"]?{ref}['\"]?\s*$"
                          rf"|({RUNNERS})\s+<<<\s*['\"]?{ref}", line):
                 return f"runs ${name}, which holds downloaded or decoded content"
+        statements = [s.strip() for s in re.split(r"(?<![|&]);|&&|\|\|", line) if s.strip()]
         for path in self.tainted_files:
             quoted = re.escape(path)
-            if re.search(rf"(^|[;&|(]\s*|\b(?:{RUNNERS}|exec|nohup|timeout\s+\d+)\s+(-\S+\s+){{0,6}})['\"]?{quoted}['\"]?(\s|$|;|&)"
-                         rf"|^\s*\./{re.escape(path.removeprefix('./'))}\b", line):
-                if line.strip().startswith(("curl", "wget")) or OUTPUT_FILE.search(line) and path in line.split(">")[-1]:
-                    continue
-                return f"runs {path}, which was downloaded or decoded earlier"
+            for statement in statements:
+                if FETCH.search(statement) or DECODE.search(statement) or re.match(r"chmod\b", statement):
+                    continue  # the download or decode itself
+                if re.search(rf"^(?:(?:{RUNNERS}|exec|nohup|timeout\s+\d+|sudo)\s+(-\S+\s+){{0,6}})?['\"]?{quoted}['\"]?(\s|$|&)"
+                             rf"|^\./{re.escape(path.removeprefix('./'))}\b", statement):
+                    return f"runs {path}, which was downloaded or decoded earlier"
         return None
 
     def mktemp_var(self, name: str) -> bool:
