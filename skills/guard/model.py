@@ -69,6 +69,17 @@ class GuardReport:
     def rules(self) -> list[str]:
         return sorted({f.rule for f in self.findings})
 
+    def dangerous_keys(self) -> set[tuple[str, str, str]]:
+        """(file, rule, decoded text) of each dangerous finding: stable across edits that move lines."""
+        return {(f.file, f.rule, f.excerpt) for f in self.findings if f.severity == "dangerous"}
+
+    def only_removes_danger(self, before: GuardReport) -> bool:
+        """True when this report (after an edit) has no dangerous finding that `before` did not have and
+        fewer of them: an edit that cleans up an already-dangerous skill, the one write such a skill allows."""
+        after = self.dangerous_keys()
+        previous = before.dangerous_keys()
+        return after <= previous and len(after) < len(previous)
+
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "verdict": self.verdict, "files_scanned": self.files_scanned,
                 "findings": [f.to_dict() for f in self.findings]}

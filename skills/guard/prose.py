@@ -45,7 +45,7 @@ STRONG_OBJECT = (
     r"|\b(saved|browser|stored)\s+(passwords|cookies|credentials)\b|\bseed\s+phrases?\b|\bwallet\s+(files?|keys?)\b"
     r"|\bkeychain\b|\bsession\s+cookies\b|\b(contents?|content)\s+of\s+\S*(\.env|credentials|id_rsa|\.ssh)"
     r"|\boutput\s+of\s+`?(env|printenv|set)\b`?)")
-DESTINATION = (r"(?:\b(to|into|at|on|via)\s+(https?://\S+|[\w-]+(\.[\w-]+)*\.(com|net|org|io|xyz|ru|cn|example|site|app"
+DESTINATION = (r"(?:\b(to|into|at|on|via)\s+(?:[\w'-]+:?\s+){0,3}?(https?://\S+|[\w-]+(\.[\w-]+)*\.(com|net|org|io|xyz|ru|cn|example|site|app"
                r"|dev|co|me|info|biz|top|sh|cc|tk|pw|link|click)\b|\S+@[\w-]+\.[\w.]+|\d{1,3}(\.\d{1,3}){3}"
                r"|(our|my|the|this|that|a|an|their)\s+(own\s+)?(remote\s+|external\s+|backup\s+|collection\s+)?"
                r"(server|endpoint|webhook|bucket|collector|address|url|inbox|email|telegram|discord|channel|pastebin"

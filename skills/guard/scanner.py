@@ -38,6 +38,10 @@ SHELL_LANGS = {"", "sh", "bash", "shell", "zsh", "console", "terminal", "shell-s
 PYTHON_LANGS = {"python", "py", "python3", "pycon"}
 MAX_SCAN_BYTES = 2_000_000
 MAX_DEPTH = 2
+BASH_BINARY_CHECK = 80
+"""bash refuses a script as binary only when a NUL is in its first 80 bytes: later NULs hide nothing from it."""
+BINARY_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"SQLite format",
+                b"wOFF", b"wOF2", b"\x00\x00\x01\x00", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"OggS", b"ID3", b"fLaC")
 EXECUTABLE_MAGIC = (b"\x7fELF", b"MZ", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
 WARNING_CONTEXT = re.compile(
     r"\b(attack\w*|malicious|malware|never (run|execute|paste|pipe|do)|do not (run|execute|paste|pipe)|don't (run|execute"
@@ -461,13 +465,12 @@ def _scan_file(path: Path, relative: str) -> list[Finding]:
     if raw.startswith(EXECUTABLE_MAGIC) and (b"\x00" in raw[:4096]):
         return findings + [Finding(relative, 0, "unscannable", "caution",
                                    "a compiled executable: its behaviour cannot be reviewed")]
-    scriptlike = raw.startswith(b"#!") or Path(relative).suffix.lower() in SCRIPT_SUFFIXES
-    if b"\x00" in raw and not scriptlike and relative != "SKILL.md":
-        if b"\x00" in raw[:8192]:
-            return findings  # images and other binary assets: nothing to run
-    if b"\x00" in raw and (scriptlike or relative == "SKILL.md"):
+    scriptlike = raw.startswith(b"#!") or Path(relative).suffix.lower() in SCRIPT_SUFFIXES or relative == "SKILL.md"
+    if not scriptlike and (raw.startswith(BINARY_MAGIC) or b"\x00" in raw[:BASH_BINARY_CHECK]):
+        return findings  # images, archives and other binary assets: no interpreter runs them as text
+    if b"\x00" in raw:
         findings.append(Finding(relative, 0, "obfuscation", "caution",
-                                "NUL bytes inside a script or document (an interpreter skips them; a viewer may stop)"))
+                                "NUL bytes inside a text file (bash runs past them; a viewer may stop showing the rest)"))
         raw = raw.replace(b"\x00", b"")
     text = raw.decode("utf-8", errors="replace")
     return findings + scan_text(relative, text, script=False if relative == "SKILL.md" else None)
