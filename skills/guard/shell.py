@@ -38,10 +38,8 @@ def decode_escapes(text: str) -> str:
     def one(match: re.Match[str]) -> str:
         token = match.group(0)
         try:
-            if token[1] == "x":
-                return chr(int(token[2:], 16))
-            if token[1] == "u":
-                return chr(int(token[2:], 16))
+            if token[1] in "xu":
+                return chr(int("0x" + token[2:], 0))
             return chr(int(token[1:].lstrip("0") or "0", 8))
         except ValueError:
             return token
