@@ -1,5 +1,10 @@
 """SKILL.md documents: YAML front matter plus a Markdown body.
 
+Front matter is read with a loader that refuses YAML aliases, anchors and tags and caps the
+block's size (`load_front_matter`): an alias bomb of a few hundred bytes is refused at once
+instead of expanding to millions of characters. Values are stored and shown decoded (a YAML
+`"\x63url"` is `curl`), which is what the guard scans.
+
 Reading is lenient: unknown top-level keys (e.g. `version` from other agents' skills) and
 non-string `metadata` values are kept, each with a lint warning. Writing is strict: `render`
 emits only the Agent Skills fields, block-style YAML that the reference validator
@@ -20,6 +25,10 @@ try:  # the C loader is ~10x faster; fall back when PyYAML was built without lib
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
+MAX_FRONT_MATTER = 64 * 1024
+"""Characters of YAML front matter read at most (a description is <= 1,024; this is generous)."""
+MAX_FRONT_MATTER_EVENTS = 5_000
+"""YAML parse events read at most: bounds the work on a hostile block of tiny nested nodes."""
 SPEC_FIELDS = ("name", "description", "license", "compatibility", "allowed-tools", "metadata")
 VOLATILE_METADATA = ("use_count", "last_used")
 """Usage counters: they change on every use and do not count as an edit of the skill."""
@@ -82,14 +91,35 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def parse(text: str) -> ParsedSkill:
-    """Leniently parse SKILL.md text. Raises `SkillFormatError` when it is unusable."""
-    raw_front, body = split_front_matter(text)
+def load_front_matter(raw_front: str) -> Any:
+    """The YAML front matter's value, refusing aliases, anchors, explicit tags and oversize blocks.
+
+    The events are checked before anything is built, so a hostile block costs at most
+    `MAX_FRONT_MATTER_EVENTS` parse events and never expands.
+    """
+    if len(raw_front) > MAX_FRONT_MATTER:
+        raise SkillFormatError(f"front matter is {len(raw_front)} characters; the limit is {MAX_FRONT_MATTER}")
     try:
-        data = yaml.load(raw_front, Loader=_Loader)
+        for count, event in enumerate(yaml.parse(raw_front, Loader=_Loader)):
+            if count > MAX_FRONT_MATTER_EVENTS:
+                raise SkillFormatError(f"front matter has more than {MAX_FRONT_MATTER_EVENTS} YAML nodes")
+            where = f"line {event.start_mark.line + 1}" if event.start_mark else "front matter"
+            if isinstance(event, yaml.AliasEvent):
+                raise SkillFormatError(f"front matter {where}: YAML aliases (*{event.anchor}) are not allowed")
+            if getattr(event, "anchor", None):
+                raise SkillFormatError(f"front matter {where}: YAML anchors (&{event.anchor}) are not allowed")
+            if getattr(event, "tag", None) and not (isinstance(event, yaml.ScalarEvent) and event.implicit[0]):
+                raise SkillFormatError(f"front matter {where}: YAML tags ({event.tag}) are not allowed")
+        return yaml.load(raw_front, Loader=_Loader)
     except yaml.YAMLError as exc:
         problem = str(exc).replace("\n", " ")
         raise SkillFormatError(f"front matter is not valid YAML: {problem}") from exc
+
+
+def parse(text: str) -> ParsedSkill:
+    """Leniently parse SKILL.md text. Raises `SkillFormatError` when it is unusable."""
+    raw_front, body = split_front_matter(text)
+    data = load_front_matter(raw_front)
     if not isinstance(data, dict):
         raise SkillFormatError("front matter must be a YAML mapping of keys to values")
     warnings: list[str] = []

@@ -1,5 +1,7 @@
-"""The guard against its corpus: every malicious sample is dangerous by the rule it was written
-for, at most one benign sample is dangerous, and the bundled skills pass."""
+"""The guard against its corpus: every malicious sample (>= 60, every class the issue names) is
+refused as dangerous by the rule it was written for; of >= 60 benign look-risky skills none is
+dangerous (the issue allows 1 in 60 refused; no benign skill may be rated dangerous), and the
+bundled skills pass."""
 
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_corpus_targets() -> None:
     result = evaluate()
-    assert result["malicious"] >= 40 and result["benign"] >= 40
+    assert result["malicious"] >= 60 and result["benign"] >= 60
     assert result["missed"] == [], f"malicious samples not flagged dangerous: {result['missed']}"
     assert result["wrong_rule"] == [], f"samples caught only by another rule: {result['wrong_rule']}"
-    assert len(result["false_dangerous"]) <= 1, result["false_dangerous"]
+    assert result["false_dangerous"] == [], f"benign samples rated dangerous: {result['false_dangerous']}"
+    assert len(result["benign_caution"]) * 4 <= int(result["benign"]), result["benign_caution"]  # type: ignore[arg-type]
 
 
 def test_corpus_covers_every_rule_with_several_samples() -> None:
@@ -32,7 +35,9 @@ def test_corpus_covers_every_rule_with_several_samples() -> None:
 
 def test_benign_corpus_is_not_trivially_clean() -> None:
     texts = "\n".join(p.read_text(encoding="utf-8") for p in (CORPUS / "benign").rglob("*") if p.is_file())
-    for needle in ("curl ", "rm -rf build", "$GITHUB_TOKEN", "crontab", "~/.ssh/", ".bashrc", "base64"):
+    for needle in ("curl ", "rm -rf build", "$GITHUB_TOKEN", "crontab", "~/.ssh/", ".bashrc", "base64", "soffice",
+                   "os.environ.copy()", "AF_UNIX", "mktemp -d", "@reboot", "/dev/tcp/", "ignore previous instructions",
+                   "<!--", "help="):
         assert needle in texts, needle
 
 
@@ -48,3 +53,4 @@ def test_bench_prints_rates() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "guard_corpus.py")], capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout
     assert "detection rate:" in out and "100.0%" in out and "targets met" in out
+    assert "reverse-shell        caught" in out and "false alarms by" in out

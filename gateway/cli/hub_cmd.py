@@ -291,17 +291,18 @@ def tap_remove(ctx: click.Context, name: str) -> None:
 def scan(path: Path, as_json: bool) -> None:
     """Run the guard on a skill folder, a SKILL.md, or a folder of skills; exits 3 when any is dangerous."""
     from skills.guard import scan_folder
+    from skills.hub.sources import declared_name, skill_folders
 
     if not path.exists():
         fail(f"{path}: no such file or folder")
     if path.is_dir() and not (path / "SKILL.md").exists():
-        folders = sorted(p.parent for p in path.rglob("SKILL.md")
-                         if not any(part.startswith(".") for part in p.relative_to(path).parts))
+        folders = skill_folders(path, max_depth=8)
     else:
         folders = [path]
     if not folders:
         fail(f"{path}: no SKILL.md found")
-    reports = [scan_folder(folder) for folder in folders]
+    reports = [scan_folder(folder, declared_name(folder / "SKILL.md") if folder.is_dir() else None)
+               for folder in folders]
     if as_json:
         print_json([{**r.to_dict(), "path": str(folder)} for r, folder in zip(reports, folders)])
     else:

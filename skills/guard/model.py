@@ -17,13 +17,18 @@ RULES: dict[str, str] = {
     "download-exec": "downloading or decoding code and running it at once",
     "obfuscation": "encoded blobs, invisible or bidirectional Unicode that hide what the text does",
     "outside-folder": "a script that reads or writes outside the skill's own folder",
+    "reverse-shell": "a shell handed to a remote machine over a socket (/dev/tcp, nc -e, socket + dup2)",
     "unscannable": "a file the guard cannot read (binary executable, link, oversize)",
 }
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One match: where it is, which rule, how bad, and why."""
+    """One match: where it is, which rule, how bad, and why.
+
+    `excerpt` is the decoded text that triggered the rule (after normalisation, variable
+    resolution, escape or base64 decoding); `raw` is the line as written when it differs.
+    """
 
     file: str
     line: int
@@ -31,6 +36,7 @@ class Finding:
     severity: Severity
     message: str
     excerpt: str = ""
+    raw: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -38,7 +44,8 @@ class Finding:
     def describe(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         text = f"{self.severity.upper():<9} {where}  [{self.rule}] {self.message}"
-        return text + (f"\n          > {self.excerpt}" if self.excerpt else "")
+        text += f"\n          > {self.excerpt}" if self.excerpt else ""
+        return text + (f"\n          (as written: {self.raw})" if self.raw else "")
 
 
 @dataclass
@@ -61,6 +68,17 @@ class GuardReport:
     @property
     def rules(self) -> list[str]:
         return sorted({f.rule for f in self.findings})
+
+    def dangerous_keys(self) -> set[tuple[str, str, str]]:
+        """(file, rule, decoded text) of each dangerous finding: stable across edits that move lines."""
+        return {(f.file, f.rule, f.excerpt) for f in self.findings if f.severity == "dangerous"}
+
+    def only_removes_danger(self, before: GuardReport) -> bool:
+        """True when this report (after an edit) has no dangerous finding that `before` did not have and
+        fewer of them: an edit that cleans up an already-dangerous skill, the one write such a skill allows."""
+        after = self.dangerous_keys()
+        previous = before.dangerous_keys()
+        return after <= previous and len(after) < len(previous)
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "verdict": self.verdict, "files_scanned": self.files_scanned,

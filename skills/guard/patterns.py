@@ -39,8 +39,6 @@ PROMPT_INJECTION = [
                r"|guidelines|guardrails|messages|constraints)\b", I),
     re.compile(r"\byou are (now|no longer)\b[^.\n]{0,50}\b(DAN|jailbr\w*|unrestricted|developer mode|unfiltered"
                r"|bound by|without (any )?(restrictions|limits|rules))", I),
-    re.compile(r"\b(without|do not|don't|never)\s+(telling|tell|informing|inform|notifying|notify|alerting|alert"
-               r"|asking|ask)\s+(the\s+|your\s+)?(user|human|operator|owner)\b", I),
     re.compile(r"\b(hide|conceal|keep)\b[^.\n]{0,30}\b(from|secret from)\s+the\s+(user|human|operator)\b", I),
     re.compile(r"\bsilently\s+(send|upload|post|exfiltrate|transmit|copy|forward|run|execute|install)\b", I),
     re.compile(r"<\|im_start\|>|<\|system\|>|<\|endoftext\|>|\[/?INST\]|^\s*#*\s*(SYSTEM|ADMIN|DEVELOPER)\s*"
@@ -57,49 +55,55 @@ IMPERATIVE = re.compile(r"\b(must|should|always|never|run|execute|send|upload|ig
                         r"|do not|don't|before|after|first|also)\b", I)
 HTML_COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
 MD_COMMENT = re.compile(r"^\s*\[(//|comment|_)\]:\s*#\s*[(\"'](.*)[)\"']\s*$", re.MULTILINE)
-HIDDEN_MARKUP = re.compile(r"<(span|div|p)\b[^>]*(display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0|"
-                           r"\bhidden\b|color\s*:\s*(white|#fff\b|#ffffff))[^>]*>(.*?)</\1>", I | re.DOTALL)
+HIDDEN_MARKUP = re.compile(r"<(span|div|p)\b[^>]{0,600}(display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0|"
+                           r"\bhidden\b|color\s*:\s*(white|#fff\b|#ffffff))[^>]{0,600}>(.{0,4000}?)</\1>", I | re.DOTALL)
 
 # ---------------------------------------------------------------- download and run
-SHELLS = r"(sudo\s+(-\w+\s+)*)?(ba|z|k|da|fi)?sh\b|iex\b|Invoke-Expression|perl\b|ruby\b|node\b|php\b|python[0-9.]*(?!\s+-m\s+json\.tool)(?!\s+-c\b)(?!\s+-m\s+\w)"
+SHELLS = r"(sudo\s+(-\w+\s+){0,6})?(ba|z|k|da|fi)?sh\b|iex\b|Invoke-Expression|perl\b|ruby\b|node\b|php\b|python[0-9.]*(?!\s+-m\s+json\.tool)(?!\s+-c\b)(?!\s+-m\s+\w)"
 DOWNLOAD_EXEC = [
-    re.compile(r"\b(curl|wget|fetch|iwr|Invoke-WebRequest|irm)\b[^\n|]*\|\s*(" + SHELLS + r")", I),
-    re.compile(r"\b(ba|z)?sh\b\s+(-\w+\s+)*<\(\s*(curl|wget)\b|(source|\.)\s+<\(\s*(curl|wget)\b", I),
+    re.compile(r"\b(curl|wget|fetch|iwr|Invoke-WebRequest|irm)\b[^\n|]{0,600}\|\s*(" + SHELLS + r")", I),
+    re.compile(r"\b(ba|z)?sh\b\s+(-\w+\s+){0,6}<\(\s*(curl|wget)\b|(source|\.)\s+<\(\s*(curl|wget)\b", I),
     re.compile(r"\b(sh|bash|zsh|python[0-9.]*|perl|ruby|node)\s+-c\s+[\"']?\$\(\s*(curl|wget)\b", I),
-    re.compile(r"\beval\s+[\"']?\$\((curl|wget|[^)\n]*base64\s+(-d|--decode|-D))", I),
-    re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^\n|]*\s(-d|--decode|-D|-a\s+-d)\b[^\n|]*\|\s*(" + SHELLS + r")", I),
+    re.compile(r"\beval\s+[\"']?\$\((curl|wget|[^)\n]{0,600}base64\s+(-d|--decode|-D))", I),
+    re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^\n|]{0,600}\s(-d|--decode|-D|-a\s+-d)\b[^\n|]{0,600}\|\s*(" + SHELLS + r")", I),
     re.compile(r"\|\s*(rev|xxd\s+-r(\s+-p)?|gunzip|zcat)\s*\|\s*(" + SHELLS + r")", I),
     re.compile(r"\b(exec|eval)\s*\(\s*(base64\.b64decode|base64\.\w+decode|codecs\.decode|zlib\.decompress|"
                r"marshal\.loads|bytes\.fromhex|bytearray\.fromhex|requests\.get|urllib|__import__|compile\(|"
-               r"atob\(|Buffer\.from|[\"'][^\"']*[\"']\s*\.decode\(|\w+\.decode\()", I),
+               r"atob\(|Buffer\.from|[\"'][^\"']{0,600}[\"']\s*\.decode\(|\w+\.decode\()", I),
     re.compile(r"\b(exec|eval)\s*\([^\n]{0,60}(urlopen|requests\.get|\.read\(\)\.decode|b64decode|fromhex|decompress)", I),
     re.compile(r"new\s+Function\s*\(\s*(atob|Buffer\.from)|child_process[^\n]{0,80}(curl|wget)", I),
-    re.compile(r"\bDownloadString\s*\(|\b(IEX|Invoke-Expression)\s*\(|-EncodedCommand\b|powershell[^\n]*\s-e(nc)?\s+[A-Za-z0-9+/=]{16,}", I),
-    re.compile(r"\b(curl|wget)\b[^\n]*\s(-o|-O|--output)\s*\S+[^\n]*(&&|;)\s*(\./|sh\s|bash\s|python[0-9.]*\s)\S*", I),
-    re.compile(r"\b(pip3?|uv pip|pipx)\s+install\b[^\n]*\s(https?://\S+\.(py|sh)\b)", I),
+    re.compile(r"\bDownloadString\s*\(|\b(IEX|Invoke-Expression)\s*\(|-EncodedCommand\b|powershell[^\n]{0,600}\s-e(nc)?\s+[A-Za-z0-9+/=]{16,}", I),
+    re.compile(r"\b(curl|wget)\b[^\n]{0,600}\s(-o|-O|--output)\s*\S+[^\n]{0,600}(&&|;)\s*(\./|sh\s|bash\s|python[0-9.]*\s)\S*", I),
+    re.compile(r"\b(pip3?|uv pip|pipx)\s+install\b[^\n]{0,600}\s(https?://\S+\.(py|sh)\b)", I),
 ]
-DOWNLOAD_CHMOD = re.compile(r"\b(curl|wget)\b[^\n]*(&&|;)\s*chmod\s+(\+x|[0-7]*7[0-7]*)\b", I)
+DOWNLOAD_EXEC.append(re.compile(
+    r"\b(printf|echo\s+-[a-zA-Z]*e[a-zA-Z]*)\s+['\"]?(?:[^|\\\n]{0,12}(?:\\x[0-9A-Fa-f]{2}|\\[0-7]{3}|\\u[0-9A-Fa-f]{4})){3}"
+    r"[^|\n]{0,2000}\|\s*("
+    + SHELLS + r")", I))
+DOWNLOAD_EXEC.append(re.compile(
+    r"\b(curl|wget)\b[^\n|]{0,600}\|\s*(sudo\s+)?tar\s[^\n]{0,300}(&&|;)\s*(sudo\s+)?(\./|(ba)?sh\s|python[0-9.]*\s)", I))
+DOWNLOAD_CHMOD = re.compile(r"\b(curl|wget)\b[^\n]{0,600}(&&|;)\s*chmod\s+(\+x|[0-7]*7[0-7]*)\b", I)
 
 # ---------------------------------------------------------------- destructive
-_RM_FLAGS = r"\brm\s+(-[a-zA-Z-]+\s+)*-[a-zA-Z]*[rR][a-zA-Z]*\s+(-[a-zA-Z-]+\s+)*"
+_RM_FLAGS = r"\brm\s+(?=(?:-[a-zA-Z-]+\s+){0,5}?-[a-zA-Z]*[rR])(?:-[a-zA-Z-]+\s+){1,6}"
 DESTRUCTIVE = [
     re.compile(_RM_FLAGS + r"[\"']?(/|/\*|~|~/|~/\*|\$HOME|\$\{HOME\}|\$HOME/\*|/(etc|usr|var|bin|boot|lib|lib64"
                r"|home|opt|root|srv|sbin|System|Users)/?\*?|\.\./\.\.(/\S*)?|\*|\.)[\"']?(?=\s|$|;|&|\||`|\))"),
     re.compile(r"--no-preserve-root"),
-    re.compile(r"\bmkfs(\.\w+)?\s+/dev/|\bwipefs\s+-a|\bdd\b[^\n]*\bof=/dev/(sd|nvme|hd|xvd|vd|disk|mmcblk)", I),
+    re.compile(r"\bmkfs(\.\w+)?\s+/dev/|\bwipefs\s+-a|\bdd\b[^\n]{0,600}\bof=/dev/(sd|nvme|hd|xvd|vd|disk|mmcblk)", I),
     re.compile(r">\s*/dev/(sd[a-z]|nvme\d|hd[a-z]|disk\d)"),
     re.compile(r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:"),
-    re.compile(r"\bshred\b[^\n]*(/dev/|~|\$HOME|-\w*u\w*\s+/)", I),
+    re.compile(r"\bshred\b[^\n]{0,600}(/dev/|~|\$HOME|-\w*u\w*\s+/)", I),
     re.compile(r"\bchmod\s+-R\s+0?777\s+/(\s|$)|\bchown\s+-R\s+\S+\s+/(\s|$)"),
-    re.compile(r"\bfind\s+(/|~|\$HOME)\s[^\n]*(-delete|-exec\s+rm\b)"),
+    re.compile(r"\bfind\s+(/|~|\$HOME)\s[^\n]{0,600}(-delete|-exec\s+rm\b)"),
     re.compile(r"shutil\.rmtree\(\s*(os\.path\.expanduser\(\s*[\"']~[\"']\s*\)|Path\.home\(\)|[\"']/[\"']|[\"']~)", I),
-    re.compile(r"\b(Remove-Item|rd|rmdir|del)\b[^\n]*(-Recurse|/s)[^\n]*\b[Cc]:\\\\?(\s|$|\*|[\"'])|\bformat\s+c:", I),
-    re.compile(r"\bkill\s+-9\s+-1\b|\bgit\s+push\s+[^\n]*--mirror\b[^\n]*--force|\bgit\s+clean\s+-[a-z]*f[a-z]*x[a-z]*\s+/", I),
+    re.compile(r"\b(Remove-Item|rd|rmdir|del)\b[^\n]{0,600}(-Recurse|/s)[^\n]{0,600}\b[Cc]:\\\\?(\s|$|\*|[\"'])|\bformat\s+c:", I),
+    re.compile(r"\bkill\s+-9\s+-1\b|\bgit\s+push\s+[^\n]{0,600}--mirror\b[^\n]{0,600}--force|\bgit\s+clean\s+-[a-z]*f[a-z]*x[a-z]*\s+/", I),
 ]
 CAUTION_DESTRUCTIVE = [
     re.compile(_RM_FLAGS + r"[\"']?\$\{?\w+\}?/?\*?[\"']?(?=\s|$|;|&|\|)"),
     re.compile(r"\b(DROP\s+(DATABASE|SCHEMA)|TRUNCATE\s+TABLE)\b", I),
-    re.compile(r"\bgit\s+push\b[^\n]*(--force\b|\s-f\b)[^\n]*\b(main|master)\b", I),
+    re.compile(r"\bgit\s+push\b[^\n]{0,600}(--force\b|\s-f\b)[^\n]{0,600}\b(main|master)\b", I),
 ]
 
 # ---------------------------------------------------------------- persistence
@@ -110,18 +114,18 @@ CRON_INSTALL = re.compile(r"\|\s*crontab\s+-\s*($|[;&)|])|\|\s*crontab\s*$|\bcro
                           r"|>>?\s*/etc/cron|/var/spool/cron|/etc/crontab", I)
 REBOOT = re.compile(r"@reboot\b", I)
 PERSISTENCE_DANGEROUS = [
-    re.compile(r"/etc/rc\.local|/etc/profile\.d/|/etc/ld\.so\.preload|\bLD_PRELOAD=\S+[^\n]*>>", I),
-    re.compile(r"CurrentVersion\\\\?Run\b|\bschtasks\b[^\n]*/create[^\n]*(http|powershell|\.ps1)", I),
-    re.compile(r"\.config/autostart/|LaunchAgents/[^\s]*\.plist[^\n]*(curl|http|/tmp/)", I),
+    re.compile(r"/etc/rc\.local|/etc/profile\.d/|/etc/ld\.so\.preload|\bLD_PRELOAD=\S+[^\n]{0,600}>>", I),
+    re.compile(r"CurrentVersion\\\\?Run\b|\bschtasks\b[^\n]{0,600}/create[^\n]{0,600}(http|powershell|\.ps1)", I),
+    re.compile(r"\.config/autostart/|LaunchAgents/[^\s]{0,600}\.plist[^\n]{0,600}(curl|http|/tmp/)", I),
 ]
 PERSISTENCE_CAUTION = [
     re.compile(r"\bsystemctl\s+(--user\s+)?enable\b|/etc/systemd/system/|\.config/systemd/user/", I),
     re.compile(r"\blaunchctl\s+(load|bootstrap)\b|LaunchAgents/|LaunchDaemons/", I),
-    re.compile(r"\bschtasks\b[^\n]*/create|\bPROMPT_COMMAND=|core\.hooksPath|\.git/hooks/", I),
+    re.compile(r"\bschtasks\b[^\n]{0,600}/create|\bPROMPT_COMMAND=|core\.hooksPath|\.git/hooks/", I),
 ]
 PAYLOAD_RED_FLAGS = re.compile(
     r"\b(curl|wget|nc|ncat|socat|base64|eval|exec)\b|/dev/tcp/|/tmp/\.|/dev/shm/|python[0-9.]*\s+-c"
-    r"|\balias\s+(sudo|ssh|git|ls|cd|su|passwd)=|LD_PRELOAD|https?://", I)
+    r"|\balias\s+(sudo|su|passwd)=|LD_PRELOAD|https?://|\bnohup\b|(~|\$HOME)/\.[\w-]+/[^\s'\"]{0,600}\.(sh|py|bin|elf)\b", I)
 
 # ---------------------------------------------------------------- obfuscation
 BASE64_BLOB = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/]{120,}={0,2}(?![A-Za-z0-9+/_-])")
@@ -134,10 +138,57 @@ EXEC_WORDS = re.compile(r"\b(eval|exec|system|popen|subprocess|os\.system|Functi
 
 # ---------------------------------------------------------------- outside the skill's folder (scripts)
 OUTSIDE_TARGET = r"[\"']?(/(?!tmp\b|dev/null|dev/std|proc/self/fd)[A-Za-z]|~/|\$HOME\b|\$\{HOME\}|\.\./\.\./)"
-SENSITIVE_TARGET = re.compile(r"^[\"']?(/etc/|/usr/|/bin/|/sbin/|/boot/|/lib|/System/|/Library/|~/\.|\$HOME/\.|\$\{HOME\}/\.)")
-SHELL_WRITE = re.compile(r"(?:>>?|\btee\s+(?:-a\s+)?|\b(?:cp|mv|install|ln\s+-s\w*|rsync)\s+(?:-\w+\s+)*\S+\s+)\s*(" + OUTSIDE_TARGET + r"\S*)")
-PY_WRITE = re.compile(r"open\(\s*[rfb]?[\"']((/|~)[^\"']*)[\"']\s*,\s*[\"'][wax]|(write_text|write_bytes|shutil\.(copy\w*|move))\("
-                      r"[^\n]*(Path\.home\(\)|expanduser|[\"']/(etc|usr|bin)/)")
+SENSITIVE_TARGET = re.compile(r"^[\"']?(/etc/|/usr/|/bin/|/sbin/|/boot/|/lib|/System/|/Library/"
+                              r"|(~|\$HOME|\$\{HOME\})/\.(ssh/authorized_keys|ssh/rc\b|config/autostart|local/bin/(sudo|git|ssh|ls|su)\b))")
+"""Targets whose writing is dangerous; other dotfiles in the home folder (a symlinked .zshrc, a deploy
+key, known_hosts) are `caution`: shell start-up files are judged by what is written into them."""
+SHELL_WRITE = re.compile(r"(?:>>?|\btee\s+(?:-a\s+)?|\b(?:cp|mv|install|ln\s+-s\w*|rsync)\s+(?:-\w+\s+){0,6}\S+\s+)\s*(" + OUTSIDE_TARGET + r"\S*)")
+PY_WRITE = re.compile(r"open\(\s*[rfb]?[\"']((/|~)[^\"']{0,600})[\"']\s*,\s*[\"'][wax]|(write_text|write_bytes|shutil\.(copy\w*|move))\("
+                      r"[^\n]{0,600}(Path\.home\(\)|expanduser|[\"']/(etc|usr|bin)/)")
 CREDENTIAL_ACCESS = re.compile(r"\b(glob|open|read\w*|listdir|scandir|iterdir|walk|cat|cp|tar|zip|rglob|copy\w*)\b", I)
 OUTSIDE_READ = re.compile(r"\.\./\.\./|Path\.home\(\)|expanduser\(\s*[\"']~|os\.environ\[[\"']HOME|\$HOME\b|\$\{HOME\}|~/"
                           r"|[\"'](/etc/|/root/|/home/|/Users/|/var/lib/)")
+
+# ---------------------------------------------------------------- reverse shells
+REVERSE_SHELL = [
+    re.compile(r"/dev/(tcp|udp)/[^\s/]+/\d+[^\n]{0,600}(0>&1|>&\s*\d|<&\s*\d|\s-i\b)|(\s-i\b|0<&|exec\s+\d*<>)[^\n]{0,600}/dev/(tcp|udp)/"
+               r"|\bexec\s+\d+<>\s*/dev/(tcp|udp)/"),
+    re.compile(r"\b(nc|ncat|netcat|nc\.traditional)\b[^\n|;]{0,600}\s-[a-z]*[ec]\s*['\"]?\S*(sh|bash|cmd(\.exe)?|powershell)\b", I),
+    re.compile(r"\bmkfifo\b[^\n]{0,600}\b(nc|ncat|netcat|telnet|openssl\s+s_client)\b"
+               r"|\b(ba|z)?sh\s+-i\b[^\n]{0,600}\|\s*(nc|ncat|netcat|telnet|openssl)\b"
+               r"|\b(nc|ncat|netcat|telnet)\s[^\n|]{0,600}\|\s*(/bin/)?(ba|z)?sh\b", I),
+    re.compile(r"\bsocat\b[^\n]{0,600}(exec|system):[^\n]{0,600}\b(sh|bash|pty)\b|\bsocat\b[^\n]{0,600}\btcp[^\n]{0,600}\b(exec|system):", I),
+    re.compile(r"\b(socket|fsockopen|TCPSocket|IO::Socket)\b[^\n]{0,600}(dup2|\bexec\b|spawn|/bin/(ba)?sh|popen|\bsystem\b)", I),
+    re.compile(r"/inet/tcp/\d+/|\bztcp\b[^\n]{0,200}\b(z|ba)?sh\b|\bsh\s+-i\b[^\n]{0,100}\d<>\s*/dev/tcp/", I),
+    re.compile(r"\bs_client\b[^\n]{0,600}\|\s*(/bin/)?(ba)?sh\b|Net\.Sockets\.TCPClient[^\n]{0,600}(iex|Invoke-Expression|GetStream)", I),
+]
+
+# ---------------------------------------------------------------- exfiltration by shell
+SECRET_REF = re.compile(
+    r"(~|\$HOME|\$\{HOME\}|/home/[\w.-]+|/root|/Users/[\w.-]+)/\.(ssh|aws|gnupg|kube|docker|netrc|git-credentials|pgpass"
+    r"|npmrc|pypirc|config/gcloud|password-store|electrum|bitcoin|mozilla|config/google-chrome)\b(?![\w.-]{0,600}\.pub\b)"
+    r"(?!/known_hosts|/config\b)|\bid_(rsa|dsa|ecdsa|ed25519)\b(?!\.pub)|\.aws/credentials|/etc/shadow"
+    r"|(?<![\w.-])\.env(?![\w.-])|\bwallet\.dat\b|Login Data|\bkeychain\b|\.git-credentials|(?<![\w.-])\.netrc\b"
+    r"|\.(bash|zsh)_history\b|\blogins\.json\b|\bkey[34]\.db\b|\.mozilla/firefox|Chrome/[^\s'\"]{0,40}(Cookies|Web Data)"
+    r"|\bExodus/|\bElectrum/wallets|\bsecurity\s+(find-generic-password|find-internet-password|dump-keychain)\b"
+    r"|(Path\.home\(\)|expanduser\(\s*['\"]~['\"]\s*\))\s*[/,]\s*['\"]\.(ssh|aws|gnupg|kube|netrc)\b"
+    r"|expanduser\(\s*['\"]~/\.(ssh|aws|gnupg|kube|netrc)\b(?![\w./-]{0,600}\.pub)", I)
+READERS = re.compile(r"^\s*(sudo\s+)?(cat|tac|tar|zip|7z|gzip|bzip2|xz|base64|xxd|od|head|tail|less|more|openssl|gpg"
+                     r"|strings|find|grep|jq|awk|sed|cut|sort|dd|cp|rsync)\b", I)
+ENV_READERS = re.compile(r"^\s*(env|printenv|set|export\s+-p|compgen\s+-e|declare\s+-x?p)\s*$|/proc/\S*/environ", I)
+SENDERS = re.compile(r"\b(curl|wget|nc|ncat|netcat|socat|telnet|sendmail|mailx?|mutt|openssl\s+s_client|ssh\s+\S*@?\S+"
+                     r"|gh\s+gist|http|https|xh|aws\s+s3|gsutil|rclone|scp|ftp|tftp|dig|nslookup|host)\b", I)
+SEND_ARG = re.compile(r"(\s-d|--data[\w-]*|\s-F|--form|--upload-file|\s-T|\s--body-file|\s-b|--post-file=?|--post-data=?"
+                      r"|--body-file=?)\s*['\"]?[^'\"\s]{0,600}@?", I)
+IDENTITY_ARG = re.compile(r"(\s-i|--key|--cert|--cacert|--identity|IdentityFile=|--netrc-file|-K)\s*['\"]?\S*$")
+PUSH_SECRETS = re.compile(r"\bgit\s+(-C\s+|--git-dir=|--work-tree=)\S*|\bcd\s+|\bgit\s+add\b[^\n]{0,600}|\bcp\s+-\w*r\w*\s+|\brsync\s+"
+                          r"|\btar\b[^\n]{0,600}|\bzip\s+-r\b[^\n]{0,600}|\bln\s+-s\w*\s+", I)
+REMOTE_SENDERS = re.compile(r"\bgit\s+push\b|\bgh\s+(gist|repo)\s+create\b|\baws\s+s3\s+(cp|sync|mv)\b|\bgsutil\s+(cp|rsync)\b"
+                            r"|\brclone\s+(copy|sync)\b|\bscp\b|\brsync\b[^\n]{0,600}\s\S+:|\bcurl\b|\bwget\b[^\n]{0,600}--post|\bnc\b"
+                            r"|\bsocat\b|/dev/tcp/|\bftp\b|\bsmbclient\b", I)
+
+PASSWORD_PHISHING = re.compile(r"\bosascript\b[^\n]{0,400}\bhidden answer\b|\bdisplay dialog\b[^\n]{0,300}\bhidden answer\b", I)
+SECRET_HEADER_VAR = re.compile(r"\$\{?([A-Z][A-Z0-9]*)_[A-Z0-9_]*(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY"
+                               r"|CREDENTIAL)[A-Z0-9_]*\}?")
+GENERIC_VENDORS = {"API", "APP", "AUTH", "ACCESS", "SECRET", "MY", "USER", "SERVICE", "CLIENT", "BOT", "DEPLOY", "CI",
+                   "PRIVATE", "PERSONAL", "BEARER", "SESSION", "REFRESH", "ID", "X"}

@@ -1,278 +1,409 @@
-"""Scanning a skill: SKILL.md and every supporting file, line by line, against the guard's rules.
+"""Scanning a skill: SKILL.md and every supporting file, judged on what will really run and
+what the model will really read.
 
-Documents (SKILL.md, references) are scanned whole, fenced code blocks included: the agent runs
-what a skill tells it to. Scripts get the same rules plus the ones only code can break (writing
-or reading outside the skill's folder, file-level exfiltration). Encoded blobs are decoded and
-scanned again, so a payload does not hide behind base64. Pure functions, no I/O except reading
-the folder in `scan_folder` (sync: call it from a thread in async code).
+Every line is normalised first (`normalise.fold`: invisible characters removed and reported,
+NFKC, confusables folded). Then by kind of file:
+- documents (SKILL.md, references): the front matter's decoded values, prose (injection, plain
+  language exfiltration, hidden comments, all judged in context), and code blocks (shell blocks
+  through the shell reader, Python blocks through the flow analysis);
+- shell and other scripts: logical lines with variables resolved and escapes decoded;
+- Python: the flow analysis on the syntax tree, plus the line rules on the code with the
+  strings only shown to people (help texts, docstrings, print) blanked.
+Encoded blobs (base64, hex, escapes, also split over lines) are decoded and scanned again.
+A file with a shebang or a script extension is text whatever bytes it holds. Pure functions;
+`scan_folder` reads files (sync: call it from a thread in async code).
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import os
 import re
-import unicodedata
 from pathlib import Path
 
 from skills.guard import patterns as P
-from skills.guard.model import Finding, GuardReport, Severity
+from skills.guard import prose
+from skills.guard.collect import Collector
+from skills.guard.frontmatter import decoded_values
+from skills.guard.model import Finding, GuardReport
+from skills.guard.normalise import Removed, fold, visible
+from skills.guard.python_flow import analyse, mask
+from skills.guard.rules import block_exfiltration, check_line, script_exfiltration
+from skills.guard.shell import ShellReader, decode_base64, decode_escapes, logical_lines
 
-SCRIPT_SUFFIXES = {".sh", ".bash", ".zsh", ".fish", ".py", ".js", ".mjs", ".cjs", ".ts", ".rb", ".pl", ".php",
-                   ".ps1", ".psm1", ".bat", ".cmd", ".lua", ".go", ".rs", ".java", ".kt", ".swift", ".r"}
+SCRIPT_SUFFIXES = {".sh", ".bash", ".zsh", ".ksh", ".fish", ".py", ".pyw", ".js", ".mjs", ".cjs", ".ts", ".rb", ".pl",
+                   ".php", ".ps1", ".psm1", ".bat", ".cmd", ".lua", ".go", ".rs", ".java", ".kt", ".swift", ".r",
+                   ".command", ".tcl", ".awk"}
+SHELL_LANGS = {"", "sh", "bash", "shell", "zsh", "console", "terminal", "shell-session", "shellsession", "ksh", "fish"}
+PYTHON_LANGS = {"python", "py", "python3", "pycon"}
 MAX_SCAN_BYTES = 2_000_000
 MAX_DEPTH = 2
-EXCERPT = 160
-
-ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\u2060", "\u2061", "\u2062", "\u2063", "\u2064", "\ufeff", "\u180e"}
-BIDI_CONTROLS = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
+BASH_BINARY_CHECK = 80
+"""bash refuses a script as binary only when a NUL is in its first 80 bytes: later NULs hide nothing from it."""
+BINARY_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"SQLite format",
+                b"wOFF", b"wOF2", b"\x00\x00\x01\x00", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"OggS", b"ID3", b"fLaC")
 EXECUTABLE_MAGIC = (b"\x7fELF", b"MZ", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+WARNING_CONTEXT = re.compile(
+    r"\b(attack\w*|malicious|malware|never (run|execute|paste|pipe|do)|do not (run|execute|paste|pipe)|don't (run|execute"
+    r"|paste|pipe)|detect\w*|red flags?|indicators?|IOCs?|phishing|suspicious|dangerous|avoid|anti-?patterns?"
+    r"|what not to|bad example|exploit\w*|threats?|hunting|incident|risk\w*|unsafe|insecure|vulnerab\w*|pentest\w*"
+    r"|penetration test\w*|red team\w*|CTF|forensic\w*)\b", re.IGNORECASE)
+EXAMPLE_CONTEXT = re.compile(r"\b(examples?|e\.g\.|for instance|looks like|sample|such as|format|syntax)\b", re.IGNORECASE)
 
 
 def is_script(path: str, text: str = "") -> bool:
     parts = Path(path).parts
-    return (Path(path).suffix.lower() in SCRIPT_SUFFIXES or (len(parts) > 1 and parts[0] == "scripts")
+    return (Path(path).suffix.lower() in SCRIPT_SUFFIXES or (len(parts) > 1 and parts[0] in ("scripts", "bin"))
             or text.startswith("#!"))
 
 
-class _Collector:
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.found: dict[tuple[int, str], Finding] = {}
-
-    def add(self, line: int, rule: str, severity: Severity, message: str, excerpt: str = "") -> None:
-        key = (line, rule)
-        current = self.found.get(key)
-        if current is not None and (current.severity == "dangerous" or severity == "caution"):
-            return
-        excerpt = " ".join(excerpt.split())
-        if len(excerpt) > EXCERPT:
-            excerpt = excerpt[:EXCERPT - 3] + "..."
-        self.found[key] = Finding(self.file, line, rule, severity, message, excerpt)
-
-    def findings(self) -> list[Finding]:
-        return sorted(self.found.values(), key=lambda f: (f.line, f.rule))
+def _is_python(path: str, text: str) -> bool:
+    first = text.split("\n", 1)[0]
+    return Path(path).suffix.lower() in (".py", ".pyw") or first.startswith("#!") and "python" in first
 
 
-def _visible(text: str) -> str:
-    return "".join(ch if ch.isprintable() else f"<U+{ord(ch):04X}>" for ch in text)
+def _is_shell(path: str, text: str) -> bool:
+    first = text.split("\n", 1)[0]
+    suffix = Path(path).suffix.lower()
+    return suffix in (".sh", ".bash", ".zsh", ".ksh", ".fish", ".command") or first.startswith("#!") and bool(
+        re.search(r"\b(ba|z|k|da|fi)?sh\b", first)) or suffix == "" and not first.startswith("#!")
 
 
-def _emoji_neighbour(line: str, index: int) -> bool:
-    def emoji(ch: str) -> bool:
-        return ord(ch) >= 0x2190 and unicodedata.category(ch) in ("So", "Sk", "Mn") or 0x1F000 <= ord(ch) <= 0x1FAFF
-    before = line[index - 1] if index > 0 else ""
-    after = line[index + 1] if index + 1 < len(line) else ""
-    return bool(before and after and (emoji(before) or before == "\ufe0f") and emoji(after))
+# ---------------------------------------------------------------- hidden characters
+
+def _hidden_chars(c: Collector, number: int, raw: str, removed: Removed, script: bool) -> None:
+    if not (removed.any_hidden or removed.confusables):
+        return
+    shown = visible(raw)
+    if removed.tags and not ("\U0001f3f4" in raw and re.fullmatch(r"[a-z0-9]{0,7}", removed.tags)):
+        c.add(number, "obfuscation", "dangerous", f"Unicode tag characters smuggle invisible text: {removed.tags!r}",
+              removed.tags, shown)
+    if removed.bidi:
+        rtl = re.search(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]", raw)
+        c.add(number, "obfuscation", "caution" if rtl and not script else "dangerous",
+              "bidirectional control characters can make text read differently than it runs", shown)
+    if removed.zero_width:
+        c.add(number, "obfuscation", "dangerous", "invisible characters hide text from a human reader", shown)
+    if removed.soft_hyphens or removed.marks:
+        c.add(number, "obfuscation", "caution", "invisible soft hyphens or direction marks inside the text", shown)
+    if removed.confusables and re.search(r"[A-Za-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][A-Za-z]", raw):
+        c.add(number, "obfuscation", "caution", "words mixing Latin with look-alike Cyrillic or Greek letters", shown)
 
 
-def _unicode(c: _Collector, number: int, line: str, first_line: bool) -> None:
-    for index, ch in enumerate(line):
-        if ch in BIDI_CONTROLS:
-            c.add(number, "obfuscation", "dangerous",
-                  f"bidirectional control character U+{ord(ch):04X} can make text read differently than it runs",
-                  _visible(line))
-        elif ch in ZERO_WIDTH:
-            if ch == "\ufeff" and first_line and index == 0:
-                continue
-            if ch == "\u200d" and _emoji_neighbour(line, index):
-                continue  # emoji sequences join with ZWJ
-            c.add(number, "obfuscation", "dangerous",
-                  f"invisible character U+{ord(ch):04X} hides text from a human reader", _visible(line))
-        elif 0xE0000 <= ord(ch) <= 0xE007F:
-            c.add(number, "obfuscation", "dangerous",
-                  "Unicode tag characters smuggle invisible text to the model", _visible(line))
+def _escalate_hidden(c: Collector, number: int, removed: Removed, raw: str) -> None:
+    """Hidden characters on a line that turned out dangerous once they were removed."""
+    hiding = removed.any_hidden or removed.confusables
+    if hiding and any(f.severity == "dangerous" and f.rule != "obfuscation" for (n, _), f in c.found.items() if n == number):
+        c.add(number, "obfuscation", "dangerous", "hidden or look-alike characters disguise a dangerous line",
+              "", visible(raw))
 
 
-def _decode_blob(blob: str, kind: str) -> str | None:
-    """The decoded text of an encoded blob when it is mostly printable text, else None."""
-    try:
-        if kind == "base64":
-            raw = base64.b64decode(blob + "=" * (-len(blob) % 4), validate=False)
-        elif kind == "hex":
-            raw = binascii.unhexlify(blob)
-        else:
-            raw = blob.encode("latin-1").decode("unicode_escape").encode("latin-1")
-    except (ValueError, binascii.Error, UnicodeError):
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    printable = sum(1 for ch in text if ch.isprintable() or ch in "\n\r\t")
-    return text if text and printable / len(text) > 0.95 else None
+# ---------------------------------------------------------------- encoded payloads
+
+def _scan_derived(c: Collector, number: int, text: str, kind: str, depth: int, what: str, raw: str = "") -> str:
+    """Scan decoded or assembled text and lift its findings to `number`; the dangerous rules found ("" if none)."""
+    if depth >= MAX_DEPTH or not text.strip():
+        return ""
+    inner = Collector(c.file)
+    if kind == "python":
+        _scan_python(inner, text, depth + 1)
+    elif kind == "document":
+        _scan_document(inner, text, depth + 1, front=False)
+    else:
+        _scan_commands(inner, text, depth + 1)
+    for finding in inner.findings():
+        if finding.severity == "dangerous":
+            c.add(number, finding.rule, "dangerous", f"{what}: {finding.message}", finding.excerpt, raw)
+    if inner.found and not any(f.severity == "dangerous" for f in inner.found.values()) and kind != "document":
+        worst = inner.findings()[0]
+        c.add(number, worst.rule, "caution", f"{what}: {worst.message}", worst.excerpt, raw)
+    return ", ".join(sorted({f.rule for f in inner.found.values() if f.severity == "dangerous"}))
 
 
-def _blobs(c: _Collector, number: int, line: str, script: bool, depth: int) -> None:
+def _blobs(c: Collector, number: int, line: str, script: bool, depth: int) -> None:
     candidates = [(m.group(0), "base64") for m in P.BASE64_BLOB.finditer(line)]
     candidates += [(m.group(0), "hex") for m in P.HEX_BLOB.finditer(line)]
     candidates += [(m.group(0), "escape") for m in P.ESCAPED_BYTES.finditer(line)]
     for blob, kind in candidates:
         if kind == "base64" and re.fullmatch(r"[0-9a-fA-F]+", blob):
-            continue  # hex digests are matched as hex
-        if line.lstrip().startswith(("sha256", "sha512", "integrity")) or "data:image/" in line:
-            c.add(number, "obfuscation", "caution", f"long {kind} blob ({len(blob)} characters)", line)
             continue
-        decoded = _decode_blob(blob, kind) if depth < MAX_DEPTH else None
-        if decoded is None and kind == "hex" and len(blob) < P.OPAQUE_HEX_MIN:
-            continue  # a digest or an id, not a payload
+        if line.lstrip().startswith(("sha256", "sha512", "integrity")) or "data:image/" in line \
+                or re.search(r"\b(sha\d+|digest|checksum|hash|integrity)\b", line, re.IGNORECASE) and kind == "hex":
+            continue
+        decoded = _decode_blob(blob, kind)
         if decoded is None:
-            c.add(number, "obfuscation", "caution",
-                  f"long {kind}-encoded blob ({len(blob)} characters) that a reader cannot check", line)
+            if kind == "hex" and len(blob) < P.OPAQUE_HEX_MIN:
+                continue
+            c.add(number, "obfuscation", "caution", f"long {kind} blob ({len(blob)} characters) that a reader cannot check",
+                  line)
             continue
-        inner = _Collector(c.file)
-        for inner_number, inner_line in enumerate(decoded.splitlines() or [decoded], start=1):
-            _scan_line(inner, inner_number, inner_line, script, in_code=True, depth=depth + 1)
-        _file_level(inner, decoded.splitlines(), script)
-        worst = [f for f in inner.findings() if f.severity == "dangerous"]
-        if worst:
-            rules = ", ".join(sorted({f.rule for f in worst}))
-            c.add(number, "obfuscation", "dangerous",
-                  f"{kind}-encoded payload hides: {rules} ({worst[0].message})", worst[0].excerpt)
+        hidden = _scan_derived(c, number, decoded, "commands" if script else "document", depth,
+                               f"{kind}-encoded payload hides", line)
+        if hidden:
+            c.add(number, "obfuscation", "dangerous", f"{kind}-encoded payload hides: {hidden}", decoded, line)
         else:
-            c.add(number, "obfuscation", "caution", f"long {kind}-encoded text ({len(blob)} characters)", line)
+            c.add(number, "obfuscation", "caution", f"long {kind}-encoded text ({len(blob)} characters)", decoded, line)
     if P.CHAR_CODES.search(line):
-        severity: Severity = "dangerous" if P.EXEC_WORDS.search(line) else "caution"
-        c.add(number, "obfuscation", severity, "text assembled from character codes", line)
+        c.add(number, "obfuscation", "dangerous" if P.EXEC_WORDS.search(line) else "caution",
+              "text assembled from character codes", line)
 
 
-def _scan_line(c: _Collector, number: int, line: str, script: bool, in_code: bool, depth: int = 0) -> None:
-    for pattern in P.PROMPT_INJECTION:
-        if pattern.search(line):
-            c.add(number, "prompt-injection", "dangerous", "tries to override the agent's instructions", line)
-            break
-
-    network = P.NETWORK.search(line)
-    if network and (P.SECRET_FILE_READ.search(line) or P.ENV_DUMP.search(line)
-                    or (P.SENSITIVE_FILE.search(line) and re.search(r"[|@<>]|\$\(|`|-T\b|--upload|-F\b|-d\b", line))):
-        c.add(number, "exfiltration", "dangerous",
-              "sends credential files or the environment to a network address", line)
-    elif network and P.DATA_WITH_SECRET.search(line):
-        c.add(number, "exfiltration", "dangerous", "sends a secret variable as request data", line)
-
-    for pattern in P.DOWNLOAD_EXEC:
-        if pattern.search(line):
-            c.add(number, "download-exec", "dangerous", "downloads or decodes code and runs it", line)
-            break
-    else:
-        if P.DOWNLOAD_CHMOD.search(line):
-            c.add(number, "download-exec", "caution", "downloads a file and makes it executable", line)
-
-    for pattern in P.DESTRUCTIVE:
-        if pattern.search(line):
-            c.add(number, "destructive", "dangerous", "destroys data or the system", line)
-            break
-    else:
-        for pattern in P.CAUTION_DESTRUCTIVE:
-            if pattern.search(line):
-                c.add(number, "destructive", "caution", "deletes or overwrites data; check the target", line)
-                break
-
-    _persistence(c, number, line, script)
-    if script:
-        _outside(c, number, line)
-    _blobs(c, number, line, script, depth)
+def _decode_blob(blob: str, kind: str) -> str | None:
+    if kind == "base64":
+        return decode_base64(blob)
+    if kind == "hex":
+        try:
+            return binascii.unhexlify(blob).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+    text = decode_escapes(blob)
+    return text if text != blob else None
 
 
-def _persistence(c: _Collector, number: int, line: str, script: bool) -> None:
-    payload_bad = bool(P.PAYLOAD_RED_FLAGS.search(line))
-    if P.AUTHORIZED_KEYS.search(line) and re.search(r">>|>|\btee\b|\bcp\b|\bopen\(|write|echo|cat\b", line):
-        c.add(number, "persistence", "dangerous", "adds an ssh key to authorized_keys (remote access)", line)
-    elif P.AUTHORIZED_KEYS.search(line):
-        c.add(number, "persistence", "caution", "mentions ssh authorized_keys", line)
-    if P.REBOOT.search(line):
-        c.add(number, "persistence", "dangerous", "installs a job that runs at every boot", line)
-    if P.CRON_INSTALL.search(line):
-        severity: Severity = "dangerous" if payload_bad else "caution"
-        c.add(number, "persistence", severity, "installs a cron job non-interactively", line)
-    if P.RC_WRITE.search(line):
-        severity = "dangerous" if payload_bad else "caution"
-        c.add(number, "persistence", severity, "changes a shell start-up file", line)
-    for pattern in P.PERSISTENCE_DANGEROUS:
-        if pattern.search(line):
-            c.add(number, "persistence", "dangerous", "installs itself to run at login or boot", line)
-            break
-    for pattern in P.PERSISTENCE_CAUTION:
-        if pattern.search(line):
-            c.add(number, "persistence", "dangerous" if payload_bad and script else "caution",
-                  "installs a service, agent or hook that runs later", line)
-            break
-
-
-def _outside(c: _Collector, number: int, line: str) -> None:
-    stripped = line.strip()
-    if stripped.startswith(("#", "//")) and not stripped.startswith("#!"):
-        return
-    for match in P.SHELL_WRITE.finditer(line):
-        target = match.group(1)
-        severity: Severity = "dangerous" if (P.SENSITIVE_TARGET.search(target) or "../.." in target) else "caution"
-        c.add(number, "outside-folder", severity, f"writes outside the skill's folder ({target})", line)
-    py = P.PY_WRITE.search(line)
-    if py:
-        target = py.group(1) or py.group(0)
-        severity = "dangerous" if P.SENSITIVE_TARGET.search(target.lstrip("(")) or "/etc" in target \
-            or "Path.home" in target or "expanduser" in target else "caution"
-        c.add(number, "outside-folder", severity, "writes outside the skill's folder", line)
-    if P.SECRET_FILE_READ.search(line) or (P.SENSITIVE_FILE.search(line) and P.CREDENTIAL_ACCESS.search(line)):
-        c.add(number, "outside-folder", "dangerous", "reads credential files outside the skill's folder", line)
-    elif P.OUTSIDE_READ.search(line):
-        c.add(number, "outside-folder", "caution", "reaches outside the skill's folder", line)
-
-
-def _file_level(c: _Collector, lines: list[str], script: bool, code_lines: set[int] | None = None) -> None:
-    """Exfiltration spread over several lines: reading secrets in one place, sending in another."""
-    considered = [(n, l) for n, l in enumerate(lines, start=1) if script or (code_lines and n in code_lines)]
-    senders = [n for n, l in considered if P.NETWORK.search(l)]
-    if not senders:
-        return
-    for number, line in considered:
-        secret = P.SECRET_FILE_READ.search(line) or P.ENV_DUMP.search(line) \
-            or (script and P.SENSITIVE_FILE.search(line) and re.search(r"open\(|read|expanduser|Path\.home", line))
-        if not secret or number in senders and (number, "exfiltration") in c.found:
+def _split_blobs(c: Collector, lines: list[tuple[int, str]], script: bool, depth: int) -> None:
+    """Base64 split over consecutive lines (a heredoc, a wrapped literal): joined and decoded."""
+    run: list[tuple[int, str]] = []
+    for number, line in [*lines, (0, "")]:
+        token = line.strip().strip("'\",+\\").strip()
+        if re.fullmatch(r"[A-Za-z0-9+/]{16,}={0,2}", token) and not re.fullmatch(r"[0-9a-fA-F]+", token):
+            run.append((number, token))
             continue
-        near = [s for s in senders if script or abs(s - number) <= 12]
-        if near:
-            c.add(number, "exfiltration", "dangerous",
-                  f"reads secrets here and sends data over the network at line {near[0]}", line)
+        if len(run) >= 2:
+            joined = "".join(t for _, t in run)
+            decoded = decode_base64(joined)
+            if decoded:
+                hidden = _scan_derived(c, run[0][0], decoded, "commands" if script else "document", depth,
+                                       "base64 split over lines hides", run[0][1])
+                if hidden:
+                    c.add(run[0][0], "obfuscation", "dangerous", f"base64 split over lines hides: {hidden}", decoded)
+        run = []
 
 
-def _hidden(c: _Collector, text: str) -> None:
-    """HTML comments, markdown comments and hidden markup that speak to the model."""
-    found = [(m.start(), m.group(1)) for m in P.HTML_COMMENT.finditer(text)]
-    found += [(m.start(), m.group(2)) for m in P.MD_COMMENT.finditer(text)]
-    found += [(m.start(), m.group(4)) for m in P.HIDDEN_MARKUP.finditer(text)]
-    for start, body in found:
-        line = text.count("\n", 0, start) + 1
-        instruction = any(p.search(body) for p in P.PROMPT_INJECTION) \
-            or (P.MODEL_WORDS.search(body) and P.IMPERATIVE.search(body)) \
-            or P.NETWORK.search(body) or re.search(r"\b(rm|eval|exec|base64|chmod|sudo)\b", body)
-        if instruction:
-            c.add(line, "hidden-instructions", "dangerous",
-                  "instructions hidden from a human reader (invisible when rendered)", body)
+# ---------------------------------------------------------------- commands (shell and other scripts)
 
+def _scan_commands(c: Collector, text: str, depth: int = 0, lines: list[tuple[int, str]] | None = None,
+                   script: bool = True) -> list[tuple[int, list[str]]]:
+    """Shell-like code: logical lines through the shell reader, every view through the line rules."""
+    numbered = lines if lines is not None else list(enumerate(text.splitlines(), start=1))
+    reader = ShellReader()
+    seen: list[tuple[int, list[str]]] = []
+    for number, line in logical_lines(numbered):
+        stripped = line.lstrip()
+        if stripped.startswith("#") and not stripped.startswith("#!"):
+            continue
+        command = re.sub(r"^\s*(\$|>|PS>|%)\s+", "", line)
+        views = reader.feed(command)
+        mktemp = {name for name in reader.values if reader.mktemp_var(name)}
+        for view in views:
+            check_line(c, number, view, line if view != line else "", script=script, mktemp=mktemp)
+        why = reader.tainted_exec(command)
+        if why:
+            c.add(number, "download-exec", "dangerous", why, command)
+        for view in views[1:]:
+            if "\n" in view:  # decoded multi-line content: scan it as a script of its own
+                _scan_derived(c, number, view, "commands", depth, "decoded command text", line)
+        for view in views[:1]:
+            _blobs(c, number, view, script, depth)
+        seen.append((number, views))
+    _split_blobs(c, numbered, script, depth)
+    return seen
+
+
+# ---------------------------------------------------------------- Python
+
+def _scan_python(c: Collector, text: str, depth: int = 0, offset: int = 0) -> bool:
+    """Python source through the flow analysis; False when it does not parse."""
+    result = analyse(text)
+    if result is None:
+        return False
+    for finding in result.findings:
+        c.add(finding.line + offset, finding.rule, finding.severity, finding.message, finding.text)  # type: ignore[arg-type]
+    for line, kind, derived in result.derived:
+        _scan_derived(c, line + offset, derived, "python" if kind == "python" else "commands", depth,
+                      "code it runs")
+    masked = mask(text, result.inert_spans)
+    inner = Collector(c.file)
+    for number, line in enumerate(masked, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        check_line(inner, number, line, "", script=True, mktemp=set())
+        _blobs(inner, number, line, True, depth)
+    for finding in inner.findings():
+        if finding.rule == "exfiltration":
+            continue  # the flow analysis decides exfiltration in Python
+        c.add(finding.line + offset, finding.rule, finding.severity, finding.message, finding.excerpt)
+    return True
+
+
+# ---------------------------------------------------------------- documents
+
+def _headings(lines: list[str]) -> list[str]:
+    """The Markdown heading each line sits under (one pass)."""
+    current, found = "", []
+    for line in lines:
+        if line.lstrip().startswith("#"):
+            current = line[:300]
+        found.append(current)
+    return found
+
+
+def _section_context(lines: list[str], headings: list[str], index: int) -> str:
+    return headings[index] + "\n" + "\n".join(line[:2000] for line in lines[max(0, index - 3):index])
+
+
+def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) -> None:
+    raw_lines = text.splitlines()
+    folded: list[str] = []
+    removed_by_line: dict[int, Removed] = {}
+    for number, raw in enumerate(raw_lines, start=1):
+        line, removed = fold(raw, first_line=number == 1)
+        folded.append(line)
+        removed_by_line[number] = removed
+        _hidden_chars(c, number, raw, removed, script=False)
+        if removed.tags:
+            _scan_derived(c, number, removed.tags, "document", depth, "hidden tag-character text", visible(raw))
+
+    if front and text.lstrip("\ufeff").startswith("---"):
+        values, problem, hostile = decoded_values(text)
+        if hostile:
+            c.add(1, "obfuscation", "dangerous", f"front matter refused: {problem}", problem or "")
+        elif problem:
+            c.add(1, "unscannable", "caution", f"front matter cannot be read: {problem}", problem)
+        for number, value in values:
+            for part in value.splitlines() or [value]:
+                part_folded, _ = fold(part)
+                _prose_line(c, number, part_folded, part_folded, "")
+                check_line(c, number, part_folded, "", script=False, mktemp=set())
+            escaped = re.search(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|N\{)", raw_lines[number - 1]
+                                if number <= len(raw_lines) else "")
+            if escaped and any(f.severity == "dangerous" for (n, _), f in c.found.items() if n == number):
+                c.add(number, "obfuscation", "dangerous", "YAML escapes hide what the front matter says", value,
+                      raw_lines[number - 1])
+
+    fence: str | None = None
+    lang = ""
+    block: list[tuple[int, str]] = []
+    blocks: list[tuple[str, list[tuple[int, str]], int]] = []
+    prose_numbered: list[tuple[int, list[str]]] = []
+    quoted_lines: set[int] = set()
+    """Lines that quote an attack in a passage about it: not steps the agent takes."""
+    headings = _headings(folded)
+    for index, line in enumerate(folded):
+        number = index + 1
+        marker = re.match(r"^\s*(`{3,}|~{3,})\s*([\w+-]*)", line)
+        if marker:
+            token = marker.group(1)[0] * 3
+            if fence is None:
+                fence, lang, block = token, marker.group(2).lower(), []
+                continue
+            if fence == token:
+                blocks.append((lang, block, index - len(block)))
+                fence = None
+                continue
+        if fence is not None:
+            block.append((number, line))
+            continue
+        if line.startswith(("    ", "\t")) and line.strip():
+            blocks.append(("", [(number, line.strip())], index))
+            continue
+        context = _section_context(folded, headings, index)
+        _prose_line(c, number, line, line, context)
+        for code in re.findall(r"`([^`]+)`", line) or []:
+            check_line(c, number, code, "", script=False, mktemp=set())
+        check_line(c, number, line, "", script=False, mktemp=set())
+        _blobs(c, number, line, False, depth)
+        prose_numbered.append((number, [line]))
+        words = prose.context_words(line)
+        if WARNING_CONTEXT.search(words) or prose.META.search(words) and re.search(r"`", line):
+            c.demote(number, "quoted in documentation")
+            quoted_lines.add(number)
+    if fence is not None:
+        blocks.append((lang, block, len(folded) - len(block)))
+
+    seen: list[tuple[int, list[str]]] = list(prose_numbered)
+    for lang, lines, start in blocks:
+        context = _section_context(folded, headings, max(0, start - 1))
+        if lang in PYTHON_LANGS and _scan_python(c, "\n".join(l for _, l in lines), depth, offset=lines[0][0] - 1
+                                                 if lines else 0):
+            continue
+        if lang in SHELL_LANGS or lang not in ("json", "yaml", "yml", "toml", "ini", "xml", "html", "csv", "text", "txt",
+                                               "markdown", "md", "diff"):
+            seen += _scan_commands(c, "", depth, lines=lines, script=False)
+        else:
+            for number, line in lines:
+                check_line(c, number, line, "", script=False, mktemp=set())
+                _blobs(c, number, line, False, depth)
+            _split_blobs(c, lines, False, depth)
+        if WARNING_CONTEXT.search(prose.context_words(context)):
+            for number, _ in lines:
+                c.demote(number, "an example in a passage about attacks or things to avoid")
+                quoted_lines.add(number)
+        elif EXAMPLE_CONTEXT.search(prose.context_words(context)):
+            for number, line in lines:
+                if re.match(r"^\s*(@\w+|[\d*/,-]+(\s+[\d*/,-]+){4})\s", line) and not P.CRON_INSTALL.search(line):
+                    c.demote(number, "a crontab line shown as an example")
+    block_exfiltration(c, [(n, views) for n, views in seen if n not in quoted_lines], window=15)
+    _escalate_persistence(c, window=10)
+
+    for number, body in prose.hidden_blocks("\n".join(folded)):
+        verdict = prose.hidden_instruction(body)
+        if verdict:
+            c.add(number, "hidden-instructions", verdict[0], verdict[1], body)  # type: ignore[arg-type]
+    for number, removed in removed_by_line.items():
+        _escalate_hidden(c, number, removed, raw_lines[number - 1])
+
+
+def _escalate_persistence(c: Collector, window: int | None) -> None:
+    """A service, cron job or start-up file written next to code that downloads or hands out a shell."""
+    bad = [n for (n, rule), f in c.found.items() if f.severity == "dangerous"
+           and rule in ("download-exec", "reverse-shell", "exfiltration")]
+    for (number, rule), finding in list(c.found.items()):
+        if rule == "persistence" and finding.severity == "caution" \
+                and any(window is None or abs(b - number) <= window for b in bad):
+            c.add(number, "persistence", "dangerous", f"{finding.message}, next to code that downloads and runs a payload",
+                  finding.excerpt, finding.raw)
+
+
+def _prose_line(c: Collector, number: int, line: str, shown: str, context: str) -> None:
+    verdict = prose.injection(line, context)
+    if verdict:
+        c.add(number, "prompt-injection", verdict[0], verdict[1], shown)  # type: ignore[arg-type]
+    verdict = prose.plain_exfiltration(line, context)
+    if verdict:
+        c.add(number, "exfiltration", verdict[0], verdict[1], shown)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- files
 
 def scan_text(file: str, text: str, *, script: bool | None = None) -> list[Finding]:
     """Findings in one file's text; `file` is its path inside the skill (e.g. scripts/run.sh)."""
     script = is_script(file, text) if script is None else script
-    c = _Collector(file)
-    lines = text.splitlines()
-    code_lines: set[int] = set()
-    fence: str | None = None
-    for number, line in enumerate(lines, start=1):
-        marker = re.match(r"^\s*(`{3,}|~{3,})", line)
-        if marker and not script:
-            token = marker.group(1)[0] * 3
-            fence = None if fence == token else (fence or token)
-            continue
-        in_code = fence is not None or line.startswith(("    ", "\t"))
-        if in_code:
-            code_lines.add(number)
-        _unicode(c, number, line, number == 1)
-        _scan_line(c, number, line, script, in_code=in_code)
-    _file_level(c, lines, script, code_lines)
+    c = Collector(file)
     if not script:
-        _hidden(c, text)
+        _scan_document(c, text)
+        return c.findings()
+    folded_lines: list[str] = []
+    removed_by_line: dict[int, Removed] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line, removed = fold(raw, first_line=number == 1)
+        folded_lines.append(line)
+        removed_by_line[number] = removed
+        _hidden_chars(c, number, raw, removed, script=True)
+    folded_text = "\n".join(folded_lines)
+    if not (_is_python(file, text) and _scan_python(c, folded_text)):
+        seen = _scan_commands(c, folded_text)
+        block_exfiltration(c, seen, window=None)
+        if not _is_shell(file, text):
+            script_exfiltration(c, list(enumerate(folded_lines, start=1)))
+    _escalate_persistence(c, window=None)
+    for number, line in enumerate(folded_lines, start=1):
+        verdict = prose.injection(line, "")
+        if verdict:
+            c.add(number, "prompt-injection", verdict[0], verdict[1], line)  # type: ignore[arg-type]
+    raw_lines = text.splitlines()
+    for number, removed in removed_by_line.items():
+        _escalate_hidden(c, number, removed, raw_lines[number - 1])
     return c.findings()
 
 
@@ -292,12 +423,11 @@ def guard_skill_text(skill_md: str, files: dict[str, str] | None = None, name: s
 
 
 def scan_folder(folder: Path, name: str | None = None) -> GuardReport:
-    """Scan a skill folder (or a lone SKILL.md): every file, links and binaries included."""
+    """Scan a skill folder (or a lone SKILL.md): every file, hidden ones, links and binaries included."""
     folder = Path(folder)
     if folder.is_file():
         report = GuardReport(name or folder.parent.name)
-        report.findings.extend(scan_text(folder.name, folder.read_text(encoding="utf-8", errors="replace"),
-                                         script=False if folder.name == "SKILL.md" else None))
+        report.findings.extend(_scan_file(folder, folder.name))
         report.files_scanned = 1
         return report
     report = GuardReport(name or folder.name)
@@ -335,7 +465,12 @@ def _scan_file(path: Path, relative: str) -> list[Finding]:
     if raw.startswith(EXECUTABLE_MAGIC) and (b"\x00" in raw[:4096]):
         return findings + [Finding(relative, 0, "unscannable", "caution",
                                    "a compiled executable: its behaviour cannot be reviewed")]
-    if b"\x00" in raw[:8192]:
-        return findings  # images and other binary assets: nothing to run
+    scriptlike = raw.startswith(b"#!") or Path(relative).suffix.lower() in SCRIPT_SUFFIXES or relative == "SKILL.md"
+    if not scriptlike and (raw.startswith(BINARY_MAGIC) or b"\x00" in raw[:BASH_BINARY_CHECK]):
+        return findings  # images, archives and other binary assets: no interpreter runs them as text
+    if b"\x00" in raw:
+        findings.append(Finding(relative, 0, "obfuscation", "caution",
+                                "NUL bytes inside a text file (bash runs past them; a viewer may stop showing the rest)"))
+        raw = raw.replace(b"\x00", b"")
     text = raw.decode("utf-8", errors="replace")
     return findings + scan_text(relative, text, script=False if relative == "SKILL.md" else None)

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 from skills.document import SkillFormatError, parse
 from skills.hub.errors import HubError
 from skills.hub.settings import HubSettings
-from skills.validate import name_problems
+from skills.validate import description_warning, name_problems
 
 SKILL_FILE = "SKILL.md"
 
@@ -83,7 +83,8 @@ def copy_tree(source: Path, target: Path, budget: Budget) -> None:
 
 
 def check_staged(folder: Path, name: str, where: str) -> str:
-    """The skill's description, after checking SKILL.md parses and names the folder's skill."""
+    """The skill's description, after checking SKILL.md parses and names the folder's skill.
+    (A description over the spec's 1,024 characters installs; `staged_warnings` reports it.)"""
     problems = name_problems(name)
     if problems:
         raise HubError(f"{where}: {'; '.join(problems)}")
@@ -97,3 +98,13 @@ def check_staged(folder: Path, name: str, where: str) -> str:
     if document.name != name:
         raise HubError(f"{where}: {SKILL_FILE} says name {document.name!r} but the skill is {name!r}")
     return document.description
+
+
+def staged_warnings(folder: Path) -> list[str]:
+    """Lint warnings on a staged skill that do not stop the install (shown with the result)."""
+    try:
+        document = parse((folder / SKILL_FILE).read_text(encoding="utf-8")).document
+    except (OSError, UnicodeDecodeError, SkillFormatError):
+        return []
+    warning = description_warning(document.description)
+    return [warning] if warning else []

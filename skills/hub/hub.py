@@ -18,7 +18,7 @@ from pathlib import Path
 
 from skills.guard import GuardReport, scan_folder
 from skills.history import SKILL_FILE
-from skills.hub.checks import Budget, check_staged
+from skills.hub.checks import Budget, check_staged, staged_warnings
 from skills.hub.content import file_hashes, tree_hash
 from skills.hub.errors import GuardRefused, HubError
 from skills.hub.lockfile import LOCK_FILE, LockEntry, LockFile
@@ -225,7 +225,11 @@ class Hub:
                 if not accepted:
                     raise GuardRefused(f"the guard advises caution for {fetched.name!r} and it was not accepted; "
                                        "nothing was installed (--yes accepts caution)", report)
-            return await self._place(dest, fetched, hashes, digest, report, category, fresh_only)
+            notes = [fetched.note] if fetched.note else []
+            notes += [f"lint warning: {w}" for w in await asyncio.to_thread(staged_warnings, dest)]
+            result = await self._place(dest, fetched, hashes, digest, report, category, fresh_only)
+            result.message = "; ".join([*notes, *([result.message] if result.message else [])])
+            return result
         finally:
             await asyncio.to_thread(shutil.rmtree, temporary, True)
 

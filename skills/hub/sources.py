@@ -28,7 +28,9 @@ from skills.validate import name_problems
 
 WELL_KNOWN = "/.well-known/skills/index.json"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
-SKIP_DIRS = {".git", "node_modules", "__pycache__"}
+SKIP_DIRS = {".git", ".hg", ".svn", ".github", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache"}
+"""Folders never searched for skills. Other hidden folders are: collections keep skills in
+`.curated/`, `.system/` and `.experimental/`."""
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,20 @@ class Fetched:
     ref: str
     category: str = ""
     version: str = ""
+    folder: str = ""
+    """The folder name the skill came in, when it differs from its `name` (reported as a note)."""
+
+    @property
+    def note(self) -> str:
+        if self.folder and self.folder != self.name:
+            return f"its folder is named {self.folder!r} but SKILL.md says name {self.name!r}; installed as {self.name!r}"
+        return ""
 
 
 def _category(folder: Path, top: Path) -> str:
     parent = folder.parent
     if parent == top or parent.name in ("skills", "") or name_problems(parent.name):
-        return ""
+        return ""  # hidden folders (.curated, .system) fail the name check: no category
     return parent.name
 
 
@@ -69,16 +79,42 @@ def _description(skill_md: Path) -> str:
         return ""
 
 
-def find_skills(top: Path, max_depth: int = 4) -> dict[str, Path]:
-    """{name: folder} of the skill folders in a checkout (a folder holding SKILL.md; sync)."""
-    found: dict[str, Path] = {}
+def declared_name(skill_md: Path) -> str | None:
+    """The `name` a SKILL.md declares, or None when it cannot be read."""
+    try:
+        return parse(skill_md.read_text(encoding="utf-8")).document.name
+    except (OSError, UnicodeDecodeError, SkillFormatError):
+        return None
+
+
+def skill_folders(top: Path, max_depth: int = 4) -> list[Path]:
+    """Every folder holding a SKILL.md under `top` (not `top` itself), visible folders first; hidden
+    folders are searched too (collections keep skills in `.curated/`, `.system/`), links are not."""
+    folders: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(top):
         depth = len(Path(dirpath).relative_to(top).parts)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS) \
-            if depth < max_depth else []
+        dirnames[:] = sorted((d for d in dirnames if d not in SKIP_DIRS and not os.path.islink(os.path.join(dirpath, d))),
+                             key=lambda d: (d.startswith("."), d)) if depth < max_depth else []
         if "SKILL.md" in filenames and Path(dirpath) != top:
-            found.setdefault(Path(dirpath).name, Path(dirpath))
+            folders.append(Path(dirpath))
+    return sorted(folders, key=lambda f: (any(p.startswith(".") for p in f.relative_to(top).parts), str(f)))
+
+
+def find_skills(top: Path, max_depth: int = 4) -> dict[str, Path]:
+    """{name: folder} of the skills in a checkout (sync), keyed by the `name` SKILL.md declares
+    (the folder's name when it cannot be read); on a clash, a visible folder wins over a hidden one."""
+    found: dict[str, Path] = {}
+    for folder in skill_folders(top, max_depth):
+        found.setdefault(declared_name(folder / "SKILL.md") or folder.name, folder)
     return found
+
+
+def find_skill(top: Path, name: str) -> Path | None:
+    """The folder of skill `name` in a checkout: by its declared name, else by its folder's name."""
+    found = find_skills(top)
+    if name in found:
+        return found[name]
+    return next((folder for folder in found.values() if folder.name == name), None)
 
 
 def _skill_name(folder: Path, where: str) -> str:
@@ -121,7 +157,8 @@ class LocalSource:
             else:
                 _stage(self.path, dest, budget)
             skill = _skill_name(dest, self.label)
-            return Fetched(skill, f"local:{self.path}", str(self.path), tree_hash(file_hashes(dest)))
+            folder = self.path.name if self.path.is_dir() else ""
+            return Fetched(skill, f"local:{self.path}", str(self.path), tree_hash(file_hashes(dest)), folder=folder)
 
         return await asyncio.to_thread(work)
 
@@ -154,15 +191,16 @@ class GitTapSource:
         commit = await self._checkout(ref, checkout)
 
         def work() -> Fetched:
-            found = find_skills(checkout)
-            folder = found.get(name)
+            folder = find_skill(checkout, name)
             if folder is None:
-                available = ", ".join(sorted(found)) or "none"
+                available = ", ".join(sorted(find_skills(checkout))) or "none"
                 raise HubError(f"tap {self.tap.name!r} has no skill named {name!r} at {commit[:12]} "
                                f"(it has: {available})")
             _stage(folder, dest, budget)
             shutil.rmtree(checkout, ignore_errors=True)
-            return Fetched(name, f"tap:{self.tap.name}/{name}", self.tap.url, commit, _category(folder, checkout))
+            skill = _skill_name(dest, self.label)
+            return Fetched(skill, f"tap:{self.tap.name}/{skill}", self.tap.url, commit, _category(folder, checkout),
+                           folder=folder.name)
 
         return await asyncio.to_thread(work)
 
@@ -227,17 +265,18 @@ class IndexSource:
         if expected and hashlib.sha256(data).hexdigest() != expected:
             raise HubError(f"{archive_url}: the archive's sha256 does not match the index; refusing it")
 
-        def work() -> None:
+        def work() -> str:
             unpacked = dest.parent / "unpacked"
             unpacked.mkdir()
             unpack(data, unpacked, budget)
             os.rename(skill_root(unpacked, name), dest)
+            return _skill_name(dest, self.url)
 
-        await asyncio.to_thread(work)
+        skill = await asyncio.to_thread(work)
         version = str(entry.get("version", ""))
         source = f"{self.source_prefix}{name}" if self.source_prefix else f"index:{self.url}#{name}"
-        return Fetched(name, source, self.url, version or hashlib.sha256(data).hexdigest(),
-                       str(entry.get("category", "")), version)
+        return Fetched(skill, source, self.url, version or hashlib.sha256(data).hexdigest(),
+                       str(entry.get("category", "")), version, folder=name)
 
     @staticmethod
     def _archive_limit(http: Http) -> int:
@@ -295,10 +334,11 @@ class GitHubSource:
             import base64
             try:
                 text = base64.b64decode(skill_md.get("content", "")).decode("utf-8")
-                description = parse(text).document.description
+                document = parse(text).document
+                description, skill = document.description, document.name
             except (ValueError, SkillFormatError):
-                description = ""
-            offers.append(Offer(entry["name"], description, self.label,
+                description, skill = "", entry["name"]
+            offers.append(Offer(skill, description, self.label,
                                 f"{self.owner}/{self.repo}/{entry['path']}"))
         return offers
 
@@ -307,8 +347,10 @@ class GitHubSource:
         sha = await api.resolve_ref(ref)
         dest.mkdir()
         await api.download_folder(self.path, sha, dest, budget)
-        skill = name or self.path.rsplit("/", 1)[-1]
+        folder = self.path.rsplit("/", 1)[-1]
+        skill = await asyncio.to_thread(_skill_name, dest, self.label)
         parts = self.path.split("/")
         category = parts[-2] if len(parts) >= 2 and not name_problems(parts[-2]) and parts[-2] != "skills" else ""
         return Fetched(skill, f"github:{self.owner}/{self.repo}/{self.path}",
-                       f"{self.settings.github_api.rstrip('/')}/repos/{self.owner}/{self.repo}", sha, category)
+                       f"{self.settings.github_api.rstrip('/')}/repos/{self.owner}/{self.repo}", sha, category,
+                       folder=folder)

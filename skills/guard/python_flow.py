@@ -1,0 +1,487 @@
+"""Python analysis: the few data flows that make a script dangerous, read from its syntax tree.
+
+- a decoded or downloaded string reaching `exec`/`eval`/`compile`/a shell (`os.system`,
+  `subprocess` with a shell) or `marshal`/`pickle.loads`;
+- the whole environment (`os.environ`, however it is spelt: `getattr(os, 'envi'+'ron')`,
+  `__import__('os').environ`) or a credential file reaching a network call (requests, urllib,
+  http.client, httpx, aiohttp, sockets, smtplib, ftplib, boto uploads, curl run by subprocess);
+- a reverse shell: an internet socket whose descriptors are handed to a shell (`dup2`, `pty`).
+
+Not flows that matter: one named variable read with `os.environ.get`/`[...]` (an API client's
+token), `os.environ.copy()` handed to a subprocess as its environment, a local `AF_UNIX` socket.
+String expressions are folded (concatenation, `join`, `chr`, `bytes.fromhex`, base64, rot13,
+reversal) so the scanner can scan what `exec` or `os.system` will really get. `inert_spans`
+lists strings that are only shown to people (docstrings, argparse help, print and log calls).
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import codecs
+import re
+import zlib
+from dataclasses import dataclass, field
+
+SECRET_PATH = re.compile(
+    r"(^|[/~'\"\s])\.(ssh|aws|gnupg|kube|docker|netrc|git-credentials|pgpass|pypirc|config/gcloud)(/|$|['\"\s])(?!.*\.pub\b)"
+    r"|\bid_(rsa|dsa|ecdsa|ed25519)\b(?!\.pub)|\.aws/credentials|/etc/shadow|(^|/)\.env$|\bwallet\.dat\b|Login Data"
+    r"|Cookies$|\.git-credentials|\.netrc\b|keychain", re.IGNORECASE)
+NOT_SECRET_PATH = re.compile(r"\.pub$|known_hosts|ssh/config$|\.env\.(example|sample|template)$", re.IGNORECASE)
+NETWORK_MODULES = {"requests", "httpx", "urllib", "http", "aiohttp", "socket", "smtplib", "ftplib", "boto3", "paramiko"}
+EXEC_NAMES = {"exec", "eval", "compile", "execfile"}
+SHELL_CALLS = {"system", "popen", "run", "call", "check_call", "check_output", "Popen", "getoutput", "getstatusoutput",
+               "spawn", "execv", "execve", "execvp", "execl", "execlp", "create_subprocess_shell", "create_subprocess_exec"}
+DECODERS = {"b64decode", "b32decode", "b16decode", "a85decode", "b85decode", "urlsafe_b64decode", "decodebytes",
+            "unhexlify", "fromhex", "decompress", "a2b_base64", "a2b_hex", "loads"}
+INERT_KEYWORDS = {"help", "description", "epilog", "usage", "metavar", "prog"}
+INERT_CALLS = {"print", "echo", "secho", "debug", "info", "warning", "warn", "error", "critical", "exception", "log",
+               "write_line"}
+NETWORK_TOOLS = re.compile(r"\b(curl|wget|nc|ncat|socat|scp|rsync|ftp|sendmail)\b")
+MAX_FOLD = 200_000
+
+
+@dataclass
+class PyFinding:
+    line: int
+    rule: str
+    severity: str
+    message: str
+    text: str
+
+
+@dataclass
+class PyAnalysis:
+    findings: list[PyFinding] = field(default_factory=list)
+    derived: list[tuple[int, str, str]] = field(default_factory=list)
+    """(line, 'python'|'shell', text): strings this code executes, folded, for the scanner to scan."""
+    inert_spans: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+
+def _dotted(node: ast.AST) -> str:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    elif isinstance(node, ast.Call):
+        parts.append(_dotted(node.func) + "()")
+    return ".".join(reversed(parts))
+
+
+class _Flows:
+    def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
+        self.constants: dict[str, str | bytes] = {}
+        self.taint: dict[str, set[str]] = {}
+        self.modules: dict[str, str] = {}  # alias -> module
+        self.parents: dict[ast.AST, ast.AST] = {}
+        for parent in ast.walk(tree):
+            for child in ast.iter_child_nodes(parent):
+                self.parents[child] = parent
+
+    # ------------------------------------------------------------ folding
+    def fold(self, node: ast.AST | None, depth: int = 0) -> str | bytes | None:
+        if node is None or depth > 40:
+            return None
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
+            return node.value
+        if isinstance(node, ast.Name):
+            return self.constants.get(node.id)
+        if isinstance(node, ast.JoinedStr):
+            parts = []
+            for value in node.values:
+                part = self.fold(value.value if isinstance(value, ast.FormattedValue) else value, depth + 1)
+                if not isinstance(part, str):
+                    return None
+                parts.append(part)
+            return "".join(parts)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = self.fold(node.left, depth + 1), self.fold(node.right, depth + 1)
+            if type(left) is type(right) and left is not None and len(left) + len(right) < MAX_FOLD:  # type: ignore[arg-type]
+                return left + right  # type: ignore[operator]
+            return None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+            value = self.fold(node.value, depth + 1)
+            step = node.slice.step
+            if value is not None and isinstance(step, ast.UnaryOp) and isinstance(step.operand, ast.Constant) \
+                    and step.operand.value == 1 and node.slice.lower is None and node.slice.upper is None:
+                return value[::-1]
+            return None
+        if isinstance(node, ast.Call):
+            return self._fold_call(node, depth)
+        return None
+
+    def _fold_call(self, node: ast.Call, depth: int) -> str | bytes | None:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        args = [self.fold(a, depth + 1) for a in node.args]
+        try:
+            if name == "chr" and len(node.args) == 1 and isinstance(node.args[0], ast.Constant):
+                return chr(int(node.args[0].value))
+            if name == "join" and isinstance(func, ast.Attribute) and len(node.args) == 1:
+                sep = self.fold(func.value, depth + 1)
+                items = self._fold_items(node.args[0], depth)
+                if isinstance(sep, str) and items is not None and all(isinstance(i, str) for i in items):
+                    return sep.join(items)  # type: ignore[arg-type]
+                return None
+            if name in ("decode", "encode") and isinstance(func, ast.Attribute):
+                value = self.fold(func.value, depth + 1)
+                if isinstance(value, bytes) and name == "decode":
+                    return value.decode("utf-8", "replace")
+                if isinstance(value, str) and name == "encode":
+                    return value.encode("utf-8")
+                return None
+            if not args or args[0] is None:
+                return None
+            first = args[0]
+            raw = first.encode("latin-1", "ignore") if isinstance(first, str) else first
+            if name in ("b64decode", "decodebytes", "a2b_base64", "urlsafe_b64decode"):
+                return base64.urlsafe_b64decode(raw) if name.startswith("urlsafe") else base64.b64decode(raw + b"=" * (-len(raw) % 4))
+            if name == "b32decode":
+                return base64.b32decode(raw)
+            if name == "b85decode":
+                return base64.b85decode(raw)
+            if name == "a85decode":
+                return base64.a85decode(raw)
+            if name in ("fromhex", "unhexlify", "a2b_hex", "b16decode"):
+                return binascii.unhexlify(re.sub(rb"\s", b"", raw))
+            if name == "decompress" and isinstance(first, bytes):
+                return zlib.decompress(first)[:MAX_FOLD]
+            if name == "decode" and len(args) > 1 and isinstance(args[1], str) and "rot" in args[1] and isinstance(first, str):
+                return codecs.decode(first, "rot13")
+            if name in ("str", "bytes") and len(args) == 1:
+                return first
+        except (ValueError, binascii.Error, zlib.error, TypeError, OverflowError):
+            return None
+        return None
+
+    def _fold_items(self, node: ast.AST, depth: int) -> list[str | bytes | None] | None:
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [self.fold(e, depth + 1) for e in node.elts]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "map" \
+                and len(node.args) == 2 and isinstance(node.args[0], ast.Name) and node.args[0].id == "chr":
+            codes = node.args[1]
+            if isinstance(codes, (ast.List, ast.Tuple)) and all(isinstance(e, ast.Constant) and isinstance(e.value, int)
+                                                                for e in codes.elts):
+                return [chr(e.value) for e in codes.elts]  # type: ignore[attr-defined]
+        if isinstance(node, ast.GeneratorExp) and isinstance(node.elt, ast.Call) and isinstance(node.elt.func, ast.Name) \
+                and node.elt.func.id == "chr" and len(node.generators) == 1:
+            codes = node.generators[0].iter
+            if isinstance(codes, (ast.List, ast.Tuple)) and all(isinstance(e, ast.Constant) and isinstance(e.value, int)
+                                                                for e in codes.elts):
+                return [chr(e.value) for e in codes.elts]  # type: ignore[attr-defined]
+        return None
+
+    # ------------------------------------------------------------ taint
+    def _is_os(self, node: ast.AST) -> bool:
+        if isinstance(node, ast.Name):
+            return self.modules.get(node.id, node.id) == "os"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("__import__", "import_module"):
+            return self.fold(node.args[0]) == "os" if node.args else False
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module":
+            return self.fold(node.args[0]) == "os" if node.args else False
+        return False
+
+    def _is_environ(self, node: ast.AST) -> bool:
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "environb"):
+            return self._is_os(node.value)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2:
+            return self._is_os(node.args[0]) and self.fold(node.args[1]) in ("environ", "environb")
+        if isinstance(node, ast.Name) and node.id in ("environ", "environb") and self.modules.get(node.id) == "os.environ":
+            return True
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name) \
+                and node.value.func.id == "vars":
+            return self.fold(node.slice) == "environ"
+        return False
+
+    def _secret_path(self, node: ast.AST) -> bool:
+        strings = [s for s in (self.fold(n) for n in ast.walk(node)) if isinstance(s, str)]
+        joined = "/".join(s.strip("/") for s in strings if len(s) < 4096)
+        return bool(strings) and bool(SECRET_PATH.search(joined)) and not NOT_SECRET_PATH.search(joined)
+
+    def expr(self, node: ast.AST | None) -> set[str]:
+        """Taints of an expression: env, keyfile, decoded, fetched, inet, unix."""
+        if node is None:
+            return set()
+        if self._is_environ(node):
+            return {"env"}
+        if isinstance(node, ast.Name):
+            return set(self.taint.get(node.id, ()))
+        if isinstance(node, ast.Subscript):
+            if self._is_environ(node.value):
+                return set()
+            return self.expr(node.value)
+        if isinstance(node, ast.Call):
+            return self._call(node)
+        if isinstance(node, ast.Lambda):
+            return set()
+        found: set[str] = set()
+        for child in ast.iter_child_nodes(node):
+            found |= self.expr(child)
+        return found
+
+    def _call(self, node: ast.Call) -> set[str]:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        dotted = _dotted(func)
+        if isinstance(func, ast.Attribute) and self._is_environ(func.value):
+            return {"env"} if name in ("copy", "items", "keys", "values", "__iter__") else set()
+        if name in ("getenv",):
+            return set()
+        args = [*node.args, *(k.value for k in node.keywords)]
+        inner: set[str] = set()
+        for arg in args:
+            inner |= self.expr(arg)
+        if isinstance(func, ast.Attribute):
+            inner |= self.expr(func.value)
+        if name in ("open", "read_text", "read_bytes", "Path", "expanduser", "glob", "iglob", "rglob", "copy", "copyfile",
+                    "copytree", "make_archive", "add", "write", "listdir", "walk", "scandir", "iterdir", "load_pem_private_key") \
+                and self._secret_path(node):
+            inner.add("keyfile")
+        if name in DECODERS or (name == "decode" and len(node.args) > 1) or name == "join" and self.fold(node) is not None \
+                and self._codes(node):
+            inner.add("decoded")
+        if name == "socket" and "socket" in dotted or name == "create_connection":
+            family = [self._const_name(a) for a in node.args[:1]] + [self._const_name(k.value) for k in node.keywords
+                                                                      if k.arg == "family"]
+            inner.add("unix" if "AF_UNIX" in family else "inet")
+        if self._is_network(node, dotted, name):
+            inner.add("fetched")
+        return inner
+
+    @staticmethod
+    def _codes(node: ast.Call) -> bool:
+        return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "chr" for n in ast.walk(node)) \
+            or any(isinstance(n, ast.Name) and n.id == "chr" for n in ast.walk(node))
+
+    @staticmethod
+    def _const_name(node: ast.AST) -> str:
+        return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+
+    def _is_network(self, node: ast.Call, dotted: str, name: str) -> bool:
+        if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+            receiver = self.taint.get(node.func.value.id, set())
+            if "unix" in receiver and "inet" not in receiver:
+                return False  # a local AF_UNIX socket never leaves the machine
+        root = dotted.split(".")[0]
+        root = self.modules.get(root, root).split(".")[0]
+        if root in NETWORK_MODULES and name not in ("socket", "gethostname", "getfqdn", "quote", "urlencode", "urlparse",
+                                                    "urljoin", "quote_plus", "HTTPStatus"):
+            return True
+        if name in ("urlopen", "urlretrieve", "create_connection", "sendall", "sendto", "sendmail", "send_message",
+                    "storbinary", "upload_file", "upload_fileobj", "put_object"):
+            return True
+        if name in ("post", "put", "patch", "request", "send", "get", "stream", "ws_connect") and isinstance(node.func, ast.Attribute):
+            receiver = node.func.value
+            taints = self.expr(receiver) if isinstance(receiver, ast.Name) else set()
+            base = _dotted(receiver).lower()
+            return bool(taints & {"inet", "fetched"}) or any(w in base for w in ("session", "client", "http", "conn", "sock", "api"))
+        return False
+
+    def propagate(self) -> None:
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    self.modules[alias.asname or alias.name.split(".")[0]] = alias.name
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                for alias in node.names:
+                    self.modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        assignments: list[tuple[list[ast.AST], ast.AST]] = []
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Assign):
+                assignments.append((node.targets, node.value))
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None or isinstance(node, ast.NamedExpr):
+                assignments.append(([node.target], node.value))
+            elif isinstance(node, (ast.For, ast.comprehension)):
+                assignments.append(([node.target], node.iter))
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                assignments.append(([node.optional_vars], node.context_expr))
+        for _ in range(4):
+            changed = False
+            for targets, value in assignments:
+                folded = self.fold(value)
+                taints = self.expr(value)
+                for target in targets:
+                    for name_node in ast.walk(target):
+                        if not isinstance(name_node, ast.Name):
+                            continue
+                        if folded is not None and name_node.id not in self.constants and isinstance(targets[0], ast.Name):
+                            self.constants[name_node.id] = folded
+                            changed = True
+                        known = self.taint.setdefault(name_node.id, set())
+                        if not taints <= known:
+                            known |= taints
+                            changed = True
+            if not changed:
+                break
+
+    # ------------------------------------------------------------ sinks
+    def analyse(self) -> PyAnalysis:
+        self.propagate()
+        result = PyAnalysis()
+        dup2_lines: list[int] = []
+        shells_with_socket: list[int] = []
+        inet = any("inet" in t for t in self.taint.values())
+        downloaded_files = self._downloaded_files()
+        for node in ast.walk(self.tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            dotted = _dotted(func)
+            line = node.lineno
+            args = [*node.args, *(k.value for k in node.keywords if k.arg not in ("env",))]
+            arg_taints: set[str] = set()
+            for arg in args:
+                arg_taints |= self.expr(arg)
+            text = ast.get_source_segment(self.source, node) or dotted
+            if (name == "dup2" or name == "spawn" and "pty" in dotted) and any("inet" in self.expr(a) for a in node.args):
+                dup2_lines.append(line)
+            if name in SHELL_CALLS and any(k.arg in ("stdin", "stdout", "stderr") and self.expr(k.value) & {"inet"}
+                                           for k in node.keywords):
+                shells_with_socket.append(line)
+            if name in ("read", "read_text", "read_bytes", "readlines", "load_pem_private_key") and "keyfile" in self.expr(node):
+                result.findings.append(PyFinding(line, "outside-folder", "dangerous",
+                                                 "reads credential files outside the skill's folder", text))
+            if self._is_network(node, dotted, name) and arg_taints & {"env", "keyfile"}:
+                what = "the whole environment" if "env" in arg_taints else "a credential file"
+                result.findings.append(PyFinding(line, "exfiltration", "dangerous", f"sends {what} over the network", text))
+            is_exec = name in EXEC_NAMES and isinstance(func, ast.Name) or name in ("loads",) and dotted.split(".")[0] in (
+                "marshal", "pickle", "dill")
+            is_shell = name in SHELL_CALLS and (dotted.split(".")[0] in ("os", "subprocess", "commands", "asyncio", "pty")
+                                                or self.modules.get(name, "").startswith(("os.", "subprocess.")))
+            command_taints = self._command_taints(node, is_exec) if is_exec or is_shell else set()
+            if command_taints & {"decoded", "fetched"}:
+                what = "downloaded" if "fetched" in command_taints else "decoded"
+                result.findings.append(PyFinding(line, "download-exec", "dangerous", f"runs {what} code", text))
+            if is_shell and arg_taints & {"env", "keyfile"} and any(NETWORK_TOOLS.search(str(self.fold(a) or ""))
+                                                                    for a in ast.walk(node)):
+                result.findings.append(PyFinding(line, "exfiltration", "dangerous",
+                                                 "passes secrets to a network tool", text))
+            if (is_exec or is_shell) and downloaded_files and any(self._mentions(a, downloaded_files) for a in node.args):
+                result.findings.append(PyFinding(line, "download-exec", "dangerous", "runs a file it downloaded", text))
+            if is_exec or is_shell:
+                for arg in node.args[:1]:
+                    folded = self.fold(arg)
+                    if isinstance(folded, bytes):
+                        folded = folded.decode("utf-8", "replace")
+                    if isinstance(arg, (ast.List, ast.Tuple)):
+                        items = [self.fold(e) for e in arg.elts]
+                        folded = " ".join(i if isinstance(i, str) else "X" for i in items)
+                    if isinstance(folded, str) and folded.strip():
+                        result.derived.append((line, "python" if is_exec else "shell", folded))
+        if inet and (dup2_lines or shells_with_socket):
+            line = min(dup2_lines + shells_with_socket)
+            result.findings.append(PyFinding(line, "reverse-shell", "dangerous",
+                                             "connects a socket to a remote host and hands it a shell", "socket + dup2/shell"))
+        result.inert_spans = self._inert()
+        return result
+
+    def _command_taints(self, node: ast.Call, is_exec: bool) -> set[str]:
+        """Taints of what a call runs: exec's code, a shell's command string, `[sh, -c, X]`'s X."""
+        if not node.args:
+            return set()
+        first = node.args[0]
+        if isinstance(first, (ast.List, ast.Tuple)) and first.elts and not is_exec:
+            items = [self.fold(e) for e in first.elts]
+            if "-c" in items and items.index("-c") + 1 < len(first.elts):
+                return self.expr(first.elts[items.index("-c") + 1])
+            return self.expr(first.elts[0])
+        return self.expr(first)
+
+    def _downloaded_files(self) -> set[str]:
+        files: set[str] = set()
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+                if name == "urlretrieve" and len(node.args) >= 2:
+                    files |= self._refs(node.args[1])
+                if name in ("write", "write_bytes", "write_text") and node.args and isinstance(node.func, ast.Attribute) \
+                        and self.expr(node.args[0]) & {"fetched"}:
+                    files |= self._refs(node.func.value)
+                    target = self.parents.get(node)
+                    while target is not None and not isinstance(target, ast.With):
+                        target = self.parents.get(target)
+                    if isinstance(target, ast.With):
+                        for item in target.items:
+                            if isinstance(item.context_expr, ast.Call) and item.context_expr.args:
+                                files |= self._refs(item.context_expr.args[0])
+        return {f for f in files if f}
+
+    def _refs(self, node: ast.AST) -> set[str]:
+        refs = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        folded = self.fold(node)
+        if isinstance(folded, str):
+            refs.add(folded)
+        return refs
+
+    def _mentions(self, node: ast.AST, refs: set[str]) -> bool:
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and n.id in refs:
+                return True
+            value = self.fold(n)
+            if isinstance(value, str) and any(r and r in value for r in refs if "/" in r or "." in r):
+                return True
+        return False
+
+    def _inert(self) -> list[tuple[int, int, int, int]]:
+        spans: list[tuple[int, int, int, int]] = []
+
+        def span(node: ast.AST) -> None:
+            if hasattr(node, "end_lineno") and node.end_lineno is not None:  # type: ignore[attr-defined]
+                spans.append((node.lineno, node.col_offset, node.end_lineno, node.end_col_offset))  # type: ignore[attr-defined]
+
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                span(node.value)
+            if isinstance(node, ast.Call):
+                for keyword in node.keywords:
+                    if keyword.arg in INERT_KEYWORDS and self._plain_string(keyword.value):
+                        span(keyword.value)
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id \
+                    if isinstance(node.func, ast.Name) else ""
+                if name in INERT_CALLS:
+                    for arg in node.args:
+                        if self._plain_string(arg):
+                            span(arg)
+        return spans
+
+    @staticmethod
+    def _plain_string(node: ast.AST) -> bool:
+        return isinstance(node, ast.Constant) and isinstance(node.value, str) or isinstance(node, ast.JoinedStr)
+
+    source = ""
+
+
+def analyse(source: str) -> PyAnalysis | None:
+    """The flows in Python source, or None when it does not parse (the line rules still apply)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    flows = _Flows(tree)
+    flows.source = source
+    try:
+        return flows.analyse()
+    except RecursionError:
+        return None
+
+
+def mask(source: str, spans: list[tuple[int, int, int, int]]) -> list[str]:
+    """The source's lines with the inert strings blanked (so line rules do not read help text as code)."""
+    lines = source.splitlines()
+    for start, start_col, end, end_col in spans:
+        for number in range(start, end + 1):
+            if number - 1 >= len(lines):
+                break
+            text = lines[number - 1]
+            # ast columns are UTF-8 byte offsets
+            raw = text.encode("utf-8")
+            lo = start_col if number == start else 0
+            hi = end_col if number == end else len(raw)
+            raw = raw[:lo] + b" " * (hi - lo) + raw[hi:]
+            lines[number - 1] = raw.decode("utf-8", "replace")
+    return lines

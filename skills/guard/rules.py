@@ -1,0 +1,209 @@
+"""Line rules: what one (normalised, resolved) line of a command or document does.
+
+`check_line` runs every command rule on one view of a line (download and run, exfiltration,
+reverse shells, destruction, persistence, writing outside the skill's folder) and reports
+through a `Collector`. The scanner calls it once per view (as written, variables resolved,
+escapes decoded), so a finding names the decoded text that triggered it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from skills.guard import patterns as P
+from skills.guard.collect import Collector
+from skills.guard.model import Severity
+
+
+def _stages(line: str) -> list[str]:
+    return [s for s in re.split(r"(?<!\|)\|(?!\|)", line)]
+
+
+def _secret(text: str) -> re.Match[str] | None:
+    for match in P.SECRET_REF.finditer(text):
+        if not P.IDENTITY_ARG.search(text[:match.start()]):
+            return match
+    return None
+
+
+def shell_exfiltration(line: str) -> str | None:
+    """Why this command line sends secrets or the environment over the network, or None."""
+    for command in re.split(r";|&&|\|\|", line):
+        for inner in re.findall(r"\$\(([^()]{0,600})\)|`([^`]{0,600})`", command):
+            body = inner[0] or inner[1]
+            outer = command.replace(body, " ")
+            gathers = (P.READERS.search(body) or re.search(r"^\s*<", body)) and _secret(body) \
+                or re.match(r"\s*(env|printenv|set|export\s+-p)\b", body)
+            if gathers and P.SENDERS.search(outer):
+                return "puts credential files or the environment into a network request"
+        stages = _stages(command)
+        for index, stage in enumerate(stages):
+            sender = P.SENDERS.search(stage)
+            if not sender:
+                continue
+            earlier = stages[:index]
+            if any((P.READERS.search(s) and _secret(s)) or P.ENV_READERS.search(s) for s in earlier):
+                return "pipes credential files or the environment into a network command"
+            if re.search(r"\$\(\s*(env|printenv|set|cat\s[^)]{0,600})\)|`(env|printenv)`", stage) and \
+                    (re.search(r"\$\(\s*(env|printenv|set)\s*\)|`(env|printenv)`", stage) or _secret(stage)):
+                return "puts credential files or the environment into a network request"
+            after = stage[sender.start():]
+            secret = _secret(after)
+            if secret and (re.search(r"@['\"]?\S*$|<\s*['\"]?\S*$", after[:secret.start()])
+                           or P.SEND_ARG.search(after[:secret.start()] + " ")
+                           or re.match(r"\s*(scp|rsync)\b", after) and re.search(r"\s\S+:\S*", after[secret.end():])):
+                return "sends a credential file over the network"
+        if re.search(r">\s*/dev/(tcp|udp)/", command) and (_secret(command) or P.ENV_READERS.search(command.split(">")[0])):
+            return "writes credential files or the environment to a network socket"
+    return None
+
+
+def _secret_data(view: str) -> tuple[Severity, str]:
+    """A secret variable sent as request data: to its own vendor's host it is an API call (`$SLACK_TOKEN`
+    to slack.com), to anyone else it is exfiltration; a generic name (`$API_TOKEN`) is left to review."""
+    hosts = " ".join(re.findall(r"https?://([^/\s'\"]+)", view)).lower()
+    for match in P.SECRET_HEADER_VAR.finditer(view):
+        vendor = match.group(1)
+        if vendor in P.GENERIC_VENDORS:
+            continue
+        if hosts and vendor.lower() not in hosts:
+            return "dangerous", f"sends ${match.group(0).strip('${}')} to a host that is not {vendor.lower()}'s"
+        return "caution", "sends a secret variable as request data to its own service"
+    return "caution", "sends a secret variable as request data; check where it goes"
+
+
+def check_line(c: Collector, number: int, view: str, raw: str, *, script: bool, mktemp: set[str]) -> None:
+    """Every command rule on one view of a line."""
+    for pattern in P.DOWNLOAD_EXEC:
+        if pattern.search(view):
+            c.add(number, "download-exec", "dangerous", "downloads or decodes code and runs it", view, raw)
+            break
+    else:
+        if P.DOWNLOAD_CHMOD.search(view):
+            c.add(number, "download-exec", "caution", "downloads a file and makes it executable", view, raw)
+
+    why = shell_exfiltration(view)
+    if why:
+        c.add(number, "exfiltration", "dangerous", why, view, raw)
+    elif P.NETWORK.search(view) and P.DATA_WITH_SECRET.search(view):
+        severity, message = _secret_data(view)
+        c.add(number, "exfiltration", severity, message, view, raw)
+    elif P.NETWORK.search(view) and P.ENV_DUMP.search(view) and not re.search(
+            r"env\s*=\s*(dict\()?os\.environ|os\.environ\.copy\(\)|\benv\s+-i\b|\benv\s+\w+=", view):
+        c.add(number, "exfiltration", "dangerous", "sends the environment over the network", view, raw)
+    if P.PASSWORD_PHISHING.search(view):
+        c.add(number, "exfiltration", "dangerous", "asks for the user's password in a fake system dialog", view, raw)
+
+    for pattern in P.REVERSE_SHELL:
+        if pattern.search(view):
+            c.add(number, "reverse-shell", "dangerous", "hands a shell to a remote machine", view, raw)
+            break
+
+    _destructive(c, number, view, raw, mktemp)
+    persistence(c, number, view, raw, script)
+    if script:
+        outside(c, number, view, raw)
+
+
+def _destructive(c: Collector, number: int, view: str, raw: str, mktemp: set[str]) -> None:
+    for pattern in P.DESTRUCTIVE:
+        if pattern.search(view):
+            c.add(number, "destructive", "dangerous", "destroys data or the system", view, raw)
+            return
+    for pattern in P.CAUTION_DESTRUCTIVE:
+        match = pattern.search(view)
+        if not match:
+            continue
+        variables = re.findall(r"\$\{?(\w+)\}?", match.group(0))
+        if variables and all(v in mktemp for v in variables):
+            return  # removing a folder the same script created with mktemp
+        c.add(number, "destructive", "caution", "deletes or overwrites data; check the target", view, raw)
+        return
+
+
+def persistence(c: Collector, number: int, line: str, raw: str, script: bool) -> None:
+    payload_bad = bool(P.PAYLOAD_RED_FLAGS.search(line))
+    installs_cron = bool(P.CRON_INSTALL.search(line))
+    if P.AUTHORIZED_KEYS.search(line) and re.search(r">>|>|\btee\b|\bcp\b|\bopen\(|write|echo|cat\b", line) \
+            and not re.search(r"\bchmod\b|\bssh-copy-id\b", line):
+        c.add(number, "persistence", "dangerous", "adds an ssh key to authorized_keys (remote access)", line, raw)
+    if P.REBOOT.search(line):
+        severity: Severity = "dangerous" if installs_cron and payload_bad else "caution"
+        c.add(number, "persistence", severity, "a job that runs at every boot", line, raw)
+    if installs_cron:
+        c.add(number, "persistence", "dangerous" if payload_bad else "caution", "installs a cron job non-interactively",
+              line, raw)
+    if P.RC_WRITE.search(line):
+        c.add(number, "persistence", "dangerous" if payload_bad else "caution", "changes a shell start-up file", line, raw)
+    for pattern in P.PERSISTENCE_DANGEROUS:
+        if pattern.search(line):
+            c.add(number, "persistence", "dangerous", "installs itself to run at login or boot", line, raw)
+            break
+    for pattern in P.PERSISTENCE_CAUTION:
+        if pattern.search(line):
+            c.add(number, "persistence", "dangerous" if payload_bad and script else "caution",
+                  "installs a service, agent or hook that runs later", line, raw)
+            break
+
+
+def outside(c: Collector, number: int, line: str, raw: str) -> None:
+    line = re.sub(r"(\s-i|--identity|IdentityFile=)\s*['\"]?[~$][^\s'\"]{0,600}", " ", line)  # an ssh identity is used, not read
+    stripped = line.strip()
+    if stripped.startswith(("#", "//")) and not stripped.startswith("#!"):
+        return
+    for match in P.SHELL_WRITE.finditer(line):
+        target = match.group(1)
+        severity: Severity = "dangerous" if (P.SENSITIVE_TARGET.search(target) or "../.." in target) else "caution"
+        c.add(number, "outside-folder", severity, f"writes outside the skill's folder ({target})", line, raw)
+    py = P.PY_WRITE.search(line)
+    if py:
+        target = py.group(1) or py.group(0)
+        severity = "dangerous" if P.SENSITIVE_TARGET.search(target.lstrip("(")) or "/etc" in target \
+            or "Path.home" in target or "expanduser" in target else "caution"
+        c.add(number, "outside-folder", severity, "writes outside the skill's folder", line, raw)
+    secret = _secret(line)
+    if secret and secret.group(0) == ".env":
+        secret = None  # the project's own .env is not outside the folder (sending it is judged elsewhere)
+    if secret and (P.SECRET_FILE_READ.search(line) or P.CREDENTIAL_ACCESS.search(line)):
+        c.add(number, "outside-folder", "dangerous", "reads credential files outside the skill's folder", line, raw)
+    elif P.OUTSIDE_READ.search(line):
+        c.add(number, "outside-folder", "caution", "reaches outside the skill's folder", line, raw)
+
+
+def script_exfiltration(c: Collector, lines: list[tuple[int, str]]) -> None:
+    """Scripts in other languages (JavaScript, Ruby, PowerShell...): the environment or a credential
+    file read in one place and the network used in another."""
+    senders = [n for n, line in lines if P.NETWORK.search(line)]
+    if not senders:
+        return
+    for number, line in lines:
+        if P.ENV_DUMP.search(line) or (_secret(line) and P.CREDENTIAL_ACCESS.search(line)):
+            c.add(number, "exfiltration", "dangerous",
+                  f"reads the environment or credential files here and uses the network at line {senders[0]}", line)
+
+
+def block_exfiltration(c: Collector, lines: list[tuple[int, list[str]]], window: int | None) -> None:
+    """Secrets gathered on one line and sent on another (`cp -r ~/.ssh repo && ... git push`,
+    `env > f` then `curl -F f=@f`). `window`: how many lines apart still count (None: the file)."""
+    senders = [n for n, views in lines if any(P.REMOTE_SENDERS.search(v) for v in views)]
+    if not senders:
+        return
+    for number, views in lines:
+        for view in views:
+            gathered = None
+            secret = _secret(view)
+            if secret and secret.group(0) == ".env" and re.search(r"\b(cp|mv|ln|touch)\b[^;&|]{0,200}\s['\"]?\.env['\"]?\s*($|[;&|])"
+                                                                  r"|--env-file|\b(source|\.)\s+\S*\.env\b", view):
+                secret = None  # creating or loading the project's .env, not collecting it
+            if secret and (P.PUSH_SECRETS.search(view[:secret.start()]) or P.READERS.search(view)
+                           or re.search(r"\b(open|read_text|read_bytes|readFile\w*)\b", view)):
+                gathered = "collects credential files"
+            elif re.search(r"(^|[;&|]\s*)(env|printenv|set|export\s+-p)\s*(>|\|\s*(base64|gzip|tee|xxd))", view) \
+                    or re.search(r"\w+=\$\(\s*(env|printenv)\s*[|)]", view):
+                gathered = "saves the whole environment"
+            if not gathered:
+                continue
+            near = [s for s in senders if s != number and (window is None or abs(s - number) <= window)]
+            if near:
+                c.add(number, "exfiltration", "dangerous", f"{gathered} here and sends data out at line {near[0]}", view)
+                break
