@@ -100,7 +100,18 @@ class CronManager:
         return await self.jobs.set_paused(job_id, True, owner=owner)
 
     async def resume(self, job_id: str, *, owner: str | None = None) -> Job:
-        return await self.jobs.set_paused(job_id, False, owner=owner)
+        """Resume a paused job; refused (the job stays paused) when its next time cannot be computed."""
+        from datetime import UTC, datetime
+
+        from gateway.cron.crontime import NoFireTime
+
+        job = await self.jobs.get(job_id, owner=owner)
+        try:
+            job.parsed().next_after(datetime.now(UTC))
+        except (ValueError, NoFireTime) as exc:
+            raise CronInputError(f"schedule: job {job.id} cannot be resumed: {job.schedule!r} ({job.timezone}) "
+                                 f"has no next run time ({exc}); remove it and add a corrected job") from None
+        return await self.jobs.set_paused(job.id, False, owner=owner)
 
     async def remove(self, job_id: str, *, owner: str | None = None) -> Job:
         return await self.jobs.remove(job_id, owner=owner)
