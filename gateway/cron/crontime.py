@@ -45,7 +45,11 @@ def is_interval_style(expression: str) -> bool:
 
 @dataclass(frozen=True)
 class Found:
-    """A computed fire time (aware, in the job's zone) and the croniter steps it took."""
+    """A computed fire time and the croniter steps it took.
+
+    Always UTC: Python compares (and adds to) two datetimes of the same zone by wall time, fold
+    ignored, so 01:30 EDT would sort after 01:15 EST; only UTC values are safe to order.
+    """
 
     time: datetime | None
     steps: int
@@ -117,9 +121,9 @@ class CronTimes:
             try:
                 candidate = candidates.get_next()
             except CroniterBadDateError:
-                return Found(best.astimezone(self.tz) if best else None, steps)
+                return Found(best, steps)
             if stop_at is not None and candidate > stop_at:
-                return Found(best.astimezone(self.tz) if best else None, steps)
+                return Found(best, steps)
             pair = self.instants(candidate)
             for index, instant in enumerate(pair):
                 if instant > moment and (best is None or instant < best):
@@ -140,9 +144,9 @@ class CronTimes:
             try:
                 candidate = candidates.get_prev()
             except CroniterBadDateError:
-                return Found(best.astimezone(self.tz) if best else None, steps)
+                return Found(best, steps)
             if stop_at is not None and candidate < stop_at:
-                return Found(best.astimezone(self.tz) if best else None, steps)
+                return Found(best, steps)
             pair = self.instants(candidate)
             for index, instant in enumerate(pair):
                 if instant <= moment and (best is None or instant > best):

@@ -221,21 +221,23 @@ class Schedule:
         return DateTrigger(run_date=self.at, timezone=self.tz)
 
     def next_after(self, moment: datetime) -> datetime | None:
-        """The first fire time strictly after `moment` (NoFireTime when a cron time cannot be computed)."""
+        """The first fire time strictly after `moment`, in UTC (NoFireTime when a cron time cannot be
+        computed). UTC because aware datetimes of one zone compare by wall time, fold ignored."""
+        moment = moment.astimezone(UTC)
         if self.kind == "once":
             assert self.at is not None
-            return self.at.astimezone(self.tz) if self.at > moment else None
+            return self.at.astimezone(UTC) if self.at > moment else None
         if self.kind == "interval":
             step = timedelta(seconds=self.interval_seconds)
-            first = self.anchor + step
+            first = self.anchor.astimezone(UTC) + step
             if moment < first:
-                return first.astimezone(self.tz)
+                return first
             k = int((moment - first) // step) + 1
-            return (first + k * step).astimezone(self.tz)
+            return first + k * step
         return self.cron_times().next_or_raise(moment)
 
     def next_runs(self, n: int = 3, after: datetime | None = None) -> list[datetime]:
-        """The next `n` fire times after `after` (default now), in the job's zone."""
+        """The next `n` fire times after `after` (default now), shown in the job's zone."""
         moment = after or datetime.now(UTC)
         runs: list[datetime] = []
         for _ in range(n):
@@ -247,18 +249,19 @@ class Schedule:
                 break
             runs.append(nxt)
             moment = nxt
-        return runs
+        return [run.astimezone(self.tz) for run in runs]
 
     def last_due(self, now: datetime, since: datetime) -> datetime | None:
-        """The latest fire time in (since, now], or None: what a restart may have missed (bounded)."""
+        """The latest fire time in (since, now], in UTC, or None: what a restart may have missed (bounded)."""
+        now, since = now.astimezone(UTC), since.astimezone(UTC)
         if now <= since:
             return None
         if self.kind == "once":
             assert self.at is not None
-            return self.at if since < self.at <= now else None
+            return self.at.astimezone(UTC) if since < self.at <= now else None
         if self.kind == "interval":
             step = timedelta(seconds=self.interval_seconds)
-            first = self.anchor + step
+            first = self.anchor.astimezone(UTC) + step
             if now < first:
                 return None
             last = first + int((now - first) // step) * step

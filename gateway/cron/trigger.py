@@ -3,7 +3,8 @@ with cronie's daylight-saving rules), and which can neither loop forever nor rai
 
 APScheduler calls `get_next_fire_time` inside its wake-up callback on the event loop, and then
 loops itself while the answer is not after `now` (to count misfires). So:
-- every answer is strictly after `previous_fire_time` (APScheduler's loop always advances);
+- every answer is strictly after `previous_fire_time` (APScheduler's loop always advances), in
+  UTC (APScheduler adds to and compares fire times: on local times that is wall-clock arithmetic);
 - after a long sleep (a suspended laptop, a stopped clock) the search starts at most
   `catch_up` before `now`, so APScheduler's loop sees only the runs it may still make up;
 - a time that cannot be computed is logged, reported to `on_error(reason)` (the scheduler
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 
@@ -36,10 +37,11 @@ class CroniterTrigger(BaseTrigger):
         self.on_error = on_error
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        now = now.astimezone(UTC)   # arithmetic on a local time would be wall-clock arithmetic
         if previous_fire_time is None:
             start = now - MICROSECOND                       # `now` itself may be a fire time
         else:
-            start = max(previous_fire_time, now - self.catch_up - MICROSECOND)
+            start = max(previous_fire_time.astimezone(UTC), now - self.catch_up - MICROSECOND)
         try:
             return self.times.next_or_raise(start)
         except Exception as exc:  # noqa: BLE001 - never into APScheduler: it would stop waking up for every job
