@@ -152,3 +152,31 @@ async def test_catch_up_across_the_autumn_change_runs_each_missed_job_once(
     finally:
         await close_cron(runtime, service)
     assert recorder.sent == []
+
+
+async def test_internal_callbacks_run_on_schedule_survive_their_errors_and_are_not_stored(
+        home: Path, model_server: FakeModelServer, caplog: pytest.LogCaptureFixture) -> None:
+    from gateway.cron.schedule import ScheduleError
+
+    write_cron_config(home, model_server)
+    runtime, service, _ = await open_cron(home)
+    calls: list[str] = []
+
+    async def tick() -> None:
+        calls.append("tick")
+
+    async def broken() -> None:
+        raise RuntimeError("curator exploded")
+
+    service.add_callback("tick", "every 1s", tick)
+    service.add_callback("broken", "every 1s", broken)
+    with pytest.raises(ScheduleError, match="day: day 30 never occurs in February"):
+        service.add_callback("never", "0 0 30 2 *", tick)
+    try:
+        with caplog.at_level(logging.ERROR, logger="gateway.cron.scheduler"):
+            await service.start()
+            await wait_for(lambda: len(calls) >= 3, timeout=15)
+        assert await service.list() == []
+    finally:
+        await close_cron(runtime, service)
+    assert any("internal callback broken failed" in m for m in caplog.messages)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +60,7 @@ class CronScheduler:
         self._version: tuple[int, float] | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._started = False
+        self._callbacks: dict[str, tuple[Schedule, Callable[[], Awaitable[Any]]]] = {}
 
     @property
     def running(self) -> bool:
@@ -74,6 +75,8 @@ class CronScheduler:
         if abandoned:
             log.warning("cron: %d run(s) were cut short when the gateway last stopped", abandoned)
         self._aps.start()
+        for name in self._callbacks:
+            self._add_callback_job(name)
         for job in await self._sync():
             try:
                 await self._catch_up(job)
@@ -99,6 +102,40 @@ class CronScheduler:
             if pending:
                 log.warning("cron: cancelled %d run(s) still going after %.0fs", len(pending), grace)
                 await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- internal callbacks (not stored: e.g. the weekly skill curator) -----------------------------
+    def add_callback(self, name: str, schedule: Schedule, callback: Callable[[], Awaitable[Any]]) -> None:
+        """Run `await callback()` on `schedule` while the scheduler runs (replacing one of that name).
+
+        Not stored and not made up after a restart; never two at once; an exception is logged and
+        the next time still comes. The schedule's times obey the same rules as jobs' (DST, bounds).
+        """
+        self._callbacks[name] = (schedule, callback)
+        if self._started:
+            self._add_callback_job(name)
+
+    def remove_callback(self, name: str) -> None:
+        self._callbacks.pop(name, None)
+        if self._aps.get_job(f"internal:{name}") is not None:
+            self._aps.remove_job(f"internal:{name}")
+
+    def _add_callback_job(self, name: str) -> None:
+        schedule, _ = self._callbacks[name]
+
+        def on_error(reason: str) -> None:
+            log.error("cron: internal callback %s stopped: %s", name, reason)
+
+        self._aps.add_job(self._run_callback, schedule.trigger(catch_up=self.grace, on_error=on_error), args=[name],
+                          id=f"internal:{name}", name=name, replace_existing=True)
+
+    async def _run_callback(self, name: str) -> None:
+        entry = self._callbacks.get(name)
+        if entry is None:
+            return
+        try:
+            await entry[1]()
+        except Exception:
+            log.exception("cron: internal callback %s failed", name)
 
     # -- keeping APScheduler in step with the tables ----------------------------------------------
     async def _sync_loop(self) -> None:
