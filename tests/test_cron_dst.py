@@ -200,7 +200,7 @@ def test_json_times_are_iso_in_the_jobs_zone() -> None:
                                                                 "2026-11-02T01:30:00-05:00"]
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(change=st.sampled_from(CHANGES),
        offset_s=st.integers(-3 * 3600, 3 * 3600),
        expression=st.sampled_from(FIXED + MULTI_HOUR + INTERVAL))

@@ -79,7 +79,13 @@ def cron() -> None:
 @json_option
 def add(schedule: str, prompt: str, skill: str, deliver: str, tz: str, name: str, model: str,
         config_path: Path | None, as_json: bool) -> None:
-    """Add a job. SCHEDULE: a cron expression ("0 9 * * 1-5"), "every 30m", or a time ("2030-06-01T09:00", "in 20m")."""
+    """Add a job. SCHEDULE: a cron expression ("0 9 * * 1-5"), "every 30m", or a time ("2030-06-01T09:00", "in 20m").
+
+    Cron expressions take names, L, W, #, ? and @daily-style aliases; with both day fields set,
+    either one matching runs the job. At daylight-saving changes (in --tz) a fixed-time job runs
+    once in the repeated hour and right after the change when its time is skipped; */15-style
+    jobs run at every real interval. An expression that never fires is refused.
+    """
     if not prompt.strip() and not skill.strip():
         fail("give --prompt TEXT or --skill NAME (or both)", code=2)
 
