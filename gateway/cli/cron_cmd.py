@@ -182,6 +182,10 @@ async def _run(job_id: str, config_path: Path | None, model: str | None) -> int:
         if install_learning is not None:
             await install_learning(runtime)
         service = install_cron(runtime)
+        # LiteLLM's first import takes seconds (far more on a busy machine): not on the run's clock
+        from agent.model_call import import_litellm
+
+        await asyncio.to_thread(import_litellm)
         try:
             task = await service.run_now(job_id)
         except JobNotFound as exc:
