@@ -118,9 +118,10 @@ def list_jobs(config_path: Path | None, as_json: bool) -> None:
     if not jobs:
         click.echo("No scheduled jobs. Add one with: hermes cron add \"0 9 * * 1-5\" --prompt \"...\"")
         return
+    zone_width = max(16, *(len(job.timezone) for job in jobs))
     for job in jobs:
         what = f"skill {job.skill}" if job.skill else job.prompt[:50]
-        click.echo(f"{job.id}  {job.state:<7} {job.schedule:<18} {job.timezone:<16} {job.name[:30]:<30} "
+        click.echo(f"{job.id}  {job.state:<7} {job.schedule:<18} {job.timezone:<{zone_width}} {job.name[:30]:<30} "
                    f"-> {_target(job)}  ({what})")
         click.echo(f"          next: {job.next_runs_text(3)}")
 
