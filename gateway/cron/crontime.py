@@ -84,10 +84,12 @@ class CronTimes:
         return [] if self.interval_style else [self._change_between(at_fold1, at_fold0)]
 
     def _change_between(self, before: datetime, after: datetime) -> datetime:
-        """The instant the offset changes, in (before, after]: a bisection of at most ~14 steps."""
+        """The instant the offset changes, in (before, after]: a bisection, bounded."""
         offset_before = before.astimezone(self.tz).utcoffset()
         lo, hi = before, after
-        while hi - lo > timedelta(seconds=1):
+        for _ in range(40):                      # halves a gap of hours to a second in ~14
+            if hi - lo <= timedelta(seconds=1):
+                break
             mid = lo + (hi - lo) / 2
             if mid.astimezone(self.tz).utcoffset() == offset_before:
                 lo = mid
