@@ -31,7 +31,7 @@ from agent.model_call import purpose
 from agent.loop import Agent, Conversation
 from agent.redact import Redactor
 from agent.settings import AgentConfig, ToolsConfig
-from agent.tools.registry import ToolContext, ToolRegistry
+from agent.tools.registry import Tool, ToolContext, ToolRegistry
 from agent.trajectory import Trajectory, TrajectoryRecorder, redact_trajectory
 from agent.workspace import Workspace
 
@@ -40,6 +40,7 @@ TOOLSETS: dict[str, str] = {
     "terminal": "shell commands in the prompt's workspace",
     "web": "web_fetch",
     "delegate": "hand sub-tasks to a sub-agent",
+    "mcp": "the tools of the configured MCP servers (server__tool)",
 }
 
 
@@ -198,6 +199,13 @@ class BatchSettings:
     workers: int = 4
     max_iterations: int | None = None
     keep_workspaces: bool = False
+    # tools from outside the agent package: the MCP servers' (offered with the "mcp" toolset, which is
+    # on by default when there are any); `tool_filter(names)` applies [toolsets] (None: every tool)
+    extra_tools: list[Tool] = field(default_factory=list)
+    tool_filter: Callable[[list[str]], set[str] | None] | None = None
+
+    def default_toolsets(self) -> list[str]:
+        return default_toolsets(self.tools) + (["mcp"] if self.extra_tools else [])
 
 
 @dataclass
@@ -288,7 +296,7 @@ class BatchRunner:
     async def run_one(self, item: PromptItem) -> Trajectory:
         """One prompt in a fresh session; always returns a (redacted) trajectory, failed or not."""
         toolsets = item.toolsets if item.toolsets is not None else (
-            self.settings.toolsets if self.settings.toolsets is not None else default_toolsets(self.settings.tools))
+            self.settings.toolsets if self.settings.toolsets is not None else self.settings.default_toolsets())
         system = item.system if item.system is not None else self.settings.system_prompt
         trajectory = Trajectory(id=item.id, prompt=item.prompt, model=self.llm.model, system=system,
                                 toolsets=list(toolsets), metadata=dict(item.metadata))
@@ -302,11 +310,20 @@ class BatchRunner:
             agent = Agent(self.llm, registry, self.settings.agent)
             for t in builtin_tools(tools_config_for(self.settings.tools, toolsets), agent.run_sub_agent):
                 registry.register(t)
-            trajectory.tools = registry.schemas()
+            if "mcp" in toolsets:
+                for t in self.settings.extra_tools:
+                    if registry.get(t.name) is None:
+                        registry.register(t)
+            offered = registry
+            if self.settings.tool_filter is not None:
+                allowed = self.settings.tool_filter(registry.names())
+                offered = registry if allowed is None else registry.only(sorted(allowed))
+            trajectory.tools = offered.schemas()
             ctx = ToolContext(workspace=Workspace(root), session_id=f"batch:{item.id}", user_id="batch")
             with purpose("batch"):
                 result = await agent.run_turn(conversation, item.prompt, ctx, on_event=recorder,
-                                              max_iterations=self.settings.max_iterations, stream=False)
+                                              max_iterations=self.settings.max_iterations, stream=False,
+                                              tools=offered)
             recorder.finish(conversation.messages, status=result.status)
         except asyncio.CancelledError:
             raise

@@ -24,7 +24,17 @@ NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)   # a Saturday
     ("0 17-9 * * *", "hour: the range '17-9' goes backwards"),
     ("0 9 * *", "schedule: 4 field(s) given, a cron expression has 5 fields"),
     ("0 0 9 * * 1", "seconds are not supported"),
-    ("0 9 1 * 1", "day_of_week: both day-of-month and day-of-week are restricted"),
+    ("0 9 * * 1 2027", "seconds are not supported (nor years)"),
+    ("@reboot", "schedule: @reboot is not supported"),
+    ("0 9 * * 5L", "day_of_week: '5l' is not valid"),
+    ("0 9 L-2 * *", "day: 'l-2' is not valid"),
+    ("H 9 * * *", "minute: 'h' is not valid"),
+    ("0 ? * * *", "hour: '?' is not valid"),
+    ("0 9 * jan-dex *", "month: 'dex' is not a number in 1-12"),
+    ("0 0 30 2 *", "day: day 30 never occurs in February, so '0 0 30 2 *' never fires"),
+    ("0 0 31 4,6,9,11 *", "day: day 31 never occurs in April, June, September or November"),
+    ("0 0 30,31 feb *", "day: days 30,31 never occur"),
+    ("0 0 31 2-4/2 *", "never fires (no matching time in the next 50 years"),
     ("every 5 fortnights", "interval: unknown unit 'fortnights'"),
     ("every weekday at 9", "interval: 'every weekday at 9' is not understood"),
     ("2020-01-01T09:00", "time: 2020-01-01T09:00+00:00 is in the past"),
@@ -118,3 +128,47 @@ async def test_file_targets_stay_in_hermes_home_for_the_chat_tool(home: Path) ->
         == str(Path("/tmp/hermes-report.md").resolve())
     with pytest.raises(TargetError, match="'origin' needs a Telegram, Slack or Discord channel"):
         parse_target("origin", config, hermes_home)
+
+
+def days(expression: str, start: datetime, n: int) -> list[str]:
+    return [r.strftime("%a %d %b") for r in parse_schedule(expression, "UTC", now=start).next_runs(n, after=start)]
+
+
+def test_vixie_or_rule_when_day_of_month_and_day_of_week_are_both_set() -> None:
+    june = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)      # a Monday
+    # the first seven days of the month OR any Monday (cronie, Vixie cron, ISC cron)
+    assert days("0 9 1-7 * 1", june, 10) == [
+        "Mon 01 Jun", "Tue 02 Jun", "Wed 03 Jun", "Thu 04 Jun", "Fri 05 Jun", "Sat 06 Jun", "Sun 07 Jun",
+        "Mon 08 Jun", "Mon 15 Jun", "Mon 22 Jun"]
+    # the 1st and 15th OR every weekday: the weekend 1st (Aug 1 2026 is a Saturday) runs too
+    august = datetime(2026, 7, 31, 12, 0, tzinfo=UTC)
+    assert days("30 8 1,15 * 1-5", august, 3) == ["Sat 01 Aug", "Mon 03 Aug", "Tue 04 Aug"]
+    assert days("30 8 1,15 * 1-5", datetime(2026, 8, 14, 12, 0, tzinfo=UTC), 2) == ["Sat 15 Aug", "Mon 17 Aug"]
+    # a field starting with * keeps the intersection, as in every Vixie-derived cron: odd days that are Mondays
+    assert days("0 9 */2 * 1", june, 4) == ["Mon 01 Jun", "Mon 15 Jun", "Mon 29 Jun", "Mon 13 Jul"]
+    # only one of them set: that one alone
+    assert days("0 9 1 * *", june, 2) == ["Mon 01 Jun", "Wed 01 Jul"]
+    assert days("0 9 ? * fri", june, 2) == ["Fri 05 Jun", "Fri 12 Jun"]
+
+
+@pytest.mark.parametrize("expression, expected", [
+    ("0 9 L * *", ["Tue 30 Jun", "Fri 31 Jul", "Mon 31 Aug"]),              # last day of the month
+    ("0 9 15W * *", ["Mon 15 Jun", "Wed 15 Jul", "Fri 14 Aug"]),            # weekday nearest the 15th
+    ("0 9 * * 1#2", ["Mon 08 Jun", "Mon 13 Jul", "Mon 10 Aug"]),            # second Monday
+    ("0 9 * * L5", ["Fri 26 Jun", "Fri 31 Jul", "Fri 28 Aug"]),             # last Friday
+    ("0 9 * jun-jul sat,sun", ["Sat 06 Jun", "Sun 07 Jun", "Sat 13 Jun"]),  # names
+    ("@monthly", ["Wed 01 Jul", "Sat 01 Aug", "Tue 01 Sep"]),
+    ("@weekly", ["Sun 07 Jun", "Sun 14 Jun", "Sun 21 Jun"]),
+    ("@yearly", ["Fri 01 Jan", "Sat 01 Jan", "Mon 01 Jan"]),
+    ("@daily", ["Tue 02 Jun", "Wed 03 Jun", "Thu 04 Jun"]),
+    ("0 0 29 2 *", ["Tue 29 Feb", "Sun 29 Feb", "Fri 29 Feb"]),             # rare, but fires
+])
+def test_what_croniter_supports_is_supported(expression: str, expected: list[str]) -> None:
+    assert days(expression, datetime(2026, 6, 1, 0, 0, tzinfo=UTC), 3) == expected
+
+
+def test_hourly_alias_and_stored_text() -> None:
+    hourly = parse_schedule("@hourly", "UTC", now=NOW)
+    assert hourly.text == "0 * * * *"
+    assert hourly.next_runs(2, after=NOW) == [NOW + timedelta(hours=1), NOW + timedelta(hours=2)]
+    assert parse_schedule("0 9 * * MON-FRI", "UTC", now=NOW).text == "0 9 * * mon-fri"

@@ -3,8 +3,10 @@
     hermes batch --input prompts.jsonl --workers 4 --checkpoint ./training_data
 
 Each prompt runs in a fresh agent session (no gateway, no state store) with its own workspace;
-results go to `CHECKPOINT/shards/*.jsonl`. Run the same command again after a crash or Ctrl-C
-and only the prompts without a result run. A progress bar shows done/failed, rate and ETA; a
+results go to `CHECKPOINT/shards/*.jsonl`. The tools are chat's built-in ones and the tools of
+the configured MCP servers, filtered by `[toolsets]` as for a platform named `batch`; the tools
+that need the gateway's state (skills, memory, cron) are left out (`--help` says so). Run the
+same command again after a crash or Ctrl-C and only the prompts without a result run. A progress bar shows done/failed, rate and ETA; a
 summary at the end shows tokens, cost and which tools were called.
 """
 
@@ -92,7 +94,7 @@ async def _run(input_path: Path, workers: int, checkpoint: Path, model: str | No
 
     err = Console(stderr=True)
     out = Console()
-    config, _home = load(config_path)
+    config, home = load(config_path)
     config = config.with_model(model)
     try:
         toolsets = parse_toolsets(toolsets_text) if toolsets_text is not None else None
@@ -117,7 +119,12 @@ async def _run(input_path: Path, workers: int, checkpoint: Path, model: str | No
         store, report = await asyncio.to_thread(CheckpointStore.open, checkpoint, resume=resume)
     except (CheckpointError, OSError) as exc:
         fail(f"checkpoint {checkpoint}: {exc}", code=2)
+    from gateway.mcp_wiring import start_mcp
+    from gateway.toolsets import tools_for
+
+    mcp: Any = None
     try:
+        mcp, mcp_tools = await start_mcp(config.mcp, home.logs_dir)
         if report.moved_aside_to is not None:
             click.echo(f"hermes: --no-resume: earlier results moved to {report.moved_aside_to}", err=True)
         if report.torn_bytes_truncated:
@@ -127,7 +134,9 @@ async def _run(input_path: Path, workers: int, checkpoint: Path, model: str | No
             click.echo(f"hermes: warning: checkpoint {problem}", err=True)
         system = await PromptBuilder(extra=config.agent.system_prompt).build(PromptContext())
         settings = BatchSettings(agent=config.agent, tools=config.tools, toolsets=toolsets, system_prompt=system,
-                                 workers=workers, max_iterations=max_iterations, keep_workspaces=keep_workspaces)
+                                 workers=workers, max_iterations=max_iterations, keep_workspaces=keep_workspaces,
+                                 extra_tools=mcp_tools,
+                                 tool_filter=lambda names: tools_for(config.toolsets, "batch", "", "", False, names))
         runner = BatchRunner(settings, llm, store, Redactor.from_environ())
         done_before = store.completed_ids()
         to_run = sum(1 for item in selected if item.id not in done_before)
@@ -147,6 +156,8 @@ async def _run(input_path: Path, workers: int, checkpoint: Path, model: str | No
         total_done = len(selected_ids & store.completed_ids())
     finally:
         store.close()
+        if mcp is not None:
+            await mcp.close()
     _print_summary(out, summary, total_done, len(selected), checkpoint)
     if summary.ran and summary.succeeded == 0:
         first = summary.errors.most_common(1)[0][0] if summary.errors else "no answer"
@@ -165,7 +176,8 @@ async def _run(input_path: Path, workers: int, checkpoint: Path, model: str | No
 @click.option("--max-iterations", type=click.IntRange(1, 500), default=None,
               help="Model calls per prompt at most (default: [agent] max_iterations).")
 @click.option("--toolsets", "toolsets_text", default=None,
-              help="Comma-separated: files, terminal, web, delegate (default: what [tools] enables).")
+              help="Comma-separated: files, terminal, web, delegate, mcp (default: what [tools] enables, and mcp "
+                   "when MCP servers are configured).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Run only the first N (after --seed shuffling).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip prompts already in the checkpoint; --no-resume moves earlier results aside.")
@@ -179,7 +191,13 @@ async def _run(input_path: Path, workers: int, checkpoint: Path, model: str | No
 def batch(input_path: Path, workers: int, checkpoint: Path, model: str | None, max_iterations: int | None,
           toolsets_text: str | None, limit: int | None, resume: bool, seed: int | None, rate: float,
           max_calls: int | None, keep_workspaces: bool, config_path: Path | None) -> None:
-    """Run a JSONL file of prompts through the agent and record trajectories."""
+    """Run a JSONL file of prompts through the agent and record trajectories.
+
+    Tools: the built-in ones (--toolsets) and the MCP servers' tools ([[mcp.servers]], toolset
+    'mcp'), filtered by [toolsets] as for a platform named 'batch'. Left out: skill_*, memory and
+    cron, because a batch has no state store or skill library and its trajectories must not
+    change the live skills, memory or schedule.
+    """
     if not input_path.is_file():
         fail(f"{input_path}: no such input file", code=2)
     sys.exit(asyncio.run(_run(input_path, workers, checkpoint, model, max_iterations, toolsets_text, limit,

@@ -79,7 +79,13 @@ def cron() -> None:
 @json_option
 def add(schedule: str, prompt: str, skill: str, deliver: str, tz: str, name: str, model: str,
         config_path: Path | None, as_json: bool) -> None:
-    """Add a job. SCHEDULE: a cron expression ("0 9 * * 1-5"), "every 30m", or a time ("2030-06-01T09:00", "in 20m")."""
+    """Add a job. SCHEDULE: a cron expression ("0 9 * * 1-5"), "every 30m", or a time ("2030-06-01T09:00", "in 20m").
+
+    Cron expressions take names, L, W, #, ? and @daily-style aliases; with both day fields set,
+    either one matching runs the job. At daylight-saving changes (in --tz) a fixed-time job runs
+    once in the repeated hour and right after the change when its time is skipped; */15-style
+    jobs run at every real interval. An expression that never fires is refused.
+    """
     if not prompt.strip() and not skill.strip():
         fail("give --prompt TEXT or --skill NAME (or both)", code=2)
 
@@ -112,9 +118,10 @@ def list_jobs(config_path: Path | None, as_json: bool) -> None:
     if not jobs:
         click.echo("No scheduled jobs. Add one with: hermes cron add \"0 9 * * 1-5\" --prompt \"...\"")
         return
+    zone_width = max(16, *(len(job.timezone) for job in jobs))
     for job in jobs:
         what = f"skill {job.skill}" if job.skill else job.prompt[:50]
-        click.echo(f"{job.id}  {job.state:<7} {job.schedule:<18} {job.timezone:<16} {job.name[:30]:<30} "
+        click.echo(f"{job.id}  {job.state:<7} {job.schedule:<18} {job.timezone:<{zone_width}} {job.name[:30]:<30} "
                    f"-> {_target(job)}  ({what})")
         click.echo(f"          next: {job.next_runs_text(3)}")
 
@@ -176,6 +183,10 @@ async def _run(job_id: str, config_path: Path | None, model: str | None) -> int:
         if install_learning is not None:
             await install_learning(runtime)
         service = install_cron(runtime)
+        # LiteLLM's first import takes seconds (far more on a busy machine): not on the run's clock
+        from agent.model_call import import_litellm
+
+        await asyncio.to_thread(import_litellm)
         try:
             task = await service.run_now(job_id)
         except JobNotFound as exc:

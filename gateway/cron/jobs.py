@@ -1,4 +1,5 @@
-"""Scheduled jobs and their runs, persisted in the state store (migration 0004_cron.sql).
+"""Scheduled jobs and their runs, persisted in the state store (migrations 0004_cron.sql and
+0011_cron_paused_reason.sql: why the scheduler paused a job).
 
 A job is what to run (prompt, optional skill, optional model), when (its schedule and time
 zone) and where the result goes (target). A run row is written *before* a run starts, keyed by
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.cron.schedule import Schedule, describe_time, parse_schedule
+from gateway.cron.schedule import Schedule, describe_time, local_iso, parse_schedule
 from gateway.store import KeepSecret, SQLiteStore
 
 EXCERPT_CHARS = 500
@@ -49,6 +50,7 @@ class Job:
     done: bool
     created_at: float
     updated_at: float
+    paused_reason: str = ""
 
     def parsed(self) -> Schedule:
         anchor = datetime.fromtimestamp(self.created_at, UTC)
@@ -67,11 +69,20 @@ class Job:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["state"] = self.state
-        data["next_runs"] = [iso_utc(t) for t in self.next_runs(3)]
+        data["next_runs"] = [local_iso(t, self.timezone) for t in self.next_runs_safe(3)]
         return data
 
+    def next_runs_safe(self, n: int = 3) -> list[datetime]:
+        """`next_runs`, or none when the stored schedule no longer parses (the scheduler pauses it)."""
+        try:
+            return self.next_runs(n)
+        except ValueError:
+            return []
+
     def next_runs_text(self, n: int = 3) -> str:
-        runs = self.next_runs(n)
+        if self.paused and self.paused_reason:
+            return f"none (paused: {self.paused_reason})"
+        runs = self.next_runs_safe(n)
         return ", ".join(describe_time(t, self.timezone) for t in runs) if runs else "none"
 
 
@@ -108,7 +119,7 @@ def _job(row: Any) -> Job:
                timezone=row["timezone"], prompt=row["prompt"], skill=row["skill"], model=row["model"],
                target=row["target"], origin_session=row["origin_session"], owner=row["owner"], team=row["team"],
                paused=bool(row["paused"]), done=bool(row["done"]), created_at=row["created_at"],
-               updated_at=row["updated_at"])
+               updated_at=row["updated_at"], paused_reason=row["paused_reason"])
 
 
 def _run(row: Any) -> Run:
@@ -148,9 +159,14 @@ class JobStore:
 
     async def set_paused(self, job_id: str, paused: bool, *, owner: str | None = None) -> Job:
         job = await self.get(job_id, owner=owner)
-        await self.store.execute("UPDATE cron_jobs SET paused = ?, updated_at = ? WHERE id = ?",
+        await self.store.execute("UPDATE cron_jobs SET paused = ?, paused_reason = '', updated_at = ? WHERE id = ?",
                                  (int(paused), time.time(), job.id))
         return await self.get(job.id)
+
+    async def pause_for(self, job_id: str, reason: str) -> None:
+        """Paused by the scheduler, with the reason shown in `hermes cron list` (until resumed)."""
+        await self.store.execute("UPDATE cron_jobs SET paused = 1, paused_reason = ?, updated_at = ? WHERE id = ?",
+                                 (reason[:ERROR_CHARS], time.time(), job_id))
 
     async def mark_done(self, job_id: str) -> None:
         await self.store.execute("UPDATE cron_jobs SET done = 1, updated_at = ? WHERE id = ?", (time.time(), job_id))

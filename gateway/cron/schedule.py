@@ -3,12 +3,11 @@
     schedule = parse_schedule("0 9 * * 1-5", "Europe/Berlin")
     schedule.next_runs(3)          # the next three fire times, aware datetimes in the job's zone
 
-Cron expressions follow standard crontab (day of week 0 or 7 = Sunday, 1 = Monday). APScheduler
-3.x numbers weekdays from Monday = 0, so the day-of-week field is translated to weekday names
-before it reaches `CronTrigger.from_crontab`; a `1-5` written by a user means Monday-Friday.
-Standard cron runs a job when *either* a restricted day of month or a restricted day of week
-matches, APScheduler when *both* do: an expression restricting both is refused rather than
-silently run on other days than the user meant.
+Cron expressions are what croniter reads (day of week 0 or 7 = Sunday, names, `L`, `W`, `#`,
+`?`, `@daily` ...), with the Vixie rule for day of month and day of week (either matches) and
+cronie's behaviour at daylight-saving changes; `gateway/cron/crontime.py` computes the times,
+every search bounded. An expression that never fires (`0 0 30 2 *`) is refused, saying why.
+Intervals and one-off times are real elapsed time and use APScheduler's own triggers.
 
 Every error is a `ScheduleError` whose message names the field, e.g. `hour: 25 is out of range
 0-23`, so the CLI and the `cron` tool can show it as it is.
@@ -24,18 +23,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from croniter import CroniterError, croniter
+
+from gateway.cron.crontime import MAX_YEARS, CronTimes, NoFireTime
+from gateway.cron.trigger import CroniterTrigger, ErrorCallback
 
 ScheduleKind = Literal["cron", "interval", "once"]
 
-MICROSECOND = timedelta(microseconds=1)
 FIELDS = ("minute", "hour", "day", "month", "day_of_week")
 RANGES = {"minute": (0, 59), "hour": (0, 23), "day": (1, 31), "month": (1, 12), "day_of_week": (0, 7)}
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")          # crontab numbering: 0 = Sunday
-APS_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")           # APScheduler 3.x order
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+               "October", "November", "December")
+MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)         # February: leap years count
 ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
            "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
 UNITS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
@@ -44,7 +47,7 @@ UNITS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
          "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800}
 INTERVAL = re.compile(r"^every\s+(\d+)?\s*([a-z]+)$")
 RELATIVE = re.compile(r"^in\s+(\d+)\s*([a-z]+)$")
-TOKEN = re.compile(r"^(?:(\*)|([a-z0-9]+)(?:-([a-z0-9]+))?)(?:/(\d+))?$")
+TOKEN = re.compile(r"^(?:(\*)|(\d+|[a-z]{3})(?:-(\d+|[a-z]{3}))?)(?:/(\d+))?$")
 CRON_HELP = ("a cron expression has 5 fields: minute hour day-of-month month day-of-week, "
              "e.g. \"0 9 * * 1-5\" for 09:00 Monday to Friday")
 DEFAULT_MIN_INTERVAL = 60
@@ -83,80 +86,84 @@ def _number(field: str, raw: str) -> int:
 
 
 def _check_field(field: str, value: str) -> None:
-    """Range-check the plain forms (n, a-b, */n, a-b/n, lists); APScheduler checks the rest."""
+    """Range-check the plain forms (n, a-b, */n, a-b/n, lists) naming the field; croniter checks the rest."""
     for token in value.split(","):
         match = TOKEN.match(token)
         if not match:
-            if field in ("minute", "hour", "month", "day_of_week"):
-                raise ScheduleError(f"{field}: {token!r} is not valid (use a number, a range like 1-5, "
-                                    f"a list like 1,15 or a step like */5)")
-            continue  # day of month: APScheduler also knows "last", "2nd fri" ...
+            continue   # L, W, #, ? and the like: croniter's to judge (see _croniter_field_error)
         star, first, last, step = match.groups()
         if step is not None and int(step) < 1:
             raise ScheduleError(f"{field}: the step in {token!r} must be at least 1")
         if star:
             continue
-        try:
-            a = _number(field, first)
-            b = _number(field, last) if last is not None else a
-        except ScheduleError:
-            if field == "day" and first and not first.isdigit():
-                continue
-            raise
-        if b < a and field != "day_of_week":
+        a = _number(field, first)
+        b = _number(field, last) if last is not None else a
+        if b < a and field != "day_of_week":   # croniter would wrap round; a typo far more often
             raise ScheduleError(f"{field}: the range {token!r} goes backwards ({a} > {b})")
 
 
-def _weekdays(value: str) -> str:
-    """Translate a crontab day-of-week field (0/7 = Sunday) into APScheduler weekday names."""
-    if value in ("*", "?"):
-        return "*"
-    days: set[int] = set()
-    for token in value.split(","):
-        match = TOKEN.match(token)
-        if not match:
-            raise ScheduleError(f"day_of_week: {token!r} is not valid (use 0-6 with 0 = Sunday, names "
-                                "like mon-fri, or a list like 1,3,5)")
-        star, first, last, step = match.groups()
-        stride = int(step) if step else 1
-        if star:
-            start, end = 0, 6
-        else:
-            start = _number("day_of_week", first)
-            end = _number("day_of_week", last) if last is not None else (6 if step else start)
-        if end < start:  # fri-mon wraps around the week end
-            numbers = list(range(start, 7)) + list(range(end + 1))
-        else:
-            numbers = list(range(start, end + 1))
-        days.update(n % 7 for n in numbers[::stride])
-    return ",".join(day for day in APS_DAYS if CRON_DAYS.index(day) in days)
+def _croniter_field_error(values: list[str]) -> str | None:
+    """The first field croniter refuses on its own, as `field: 'value' is not valid (...)`."""
+    for index, field in enumerate(FIELDS):
+        probe = ["*"] * 5
+        probe[index] = values[index]
+        try:
+            croniter(" ".join(probe))
+        except (CroniterError, ValueError) as exc:
+            hint = {"day": "numbers 1-31, ranges, lists, steps, L (last day), 15W (nearest weekday) or ?",
+                    "day_of_week": "0-7 with 0 = Sunday, names like mon-fri, 1#2 (second Monday), "
+                                   "L5 (last Friday) or ?"}.get(field, "a number, a range like 1-5, a list "
+                                                                      "like 1,15 or a step like */5")
+            return f"{field}: {values[index]!r} is not valid ({hint}; {exc})"
+    return None
 
 
-def cron_trigger(expression: str, tz: zoneinfo.ZoneInfo) -> CronTrigger:
-    """Validate a crontab expression field by field and build its APScheduler trigger."""
-    expr = ALIASES.get(expression.strip().lower(), expression.strip().lower())
+def _never_fires_reason(values: list[str]) -> str:
+    """Why an expression has no fire time: the day of month no chosen month has, when that is it."""
+    day, month, dow = values[2], values[3], values[4]
+    days = [int(t) for t in day.split(",") if t.isdigit()]
+    plain_months = all(TOKEN.match(t) and "/" not in t for t in month.split(","))
+    if days and len(days) == len(day.split(",")) and dow in ("*", "?") and plain_months and month != "*":
+        months: list[int] = []
+        for token in month.split(","):
+            first, _, last = token.partition("-")
+            lo = _number("month", first)
+            months.extend(range(lo, _number("month", last) + 1 if last else lo + 1))
+        if min(days) > max(MONTH_DAYS[m - 1] for m in months):
+            names = sorted({MONTH_NAMES[m - 1] for m in months}, key=MONTH_NAMES.index)
+            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+            which = f"day {days[0]}" if len(days) == 1 else "days " + ",".join(map(str, days))
+            verb = "occurs" if len(days) == 1 else "occur"
+            return f"day: {which} never {verb} in {listed}, so {' '.join(values)!r} never fires"
+    return (f"schedule: {' '.join(values)!r} never fires (no matching time in the next {MAX_YEARS} years; "
+            "check the day of month against the months)")
+
+
+def cron_times(expression: str, tz: zoneinfo.ZoneInfo, *, now: datetime | None = None) -> CronTimes:
+    """Validate a crontab expression field by field, check it fires, and return its time computer."""
+    raw = expression.strip().lower()
+    if raw == "@reboot":
+        raise ScheduleError("schedule: @reboot is not supported (jobs run on a schedule; use a time or 'in 1m')")
+    expr = ALIASES.get(raw, raw)
     values = expr.split()
     if len(values) != 5:
-        if len(values) == 6:
-            raise ScheduleError(f"schedule: {len(values)} fields given; seconds are not supported, {CRON_HELP}")
+        if len(values) in (6, 7):
+            raise ScheduleError(f"schedule: {len(values)} fields given; seconds are not supported (nor years), "
+                                f"{CRON_HELP}")
         raise ScheduleError(f"schedule: {len(values)} field(s) given, {CRON_HELP}")
     for field, value in zip(FIELDS, values):
         _check_field(field, value)
-    day, dow = values[2], values[4]
-    if day not in ("*", "?") and dow not in ("*", "?"):
-        raise ScheduleError(
-            "day_of_week: both day-of-month and day-of-week are restricted; standard cron runs on "
-            "either, this scheduler only on days matching both. Create two jobs, or use * for one of them")
-    values[4] = _weekdays(dow)
-    for field, value in zip(FIELDS, values):
-        try:
-            CronTrigger(**{field: value}, timezone=tz)
-        except ValueError as exc:
-            raise ScheduleError(f"{field}: {value!r} is not valid ({exc})") from None
+    problem = _croniter_field_error(values)
+    if problem:
+        raise ScheduleError(problem)
+    if not croniter.is_valid(" ".join(values)):
+        raise ScheduleError(f"schedule: {' '.join(values)!r} is not valid ({CRON_HELP})")
+    times = CronTimes(" ".join(values), tz)
     try:
-        return CronTrigger.from_crontab(" ".join(values), timezone=tz)
-    except ValueError as exc:
-        raise ScheduleError(f"schedule: {exc} ({CRON_HELP})") from None
+        times.next_or_raise(now or datetime.now(UTC))
+    except NoFireTime:
+        raise ScheduleError(_never_fires_reason(values)) from None
+    return times
 
 
 def _interval_seconds(count: str | None, unit: str, what: str) -> int:
@@ -200,68 +207,67 @@ class Schedule:
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
 
-    def trigger(self) -> BaseTrigger:
+    def cron_times(self) -> CronTimes:
+        return CronTimes(self.text, self.tz)
+
+    def trigger(self, *, catch_up: timedelta = timedelta(0), on_error: ErrorCallback | None = None) -> BaseTrigger:
+        """The APScheduler trigger; for cron, `catch_up` bounds how far back a late wake-up looks and
+        `on_error(reason)` hears of a next time that cannot be computed (the trigger then stops)."""
         if self.kind == "cron":
-            return cron_trigger(self.text, self.tz)
+            return CroniterTrigger(self.cron_times(), catch_up=catch_up, on_error=on_error)
         if self.kind == "interval":
             return IntervalTrigger(seconds=self.interval_seconds, timezone=self.tz,
                                    start_date=self.anchor + timedelta(seconds=self.interval_seconds))
         return DateTrigger(run_date=self.at, timezone=self.tz)
 
-    def next_after(self, moment: datetime, trigger: BaseTrigger | None = None) -> datetime | None:
-        """The first fire time strictly after `moment`."""
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first fire time strictly after `moment`, in UTC (NoFireTime when a cron time cannot be
+        computed). UTC because aware datetimes of one zone compare by wall time, fold ignored."""
+        moment = moment.astimezone(UTC)
         if self.kind == "once":
             assert self.at is not None
-            return self.at.astimezone(self.tz) if self.at > moment else None
+            return self.at.astimezone(UTC) if self.at > moment else None
         if self.kind == "interval":
             step = timedelta(seconds=self.interval_seconds)
-            first = self.anchor + step
+            first = self.anchor.astimezone(UTC) + step
             if moment < first:
-                return first.astimezone(self.tz)
+                return first
             k = int((moment - first) // step) + 1
-            return (first + k * step).astimezone(self.tz)
-        return (trigger or self.trigger()).get_next_fire_time(None, moment + MICROSECOND)
+            return first + k * step
+        return self.cron_times().next_or_raise(moment)
 
     def next_runs(self, n: int = 3, after: datetime | None = None) -> list[datetime]:
-        """The next `n` fire times after `after` (default now), in the job's zone."""
+        """The next `n` fire times after `after` (default now), shown in the job's zone."""
         moment = after or datetime.now(UTC)
-        trigger = self.trigger() if self.kind == "cron" else None
         runs: list[datetime] = []
-        while len(runs) < n:
-            nxt = self.next_after(moment, trigger)
+        for _ in range(n):
+            try:
+                nxt = self.next_after(moment)
+            except NoFireTime:
+                break
             if nxt is None:
                 break
             runs.append(nxt)
             moment = nxt
-        return runs
+        return [run.astimezone(self.tz) for run in runs]
 
     def last_due(self, now: datetime, since: datetime) -> datetime | None:
-        """The latest fire time in (since, now], or None: what a restart may have missed."""
+        """The latest fire time in (since, now], in UTC, or None: what a restart may have missed (bounded)."""
+        now, since = now.astimezone(UTC), since.astimezone(UTC)
         if now <= since:
             return None
         if self.kind == "once":
             assert self.at is not None
-            return self.at if since < self.at <= now else None
+            return self.at.astimezone(UTC) if since < self.at <= now else None
         if self.kind == "interval":
             step = timedelta(seconds=self.interval_seconds)
-            first = self.anchor + step
+            first = self.anchor.astimezone(UTC) + step
             if now < first:
                 return None
             last = first + int((now - first) // step) * step
             return last if last > since else None
-        trigger = self.trigger()
-        for window in (60, 3_600, 86_400, 32 * 86_400, 367 * 86_400, 5 * 367 * 86_400):
-            start = max(since, now - timedelta(seconds=window))
-            found = self.next_after(start, trigger)
-            if found is not None and found <= now:
-                while True:
-                    nxt = self.next_after(found, trigger)
-                    if nxt is None or nxt > now:
-                        return found
-                    found = nxt
-            if start == since:
-                return None
-        return None
+        found = self.cron_times().latest_at_or_before(now).time
+        return found if found is not None and found > since else None
 
 
 def parse_schedule(text: str, tz_name: str, *, now: datetime | None = None, anchor: datetime | None = None,
@@ -297,11 +303,25 @@ def parse_schedule(text: str, tz_name: str, *, now: datetime | None = None, anch
     if lowered.startswith("every"):
         raise ScheduleError(f"interval: {raw!r} is not understood (write 'every 30m', 'every 2h' or 'every 1d'; "
                             "for a time of day use a cron expression like \"0 9 * * *\")")
-    cron_trigger(lowered, tz)  # raises with the field named
-    return Schedule("cron", ALIASES.get(lowered, lowered), tz.key, start)
+    times = cron_times(lowered, tz, now=current)   # raises with the field named, or why it never fires
+    return Schedule("cron", times.expression, tz.key, start)
+
+
+def utc_offset_text(local: datetime) -> str:
+    """`-04:00`, `+10:30`: the offset of an aware time (strftime's `%:z` needs Python 3.12)."""
+    offset = local.utcoffset() or timedelta(0)
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def describe_time(moment: datetime, tz_name: str) -> str:
-    """`Mon 2030-06-03 09:00 CEST`: how fire times are shown to users."""
+    """`Sun 2026-11-01 01:30 EDT (-04:00)`: how fire times are shown to users, in the job's zone."""
     local = moment.astimezone(zoneinfo.ZoneInfo(tz_name))
-    return local.strftime("%a %Y-%m-%d %H:%M %Z" if local.second == 0 else "%a %Y-%m-%d %H:%M:%S %Z")
+    text = local.strftime("%a %Y-%m-%d %H:%M %Z" if local.second == 0 else "%a %Y-%m-%d %H:%M:%S %Z")
+    return f"{text} ({utc_offset_text(local)})"
+
+
+def local_iso(moment: datetime, tz_name: str) -> str:
+    """`2026-11-01T01:30:00-05:00`: a fire time in the job's zone, ISO with its offset (for --json)."""
+    return moment.astimezone(zoneinfo.ZoneInfo(tz_name)).isoformat(timespec="seconds")

@@ -9,19 +9,25 @@
   job's last recorded run) runs once when it is within `[cron].grace_seconds`, and is skipped
   with a log line (and a `skipped` run row) otherwise; several missed times coalesce into one.
 - A scheduled time is claimed in `cron_runs` before it runs, so a restart never runs it twice.
+- Nothing here can stall the loop: cron times come from `CroniterTrigger` (bounded searches,
+  never raises), and a job whose schedule no longer parses or whose next time cannot be
+  computed is paused with the reason (shown by `hermes cron list`, logged); the others go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from gateway.cron.crontime import NoFireTime
 from gateway.cron.jobs import Job, JobStore, iso_utc
 from gateway.cron.runner import Runner, RunOutcome
+from gateway.cron.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +44,10 @@ def utc_now() -> datetime:
 
 class CronScheduler:
     def __init__(self, jobs: JobStore, runner: Runner, *, grace_seconds: int, timeout: float,
-                 default_timezone: str = "UTC", sync_interval: float = 5.0) -> None:
+                 default_timezone: str = "UTC", sync_interval: float = 5.0,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.jobs = jobs
+        self.clock = clock
         self.runner = runner
         self.grace = timedelta(seconds=grace_seconds)
         self.stale_after = timeout + STALE_MARGIN
@@ -52,6 +60,7 @@ class CronScheduler:
         self._version: tuple[int, float] | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._started = False
+        self._callbacks: dict[str, tuple[Schedule, Callable[[], Awaitable[Any]]]] = {}
 
     @property
     def running(self) -> bool:
@@ -66,8 +75,13 @@ class CronScheduler:
         if abandoned:
             log.warning("cron: %d run(s) were cut short when the gateway last stopped", abandoned)
         self._aps.start()
+        for name in self._callbacks:
+            self._add_callback_job(name)
         for job in await self._sync():
-            await self._catch_up(job)
+            try:
+                await self._catch_up(job)
+            except Exception:   # one job's trouble never keeps the others from starting
+                log.exception("cron job %s (%s): catch-up failed", job.id, job.name)
         self._sync_task = asyncio.create_task(self._sync_loop(), name="cron-sync")
 
     async def stop(self, grace: float = 30.0) -> None:
@@ -82,12 +96,46 @@ class CronScheduler:
             self._aps.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the next loop iteration
         if self._tasks:
-            done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
                 log.warning("cron: cancelled %d run(s) still going after %.0fs", len(pending), grace)
                 await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- internal callbacks (not stored: e.g. the weekly skill curator) -----------------------------
+    def add_callback(self, name: str, schedule: Schedule, callback: Callable[[], Awaitable[Any]]) -> None:
+        """Run `await callback()` on `schedule` while the scheduler runs (replacing one of that name).
+
+        Not stored and not made up after a restart; never two at once; an exception is logged and
+        the next time still comes. The schedule's times obey the same rules as jobs' (DST, bounds).
+        """
+        self._callbacks[name] = (schedule, callback)
+        if self._started:
+            self._add_callback_job(name)
+
+    def remove_callback(self, name: str) -> None:
+        self._callbacks.pop(name, None)
+        if self._aps.get_job(f"internal:{name}") is not None:
+            self._aps.remove_job(f"internal:{name}")
+
+    def _add_callback_job(self, name: str) -> None:
+        schedule, _ = self._callbacks[name]
+
+        def on_error(reason: str) -> None:
+            log.error("cron: internal callback %s stopped: %s", name, reason)
+
+        self._aps.add_job(self._run_callback, schedule.trigger(catch_up=self.grace, on_error=on_error), args=[name],
+                          id=f"internal:{name}", name=name, replace_existing=True)
+
+    async def _run_callback(self, name: str) -> None:
+        entry = self._callbacks.get(name)
+        if entry is None:
+            return
+        try:
+            await entry[1]()
+        except Exception:
+            log.exception("cron: internal callback %s failed", name)
 
     # -- keeping APScheduler in step with the tables ----------------------------------------------
     async def _sync_loop(self) -> None:
@@ -107,7 +155,7 @@ class CronScheduler:
     async def _sync(self) -> list[Job]:
         self._version = await self.jobs.version()
         jobs = await self.jobs.list()
-        now = utc_now()
+        now = self.clock()
         active: set[str] = set()
         for job in jobs:
             if job.paused or job.done:
@@ -118,13 +166,15 @@ class CronScheduler:
                 continue
             try:
                 schedule = job.parsed()
-            except ValueError as exc:
-                log.error("cron job %s has a schedule that no longer parses (%s); not scheduled", job.id, exc)
+                schedule.next_after(now)      # bounded; NoFireTime when there is no next time
+            except (ValueError, NoFireTime) as exc:
+                active.discard(job.id)
+                await self._pause(job, f"its schedule {job.schedule!r} ({job.timezone}) cannot be used: {exc}")
                 continue
             if schedule.kind == "once" and schedule.at is not None and schedule.at <= now:
                 self._scheduled[job.id] = signature   # past one-off: only the start-up catch-up may run it
                 continue
-            self._aps.add_job(self._fire, schedule.trigger(), args=[job.id], id=job.id, name=job.name,
+            self._aps.add_job(self._fire, self._trigger(job, schedule), args=[job.id], id=job.id, name=job.name,
                               replace_existing=True)
             self._scheduled[job.id] = signature
         for job_id in list(self._scheduled):
@@ -134,8 +184,25 @@ class CronScheduler:
                     self._aps.remove_job(job_id)
         return [job for job in jobs if job.id in active]
 
+    def _trigger(self, job: Job, schedule: Schedule) -> Any:
+        def on_error(reason: str) -> None:   # called by APScheduler on the loop: pause off its call stack
+            self._track(asyncio.get_running_loop().create_task(self._pause(job, reason)))
+
+        return schedule.trigger(catch_up=self.grace + timedelta(seconds=60), on_error=on_error)
+
+    async def _pause(self, job: Job, reason: str) -> None:
+        """Pause a job the scheduler cannot run, saying why; every other job keeps running."""
+        log.error("cron job %s (%s) paused: %s", job.id, job.name, reason)
+        try:
+            await self.jobs.pause_for(job.id, reason)
+        except Exception:
+            log.exception("cron job %s: could not record the pause", job.id)
+        self._scheduled.pop(job.id, None)
+        if self._aps.get_job(job.id) is not None:
+            self._aps.remove_job(job.id)
+
     async def _catch_up(self, job: Job) -> None:
-        now = utc_now()
+        now = self.clock()
         recorded = await self.jobs.last_scheduled(job.id)
         since = max(datetime.fromtimestamp(max(job.created_at, job.updated_at), UTC),
                     recorded or datetime.min.replace(tzinfo=UTC))
@@ -158,14 +225,18 @@ class CronScheduler:
     # -- firing ------------------------------------------------------------------------------------
     async def _fire(self, job_id: str) -> None:
         """APScheduler's job: find the scheduled time that is due and run it (awaited: max_instances)."""
-        now = utc_now()
+        now = self.clock()
         try:
             job = await self.jobs.get(job_id)
         except LookupError:
             return
         if job.paused or job.done:
             return
-        scheduled = job.parsed().last_due(now, now - self.grace - timedelta(seconds=60)) or now
+        try:
+            scheduled = job.parsed().last_due(now, now - self.grace - timedelta(seconds=60)) or now
+        except (ValueError, NoFireTime) as exc:
+            await self._pause(job, f"its schedule {job.schedule!r} ({job.timezone}) cannot be used: {exc}")
+            return
         task = self._launch(job, scheduled, "schedule")
         if task is not None:
             try:
@@ -203,7 +274,7 @@ class CronScheduler:
         """Start a manual run at once; JobBusy when the job is running here or in another process."""
         if self.lock_for(job.id).locked() or await self.jobs.running(job.id, stale_after=self.stale_after):
             raise JobBusy(f"job {job.id} is running right now; it never runs twice at once")
-        task = self._launch(job, utc_now(), "manual")
+        task = self._launch(job, self.clock(), "manual")
         if task is None:
             raise JobBusy(f"job {job.id} is running right now; it never runs twice at once")
         return task

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.config import Config
 from gateway.cron.jobs import Job, JobStore, Run
 from gateway.cron.runner import Runner, RunOutcome
-from gateway.cron.schedule import DEFAULT_MIN_INTERVAL, check_timezone, parse_schedule
+from gateway.cron.schedule import DEFAULT_MIN_INTERVAL, Schedule, check_timezone, parse_schedule
 from gateway.cron.scheduler import CronScheduler
 from gateway.cron.targets import Target, parse_target, team_for
 from gateway.home import Home
@@ -100,7 +101,18 @@ class CronManager:
         return await self.jobs.set_paused(job_id, True, owner=owner)
 
     async def resume(self, job_id: str, *, owner: str | None = None) -> Job:
-        return await self.jobs.set_paused(job_id, False, owner=owner)
+        """Resume a paused job; refused (the job stays paused) when its next time cannot be computed."""
+        from datetime import UTC, datetime
+
+        from gateway.cron.crontime import NoFireTime
+
+        job = await self.jobs.get(job_id, owner=owner)
+        try:
+            job.parsed().next_after(datetime.now(UTC))
+        except (ValueError, NoFireTime) as exc:
+            raise CronInputError(f"schedule: job {job.id} cannot be resumed: {job.schedule!r} ({job.timezone}) "
+                                 f"has no next run time ({exc}); remove it and add a corrected job") from None
+        return await self.jobs.set_paused(job.id, False, owner=owner)
 
     async def remove(self, job_id: str, *, owner: str | None = None) -> Job:
         return await self.jobs.remove(job_id, owner=owner)
@@ -156,6 +168,15 @@ class CronService(CronManager):
         job = await super().remove(job_id, owner=owner)
         await self.scheduler.refresh()
         return job
+
+    def add_callback(self, name: str, schedule: str, callback: Callable[[], Awaitable[Any]], *,
+                     tz: str = "") -> Schedule:
+        """Run `await callback()` in the gateway on `schedule` (a cron expression or 'every 30m'; zone
+        `tz`, default `[cron] timezone`), e.g. the weekly skill curator. Raises ScheduleError naming
+        the field when the schedule is wrong. Not stored; no catch-up after a restart."""
+        parsed = parse_schedule(schedule, check_timezone(tz or self.config.cron.timezone).key, min_interval=1)
+        self.scheduler.add_callback(name, parsed, callback)
+        return parsed
 
     async def run_now(self, job_id: str, *, owner: str | None = None) -> asyncio.Task[RunOutcome | None]:
         job = await self.jobs.get(job_id, owner=owner)

@@ -58,7 +58,7 @@ async def cron_tool(ctx: ToolContext, action: Action, schedule: str = "", prompt
 
     Args:
         action: create, list, pause, resume, remove or run_now.
-        schedule: for create: a 5-field cron expression, "every <n>m|h|d", an ISO date-time, or "in <n>m|h".
+        schedule: for create: a 5-field cron expression (names, L, W, #, ? and @daily work; with both day fields set, either matches), "every <n>m|h|d", an ISO date-time, or "in <n>m|h".
         prompt: for create: what the scheduled run should do, written as a request to yourself.
         skill: for create: optional name of a skill from the library to follow on each run.
         deliver: for create: where results go: origin (this chat, the default), telegram:<chat>, slack:<channel>, discord:<channel>, webhook:<url>, file:<path inside the Hermes home>, or none.

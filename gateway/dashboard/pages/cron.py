@@ -56,6 +56,8 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
             return d.redirect("/cron", str(exc), "error")
         except JobBusy as exc:
             return d.redirect(back, str(exc), "error")
+        except ValueError as exc:   # CronInputError: a resume refused, the job's schedule cannot fire
+            return d.redirect(back, str(exc), "error")
         return d.redirect(back, message)
 
     return [web.get("/cron", index), web.get("/cron/{id}", show),
