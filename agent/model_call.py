@@ -18,6 +18,10 @@ from typing import Any, Literal, Protocol
 DeltaCallback = Callable[[str], Awaitable[None]]
 FailureKind = Literal["context_overflow", "retryable", "fatal"]
 MAX_RETRY_AFTER = 60.0
+# sampling parameters a caller (the OpenAI-compatible API) may set for a turn; nothing else of
+# LiteLLM's keyword arguments (model, api_base, api_key, ...) can be reached through `params`
+CALL_PARAMS = frozenset({"temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
+                         "response_format"})
 
 
 def import_litellm() -> Any:
@@ -44,6 +48,7 @@ class CallRequest:
     timeout: float = 120.0
     temperature: float | None = None
     stream: bool = False
+    params: dict[str, Any] = field(default_factory=dict)  # CALL_PARAMS chosen for this turn
 
     def to_json(self) -> dict[str, Any]:
         # shallow on purpose: `asdict` would deep-copy every message and tool schema (~1 ms a call)
@@ -181,6 +186,7 @@ class LiteLLMCaller:
             kwargs["tools"] = request.tools
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
+        kwargs.update({k: v for k, v in request.params.items() if k in CALL_PARAMS})
         try:
             if request.stream and on_delta is not None:
                 response = await self._stream(litellm, kwargs, request.messages, on_delta)
