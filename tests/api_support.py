@@ -46,17 +46,15 @@ async def raw(gateway: Gateway, method: str, path: str, *, token: str = TOKEN, b
               headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
     """One request with aiohttp: status, headers, the body parsed as JSON (or the text)."""
     all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
-    async with aiohttp.ClientSession() as http:
-        async with http.request(method, gateway.url.rstrip("/") + path, headers=all_headers,
-                                data=None if body is None else (body if isinstance(body, (bytes, str))
-                                                                else json.dumps(body)),
-                                ) as response:
-            text = await response.text()
-            try:
-                parsed: Any = json.loads(text)
-            except ValueError:
-                parsed = text
-            return response.status, dict(response.headers), parsed
+    data = None if body is None else body if isinstance(body, (bytes, str)) else json.dumps(body)
+    async with aiohttp.ClientSession() as http, \
+            http.request(method, gateway.url.rstrip("/") + path, headers=all_headers, data=data) as response:
+        text = await response.text()
+        try:
+            parsed: Any = json.loads(text)
+        except ValueError:
+            parsed = text
+        return response.status, dict(response.headers), parsed
 
 
 def sse_events(text: str) -> list[dict[str, Any]]:

@@ -75,6 +75,7 @@ async def test_plain_streamed_and_include_usage_validate_as_the_clients_models(
         assert not any("usage" in e for e in events)  # no usage chunk unless asked for
         assert events[-1]["choices"][0]["finish_reason"] == "stop"
 
+        assert (await client.models.retrieve("openai/fake-model")).id == "openai/fake-model"
         listed = await client.models.list()
         assert [Model.model_validate(m.model_dump()).id for m in listed.data] == ["hermes", "openai/fake-model"]
 
@@ -148,6 +149,10 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
         {"role": "user", "content": "a"}]}, "messages[0].tool_calls"),
     ("an unknown role", {"messages": [{"role": "root", "content": "a"}]}, "messages[0].role"),
     ("content as a number", {"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+    ("a local file as an image", {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]},
+     "messages[0].content[1].image_url.url"),
+    ("2001 messages", {"messages": [{"role": "user", "content": "a"}] * 2001}, "messages"),
     ("an audio part", {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
      "messages[0].content[0].type"),
 ]

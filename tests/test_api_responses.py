@@ -45,7 +45,7 @@ async def test_plain_response_then_a_streamed_one_continuing_it(home: Path, mode
         again = await client.responses.retrieve(completed.id)
         assert again.output_text == completed.output_text and again.id == completed.id
         status, _, body = await raw(gateway, "GET", f"/v1/responses/{completed.id}")
-        Response.model_validate(body)
+        assert status == 200 and Response.model_validate(body).id == completed.id
         third = await client.responses.create(model="hermes", input=[
             {"role": "developer", "content": "Use metric units."},
             {"role": "user", "content": [{"type": "input_text", "text": "And its area?"}]}],

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.api.errors import ApiError
 
 MAX_USER_CHARS = 128
+MAX_MESSAGES = 2000  # each is stored on its own: a bound on what one request can make the store do
 SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 M = TypeVar("M", bound=BaseModel)
@@ -50,7 +51,7 @@ class _Sampling(_Strict):
 
 
 class ChatCompletionRequest(_Sampling):
-    messages: list[dict[str, Any]] = Field(min_length=1)
+    messages: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_MESSAGES)
     n: int | None = Field(None, ge=1, le=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
@@ -85,7 +86,7 @@ class TextOptions(_Strict):
 
 
 class ResponsesRequest(_Sampling):
-    input: str | list[dict[str, Any]]
+    input: str | Annotated[list[dict[str, Any]], Field(max_length=MAX_MESSAGES)]
     instructions: str | None = None
     previous_response_id: str | None = Field(None, max_length=128)
     store: bool | None = None
@@ -159,9 +160,12 @@ def validate(model: type[M], body: dict[str, Any]) -> M:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        first = errors[0]
         param = _param(first["loc"])
-        raise ApiError(400, f"{param}: {first['msg']}" if param else first["msg"], param=param or None,
+        # a union (`str | list`) fails once per member: say every way the value could have been right
+        said = "; or ".join(dict.fromkeys(e["msg"] for e in errors if _param(e["loc"]) == param))
+        raise ApiError(400, f"{param}: {said}" if param else said, param=param or None,
                        code="invalid_value" if first["type"] != "missing" else "missing_required_parameter") \
             from None
 
@@ -216,6 +220,14 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
+def _image_url(value: Any, where: str) -> str:
+    """An image by `https:`/`http:` URL or inline `data:` URL; nothing that names a local file."""
+    url = _text(value, where)
+    if not url.lower().startswith(("https://", "http://", "data:image/")):
+        raise ApiError(400, f"{where}: images are given as an http(s) URL or a data:image/... URL", param=where)
+    return url
+
+
 def _chat_parts(parts: list[Any], where: str, role: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for index, part in enumerate(parts):
@@ -227,8 +239,7 @@ def _chat_parts(parts: list[Any], where: str, role: str) -> list[dict[str, Any]]
             out.append({"type": "text", "text": _text(part.get("text"), at + ".text")})
         elif kind == "image_url" and role == "user":
             image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            _text(url, at + ".image_url.url")
+            url = _image_url(image.get("url") if isinstance(image, dict) else image, at + ".image_url.url")
             out.append({"type": "image_url", "image_url": {"url": url, **(
                 {"detail": image["detail"]} if isinstance(image, dict) and isinstance(image.get("detail"), str)
                 else {})}})
@@ -297,7 +308,7 @@ def _response_parts(parts: list[Any], where: str) -> list[dict[str, Any]]:
         elif kind == "refusal":
             out.append({"type": "text", "text": _text(part.get("refusal"), at + ".refusal")})
         elif kind == "input_image" and isinstance(part.get("image_url"), str):
-            image: dict[str, Any] = {"url": part["image_url"]}
+            image: dict[str, Any] = {"url": _image_url(part["image_url"], at + ".image_url")}
             if isinstance(part.get("detail"), str) and part["detail"] != "auto":
                 image["detail"] = part["detail"]
             out.append({"type": "image_url", "image_url": image})

@@ -72,7 +72,7 @@ class ApiApp:
         r.add_get("/healthz", self.healthz)
         r.add_get("/metrics", self.metrics)
         r.add_get("/v1/models", completions.models)
-        r.add_get("/v1/models/{model}", completions.model)
+        r.add_get("/v1/models/{model:.+}", completions.model)  # model ids have slashes
         r.add_post("/v1/chat/completions", completions.handle)
         responses = Responses(completions.turns)
         r.add_post("/v1/responses", responses.create)
