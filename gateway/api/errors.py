@@ -61,5 +61,8 @@ def http_error_response(request: web.Request, exc: web.HTTPException) -> web.Res
             (f"; use {', '.join(allowed)}" if allowed else "")
     else:
         message = exc.reason or "request failed"
+    custom = exc.text or ""
+    if custom and custom != f"{exc.status}: {exc.reason}":  # a handler's own words say more
+        message = custom
     headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
     return error_response(exc.status, message, headers=headers)

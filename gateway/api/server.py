@@ -110,7 +110,7 @@ class ApiApp:
         except ApiError as exc:
             response = exc.response()
         except web.HTTPException as exc:
-            if exc.status < 400 or self._wants_page(request):
+            if exc.status < 400 or self._wants_page(request) or exc.content_type == "text/html":
                 raise
             response = http_error_response(request, exc)
         except Exception:
