@@ -94,6 +94,10 @@ async def test_responses_refuse_what_they_cannot_do(home: Path, model_server: Fa
         ({"input": "hi", "model": "gpt-9"}, "model"),
         ({"input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
         ({"input": "hi", "previous_response_id": 7}, "previous_response_id"),
+        ({"input": "hi", "conversation": "conv_1"}, "conversation"),
+        ({"input": "hi", "background": True}, "background"),
+        ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "file:///etc/shadow"}]}]},
+         "input[0].content[0].image_url"),
         ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input[0].content[0].type"),
     ]
     async with api_gateway(home, model_server) as (gateway, _):

@@ -106,3 +106,28 @@ async def test_a_bad_session_id_is_a_400_before_anything_runs(home: Path, model_
         status, _, body = await raw(gateway, "GET", "/api/sessions/" + "x" * 200)
         assert status == 400 and body["error"]["param"] == HEADER
     assert model_server.requests == []
+
+
+def test_history_sent_again_is_recognised_after_tool_calls_compression_and_windowing() -> None:
+    from agent.loop import SUMMARY_PREFIX
+    from gateway.sessions import unseen
+
+    def msg(role: str, content: str) -> dict[str, str]:
+        return {"role": role, "content": content}
+
+    call = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+                                                                  "function": {"name": "ls", "arguments": "{}"}}]}
+    stored = [msg("user", "u1"), call, {"role": "tool", "tool_call_id": "c1", "content": "files"},
+              msg("assistant", "a1"), msg("user", "u2"), msg("assistant", "a2")]
+    full = [msg("user", "u1"), msg("assistant", "a1"), msg("user", "u2"), msg("assistant", "a2")]
+    assert unseen(stored, full) == []
+    assert unseen(stored, full[2:]) == []                 # a client that sends a window of the latest turns
+    assert unseen(stored, []) == []
+    assert unseen(stored, [*full, msg("user", "aside"), msg("assistant", "ok")]) == [
+        msg("user", "aside"), msg("assistant", "ok")]
+    compressed = [msg("user", "u1"), msg("user", SUMMARY_PREFIX + "they talked"), msg("user", "u2"),
+                  msg("assistant", "a2")]
+    assert unseen(compressed, full) == []
+    other = [msg("user", "something else"), msg("assistant", "entirely")]
+    assert unseen(stored, other) == other                 # not this conversation's messages: all new
+    assert unseen([], full) == full

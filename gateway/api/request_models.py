@@ -94,6 +94,8 @@ class ResponsesRequest(_Sampling):
     text: TextOptions | None = None
     metadata: dict[str, str] | None = None
     top_logprobs: int | None = None
+    conversation: Any = None
+    background: bool | None = None
 
     def params(self) -> dict[str, Any]:
         chosen = self.model_dump(include={"temperature", "top_p"}, exclude_none=True)
@@ -181,6 +183,13 @@ def refuse_unsupported(request: ChatCompletionRequest | ResponsesRequest) -> Non
     if request.top_logprobs is not None:
         raise ApiError(400, "top_logprobs: log probabilities are not available", param="top_logprobs",
                        code="unsupported_parameter")
+    if isinstance(request, ResponsesRequest):
+        if request.conversation is not None:
+            raise ApiError(400, "conversation: not supported; continue with previous_response_id",
+                           param="conversation", code="unsupported_parameter")
+        if request.background:
+            raise ApiError(400, "background: not supported; use stream for long answers", param="background",
+                           code="unsupported_parameter")
     if isinstance(request, ChatCompletionRequest):
         if request.logprobs:
             raise ApiError(400, "logprobs: log probabilities are not available", param="logprobs",
