@@ -73,7 +73,7 @@ def unseen(stored: list[dict[str, Any]], sent: tuple[dict[str, Any], ...] | list
     keys = [_visible(m) for m in sent]
     for cut in range(len(sent), 0, -1):
         size = min(cut, len(visible))
-        if size and keys[cut - size:cut] == visible[len(visible) - size:]:
+        if size and keys[cut - 1] == visible[-1] and keys[cut - size:cut] == visible[len(visible) - size:]:
             return list(sent[cut:])
     return list(sent)
 

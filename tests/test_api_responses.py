@@ -6,14 +6,24 @@ from pathlib import Path
 
 import openai
 import pytest
-from openai.types.responses import Response
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import TypeAdapter
 
-from tests.api_support import BUILTIN_MARK, OTHER_TOKEN, api_gateway, raw, sent_messages, system_prompt
+from tests.api_support import (
+    BUILTIN_MARK,
+    OTHER_TOKEN,
+    api_gateway,
+    raw,
+    sent_messages,
+    sse_events,
+    system_prompt,
+)
 from tests.fakes.model_server import FakeModelServer, text
 
 
 async def test_plain_response_then_a_streamed_one_continuing_it(home: Path, model_server: FakeModelServer) -> None:
-    model_server.add(text("Paris."), text("About two million people live there."), text("Third."))
+    model_server.add(text("Paris."), text("About two million people live there."), text("Third."),
+                     text("Raw streamed events."))
     async with api_gateway(home, model_server) as (gateway, client):
         first = await client.responses.with_raw_response.create(
             model="hermes", input="What is the capital of France?", instructions="Answer in one word.",
@@ -51,7 +61,14 @@ async def test_plain_response_then_a_streamed_one_continuing_it(home: Path, mode
             {"role": "user", "content": [{"type": "input_text", "text": "And its area?"}]}],
             previous_response_id=completed.id)
         assert third.output_text == "Third."
-    first_call, second_call, third_call = model_server.requests
+        # every server-sent event, as sent, is one of the client's event models
+        status, _, body = await raw(gateway, "POST", "/v1/responses", body={
+            "model": "hermes", "input": "raw events", "stream": True, "store": False})
+        events = sse_events(body)
+        adapter = TypeAdapter(ResponseStreamEvent)
+        assert status == 200 and [adapter.validate_python(e).type for e in events][-1] == "response.completed"
+        assert body.count("event: response.output_text.delta") == len(events) - 8
+    first_call, second_call, third_call, _ = model_server.requests
     assert sent_messages(first_call) == [("user", "What is the capital of France?")]
     assert BUILTIN_MARK in system_prompt(first_call) and "Answer in one word." in system_prompt(first_call)
     assert first_call["temperature"] == 0.1 and first_call["max_tokens"] == 50
