@@ -186,7 +186,7 @@ async def test_every_error_is_json_in_openais_format(home: Path, model_server: F
                  ("POST", "/v1/chat/completions", "wrong-" + TOKEN, {"model": "hermes"}, 401),
                  ("POST", "/v1/chat/completions", TOKEN, b"{not json", 400),
                  ("POST", "/v1/chat/completions", TOKEN, b"[1, 2]", 400),
-                 ("GET", "/v1/models/gpt-4o", TOKEN, None, 400)]
+                 ("GET", "/v1/models/gpt-4o", TOKEN, None, 404)]
         for method, path, token, body, expected in cases:
             status, headers, answer = await raw(gateway, method, path, token=token, body=body)
             assert status == expected, (method, path, answer)

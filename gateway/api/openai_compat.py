@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api.errors import ApiError
 from gateway.api.request_models import (
     ChatCompletionRequest,
     chat_conversation,
@@ -56,7 +57,9 @@ class ChatCompletions:
 
     async def model(self, request: web.Request) -> web.Response:
         name = request.match_info["model"]
-        validate_model(name, self.turns.models())
+        if name not in self.turns.models():
+            raise ApiError(404, f"the model {name!r} does not exist here; /v1/models lists the models served",
+                           param="model", code="model_not_found")
         return web.json_response({"id": name, "object": "model", "created": 0, "owned_by": "hermes"})
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
