@@ -14,7 +14,8 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.model_call import (
@@ -29,7 +30,8 @@ from agent.model_call import (
 )
 from agent.settings import FallbackModel, ModelConfig
 
-__all__ = ["ContextWindowExceeded", "LLMClient", "LLMError", "LLMResponse", "ModelNotConfiguredError",
+__all__ = ["CallOptions", "ContextWindowExceeded", "LLMClient", "LLMError", "LLMResponse",
+           "ModelNotConfiguredError",
            "import_litellm"]
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,18 @@ class LLMError(RuntimeError):
 
 class ContextWindowExceeded(LLMError):
     """The request is larger than the model's context window."""
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """What one turn's caller chose for every model call of the turn (the OpenAI-compatible API).
+
+    `model` names the model to call first (the configured chain follows it as fallbacks);
+    `params` are sampling parameters (`agent.model_call.CALL_PARAMS`) passed to the call.
+    """
+
+    model: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 class LLMClient:
@@ -112,19 +126,23 @@ class LLMClient:
         on_delta: DeltaCallback | None = None,
         on_fallback: FallbackCallback | None = None,
         stream: bool | None = None,
-        model_override: str | None = None,
+        options: CallOptions | None = None,
     ) -> LLMResponse:
         """One completion through the model chain; raises LLMError when every model failed."""
         self.require_model()
         chain = self.config.chain()
-        if model_override:
-            chain = [FallbackModel(name=model_override, api_base=self.config.api_base,
-                                   api_key=self.config.api_key), *chain]
+        params: Mapping[str, Any] = {}
+        if options is not None:
+            params = options.params
+            if options.model:
+                named = [m for m in chain if m.name == options.model] or [FallbackModel(
+                    name=options.model, api_base=self.config.api_base, api_key=self.config.api_key)]
+                chain = named[:1] + [m for m in chain if m.name != options.model]
         use_stream = self.config.stream if stream is None else stream
         errors: list[str] = []
         for index, model in enumerate(chain):
             try:
-                return await self._with_retries(model, messages, tools, on_delta if use_stream else None)
+                return await self._with_retries(model, messages, tools, on_delta if use_stream else None, params)
             except CallFailure as exc:  # a context overflow and a cancellation are not CallFailures: they go up
                 errors.append(f"{model.name}: {exc.describe()}")
                 if index + 1 < len(chain):
@@ -135,11 +153,13 @@ class LLMClient:
         raise LLMError("every model failed:\n  " + "\n  ".join(errors))
 
     async def _with_retries(self, model: FallbackModel, messages: list[dict[str, Any]],
-                            tools: list[dict[str, Any]] | None, on_delta: DeltaCallback | None) -> LLMResponse:
+                            tools: list[dict[str, Any]] | None, on_delta: DeltaCallback | None,
+                            params: Mapping[str, Any] | None = None) -> LLMResponse:
         request = CallRequest(model=model.name, messages=messages, tools=tools or None, api_base=model.api_base,
                               api_key=model.api_key, timeout=self.config.timeout,
                               temperature=self.config.temperature, stream=on_delta is not None,
-                              purpose=current_purpose())
+                              purpose=current_purpose(),
+                              params=dict(params or {}))
         attempt = 0
         while True:
             try:

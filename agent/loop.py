@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Literal, TypeVar
 
 from agent.events import (Compressed, EventSink, MessageAdded, ModelFallback, ModelUsage, TextDelta,
                           ToolFinished, ToolStarted, ignore_event)
-from agent.llm import ContextWindowExceeded, LLMClient, LLMResponse
+from agent.llm import CallOptions, ContextWindowExceeded, LLMClient, LLMResponse
 from agent.model_call import current_purpose, purpose
 from agent.settings import AgentConfig
 from agent.text import repair, repair_text
@@ -96,10 +96,12 @@ class Agent:
         max_iterations: int | None = None,
         stream: bool | None = None,
         tools: ToolRegistry | None = None,
+        options: CallOptions | None = None,
     ) -> TurnResult:
         """Add `user_message` (if any) and run until the model answers without tool calls.
 
-        `tools` narrows the agent's registry for this turn (toolsets per platform, team, channel).
+        `tools` narrows the agent's registry for this turn (toolsets per platform, team, channel);
+        `options` (model, sampling parameters) apply to every model call of the turn.
         """
         registry = self.tools if tools is None else tools
         interrupt = interrupt or asyncio.Event()
@@ -135,7 +137,7 @@ class Agent:
                 }] if final_round else []
                 response = await self._interruptible(interrupt, self._complete(
                     conversation, extra, None if final_round else schemas, on_delta, on_fallback, on_event,
-                    stream))
+                    stream, options))
                 iterations += 1
                 totals["prompt"] += response.prompt_tokens
                 totals["completion"] += response.completion_tokens
@@ -171,16 +173,16 @@ class Agent:
 
     async def _complete(self, conversation: Conversation, extra: list[dict[str, Any]],
                         schemas: list[dict[str, Any]] | None, on_delta: Any, on_fallback: Any,
-                        on_event: EventSink, stream: bool | None) -> LLMResponse:
+                        on_event: EventSink, stream: bool | None, options: CallOptions | None = None) -> LLMResponse:
         try:
             return await self.llm.complete(conversation.for_model() + extra, schemas, on_delta=on_delta,
-                                           on_fallback=on_fallback, stream=stream)
+                                           on_fallback=on_fallback, stream=stream, options=options)
         except ContextWindowExceeded:
             log.warning("context window exceeded; compressing and retrying once")
             if not await self._compress(conversation, on_event):
                 raise
             return await self.llm.complete(conversation.for_model() + extra, schemas, on_delta=on_delta,
-                                           on_fallback=on_fallback, stream=stream)
+                                           on_fallback=on_fallback, stream=stream, options=options)
 
     async def _run_tool(self, registry: ToolRegistry, call: dict[str, Any], ctx: ToolContext,
                         on_event: EventSink, interrupt: asyncio.Event) -> str:

@@ -24,6 +24,10 @@ Purpose = Literal["chat", "checkpoint", "compress", "cron", "batch", "delegate"]
 PURPOSES: tuple[str, ...] = ("chat", "checkpoint", "compress", "cron", "batch", "delegate")
 PURPOSE_HEADER = "X-Hermes-Purpose"
 MAX_RETRY_AFTER = 60.0
+# sampling parameters a caller (the OpenAI-compatible API) may set for a turn; nothing else of
+# LiteLLM's keyword arguments (model, api_base, api_key, ...) can be reached through `params`
+CALL_PARAMS = frozenset({"temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
+                         "response_format"})
 
 # Why the gateway is calling the model: set around a piece of work (a cron run, a checkpoint, a
 # compression), read when a request is built, sent as the `X-Hermes-Purpose` header so a proxy
@@ -108,6 +112,7 @@ class CallRequest:
     temperature: float | None = None
     stream: bool = False
     purpose: str = "chat"
+    params: dict[str, Any] = field(default_factory=dict)  # CALL_PARAMS chosen for this turn
 
     def to_json(self) -> dict[str, Any]:
         # shallow on purpose: `asdict` would deep-copy every message and tool schema (~1 ms a call)
@@ -245,6 +250,7 @@ class LiteLLMCaller:
             kwargs["tools"] = request.tools
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
+        kwargs.update({k: v for k, v in request.params.items() if k in CALL_PARAMS})
         try:
             if request.stream and on_delta is not None:
                 response = await self._stream(litellm, kwargs, request.messages, on_delta)

@@ -217,8 +217,9 @@ async def main() -> None:
     def gateway_call(prefix: str):
         async def call(index: int, turn: int) -> None:
             user = f"{prefix}-{index}-{turn // args.turns_per_session}"
-            async with http.post(url, json={"model": "m", "user": user,
-                                            "messages": [{"role": "user", "content": f"message {turn}"}]}) as r:
+            async with http.post(url, json={"model": "hermes", "user": user,
+                                            "messages": [{"role": "user", "content": f"message {turn}"}]},
+                                 headers={"X-Hermes-Session-Id": user}) as r:  # a conversation kept on the server
                 body = await r.json()
                 if r.status != 200:
                     raise RuntimeError(f"gateway answered {r.status}: {body}")

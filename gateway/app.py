@@ -31,6 +31,7 @@ from gateway.access import PAIRING_TEXT, AccessControl
 from gateway.api.auth import ClientView, TokenAuth, TokenSource, WebSessions, parse_proxies, resolve_token
 from gateway.api.openai_compat import ChatCompletions
 from gateway.api.server import ApiApp
+from gateway.api.turns import ApiTurns
 from gateway.attachments import user_content
 from gateway.commands import BUILTIN_COMMANDS, CommandContext
 from gateway.config import Config
@@ -112,7 +113,7 @@ class Gateway:
         install_approvals(runtime)  # services["approvals"] and a button_handler routing presses by prefix
         self.adapters = {a.name: a for a in self._build_adapters()}
         if auth is not None:
-            completions = ChatCompletions(self.dispatcher, self.router, self.metrics, self.config.model.name)
+            completions = ChatCompletions(ApiTurns(self.dispatcher, self.router, self.metrics))
             self.web_sessions = WebSessions(runtime.store, self.config.api.session_hours)
             api = ApiApp(auth, completions, self.metrics.render, self.metrics.content_type, self.health,
                          sessions=self.web_sessions,

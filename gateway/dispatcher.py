@@ -37,7 +37,7 @@ from agent.tools.registry import deny_all
 from gateway.commands import IMMEDIATE, Command, CommandContext, Commands, parse_command
 from gateway.metrics import Metrics
 from gateway.runtime import Runtime
-from gateway.sessions import SessionService
+from gateway.sessions import SessionService, TurnInput
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class Work:
     new_session: bool = False
     enqueued_at: float = 0.0
     done: Done | None = None
+    turn: TurnInput | None = None  # the API client's history, instructions and model options
 
 
 class _Slot:
@@ -108,7 +109,8 @@ class Dispatcher:
 
     # -- entry point -------------------------------------------------------------------------------
     async def handle(self, ctx: CommandContext, content: str | dict[str, Any], reply: Reply, *,
-                     stream: bool | None = None, done: Done | None = None) -> None:
+                     stream: bool | None = None, done: Done | None = None,
+                     turn: TurnInput | None = None) -> None:
         """Take one user message: answer a command, or queue a turn for its session."""
         if not self.accepting:
             raise ShuttingDown("the gateway is shutting down")
@@ -134,7 +136,7 @@ class Dispatcher:
                 if done is not None:
                     await done()
                 return
-        self.submit(Work(ctx, content, reply, stream=stream, done=done))
+        self.submit(Work(ctx, content, reply, stream=stream, done=done, turn=turn))
 
     def submit(self, work: Work) -> None:
         if not self.accepting:
@@ -240,7 +242,7 @@ class Dispatcher:
         work.reply.begin()
         try:
             result = await self.sessions.run_turn(session, content, on_event=on_event, interrupt=interrupt,
-                                                  stream=work.stream, approve=approve)
+                                                  stream=work.stream, approve=approve, turn=work.turn)
         except LLMError as exc:
             metrics.errors.labels("model").inc()
             log.warning("model failed for %s: %s", ctx.session_key, exc)

@@ -6,7 +6,8 @@ Session keys (stable strings, stored with the session so it resumes after a rest
   `user` (default) `telegram:<chat>:user:<user>`, `channel` `telegram:<chat>`, or
   `thread` `telegram:<chat>:thread:<thread>` (a message outside any thread falls back to the
   channel's conversation);
-- our own API/web chat: `api:<user>`.
+- our own API/web chat: `gateway.api.turns` (a fresh session per request, or the client's
+  `X-Hermes-Session-Id` scoped to the API token).
 
 Teams: `[[teams]]` entries list channels as `platform:chat_id` (or `platform:*`); a session in
 such a channel belongs to that team. With no teams every session has team "" (one library).
@@ -74,7 +75,3 @@ class Router:
                 return Route(f"{base}:thread:{message.thread_id}", team, scope)
             return Route(base, team, "channel")
         return Route(f"{base}:user:{message.user_id}", team, "user")
-
-    @staticmethod
-    def api_key(user: str) -> str:
-        return f"api:{user or 'default'}"

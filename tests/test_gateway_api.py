@@ -21,25 +21,25 @@ async def test_openai_client_non_streaming_and_streaming(home: Path, model_serve
     client = openai.AsyncOpenAI(base_url=gateway.url + "v1", api_key=TOKEN, max_retries=0)
     try:
         answer = await client.chat.completions.create(
-            model="anything", user="alice", messages=[{"role": "user", "content": "Say hello"}])
+            model="hermes", user="alice", messages=[{"role": "user", "content": "Say hello"}])
         assert answer.choices[0].message.content == "Hello from Hermes."
         assert answer.usage is not None and answer.usage.total_tokens == 18
         assert not model_server.requests[0].get("stream")
         stream = await client.chat.completions.create(
-            model="anything", user="alice", stream=True, messages=[{"role": "user", "content": "Stream please"}])
+            model="hermes", user="alice", stream=True, messages=[{"role": "user", "content": "Stream please"}])
         pieces = [chunk.choices[0].delta.content async for chunk in stream
                   if chunk.choices and chunk.choices[0].delta.content]
         assert "".join(pieces) == "Streaming works fine here." and len(pieces) > 1
-        # the `user` field selected one session: the second turn saw the first
+        # stateless: the `user` field names the person, not a conversation
         second = model_server.requests[1]["messages"]
-        assert [m["content"] for m in second if m["role"] == "user"] == ["Say hello", "Stream please"]
-        await client.chat.completions.create(model="x", user="bob", messages=[{"role": "user", "content": "hi"}])
+        assert [m["content"] for m in second if m["role"] == "user"] == ["Stream please"]
+        await client.chat.completions.create(model="hermes", user="bob", messages=[{"role": "user", "content": "hi"}])
         assert [m["content"] for m in model_server.requests[2]["messages"] if m["role"] == "user"] == ["hi"]
         bad = openai.AsyncOpenAI(base_url=gateway.url + "v1", api_key="wrong-" + TOKEN, max_retries=0)
         with pytest.raises(openai.AuthenticationError):
-            await bad.chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}])
+            await bad.chat.completions.create(model="hermes", messages=[{"role": "user", "content": "hi"}])
         with pytest.raises(openai.BadRequestError):
-            await client.chat.completions.create(model="x", messages=[{"role": "assistant", "content": "hi"}])
+            await client.chat.completions.create(model="hermes", messages=[{"role": "assistant", "content": "hi"}])
         await bad.close()
     finally:
         await client.close()
@@ -61,7 +61,7 @@ async def test_every_endpoint_needs_the_token_and_metrics_count(home: Path, mode
                 assert response.status == 200 and health["status"] == "ok"
                 assert health["model"] == "openai/fake-model"
             async with http.post(gateway.url + "v1/chat/completions", headers=auth, json={
-                    "model": "m", "user": "carol", "messages": [{"role": "user", "content": "count me"}]}) as r:
+                    "model": "hermes", "user": "carol", "messages": [{"role": "user", "content": "count me"}]}) as r:
                 assert r.status == 200
             async with http.get(gateway.url + "metrics", headers=auth) as response:
                 assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain")
@@ -95,7 +95,7 @@ async def test_browser_logs_in_once_and_chats_with_a_cookie(home: Path, model_se
                 page = await response.text()
                 assert "/v1/chat/completions" in page and "<script" in page and "http" not in page.split("<script")[1]
             async with browser.post(gateway.url + "v1/chat/completions", json={
-                    "model": "m", "stream": True, "user": "web-1",
+                    "model": "hermes", "stream": True, "user": "web-1",
                     "messages": [{"role": "user", "content": "hello"}]}) as response:
                 stream = await response.text()
             assert response.status == 200 and "no model is configured" in stream and stream.endswith("[DONE]\n\n")
@@ -137,7 +137,7 @@ async def test_streaming_client_sees_an_upstream_error_as_an_error(home: Path, m
     client = openai.AsyncOpenAI(base_url=gateway.url + "v1", api_key=TOKEN, max_retries=0)
     try:
         with pytest.raises(openai.APIStatusError) as info:
-            await client.chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}])
+            await client.chat.completions.create(model="hermes", messages=[{"role": "user", "content": "hi"}])
         assert info.value.status_code == 502
         assert "could not answer" in str(info.value)
     finally:

@@ -43,7 +43,7 @@ async def test_sigterm_lets_the_running_turn_finish_and_exits_0(home: Path, mode
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
             async def ask() -> dict:
                 async with http.post(url + "v1/chat/completions", json={
-                        "model": "m", "user": "dana", "messages": [{"role": "user", "content": "long job"}]}) as r:
+                        "model": "hermes", "user": "dana", "messages": [{"role": "user", "content": "long job"}]}) as r:
                     assert r.status == 200
                     return await r.json()
 
@@ -90,7 +90,7 @@ async def test_first_run_generates_a_token_and_web_chat_explains_the_model(home:
         url = re.search(r"Web chat:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
             async with http.post(url + "v1/chat/completions", json={
-                    "model": "m", "messages": [{"role": "user", "content": "hello"}]}) as response:
+                    "model": "hermes", "messages": [{"role": "user", "content": "hello"}]}) as response:
                 body = await response.json()
         assert "no model is configured" in body["choices"][0]["message"]["content"]
         process.send_signal(signal.SIGINT)

@@ -155,10 +155,10 @@ async def test_gateway_with_model_workers_answers_over_the_api(home: Path, model
     client = openai.AsyncOpenAI(base_url=gateway.url + "v1", api_key=TOKEN, max_retries=0)
     try:
         answer = await client.chat.completions.create(
-            model="anything", user="alice", messages=[{"role": "user", "content": "Say hello"}])
+            model="hermes", user="alice", messages=[{"role": "user", "content": "Say hello"}])
         assert answer.choices[0].message.content == "Hello from a model worker."
         stream = await client.chat.completions.create(
-            model="anything", user="alice", stream=True, messages=[{"role": "user", "content": "Stream please"}])
+            model="hermes", user="alice", stream=True, messages=[{"role": "user", "content": "Stream please"}])
         pieces = [chunk.choices[0].delta.content async for chunk in stream
                   if chunk.choices and chunk.choices[0].delta.content]
         assert "".join(pieces) == "Streaming from a worker too." and len(pieces) > 1

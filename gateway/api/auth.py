@@ -115,6 +115,8 @@ class TokenAuth:
 
     def __init__(self, token: str) -> None:
         self._token = check_token(token).encode()
+        # what API sessions and stored responses are owned by: stable for a token, not the token
+        self.token_id = hmac.new(self._token, b"hermes api token id v1", hashlib.sha256).hexdigest()[:24]
 
     def bearer_ok(self, header: str) -> bool:
         scheme, _, value = header.partition(" ")

@@ -1,14 +1,16 @@
-"""`POST /v1/chat/completions`, OpenAI-compatible, streaming (SSE) and not.
+"""`POST /v1/chat/completions` and `GET /v1/models`, OpenAI-compatible, streaming (SSE) and not.
 
-The agent keeps each session's history itself, so only the last user message of the request is
-new input; the `user` field selects the session (`api:<user>`; no user means `api:default`).
-The `model` field is accepted and ignored: the gateway answers with its configured model and
-tools. Content parts (text + image_url) are passed through to vision-capable models.
+Stateless by default: the conversation is what the client sends. Its system messages are
+added after our system prompt as the client's instructions, its earlier messages are the
+history, its last (user) message is the new turn. `X-Hermes-Session-Id` keeps the conversation
+on the server instead (see `gateway.api.turns`); the client then sends only what is new, and
+what it sends again is not stored twice. `model` picks `hermes` or one configured model;
+sampling parameters pass through to every model call of the turn; `stream_options.include_usage`
+adds the usage chunk. Content parts (text + image_url) reach vision-capable models.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -16,131 +18,92 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.events import Event, TextDelta
-from agent.loop import TurnResult
-from gateway.commands import CommandContext
-from gateway.dispatcher import Dispatcher, ShuttingDown
-from gateway.metrics import Metrics
-from gateway.routing import Router
-
-MAX_USER_CHARS = 128
-
-
-class ApiReply:
-    """A turn's output collected for one HTTP response."""
-
-    def __init__(self) -> None:
-        self.items: asyncio.Queue[tuple[str, str, TurnResult | None]] = asyncio.Queue()
-
-    def begin(self) -> None:
-        return None
-
-    async def on_event(self, event: Event) -> None:
-        if isinstance(event, TextDelta):
-            self.items.put_nowait(("delta", event.text, None))
-
-    async def finish(self, text: str, result: TurnResult | None = None) -> None:
-        if result is not None and result.status == "interrupted":
-            self.items.put_nowait(("done", ((text + "\n\n") if text else "") + "Stopped.", result))
-        else:
-            self.items.put_nowait(("done", text, result))
-
-    async def say(self, text: str) -> None:
-        self.items.put_nowait(("done", text, None))
-
-    async def fail(self, text: str) -> None:
-        self.items.put_nowait(("error", text, None))
+from gateway.api.errors import ApiError
+from gateway.api.request_models import (
+    ChatCompletionRequest,
+    chat_conversation,
+    check_session_id,
+    check_user,
+    parse_body,
+    refuse_unsupported,
+    validate,
+    validate_model,
+)
+from gateway.api.turns import SESSION_HEADER, TOKEN_ID, ApiReply, ApiTurns, Caller
 
 
-def openai_error(status: int, message: str, kind: str = "invalid_request_error",
-                 param: str | None = None) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": kind, "param": param, "code": None}},
-                             status=status)
+def sse(data: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def _last_user_message(body: dict[str, Any]) -> str | dict[str, Any] | None:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return None
-    last = messages[-1]
-    if not isinstance(last, dict) or last.get("role") != "user":
-        return None
-    content = last.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        parts = [p for p in content if p.get("type") in ("text", "image_url")]
-        if not parts:
-            return None
-        if all(p.get("type") == "text" for p in parts):
-            return "\n".join(str(p.get("text", "")) for p in parts)
-        return {"role": "user", "content": parts}
-    return None
+def caller_of(request: web.Request, user: str) -> Caller:
+    return Caller(token_id=request.get(TOKEN_ID, ""), user=user)
+
+
+def usage_of(result: Any) -> dict[str, int]:
+    prompt = result.prompt_tokens if result is not None else 0
+    completion = result.completion_tokens if result is not None else 0
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 class ChatCompletions:
-    def __init__(self, dispatcher: Dispatcher, router: Router, metrics: Metrics, model_name: str) -> None:
-        self.dispatcher = dispatcher
-        self.router = router
-        self.metrics = metrics
-        self.model_name = model_name or "hermes"
+    def __init__(self, turns: ApiTurns) -> None:
+        self.turns = turns
+        self.metrics = turns.metrics
 
     async def models(self, _request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [
-            {"id": self.model_name, "object": "model", "created": 0, "owned_by": "hermes"}]})
+            {"id": name, "object": "model", "created": 0, "owned_by": "hermes"} for name in self.turns.models()]})
+
+    async def model(self, request: web.Request) -> web.Response:
+        name = request.match_info["model"]
+        if name not in self.turns.models():
+            raise ApiError(404, f"the model {name!r} does not exist here; /v1/models lists the models served",
+                           param="model", code="model_not_found")
+        return web.json_response({"id": name, "object": "model", "created": 0, "owned_by": "hermes"})
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return openai_error(400, "the request body must be JSON")
-        if not isinstance(body, dict):
-            return openai_error(400, "the request body must be a JSON object")
-        content = _last_user_message(body)
-        if content is None:
-            return openai_error(400, "messages must end with a user message whose content is text or "
-                                     "content parts", param="messages")
-        user = str(body.get("user") or "default")[:MAX_USER_CHARS]
-        key = self.router.api_key(user)
-        ctx = CommandContext(session_key=key, platform="api", chat_id=user, user_id=user,
-                             team=self.router.team_for("api", user))
-        stream = bool(body.get("stream"))
-        reply = ApiReply()
-        self.metrics.messages_in.labels("api").inc()
-        try:
-            await self.dispatcher.handle(ctx, content, reply, stream=None if stream else False)
-        except ShuttingDown:
-            return openai_error(503, "the gateway is shutting down; try again shortly", "server_error")
+        body = validate(ChatCompletionRequest, parse_body(await request.read()))
+        refuse_unsupported(body)
+        model = validate_model(body.model, self.turns.models())
+        user = check_user(body.user)
+        session_id = check_session_id(request.headers.get(SESSION_HEADER))
+        conversation = chat_conversation(body.messages)
+        stream = bool(body.stream)
+        reply = await self.turns.start(caller_of(request, user), conversation, session_id=session_id, model=model,
+                                       params=body.params(), stream=stream)
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        headers = {SESSION_HEADER: session_id} if session_id else {}
         if stream:
-            return await self._stream(request, reply, ident)
-        while True:
-            kind, text, result = await reply.items.get()
-            if kind == "done":
-                break
-            if kind == "error":
-                self.metrics.errors.labels("api").inc()
-                return openai_error(502, text, "upstream_error")
+            include_usage = body.stream_options is not None and body.stream_options.include_usage
+            return await self._stream(request, reply, ident, model, include_usage, headers)
+        try:
+            text, result = await reply.final()
+        except Exception:
+            self.metrics.errors.labels("api").inc()
+            raise
         self.metrics.messages_out.labels("api").inc()
-        prompt = result.prompt_tokens if result else 0
-        completion = result.completion_tokens if result else 0
         return web.json_response({
-            "id": ident, "object": "chat.completion", "created": int(time.time()), "model": self.model_name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
-        })
+            "id": ident, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+                         "logprobs": None}],
+            "usage": usage_of(result),
+        }, headers=headers)
 
-    async def _stream(self, request: web.Request, reply: ApiReply, ident: str) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, reply: ApiReply, ident: str, model: str, include_usage: bool,
+                      headers: dict[str, str]) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                               "X-Accel-Buffering": "no"})
+                                               "X-Accel-Buffering": "no", **headers})
         await response.prepare(request)
         created = int(time.time())
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": self.model_name,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-            return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+            data: dict[str, Any] = {"id": ident, "object": "chat.completion.chunk", "created": created,
+                                    "model": model,
+                                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            if include_usage:
+                data["usage"] = None
+            return sse(data)
 
         streamed = False
         try:
@@ -153,8 +116,8 @@ class ChatCompletions:
                     continue
                 if kind == "error":
                     self.metrics.errors.labels("api").inc()
-                    error = {"error": {"message": text, "type": "upstream_error", "param": None, "code": None}}
-                    await response.write(f"data: {json.dumps(error)}\n\n".encode())
+                    await response.write(sse({"error": {"message": text, "type": "upstream_error", "param": None,
+                                                        "code": "model_error"}}))
                     break
                 interrupted = result is not None and result.status == "interrupted"
                 if not streamed:
@@ -162,11 +125,14 @@ class ChatCompletions:
                 elif interrupted:
                     await response.write(chunk({"content": "\n\nStopped."}))
                 await response.write(chunk({}, "stop"))
+                if include_usage:
+                    await response.write(sse({"id": ident, "object": "chat.completion.chunk", "created": created,
+                                              "model": model, "choices": [], "usage": usage_of(result)}))
                 self.metrics.messages_out.labels("api").inc()
                 break
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
         except ConnectionResetError:
-            # the client went away; the turn goes on and is stored in the session
+            # the client went away; the turn goes on (and is stored, in a session)
             pass
         return response

@@ -6,6 +6,9 @@ limited per address by `auth.LoginLimiter`). Routes that adapters attach (Slack 
 Telegram webhook) are exempt: they carry their platform's own signature checks. Cookie-
 authenticated requests that change state must come from our own origin (the cookie is also
 SameSite=Strict).
+
+Errors are JSON in OpenAI's format (`gateway.api.errors`), 401, 404 and 405 included, except
+for a browser asking for a page, which gets the login form or aiohttp's own page.
 """
 
 from __future__ import annotations
@@ -19,7 +22,11 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api.auth import COOKIE_NAME, ClientView, LoginLimiter, TokenAuth, WebSessions
+from gateway.api.errors import ApiError, error_response, http_error_response
 from gateway.api.openai_compat import ChatCompletions
+from gateway.api.responses import Responses
+from gateway.api.sessions_api import SessionsApi
+from gateway.api.turns import TOKEN_ID
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +78,16 @@ class ApiApp:
         r.add_get("/healthz", self.healthz)
         r.add_get("/metrics", self.metrics)
         r.add_get("/v1/models", completions.models)
+        r.add_get("/v1/models/{model:.+}", completions.model)  # model ids have slashes
         r.add_post("/v1/chat/completions", completions.handle)
+        responses = Responses(completions.turns)
+        r.add_post("/v1/responses", responses.create)
+        r.add_get("/v1/responses/{response_id}", responses.get)
+        sessions = SessionsApi(completions.turns)
+        r.add_get("/api/sessions", sessions.list)
+        r.add_get("/api/sessions/{session_id}", sessions.get)
+        r.add_delete("/api/sessions/{session_id}", sessions.delete)
+        r.add_get("/api/sessions/{session_id}/messages", sessions.messages)
 
     def attach(self, adapter: Any) -> None:
         """Let an adapter add its routes (webhooks); they are exempt from our bearer token."""
@@ -112,22 +128,39 @@ class ApiApp:
         route = request.match_info.route
         if route.resource in self.public_resources or any(a is not self.app for a in request.match_info.apps):
             return await handler(request)
+        try:
+            response = await self._guarded(request, handler)
+        except ApiError as exc:
+            response = exc.response()
+        except web.HTTPException as exc:
+            if exc.status < 400 or self._wants_page(request) or exc.content_type == "text/html":
+                raise
+            response = http_error_response(request, exc)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            response = error_response(500, "internal error; the details are in the gateway log")
+        if not response.prepared:  # a stream's headers are already sent
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+    @staticmethod
+    def _wants_page(request: web.Request) -> bool:
+        """A browser navigating to a page (not a script calling the API): keep HTML errors."""
+        return "text/html" in request.headers.get("Accept", "") and not request.path.startswith(("/v1/", "/api/"))
+
+    async def _guarded(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if (request.method, request.path) not in PUBLIC_PATHS:
             how = await self.authenticate(request)
             if how is None:
                 if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
                     return self._page(self._login_form("", request.path_qs), status=401)  # a browser: log in
-                return web.json_response(
-                    {"error": {"message": "missing or wrong API token: send 'Authorization: Bearer TOKEN'",
-                               "type": "authentication_error", "param": None, "code": "invalid_api_key"}},
-                    status=401, headers={"WWW-Authenticate": 'Bearer realm="hermes"'})
+                return error_response(401, "missing or wrong API token: send 'Authorization: Bearer TOKEN'",
+                                      code="invalid_api_key", headers={"WWW-Authenticate": 'Bearer realm="hermes"'})
             if how == "cookie" and request.method not in ("GET", "HEAD") and not self._same_origin(request):
-                return web.json_response({"error": {"message": "cross-origin request refused",
-                                                    "type": "authentication_error"}}, status=403)
-        response = await handler(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+                return error_response(403, "cross-origin request refused", code="cross_origin")
+            request[TOKEN_ID] = self.auth.token_id
+        return await handler(request)
 
     @staticmethod
     def _same_origin(request: web.Request) -> bool:

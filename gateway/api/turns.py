@@ -1,0 +1,137 @@
+"""Turns for API requests: who is asking, which conversation, which model; the reply queue.
+
+Without a session a request is its own conversation: a fresh session (key `api:once:<uuid>`)
+seeded with the client's history, so two clients share nothing but the team's skills and
+memory. With `X-Hermes-Session-Id: ID` the conversation is kept under `api:<token_id>:<ID>`,
+owned by the API token that created it (`api_sessions`, migration 0010). `user` names the
+person (their USER.md, approvals they may answer), never the conversation.
+
+`ApiTurns.models()` is what `/v1/models` lists: `hermes` (the agent with its configured chain)
+and every configured model and fallback; naming one runs the turn on it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from agent.events import Event, TextDelta
+from agent.llm import CallOptions
+from agent.loop import TurnResult
+from agent.settings import ModelConfig
+from gateway.api.errors import ApiError
+from gateway.api.request_models import ClientConversation
+from gateway.commands import CommandContext
+from gateway.dispatcher import Dispatcher, ShuttingDown
+from gateway.metrics import Metrics
+from gateway.routing import Router
+from gateway.sessions import TurnInput
+
+SESSION_HEADER = "X-Hermes-Session-Id"
+TOKEN_ID = web.RequestKey("token_id", str)  # set by the server's auth middleware
+AGENT_MODEL = "hermes"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the API token (by its id) and the person (`user`, maybe '')."""
+
+    token_id: str
+    user: str
+
+
+class ApiReply:
+    """A turn's output collected for one HTTP response: ("delta" | "done" | "error", text, result)."""
+
+    def __init__(self) -> None:
+        self.items: asyncio.Queue[tuple[str, str, TurnResult | None]] = asyncio.Queue()
+
+    def begin(self) -> None:
+        return None
+
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self.items.put_nowait(("delta", event.text, None))
+
+    async def finish(self, text: str, result: TurnResult | None = None) -> None:
+        if result is not None and result.status == "interrupted":
+            self.items.put_nowait(("done", ((text + "\n\n") if text else "") + "Stopped.", result))
+        else:
+            self.items.put_nowait(("done", text, result))
+
+    async def say(self, text: str) -> None:
+        self.items.put_nowait(("done", text, None))
+
+    async def fail(self, text: str) -> None:
+        self.items.put_nowait(("error", text, None))
+
+    async def final(self) -> tuple[str, TurnResult | None]:
+        """The whole answer; ApiError(502) when the turn failed."""
+        while True:
+            kind, text, result = await self.items.get()
+            if kind == "done":
+                return text, result
+            if kind == "error":
+                raise ApiError(502, text, kind="upstream_error", code="model_error")
+
+
+class ApiTurns:
+    def __init__(self, dispatcher: Dispatcher, router: Router, metrics: Metrics) -> None:
+        self.dispatcher = dispatcher
+        self.router = router
+        self.metrics = metrics
+
+    @property
+    def model(self) -> ModelConfig:
+        return self.dispatcher.runtime.config.model
+
+    @property
+    def store(self) -> Any:
+        return self.dispatcher.runtime.store
+
+    def models(self) -> list[str]:
+        names = [AGENT_MODEL]
+        for entry in self.model.chain():
+            if entry.name and entry.name not in names:
+                names.append(entry.name)
+        return names
+
+    @staticmethod
+    def session_key(token_id: str, session_id: str) -> str:
+        return f"api:{token_id}:{session_id}"
+
+    async def claim(self, caller: Caller, session_id: str) -> None:
+        """Record that the caller's token owns `session_id` (the key already includes the token)."""
+        await self.store.execute(
+            "INSERT OR IGNORE INTO api_sessions (token_id, session_id, user_id, created_at) VALUES (?, ?, ?, ?)",
+            (caller.token_id, session_id, caller.user, time.time()))
+
+    async def start(self, caller: Caller, conversation: ClientConversation, *, session_id: str | None,
+                    model: str, params: dict[str, Any], stream: bool,
+                    history: tuple[dict[str, Any], ...] = ()) -> ApiReply:
+        """Queue the turn; the answer arrives on the returned reply. `history` goes before the client's."""
+        if session_id is not None:
+            await self.claim(caller, session_id)
+            key = self.session_key(caller.token_id, session_id)
+            chat_id = f"{caller.token_id[:8]}:{session_id}"
+        else:
+            once = uuid.uuid4().hex
+            key = f"api:once:{once}"
+            chat_id = caller.user or f"once:{once}"
+        ctx = CommandContext(session_key=key, platform="api", chat_id=chat_id, user_id=caller.user,
+                             team=self.router.team_for("api", caller.user or chat_id))
+        turn = TurnInput(history=history + conversation.history, instructions=conversation.instructions,
+                         options=CallOptions(model="" if model == AGENT_MODEL else model, params=params))
+        reply = ApiReply()
+        self.metrics.messages_in.labels("api").inc()
+        try:
+            await self.dispatcher.handle(ctx, conversation.content, reply, stream=None if stream else False,
+                                         turn=turn)
+        except ShuttingDown:
+            raise ApiError(503, "the gateway is shutting down; try again shortly", code="shutting_down") from None
+        return reply

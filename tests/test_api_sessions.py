@@ -1,0 +1,133 @@
+"""Opt-in server-side conversations: `X-Hermes-Session-Id` and `/api/sessions`, owned by the API token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.api_support import OTHER_TOKEN, api_gateway, raw, sent_messages
+from tests.fakes.model_server import FakeModelServer, text
+
+HEADER = "X-Hermes-Session-Id"
+
+
+async def test_the_session_header_keeps_the_conversation_and_history_is_not_stored_twice(
+        home: Path, model_server: FakeModelServer) -> None:
+    model_server.add(text("Hi Ada."), text("You are Ada."), text("Still Ada."), text("Fresh start."))
+    async with api_gateway(home, model_server) as (gateway, client):
+        session = {HEADER: "chat-42"}
+        first = await client.chat.completions.with_raw_response.create(
+            model="hermes", extra_headers=session, messages=[{"role": "user", "content": "I am Ada"}])
+        assert first.headers[HEADER] == "chat-42"
+        # only the new message: the server has the rest
+        second = await client.chat.completions.create(
+            model="hermes", extra_headers=session, messages=[{"role": "user", "content": "Who am I?"}])
+        assert second.choices[0].message.content == "You are Ada."
+        # a client that resends everything (as chat UIs do): nothing is stored twice
+        await client.chat.completions.create(model="hermes", extra_headers=session, stream=True, messages=[
+            {"role": "system", "content": "Be kind."},
+            {"role": "user", "content": "I am Ada"}, {"role": "assistant", "content": "Hi Ada."},
+            {"role": "user", "content": "Who am I?"}, {"role": "assistant", "content": "You are Ada."},
+            {"role": "user", "content": "And now?"}])
+        # another session id is another conversation
+        await client.chat.completions.create(model="hermes", extra_headers={HEADER: "chat-43"},
+                                             messages=[{"role": "user", "content": "Hello?"}])
+
+        status, _, listed = await raw(gateway, "GET", "/api/sessions")
+        assert status == 200 and [s["id"] for s in listed["data"]] == ["chat-43", "chat-42"]
+        assert listed["data"][1]["message_count"] == 6
+        status, _, messages = await raw(gateway, "GET", "/api/sessions/chat-42/messages")
+        assert [(m["role"], m["content"]) for m in messages["data"]] == [
+            ("user", "I am Ada"), ("assistant", "Hi Ada."), ("user", "Who am I?"), ("assistant", "You are Ada."),
+            ("user", "And now?"), ("assistant", "Still Ada.")]
+        status, _, one = await raw(gateway, "GET", "/api/sessions/chat-43")
+        assert status == 200 and one["id"] == "chat-43" and one["message_count"] == 2
+    requests = model_server.requests
+    assert sent_messages(requests[1]) == [("user", "I am Ada"), ("assistant", "Hi Ada."), ("user", "Who am I?")]
+    assert sent_messages(requests[2]) == sent_messages(requests[1]) + [("assistant", "You are Ada."),
+                                                                       ("user", "And now?")]
+    assert sent_messages(requests[3]) == [("user", "Hello?")]
+
+
+async def test_another_token_can_neither_read_nor_continue_a_session(
+        home: Path, model_server: FakeModelServer) -> None:
+    model_server.add(text("Stored."))
+    async with api_gateway(home, model_server) as (_, client):
+        await client.chat.completions.create(model="hermes", extra_headers={HEADER: "secret-plans"},
+                                             messages=[{"role": "user", "content": "the launch code is 7319-QZ"}])
+    # the same state.db, served with another token (rotated, or another deployment's)
+    async with api_gateway(home, model_server, token=OTHER_TOKEN) as (gateway, client):
+        for method, path in (("GET", "/api/sessions/secret-plans/messages"), ("GET", "/api/sessions/secret-plans"),
+                             ("DELETE", "/api/sessions/secret-plans")):
+            status, _, body = await raw(gateway, method, path, token=OTHER_TOKEN)
+            assert status == 404 and body["error"]["param"] == "session_id", (method, path)
+        status, _, listed = await raw(gateway, "GET", "/api/sessions", token=OTHER_TOKEN)
+        assert listed["data"] == []
+        await client.chat.completions.create(model="hermes", extra_headers={HEADER: "secret-plans"},
+                                             messages=[{"role": "user", "content": "what is the launch code?"}])
+        assert "7319-QZ" not in str(model_server.requests[-1])
+        assert sent_messages(model_server.requests[-1]) == [("user", "what is the launch code?")]
+
+
+async def test_deleting_a_session_removes_its_conversation(home: Path, model_server: FakeModelServer) -> None:
+    async with api_gateway(home, model_server) as (gateway, client):
+        await client.chat.completions.create(model="hermes", extra_headers={HEADER: "short-lived"},
+                                             messages=[{"role": "user", "content": "remember the number 31"}])
+        status, _, deleted = await raw(gateway, "DELETE", "/api/sessions/short-lived")
+        assert status == 200 and deleted == {"id": "short-lived", "object": "hermes.session.deleted", "deleted": True}
+        assert (await raw(gateway, "GET", "/api/sessions/short-lived/messages"))[0] == 404
+        store = gateway.runtime.store  # type: ignore[union-attr]
+        rows = await store.fetchall("SELECT data FROM messages WHERE data LIKE '%number 31%'")
+        assert rows == []
+        await client.chat.completions.create(model="hermes", extra_headers={HEADER: "short-lived"},
+                                             messages=[{"role": "user", "content": "which number?"}])
+    assert sent_messages(model_server.requests[-1]) == [("user", "which number?")]
+
+
+@pytest.mark.parametrize("session_id", ["", "../etc/passwd", "a" * 129, "has space", "ünïcode", "-starts-with-dash",
+                                        "semi;colon", "nul\x00byte"])
+def test_session_ids_are_checked(session_id: str) -> None:
+    from gateway.api.errors import ApiError
+    from gateway.api.request_models import check_session_id
+
+    with pytest.raises(ApiError) as info:
+        check_session_id(session_id)
+    assert info.value.status == 400 and info.value.param == HEADER
+
+
+async def test_a_bad_session_id_is_a_400_before_anything_runs(home: Path, model_server: FakeModelServer) -> None:
+    async with api_gateway(home, model_server) as (gateway, client):
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.chat.completions.create(model="hermes", extra_headers={HEADER: "../../other"},
+                                                 messages=[{"role": "user", "content": "hi"}])
+        assert isinstance(info.value.body, dict) and info.value.body["param"] == HEADER
+        status, _, body = await raw(gateway, "GET", "/api/sessions/" + "x" * 200)
+        assert status == 400 and body["error"]["param"] == HEADER
+    assert model_server.requests == []
+
+
+def test_history_sent_again_is_recognised_after_tool_calls_compression_and_windowing() -> None:
+    from agent.loop import SUMMARY_PREFIX
+    from gateway.sessions import unseen
+
+    def msg(role: str, content: str) -> dict[str, str]:
+        return {"role": role, "content": content}
+
+    call = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+                                                                  "function": {"name": "ls", "arguments": "{}"}}]}
+    stored = [msg("user", "u1"), call, {"role": "tool", "tool_call_id": "c1", "content": "files"},
+              msg("assistant", "a1"), msg("user", "u2"), msg("assistant", "a2")]
+    full = [msg("user", "u1"), msg("assistant", "a1"), msg("user", "u2"), msg("assistant", "a2")]
+    assert unseen(stored, full) == []
+    assert unseen(stored, full[2:]) == []                 # a client that sends a window of the latest turns
+    assert unseen(stored, []) == []
+    assert unseen(stored, [*full, msg("user", "aside"), msg("assistant", "ok")]) == [
+        msg("user", "aside"), msg("assistant", "ok")]
+    compressed = [msg("user", "u1"), msg("user", SUMMARY_PREFIX + "they talked"), msg("user", "u2"),
+                  msg("assistant", "a2")]
+    assert unseen(compressed, full) == []
+    other = [msg("user", "something else"), msg("assistant", "entirely")]
+    assert unseen(stored, other) == other                 # not this conversation's messages: all new
+    assert unseen([], full) == full
