@@ -96,7 +96,8 @@ async def test_unstored_and_foreign_responses_cannot_be_read_or_continued(
         with pytest.raises(openai.NotFoundError):
             await client.responses.create(model="hermes", input="what was the password?",
                                           previous_response_id=stored.id)
-    assert len(model_server.requests) == 2 and "swordfish" not in str(model_server.requests[0])
+    chat = model_server.requests_with_purpose("chat")  # a learning review may follow a turn: not counted
+    assert len(chat) == 2 and "swordfish" not in str(chat[0])
 
 
 async def test_responses_refuse_what_they_cannot_do(home: Path, model_server: FakeModelServer) -> None:
