@@ -70,7 +70,7 @@ CORRECTION = re.compile(
     r"|(?:^|[.!?;\n]\s*|,\s*)(?:please\s+)?(?:don'?t|do not|stop|quit)\s+\w+"
     r"|\b(?:i|we)\s+(?:(?:much |really )?prefer|(?:would|'d) rather|(?:don'?t|do not) (?:like|want))\b"
     r"|\binstead(?: of)?\b|\brather than\b|\bshould(?:n'?t| not)?\s+(?:be|use|have|do|run|restart|call)\b"
-    r"|\bplease (?:use|call|reply|answer|write|keep)\b|\bremember (?:that|to)\b",
+    r"|\bplease (?:use|call|reply|answer|write|keep)\b|\bremember that\b",
     re.IGNORECASE)
 FAILED_RESULT = re.compile(r"^(?:Error\b|exit code (?!0\b)-?\d+|Traceback|\[interrupted)", re.IGNORECASE)
 

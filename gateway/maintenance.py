@@ -69,6 +69,10 @@ async def prune_transcripts(store: SQLiteStore, retention_days: int, *, now: flo
         "DELETE FROM messages WHERE active = 0 AND created_at < ?", (cutoff,))
     report.tool_calls_deleted += await store.execute_rowcount(
         "DELETE FROM tool_calls WHERE created_at < ?", (cutoff,))
+    # finished learning reviews keep the transcript slice they saw no longer than the transcripts
+    await store.execute(
+        "UPDATE learning_reviews SET slice = '[]' WHERE status IN ('done', 'failed', 'capped', 'merged')"
+        " AND updated_at < ? AND slice != '[]'", (cutoff,))
     return report
 
 

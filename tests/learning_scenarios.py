@@ -4,8 +4,6 @@ acts from what its request shows (the transcript, who spoke, what is already don
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +109,3 @@ def user_file(home: Path, user: int) -> Path:
 def team_memory(home: Path, team: str) -> Path:
     return home / "teams" / team / "memories" / "MEMORY.md"
 
-
-def dump(rows: list[Any]) -> str:
-    return json.dumps([dict(r) for r in rows], default=str)
-
-
-Condition = Callable[[], Any]

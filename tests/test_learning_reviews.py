@@ -35,7 +35,6 @@ from tests.learning_scenarios import (
     OPS_GROUP,
     SALES_GROUP,
     TASK_CALLS,
-    dump,
     review_requests,
     script,
     team_memory,
