@@ -220,8 +220,10 @@ async def test_pause_a_cron_job(env: Env, page: Any) -> None:
 
 async def test_approve_a_proposed_skill(env: Env, page: Any) -> None:
     loop = env.services["learning"]
-    content = SKILL.replace("deploy-checks", "changelog-digest").replace("Checks to run before a deploy.",
-                                                                      "Write release notes from merged PRs.")
+    # a different procedure (the same body under another name would be refused as a near duplicate)
+    content = ("---\nname: changelog-digest\ndescription: Write release notes from merged PRs.\n---\n"
+               "# Changelog digest\n\n1. List merged pull requests: `gh pr list --state merged --limit 50`.\n"
+               "2. Group them by label into Features, Fixes and Chores.\n")
     proposal = await loop.log.propose(checkpoint_id=None, session_id="s-browser", team="", skill="changelog-digest",
                                       action="create", arguments={"content": content, "category": "writing"},
                                       summary="Draft release notes from the merged pull requests")

@@ -261,6 +261,7 @@ async def test_a_rejected_proposal_is_not_proposed_again(
     try:
         script_turn(model_server)
         await say(gateway, tg, OPS_CHAT, MEMBER, "ship the nginx logs of web1 to loki", reviews=1)
+        await eventually(lambda: _first(texts(tg, OPS_CHAT), "Proposed: create skill /ship-nginx-logs"), "the post")
         answer = await command(tg, OPS_CHAT, ADMIN, "/reject 1 we ship logs with vector, not promtail")
         assert answer.startswith("Rejected #1 (create ship-nginx-logs).") and "vector" in answer
         script_turn(model_server)
