@@ -5,5 +5,6 @@
     await service.stop(grace=30)
 
 Our own tables (`cron_jobs`, `cron_runs`) are the source of truth; APScheduler 3.x only keeps
-time inside the running process.
+time inside the running process. Cron fire times: `crontime.py` (croniter plus cronie's
+daylight-saving rules, bounded) behind `trigger.py` (the APScheduler trigger, which never raises).
 """
