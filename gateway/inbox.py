@@ -42,7 +42,7 @@ class Pending:
 def _encode(message: InboundMessage) -> str:
     data = asdict(message)
     data["attachments"] = [{**a, "data": None} for a in data["attachments"]]   # files are not kept
-    return json.dumps(data, ensure_ascii=False)
+    return json.dumps(data)  # ASCII escapes: a lone surrogate in a message is stored, not an encoding error
 
 
 def _decode(text: str) -> InboundMessage:
