@@ -21,6 +21,18 @@ config_option = click.option(
     help="Config file (default: $HERMES_HOME/config.toml).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+output_option = click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+                             default=None, help="The file to write.")
+
+
+def pick_output(positional: Path | None, option: Path | None) -> Path:
+    """`--output FILE`, or the older positional FILE (kept as an alias); one of them, not two."""
+    if positional is not None and option is not None and positional != option:
+        fail(f"two output files given ({positional} and --output {option}): use --output only", code=2)
+    chosen = option or positional
+    if chosen is None:
+        fail("say where to write: --output FILE", code=2)
+    return chosen
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -36,6 +48,11 @@ def load(config_path: Path | None) -> tuple[Config, Home]:
         return load_config(config_path, home), home
     except ConfigError as exc:
         fail(str(exc), code=2)
+
+
+def plural(count: int, word: str, many: str = "") -> str:
+    """`1 use`, `2 uses`, `1 cron job`, `0 skills`."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
 def run(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
