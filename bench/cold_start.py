@@ -1,8 +1,19 @@
-"""Cold-start figures: wall time of `hermes --help` and of `hermes chat -q` against the fake model.
+"""Cold-start figures: wall and whole-process CPU time of `hermes --help` and `hermes chat -q`
+against the fake model, and the same for the peer agent's one-shot mode when it is installed.
 
-    python bench/cold_start.py [--runs 7]
+    python bench/cold_start.py [--runs 5] [--peer /tmp/peer-hermes/bin/hermes]
 
-Prints the median (and min/max) over several runs, each a fresh process.
+Prints the median (and min/max) over several runs, each a fresh process. CPU time is user +
+system time of the process and its children (what `time` reports), read from the kernel.
+
+The peer is `hermes-agent==0.19.0` from PyPI. Install it into a separate virtualenv, never into
+this project's:
+
+    python3 -m venv /tmp/peer-hermes && /tmp/peer-hermes/bin/pip install hermes-agent==0.19.0
+
+It is then found at /tmp/peer-hermes/bin/hermes (or pass --peer, or set HERMES_PEER). It answers
+from the same fake model through its own `config.yaml` (a custom OpenAI-compatible endpoint),
+with its lazy package installs turned off (no network here).
 """
 
 from __future__ import annotations
@@ -10,10 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,39 +34,78 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes.model_server import FakeModelServer
 
+DEFAULT_PEER = Path("/tmp/peer-hermes/bin/hermes")
 
-async def timed(args: list[str], env: dict[str, str]) -> float:
+
+@dataclass
+class Sample:
+    wall: float
+    cpu: float
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def timed(args: list[str], env: dict[str, str], cwd: str) -> Sample:
+    cpu_before = _children_cpu()
     started = time.perf_counter()
-    process = await asyncio.create_subprocess_exec(*args, env=env, stdout=asyncio.subprocess.DEVNULL,
-                                                   stderr=asyncio.subprocess.PIPE)
-    _, err = await process.communicate()
+    process = await asyncio.create_subprocess_exec(*args, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
     elapsed = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {err.decode()[-500:]}")
-    return elapsed
+    if process.returncode != 0 or (b"pong" not in out and "--help" not in args):
+        raise SystemExit(f"{' '.join(args)} failed ({process.returncode}): {(out + err).decode()[-800:]}")
+    return Sample(elapsed, _children_cpu() - cpu_before)
 
 
-def report(name: str, samples: list[float]) -> None:
-    print(f"{name:<32} median {statistics.median(samples) * 1000:8.1f} ms   "
-          f"min {min(samples) * 1000:8.1f} ms   max {max(samples) * 1000:8.1f} ms   ({len(samples)} runs)")
+def report(name: str, samples: list[Sample]) -> None:
+    walls, cpus = [s.wall for s in samples], [s.cpu for s in samples]
+    print(f"{name:<34} wall median {statistics.median(walls):6.2f} s   CPU median {statistics.median(cpus):6.2f} s"
+          f"   (CPU min {min(cpus):.2f} max {max(cpus):.2f}, {len(samples)} runs)")
 
 
-async def main(runs: int) -> None:
+async def measure(args_help: list[str], args_chat: list[str], env: dict[str, str], cwd: str,
+                  runs: int) -> tuple[list[Sample], list[Sample]]:
+    await timed(args_help, env, cwd)  # warm the file cache once
+    helps = [await timed(args_help, env, cwd) for _ in range(runs)]
+    chats = [await timed(args_chat, env, cwd) for _ in range(runs)]
+    return helps, chats
+
+
+async def main(runs: int, peer: Path | None) -> None:
     hermes = str(Path(sys.executable).with_name("hermes"))
-    with tempfile.TemporaryDirectory() as home:
-        server = await FakeModelServer(default_text="pong").start()
-        Path(home, "config.toml").write_text(
-            f'[model]\nname = "openai/bench"\napi_base = "{server.base_url}"\napi_key = "sk-bench"\n')
-        env = {**os.environ, "HERMES_HOME": home, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-        await timed([hermes, "--help"], env)  # warm the file cache once
-        help_times = [await timed([hermes, "--help"], env) for _ in range(runs)]
-        chat_times = [await timed([hermes, "chat", "-q", "ping"], env) for _ in range(runs)]
+    server = await FakeModelServer(default_text="pong").start()
+    try:
+        with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as folder:
+            Path(home, "config.toml").write_text(
+                f'[model]\nname = "openai/bench"\napi_base = "{server.base_url}"\napi_key = "sk-bench"\n')
+            env = {**os.environ, "HERMES_HOME": home, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+            helps, chats = await measure([hermes, "--help"], [hermes, "chat", "-q", "ping"], env, folder, runs)
+            report("hermes --help", helps)
+            report("hermes chat -q (fake model)", chats)
+        if peer is None or not peer.exists():
+            print(f"peer agent: not installed ({DEFAULT_PEER}); see this script's docstring")
+            return
+        with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as folder:
+            Path(home, "config.yaml").write_text(
+                f"model:\n  default: bench\n  provider: custom\n  base_url: {server.base_url}\n"
+                "  api_key: sk-bench\n")
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            env.update({"HERMES_HOME": home, "HERMES_DISABLE_LAZY_INSTALLS": "1"})
+            helps, chats = await measure([str(peer), "--help"], [str(peer), "chat", "-Q", "-q", "ping"],
+                                         env, folder, runs)
+            report("peer hermes-agent --help", helps)
+            report("peer hermes-agent chat -Q -q", chats)
+    finally:
         await server.stop()
-    report("hermes --help", help_times)
-    report("hermes chat -q (fake model)", chat_times)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=7)
-    asyncio.run(main(parser.parse_args().runs))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--peer", type=Path, default=Path(os.environ.get("HERMES_PEER", DEFAULT_PEER)),
+                        help="the peer agent's `hermes` executable")
+    options = parser.parse_args()
+    asyncio.run(main(options.runs, options.peer))
