@@ -3,7 +3,8 @@ against the fake model, and the same for the peer agent's one-shot mode when it 
 
     python bench/cold_start.py [--runs 5] [--peer /tmp/peer-hermes/bin/hermes]
 
-Prints the median (and min/max) over several runs, each a fresh process. CPU time is user +
+Prints the median (and min/max) over several runs, each a fresh process, and how long interactive
+`hermes chat` takes to show its prompt in a pseudo-terminal (LiteLLM loads after, in the background). CPU time is user +
 system time of the process and its children (what `time` reports), read from the kernel.
 
 The peer is `hermes-agent==0.19.0` from PyPI. Install it into a separate virtualenv, never into
@@ -21,8 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pty
 import resource
+import select
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +64,45 @@ async def timed(args: list[str], env: dict[str, str], cwd: str) -> Sample:
     return Sample(elapsed, _children_cpu() - cpu_before)
 
 
+def time_to_prompt(args: list[str], env: dict[str, str], cwd: str, prompt: bytes = "you ›".encode()) -> Sample:
+    """Start an interactive chat in a pseudo-terminal; wall time until its prompt shows, and the CPU
+    time of the whole session after Ctrl-D (so it includes the background loading)."""
+    cpu_before = _children_cpu()
+    leader, follower = pty.openpty()
+    started = time.perf_counter()
+    process = subprocess.Popen(args, env={**env, "TERM": "xterm"}, cwd=cwd, stdin=follower, stdout=follower,
+                               stderr=follower, start_new_session=True)
+    os.close(follower)
+    seen, shown = b"", None
+    try:
+        while shown is None:
+            ready, _, _ = select.select([leader], [], [], 60)
+            if not ready:
+                raise SystemExit(f"no prompt after 60 s: {seen.decode(errors='replace')[-500:]}")
+            chunk = os.read(leader, 4096)
+            if not chunk:
+                raise SystemExit(f"exited before its prompt: {seen.decode(errors='replace')[-500:]}")
+            seen += chunk
+            if prompt in seen:
+                shown = time.perf_counter() - started
+        time.sleep(6)  # let the background loading finish, then leave with Ctrl-D
+        os.write(leader, b"\x04")
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.2)[0]:
+                try:
+                    os.read(leader, 4096)
+                except OSError:
+                    break
+        process.wait(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
+    return Sample(shown, _children_cpu() - cpu_before)
+
+
 def report(name: str, samples: list[Sample]) -> None:
     walls, cpus = [s.wall for s in samples], [s.cpu for s in samples]
     print(f"{name:<34} wall median {statistics.median(walls):6.2f} s   CPU median {statistics.median(cpus):6.2f} s"
@@ -85,6 +128,10 @@ async def main(runs: int, peer: Path | None) -> None:
             helps, chats = await measure([hermes, "--help"], [hermes, "chat", "-q", "ping"], env, folder, runs)
             report("hermes --help", helps)
             report("hermes chat -q (fake model)", chats)
+            prompts = [await asyncio.to_thread(time_to_prompt, [hermes, "chat"], env, folder) for _ in range(runs)]
+            walls = [p.wall for p in prompts]
+            print(f"{'hermes chat: prompt shown after':<34} wall median {statistics.median(walls):6.2f} s   "
+                  f"(min {min(walls):.2f} max {max(walls):.2f}, {runs} runs)")
         if peer is None or not peer.exists():
             print(f"peer agent: not installed ({DEFAULT_PEER}); see this script's docstring")
             return

@@ -191,3 +191,15 @@ async def test_chat_starts_a_new_session_and_continue_resumes_the_last(
     resumed = await session_of("third", "-c", say="and again")
     assert resumed == second
     assert user_messages(model_server) == ["who am I", "and again"]
+
+
+async def test_a_config_the_prompt_outran_is_still_refused_with_its_reason(
+        home: Path, model_server: FakeModelServer, tmp_path: Path, terminal: Callable[[str], Terminal]) -> None:
+    # the prompt shows before the config is validated (pydantic loads in the background): a bad key
+    # must still stop the chat with the reason and status 2, before anything is sent
+    write_config(home, model_config(model_server) + "[api]\nno_such_key = 1\n")
+    term = await terminal("bad-config").start(hermes_command("chat"), cwd=tmp_path, env=child_env(home))
+    assert await term.exit_status(timeout=90) == 2
+    screen = await term.screen()
+    assert "api.no_such_key: unknown key" in screen
+    assert model_server.requests == []

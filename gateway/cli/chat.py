@@ -116,15 +116,25 @@ async def _one_shot(question: str, config_path: Path | None, model: str | None, 
     return 0
 
 
+class ConfigRefused(Exception):
+    """The config did not load; the reason has been printed."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"exit {code}")
+        self.code = code
+
+
 class _Chat:
     """One interactive terminal session: the runtime (opened in the background) and the loop."""
 
-    def __init__(self, config: Any, home: Any, folder: Path, session_id: str | None, resume: bool) -> None:
+    def __init__(self, load_config: Callable[[], tuple[Any, Any]], model_name: str, folder: Path,
+                 session_id: str | None, resume: bool) -> None:
         from rich.console import Console
 
         from gateway.cli.terminal_ui import LineReader
 
-        self.config, self.home, self.folder = config, home, folder
+        self.load_config, self.model_name, self.folder = load_config, model_name, folder
+        self.config: Any = None
         self.session_id, self.resume = session_id, resume
         self.console = Console(highlight=False)
         self.reader = LineReader()
@@ -137,11 +147,12 @@ class _Chat:
         from gateway.cli.chat_commands import TerminalCommands
         from gateway.cli.identity import CLI_SESSION_KEY, pick_session
 
+        self.config, home = await _in_daemon_thread(self._load)  # pydantic: off the prompt's path
         await _in_daemon_thread(_import_runtime)
         from gateway.runtime import Runtime
         from gateway.sessions import SessionService
 
-        runtime = await Runtime.open(self.config, self.home)
+        runtime = await Runtime.open(self.config, home)
         try:
             self.session = await pick_session(runtime, session_id=self.session_id, resume=self.resume,
                                               key=CLI_SESSION_KEY)
@@ -161,6 +172,12 @@ class _Chat:
             await _settled(asyncio.ensure_future(_in_daemon_thread(_preload_litellm)))
         _start_up_done()
 
+    def _load(self) -> tuple[Any, Any]:
+        try:
+            return self.load_config()
+        except SystemExit as exc:  # `fail` printed why; a task must not raise SystemExit (it stops the loop)
+            raise ConfigRefused(int(exc.code or 2)) from None
+
     async def ready(self) -> bool:
         """Wait for the runtime; False (after saying why) when it could not open."""
         from gateway.cli.identity import SessionNotFound
@@ -171,35 +188,57 @@ class _Chat:
         except SessionNotFound as exc:
             self.console.print(f"hermes: error: {exc}", style="red", markup=False)
             return False
+        except ConfigRefused as exc:  # the config did not validate: the reason is printed already
+            self.exit_code = exc.code
+            return False
         if self.history and self.resume:
             self.console.print(f"(resumed session {self.session.id}: {self.history} messages)", style="dim")
             self.history = 0
         return True
 
     def banner(self) -> str:
-        return (f"[bold]Hermes[/bold] · model {self.config.model.name} · working in {self.folder}\n"
+        return (f"[bold]Hermes[/bold] · model {self.model_name} · working in {self.folder}\n"
                 "[dim]/help lists the commands and skills · Ctrl-C stops an answer · Ctrl-D quits[/dim]")
+
+    async def _read_first(self) -> str:
+        """The first line; if opening fails meanwhile (a bad config), stop asking and raise Quit."""
+        from gateway.cli.terminal_ui import Quit
+
+        assert self._opening is not None
+        reading = asyncio.ensure_future(self.reader.read())
+        await asyncio.wait({reading, self._opening}, return_when=asyncio.FIRST_COMPLETED)
+        if not reading.done() and self._opening.exception() is not None:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Quit):
+                await reading
+            raise Quit()
+        return await reading
 
     async def run(self) -> int:
         from gateway.cli.terminal_ui import Quit
 
+        self.exit_code = 0
         self.console.print(self.banner())
         self._opening = asyncio.create_task(self._open(), name="open-runtime")
+        first = True
         try:
             if self.resume and not await self.ready():
-                return 1
+                return self.exit_code or 1
             while True:
                 try:
-                    line = await self.reader.read()
+                    line = await (self._read_first() if first else self.reader.read())
                 except Quit:
+                    if first and self._opening.done() and not await self.ready():
+                        return self.exit_code or 1
                     break
+                first = False
                 text = line.strip()
                 if not text:
                     continue
                 if text in ("/exit", "/quit"):
                     break
                 if not await self.ready():
-                    return 1
+                    return self.exit_code or 1
                 outcome = await self.commands.handle(text, self.session, self.console.width)
                 if outcome.quit:
                     break
@@ -262,12 +301,40 @@ class _Chat:
             self.console.print(f"[dim]Session {self.session.id} saved · `hermes chat -c` resumes it.[/dim]")
 
 
-async def _interactive(config_path: Path | None, model: str | None, session_id: str | None, resume: bool,
-                       folder: Path) -> int:
+def _peek_model(config_path: Path | None, model: str | None) -> str | None:
+    """The model's name from --model or the raw TOML, without pydantic (so the prompt shows at once);
+    None when only the full load can say what is wrong (then it runs first)."""
+    import tomllib
+
+    from gateway.home import Home
+
+    if model:
+        return model
+    file = config_path or Home.from_env().config_file
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    section = raw.get("model")
+    name = section.get("name") if isinstance(section, dict) else None
+    return name if isinstance(name, str) and name and "${" not in name else None
+
+
+def _load_checked(config_path: Path | None, model: str | None) -> tuple[Any, Any]:
+    """The validated config (exits 2 with the reason when it is not)."""
     config, home = load(config_path)
     config = config.with_model(model)
     _require_model(config)
-    return await _Chat(config, home, folder, session_id, resume).run()
+    return config, home
+
+
+async def _interactive(config_path: Path | None, model: str | None, session_id: str | None, resume: bool,
+                       folder: Path) -> int:
+    name = _peek_model(config_path, model)
+    if name is None:  # a missing model or a broken file: say so before any prompt
+        _load_checked(config_path, model)
+        name = _peek_model(config_path, model) or ""
+    return await _Chat(lambda: _load_checked(config_path, model), name, folder, session_id, resume).run()
 
 
 @click.command()

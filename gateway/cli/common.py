@@ -1,4 +1,8 @@
-"""Helpers every CLI command shares: loading the config, running coroutines, printing errors."""
+"""Helpers every CLI command shares: loading the config, running coroutines, printing errors.
+
+Light on purpose (click only): the config module (pydantic) is imported when a command loads the
+config, so `hermes chat` can show its prompt first.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from gateway.config import Config, ConfigError, load_config
-from gateway.home import Home
+if TYPE_CHECKING:
+    from gateway.config import Config
+    from gateway.home import Home
 
 T = TypeVar("T")
 
@@ -43,6 +48,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def load(config_path: Path | None) -> tuple[Config, Home]:
     """The home (created if missing) and the validated config, or a clear error and exit 2."""
+    from gateway.config import ConfigError, load_config
+    from gateway.home import Home
+
     home = Home.from_env().ensure()
     try:
         return load_config(config_path, home), home
