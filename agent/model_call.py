@@ -167,6 +167,9 @@ class LiteLLMCaller:
         kwargs: dict[str, Any] = {
             "model": request.model, "messages": request.messages, "timeout": request.timeout,
             "num_retries": 0, "max_retries": 0,
+            # our tools are plain functions (MCP tools arrive as functions too): skip LiteLLM's MCP
+            # gateway check, whose import (the proxy's types) is about a quarter of LiteLLM's cost
+            "_skip_mcp_handler": True,
         }
         if request.api_base:
             kwargs["api_base"] = request.api_base

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import pty
 import resource
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,44 +110,67 @@ def report(name: str, samples: list[Sample]) -> None:
           f"   (CPU min {min(cpus):.2f} max {max(cpus):.2f}, {len(samples)} runs)")
 
 
-async def measure(args_help: list[str], args_chat: list[str], env: dict[str, str], cwd: str,
-                  runs: int) -> tuple[list[Sample], list[Sample]]:
-    await timed(args_help, env, cwd)  # warm the file cache once
-    helps = [await timed(args_help, env, cwd) for _ in range(runs)]
-    chats = [await timed(args_chat, env, cwd) for _ in range(runs)]
-    return helps, chats
+@dataclass
+class Subject:
+    """One program under test: its `--help`, its one-shot command, its environment."""
+
+    name: str
+    help: list[str]
+    chat: list[str]
+    env: dict[str, str]
+    cwd: str
+    helps: list[Sample] = field(default_factory=list)
+    chats: list[Sample] = field(default_factory=list)
+
+
+async def measure(subjects: list[Subject], runs: int) -> None:
+    """Runs alternate between the subjects, so a machine that gets busier meanwhile weighs on both."""
+    for subject in subjects:
+        await timed(subject.help, subject.env, subject.cwd)  # warm the file cache once
+        await timed(subject.chat, subject.env, subject.cwd)
+    for _ in range(runs):
+        for subject in subjects:
+            subject.helps.append(await timed(subject.help, subject.env, subject.cwd))
+            subject.chats.append(await timed(subject.chat, subject.env, subject.cwd))
 
 
 async def main(runs: int, peer: Path | None) -> None:
     hermes = str(Path(sys.executable).with_name("hermes"))
     server = await FakeModelServer(default_text="pong").start()
-    try:
-        with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as folder:
+    with contextlib.ExitStack() as folders:
+        def folder() -> str:
+            return folders.enter_context(tempfile.TemporaryDirectory())
+
+        try:
+            home, work = folder(), folder()
             Path(home, "config.toml").write_text(
                 f'[model]\nname = "openai/bench"\napi_base = "{server.base_url}"\napi_key = "sk-bench"\n')
             env = {**os.environ, "HERMES_HOME": home, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-            helps, chats = await measure([hermes, "--help"], [hermes, "chat", "-q", "ping"], env, folder, runs)
-            report("hermes --help", helps)
-            report("hermes chat -q (fake model)", chats)
-            prompts = [await asyncio.to_thread(time_to_prompt, [hermes, "chat"], env, folder) for _ in range(runs)]
+            subjects = [Subject("hermes", [hermes, "--help"], [hermes, "chat", "-q", "ping"], env, work)]
+            if peer is not None and peer.exists():
+                peer_home, peer_work = folder(), folder()
+                Path(peer_home, "config.yaml").write_text(
+                    f"model:\n  default: bench\n  provider: custom\n  base_url: {server.base_url}\n"
+                    "  api_key: sk-bench\n")
+                peer_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+                peer_env.update({"HERMES_HOME": peer_home, "HERMES_DISABLE_LAZY_INSTALLS": "1"})
+                subjects.append(Subject("peer hermes-agent", [str(peer), "--help"],
+                                        [str(peer), "chat", "-Q", "-q", "ping"], peer_env, peer_work))
+            await measure(subjects, runs)
+            for subject in subjects:
+                report(f"{subject.name} --help", subject.helps)
+                report(f"{subject.name} chat -q", subject.chats)
+            if len(subjects) == 1:
+                print(f"peer agent: not installed ({DEFAULT_PEER}); see this script's docstring")
+            else:
+                ours, theirs = (statistics.median(s.cpu for s in subject.chats) for subject in subjects)
+                print(f"chat -q CPU, hermes / peer: {ours / theirs:.2f}")
+            prompts = [await asyncio.to_thread(time_to_prompt, [hermes, "chat"], env, work) for _ in range(runs)]
             walls = [p.wall for p in prompts]
             print(f"{'hermes chat: prompt shown after':<34} wall median {statistics.median(walls):6.2f} s   "
                   f"(min {min(walls):.2f} max {max(walls):.2f}, {runs} runs)")
-        if peer is None or not peer.exists():
-            print(f"peer agent: not installed ({DEFAULT_PEER}); see this script's docstring")
-            return
-        with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as folder:
-            Path(home, "config.yaml").write_text(
-                f"model:\n  default: bench\n  provider: custom\n  base_url: {server.base_url}\n"
-                "  api_key: sk-bench\n")
-            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-            env.update({"HERMES_HOME": home, "HERMES_DISABLE_LAZY_INSTALLS": "1"})
-            helps, chats = await measure([str(peer), "--help"], [str(peer), "chat", "-Q", "-q", "ping"],
-                                         env, folder, runs)
-            report("peer hermes-agent --help", helps)
-            report("peer hermes-agent chat -Q -q", chats)
-    finally:
-        await server.stop()
+        finally:
+            await server.stop()
 
 
 if __name__ == "__main__":
