@@ -3,8 +3,10 @@
 LiteLLM is imported lazily (it takes seconds): nothing here imports it until it is needed. The
 call itself is made by a `ModelCaller` (`agent.model_call`): LiteLLM in this process by default,
 or a pool of worker processes. Rate limits (429, honouring `retry-after`), timeouts, connection
-errors and 5xx are retried with exponential backoff and jitter; when a model keeps failing, or
-fails in a way retrying cannot fix, the next model of `[model].fallbacks` takes over. A
+errors and 5xx are retried with exponential backoff and jitter; authentication, permission,
+bad-request and not-found errors and unreachable hosts are not (`agent.provider_errors` says
+which is which and words the message). When a model keeps failing, or fails in a way retrying
+cannot fix, the next model of `[model].fallbacks` takes over. A
 context-window overflow is raised as `ContextWindowExceeded` so the loop can compress and try again.
 """
 
@@ -145,11 +147,14 @@ class LLMClient:
                 return await self._with_retries(model, messages, tools, on_delta if use_stream else None, params)
             except CallFailure as exc:  # a context overflow and a cancellation are not CallFailures: they go up
                 errors.append(f"{model.name}: {exc.describe()}")
+                last = exc
                 if index + 1 < len(chain):
                     nxt = chain[index + 1].name
                     log.warning("model %s failed (%s); falling back to %s", model.name, exc.error_type, nxt)
                     if on_fallback is not None:
                         await on_fallback(model.name, nxt, exc.describe())
+        if len(errors) == 1:  # one model: its own message names the provider and the setting to fix
+            raise LLMError(last.describe())
         raise LLMError("every model failed:\n  " + "\n  ".join(errors))
 
     async def _with_retries(self, model: FallbackModel, messages: list[dict[str, Any]],

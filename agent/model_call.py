@@ -18,6 +18,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
+from agent.provider_errors import diagnose
+
 DeltaCallback = Callable[[str], Awaitable[None]]
 FailureKind = Literal["context_overflow", "retryable", "fatal"]
 Purpose = Literal["chat", "checkpoint", "compress", "cron", "batch", "delegate"]
@@ -144,37 +146,35 @@ class CallFailure(Exception):
     """A model call failed. `kind` says what may help: compressing, retrying, or neither."""
 
     def __init__(self, kind: FailureKind, error_type: str, message: str, *,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, worded: bool = False) -> None:
         super().__init__(message)
         self.kind: FailureKind = kind
         self.error_type = error_type
         self.retry_after = retry_after
+        self.worded = worded  # the message is a sentence for the user (agent.provider_errors)
 
     @property
     def retryable(self) -> bool:
         return self.kind == "retryable"
 
     def describe(self) -> str:
-        return f"{self.error_type}: {self}"
+        """The message for the user: a worded one names the provider and the setting to fix."""
+        return str(self) if self.worded else f"{self.error_type}: {self}"
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "error_type": self.error_type, "message": str(self),
-                "retry_after": self.retry_after}
+                "retry_after": self.retry_after, "worded": self.worded}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CallFailure:
-        return cls(data["kind"], data["error_type"], data["message"], retry_after=data.get("retry_after"))
+        return cls(data["kind"], data["error_type"], data["message"], retry_after=data.get("retry_after"),
+                   worded=bool(data.get("worded")))
 
 
 class ModelCaller(Protocol):
     """Makes one model call; raises `CallFailure`."""
 
     async def call(self, request: CallRequest, on_delta: DeltaCallback | None = None) -> LLMResponse: ...
-
-
-def _status_of(exc: BaseException) -> int | None:
-    status = getattr(exc, "status_code", None)
-    return int(status) if isinstance(status, int) else None
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -189,20 +189,15 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
-def classify(exc: BaseException, litellm: Any) -> CallFailure:
-    """What a LiteLLM exception means for the caller: compress, retry, or give up on this model."""
-    error_type, message = type(exc).__name__, str(exc)
-    text = message.lower()
-    if isinstance(exc, litellm.ContextWindowExceededError) or "context_length_exceeded" in text \
-            or "maximum context length" in text:
-        return CallFailure("context_overflow", error_type, message)
-    retryable = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
-                 litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.BadGatewayError,
-                 asyncio.TimeoutError)
-    status = _status_of(exc)
-    if isinstance(exc, retryable) or (status is not None and (status == 429 or status >= 500)):
-        return CallFailure("retryable", error_type, message, retry_after=_retry_after(exc))
-    return CallFailure("fatal", error_type, message)
+def classify(exc: BaseException, litellm: Any, request: CallRequest | None = None) -> CallFailure:
+    """What a LiteLLM exception means for the caller: compress, retry, or give up on this model
+    (see `agent.provider_errors`: auth, permission, bad request, not found and unreachable hosts
+    are not retried; 429, timeouts, 5xx and dropped connections are)."""
+    diagnosis = diagnose(exc, litellm, model=request.model if request else "",
+                         api_base=request.api_base if request else "", api_key=request.api_key if request else "")
+    retry_after = _retry_after(exc) if diagnosis.verdict == "retryable" else None
+    return CallFailure(diagnosis.verdict, diagnosis.error_type, diagnosis.message, retry_after=retry_after,
+                       worded=True)
 
 
 def _cost_of(litellm: Any, response: Any, model: str) -> float:
@@ -241,6 +236,9 @@ class LiteLLMCaller:
         kwargs: dict[str, Any] = {
             "model": request.model, "messages": request.messages, "timeout": request.timeout,
             "num_retries": 0, "max_retries": 0, "extra_headers": {PURPOSE_HEADER: request.purpose},
+            # our tools are plain functions (MCP tools arrive as functions too): skip LiteLLM's MCP
+            # gateway check, whose import (the proxy's types) is about a quarter of LiteLLM's cost
+            "_skip_mcp_handler": True,
         }
         if request.api_base:
             kwargs["api_base"] = request.api_base
@@ -267,7 +265,7 @@ class LiteLLMCaller:
         except (asyncio.CancelledError, CallFailure):
             raise
         except Exception as exc:  # every provider error (and a malformed answer) becomes a CallFailure
-            raise classify(exc, litellm) from exc
+            raise classify(exc, litellm, request) from exc
 
     @staticmethod
     async def _stream(litellm: Any, kwargs: dict[str, Any], messages: list[dict[str, Any]],

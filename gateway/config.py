@@ -252,12 +252,29 @@ def _format_validation_error(file: Path, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def _format_syntax_error(file: Path, text: str, error: tomllib.TOMLDecodeError) -> str:
+    """`FILE:LINE:COLUMN: not valid TOML: what`, and the line itself with a caret under the column."""
+    message = str(error)
+    match = TOML_POSITION.search(message)
+    if match is None:
+        return f"{file}: not valid TOML: {message}"
+    line, column = int(match.group(1)), int(match.group(2))
+    what = TOML_POSITION.sub("", message).strip()
+    lines = text.splitlines()
+    shown = lines[line - 1] if 0 < line <= len(lines) else ""
+    return (f"{file}:{line}:{column}: not valid TOML: {what} (line {line})\n"
+            f"  {shown}\n  {' ' * max(column - 1, 0)}^")
+
+
 def parse_config(text: str, file: Path, env: dict[str, str]) -> Config:
     """Parse TOML text into a validated Config; errors name the file and key."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+        raise ConfigError(_format_syntax_error(file, text, exc)) from exc
     interpolated = _interpolate(raw, env, "", True, file)
     try:
         return Config.model_validate(interpolated)

@@ -101,6 +101,13 @@ class Runtime:
             self._workspaces[session_key] = workspace
         return workspace
 
+    def pin_workspace(self, session_key: str, folder: Path) -> Workspace:
+        """Use `folder` (which must exist) as the session's workspace instead of one under the home:
+        `hermes chat` works in the current folder."""
+        workspace = Workspace(folder.resolve())
+        self._workspaces[session_key] = workspace
+        return workspace
+
     def tool_context(self, session: SessionRecord, **kwargs: Any) -> ToolContext:
         return ToolContext(workspace=self.workspace_for(session.key), session_id=session.id,
                            user_id=session.user_id, team=session.team, platform=session.platform,

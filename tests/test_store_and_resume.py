@@ -81,15 +81,16 @@ async def test_new_session_starts_fresh(home: Path, model_server: FakeModelServe
         await runtime.close()
 
 
-async def test_kill_9_mid_turn_loses_no_received_message(home: Path, model_server: FakeModelServer) -> None:
+async def test_kill_9_mid_turn_loses_no_received_message(home: Path, model_server: FakeModelServer,
+                                                         tmp_path: Path) -> None:
     """A `hermes chat -q` killed while the model is thinking keeps the user's message and tool results."""
     write_config(home, model_config(model_server))
     model_server.add(tool_calls(("write_file", {"path": "x.txt", "content": "1"})), hang(60))
     env = {**os.environ, "HERMES_HOME": str(home)}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "chat", "-q", "please write x.txt", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    for _ in range(300):
+        sys.executable, "-m", "gateway", "chat", "-q", "please write x.txt", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)  # the folder it works in
+    for _ in range(600):  # the first call imports LiteLLM (seconds)
         if len(model_server.requests) >= 2:
             break
         await asyncio.sleep(0.05)
@@ -99,3 +100,4 @@ async def test_kill_9_mid_turn_loses_no_received_message(home: Path, model_serve
     with sqlite3.connect(home / "state.db") as db:
         rows = [r[0] for r in db.execute("SELECT role FROM messages ORDER BY seq")]
     assert rows == ["user", "assistant", "tool"]
+    assert (tmp_path / "x.txt").read_text() == "1"  # written in the folder the chat ran in

@@ -1,4 +1,8 @@
-"""Helpers every CLI command shares: loading the config, running coroutines, printing errors."""
+"""Helpers every CLI command shares: loading the config, running coroutines, printing errors.
+
+Light on purpose (click only): the config module (pydantic) is imported when a command loads the
+config, so `hermes chat` can show its prompt first.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from gateway.config import Config, ConfigError, load_config
-from gateway.home import Home
+if TYPE_CHECKING:
+    from gateway.config import Config
+    from gateway.home import Home
 
 T = TypeVar("T")
 
@@ -21,6 +26,18 @@ config_option = click.option(
     help="Config file (default: $HERMES_HOME/config.toml).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+output_option = click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+                             default=None, help="The file to write.")
+
+
+def pick_output(positional: Path | None, option: Path | None) -> Path:
+    """`--output FILE`, or the older positional FILE (kept as an alias); one of them, not two."""
+    if positional is not None and option is not None and positional != option:
+        fail(f"two output files given ({positional} and --output {option}): use --output only", code=2)
+    chosen = option or positional
+    if chosen is None:
+        fail("say where to write: --output FILE", code=2)
+    return chosen
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -31,11 +48,19 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def load(config_path: Path | None) -> tuple[Config, Home]:
     """The home (created if missing) and the validated config, or a clear error and exit 2."""
+    from gateway.config import ConfigError, load_config
+    from gateway.home import Home
+
     home = Home.from_env().ensure()
     try:
         return load_config(config_path, home), home
     except ConfigError as exc:
         fail(str(exc), code=2)
+
+
+def plural(count: int, word: str, many: str = "") -> str:
+    """`1 use`, `2 uses`, `1 cron job`, `0 skills`."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
 def run(coroutine_factory: Callable[[], Awaitable[T]]) -> T:

@@ -1,4 +1,8 @@
-"""`hermes config check`: validate the configuration file and say what is wrong, where."""
+"""`hermes config check`: validate the configuration file and say what is wrong, where.
+
+It runs the same checks as `hermes gateway` at start (`gateway.config_checks`), so a config it
+accepts is one the gateway starts with.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,15 @@ def config() -> None:
 @config.command("check")
 @config_option
 def check(config_path: Path | None) -> None:
-    """Validate the config file: unknown keys, bad values and missing ${ENV} variables are errors."""
+    """Validate the config file as `hermes gateway` would: unknown keys, bad values, missing ${ENV}
+    variables, a weak API token and bad platform sections are errors."""
+    from gateway.config_checks import check_startup
+
     home = Home.from_env()
     file = config_path or home.config_file
     try:
         cfg = load_config(config_path, home)
+        check_startup(cfg, file)
     except ConfigError as exc:
         fail(str(exc), code=2)
     where = str(file) if file.exists() else f"{file} (not present: defaults)"

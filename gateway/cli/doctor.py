@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from gateway.cli.common import config_option
+from gateway.cli.identity import CLI_USER_ID, user_md_path
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ async def _check_model(config: object) -> Check:
     model = config.model  # type: ignore[attr-defined]
     if not model.name:
         return Check("model", False, "no model configured",
-                     'set [model] name = "openai/gpt-4o-mini" (any LiteLLM model) in config.toml, or use --model')
+                     'set [model] name = "openai/gpt-4o-mini" (any LiteLLM model string) in config.toml')
     probe = model.model_copy(update={"max_retries": 0, "timeout": 20.0, "fallbacks": [], "stream": False})
     try:
         response = await LLMClient(probe).complete([{"role": "user", "content": "Reply with: ok"}], None)
@@ -78,13 +79,21 @@ async def _doctor(config_path: Path | None, skip_model: bool) -> list[Check]:
     except OSError as exc:
         checks.append(Check("home", False, f"{home.root}: {exc}", "set HERMES_HOME to a writable folder"))
         return checks
+    file = config_path or home.config_file
     try:
         config = load_config(config_path, home)
     except ConfigError as exc:
-        checks.append(Check("config", False, str(exc), "fix the key named above; see config.example.toml"))
+        checks.append(Check("config", False, str(exc), _config_fix(str(exc), file)))
         return checks
-    file = config_path or home.config_file
     checks.append(Check("config", True, f"{file}" + ("" if file.exists() else " (absent: defaults in use)")))
+    from gateway.config_checks import startup_problems
+
+    problems = startup_problems(config)  # the checks `hermes gateway` and `hermes config check` run
+    if problems:
+        checks.append(Check("gateway start", False, "the gateway would refuse this config:\n    "
+                            + "\n    ".join(problems), f"fix what is named above in {file}, then run "
+                            "`hermes config check`"))
+    checks.append(Check("terminal user", True, f"{CLI_USER_ID} (hermes chat); USER.md: {user_md_path(home.root)}"))
     try:
         from gateway.store import open_store
 
@@ -114,9 +123,9 @@ async def _doctor(config_path: Path | None, skip_model: bool) -> list[Check]:
             checks.append(Check(name, *await checker(name, config)))
         else:
             checks.append(Check(name, True, "token set (not verified)", warning=True))
-    if config.api.enabled and len(config.api.token) < 24 and not os.environ.get("HERMES_API_TOKEN"):
-        checks.append(Check("api token", True, "no [api] token: the gateway creates one in secrets.env on first start",
-                            warning=True))
+    if config.api.enabled and not config.api.token.strip() and not os.environ.get("HERMES_API_TOKEN", "").strip():
+        checks.append(Check("api token", True, "no [api] token and no HERMES_API_TOKEN yet: the gateway creates "
+                            f"one in {home.secrets_file} on first start", warning=True))
     if shutil.which("git") is None:
         checks.append(Check("git", True, "git not found: skill taps need it", "install git", warning=True))
     checks += await asyncio.to_thread(_bundled_changes, home, config)
@@ -166,6 +175,16 @@ def _check_sandbox(terminal: object) -> Check:
                    else "NETWORK NOT BLOCKED (Landlock ABI below 4)")
     return Check("terminal sandbox", True, f"{state} in {backend.name} ({backend.detail}): workspace only, "
                                            f"HERMES_HOME hidden, {network}")
+def _config_fix(error: str, file: Path) -> str:
+    """What to do about a config that does not load, naming the line or the key the error names."""
+    import re
+
+    where = re.search(r":(\d+):\d+: not valid TOML", error)
+    if where:
+        return f"fix line {where.group(1)} of {file} (marked above); then run `hermes config check`"
+    if "environment variable" in error:
+        return "export the variable named above, or put NAME=... in HERMES_HOME/secrets.env"
+    return f"fix the key named above in {file}; config.example.toml lists every key with its default"
 
 
 def _platform_checker():  # type: ignore[no-untyped-def]

@@ -69,10 +69,16 @@ def _pregenerate_token(config_path: Path | None) -> object | None:
 
 async def _serve(config_path: Path | None, grace: float) -> int:
     generated = _pregenerate_token(config_path)
+    from gateway.config import ConfigError
+    from gateway.config_checks import check_startup
     from gateway.logging_setup import setup_logging
     from gateway.pidfile import GatewayAlreadyRunning, hold_pidfile
 
     config, home = load(config_path)
+    try:
+        check_startup(config, config_path or home.config_file)  # the same checks as `hermes config check`
+    except ConfigError as exc:
+        fail(str(exc), code=2)
     log_setup = setup_logging(home.logs_dir, config.logging.level)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(log_setup.close)

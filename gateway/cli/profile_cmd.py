@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.common import fail, run
+from gateway.cli.common import fail, output_option, pick_output, run
 
 
 @click.group()
@@ -17,11 +17,13 @@ def profile() -> None:
 
 
 @profile.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@output_option
 @click.option("--include", default="memory,skills,cron,config", show_default=True,
               help="Comma-separated parts to pack: memory, skills, cron, config.")
-def export(file: Path, include: str) -> None:
-    """Pack the profile into FILE.tar.gz (literal secrets become ${NAME} references; never exported)."""
+def export(file: Path | None, output: Path | None, include: str) -> None:
+    """Pack the profile into --output FILE.tar.gz (literal secrets become ${NAME} references; FILE alone works too)."""
+    file = pick_output(file, output)
     from gateway.home import Home
     from gateway.profiles import ProfileError, export_profile
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gateway.cli.common import config_option, fail, json_option, print_json, run
+from gateway.cli.common import config_option, fail, json_option, plural, print_json, run
 
 if TYPE_CHECKING:
     from skills.library import SkillLibrary
@@ -77,8 +77,43 @@ def list_skills(ctx: click.Context, category: str | None, as_json: bool) -> None
     width = max(len(r["name"]) for r in rows)
     for r in sorted(rows, key=lambda r: (r["category"], r["name"])):
         description = r["description"] if len(r["description"]) <= 90 else r["description"][:87] + "..."
-        click.echo(f"{r['name']:<{width}}  {r['category'] or '-':<12} {r['use_count']:>4} uses  {description}")
-    click.echo(f"{len(rows)} skills")
+        uses = plural(r["use_count"], "use")
+        click.echo(f"{r['name']:<{width}}  {r['category'] or '-':<12} {uses:>9}  {description}")
+    click.echo(plural(len(rows), "skill"))
+
+
+def _cli_words(exc: Exception, name: str) -> str:
+    """The library speaks to the agent (`use skill_search`); the CLI names its own commands."""
+    from skills.library import SkillNotFound
+
+    return _not_found(name) if isinstance(exc, SkillNotFound) else str(exc)
+
+
+def _not_found(name: str) -> str:
+    return (f"there is no skill named {name!r}: `hermes skills list` lists them, "
+            f"`hermes skills search TEXT` finds one")
+
+
+@skills.command("search")
+@click.argument("query", nargs=-1, required=True)
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
+@json_option
+@click.pass_context
+def search(ctx: click.Context, query: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Find skills in the library by what they do (names, descriptions and bodies)."""
+    library = _library(ctx)
+    hits = run(lambda: library.search(" ".join(query), limit))
+    rows = [{**skill.summary(), "score": round(score, 3)} for skill, score in hits]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no skill matches; `hermes skills list` lists them all")
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        description = r["description"] if len(r["description"]) <= 90 else r["description"][:87] + "..."
+        click.echo(f"{r['name']:<{width}}  {description}")
 
 
 @skills.command("show")
@@ -87,13 +122,15 @@ def list_skills(ctx: click.Context, category: str | None, as_json: bool) -> None
 @click.pass_context
 def show(ctx: click.Context, name: str, file: str | None) -> None:
     """Print a skill's SKILL.md (or one of its files)."""
-    from skills.library import SkillError
+    from skills.library import SkillError, SkillNotFound
     from skills.paths import PathEscapeError
 
     library = _library(ctx)
     try:
         skill = run(lambda: library.get(name))
         text = run(lambda: library.read(name, file))
+    except SkillNotFound:
+        fail(_not_found(name))
     except (SkillError, PathEscapeError) as exc:
         fail(str(exc))
     if not file:
@@ -163,7 +200,7 @@ def delete(ctx: click.Context, name: str) -> None:
     try:
         click.echo(run(lambda: library.delete(name, origin="cli")))
     except SkillError as exc:
-        fail(str(exc))
+        fail(_cli_words(exc, name))
 
 
 @skills.command("history")
@@ -179,7 +216,7 @@ def history(ctx: click.Context, name: str, show_diff: bool, as_json: bool) -> No
     try:
         entries = run(lambda: library.history_of(name))
     except SkillError as exc:
-        fail(str(exc))
+        fail(_cli_words(exc, name))
     if not entries:
         fail(f"skill {name!r} has no history")
     if as_json:
@@ -205,7 +242,7 @@ def revert(ctx: click.Context, name: str, to: int) -> None:
     try:
         click.echo(run(lambda: library.revert(name, to, origin="cli")))
     except SkillError as exc:
-        fail(str(exc))
+        fail(_cli_words(exc, name))
 
 
 @skills.command("stats")

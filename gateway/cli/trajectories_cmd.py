@@ -100,7 +100,7 @@ async def _session_trajectories(config: Any, home: Any, team_filter: str | None)
 @click.option("--from-sessions", is_flag=True, help="Export gateway sessions of teams that opted in.")
 @click.option("--team", default=None, help="With --from-sessions: only this team.")
 @click.option("--format", "fmt", type=click.Choice(["sharegpt", "openai"]), default="sharegpt", show_default=True)
-@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSONL file to write.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSONL file to write.")
 @click.option("--success-only", is_flag=True, help="Leave out failed trajectories.")
 @click.option("--min-turns", type=click.IntRange(0), default=None, help="At least this many model replies.")
 @click.option("--max-turns", type=click.IntRange(0), default=None, help="At most this many model replies.")
@@ -153,7 +153,7 @@ def export(checkpoint: Path | None, input_path: Path | None, from_sessions: bool
 @click.option("--input", "input_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A trajectory JSONL file.")
 @click.option("--target-tokens", required=True, type=click.IntRange(64), help="Fit each trajectory into this.")
-@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Trajectory JSONL to write (export it with `trajectories export --input`).")
 @click.option("--keep-last", type=click.IntRange(1), default=4, show_default=True,
               help="Messages at the end kept verbatim.")

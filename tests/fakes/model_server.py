@@ -38,6 +38,7 @@ class Reply:
     retry_after: float | None = None
     error_code: str = ""
     delay: float = 0.0
+    word_delay: float = 0.0  # streaming: pause between words, so a client can be seen streaming
     prompt_tokens: int = 11
     completion_tokens: int = 7
 
@@ -45,8 +46,8 @@ class Reply:
 _ids = itertools.count(1)
 
 
-def text(content: str, *, delay: float = 0.0) -> Reply:
-    return Reply(content=content, delay=delay)
+def text(content: str, *, delay: float = 0.0, word_delay: float = 0.0) -> Reply:
+    return Reply(content=content, delay=delay, word_delay=word_delay)
 
 
 def tool_calls(*calls: tuple[str, dict[str, Any]], content: str | None = None) -> Reply:
@@ -221,6 +222,8 @@ class FakeModelServer:
         if reply.content:
             words = reply.content.split(" ")
             for i, word in enumerate(words):
+                if i and reply.word_delay:
+                    await asyncio.sleep(reply.word_delay)
                 await send({"content": word if i == len(words) - 1 else word + " "})
         for index, call in enumerate(reply.calls):
             await send({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
