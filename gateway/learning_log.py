@@ -107,13 +107,17 @@ class LearningLog:
         return int(row[0]) if row else 0
 
     async def entries(self, limit: int = 20, session_id: str | None = None,
-                      team: str | None = None) -> list[dict[str, Any]]:
+                      team: str | None = None, api_user: str | None = None) -> list[dict[str, Any]]:
+        """The newest log entries; `api_user` keeps those of that API (or web chat) user's sessions."""
         sql = "SELECT * FROM learning_checkpoints"
         clauses: list[str] = []
         params: list[Any] = []
         if session_id:
             clauses.append("session_id = ?")
             params.append(session_id)
+        if api_user is not None:
+            clauses.append("session_id IN (SELECT id FROM sessions WHERE platform = 'api' AND user_id = ?)")
+            params.append(api_user)
         if team is not None:
             clauses.append("team = ?")
             params.append(team)

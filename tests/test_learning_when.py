@@ -94,7 +94,7 @@ async def test_api_users_read_the_learning_log_as_json_and_tokens_split_by_purpo
     try:
         async with aiohttp.ClientSession(headers=auth) as http:
             async with http.post(gateway.url + "v1/chat/completions", json={
-                    "model": "m", "user": "web-1", "messages": [{"role": "user", "content": "list my files"}]}) as r:
+                    "model": "hermes", "user": "web-1", "messages": [{"role": "user", "content": "list my files"}]}) as r:
                 assert r.status == 200
             assert gateway.runtime is not None
             await gateway.runtime.drain(30)

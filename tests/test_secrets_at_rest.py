@@ -143,7 +143,7 @@ async def test_litellm_at_debug_prints_no_prompt_or_key_on_the_terminal(
         url = re.search(r"Web chat:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
             async with http.post(url + "v1/chat/completions", json={
-                    "model": "m", "user": "ada",
+                    "model": "hermes", "user": "ada",
                     "messages": [{"role": "user", "content": f"{marker} with {ENV_SECRET}"}]}) as response:
                 assert response.status == 200
                 assert (await response.json())["choices"][0]["message"]["content"] == "the answer"

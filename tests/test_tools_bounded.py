@@ -70,7 +70,7 @@ async def test_read_file_of_300_mb_keeps_the_gateway_small_and_answering(
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
             async def ask() -> dict[str, Any]:
                 async with http.post(url + "v1/chat/completions", json={
-                        "model": "m", "user": "dana", "messages": [{"role": "user", "content": "read big.log"}]}) as r:
+                        "model": "hermes", "user": "dana", "messages": [{"role": "user", "content": "read big.log"}]}) as r:
                     assert r.status == 200, await r.text()
                     return await r.json()
 

@@ -24,7 +24,6 @@ from agent.skill_writes import SkillChange, announcement
 from gateway.dashboard.core import BY, Dashboard
 from gateway.learning_log import day_start
 from gateway.proposals import ProposalError
-from gateway.routing import Router
 from skills.history import unified_diff
 
 LOG_LIMIT = 30
@@ -67,13 +66,10 @@ async def as_json(request: web.Request, loop: Any) -> web.Response:
                                             "type": "invalid_request_error", "param": "limit"}}, status=400)
     team = request.query.get("team")
     session_id = request.query.get("session") or None
-    user = request.query.get("user")
-    if user:  # the web chat's (or an API user's) own conversation
-        session = await loop.runtime.store.active_session(Router.api_key(user[:200]), platform="api",
-                                                          chat_id=user[:200], user_id=user[:200])
-        session_id = session.id
+    user = request.query.get("user") or None  # the web chat's (or an API user's) own conversations
     after = request.query.get("after", "0")
-    entries = await loop.log.entries(limit=int(raw), session_id=session_id, team=team)
+    entries = await loop.log.entries(limit=int(raw), session_id=session_id, team=team,
+                                     api_user=user[:200] if user else None)
     if after.isdigit():
         entries = [e for e in entries if e["id"] > int(after)]
     pending = [p.as_dict() for p in await loop.pending()]
