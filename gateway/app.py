@@ -241,6 +241,12 @@ class Gateway:
         except ShuttingDown:
             await self.inbox.release(inbox_id)   # not taken after all: the platform delivers it again
             raise
+        except asyncio.CancelledError:
+            # the adapter gave up on the hand-over (it stops receiving): not acknowledged, so the
+            # platform delivers it again; the next process must not also answer it from the inbox
+            if recovered is None:
+                await asyncio.shield(self.inbox.release(inbox_id))
+            raise
         except Exception:
             await self.inbox.done(inbox_id)      # not answerable (logged by on_event); never retried in a loop
             raise
