@@ -39,6 +39,7 @@ from gateway.delivery import Delivery, RetryPolicy, StreamingReply
 from gateway.dispatcher import Dispatcher, ShuttingDown
 from gateway.home import Home
 from gateway.inbox import GAVE_UP_NOTICE, INTERRUPTED_NOTICE, MAX_ATTEMPTS, Inbox
+from gateway.inbox import Pending as PendingMessage
 from gateway.logging_setup import log_context
 from gateway.maintenance import maintenance_loop
 from gateway.metrics import Metrics
@@ -128,6 +129,8 @@ class Gateway:
             host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
             shown = f"[{host}]" if ":" in host else host
             self.url = f"http://{shown}:{port}/"
+        # what an earlier process took and never answered: read before the adapters take anything new
+        left_over = await self.inbox.pending() if self.adapters else []
         for adapter in self.adapters.values():
             await adapter.start()
         if self.adapters:
@@ -142,8 +145,8 @@ class Gateway:
                     except Exception as exc:  # noqa: BLE001 - native commands are a convenience
                         log.warning("%s: could not register slash commands: %s", adapter.name, exc)
         await self.cron.start()  # loads jobs, runs missed ones within grace, starts timers
-        if self.adapters:
-            await self._recover_inbox()   # messages an earlier process took and never answered
+        if left_over:
+            await self._recover_inbox(left_over)   # messages an earlier process took and never answered
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
         self._maintenance = asyncio.create_task(  # not runtime.spawn: drain() would wait on it forever
             maintenance_loop(runtime.store, lambda: self.config.store), name="store-maintenance")
@@ -251,10 +254,11 @@ class Gateway:
             await self.inbox.done(inbox_id)      # not answerable (logged by on_event); never retried in a loop
             raise
 
-    async def _recover_inbox(self) -> None:
+    async def _recover_inbox(self, left_over: list[PendingMessage]) -> None:
         """Answer, once, every message an earlier process took but never answered (it crashed or
-        had to stop first): the user is told it was interrupted, then the turn runs again."""
-        for pending in await self.inbox.pending():
+        had to stop first): the user is told it was interrupted, then the turn runs again. Only
+        rows read before the adapters started: what this process takes is its own to answer."""
+        for pending in left_over:
             message = pending.message
             adapter = self.adapters.get(message.platform)
             if adapter is None:
