@@ -93,6 +93,12 @@ class Redactor:
     def contains_secret(self, text: str) -> bool:
         return bool(self.find(text))
 
+    def redact_known(self, text: str) -> str:
+        """Only the known secret values (environment, config) masked; shapes left alone."""
+        for value in self.env_values:
+            text = text.replace(value, MASK)
+        return text
+
     def redact(self, text: str) -> str:
         if not text:
             return text

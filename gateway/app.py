@@ -40,6 +40,7 @@ from gateway.delivery import Delivery, RetryPolicy, StreamingReply
 from gateway.dispatcher import Dispatcher, ShuttingDown
 from gateway.home import Home
 from gateway.inbox import GAVE_UP_NOTICE, INTERRUPTED_NOTICE, MAX_ATTEMPTS, Inbox
+from gateway.inbox import Pending as PendingMessage
 from gateway.logging_setup import log_context
 from gateway.maintenance import maintenance_loop
 from gateway.metrics import Metrics
@@ -131,6 +132,8 @@ class Gateway:
             host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
             shown = f"[{host}]" if ":" in host else host
             self.url = f"http://{shown}:{port}/"
+        # what an earlier process took and never answered: read before the adapters take anything new
+        left_over = await self.inbox.pending() if self.adapters else []
         for adapter in self.adapters.values():
             await adapter.start()
         if self.adapters:
@@ -146,8 +149,8 @@ class Gateway:
                         log.warning("%s: could not register slash commands: %s", adapter.name, exc)
         await self.cron.start()  # loads jobs, runs missed ones within grace, starts timers
         await runtime.services["learning"].resume()  # reviews a killed process left run again
-        if self.adapters:
-            await self._recover_inbox()   # messages an earlier process took and never answered
+        if left_over:
+            await self._recover_inbox(left_over)   # messages an earlier process took and never answered
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
         self._maintenance = asyncio.create_task(  # not runtime.spawn: drain() would wait on it forever
             maintenance_loop(runtime.store, lambda: self.config.store), name="store-maintenance")
@@ -250,14 +253,21 @@ class Gateway:
         except ShuttingDown:
             await self.inbox.release(inbox_id)   # not taken after all: the platform delivers it again
             raise
+        except asyncio.CancelledError:
+            # the adapter gave up on the hand-over (it stops receiving): not acknowledged, so the
+            # platform delivers it again; the next process must not also answer it from the inbox
+            if recovered is None:
+                await asyncio.shield(self.inbox.release(inbox_id))
+            raise
         except Exception:
             await self.inbox.done(inbox_id)      # not answerable (logged by on_event); never retried in a loop
             raise
 
-    async def _recover_inbox(self) -> None:
+    async def _recover_inbox(self, left_over: list[PendingMessage]) -> None:
         """Answer, once, every message an earlier process took but never answered (it crashed or
-        had to stop first): the user is told it was interrupted, then the turn runs again."""
-        for pending in await self.inbox.pending():
+        had to stop first): the user is told it was interrupted, then the turn runs again. Only
+        rows read before the adapters started: what this process takes is its own to answer."""
+        for pending in left_over:
             message = pending.message
             adapter = self.adapters.get(message.platform)
             if adapter is None:

@@ -209,7 +209,8 @@ async def test_commands_new_usage_model_unknown_and_skill_hook(home: Path, model
                      "1. Run make deploy.\n")
     try:
         await tg.inject("remember: the sky is green", user="u1")
-        await tg.wait_for(lambda: len(tg.posted) == 1)
+        # the streamed answer shows before the turn ends (and records its usage): wait for the end
+        await tg.wait_for(lambda: len(tg.posted) == 1 and not gateway.dispatcher.busy("telegram:dm:u1"))
         await tg.inject("/usage", user="u1")
         await tg.wait_for(lambda: len(tg.posted) == 2)
         assert "1 model calls" in tg.texts()[1] and "11 prompt + 7 completion tokens" in tg.texts()[1]

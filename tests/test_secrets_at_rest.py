@@ -122,13 +122,15 @@ async def test_hostile_model_cannot_put_secrets_in_state_db_or_on_the_dashboard(
     assert scan_database(home / "state.db") == []
 
 
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "model-worker"])
 async def test_litellm_at_debug_prints_no_prompt_or_key_on_the_terminal(
-        home: Path, model_server: FakeModelServer) -> None:
+        home: Path, model_server: FakeModelServer, workers: int) -> None:
     marker = "PROMPT-MARKER-q7Zr1"
     model_server.add(text("the answer"))
     write_config(home, f'[model]\nname = "openai/fake-model"\napi_base = "{model_server.base_url}"\n'
-                       f'api_key = "{MODEL_KEY}"\nstream = false\n' + api_section()
-                 + '[logging]\nlevel = "DEBUG"\n')
+                       f'api_key = "{MODEL_KEY}"\nstream = false\n' + f"[agent]\nmodel_workers = {workers}\n"
+                 + api_section() + '[logging]\nlevel = "DEBUG"\n')
     environment = {**os.environ, "HERMES_HOME": str(home), "BILLING_API_TOKEN": ENV_SECRET}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "gateway", "--grace", "5", env=environment,
@@ -183,3 +185,31 @@ def test_the_config_redactor_knows_every_literal_secret_kind() -> None:
     line = ("k3y-only-by-place QUERYKEY77 searxpass9 dsnpass55 envpass-66 hdr-token-8899 "
             "not secret at all")
     assert redactor.redact(line) == " ".join(["[REDACTED]"] * 6) + " not secret at all"
+
+
+async def test_nothing_written_through_the_store_bypasses_the_redactor(tmp_path: Path) -> None:
+    from gateway.store import KeepSecret, open_store
+
+    redactor = Redactor.for_config({"model": {"api_key": MODEL_KEY}}, {})
+    store = await open_store(tmp_path / "state.db", redactor)
+    try:
+        hook = f"webhook:https://hooks.example/a?sig={SIG}"
+        await store.execute(
+            "INSERT INTO cron_jobs (id, name, schedule, kind, timezone, prompt, target, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)",
+            ("j1", "job", "0 9 * * *", "cron", "UTC", f"use {MODEL_KEY} and password=hunter2hunter2",
+             KeepSecret(hook)))
+        await store.execute(
+            "INSERT INTO cron_jobs (id, name, schedule, kind, timezone, prompt, target, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)",
+            ("j2", "job", "0 9 * * *", "cron", "UTC", "p", KeepSecret(f"webhook:https://evil.example/?k={MODEL_KEY}")))
+        await store.execute("INSERT INTO learning_proposals (session_id, skill, action, arguments, created_at)"
+                            " VALUES (?, ?, ?, ?, 0)", ("s", "x", "create", json.dumps({"content": f'a "{MODEL_KEY}"'})))
+        rows = {r["id"]: dict(r) for r in await store.fetchall("SELECT * FROM cron_jobs")}
+        proposal = await store.fetchone("SELECT arguments FROM learning_proposals")
+    finally:
+        await store.close()
+    assert rows["j1"]["target"] == hook                      # a webhook's own signature is kept: it must work
+    assert rows["j1"]["prompt"] == "use [REDACTED] and password=[REDACTED]"
+    assert rows["j2"]["target"] == "webhook:https://evil.example/?k=[REDACTED]"   # our key never
+    assert json.loads(proposal["arguments"]) == {"content": 'a "[REDACTED]"'}      # still valid JSON

@@ -11,8 +11,9 @@ from typing import Any, Protocol
 
 
 class KeepSecret(str):
-    """A text parameter the store keeps exactly as given instead of redacting it: configuration
-    the user typed that would not work masked (a cron job's delivery target). Use sparingly."""
+    """A text parameter whose own tokens the store keeps instead of redacting them by shape:
+    configuration that would not work masked (a cron job's webhook URL). The known secret values
+    of the config and environment are still masked in it. Use sparingly."""
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ No secret is stored: every message, tool call (name, arguments, result) and comp
 passes through the store's `Redactor` (known secret values of the config and environment, and
 secret shapes) on its way in, and so does every text parameter of an INSERT/UPDATE/REPLACE run
 through the generic `execute`, `execute_rowcount`, `fetchall` and `fetchone` (JSON text stays
-valid JSON). Feature modules cannot bypass it by accident; a value that must be kept as given
-(configuration the user typed, such as a cron job's delivery target) is wrapped in `KeepSecret`.
+valid JSON). Feature modules cannot bypass it by accident; a value that must keep the tokens it
+carries (configuration the user typed, such as a cron job's webhook URL) is wrapped in
+`KeepSecret`: only the known secret values of the config and environment are masked in it.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class SQLiteStore:
 
     def _clean(self, value: Any) -> Any:
         if type(value) is KeepSecret:
-            return str(value)
+            return self.redactor.redact_known(str(value))   # its own tokens stay; ours never
         if isinstance(value, str) and len(value) >= SHORTEST_SECRET:
             return redact_json_text(value, self.redactor) if value[:1] in "{[" else self.redactor.redact(value)
         return value
