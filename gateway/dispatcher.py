@@ -220,12 +220,13 @@ class Dispatcher:
         if learning is not None:
             learning.begin_answer(session.id)
         try:
-            await self._answer(work, slot, session, content)
+            return await self._answer(work, slot, session, content)
         finally:
             if learning is not None:
                 learning.answer_delivered(session.id)
 
-    async def _answer(self, work: Work, slot: _Slot, session: Any, content: str | dict[str, Any]) -> None:
+    async def _answer(self, work: Work, slot: _Slot, session: Any, content: str | dict[str, Any]) -> bool:
+        """Run the turn and deliver its answer; False when shutdown cut it short (not answered)."""
         ctx = work.ctx
         interrupt = slot.interrupt = asyncio.Event()
         started = time.monotonic()
