@@ -50,6 +50,12 @@ def day_start(now: float | None = None) -> float:
     return t - (t % 86_400)
 
 
+def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """A WHERE clause of the filters whose value is not None (each clause has one `?`)."""
+    kept = {clause: value for clause, value in filters.items() if value is not None}
+    return (" WHERE " + " AND ".join(kept) if kept else ""), list(kept.values())
+
+
 @dataclass
 class LearningLog:
     store: SQLiteStore
@@ -109,21 +115,10 @@ class LearningLog:
     async def entries(self, limit: int = 20, session_id: str | None = None,
                       team: str | None = None, api_user: str | None = None) -> list[dict[str, Any]]:
         """The newest log entries; `api_user` keeps those of that API (or web chat) user's sessions."""
-        sql = "SELECT * FROM learning_checkpoints"
-        clauses: list[str] = []
-        params: list[Any] = []
-        if session_id:
-            clauses.append("session_id = ?")
-            params.append(session_id)
-        if api_user is not None:
-            clauses.append("session_id IN (SELECT id FROM sessions WHERE platform = 'api' AND user_id = ?)")
-            params.append(api_user)
-        if team is not None:
-            clauses.append("team = ?")
-            params.append(team)
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY id DESC LIMIT ?"
+        where, params = _where({
+            "session_id = ?": session_id or None, "team = ?": team,
+            "session_id IN (SELECT id FROM sessions WHERE platform = 'api' AND user_id = ?)": api_user})
+        sql = f"SELECT * FROM learning_checkpoints{where} ORDER BY id DESC LIMIT ?"
         params.append(limit)
         rows = await self.store.fetchall(sql, params)
         return [{
@@ -197,18 +192,8 @@ class LearningLog:
 
     async def proposals(self, status: str | None = "pending", limit: int = 50, *,
                         team: str | None = None) -> list[Proposal]:
-        sql = "SELECT * FROM learning_proposals"
-        clauses: list[str] = []
-        params: list[Any] = []
-        if status:
-            clauses.append("status = ?")
-            params.append(status)
-        if team is not None:
-            clauses.append("team = ?")
-            params.append(team)
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY id LIMIT ?"
+        where, params = _where({"status = ?": status or None, "team = ?": team})
+        sql = f"SELECT * FROM learning_proposals{where} ORDER BY id LIMIT ?"
         params.append(limit)
         return [row_to_proposal(r) for r in await self.store.fetchall(sql, params)]
 
