@@ -51,7 +51,7 @@ def folders(home: Path, name: str = "build") -> list[Path]:
 
 def tool_results(model_server: FakeModelServer) -> list[str]:
     """The tool results the model saw, in order (from the last request, which holds them all)."""
-    last = model_server.requests[-1]
+    last = model_server.requests_with_purpose("chat")[-1]  # not a learning review that followed the turn
     return [str(m.get("content")) for m in last["messages"] if m.get("role") == "tool"]
 
 

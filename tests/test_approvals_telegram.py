@@ -182,7 +182,8 @@ async def test_a_cron_job_delivering_to_another_chat_needs_approval(
     create = {"action": "create", "schedule": "every 1d", "prompt": "report disk usage"}
     model_server.add(tool_calls(("cron", {**create, "deliver": "telegram:-100555"})), text("Not scheduled."),
                      tool_calls(("cron", {**create, "deliver": "telegram:-100555"})), text("Scheduled there."),
-                     tool_calls(("cron", {**create, "deliver": "origin"})), text("Scheduled here."))
+                     tool_calls(("cron", {**create, "deliver": "origin"})), text("Scheduled here."),
+                     purpose="chat")  # the learning review after a denied step must not take these
     gateway = await start(home, model_server, tg)
     try:
         tg.queue_message(USER, USER, "every day, report disk usage to the ops group")

@@ -32,7 +32,8 @@ async def test_always_allow_for_one_webhook_url_covers_only_that_url(
     model_server.add(create(ALLOWED), text("First."),
                      create("https://hooks.example/b"), text("Second."),
                      create(f"https://hooks.example/a?sig={SIG}&x=1"), text("Third."),
-                     create(ALLOWED), text("Fourth."))
+                     create(ALLOWED), text("Fourth."),
+                     purpose="chat")  # a learning review after a denied step must not take these
     gateway = await start(home, model_server, tg)
     try:
         tg.queue_message(USER, USER, "post the report to my webhook daily")

@@ -126,7 +126,8 @@ async def test_one_shot_works_in_the_current_folder_and_stays_inside_it(
     code, out, err, _ = await hermes_in(folder, "chat", "-q", "summarise README.md", home=home)
     assert code == 0, err
     assert out.strip() == "Summarised into SUMMARY.md."
-    results = [m["content"] for m in model_server.requests[-1]["messages"] if m["role"] == "tool"]
+    last_chat = model_server.requests_with_purpose("chat")[-1]  # a review may follow the refused reads
+    results = [m["content"] for m in last_chat["messages"] if m["role"] == "tool"]
     assert "A tiny project." in results[0]
     assert not any("the neighbour's secret" in r for r in results)
     assert all("outside" in r or "Only files inside" in r for r in results[1:4]), results[1:4]
