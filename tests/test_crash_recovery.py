@@ -10,9 +10,7 @@ answers nothing more.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pytest
 from gateway.inbox import INTERRUPTED_NOTICE
 from tests.approvals_support import wait_for
 from tests.conftest import write_config
-from tests.fakes.gateway_harness import api_section
+from tests.fakes.gateway_harness import api_section, start_gateway_process
 from tests.fakes.model_server import FakeModelServer, text
 from tests.fakes.telegram_server import FakeTelegramServer
 
@@ -33,20 +31,6 @@ async def tg() -> AsyncIterator[FakeTelegramServer]:
     server = await FakeTelegramServer().start()
     yield server
     await server.stop()
-
-
-async def start(home: Path) -> asyncio.subprocess.Process:
-    environment = {**os.environ, "HERMES_HOME": str(home)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "gateway", "--grace", "5", env=environment,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    assert process.stdout is not None
-    banner = ""
-    while "Stop with" not in banner:
-        line = await asyncio.wait_for(process.stdout.readline(), 60)
-        assert line, f"gateway exited early: {banner}"
-        banner += line.decode()
-    return process
 
 
 async def stop(process: asyncio.subprocess.Process) -> None:
@@ -71,7 +55,7 @@ async def test_sigkill_mid_turn_is_followed_by_exactly_one_answer_after_restart(
                  + f'[telegram]\nenabled = true\ntoken = "{tg.token}"\napi_base = "{tg.api_base}"\n'
                    f'poll_timeout = 0.5\nallow_users = ["{USER}"]\n')
     model_server.add(text("never delivered: the process was killed", delay=120))
-    first = await start(home)
+    first = await start_gateway_process(home)
     try:
         update = tg.queue_message(USER, USER, "what is the capital of France?")
         await wait_for(lambda: model_server.requests, timeout=90, what="the turn to reach the model")
@@ -85,7 +69,7 @@ async def test_sigkill_mid_turn_is_followed_by_exactly_one_answer_after_restart(
     tg.redeliver(update)          # Telegram hands it out again (as when the confirming poll is lost)
 
     model_server.add(text("Paris."))
-    second = await start(home)
+    second = await start_gateway_process(home)
     try:
         await wait_for(lambda: "Paris." in texts(tg), timeout=90, what="the answer after the restart")
         await wait_for(lambda: not tg.unconfirmed(), timeout=30, what="the redelivered update to be confirmed")
@@ -96,7 +80,7 @@ async def test_sigkill_mid_turn_is_followed_by_exactly_one_answer_after_restart(
     assert len(model_server.requests) == 2
     assert "capital of France" in str(model_server.requests[1]["messages"])
 
-    third = await start(home)                    # nothing is left to answer
+    third = await start_gateway_process(home)                    # nothing is left to answer
     try:
         await asyncio.sleep(1.5)
     finally:

@@ -8,10 +8,8 @@ by the `X-Hermes-Purpose` header.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from gateway.delivery import RetryPolicy
 from gateway.home import Home
 from tests.approvals_support import wait_for
 from tests.conftest import model_config
-from tests.fakes.gateway_harness import api_section
+from tests.fakes.gateway_harness import api_section, start_gateway_process
 from tests.fakes.model_server import FakeModelServer, Reply, hang, text, tool_calls
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.learning_scenarios import (
@@ -231,19 +229,6 @@ async def test_garbage_from_the_review_model_is_refused_logged_and_nothing_is_ha
 
 
 # -- SIGKILL in the middle of a review, with a real gateway process ---------------------------------------
-async def start_process(home: Path) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "gateway", "--grace", "5", env={**os.environ, "HERMES_HOME": str(home)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    assert process.stdout is not None
-    banner = ""
-    while "Stop with" not in banner:
-        line = await asyncio.wait_for(process.stdout.readline(), 60)
-        assert line, f"gateway exited early: {banner}"
-        banner += line.decode()
-    return process
-
-
 def query(home: Path, sql: str) -> list[tuple]:
     with sqlite3.connect(home / "state.db") as db:
         return list(db.execute(sql))
@@ -255,7 +240,7 @@ async def test_sigkill_during_a_review_reruns_it_after_restart_without_writing_t
     remember = tool_calls(("memory", {"action": "add", "target": "memory", "text": NGINX_RULE}))
     model_server.add(remember, hang(120), purpose="checkpoint")  # the first run dies waiting for its 2nd call
     write_config(home, model_server, tg, "")
-    first = await start_process(home)
+    first = await start_gateway_process(home)
     second = None
     try:
         tg.queue_message(BOB, BOB, "no, never restart nginx, always use nginx -s reopen", first_name="Bob")
@@ -270,7 +255,7 @@ async def test_sigkill_during_a_review_reruns_it_after_restart_without_writing_t
 
         # the re-run's model tries the same write again (it is told it is done): refused, nothing doubled
         model_server.add(remember, text("Accomplished: nginx rule kept."), purpose="checkpoint")
-        second = await start_process(home)
+        second = await start_gateway_process(home)
         await wait_for(lambda: query(home, "SELECT status FROM learning_reviews") == [("done",)], 60,
                        "the review re-run after the restart")
         rerun = str(model_server.requests_with_purpose("checkpoint")[2]["messages"][1]["content"])

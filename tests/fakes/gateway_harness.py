@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +40,18 @@ async def start_gateway(home: Path, config_text: str, *, platforms: tuple[str, .
     gateway = Gateway(config, hermes_home, adapter_factory=factory, **options)
     await gateway.start()
     return gateway, adapters
+
+
+async def start_gateway_process(home: Path, grace: float = 5) -> asyncio.subprocess.Process:
+    """`hermes gateway` as a real process on HERMES_HOME=home, once its start-up banner is out."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "gateway", "--grace", str(grace),
+        env={**os.environ, "HERMES_HOME": str(home)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert process.stdout is not None
+    banner = ""
+    while "Stop with" not in banner:
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        assert line, f"gateway exited early: {banner}"
+        banner += line.decode()
+    return process
