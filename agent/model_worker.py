@@ -29,6 +29,7 @@ import sys
 from typing import Any
 
 from agent.heap import freeze_heap
+from agent.log_redaction import RedactingFilter
 from agent.model_call import CallFailure, CallRequest, LiteLLMCaller, import_litellm
 from agent.redact import Redactor
 
@@ -49,29 +50,6 @@ async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
 def encode_frame(message: dict[str, Any]) -> bytes:
     body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
     return HEADER.pack(len(body)) + body
-
-
-class RedactingFilter(logging.Filter):
-    """Masks secrets in a record's message and traceback before the stderr handler formats it."""
-
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self.redactor = redactor
-
-    def learn(self, value: str) -> None:
-        if value and value not in self.redactor.env_values:
-            self.redactor = self.redactor.with_values([value])
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string must not lose the line
-            message = str(record.msg)
-        record.msg, record.args = self.redactor.redact(message), None
-        if record.exc_info:
-            record.exc_text = self.redactor.redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        return True
 
 
 def setup_worker_logging() -> RedactingFilter:

@@ -9,7 +9,7 @@
 - Secrets are redacted (agent.redact.Redactor) from the message, its arguments, exception
   tracebacks and stack info before any handler formats the record: the filter sits on both
   handlers and replaces the record's text, so no formatter can render the raw exception again.
-- One record holds at most MAX_RECORD_BYTES (64 KB) of message and as much of traceback: a tool
+- One record holds at most agent.log_redaction.MAX_RECORD_BYTES (64 KB) of message and as much of traceback: a tool
   result of a gigabyte logged at DEBUG becomes its head and a note, not a gigabyte line. Lone
   surrogates are repaired, so such a line cannot fail the UTF-8 file.
 
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from agent.log_redaction import RedactingFilter
 from agent.redact import Redactor
-from agent.text import repair_text
 
 LOG_FILE_NAME = "hermes.jsonl"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -42,7 +42,6 @@ DEFAULT_BACKUPS = 5
 NOISY_LOGGERS = ("httpx", "httpcore", "LiteLLM", "litellm", "aiohttp.access", "telegram", "discord",
                  "slack_bolt", "slack_sdk", "apscheduler", "asyncio", "aiosqlite")
 _MARK = "_hermes_handler"
-MAX_RECORD_BYTES = 64 * 1024
 
 _session: ContextVar[str] = ContextVar("hermes_log_session", default="")
 _platform: ContextVar[str] = ContextVar("hermes_log_platform", default="")
@@ -72,47 +71,6 @@ class ContextFilter(logging.Filter):
             record.session = _session.get()
         if not getattr(record, "platform", ""):
             record.platform = _platform.get()
-        return True
-
-
-def cap_text(text: str, limit: int = MAX_RECORD_BYTES) -> str:
-    """`text` cut to at most `limit` bytes of UTF-8 (with a note saying how much was cut), surrogates repaired."""
-    if len(text) * 4 <= limit or len(text.encode("utf-8", errors="replace")) <= limit:
-        return repair_text(text)
-    note = f" [... {{}} characters cut: one log record holds at most {limit // 1024} KB]"
-    head = text[: limit].encode("utf-8", errors="replace")[: limit - len(note) - 12].decode("utf-8", errors="ignore")
-    return repair_text(head) + note.format(len(text) - len(head))
-
-
-class RedactingFilter(logging.Filter):
-    """Replaces the record's message, traceback and stack with their redacted text."""
-
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self.redactor = redactor
-
-    def _cleaned(self, text: str) -> str:
-        """Redacted and capped; the first, wider cut keeps redaction cheap without splitting a secret at the final one."""
-        return cap_text(self.redactor.redact(cap_text(text, 4 * MAX_RECORD_BYTES)))
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_hermes_redacted", False):
-            return True
-        try:
-            message = record.getMessage()
-        except Exception as exc:  # noqa: BLE001 - a bad format string must not lose the line
-            message = f"{record.msg!r} (unformattable with {len(record.args or ())} args: {exc})"
-        record.msg = self._cleaned(message)
-        record.args = None
-        if record.exc_info:
-            text = record.exc_text or logging.Formatter().formatException(record.exc_info)
-            record.exc_text = self._cleaned(text)
-            record.exc_info = None  # nothing may format the raw exception again
-        elif record.exc_text:
-            record.exc_text = self._cleaned(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.redactor.redact(record.stack_info)
-        record._hermes_redacted = True
         return True
 
 

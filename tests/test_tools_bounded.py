@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agent.log_redaction import MAX_RECORD_BYTES
 from agent.net_guard import NetPolicy, classify, parse_host_address
 from agent.settings import TerminalConfig
 from agent.tools.command_rules import dangerous_reason
@@ -23,7 +24,7 @@ from agent.tools.files import file_tools
 from agent.tools.registry import ToolContext, ToolRegistry
 from agent.tools.terminal import make_terminal_tool
 from agent.workspace import Workspace
-from gateway.logging_setup import MAX_RECORD_BYTES, setup_logging
+from gateway.logging_setup import setup_logging
 from tests.conftest import model_config, write_config
 from tests.fakes.gateway_harness import TOKEN, api_section
 from tests.fakes.model_server import FakeModelServer, Reply, text, tool_calls
