@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 
 from gateway.home import Home
 from gateway.pidfile import running_gateway_pid
-from gateway.store.sqlite import available_migrations
+from gateway.store.legacy import last_legacy_version
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -69,8 +69,7 @@ class RestoreReport:
 
 
 def known_schema_version() -> int:
-    migrations = available_migrations()
-    return migrations[-1][0] if migrations else 0
+    return last_legacy_version()
 
 
 def _version() -> str:

@@ -145,8 +145,10 @@ class CronConfig(Section):
 class StoreConfig(Section):
     """`[store]`: where state lives. The embedded default is SQLite in HERMES_HOME."""
 
-    backend: Literal["sqlite"] = "sqlite"
-    path: str = Field("", description="SQLite file; empty means HERMES_HOME/state.db")
+    url: str = Field("", description="sqlite:///PATH or postgresql+asyncpg://USER@HOST:PORT/DB; empty means "
+                     "HERMES_STORE_URL, else HERMES_HOME/state.db")
+    backend: Literal["sqlite", "postgresql"] = Field("sqlite", description="deprecated: the url says which")
+    path: str = Field("", description="deprecated: SQLite file; use url")
     retention_days: int = Field(0, ge=0, description="prune transcripts older than this; 0 keeps all")
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from adapters.base import Adapter, OutboundMessage, SentMessage
 from agent.events import Event, TextDelta, ToolFinished, ToolStarted
 from gateway.metrics import Metrics
-from gateway.store import SQLiteStore
+from gateway.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class GaveUp(Exception):
 class Delivery:
     """Sends and edits through adapters, with retries, idempotency and a dead-letter table."""
 
-    def __init__(self, store: SQLiteStore, metrics: Metrics, policy: RetryPolicy = RetryPolicy(),
+    def __init__(self, store: StateStore, metrics: Metrics, policy: RetryPolicy = RetryPolicy(),
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.store = store
         self.metrics = metrics

@@ -1,7 +1,7 @@
 """The turn inbox: a received message is durable until its answer was delivered, across crashes.
 
 `take` records a platform message before anything else happens to it, in one INSERT that also
-records its dedup key (the trigger of migration 0009), and only when that key is new: a message
+records its dedup key (in one transaction), and only when that key is new: a message
 is taken once, and is never lost between "seen" and "to be answered". The dispatcher calls `done`
 when the turn's answer was delivered (or the message needed no turn: a command, a pairing code),
 which deletes the row. A graceful shutdown leaves the rows of turns it had to interrupt and of
@@ -18,12 +18,11 @@ posted is edited into the new answer rather than posted again.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from adapters.base import Attachment, InboundMessage
-from gateway.store import SQLiteStore
+from gateway.store import StateStore
 
 MAX_ATTEMPTS = 3
 INTERRUPTED_NOTICE = ("⚠️ My previous run was interrupted before I could answer your message (the gateway "
@@ -54,35 +53,26 @@ def _decode(text: str) -> InboundMessage:
 class Inbox:
     """Received messages whose turn has not finished (table turn_inbox)."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: StateStore) -> None:
         self.store = store
 
     async def take(self, message: InboundMessage, dedup: str) -> int | None:
         """Record `message` unless its dedup key was seen before; its row id, or None for a duplicate."""
         key = "" if not dedup or dedup.endswith(":") else dedup   # nothing to deduplicate on
-        rows = await self.store.fetchall(
-            "INSERT INTO turn_inbox (platform, dedup, message, created_at) SELECT ?, ?, ?, ?"
-            " WHERE ? = '' OR NOT EXISTS (SELECT 1 FROM inbound_dedup WHERE platform = ? AND key = ?)"
-            " RETURNING id",
-            (message.platform, key, _encode(message), time.time(), key, message.platform, key))
-        return int(rows[0][0]) if rows else None
+        return await self.store.inbox_take(message.platform, key, _encode(message))
 
     async def done(self, inbox_id: int) -> None:
         """The message was answered (or needed no answer): forget it."""
-        await self.store.execute("DELETE FROM turn_inbox WHERE id = ?", (inbox_id,))
+        await self.store.inbox_done(inbox_id)
 
     async def release(self, inbox_id: int) -> None:
         """The message was not taken after all (the gateway is stopping): forget it and its dedup
         key, so the platform's redelivery to the next process is answered."""
-        row = await self.store.fetchone("SELECT platform, dedup FROM turn_inbox WHERE id = ?", (inbox_id,))
-        if row is not None and row["dedup"]:
-            await self.store.execute("DELETE FROM inbound_dedup WHERE platform = ? AND key = ?",
-                                     (row["platform"], row["dedup"]))
-        await self.done(inbox_id)
+        await self.store.inbox_release(inbox_id)
 
     async def pending(self) -> list[Pending]:
-        rows = await self.store.fetchall("SELECT id, message, attempts FROM turn_inbox ORDER BY id")
-        return [Pending(int(r["id"]), _decode(r["message"]), int(r["attempts"])) for r in rows]
+        rows = await self.store.inbox_rows()
+        return [Pending(int(r.id), _decode(r.message), int(r.attempts)) for r in rows]
 
     async def attempt(self, inbox_id: int) -> None:
-        await self.store.execute("UPDATE turn_inbox SET attempts = attempts + 1 WHERE id = ?", (inbox_id,))
+        await self.store.inbox_attempt(inbox_id)

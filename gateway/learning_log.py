@@ -31,7 +31,7 @@ from gateway.proposals import (
     skill_text,
     write_skill_change,
 )
-from gateway.store import SQLiteStore
+from gateway.store import StateStore
 from skills.history import unified_diff
 from skills.library import SkillError, SkillLibrary, SkillRefused, WritePolicy
 from skills.paths import PathEscapeError, safe_join
@@ -58,7 +58,7 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
 
 @dataclass
 class LearningLog:
-    store: SQLiteStore
+    store: StateStore
     redactor: Redactor = field(default_factory=Redactor.from_environ)
 
     def _clean(self, text: str) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.redact import Redactor
-from gateway.store import SQLiteStore
+from gateway.store import StateStore
 
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 
@@ -115,7 +115,7 @@ def _review(row: Any) -> Review:
 class ReviewQueue:
     """Reviews, counters and notices on the store."""
 
-    def __init__(self, store: SQLiteStore, redactor: Redactor | None = None, owner: str | None = None) -> None:
+    def __init__(self, store: StateStore, redactor: Redactor | None = None, owner: str | None = None) -> None:
         self.store = store
         self.redactor = redactor or Redactor.from_environ()
         self.owner = owner or process_token()

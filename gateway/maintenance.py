@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.config import StoreConfig
-from gateway.store import SQLiteStore
+from gateway.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class MaintenanceReport:
     seconds: float = 0.0
 
 
-async def prune_transcripts(store: SQLiteStore, retention_days: int, *, now: float | None = None) -> MaintenanceReport:
+async def prune_transcripts(store: StateStore, retention_days: int, *, now: float | None = None) -> MaintenanceReport:
     """Delete transcripts older than `retention_days` (see the module docstring); usage is kept."""
     report = MaintenanceReport()
     if retention_days <= 0:
@@ -101,7 +101,7 @@ def _reclaim_blocking(path: str, vacuum_pages: int) -> tuple[int, bool]:
         connection.close()
 
 
-async def reclaim_space(store: SQLiteStore, *, vacuum_pages: int = DEFAULT_VACUUM_PAGES,
+async def reclaim_space(store: StateStore, *, vacuum_pages: int = DEFAULT_VACUUM_PAGES,
                         report: MaintenanceReport | None = None) -> MaintenanceReport:
     """Free pages (incremental vacuum; one full VACUUM the first time), optimize, truncate the WAL.
 
@@ -114,7 +114,7 @@ async def reclaim_space(store: SQLiteStore, *, vacuum_pages: int = DEFAULT_VACUU
     return report
 
 
-async def run_maintenance(store: SQLiteStore, settings: StoreConfig, *, now: float | None = None,
+async def run_maintenance(store: StateStore, settings: StoreConfig, *, now: float | None = None,
                           vacuum_pages: int = DEFAULT_VACUUM_PAGES) -> MaintenanceReport:
     """One pass: prune, reclaim, optimize. Logs what it did."""
     started = time.monotonic()
@@ -127,7 +127,7 @@ async def run_maintenance(store: SQLiteStore, settings: StoreConfig, *, now: flo
     return report
 
 
-async def maintenance_loop(store: SQLiteStore, settings: Callable[[], StoreConfig], *,
+async def maintenance_loop(store: StateStore, settings: Callable[[], StoreConfig], *,
                            interval: float = DEFAULT_INTERVAL, first_delay: float = DEFAULT_FIRST_DELAY) -> None:
     """Run `run_maintenance` every `interval` seconds until cancelled; a failed run is logged, not fatal."""
     await asyncio.sleep(first_delay)

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gateway.store import SQLiteStore
+from gateway.store import StateStore
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
@@ -59,7 +59,7 @@ def normalise_code(code: str) -> str:
 class Pairing:
     """Pairing requests and grants in the store."""
 
-    def __init__(self, store: SQLiteStore, *, ttl: float = CODE_TTL) -> None:
+    def __init__(self, store: StateStore, *, ttl: float = CODE_TTL) -> None:
         self.store = store
         self.ttl = ttl
 

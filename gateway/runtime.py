@@ -28,7 +28,7 @@ from gateway.home import Home
 from gateway.learning_wiring import install_learning
 from gateway.mcp_wiring import close_mcp, install_mcp
 from gateway.skills_wiring import install_skills
-from gateway.store import SessionRecord, SQLiteStore, open_store
+from gateway.store import SessionRecord, StateStore, open_configured_store
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class TurnObserver(Protocol):
 class Runtime:
     config: Config
     home: Home
-    store: SQLiteStore
+    store: StateStore
     llm: LLMClient
     tools: ToolRegistry
     agent: Agent
@@ -61,8 +61,7 @@ class Runtime:
                    model_workers: int = 0) -> Runtime:
         """Open everything; `model_workers` > 0 runs model calls in that many worker processes."""
         home.ensure()
-        store_path = Path(config.store.path).expanduser() if config.store.path else home.state_db
-        store = await open_store(store_path, Redactor.for_config(config.model_dump(mode="json")))
+        store = await open_configured_store(config, home, Redactor.for_config(config.model_dump(mode="json")))
         pool: ModelWorkerPool | None = None
         try:
             if model_workers:

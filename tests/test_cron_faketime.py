@@ -29,7 +29,7 @@ import pytest
 from gateway.cron.jobs import JobStore
 from gateway.cron.schedule import parse_schedule
 from gateway.home import Home
-from gateway.store.sqlite import open_store
+from gateway.store import open_store
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import TOKEN, api_section
 from tests.fakes.model_server import FakeModelServer

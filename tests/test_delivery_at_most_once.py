@@ -22,7 +22,7 @@ from adapters.slack import SlackAdapter
 from adapters.telegram import TelegramAdapter
 from gateway.delivery import Delivery, RetryPolicy
 from gateway.metrics import Metrics
-from gateway.store import SQLiteStore, open_store
+from gateway.store import StateStore, open_store
 from tests.fakes.discord_server import FakeDiscordServer, running_fake_discord
 from tests.fakes.inbox import Inbox
 from tests.fakes.slack_server import FakeSlackServer
@@ -34,13 +34,13 @@ DM = "940000000000000001"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
     s = await open_store(tmp_path / "state.db")
     yield s
     await s.close()
 
 
-async def undelivered(store: SQLiteStore) -> list[dict[str, Any]]:
+async def undelivered(store: StateStore) -> list[dict[str, Any]]:
     return [dict(r) for r in await store.fetchall("SELECT * FROM undelivered ORDER BY id")]
 
 
@@ -66,7 +66,7 @@ def sends(tg: FakeTelegramServer) -> int:
 
 
 async def test_telegram_answer_after_the_read_timeout_is_posted_once_and_kept(
-        tg: FakeTelegramServer, tg_adapter: TelegramAdapter, store: SQLiteStore) -> None:
+        tg: FakeTelegramServer, tg_adapter: TelegramAdapter, store: StateStore) -> None:
     tg.stall_next(1, method="sendMessage", seconds=2)
     delivery = Delivery(store, Metrics(), POLICY)
     message = OutboundMessage(chat_id="42", text="the answer is 4", idempotency_key="telegram:9:0")
@@ -92,7 +92,7 @@ async def test_telegram_connection_dropped_before_the_answer_is_maybe_delivered(
 
 
 async def test_telegram_error_answers_are_still_retried_and_posted_once(
-        tg: FakeTelegramServer, tg_adapter: TelegramAdapter, store: SQLiteStore) -> None:
+        tg: FakeTelegramServer, tg_adapter: TelegramAdapter, store: StateStore) -> None:
     tg.fail_next(1, status=502, method="sendMessage")
     with pytest.raises(DeliveryError) as info:
         await tg_adapter.send(OutboundMessage(chat_id="42", text="hi"))
@@ -106,7 +106,7 @@ async def test_telegram_error_answers_are_still_retried_and_posted_once(
     assert sends(tg) == 4 and await undelivered(store) == []
 
 
-async def test_telegram_connection_refused_is_retried_and_posted_once(store: SQLiteStore) -> None:
+async def test_telegram_connection_refused_is_retried_and_posted_once(store: StateStore) -> None:
     down = await FakeTelegramServer().start()
     port = down.port
     await down.stop()                                      # nothing listens there any more
@@ -143,7 +143,7 @@ async def slack() -> AsyncIterator[tuple[FakeSlackServer, SlackAdapter]]:
 
 
 async def test_slack_post_answered_too_late_is_posted_once_and_kept(
-        slack: tuple[FakeSlackServer, SlackAdapter], store: SQLiteStore) -> None:
+        slack: tuple[FakeSlackServer, SlackAdapter], store: StateStore) -> None:
     server, adapter = slack
     server.stall_next(1, method="chat.postMessage", seconds=2)
     delivery = Delivery(store, Metrics(), POLICY)
@@ -167,7 +167,7 @@ async def test_slack_connection_dropped_after_the_post_is_not_repeated_by_the_sd
 
 
 async def test_slack_error_answers_are_retried_and_refused_connections_may_be(
-        slack: tuple[FakeSlackServer, SlackAdapter], store: SQLiteStore) -> None:
+        slack: tuple[FakeSlackServer, SlackAdapter], store: StateStore) -> None:
     server, adapter = slack
     server.fail_next(1, status=500, method="chat.postMessage")
     delivery = Delivery(store, Metrics(), POLICY)
@@ -193,7 +193,7 @@ async def dc() -> AsyncIterator[tuple[FakeDiscordServer, DiscordAdapter]]:
 
 
 async def test_discord_retry_after_a_dropped_answer_reuses_the_nonce_and_posts_once(
-        dc: tuple[FakeDiscordServer, DiscordAdapter], store: SQLiteStore) -> None:
+        dc: tuple[FakeDiscordServer, DiscordAdapter], store: StateStore) -> None:
     server, adapter = dc
     server.drop_next(1)
     delivery = Delivery(store, Metrics(), POLICY)
@@ -212,7 +212,7 @@ async def test_discord_retry_after_a_dropped_answer_reuses_the_nonce_and_posts_o
 
 
 async def test_discord_send_without_a_key_is_not_retried_after_a_dropped_answer(
-        dc: tuple[FakeDiscordServer, DiscordAdapter], store: SQLiteStore) -> None:
+        dc: tuple[FakeDiscordServer, DiscordAdapter], store: StateStore) -> None:
     server, adapter = dc
     server.drop_next(1)
     with pytest.raises(DeliveryError) as info:

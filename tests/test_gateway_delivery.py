@@ -12,7 +12,7 @@ from adapters.base import DeliveryError, OutboundMessage, PlatformLimits
 from agent.events import TextDelta, ToolFinished, ToolStarted
 from gateway.delivery import Delivery, RetryPolicy, StreamingReply, close_open_fence, split_message
 from gateway.metrics import Metrics
-from gateway.store import SQLiteStore, open_store
+from gateway.store import StateStore, open_store
 from tests.fakes.memory_adapter import MemoryAdapter
 
 
@@ -21,7 +21,7 @@ async def _ignore(_event: object) -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
     s = await open_store(tmp_path / "state.db")
     yield s
     await s.close()
@@ -71,7 +71,7 @@ def test_partial_view_closes_an_open_fence() -> None:
     assert close_open_fence("a\n```\nx\n```") == "a\n```\nx\n```"
 
 
-async def test_send_retries_after_retry_after_then_succeeds(store: SQLiteStore) -> None:
+async def test_send_retries_after_retry_after_then_succeeds(store: StateStore) -> None:
     adapter = MemoryAdapter(_ignore)
     adapter.failures.extend([DeliveryError("429", retry_after=0.2), DeliveryError("502")])
     delivery = Delivery(store, Metrics(), RetryPolicy(attempts=4, base_delay=0.01))
@@ -83,7 +83,7 @@ async def test_send_retries_after_retry_after_then_succeeds(store: SQLiteStore) 
     assert elapsed >= 0.2  # waited as long as the platform asked
 
 
-async def test_undeliverable_message_is_kept_after_retries(store: SQLiteStore) -> None:
+async def test_undeliverable_message_is_kept_after_retries(store: StateStore) -> None:
     adapter = MemoryAdapter(_ignore)
     adapter.failures.extend([DeliveryError("503")] * 3)
     metrics = Metrics()
@@ -96,7 +96,7 @@ async def test_undeliverable_message_is_kept_after_retries(store: SQLiteStore) -
     assert b'hermes_undelivered_total{platform="telegram"} 1.0' in metrics.render()
 
 
-async def test_permanent_errors_are_not_retried(store: SQLiteStore) -> None:
+async def test_permanent_errors_are_not_retried(store: StateStore) -> None:
     adapter = MemoryAdapter(_ignore)
     adapter.failures.append(DeliveryError("chat not found", permanent=True))
     delivery = Delivery(store, Metrics(), RetryPolicy(attempts=5, base_delay=0.01))
@@ -105,7 +105,7 @@ async def test_permanent_errors_are_not_retried(store: SQLiteStore) -> None:
     assert len(await store.fetchall("SELECT * FROM undelivered")) == 1
 
 
-async def test_sends_are_idempotent_by_key(store: SQLiteStore) -> None:
+async def test_sends_are_idempotent_by_key(store: StateStore) -> None:
     adapter = MemoryAdapter(_ignore)
     delivery = Delivery(store, Metrics(), RetryPolicy(attempts=2, base_delay=0.01))
     first = await delivery.send(adapter, OutboundMessage(chat_id="c", text="once", idempotency_key="turn-1:0"))
@@ -113,7 +113,7 @@ async def test_sends_are_idempotent_by_key(store: SQLiteStore) -> None:
     assert first == again and adapter.texts() == ["once"]
 
 
-async def test_send_text_chunks_to_the_platform_limit(store: SQLiteStore) -> None:
+async def test_send_text_chunks_to_the_platform_limit(store: StateStore) -> None:
     adapter = MemoryAdapter(_ignore, limits=PlatformLimits(max_message_chars=2000))
     delivery = Delivery(store, Metrics())
     text = "\n\n".join("para " + "x" * 900 for _ in range(5))
@@ -121,7 +121,7 @@ async def test_send_text_chunks_to_the_platform_limit(store: SQLiteStore) -> Non
     assert len(adapter.posted) == 3 and all(len(t) <= 2000 for t in adapter.texts())
 
 
-async def test_streaming_posts_first_then_edits_throttled(store: SQLiteStore) -> None:
+async def test_streaming_posts_first_then_edits_throttled(store: StateStore) -> None:
     adapter = MemoryAdapter(_ignore, limits=PlatformLimits(max_message_chars=4096, min_edit_interval=0.2))
     reply = StreamingReply(Delivery(store, Metrics()), adapter, "c", key="s1")
     reply.begin()
@@ -140,7 +140,7 @@ async def test_streaming_posts_first_then_edits_throttled(store: SQLiteStore) ->
     assert adapter.typing_calls >= 1
 
 
-async def test_streaming_keeps_text_before_a_tool_call(store: SQLiteStore) -> None:
+async def test_streaming_keeps_text_before_a_tool_call(store: StateStore) -> None:
     adapter = MemoryAdapter(_ignore)
     reply = StreamingReply(Delivery(store, Metrics()), adapter, "c", key="s2")
     await reply.on_event(TextDelta("Let me look."))
@@ -154,7 +154,7 @@ async def test_streaming_keeps_text_before_a_tool_call(store: SQLiteStore) -> No
     assert typing_before >= 1
 
 
-async def test_final_text_is_posted_when_the_last_edit_fails(store: SQLiteStore) -> None:
+async def test_final_text_is_posted_when_the_last_edit_fails(store: StateStore) -> None:
     adapter = MemoryAdapter(_ignore)
     delivery = Delivery(store, Metrics(), RetryPolicy(attempts=2, base_delay=0.01))
     reply = StreamingReply(delivery, adapter, "c", key="s3")
@@ -166,7 +166,7 @@ async def test_final_text_is_posted_when_the_last_edit_fails(store: SQLiteStore)
 
 
 async def test_a_send_that_may_have_been_delivered_is_not_retried_but_kept(
-        store: SQLiteStore, caplog: pytest.LogCaptureFixture) -> None:
+        store: StateStore, caplog: pytest.LogCaptureFixture) -> None:
     adapter = MemoryAdapter(_ignore)
     adapter.failures.append(DeliveryError("read timeout after sending", maybe_delivered=True))
     metrics = Metrics()
@@ -189,7 +189,7 @@ async def test_a_send_that_may_have_been_delivered_is_not_retried_but_kept(
     assert adapter.texts() == ["next"]
 
 
-async def test_edits_are_retried_even_when_they_may_have_been_delivered(store: SQLiteStore) -> None:
+async def test_edits_are_retried_even_when_they_may_have_been_delivered(store: StateStore) -> None:
     adapter = MemoryAdapter(_ignore)
     delivery = Delivery(store, Metrics(), RetryPolicy(attempts=3, base_delay=0.01))
     sent = await delivery.send(adapter, OutboundMessage(chat_id="c", text="draft"))
@@ -199,7 +199,7 @@ async def test_edits_are_retried_even_when_they_may_have_been_delivered(store: S
     assert adapter.texts() == ["final"]
 
 
-async def test_a_streamed_message_that_may_have_been_delivered_is_not_posted_again(store: SQLiteStore) -> None:
+async def test_a_streamed_message_that_may_have_been_delivered_is_not_posted_again(store: StateStore) -> None:
     adapter = MemoryAdapter(_ignore, limits=PlatformLimits(max_message_chars=4096, min_edit_interval=0.05))
     delivery = Delivery(store, Metrics(), RetryPolicy(attempts=3, base_delay=0.01))
     adapter.failures.append(DeliveryError("read timeout after sending", maybe_delivered=True))

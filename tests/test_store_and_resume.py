@@ -16,7 +16,7 @@ from gateway.home import Home
 from gateway.runtime import Runtime
 from gateway.sessions import SessionService
 from gateway.store import open_store
-from gateway.store.sqlite import SchemaTooNewError
+from gateway.store import SchemaTooNewError
 from tests.conftest import model_config, write_config
 from tests.fakes.model_server import FakeModelServer, hang, text, tool_calls
 
@@ -26,7 +26,8 @@ async def test_store_is_wal_and_migrated(tmp_path: Path) -> None:
     try:
         mode = await store.fetchone("PRAGMA journal_mode")
         assert mode[0] == "wal"
-        assert await store.schema_version() >= 1
+        status = await store.schema_status()
+        assert status.up_to_date and status.current == status.head
     finally:
         await store.close()
 
@@ -36,7 +37,7 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     store = await open_store(path)
     await store.close()
     with sqlite3.connect(path) as db:
-        db.execute("PRAGMA user_version = 9999")
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(SchemaTooNewError, match="newer than this Hermes knows"):
         await open_store(path)
 

@@ -29,10 +29,10 @@ from gateway.cli.common import config_option, fail, json_option, load, print_jso
 async def _manager(config_path: Path | None) -> AsyncIterator[Any]:
     from gateway.cron.service import CronManager
     from gateway.skills_wiring import SkillLibraries
-    from gateway.store import open_store
+    from gateway.store import open_configured_store
 
     config, home = load(config_path)
-    store = await open_store(Path(config.store.path).expanduser() if config.store.path else home.state_db)
+    store = await open_configured_store(config, home)
     try:
         yield CronManager(config, home, store, libraries=SkillLibraries(home, config.skills))
     finally:

@@ -95,12 +95,12 @@ async def _doctor(config_path: Path | None, skip_model: bool) -> list[Check]:
                             "`hermes config check`"))
     checks.append(Check("terminal user", True, f"{CLI_USER_ID} (hermes chat); USER.md: {user_md_path(home.root)}"))
     try:
-        from gateway.store import open_store
+        from gateway.store import open_configured_store
 
-        store = await open_store(Path(config.store.path) if config.store.path else home.state_db)
-        version = await store.schema_version()
+        store = await open_configured_store(config, home)
+        status = await store.schema_status()
+        checks.append(Check("state database", True, f"{store.describe()}, revision {status.current}"))
         await store.close()
-        checks.append(Check("state database", True, f"schema version {version}"))
     except Exception as exc:  # noqa: BLE001
         checks.append(Check("state database", False, f"{type(exc).__name__}: {exc}",
                             "restore a backup (hermes backup restore FILE) or move state.db aside"))

@@ -92,7 +92,7 @@ async def _serve(config_path: Path | None, grace: float) -> int:
 async def _run(config: Any, home: Any, config_path: Path | None, grace: float, generated: object | None) -> int:
     from gateway.api.auth import WeakTokenError
     from gateway.app import Gateway
-    from gateway.store.sqlite import SchemaTooNewError
+    from gateway.store import SchemaTooNewError
 
     try:
         gateway = Gateway(config, home, grace=grace)

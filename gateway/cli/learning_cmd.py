@@ -32,11 +32,10 @@ def learning() -> None:
 async def _with_log(config_path: Path | None, work: Callable[[Any, Any, Any], Awaitable[T]]) -> T:
     from agent.redact import Redactor
     from gateway.learning_log import LearningLog
-    from gateway.store import open_store
+    from gateway.store import open_configured_store
 
     config, home = load(config_path)
-    path = Path(config.store.path).expanduser() if config.store.path else home.state_db
-    store = await open_store(path)
+    store = await open_configured_store(config, home)
     try:
         return await work(LearningLog(store, Redactor.from_environ()), config, home)
     finally:

@@ -17,13 +17,12 @@ T = TypeVar("T")
 
 def _with_pairing(config_path: Path | None, work: Callable[[Any], Awaitable[T]]) -> T:
     from gateway.pairing import Pairing, PairingError
-    from gateway.store import open_store
+    from gateway.store import open_configured_store
 
     config, home = load(config_path)
-    path = Path(config.store.path).expanduser() if config.store.path else home.state_db
 
     async def run() -> T:
-        store = await open_store(path)
+        store = await open_configured_store(config, home)
         try:
             return await work(Pairing(store))
         finally:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.cron.schedule import Schedule, describe_time, local_iso, parse_schedule
-from gateway.store import KeepSecret, SQLiteStore
+from gateway.store import KeepSecret, StateStore
 
 EXCERPT_CHARS = 500
 ERROR_CHARS = 500
@@ -129,7 +129,7 @@ def _run(row: Any) -> Run:
 class JobStore:
     """CRUD for jobs and the run history, on the shared SQLite store."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: StateStore) -> None:
         self.store = store
 
     async def create(self, *, name: str, schedule: Schedule, prompt: str, skill: str = "", model: str = "",

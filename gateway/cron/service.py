@@ -21,7 +21,7 @@ from gateway.cron.schedule import DEFAULT_MIN_INTERVAL, Schedule, check_timezone
 from gateway.cron.scheduler import CronScheduler
 from gateway.cron.targets import Target, parse_target, team_for
 from gateway.home import Home
-from gateway.store import SessionRecord, SQLiteStore
+from gateway.store import SessionRecord, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def default_name(prompt: str, skill: str) -> str:
 class CronManager:
     """Jobs in the store, validated on the way in. Needs no model: the CLI uses it directly."""
 
-    def __init__(self, config: Config, home: Home, store: SQLiteStore, *, libraries: Any = None,
+    def __init__(self, config: Config, home: Home, store: StateStore, *, libraries: Any = None,
                  min_interval: int = DEFAULT_MIN_INTERVAL) -> None:
         self.config = config
         self.home = home

@@ -1,6 +1,9 @@
-"""Persistence behind a small async interface; the embedded default is SQLite (aiosqlite)."""
+"""All state behind one layer: SQLAlchemy Core on SQLite (aiosqlite, the default) or PostgreSQL (asyncpg)."""
 
-from gateway.store.base import KeepSecret, SessionRecord, Store, UsageTotals
-from gateway.store.sqlite import SQLiteStore, open_store
+from gateway.store.base import KeepSecret, SessionRecord, UsageTotals
+from gateway.store.database import StoreUnavailableError
+from gateway.store.store import StateStore, configured_url, open_configured_store, open_store
+from gateway.store.upgrade import MigrationError, SchemaTooNewError
 
-__all__ = ["KeepSecret", "SQLiteStore", "SessionRecord", "Store", "UsageTotals", "open_store"]
+__all__ = ["KeepSecret", "MigrationError", "SchemaTooNewError", "SessionRecord", "StateStore",
+           "StoreUnavailableError", "UsageTotals", "configured_url", "open_configured_store", "open_store"]

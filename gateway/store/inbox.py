@@ -1,0 +1,67 @@
+"""The turn inbox and inbound dedup: received messages until answered, and the platform ids seen.
+
+`inbox_take` records the message and its dedup key in one transaction, only when the key is new:
+a message is taken once and never lost between "seen" and "to be answered". (Before Alembic a
+SQLite trigger recorded the key; revision 0002 drops it, so both engines do it here.)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from gateway.store.database import Database
+from gateway.store.schema import inbound_dedup, turn_inbox
+
+
+class InboxStore:
+    """Mixin of the store: tables turn_inbox and inbound_dedup."""
+
+    db: Database
+
+    async def dedup_record(self, platform: str, key: str, at: float | None = None) -> bool:
+        """Record a dedup key; True when it is new."""
+        result = await self.db.execute(self.db.insert_ignore(inbound_dedup).values(
+            platform=platform, key=key, created_at=time.time() if at is None else at))
+        return result.rowcount > 0
+
+    async def dedup_forget(self, platform: str, key: str) -> None:
+        await self.db.execute(inbound_dedup.delete().where(
+            inbound_dedup.c.platform == platform, inbound_dedup.c.key == key))
+
+    async def dedup_prune(self, before: float) -> int:
+        return (await self.db.execute(inbound_dedup.delete().where(inbound_dedup.c.created_at < before))).rowcount
+
+    async def inbox_take(self, platform: str, key: str, message: str) -> int | None:
+        """Insert an inbox row (and record `key` when it is not empty) unless the key was seen;
+        the row id, or None for a duplicate."""
+        now = time.time()
+        async with self.db.transaction():
+            if key and not await self.dedup_record(platform, key, now):
+                return None
+            rows = await self.db.write_returning(turn_inbox.insert().values(
+                platform=platform, dedup=key, message=message, created_at=now).returning(turn_inbox.c.id))
+            return int(rows[0][0])
+
+    async def inbox_done(self, inbox_id: int) -> None:
+        await self.db.execute(turn_inbox.delete().where(turn_inbox.c.id == inbox_id))
+
+    async def inbox_release(self, inbox_id: int) -> None:
+        """Delete the row and its dedup key (a redelivery of the message is then answered)."""
+        async with self.db.transaction():
+            row = await self.db.one(sa.select(turn_inbox.c.platform, turn_inbox.c.dedup)
+                                    .where(turn_inbox.c.id == inbox_id))
+            if row is not None and row.dedup:
+                await self.dedup_forget(row.platform, row.dedup)
+            await self.inbox_done(inbox_id)
+
+    async def inbox_rows(self) -> list[Any]:
+        """Every row (id, message, attempts), oldest first."""
+        return await self.db.rows(sa.select(turn_inbox.c.id, turn_inbox.c.message, turn_inbox.c.attempts)
+                                  .order_by(turn_inbox.c.id))
+
+    async def inbox_attempt(self, inbox_id: int) -> None:
+        await self.db.execute(turn_inbox.update().where(turn_inbox.c.id == inbox_id)
+                              .values(attempts=turn_inbox.c.attempts + 1))

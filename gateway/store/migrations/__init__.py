@@ -1,1 +1,0 @@
-"""Numbered SQL migrations for the SQLite store (NNNN_name.sql, applied in order)."""

@@ -1,0 +1,288 @@
+"""Every table of the store, defined once for SQLite and PostgreSQL (SQLAlchemy Core).
+
+Times are seconds since the epoch as double precision; flags are integers (0/1) as they always
+were on SQLite, so old rows and new ones read the same. Migrations live in `gateway/store/alembic/`
+and are frozen copies: change a table here and add a revision there, never edit an old one.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+Time = sa.Float(precision=53)
+"""Epoch seconds: REAL on SQLite, DOUBLE PRECISION on PostgreSQL."""
+
+
+def _text(name: str, default: str | None = "", *, nullable: bool = False) -> sa.Column[str]:
+    """A text column; NOT NULL with a server default unless `default` is None."""
+    if default is None:
+        return sa.Column(name, sa.Text, nullable=nullable)
+    return sa.Column(name, sa.Text, nullable=False, server_default=sa.text(f"'{default}'"))
+
+
+def _int(name: str, default: int | None = 0) -> sa.Column[int]:
+    if default is None:
+        return sa.Column(name, sa.Integer, nullable=False)
+    return sa.Column(name, sa.Integer, nullable=False, server_default=sa.text(str(default)))
+
+
+def _serial() -> sa.Column[int]:
+    return sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)
+
+
+AUTOINCREMENT = {"sqlite_autoincrement": True}
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _text("key", None),
+    _text("platform"), _text("chat_id"), _text("user_id"), _text("team"), _text("title"),
+    _int("archived"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Index("sessions_key", "key", "archived"),
+)
+
+messages = sa.Table(
+    "messages", metadata,
+    _serial(),
+    sa.Column("session_id", sa.Text, sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    _int("seq", None),
+    _text("role", None),
+    _text("data", None),
+    _int("active", 1),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("messages_session", "session_id", "active", "seq"),
+    **AUTOINCREMENT,
+)
+
+tool_calls = sa.Table(
+    "tool_calls", metadata,
+    _serial(),
+    sa.Column("session_id", sa.Text, sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    _text("call_id", None), _text("name", None), _text("arguments", None),
+    _int("ok", None),
+    _text("result", None),
+    sa.Column("duration_ms", Time, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("tool_calls_session", "session_id"),
+    **AUTOINCREMENT,
+)
+
+usage = sa.Table(
+    "usage", metadata,
+    _serial(),
+    _text("session_id", None), _text("model", None), _text("purpose", "chat"),
+    _int("prompt_tokens", None), _int("completion_tokens", None),
+    sa.Column("cost", Time, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("usage_session", "session_id"),
+    sa.Index("usage_time", "created_at"),
+    **AUTOINCREMENT,
+)
+
+pairing_requests = sa.Table(
+    "pairing_requests", metadata,
+    sa.Column("code", sa.Text, primary_key=True),
+    _text("platform", None), _text("user_id", None), _text("display_name"), _text("chat_id"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
+    sa.UniqueConstraint("platform", "user_id"),
+)
+
+allow_grants = sa.Table(
+    "allow_grants", metadata,
+    sa.Column("platform", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, primary_key=True),
+    _text("display_name"), _text("approved_by"),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+inbound_dedup = sa.Table(
+    "inbound_dedup", metadata,
+    sa.Column("platform", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("inbound_dedup_time", "created_at"),
+)
+
+undelivered = sa.Table(
+    "undelivered", metadata,
+    _serial(),
+    _text("platform", None), _text("chat_id", None),
+    _text("thread_id", None, nullable=True), _text("reply_to", None, nullable=True),
+    _text("text", None), _text("idempotency_key"), _text("error", None),
+    _int("attempts", None),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("undelivered_time", "created_at"),
+    **AUTOINCREMENT,
+)
+
+outbound_sent = sa.Table(
+    "outbound_sent", metadata,
+    sa.Column("idempotency_key", sa.Text, primary_key=True),
+    _text("platform", None), _text("chat_id", None), _text("message_id", None),
+    _text("thread_id", None, nullable=True),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("outbound_sent_time", "created_at"),
+)
+
+learning_checkpoints = sa.Table(
+    "learning_checkpoints", metadata,
+    _serial(),
+    _text("session_id", None), _text("team"), _text("cause", None), _text("status", None), _text("model"),
+    sa.Column("started_at", Time, nullable=False),
+    sa.Column("finished_at", Time, nullable=True),
+    _text("decisions"), _text("skills", "[]"), _text("memory", "[]"),
+    _int("prompt_tokens"), _int("completion_tokens"),
+    _text("error"),
+    sa.Column("review_id", sa.Integer, nullable=True),
+    _text("refusals", "[]"),
+    sa.Index("learning_checkpoints_time", "started_at"),
+    sa.Index("learning_checkpoints_session", "session_id"),
+    sa.Index("learning_checkpoints_team", "team", "started_at"),
+    **AUTOINCREMENT,
+)
+
+learning_proposals = sa.Table(
+    "learning_proposals", metadata,
+    _serial(),
+    sa.Column("checkpoint_id", sa.Integer, sa.ForeignKey("learning_checkpoints.id", ondelete="SET NULL"),
+              nullable=True),
+    _text("session_id", None), _text("team"), _text("skill", None), _text("action", None),
+    _text("arguments", None), _text("summary"), _text("status", "pending"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("decided_at", Time, nullable=True),
+    _text("decided_by"), _text("result"),
+    _text("platform"), _text("chat_id"), _text("user_id"), _text("origin", "checkpoint"),
+    _text("kind", "skill"), _text("content_hash"), _text("reason"), _text("announce"),
+    sa.Index("learning_proposals_status", "status", "created_at"),
+    sa.Index("learning_proposals_team", "team", "status", "id"),
+    sa.Index("learning_proposals_hash", "team", "content_hash"),
+    sa.Index("learning_proposals_announce", "announce"),
+    **AUTOINCREMENT,
+)
+
+cron_jobs = sa.Table(
+    "cron_jobs", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _text("name", None), _text("schedule", None), _text("kind", None), _text("timezone", None),
+    _text("prompt"), _text("skill"), _text("model"), _text("target", None),
+    _text("origin_session"), _text("owner"), _text("team"),
+    _int("paused"), _int("done"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    _text("paused_reason"),
+    sa.Index("cron_jobs_owner", "owner"),
+)
+
+cron_runs = sa.Table(
+    "cron_runs", metadata,
+    _serial(),
+    sa.Column("job_id", sa.Text, sa.ForeignKey("cron_jobs.id", ondelete="CASCADE"), nullable=False),
+    _text("scheduled_time", None), _text("cause", "schedule"), _text("session_id"),
+    sa.Column("started_at", Time, nullable=False),
+    sa.Column("finished_at", Time, nullable=True),
+    _text("status", None),
+    sa.Column("duration_ms", Time, nullable=False, server_default=sa.text("0")),
+    _int("prompt_tokens"), _int("completion_tokens"),
+    _text("output_excerpt"), _text("error"), _text("delivery_error"),
+    sa.UniqueConstraint("job_id", "scheduled_time"),
+    sa.Index("cron_runs_job", "job_id", "started_at"),
+    **AUTOINCREMENT,
+)
+
+approval_requests = sa.Table(
+    "approval_requests", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _text("session_id", None), _text("platform", None), _text("chat_id", None), _text("user_id", None),
+    _text("tool", None), _text("description", None), _text("rule", None),
+    _text("outcome", "pending"), _text("scope"), _text("answered_by"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("answered_at", Time, nullable=True),
+    sa.Index("approval_requests_session", "session_id"),
+)
+
+approval_rules = sa.Table(
+    "approval_rules", metadata,
+    sa.Column("session_id", sa.Text, primary_key=True, server_default=sa.text("''")),
+    sa.Column("tool", sa.Text, primary_key=True),
+    sa.Column("rule", sa.Text, primary_key=True),
+    _text("created_by", None),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+learning_reviews = sa.Table(
+    "learning_reviews", metadata,
+    _serial(),
+    _text("session_id", None), _text("team"),
+    _text("reason", None),         # end_of_turn | mid_task | correction | user_turns | idle
+    _text("slice", None),          # JSON list of the messages the review sees
+    _text("context", "{}"),        # JSON: skills used, speakers, the task's earlier review
+    _text("status", "queued"),     # queued | running | deferred | done | failed | capped | merged
+    _text("owner"),                # boot id, pid and start time of the process running it
+    _int("attempts"),
+    _text("writes", "[]"),         # JSON journal of the writes made so far (re-runs skip them)
+    sa.Column("checkpoint_id", sa.Integer, nullable=True),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Index("learning_reviews_status", "status", "id"),
+    sa.Index("learning_reviews_session", "session_id"),
+    **AUTOINCREMENT,
+)
+
+learning_counters = sa.Table(
+    "learning_counters", metadata,
+    sa.Column("session_id", sa.Text, primary_key=True),
+    _text("team"),
+    _int("tool_calls"), _int("user_turns"), _int("reviewed_seq"), _int("turn_seq"), _int("task_review"),
+    sa.Column("last_activity", Time, nullable=False, server_default=sa.text("0")),
+    sa.Index("learning_counters_idle", "user_turns", "last_activity"),
+)
+
+learning_notices = sa.Table(
+    "learning_notices", metadata,
+    sa.Column("team", sa.Text, primary_key=True),
+    sa.Column("day", sa.Text, primary_key=True),
+    sa.Column("chat", sa.Text, primary_key=True),
+    sa.Column("sent_at", Time, nullable=False),
+)
+
+web_sessions = sa.Table(
+    "web_sessions", metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    _text("address"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
+    sa.Index("web_sessions_expiry", "expires_at"),
+)
+
+turn_inbox = sa.Table(
+    "turn_inbox", metadata,
+    _serial(),
+    _text("platform", None), _text("dedup"), _text("message", None),
+    _int("attempts"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("turn_inbox_dedup", "platform", "dedup"),
+    **AUTOINCREMENT,
+)
+
+api_sessions = sa.Table(
+    "api_sessions", metadata,
+    sa.Column("token_id", sa.Text, primary_key=True),
+    sa.Column("session_id", sa.Text, primary_key=True),
+    _text("user_id"),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+api_responses = sa.Table(
+    "api_responses", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    _text("token_id", None),
+    _text("previous_response_id", None, nullable=True),
+    sa.Column("created_at", Time, nullable=False),
+    _text("response", None), _text("messages", None),
+    sa.Index("api_responses_token", "token_id", "created_at"),
+)

@@ -1,0 +1,143 @@
+"""Bringing a database to the schema this code knows: Alembic revisions, applied at start.
+
+- A fresh database gets every revision.
+- A SQLite home made before Alembic (tables present, `PRAGMA user_version` set, no
+  `alembic_version`) runs the legacy SQL files it lacks and is stamped at the baseline, 0001,
+  then upgraded like any other: nothing in it is rewritten.
+- A database at a revision this code does not know (written by a newer Hermes) is refused with
+  the revision named.
+
+The whole upgrade is one transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: DDL is
+transactional, and `pg_advisory_xact_lock` keeps two processes starting at once from racing), so a
+failed revision leaves the database at the revision it had. SQLite runs it with foreign keys off,
+as batch mode's table copies need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL
+
+from gateway.store.database import create_engine_for, display_url
+from gateway.store.legacy import last_legacy_version, legacy_migrations, split_sql
+
+SCRIPT_LOCATION = "gateway.store:alembic"
+BASELINE = "0001"
+MIGRATION_LOCK_KEY = 0x4E524D45  # pg_advisory_xact_lock key of "hermes store migrate"
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer Hermes than this one."""
+
+
+class MigrationError(RuntimeError):
+    """A revision failed; the database stays at the revision it had."""
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    current: str | None  # None: an empty database (or a legacy one not yet stamped)
+    head: str
+    legacy_version: int | None  # PRAGMA user_version of a home made before Alembic
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _legacy_version(connection: sa.Connection) -> int | None:
+    if connection.dialect.name != "sqlite":
+        return None
+    tables = set(sa.inspect(connection).get_table_names())
+    if "alembic_version" in tables or "sessions" not in tables:
+        return None
+    return int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+
+
+def _status(connection: sa.Connection) -> SchemaStatus:
+    current = MigrationContext.configure(connection).get_current_revision()
+    return SchemaStatus(current, head_revision(), _legacy_version(connection))
+
+
+def _refuse_unknown(status: SchemaStatus, where: str) -> None:
+    if status.current is None:
+        return
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        script.get_revision(status.current)
+    except Exception:
+        raise SchemaTooNewError(
+            f"{where}: the database is at revision {status.current}, newer than this Hermes knows "
+            f"(latest {status.head}); upgrade hermes-gateway") from None
+
+
+def _upgrade(connection: sa.Connection, where: str, target: str) -> SchemaStatus:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+    status = _status(connection)
+    _refuse_unknown(status, where)
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    if status.legacy_version is not None:
+        if status.legacy_version > last_legacy_version():
+            raise SchemaTooNewError(f"{where}: schema version {status.legacy_version} is newer than this "
+                                    f"Hermes knows ({last_legacy_version()}); upgrade hermes-gateway")
+        for number, sql in legacy_migrations():
+            if number > status.legacy_version:
+                for statement in split_sql(sql):
+                    connection.exec_driver_sql(statement)
+                connection.exec_driver_sql(f"PRAGMA user_version = {number}")
+        command.stamp(config, BASELINE)
+    if _status(connection).current != target:
+        command.upgrade(config, target)
+    return _status(connection)
+
+
+async def upgrade_database(url: URL, target: str = "head") -> SchemaStatus:
+    """Apply what the database lacks (see the module docstring); returns the new status."""
+    where = display_url(url)
+    engine = create_engine_for(url, foreign_keys=False, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                connection = await connection.execution_options(hermes_begin="BEGIN IMMEDIATE")
+            try:
+                async with connection.begin():
+                    return await connection.run_sync(
+                        lambda sync: _upgrade(sync, where, head_revision() if target == "head" else target))
+            except SchemaTooNewError:
+                raise
+            except sa.exc.OperationalError as exc:
+                if "unable to open database" in str(exc) or "could not" in str(exc):
+                    raise
+                raise MigrationError(f"{where}: migration failed, the database stays at its previous "
+                                     f"revision: {exc.orig}") from exc
+    finally:
+        await engine.dispose()
+
+
+async def schema_status(url: URL) -> SchemaStatus:
+    engine = create_engine_for(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_status)
+    finally:
+        await engine.dispose()
