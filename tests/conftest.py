@@ -15,6 +15,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
 
 from tests.fakes.model_server import FakeModelServer
+from tests.postgres import PostgresServer, store_engine_option
+
+pytest_addoption = store_engine_option
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,11 +44,28 @@ def _network_guard(event: str, args: tuple) -> None:
 sys.addaudithook(_network_guard)
 
 
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> PostgresServer:
+    """The machine's PostgreSQL (skipped with one line where it is not running; with CI=true, failed)."""
+    return PostgresServer.require()
+
+
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh HERMES_HOME for the test (environment variable set for subprocesses too)."""
+def postgres_url(postgres_server: PostgresServer) -> object:
+    """A fresh PostgreSQL database for one test, dropped after it (even with connections left)."""
+    with postgres_server.database() as url:
+        yield url
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
+    """A fresh HERMES_HOME for the test (environment variable set for subprocesses too). With
+    `--store=postgresql` its store is a fresh PostgreSQL database (HERMES_STORE_URL)."""
     root = tmp_path / "hermes-home"
     monkeypatch.setenv("HERMES_HOME", str(root))
+    monkeypatch.delenv("HERMES_STORE_URL", raising=False)
+    if request.config.getoption("store") == "postgresql":
+        monkeypatch.setenv("HERMES_STORE_URL", request.getfixturevalue("postgres_url"))
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
         monkeypatch.delenv(var, raising=False)
     return root
