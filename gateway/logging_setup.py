@@ -40,7 +40,7 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
 # Libraries that are chatty at INFO; they log at WARNING unless the gateway runs at DEBUG.
 NOISY_LOGGERS = ("httpx", "httpcore", "LiteLLM", "litellm", "aiohttp.access", "telegram", "discord",
-                 "slack_bolt", "slack_sdk", "apscheduler", "asyncio", "aiosqlite")
+                 "slack_bolt", "slack_sdk", "apscheduler", "asyncio", "aiosqlite", "alembic")
 _MARK = "_hermes_handler"
 
 _session: ContextVar[str] = ContextVar("hermes_log_session", default="")

@@ -92,7 +92,7 @@ async def _serve(config_path: Path | None, grace: float) -> int:
 async def _run(config: Any, home: Any, config_path: Path | None, grace: float, generated: object | None) -> int:
     from gateway.api.auth import WeakTokenError
     from gateway.app import Gateway
-    from gateway.store import SchemaTooNewError
+    from gateway.store import MigrationError, SchemaTooNewError, StoreUnavailableError
 
     try:
         gateway = Gateway(config, home, grace=grace)
@@ -120,7 +120,7 @@ async def _run(config: Any, home: Any, config_path: Path | None, grace: float, g
         await gateway.start()
     except WeakTokenError as exc:
         fail(str(exc), code=2)
-    except (SchemaTooNewError, OSError) as exc:
+    except (SchemaTooNewError, MigrationError, StoreUnavailableError, OSError) as exc:
         fail(str(exc))
     from gateway.reload import install_sighup
 

@@ -15,6 +15,7 @@ as batch mode's table copies need.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -30,6 +31,8 @@ from gateway.store.legacy import last_legacy_version, legacy_migrations, split_s
 SCRIPT_LOCATION = "gateway.store:alembic"
 BASELINE = "0001"
 MIGRATION_LOCK_KEY = 0x4E524D45  # pg_advisory_xact_lock key of "hermes store migrate"
+
+log = logging.getLogger(__name__)
 
 
 class SchemaTooNewError(RuntimeError):
@@ -106,8 +109,10 @@ def _upgrade(connection: sa.Connection, where: str, target: str) -> SchemaStatus
                     connection.exec_driver_sql(statement)
                 connection.exec_driver_sql(f"PRAGMA user_version = {number}")
         command.stamp(config, BASELINE)
-    if _status(connection).current != target:
+    before = _status(connection).current
+    if before != target:
         command.upgrade(config, target)
+        log.info("store %s: schema upgraded from revision %s to %s", where, before or "(empty)", target)
     return _status(connection)
 
 
