@@ -92,8 +92,10 @@ async def _run(input_path: Path, workers: int, checkpoint: Path, model: str | No
     from agent.prompt import PromptBuilder, PromptContext
     from agent.redact import Redactor
 
-    err = Console(stderr=True)
-    out = Console()
+    # soft_wrap: a long checkpoint path stays on one line (copyable, greppable) instead of being
+    # folded at the terminal's width, or at 80 columns when the output is piped
+    err = Console(stderr=True, soft_wrap=True)
+    out = Console(soft_wrap=True)
     config, home = load(config_path)
     config = config.with_model(model)
     try:
