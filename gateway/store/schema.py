@@ -286,3 +286,24 @@ api_responses = sa.Table(
     _text("response", None), _text("messages", None),
     sa.Index("api_responses_token", "token_id", "created_at"),
 )
+
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("duty", sa.Text, primary_key=True),
+    _text("owner", None),
+    _int("generation"),
+    sa.Column("expires_at", Time, nullable=False),
+    sa.Column("heartbeat_at", Time, nullable=False),
+)
+"""One row per duty that runs once in the cluster: who holds it, under which generation (fencing)."""
+
+cluster_members = sa.Table(
+    "cluster_members", metadata,
+    sa.Column("process", sa.Text, primary_key=True),
+    _text("host", None),
+    _int("pid"),
+    _text("version"),
+    sa.Column("started_at", Time, nullable=False),
+    sa.Column("heartbeat_at", Time, nullable=False),
+)
+"""The gateway processes sharing this store (a row per process, removed on a clean stop)."""

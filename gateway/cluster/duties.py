@@ -1,0 +1,133 @@
+"""The duties that run once in the cluster, and the runner that starts each only while it holds its lease.
+
+Everything not named here runs on every process: the HTTP port (API, web chat, dashboard,
+webhooks), turns, learning reviews, deliveries.
+
+`DutyRunner` keeps one loop per duty: try the lease; when it is ours, `start(lease)` the duty;
+when the lease is lost (connection ended, not renewed, taken over) `stop()` it at once; then try
+again every `retry` seconds, so a follower takes over within TTL + retry of the leader's death
+(on PostgreSQL the server frees a dead process's advisory locks within milliseconds, so it is
+usually `retry`). `start_all()` makes a first round before returning, so a single process (SQLite,
+or the first of a cluster) has its duties running when the gateway's start returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway.cluster.lease import Lease, LeaseKeeper
+
+log = logging.getLogger(__name__)
+
+LEADER = "leader"                    # no work of its own: the process holding it is "the leader"
+TELEGRAM_POLLER = "telegram-poller"  # one getUpdates consumer per bot (a second one gets 409)
+CRON_SCHEDULER = "cron-scheduler"    # APScheduler job stores must never be shared
+CURATOR = "curator"                  # the weekly skill curation and "learned" announcements
+IDLE_REVIEWS = "idle-reviews"        # timers that start a learning review after idle minutes
+MAINTENANCE = "maintenance"          # retention pruning and database upkeep
+ALL_DUTIES = (LEADER, TELEGRAM_POLLER, CRON_SCHEDULER, CURATOR, IDLE_REVIEWS, MAINTENANCE)
+
+
+def discord_shard(shard_id: int) -> str:
+    """Each Discord shard is its own duty: two connections of one shard answer every event twice."""
+    return f"discord-shard-{shard_id}"
+
+
+async def _nothing(_lease: Lease | None = None) -> None:
+    return None
+
+
+@dataclass
+class Duty:
+    """`start(lease)` begins the work (and returns); `stop()` ends it. Both are idempotent."""
+
+    name: str
+    start: Callable[[Lease], Awaitable[None]] = _nothing
+    stop: Callable[[], Awaitable[None]] = _nothing
+
+
+OnChange = Callable[[str, bool, Lease], None]
+
+
+class DutyRunner:
+    def __init__(self, keeper: LeaseKeeper, *, retry: float = 1.0, on_change: OnChange | None = None) -> None:
+        self.keeper = keeper
+        self.retry = retry
+        self.on_change = on_change
+        self.duties: dict[str, Duty] = {}
+        self.running: dict[str, Lease] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    def add(self, duty: Duty) -> None:
+        self.duties[duty.name] = duty
+
+    def owns(self, name: str) -> bool:
+        lease = self.running.get(name)
+        return lease is not None and lease.held
+
+    async def start_all(self) -> None:
+        """One acquisition round now, then a loop per duty in the background."""
+        for duty in self.duties.values():
+            await self._try_start(duty)
+        for duty in self.duties.values():
+            self._tasks[duty.name] = asyncio.create_task(self._hold(duty), name=f"duty-{duty.name}")
+
+    async def _try_start(self, duty: Duty) -> Lease | None:
+        try:
+            lease = await self.keeper.try_acquire(duty.name)
+        except Exception as exc:  # noqa: BLE001 - the store is away: try again later
+            log.warning("cluster: could not try the %s lease: %s", duty.name, exc)
+            return None
+        if lease is None or duty.name in self.running:
+            return lease
+        try:
+            await duty.start(lease)
+        except Exception:
+            log.exception("cluster: the %s duty failed to start; giving its lease back", duty.name)
+            await self.keeper.release(lease)
+            return None
+        self.running[duty.name] = lease
+        if self.on_change is not None:
+            self.on_change(duty.name, True, lease)
+        return lease
+
+    async def _hold(self, duty: Duty) -> None:
+        while not self._stopping:
+            lease = self.running.get(duty.name) or await self._try_start(duty)
+            if lease is None:
+                await asyncio.sleep(self.retry)
+                continue
+            await lease.lost.wait()
+            await self._stop_duty(duty)
+
+    async def _stop_duty(self, duty: Duty) -> None:
+        lease = self.running.pop(duty.name, None)
+        if lease is None:
+            return
+        if lease.lost.is_set() and not self._stopping:
+            log.warning("cluster: stopping the %s duty: its lease is lost", duty.name)
+        try:
+            await duty.stop()
+        except Exception:
+            log.exception("cluster: the %s duty did not stop cleanly", duty.name)
+        if self.on_change is not None:
+            self.on_change(duty.name, False, lease)
+
+    async def stop_all(self) -> None:
+        """Stop every running duty and give its lease back (a clean shutdown hands over at once)."""
+        self._stopping = True
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for name in list(self.running):
+            lease = self.running[name]
+            await self._stop_duty(self.duties[name])
+            await self.keeper.release(lease)

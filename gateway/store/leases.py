@@ -1,0 +1,226 @@
+"""Duty leases and cluster membership: the statements behind "one owner for what runs once".
+
+- `leases` has a row per duty (the Telegram poller, the cron scheduler, ...): its owner (a
+  process id), a `generation` bumped on every acquisition, and `expires_at`/`heartbeat_at` the
+  owner renews. A singleton action asks `lease_still_held(duty, owner, generation)` before it
+  acts (fencing): once another process has taken the duty the generation differs and the old
+  owner's check fails.
+- `cluster_members` has a row per gateway process (host, pid, version, started, heartbeat).
+- `LockConnection` is the dedicated PostgreSQL connection that holds the session-level advisory
+  locks (`pg_try_advisory_lock`), one per owned duty, with TCP keepalives on; the server releases
+  them when the connection ends (a crash, `pg_terminate_backend`), and `on_lost` callbacks run the
+  moment the driver sees the connection close. SQLite has no such connection: one process owns
+  every duty (the home's pid file refuses a second gateway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from gateway.store.database import CONNECT_TIMEOUT_SECONDS, Database
+from gateway.store.schema import cluster_members, leases
+
+log = logging.getLogger(__name__)
+
+LOCK_APPLICATION_NAME = "hermes-lease"
+KEEPALIVES = {"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"}
+
+
+def lock_key(duty: str) -> int:
+    """The advisory lock key of a duty: a stable signed 64-bit hash of its name."""
+    return int.from_bytes(hashlib.sha256(f"hermes-duty:{duty}".encode()).digest()[:8], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    duty: str
+    owner: str
+    generation: int
+    expires_at: float
+    heartbeat_at: float
+
+    def live(self, now: float | None = None) -> bool:
+        return bool(self.owner) and self.expires_at > (time.time() if now is None else now)
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    process: str
+    host: str
+    pid: int
+    version: str
+    started_at: float
+    heartbeat_at: float
+
+
+class LockConnection:
+    """One PostgreSQL connection of its own that holds this process's advisory locks."""
+
+    def __init__(self, engine: AsyncEngine, connection: AsyncConnection, backend_pid: int) -> None:
+        self._engine = engine
+        self._connection = connection
+        self.backend_pid = backend_pid
+        self._lost_callbacks: list[Callable[[], None]] = []
+        self.lost = False
+
+    @classmethod
+    async def open(cls, db: Database) -> LockConnection:
+        engine = create_async_engine(
+            db.url, poolclass=NullPool,
+            connect_args={"timeout": CONNECT_TIMEOUT_SECONDS, "command_timeout": 10,
+                          "server_settings": {"application_name": LOCK_APPLICATION_NAME, **KEEPALIVES}})
+        try:
+            connection = await (await engine.connect()).execution_options(isolation_level="AUTOCOMMIT")
+            pid = int((await connection.execute(sa.select(sa.func.pg_backend_pid()))).scalar_one())
+        except BaseException:
+            await engine.dispose()
+            raise
+        lock = cls(engine, connection, pid)
+        raw = await connection.get_raw_connection()
+        raw.driver_connection.add_termination_listener(lambda _conn: lock._on_terminated())
+        return lock
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the loop, synchronously) when the connection ends unasked."""
+        self._lost_callbacks.append(callback)
+
+    def _on_terminated(self) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        log.warning("cluster: the lease connection to the store ended; every duty of this process stops")
+        for callback in self._lost_callbacks:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - every callback must run
+                log.exception("cluster: a lease-lost callback failed")
+
+    async def _scalar(self, statement: sa.Executable) -> Any:
+        try:
+            return (await self._connection.execute(statement)).scalar()
+        except (sa.exc.DBAPIError, sa.exc.InterfaceError, OSError, TimeoutError):
+            self._on_terminated()
+            raise
+
+    async def try_lock(self, duty: str) -> bool:
+        return bool(await self._scalar(sa.select(sa.func.pg_try_advisory_lock(lock_key(duty)))))
+
+    async def unlock(self, duty: str) -> None:
+        await self._scalar(sa.select(sa.func.pg_advisory_unlock(lock_key(duty))))
+
+    async def ping(self) -> None:
+        await self._scalar(sa.select(sa.literal(1)))
+
+    async def close(self) -> None:
+        self.lost = True  # a close we asked for: no callbacks
+        try:
+            await self._connection.close()
+        except Exception:  # noqa: BLE001 - a dead connection closes with an error
+            pass
+        await self._engine.dispose()
+
+
+class LeasesStore:
+    """Duty leases (fencing generations) and the member processes; see the module docstring."""
+
+    db: Database
+
+    # -- leases ---------------------------------------------------------------------------------
+    async def open_lock_connection(self) -> LockConnection | None:
+        """The dedicated advisory-lock connection on PostgreSQL; None on SQLite."""
+        return await LockConnection.open(self.db) if self.db.is_postgresql else None
+
+    async def take_lease(self, duty: str, owner: str, ttl: float) -> int:
+        """Record `owner` as the duty's holder under a new generation (the caller holds its lock)."""
+        now = time.time()
+        async with self.db.transaction():
+            updated = await self.db.execute(
+                sa.update(leases).where(leases.c.duty == duty)
+                .values(owner=owner, generation=leases.c.generation + 1, expires_at=now + ttl, heartbeat_at=now))
+            if not updated.rowcount:
+                await self.db.execute(self.db.insert_ignore(leases).values(
+                    duty=duty, owner=owner, generation=1, expires_at=now + ttl, heartbeat_at=now))
+            return int(await self.db.scalar(sa.select(leases.c.generation).where(leases.c.duty == duty)))
+
+    async def renew_lease(self, duty: str, owner: str, generation: int, ttl: float) -> bool:
+        now = time.time()
+        result = await self.db.execute(
+            sa.update(leases).where(leases.c.duty == duty, leases.c.owner == owner,
+                                    leases.c.generation == generation)
+            .values(expires_at=now + ttl, heartbeat_at=now))
+        return bool(result.rowcount)
+
+    async def lease_still_held(self, duty: str, owner: str, generation: int) -> bool:
+        """The fencing check: the row still names this owner and generation and has not expired."""
+        row = await self.db.one(sa.select(leases.c.expires_at).where(
+            leases.c.duty == duty, leases.c.owner == owner, leases.c.generation == generation))
+        return row is not None and float(row[0]) > time.time()
+
+    async def end_lease(self, duty: str, owner: str, generation: int) -> None:
+        """A clean release: the row stays (its generation goes on), expired at once."""
+        await self.db.execute(
+            sa.update(leases).where(leases.c.duty == duty, leases.c.owner == owner,
+                                    leases.c.generation == generation)
+            .values(expires_at=0.0))
+
+    async def lease(self, duty: str) -> LeaseRecord | None:
+        row = await self.db.one(sa.select(leases).where(leases.c.duty == duty))
+        return _lease(row) if row is not None else None
+
+    async def list_leases(self) -> list[LeaseRecord]:
+        return [_lease(r) for r in await self.db.rows(sa.select(leases).order_by(leases.c.duty))]
+
+    async def lock_holder(self, duty: str) -> int | None:
+        """PostgreSQL: the backend pid holding a duty's advisory lock (None when free, or on SQLite)."""
+        if not self.db.is_postgresql:
+            return None
+        from sqlalchemy.dialects.postgresql import OID
+
+        key = lock_key(duty) & 0xFFFFFFFFFFFFFFFF  # a bigint key is (classid, objid) = (high, low) 32 bits
+        locks = sa.table("pg_locks", sa.column("pid"), sa.column("locktype"), sa.column("classid"),
+                         sa.column("objid"), sa.column("objsubid"), sa.column("granted"))
+        return await self.db.scalar(sa.select(locks.c.pid).where(
+            locks.c.locktype == "advisory", locks.c.classid == sa.cast(key >> 32, OID),
+            locks.c.objid == sa.cast(key & 0xFFFFFFFF, OID), locks.c.objsubid == 1,
+            locks.c.granted.is_(True)).limit(1))
+
+    async def end_backend(self, backend_pid: int) -> bool:
+        """PostgreSQL: end a server session (a lease holder that stopped renewing)."""
+        if not self.db.is_postgresql:
+            return False
+        return bool(await self.db.scalar(sa.select(sa.func.pg_terminate_backend(backend_pid))))
+
+    # -- members ----------------------------------------------------------------------------------
+    async def join_cluster(self, member: MemberRecord) -> None:
+        await self.db.execute(self.db.upsert(cluster_members, {
+            "process": member.process, "host": member.host, "pid": member.pid, "version": member.version,
+            "started_at": member.started_at, "heartbeat_at": member.heartbeat_at}, ["process"]))
+
+    async def member_heartbeat(self, process: str) -> bool:
+        result = await self.db.execute(sa.update(cluster_members).where(cluster_members.c.process == process)
+                                       .values(heartbeat_at=time.time()))
+        return bool(result.rowcount)
+
+    async def leave_cluster(self, process: str) -> None:
+        await self.db.execute(sa.delete(cluster_members).where(cluster_members.c.process == process))
+
+    async def list_members(self, *, forget_after: float = 3600.0) -> list[MemberRecord]:
+        """The processes, newest heartbeat first; rows silent for `forget_after` s are removed."""
+        await self.db.execute(sa.delete(cluster_members).where(
+            cluster_members.c.heartbeat_at < time.time() - forget_after))
+        rows = await self.db.rows(sa.select(cluster_members).order_by(cluster_members.c.started_at))
+        return [MemberRecord(r.process, r.host, int(r.pid), r.version, float(r.started_at),
+                             float(r.heartbeat_at)) for r in rows]
+
+
+def _lease(row: Any) -> LeaseRecord:
+    return LeaseRecord(row.duty, row.owner, int(row.generation), float(row.expires_at), float(row.heartbeat_at))
