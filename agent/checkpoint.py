@@ -206,9 +206,20 @@ def render_transcript(messages: list[dict[str, Any]], redactor: Redactor,
     return joined
 
 
+# A skill command (`/code-review ...`) reaches the model as "Follow the skill NAME below." and the
+# skill's body in <skill name="NAME"> tags, then "Request: ...": only the request is the user's words.
+INVOKED_SKILL = re.compile(r'Follow the skill [a-z0-9-]+ below\.\s*|<skill name="[a-z0-9-]+">.*?</skill>\s*', re.S)
+
+
+def users_own_words(text: str) -> str:
+    """A user message without the text of any skill it invoked (a skill's "always" and "instead"
+    are not the user correcting the agent)."""
+    return INVOKED_SKILL.sub("", text or "").strip()
+
+
 def is_correction(text: str) -> bool:
-    """Whether a user message reads as a correction or a stated preference."""
-    return bool(CORRECTION.search(text or ""))
+    """Whether a user message reads as a correction or a stated preference (in the user's own words)."""
+    return bool(CORRECTION.search(users_own_words(text)))
 
 
 def possible_corrections(messages: list[dict[str, Any]], redactor: Redactor) -> list[str]:
@@ -217,7 +228,7 @@ def possible_corrections(messages: list[dict[str, Any]], redactor: Redactor) -> 
     for message in messages:
         if message.get("role") != "user":
             continue
-        text = _text_of(message.get("content")).strip()
+        text = users_own_words(_text_of(message.get("content")))
         if text and is_correction(text):
             found.append(redactor.redact(text[:400]))
     return found
@@ -444,6 +455,7 @@ __all__ = [
     "SkillChange",
     "announcement",
     "is_correction",
+    "users_own_words",
     "json_safe",
     "near_duplicates",
     "render_transcript",

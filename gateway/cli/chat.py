@@ -160,11 +160,16 @@ class _Chat:
             await runtime.close()
             raise
         runtime.pin_workspace(self.session.key, self.folder)
+        runtime.services["announce"] = self._announce  # "Learned ..." / "Remembered ..." after a review
         self.service = SessionService(runtime)
         self.commands = TerminalCommands(runtime)
         self.runtime = runtime
         self.history = len(await runtime.store.load_messages(self.session.id))
         self._preload = asyncio.create_task(self._warm_up(), name="preload-litellm")
+
+    async def _announce(self, _session: Any, text: str) -> None:
+        """What a review learned, printed as the gateway posts it to a chat."""
+        await self.reader.show(lambda: self.console.print(text, style="green", markup=False))
 
     async def _warm_up(self) -> None:
         """LiteLLM takes seconds to import: do it while the user types, then freeze the heap."""

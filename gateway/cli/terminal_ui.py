@@ -16,11 +16,12 @@ import contextlib
 import json
 import sys
 import termios
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import run_in_terminal
 from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
@@ -81,6 +82,14 @@ class LineReader:
                 raise Quit() from None
             self._state.armed = False
             return line
+
+    async def show(self, write: Callable[[], None]) -> None:
+        """Run `write` (which prints) above the prompt when one is showing, or at once when not: a
+        "Learned ..." notice that arrives while the user types does not garble their line."""
+        if self._session.app.is_running:
+            await run_in_terminal(write)
+        else:
+            write()
 
     async def ask(self, question: str) -> str:
         """A one-off question (approvals); Ctrl-C or Ctrl-D answers no."""
