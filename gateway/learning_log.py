@@ -1,7 +1,7 @@
 """The learning log: one record per checkpoint, and proposals waiting for a person.
 
-Tables come from migrations `0003_learning.sql`, `0007_learning_reviews.sql` (review id,
-refusals with their reasons) and `0008_proposals.sql`. Every text stored
+The rows live in the store (`gateway/store/learning.py` for checkpoints, `gateway/store/proposals.py`
+for proposals); this module says what is written. Every text stored
 here (decisions, diffs, proposal arguments, errors) passes through the secrets `Redactor` first,
 so nothing a user pasted into a chat reaches the log. The rules for proposals (who decides, no
 change proposed twice, checks again at approval) are in `gateway/proposals.py`;
@@ -50,12 +50,6 @@ def day_start(now: float | None = None) -> float:
     return t - (t % 86_400)
 
 
-def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
-    """A WHERE clause of the filters whose value is not None (each clause has one `?`)."""
-    kept = {clause: value for clause, value in filters.items() if value is not None}
-    return (" WHERE " + " AND ".join(kept) if kept else ""), list(kept.values())
-
-
 @dataclass
 class LearningLog:
     store: StateStore
@@ -69,29 +63,22 @@ class LearningLog:
 
     # -- checkpoints ------------------------------------------------------------------------------
     async def start(self, session_id: str, team: str, cause: str, model: str, review_id: int | None = None) -> int:
-        return await self.store.execute(
-            "INSERT INTO learning_checkpoints (session_id, team, cause, status, model, started_at, review_id)"
-            " VALUES (?, ?, ?, 'running', ?, ?, ?)", (session_id, team, cause, model, time.time(), review_id))
+        return await self.store.checkpoint_start(session_id, team, cause, model, review_id)
 
     async def add_tokens(self, checkpoint_id: int, prompt_tokens: int, completion_tokens: int) -> None:
         """Count one model call of a running checkpoint at once (a review that dies keeps its cost)."""
-        await self.store.execute(
-            "UPDATE learning_checkpoints SET prompt_tokens = prompt_tokens + ?,"
-            " completion_tokens = completion_tokens + ? WHERE id = ?",
-            (prompt_tokens, completion_tokens, checkpoint_id))
+        await self.store.checkpoint_add_tokens(checkpoint_id, prompt_tokens, completion_tokens)
 
     async def finish(self, checkpoint_id: int, *, status: str, decisions: str = "",
                      skills: list[dict[str, Any]] | None = None, memory: list[dict[str, Any]] | None = None,
                      prompt_tokens: int | None = None, completion_tokens: int | None = None, error: str = "",
                      refusals: list[dict[str, Any]] | None = None) -> None:
         """Close a checkpoint row. Tokens counted with `add_tokens` are kept unless given here."""
-        await self.store.execute(
-            "UPDATE learning_checkpoints SET status = ?, finished_at = ?, decisions = ?, skills = ?, memory = ?,"
-            " prompt_tokens = COALESCE(?, prompt_tokens), completion_tokens = COALESCE(?, completion_tokens),"
-            " error = ?, refusals = ? WHERE id = ?",
-            (status, time.time(), self._clean(decisions), self._clean_json(skills or []),
-             self._clean_json(memory or []), prompt_tokens, completion_tokens, self._clean(error),
-             self._clean_json(refusals or []), checkpoint_id))
+        await self.store.checkpoint_finish(
+            checkpoint_id, status=status, decisions=self._clean(decisions), skills=self._clean_json(skills or []),
+            memory=self._clean_json(memory or []), error=self._clean(error),
+            refusals=self._clean_json(refusals or []), prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens)
 
     async def record(self, session_id: str, team: str, cause: str, model: str, *, status: str,
                      error: str = "", review_id: int | None = None,
@@ -103,24 +90,12 @@ class LearningLog:
 
     async def tokens_since(self, since: float, team: str | None = None) -> int:
         """Checkpoint tokens spent since `since` (by one team when `team` is given; '' is the default library)."""
-        sql = ("SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM learning_checkpoints"
-               " WHERE started_at >= ?")
-        params: list[Any] = [since]
-        if team is not None:
-            sql += " AND team = ?"
-            params.append(team)
-        row = await self.store.fetchone(sql, params)
-        return int(row[0]) if row else 0
+        return await self.store.checkpoint_tokens_since(since, team)
 
     async def entries(self, limit: int = 20, session_id: str | None = None,
                       team: str | None = None, api_user: str | None = None) -> list[dict[str, Any]]:
         """The newest log entries; `api_user` keeps those of that API (or web chat) user's sessions."""
-        where, params = _where({
-            "session_id = ?": session_id or None, "team = ?": team,
-            "session_id IN (SELECT id FROM sessions WHERE platform = 'api' AND user_id = ?)": api_user})
-        sql = f"SELECT * FROM learning_checkpoints{where} ORDER BY id DESC LIMIT ?"
-        params.append(limit)
-        rows = await self.store.fetchall(sql, params)
+        rows = await self.store.checkpoint_rows(limit, session_id=session_id, team=team, api_user=api_user)
         return [{
             "id": r["id"], "session": r["session_id"], "team": r["team"], "cause": r["cause"],
             "status": r["status"], "model": r["model"], "started": iso(r["started_at"]),
@@ -133,11 +108,7 @@ class LearningLog:
 
     async def usage_by_purpose(self, since: float = 0.0) -> dict[str, dict[str, int]]:
         """Tokens of every model call since `since`, split by purpose (chat, checkpoint, compress, ...)."""
-        rows = await self.store.fetchall(
-            "SELECT purpose, COALESCE(SUM(prompt_tokens), 0) AS p, COALESCE(SUM(completion_tokens), 0) AS c,"
-            " COUNT(*) AS n FROM usage WHERE created_at >= ? GROUP BY purpose ORDER BY purpose", (since,))
-        return {r["purpose"]: {"prompt_tokens": int(r["p"]), "completion_tokens": int(r["c"]), "calls": int(r["n"])}
-                for r in rows}
+        return await self.store.usage_by_purpose(since)
 
     # -- proposals ----------------------------------------------------------------------------------
     async def propose(self, *, checkpoint_id: int | None, session_id: str, team: str, skill: str, action: str,
@@ -161,12 +132,11 @@ class LearningLog:
             platform = session.platform if platform is None and session else platform or ""
             chat_id = session.chat_id if chat_id is None and session else chat_id or ""
             user_id = session.user_id if user_id is None and session else user_id or ""
-        return await self.store.execute(
-            "INSERT INTO learning_proposals (checkpoint_id, session_id, team, skill, action, arguments, summary,"
-            " created_at, platform, chat_id, user_id, origin, kind, content_hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (checkpoint_id, session_id, team, skill, action, json.dumps(clean_args, ensure_ascii=False),
-             self._clean(summary), time.time(), platform or "", chat_id or "", user_id or "", origin, kind, digest))
+        return await self.store.proposal_insert(
+            checkpoint_id=checkpoint_id, session_id=session_id, team=team, skill=skill, action=action,
+            arguments=json.dumps(clean_args, ensure_ascii=False), summary=self._clean(summary),
+            platform=platform or "", chat_id=chat_id or "", user_id=user_id or "", origin=origin, kind=kind,
+            content_hash=digest)
 
     async def _check_pending_creates(self, team: str, name: str, content: str) -> None:
         """A create that is the same procedure as a create already waiting is refused (not piled up)."""
@@ -187,43 +157,31 @@ class LearningLog:
                     "Do not propose it again; once it is approved, improve it with a patch."))
 
     async def proposal(self, proposal_id: int) -> Proposal | None:
-        row = await self.store.fetchone("SELECT * FROM learning_proposals WHERE id = ?", (proposal_id,))
+        row = await self.store.proposal_row(proposal_id)
         return row_to_proposal(row) if row else None
 
     async def proposals(self, status: str | None = "pending", limit: int = 50, *,
                         team: str | None = None) -> list[Proposal]:
-        where, params = _where({"status = ?": status or None, "team = ?": team})
-        sql = f"SELECT * FROM learning_proposals{where} ORDER BY id LIMIT ?"
-        params.append(limit)
-        return [row_to_proposal(r) for r in await self.store.fetchall(sql, params)]
+        return [row_to_proposal(r) for r in await self.store.proposal_rows(status=status, team=team, limit=limit)]
 
     async def decide(self, proposal_id: int, status: str, by: str, result: str, *, reason: str = "",
                      announce: str = "") -> bool:
         """Set the outcome of a pending proposal; False when someone else decided it first."""
-        changed = await self.store.execute_rowcount(
-            "UPDATE learning_proposals SET status = ?, decided_at = ?, decided_by = ?, result = ?, reason = ?,"
-            " announce = ? WHERE id = ? AND status IN ('pending', 'approving')",
-            (status, time.time(), by, self._clean(result), self._clean(reason), announce, proposal_id))
-        return bool(changed)
+        return await self.store.proposal_decide(proposal_id, status, by, self._clean(result),
+                                                reason=self._clean(reason), announce=announce)
 
     async def claim(self, proposal_id: int, by: str) -> bool:
         """Take a pending proposal for approval (so two approvals cannot both write it)."""
-        return bool(await self.store.execute_rowcount(
-            "UPDATE learning_proposals SET status = 'approving', decided_by = ? WHERE id = ? AND status = 'pending'",
-            (by, proposal_id)))
+        return await self.store.proposal_claim(proposal_id, by)
 
     async def release(self, proposal_id: int) -> None:
-        await self.store.execute(
-            "UPDATE learning_proposals SET status = 'pending', decided_by = '' WHERE id = ? AND status = 'approving'",
-            (proposal_id,))
+        await self.store.proposal_release(proposal_id)
 
     async def mark_announced(self, proposal_id: int) -> None:
-        await self.store.execute("UPDATE learning_proposals SET announce = 'done' WHERE id = ?", (proposal_id,))
+        await self.store.proposal_mark_announced(proposal_id)
 
     async def to_announce(self, limit: int = 20) -> list[Proposal]:
-        rows = await self.store.fetchall(
-            "SELECT * FROM learning_proposals WHERE announce = 'pending' ORDER BY id LIMIT ?", (limit,))
-        return [row_to_proposal(r) for r in rows]
+        return [row_to_proposal(r) for r in await self.store.proposal_rows(announce="pending", limit=limit)]
 
 
 LibraryFor = Callable[[str], SkillLibrary]

@@ -139,6 +139,8 @@ class LearningLoop:
         self.redactor = redactor
         self.queue = ReviewQueue(runtime.store, redactor)
         self._turns: OrderedDict[str, _Turn] = OrderedDict()
+        # per-session locks only serialise this process's reviews of one session (one at a time
+        # sees the library); no state rests on them: claims and budgets are store transactions
         self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
         self._answers: dict[str, asyncio.Event] = {}
         self._slots = asyncio.Semaphore(CHECKPOINT_CONCURRENCY)
@@ -312,15 +314,16 @@ class LearningLoop:
             self._scheduled.discard(review_id)
 
     async def _attempt(self, review_id: int, session: SessionRecord) -> tuple[int | None, list[SkillChange]]:
-        review = await self.queue.claim(review_id)
-        if review is None:
-            return None, []
+        # the claim and the budget check are one store transaction: two processes never run one
+        # review, and a team's spent budget defers its reviews in every process
         budget = self.settings.daily_token_budget
-        if budget:
-            spent = await self.log.tokens_since(day_start(), review.team)
-            if spent >= budget:
-                await self._defer(review, session, spent, budget)
-                return None, []
+        claim = await self.queue.claim_within(review_id, budget, day_start())
+        if claim is None:
+            return None, []
+        review = claim.review
+        if claim.deferred:
+            await self._defer(review, session, claim.spent, budget)
+            return None, []
         checkpoint_id = await self.log.start(review.session_id, review.team, review.reason, self.model, review.id)
         await self.queue.set_status(review.id, "running", checkpoint_id=checkpoint_id)
         try:
@@ -348,8 +351,8 @@ class LearningLoop:
         await self.queue.release(review_id)
 
     async def _defer(self, review: Review, session: SessionRecord, spent: int, budget: int) -> None:
-        """The team's budget is spent: the review waits for tomorrow; the chat hears once a day."""
-        await self.queue.set_status(review.id, "deferred")
+        """The team's budget is spent: the review waits (`deferred` by the claim) for tomorrow; the chat
+        hears once a day."""
         team = review.team or "(default library)"
         message = (f"deferred: the daily learning budget of team {team} ({budget} tokens) is spent ({spent} used "
                    "today, UTC); the review runs after 00:00 UTC or when learning.daily_token_budget grows")

@@ -1,7 +1,7 @@
 """Proposals: changes a review wants to make that wait for a person (ask mode, protected skills).
 
 A proposal belongs to its team and remembers where it came from (platform, chat, user). Rows
-live in `learning_proposals` (migrations 0003 and 0008); every text passes the secrets
+live in `learning_proposals` (the store's ProposalsStore, gateway/store/proposals.py); every text passes the secrets
 `Redactor` first. The rules, enforced here and not by the callers:
 
 - who decides: the CLI, the dashboard, or, from a chat, an admin of the platform the proposal
@@ -137,20 +137,15 @@ def row_to_proposal(row: Any) -> Proposal:
 
 async def same_change(store: Any, team: str, digest: str) -> Proposal | None:
     """A pending or rejected proposal of `team` making the change `digest` (newest first)."""
-    row = await store.fetchone(
-        "SELECT * FROM learning_proposals WHERE team = ? AND content_hash = ? AND status IN ('pending', 'rejected')"
-        " ORDER BY id DESC LIMIT 1", (team, digest))
-    return row_to_proposal(row) if row else None
+    rows = await store.proposal_rows(team=team, content_hash=digest, statuses=("pending", "rejected"),
+                                     newest_first=True, limit=1)
+    return row_to_proposal(rows[0]) if rows else None
 
 
 async def remembered(store: Any, team: str, limit: int = 20) -> tuple[list[Proposal], list[Proposal]]:
     """(pending, rejected) proposals of `team`, newest first: what a later review must not propose again."""
-    pending = await store.fetchall(
-        "SELECT * FROM learning_proposals WHERE team = ? AND status = 'pending' ORDER BY id DESC LIMIT ?",
-        (team, limit))
-    rejected = await store.fetchall(
-        "SELECT * FROM learning_proposals WHERE team = ? AND status = 'rejected' ORDER BY id DESC LIMIT ?",
-        (team, limit))
+    pending = await store.proposal_rows(team=team, status="pending", newest_first=True, limit=limit)
+    rejected = await store.proposal_rows(team=team, status="rejected", newest_first=True, limit=limit)
     return [row_to_proposal(r) for r in pending], [row_to_proposal(r) for r in rejected]
 
 

@@ -15,15 +15,18 @@ from sqlalchemy.engine import URL
 from agent.redact import Redactor
 from gateway.store.database import Database, check_reachable, create_engine_for, display_url, resolve_url
 from gateway.store.inbox import InboxStore
+from gateway.store.learning import LearningStore
 from gateway.store.leases import LeasesStore
 from gateway.store.legacy_sql import LegacySQLStore
 from gateway.store.maintenance import MaintenanceStore
+from gateway.store.proposals import ProposalsStore
 from gateway.store.sessions import SessionsStore
 from gateway.store.upgrade import SchemaStatus, schema_status, upgrade_database
 from gateway.store.usage import UsageStore
 
 
-class StateStore(SessionsStore, UsageStore, InboxStore, LeasesStore, MaintenanceStore, LegacySQLStore):
+class StateStore(SessionsStore, UsageStore, InboxStore, LearningStore, ProposalsStore, LeasesStore,
+                 MaintenanceStore, LegacySQLStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
