@@ -126,8 +126,8 @@ async def test_a_task_that_ends_just_after_call_15_gets_one_review_of_the_whole_
         request = user_text(requests[0])
         assert "run the sixteen step release checklist" in request and "ASSISTANT: All 16 done." in request
         assert request.count("[calls list_files(") == 16
-        reviews = await runtime.store.fetchall("SELECT reason, status FROM learning_reviews ORDER BY id")
-        assert [tuple(r) for r in reviews] == [("mid_task", "merged"), ("end_of_turn", "done")]
+        reviews = await runtime.store.reviews_all()
+        assert [(r.reason, r.status) for r in reviews] == [("mid_task", "merged"), ("end_of_turn", "done")]
     finally:
         await runtime.close()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +18,9 @@ from gateway.app import Gateway
 from gateway.config import load_config
 from gateway.delivery import RetryPolicy
 from gateway.home import Home
+from gateway.store import StateStore, open_store
+from gateway.store.database import resolve_url
+from gateway.store.learning import Review
 from tests.approvals_support import wait_for
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import api_section, start_gateway_process
@@ -70,22 +72,27 @@ async def start(home: Path, model_server: FakeModelServer, tg: FakeTelegramServe
     return gateway
 
 
-async def rows(gateway: Gateway, sql: str) -> list[dict]:
+async def reviews(gateway: Gateway, *, team: str | None = None, status: str | None = None) -> list[Review]:
     assert gateway.runtime is not None
-    return [dict(r) for r in await gateway.runtime.store.fetchall(sql)]
+    found = await gateway.runtime.store.reviews_all(team=team)
+    return [r for r in found if status is None or r.status == status]
 
 
-async def wait_rows(gateway: Gateway, sql: str, count: int, timeout: float = 30.0) -> list[dict]:
-    """The rows of `sql` once there are `count` of them (the answer streams out before the turn ends)."""
+def brief(found: list[Review], *fields: str) -> list[tuple]:
+    return [tuple(getattr(r, f) for f in fields) for r in found]
+
+
+async def wait_reviews(gateway: Gateway, status: str, count: int, timeout: float = 30.0) -> list[Review]:
+    """The reviews in `status` once there are `count` of them (the answer streams out before the turn ends)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        found = await rows(gateway, sql)
+        found = await reviews(gateway, status=status)
         if len(found) >= count:
             assert gateway.runtime is not None
             await gateway.runtime.drain(timeout)
-            return await rows(gateway, sql)
+            return await reviews(gateway, status=status)
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"expected {count} rows of {sql!r}, got {found}")
+            raise AssertionError(f"expected {count} {status} reviews, got {await reviews(gateway)}")
         await asyncio.sleep(0.05)
 
 
@@ -118,19 +125,17 @@ async def test_two_teams_mid_task_and_whole_task_reviews_a_toolless_correction_a
         assert "skill create deploy-staging" in whole
         assert (home / "teams" / "ops" / "skills" / "devops" / "deploy-staging" / "SKILL.md").is_file()
         assert team_memory(home, "ops").read_text().count(DEPLOY_NOTE) == 1
-        reviews = await rows(gateway, "SELECT reason, team, status FROM learning_reviews ORDER BY id")
-        assert reviews == [{"reason": "mid_task", "team": "ops", "status": "done"},
-                           {"reason": "end_of_turn", "team": "ops", "status": "done"}]
+        assert brief(await reviews(gateway), "reason", "team", "status") == [
+            ("mid_task", "ops", "done"), ("end_of_turn", "ops", "done")]
 
         # -- ops has spent its budget: Ada's corrections wait in the queue, the group hears it once
         tg.queue_message(OPS_GROUP, ADA, "from now on, tag every release in git", chat_type="group")
         await wait_for(lambda: PAUSED in texts(tg, OPS_GROUP), 30, "the paused notice")
         tg.queue_message(OPS_GROUP, ADA, "no, never ship releases on Fridays", chat_type="group")
         await wait_for(lambda: texts(tg, OPS_GROUP).count("Noted, thanks.") == 2, 30, "the second answer")
-        deferred = await wait_rows(gateway, "SELECT id, team, reason FROM learning_reviews WHERE status = 'deferred'"
-                                            " ORDER BY id", 2)
-        assert [(r["team"], r["reason"]) for r in deferred] == [("ops", "correction"), ("ops", "correction")], \
-            await rows(gateway, "SELECT id, team, reason, status, slice FROM learning_reviews")
+        deferred = await wait_reviews(gateway, "deferred", 2)
+        assert brief(deferred, "team", "reason") == [("ops", "correction"), ("ops", "correction")], \
+            await reviews(gateway)
         assert texts(tg, OPS_GROUP).count(PAUSED) == 1  # one notice a day per team chat
         assert len(review_requests(model_server)) == 2  # nothing ran for ops
 
@@ -141,8 +146,7 @@ async def test_two_teams_mid_task_and_whole_task_reviews_a_toolless_correction_a
                        30, "the correction remembered in the sales memory")
         await gateway.runtime.drain(30)
         assert PAUSED not in texts(tg, BOB)
-        sales = await rows(gateway, "SELECT reason, status FROM learning_reviews WHERE team = 'sales'")
-        assert sales == [{"reason": "correction", "status": "done"}]
+        assert brief(await reviews(gateway, team="sales"), "reason", "status") == [("correction", "done")]
         assert NGINX_RULE not in (team_memory(home, "ops").read_text())
         log = await gateway.runtime.services["learning"].log.entries(limit=50)
         memory_entry = next(e for e in log if e["team"] == "sales" and e["status"] == "done")
@@ -151,9 +155,9 @@ async def test_two_teams_mid_task_and_whole_task_reviews_a_toolless_correction_a
         assert len(deferred_entries) == 2 and all(e["refusals"][0]["kind"] == "budget" for e in deferred_entries)
         # every review call said it was a review; every chat call said chat
         assert set(model_server.purposes) == {"chat", "checkpoint"}
-        usage = await rows(gateway, "SELECT purpose, SUM(prompt_tokens + completion_tokens) AS t FROM usage"
-                                    " GROUP BY purpose ORDER BY purpose")
-        assert [u["purpose"] for u in usage] == ["chat", "checkpoint"] and usage[1]["t"] == 36 * 3
+        usage = await gateway.runtime.services["learning"].log.usage_by_purpose()
+        assert sorted(usage) == ["chat", "checkpoint"]
+        assert usage["checkpoint"]["prompt_tokens"] + usage["checkpoint"]["completion_tokens"] == 36 * 3
     finally:
         await gateway.stop()
 
@@ -174,13 +178,14 @@ async def test_a_shared_group_session_keeps_each_persons_preferences_in_their_ow
         await wait_for(lambda: texts(tg, SALES_GROUP).count("Noted, thanks.") == 2, 30, "the second answer")
         tg.queue_message(SALES_GROUP, BOB, "thanks both", chat_type="group", first_name="Bob")
         await wait_for(lambda: user_file(home, CY).exists(), 30, "Cy's USER.md")
-        await wait_rows(gateway, "SELECT id FROM learning_reviews WHERE status = 'done'", 2)
+        await wait_reviews(gateway, "done", 2)
 
         bob_file, cy_file = user_file(home, BOB).read_text(), user_file(home, CY).read_text()
         assert "Prefers answers in French" in bob_file and "bullet" not in bob_file
         assert "Wants answers as bullet lists" in cy_file and "French" not in cy_file
         # one session for the group, and the prompt of Cy's turn carried Cy's USER.md, never Bob's
-        sessions = await rows(gateway, "SELECT id FROM sessions WHERE key = 'telegram:-200'")
+        assert gateway.runtime is not None
+        sessions = [s for s in await gateway.runtime.store.list_sessions(limit=200) if s.key == "telegram:-200"]
         assert len(sessions) == 1
         chats = model_server.requests_with_purpose("chat")
         cy_turn = next(r for r in chats if "and I want bullet lists" in str(r["messages"][-1]["content"]))
@@ -192,8 +197,7 @@ async def test_a_shared_group_session_keeps_each_persons_preferences_in_their_ow
         first, second = review_requests(model_server)
         assert f"user={BOB}" in first and f"user={CY}" not in first   # Bob's stated preference, at once
         assert f"user={BOB}" in second and f"user={CY}" in second     # both people, each with their USER.md
-        reasons = await rows(gateway, "SELECT reason, status FROM learning_reviews ORDER BY id")
-        assert reasons == [{"reason": "correction", "status": "done"}, {"reason": "user_turns", "status": "done"}]
+        assert brief(await reviews(gateway), "reason", "status") == [("correction", "done"), ("user_turns", "done")]
     finally:
         await gateway.stop()
 
@@ -229,9 +233,21 @@ async def test_garbage_from_the_review_model_is_refused_logged_and_nothing_is_ha
 
 
 # -- SIGKILL in the middle of a review, with a real gateway process ---------------------------------------
-def query(home: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(home / "state.db") as db:
-        return list(db.execute(sql))
+async def probe(home: Path) -> StateStore:
+    """A store client of the home's database, beside the gateway processes (as a second process would be)."""
+    return await open_store(resolve_url("", "", home / "state.db"), migrate=False)
+
+
+async def poll(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def checkpoint_tokens(row: object) -> int:
+    return int(row["prompt_tokens"]) + int(row["completion_tokens"])  # type: ignore[index]
 
 
 async def test_sigkill_during_a_review_reruns_it_after_restart_without_writing_twice(
@@ -242,33 +258,37 @@ async def test_sigkill_during_a_review_reruns_it_after_restart_without_writing_t
     write_config(home, model_server, tg, "")
     first = await start_gateway_process(home)
     second = None
+    store: StateStore | None = None
     try:
         tg.queue_message(BOB, BOB, "no, never restart nginx, always use nginx -s reopen", first_name="Bob")
         await wait_for(lambda: len(model_server.requests_with_purpose("checkpoint")) == 2, 90,
                        "the review's second model call")
-        assert query(home, "SELECT status, json_array_length(writes) FROM learning_reviews") == [("running", 1)]
+        store = await probe(home)
+        assert [(r.status, len(r.writes)) for r in await store.reviews_all()] == [("running", 1)]
         first.send_signal(signal.SIGKILL)
         await first.wait()
         assert team_memory(home, "sales").read_text().count(NGINX_RULE) == 1
-        tokens_before = query(home, "SELECT SUM(prompt_tokens + completion_tokens) FROM learning_checkpoints")[0][0]
-        assert tokens_before == 18  # the dead run's first call was counted as it happened
+        assert await store.checkpoint_tokens_since(0.0) == 18  # the dead run's first call was counted as it happened
 
         # the re-run's model tries the same write again (it is told it is done): refused, nothing doubled
         model_server.add(remember, text("Accomplished: nginx rule kept."), purpose="checkpoint")
         second = await start_gateway_process(home)
-        await wait_for(lambda: query(home, "SELECT status FROM learning_reviews") == [("done",)], 60,
-                       "the review re-run after the restart")
+        async def rerun_done() -> bool:
+            return [r.status for r in await store.reviews_all()] == ["done"]
+        await poll(rerun_done, 60, "the review re-run after the restart")
         rerun = str(model_server.requests_with_purpose("checkpoint")[2]["messages"][1]["content"])
         assert "Already written by an interrupted run of this review" in rerun and NGINX_RULE in rerun
         assert team_memory(home, "sales").read_text().count(NGINX_RULE) == 1
-        assert query(home, "SELECT attempts FROM learning_reviews") == [(2,)]
-        statuses = query(home, "SELECT status, prompt_tokens + completion_tokens FROM learning_checkpoints ORDER BY id")
-        assert statuses[0] == ("interrupted", 18) and statuses[1][0] == "done"  # the dead attempt kept its cost
-        refusals = query(home, "SELECT refusals FROM learning_checkpoints ORDER BY id DESC LIMIT 1")[0][0]
-        assert "already remembered" in refusals
+        assert [r.attempts for r in await store.reviews_all()] == [2]
+        checkpoints = list(reversed(await store.checkpoint_rows(10)))
+        assert (checkpoints[0]["status"], checkpoint_tokens(checkpoints[0])) == ("interrupted", 18)
+        assert checkpoints[1]["status"] == "done"  # the dead attempt kept its cost
+        assert "already remembered" in checkpoints[-1]["refusals"]
         assert texts(tg, BOB).count("Noted, thanks.") == 1
     finally:
         for process in (first, second):
             if process is not None and process.returncode is None:
                 process.kill()
                 await process.wait()
+        if store is not None:
+            await store.close()

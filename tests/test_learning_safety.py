@@ -146,9 +146,9 @@ async def test_a_secret_in_the_transcript_never_reaches_a_written_file(
         # nor does the learning log
         log_text = json.dumps(await loop.log.entries())
         assert ENV_SECRET not in log_text and SHAPED_SECRET not in log_text
-        rows = await runtime.store.fetchall("SELECT * FROM learning_checkpoints")
-        rows += await runtime.store.fetchall("SELECT * FROM learning_reviews")  # the queued slices too
+        rows: list[object] = [dict(r) for r in await runtime.store.checkpoint_rows(100)]
+        rows += await runtime.store.reviews_all()  # the queued slices too
         assert len(rows) == 3  # one review of the whole task (the mid-task one folded into it)
-        assert all(ENV_SECRET not in str(tuple(r)) and SHAPED_SECRET not in str(tuple(r)) for r in rows)
+        assert all(ENV_SECRET not in repr(r) and SHAPED_SECRET not in repr(r) for r in rows)
     finally:
         await runtime.close()

@@ -32,8 +32,7 @@ async def test_the_tool_call_counter_survives_a_restart(home: Path, model_server
         model_server.add(*[tool_calls(("list_files", {"path": "."})) for _ in range(3)], text("Seven done."))
         await SessionService(runtime).run_turn(session, "second half: three more")
         await runtime.drain()
-        reviews = [tuple(r) for r in await runtime.store.fetchall(
-            "SELECT reason, status FROM learning_reviews ORDER BY id")]
+        reviews = [(r.reason, r.status) for r in await runtime.store.reviews_all()]
         assert reviews == [("mid_task", "merged"), ("end_of_turn", "done")]  # call 6 counted across the restart
         request = user_text(model_server.requests_with_purpose("checkpoint")[0])
         assert "first half: four listings" in request and "ASSISTANT: Seven done." in request
@@ -51,15 +50,15 @@ async def test_every_n_user_turns_and_an_idle_session_are_reviewed(home: Path, m
             model_server.add(text(f"Reply {number}."), purpose="chat")
             await service.run_turn(session, f"small talk {number}")
         await runtime.drain()
-        reasons = [r["reason"] for r in await runtime.store.fetchall("SELECT reason FROM learning_reviews")]
+        reasons = [r.reason for r in await runtime.store.reviews_all()]
         assert reasons == ["user_turns"]  # after the third turn; the fourth waits
         await loop.resume()  # the gateway starts the idle sweeper
         for _ in range(100):
-            rows = await runtime.store.fetchall("SELECT reason, status FROM learning_reviews ORDER BY id")
-            if len(rows) == 2 and rows[1]["status"] == "done":
+            rows = [(r.reason, r.status) for r in await runtime.store.reviews_all()]
+            if len(rows) == 2 and rows[1][1] == "done":
                 break
             await asyncio.sleep(0.05)
-        assert [tuple(r) for r in rows] == [("user_turns", "done"), ("idle", "done")]
+        assert rows == [("user_turns", "done"), ("idle", "done")]
         requests = [user_text(r) for r in model_server.requests_with_purpose("checkpoint")]
         assert "small talk 1" in requests[0] and "small talk 3" in requests[0] and "small talk 4" not in requests[0]
         assert "small talk 4" in requests[1] and "small talk 3" not in requests[1]
@@ -148,7 +147,6 @@ async def test_a_review_stops_at_review_max_tokens_and_logs_what_it_did(
         assert [m["action"] for m in entry["memory"]] == ["add"]  # what it did before the cap is logged
         memory = (home / "memories" / "MEMORY.md").read_text()
         assert "Listing is cheap here" in memory and "never reached" not in memory
-        status = await runtime.store.fetchall("SELECT status FROM learning_reviews")
-        assert [r["status"] for r in status] == ["capped"]
+        assert [r.status for r in await runtime.store.reviews_all()] == ["capped"]
     finally:
         await runtime.close()

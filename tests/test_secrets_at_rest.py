@@ -203,10 +203,10 @@ async def test_nothing_written_through_the_store_bypasses_the_redactor(tmp_path:
             "INSERT INTO cron_jobs (id, name, schedule, kind, timezone, prompt, target, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)",
             ("j2", "job", "0 9 * * *", "cron", "UTC", "p", KeepSecret(f"webhook:https://evil.example/?k={MODEL_KEY}")))
-        await store.execute("INSERT INTO learning_proposals (session_id, skill, action, arguments, created_at)"
-                            " VALUES (?, ?, ?, ?, 0)", ("s", "x", "create", json.dumps({"content": f'a "{MODEL_KEY}"'})))
+        proposal_id = await store.proposal_insert(session_id="s", skill="x", action="create",
+                                                  arguments=json.dumps({"content": f'a "{MODEL_KEY}"'}))
         rows = {r["id"]: dict(r) for r in await store.fetchall("SELECT * FROM cron_jobs")}
-        proposal = await store.fetchone("SELECT arguments FROM learning_proposals")
+        proposal = await store.proposal_row(proposal_id)
     finally:
         await store.close()
     assert rows["j1"]["target"] == hook                      # a webhook's own signature is kept: it must work
