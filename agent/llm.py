@@ -48,7 +48,15 @@ class ModelNotConfiguredError(RuntimeError):
 
 
 class LLMError(RuntimeError):
-    """Every model in the chain failed."""
+    """Every model in the chain failed.
+
+    `permanent` is True when every failure was one that waiting does not fix (a refused key, no
+    access, an unknown model, a bad request, an unreachable endpoint): a configuration problem the
+    chat user should hear about as such, and an admin must fix."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class ContextWindowExceeded(LLMError):
@@ -142,11 +150,13 @@ class LLMClient:
                 chain = named[:1] + [m for m in chain if m.name != options.model]
         use_stream = self.config.stream if stream is None else stream
         errors: list[str] = []
+        kinds: list[str] = []
         for index, model in enumerate(chain):
             try:
                 return await self._with_retries(model, messages, tools, on_delta if use_stream else None, params)
             except CallFailure as exc:  # a context overflow and a cancellation are not CallFailures: they go up
                 errors.append(f"{model.name}: {exc.describe()}")
+                kinds.append(exc.kind)
                 last = exc
                 if index + 1 < len(chain):
                     nxt = chain[index + 1].name
@@ -154,8 +164,8 @@ class LLMClient:
                     if on_fallback is not None:
                         await on_fallback(model.name, nxt, exc.describe())
         if len(errors) == 1:  # one model: its own message names the provider and the setting to fix
-            raise LLMError(last.describe())
-        raise LLMError("every model failed:\n  " + "\n  ".join(errors))
+            raise LLMError(last.describe(), permanent=kinds == ["fatal"])
+        raise LLMError("every model failed:\n  " + "\n  ".join(errors), permanent=set(kinds) == {"fatal"})
 
     async def _with_retries(self, model: FallbackModel, messages: list[dict[str, Any]],
                             tools: list[dict[str, Any]] | None, on_delta: DeltaCallback | None,

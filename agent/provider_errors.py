@@ -115,6 +115,25 @@ def _names(chain: list[BaseException]) -> set[str]:
     return {type(exc).__name__ for exc in chain}
 
 
+def no_provider_message(model: str, api_base: str = "") -> str:
+    """`gpt4o-mini` alone: LiteLLM refuses before sending anything; say what the name needs."""
+    bare = model.split("/", 1)[-1]
+    server = f" (the OpenAI-compatible server at {api_base})" if api_base else ""
+    return (f"[model] name {model!r} names no provider, so no request was sent: LiteLLM needs PROVIDER/MODEL, "
+            f"e.g. \"openai/{bare}\"{server}, \"anthropic/...\", or \"ollama_chat/...\" for Ollama")
+
+
+def _v1_hint(api_base: str) -> str:
+    """An OpenAI-compatible server (vLLM, LM Studio, llama.cpp) serves under /v1: say so when it is missing."""
+    if not api_base:
+        return ""
+    path = urlsplit(api_base).path.rstrip("/")
+    if path.endswith("/v1") or "/v1/" in path or "/api" in path:
+        return ""
+    suggestion = api_base.rstrip("/") + "/v1"
+    return f" OpenAI-compatible servers answer under /v1: try api_base = \"{suggestion}\"."
+
+
 def diagnose(exc: BaseException, litellm: Any, *, model: str, api_base: str = "", api_key: str = "") -> Diagnosis:
     """Classify one LiteLLM failure of `model` and word it for the user."""
     chain = exception_chain(exc)
@@ -126,6 +145,8 @@ def diagnose(exc: BaseException, litellm: Any, *, model: str, api_base: str = ""
     if isinstance(exc, litellm.ContextWindowExceededError) or "context_length_exceeded" in text \
             or "maximum context length" in text:
         return Diagnosis("context_overflow", error_type, str(exc))
+    if "llm provider not provided" in text or "provider not provided" in text:
+        return Diagnosis("fatal", "NoProviderPrefix", no_provider_message(model, api_base))
     status = _status(chain)
     if any(phrase in text for phrase in MISSING_KEY_PHRASES) and not api_key:
         variables = key_variables(model, litellm)
@@ -163,7 +184,8 @@ def diagnose(exc: BaseException, litellm: Any, *, model: str, api_base: str = ""
                          f"permissions or [model] name. {provider} said: {detail}", 403)
     if status == 404 or isinstance(exc, litellm.NotFoundError):
         return Diagnosis("fatal", error_type, f"{provider} has no model {model} (404): check [model] name"
-                         f"{' and [model] api_base' if api_base else ''}. {provider} said: {detail}", 404)
+                         f"{' and [model] api_base' if api_base else ''}.{_v1_hint(api_base)} "
+                         f"{provider} said: {detail}", 404)
     if status in (400, 422) or isinstance(exc, (litellm.BadRequestError, litellm.UnprocessableEntityError)):
         return Diagnosis("fatal", error_type, f"{provider} rejected the request ({status or 400}, model {model}): "
                          f"check [model] name and its settings. {provider} said: {detail}", status or 400)

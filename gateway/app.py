@@ -19,6 +19,7 @@ store closes.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
@@ -50,6 +51,24 @@ from gateway.runtime import Runtime
 from gateway.store import SessionRecord
 
 log = logging.getLogger(__name__)
+
+
+class PortUnavailableError(OSError):
+    """The HTTP port cannot be opened; the message names it and the setting to change."""
+
+
+def port_problem(host: str, port: int, exc: OSError) -> str:
+    """`[Errno 98] error while attempting to bind ...` in words, with the setting to change."""
+    if exc.errno == errno.EADDRINUSE:
+        why = "is already in use (another gateway, or another program, listens there)"
+    elif exc.errno == errno.EACCES:
+        why = "needs privileges this user does not have (ports below 1024)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = f"cannot be opened: {host} is not an address of this machine"
+    else:
+        why = f"cannot be opened ({exc.strerror or exc})"
+    return (f"the HTTP port {host}:{port} {why}: set [api] port (or [api] host) in config.toml to a free one, "
+            "or stop what holds it (`ss -ltnp` shows it)")
 
 AdapterFactory = Callable[[InboundHandler], Iterable[Adapter]]
 SWEEP_EVERY = 60.0
@@ -128,7 +147,10 @@ class Gateway:
             self._runner = web.AppRunner(api.app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise PortUnavailableError(port_problem(self.config.api.host, self.config.api.port, exc)) from exc
             host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
             shown = f"[{host}]" if ":" in host else host
             self.url = f"http://{shown}:{port}/"

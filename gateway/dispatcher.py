@@ -48,6 +48,12 @@ NO_MODEL_TEXT = (
     "export the provider's key (e.g. `OPENAI_API_KEY`, or put it in `$HERMES_HOME/secrets.env`), "
     "then restart `hermes gateway`."
 )
+MODEL_UNAVAILABLE = "The model could not answer right now; please try again in a moment."
+MODEL_MISCONFIGURED = (
+    "I can't answer: my model refused the request because of a configuration problem (its key, its "
+    "name or its address), so trying again will not help. An admin needs to fix `[model]` in the "
+    "config; `hermes doctor` and the gateway's log say exactly what to set."
+)
 
 
 class Reply(Protocol):
@@ -246,8 +252,12 @@ class Dispatcher:
                                                   stream=work.stream, approve=approve, turn=work.turn)
         except LLMError as exc:
             metrics.errors.labels("model").inc()
-            log.warning("model failed for %s: %s", ctx.session_key, exc)
-            await work.reply.fail("The model could not answer right now; please try again in a moment.")
+            if exc.permanent:  # waiting will not help: the user hears it is the setup, the admin what to set
+                log.error("model refused for %s (a configuration problem): %s", ctx.session_key, exc)
+                await work.reply.fail(MODEL_MISCONFIGURED)
+            else:
+                log.warning("model failed for %s: %s", ctx.session_key, exc)
+                await work.reply.fail(MODEL_UNAVAILABLE)
             return True
         finally:
             slot.interrupt = None

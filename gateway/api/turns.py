@@ -35,6 +35,8 @@ from gateway.sessions import TurnInput
 SESSION_HEADER = "X-Hermes-Session-Id"
 TOKEN_ID = web.RequestKey("token_id", str)  # set by the server's auth middleware
 AGENT_MODEL = "hermes"
+# clients set up for the peer agent send "hermes-agent": the same agent, listed in /v1/models too
+AGENT_ALIASES = (AGENT_MODEL, "hermes-agent")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class ApiTurns:
         return self.dispatcher.runtime.store
 
     def models(self) -> list[str]:
-        names = [AGENT_MODEL]
+        names = list(AGENT_ALIASES)
         for entry in self.model.chain():
             if entry.name and entry.name not in names:
                 names.append(entry.name)
@@ -126,7 +128,7 @@ class ApiTurns:
         ctx = CommandContext(session_key=key, platform="api", chat_id=chat_id, user_id=caller.user,
                              team=self.router.team_for("api", caller.user or chat_id))
         turn = TurnInput(history=history + conversation.history, instructions=conversation.instructions,
-                         options=CallOptions(model="" if model == AGENT_MODEL else model, params=params))
+                         options=CallOptions(model="" if model in AGENT_ALIASES else model, params=params))
         reply = ApiReply()
         self.metrics.messages_in.labels("api").inc()
         try:
