@@ -59,13 +59,22 @@ def resolve_url(configured: str, legacy_path: str, state_db: Path) -> URL:
     if not raw:
         path = Path(legacy_path).expanduser() if legacy_path else state_db
         return URL.create("sqlite+aiosqlite", database=str(path))
-    url = make_url(raw)
+    return database_url(raw, "[store] url")
+
+
+def database_url(raw: str, setting: str) -> URL:
+    """`raw` as a store URL with its async driver; ValueError naming `setting` otherwise."""
+    try:
+        url = make_url(raw.strip())
+    except sa.exc.ArgumentError:
+        raise ValueError(f"{setting}: {raw!r} is not a database URL; use sqlite:///PATH or "
+                         "postgresql+asyncpg://USER@HOST:PORT/DB") from None
     backend = url.get_backend_name()
     if backend == "sqlite":
         return url.set(drivername="sqlite+aiosqlite")
     if backend in ("postgresql", "postgres"):
         return url.set(drivername="postgresql+asyncpg")
-    raise ValueError(f"[store] url: unsupported database {backend!r}; use sqlite:///PATH or "
+    raise ValueError(f"{setting}: unsupported database {backend!r}; use sqlite:///PATH or "
                      "postgresql+asyncpg://USER@HOST:PORT/DB")
 
 

@@ -146,3 +146,25 @@ async def schema_status(url: URL) -> SchemaStatus:
             return await connection.run_sync(_status)
     finally:
         await engine.dispose()
+
+
+def is_known_revision(revision: str | None) -> bool:
+    """Whether this code knows `revision` (None, an empty database, counts as known)."""
+    if revision is None:
+        return True
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:
+        return False
+
+
+def pending_revisions(current: str | None) -> list[tuple[str, str]]:
+    """(revision, first line of its docstring) of each revision above `current`, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    found = [(r.revision, (r.doc or "").strip().splitlines()[0] if r.doc else "")
+             for r in script.walk_revisions(base="base", head="heads")]
+    found.reverse()
+    if current is None:
+        return found
+    names = [name for name, _ in found]
+    return found[names.index(current) + 1:] if current in names else []
