@@ -57,6 +57,15 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class StoredMemory:
+    """A memory file as the store holds it: `version` 0 = never stored, `content` None = no file."""
+
+    version: int = 0
+    content: str | None = None
+    digest: str = ""
+
+
+@dataclass(frozen=True)
 class Entry:
     date: str
     text: str

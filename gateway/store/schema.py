@@ -307,3 +307,66 @@ cluster_members = sa.Table(
     sa.Column("heartbeat_at", Time, nullable=False),
 )
 """The gateway processes sharing this store (a row per process, removed on a clean stop)."""
+
+skill_heads = sa.Table(
+    "skill_heads", metadata,
+    sa.Column("library", sa.Text, primary_key=True),   # "" = the home's library, else the team
+    sa.Column("name", sa.Text, primary_key=True),
+    _int("seq"),                     # bumps with every write: the token a compare-and-set compares
+    _int("version"),                 # number of the skill's last history entry
+    _text("category"),
+    _int("present", 1),              # 0 once deleted (the history stays)
+    _text("owner_fingerprint", None, nullable=True),  # provenance: what a checkpoint last wrote
+    _text("owner_origin"), _text("owner_time"),
+    sa.Column("updated_at", Time, nullable=False),
+)
+"""One row per skill of a library: its current version and who last wrote it (provenance)."""
+
+skill_files = sa.Table(
+    "skill_files", metadata,
+    sa.Column("library", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("file", sa.Text, primary_key=True),    # SKILL.md or a supporting file's relative path
+    _text("content", None),
+    _text("digest", None),
+    sa.ForeignKeyConstraint(["library", "name"], ["skill_heads.library", "skill_heads.name"], ondelete="CASCADE"),
+)
+"""The current text of every file of every present skill (what the files on disk are kept equal to)."""
+
+skill_versions = sa.Table(
+    "skill_versions", metadata,
+    sa.Column("library", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    _text("action", None), _text("file", None),
+    sa.Column("time", Time, nullable=False),
+    _text("origin"),
+    _text("before", None, nullable=True), _text("after", None, nullable=True),
+    _text("diff"),
+    _text("digest"),                 # of `after` (SKILL.md: its fingerprint), to tell a stale copy from an edit
+    sa.ForeignKeyConstraint(["library", "name"], ["skill_heads.library", "skill_heads.name"], ondelete="CASCADE"),
+    sa.Index("skill_versions_digest", "library", "name", "file", "digest"),
+)
+"""Every change to one file of a skill: the history `hermes skills history/revert` show and use."""
+
+memory_files = sa.Table(
+    "memory_files", metadata,
+    sa.Column("key", sa.Text, primary_key=True),    # the file's path under HERMES_HOME
+    _int("version"),
+    _text("content", None, nullable=True),           # None: the file does not exist
+    _text("digest"),
+    sa.Column("updated_at", Time, nullable=False),
+)
+"""Each MEMORY.md and USER.md as the store holds it; the file under HERMES_HOME is kept equal."""
+
+memory_versions = sa.Table(
+    "memory_versions", metadata,
+    sa.Column("key", sa.Text, sa.ForeignKey("memory_files.key", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    _text("action", None), _text("origin"),
+    _text("before", None, nullable=True), _text("after", None, nullable=True),
+    _text("digest"),
+    sa.Column("time", Time, nullable=False),
+    sa.Index("memory_versions_digest", "key", "digest"),
+)
+"""Every change to a memory file (a person's edit of the file included, as action "file")."""

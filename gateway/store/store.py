@@ -19,14 +19,16 @@ from gateway.store.learning import LearningStore
 from gateway.store.leases import LeasesStore
 from gateway.store.legacy_sql import LegacySQLStore
 from gateway.store.maintenance import MaintenanceStore
+from gateway.store.memory import MemoryFilesStore
 from gateway.store.proposals import ProposalsStore
 from gateway.store.sessions import SessionsStore
+from gateway.store.skills import SkillsStore
 from gateway.store.upgrade import SchemaStatus, schema_status, upgrade_database
 from gateway.store.usage import UsageStore
 
 
 class StateStore(SessionsStore, UsageStore, InboxStore, LearningStore, ProposalsStore, LeasesStore,
-                 MaintenanceStore, LegacySQLStore):
+                 MaintenanceStore, SkillsStore, MemoryFilesStore, LegacySQLStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
