@@ -8,7 +8,6 @@ raw Set-Cookie header is what is checked.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from http.cookies import SimpleCookie
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import aiohttp
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import TOKEN, api_section, start_gateway
 from tests.fakes.model_server import FakeModelServer
+from tests.store_support import home_store
 
 COOKIE = "hermes_session"
 
@@ -76,9 +76,11 @@ async def test_each_login_is_its_own_session_revoked_by_logout_and_new_after_res
             assert await status_with(http, again.url, first) == 401
         finally:
             await again.stop()
-    with sqlite3.connect(home / "state.db") as db:
-        stored = " ".join(str(cell) for row in db.execute("SELECT * FROM web_sessions") for cell in row)
-    assert stored and not any(c in stored for c in (first, second, third))
+    async with home_store(home) as store:
+        logins = await store.web_logins()
+    assert len(logins) == 2                                             # second and third; first logged out
+    stored = " ".join(f"{x.token_hash} {x.address} {x.created_at} {x.expires_at}" for x in logins)
+    assert not any(c in stored for c in (first, second, third))        # only hashes of the cookies
 
 
 async def test_a_session_expires_after_session_hours(home: Path, model_server: FakeModelServer) -> None:

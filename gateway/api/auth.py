@@ -7,7 +7,7 @@ kept in `HERMES_HOME/secrets.env` (mode 0600) as HERMES_API_TOKEN; the token its
 logged.
 
 A browser logs in once with the token and gets a random server-side session (`WebSessions`):
-the cookie holds 32 random bytes, state.db holds only their SHA-256 and when the session ends
+the cookie holds 32 random bytes, the store holds only their SHA-256 and when the session ends
 (`[api] session_hours`, default 12); logout deletes it. The cookie is HttpOnly and
 SameSite=Strict, and `Secure` when the request came over HTTPS: directly, or through a proxy
 listed in `[api] trusted_proxies` that says `X-Forwarded-Proto: https` (the header is ignored
@@ -138,7 +138,7 @@ def csrf_for(cookie: str) -> str:
 
 
 class WebSessions:
-    """Browser logins kept in the store (table web_sessions, migration 0009)."""
+    """Browser logins kept in the store (`gateway/store/web_logins.py`): only the cookie's hash."""
 
     def __init__(self, store: Any, hours: float, clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -149,24 +149,22 @@ class WebSessions:
         """A new session; returns the cookie value (never stored)."""
         cookie = secrets.token_urlsafe(32)
         now = self._clock()
-        await self.store.execute(
-            "INSERT INTO web_sessions (token_hash, address, created_at, expires_at) VALUES (?, ?, ?, ?)",
-            (_digest(cookie), address, now, now + self.seconds))
+        await self.store.web_login_add(_digest(cookie), address=address, created_at=now,
+                                       expires_at=now + self.seconds)
         return cookie
 
     async def valid(self, cookie: str) -> bool:
         if not cookie or len(cookie) > 200:
             return False
-        row = await self.store.fetchone("SELECT expires_at FROM web_sessions WHERE token_hash = ?",
-                                        (_digest(cookie),))
-        return row is not None and float(row["expires_at"]) > self._clock()
+        expires_at = await self.store.web_login_expiry(_digest(cookie))
+        return expires_at is not None and expires_at > self._clock()
 
     async def revoke(self, cookie: str) -> None:
         if cookie:
-            await self.store.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_digest(cookie),))
+            await self.store.web_login_remove(_digest(cookie))
 
     async def prune(self) -> int:
-        return await self.store.execute_rowcount("DELETE FROM web_sessions WHERE expires_at <= ?", (self._clock(),))
+        return await self.store.web_logins_prune(self._clock())
 
 
 class LoginLimiter:

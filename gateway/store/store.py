@@ -25,10 +25,12 @@ from gateway.store.sessions import SessionsStore
 from gateway.store.skills import SkillsStore
 from gateway.store.upgrade import SchemaStatus, schema_status, upgrade_database
 from gateway.store.usage import UsageStore
+from gateway.store.web_logins import WebLoginsStore
 
 
 class StateStore(SessionsStore, UsageStore, InboxStore, LearningStore, ProposalsStore, LeasesStore,
-                 MaintenanceStore, SkillsStore, MemoryFilesStore, LegacySQLStore):
+                 MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore,
+                 LegacySQLStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
