@@ -77,7 +77,7 @@ async def test_plain_streamed_and_include_usage_validate_as_the_clients_models(
 
         assert (await client.models.retrieve("openai/fake-model")).id == "openai/fake-model"
         listed = await client.models.list()
-        assert [Model.model_validate(m.model_dump()).id for m in listed.data] == ["hermes", "openai/fake-model"]
+        assert [Model.model_validate(m.model_dump()).id for m in listed.data] == ["hermes", "hermes-agent", "openai/fake-model"]
 
 
 async def test_sampling_parameters_reach_the_model_call(home: Path, model_server: FakeModelServer) -> None:
@@ -89,7 +89,8 @@ async def test_sampling_parameters_reach_the_model_call(home: Path, model_server
             model="hermes", messages=[{"role": "user", "content": "newer name"}], max_completion_tokens=33,
             stream=True)
         await client.chat.completions.create(model="hermes", messages=[{"role": "user", "content": "defaults"}])
-    first, second, third = model_server.requests
+    by_text = {str(r["messages"][-1].get("content")): r for r in model_server.requests}
+    first, second, third = by_text["json please"], by_text["newer name"], by_text["defaults"]
     assert (first["temperature"], first["top_p"], first["max_tokens"], first["seed"]) == (0.2, 0.5, 64, 7)
     assert first["stop"] == ["END"] and first["response_format"] == {"type": "json_object"}
     assert second["max_completion_tokens"] == 33
@@ -100,7 +101,7 @@ async def test_a_request_naming_a_fallback_model_runs_on_it(home: Path, model_se
     model_server.add(text("from the backup"), model="fake-backup")
     async with api_gateway(home, model_server, fallbacks=["openai/fake-backup"]) as (_, client):
         models = [m.id for m in (await client.models.list()).data]
-        assert models == ["hermes", "openai/fake-model", "openai/fake-backup"]
+        assert models == ["hermes", "hermes-agent", "openai/fake-model", "openai/fake-backup"]
         answer = await client.chat.completions.create(
             model="openai/fake-backup", messages=[{"role": "user", "content": "which model?"}])
         assert answer.choices[0].message.content == "from the backup" and answer.model == "openai/fake-backup"
@@ -110,7 +111,7 @@ async def test_a_request_naming_a_fallback_model_runs_on_it(home: Path, model_se
     assert [r["model"] for r in model_server.requests] == ["fake-backup", "fake-model"]
     error = info.value.body
     assert isinstance(error, dict) and error["param"] == "model" and error["type"] == "invalid_request_error"
-    assert "hermes, openai/fake-model, openai/fake-backup" in error["message"]
+    assert "hermes, hermes-agent, openai/fake-model, openai/fake-backup" in error["message"]
 
 
 BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
