@@ -5,7 +5,9 @@ OpenAI's, and what the gateway cannot honour is refused rather than ignored: `n`
 client-side tools, log probabilities. Every refusal is an `ApiError` (400) naming the
 parameter the way OpenAI does (`messages[2].content`). Messages become what the agent runs: the
 client's system messages (its instructions), its earlier messages (the history), and its new
-user message. Lone UTF-16 surrogates (invalid in UTF-8, so unstorable) become U+FFFD.
+user message. Lone UTF-16 surrogates (invalid in UTF-8, so unstorable) become U+FFFD. A body
+nested deeper than `MAX_DEPTH` arrays and objects is refused before anything walks it (Python's
+own recursion limit would otherwise turn it into a 500).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gateway.api.errors import ApiError
 
 MAX_USER_CHARS = 128
 MAX_MESSAGES = 2000  # each is stored on its own: a bound on what one request can make the store do
+MAX_DEPTH = 64  # arrays/objects inside each other; OpenAI's bodies (json_schema included) need far fewer
 SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 M = TypeVar("M", bound=BaseModel)
@@ -127,9 +130,36 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "the request body must be JSON") from None
+    except RecursionError:  # deeper than the interpreter's stack: certainly deeper than MAX_DEPTH
+        raise ApiError(400, _too_deep(), code="too_deeply_nested") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
+    if _depth(body) > MAX_DEPTH:
+        raise ApiError(400, _too_deep(), code="too_deeply_nested")
     return _clean(body)
+
+
+def _too_deep() -> str:
+    return f"the request body nests arrays and objects more than {MAX_DEPTH} levels deep"
+
+
+def _depth(value: Any) -> int:
+    """How many arrays/objects deep `value` goes (without recursion: a deep value cannot crash this)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _clean(value: Any) -> Any:
