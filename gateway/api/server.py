@@ -8,7 +8,8 @@ authenticated requests that change state must come from our own origin (the cook
 SameSite=Strict).
 
 Errors are JSON in OpenAI's format (`gateway.api.errors`), 401, 404 and 405 included, except
-for a browser asking for a page, which gets the login form or aiohttp's own page.
+for a browser asking for a page, which gets the login form or aiohttp's own page. `GET
+/openapi.json` serves the OpenAPI 3.1 document of all of it (`gateway.api.openapi`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from gateway.api.auth import COOKIE_NAME, ClientView, LoginLimiter, TokenAuth, WebSessions
 from gateway.api.errors import ApiError, error_response, http_error_response
+from gateway.api.openapi import document
 from gateway.api.openai_compat import ChatCompletions
 from gateway.api.responses import Responses
 from gateway.api.sessions_api import SessionsApi
@@ -77,6 +79,7 @@ class ApiApp:
         r.add_post("/logout", self.logout)
         r.add_get("/healthz", self.healthz)
         r.add_get("/metrics", self.metrics)
+        r.add_get("/openapi.json", self.openapi)
         r.add_get("/v1/models", completions.models)
         r.add_get("/v1/models/{model:.+}", completions.model)  # model ids have slashes
         r.add_post("/v1/chat/completions", completions.handle)
@@ -215,6 +218,9 @@ class ApiApp:
     async def healthz(self, _request: web.Request) -> web.Response:
         report = self.health()
         return web.json_response(report, status=200 if report.get("status") == "ok" else 503)
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return web.json_response(document())
 
     async def metrics(self, _request: web.Request) -> web.Response:
         body = self.metrics_body()
