@@ -36,6 +36,7 @@ from adapters.base import Adapter, OutboundMessage, SentMessage
 from agent.events import Event, TextDelta, ToolFinished, ToolStarted
 from gateway.metrics import Metrics
 from gateway.store import StateStore
+from gateway.store.delivery import SentRow
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +210,8 @@ class Delivery:
     async def already_sent(self, key: str) -> SentMessage | None:
         if not key:
             return None
-        row = await self.store.fetchone(
-            "SELECT platform, chat_id, message_id, thread_id FROM outbound_sent WHERE idempotency_key = ?", (key,))
-        return SentMessage(row["platform"], row["chat_id"], row["message_id"], row["thread_id"]) if row else None
+        row = await self.store.sent_get(key)
+        return SentMessage(row.platform, row.chat_id, row.message_id, row.thread_id) if row else None
 
     async def send(self, adapter: Adapter, message: OutboundMessage) -> SentMessage | None:
         """Post one message; None when it could not be delivered (it is then kept in the store)."""
@@ -237,11 +237,8 @@ class Delivery:
             return None
         self.metrics.messages_out.labels(adapter.name).inc()
         if message.idempotency_key:
-            await self.store.execute(
-                "INSERT OR IGNORE INTO outbound_sent (idempotency_key, platform, chat_id, message_id, thread_id,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (message.idempotency_key, sent.platform or adapter.name, sent.chat_id, sent.message_id,
-                 sent.thread_id, time.time()))
+            await self.store.sent_record(message.idempotency_key, SentRow(
+                sent.platform or adapter.name, sent.chat_id, sent.message_id, sent.thread_id))
         return sent
 
     async def edit(self, adapter: Adapter, sent: SentMessage, text: str) -> bool:
@@ -266,11 +263,9 @@ class Delivery:
         else:
             log.error("%s: could not deliver a message to chat %s after %d attempt(s) (%s); kept in table "
                       "undelivered", platform, message.chat_id, attempts, reason)
-        await self.store.execute(
-            "INSERT INTO undelivered (platform, chat_id, thread_id, reply_to, text, idempotency_key, error, attempts,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (platform, message.chat_id, message.thread_id, message.reply_to, message.text,
-             message.idempotency_key, reason, attempts, time.time()))
+        await self.store.undelivered_add(
+            platform=platform, chat_id=message.chat_id, thread_id=message.thread_id, reply_to=message.reply_to,
+            text=message.text, idempotency_key=message.idempotency_key, error=reason, attempts=attempts)
 
     async def send_text(self, adapter: Adapter, chat_id: str, text: str, *, thread_id: str | None = None,
                         reply_to: str | None = None, key: str = "") -> list[SentMessage]:
@@ -285,7 +280,7 @@ class Delivery:
         return sent
 
     async def prune(self, keep_seconds: float = 7 * 24 * 3600.0) -> None:
-        await self.store.execute("DELETE FROM outbound_sent WHERE created_at < ?", (time.time() - keep_seconds,))
+        await self.store.sent_prune(time.time() - keep_seconds)
 
 
 # -- streaming ----------------------------------------------------------------------------------

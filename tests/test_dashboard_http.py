@@ -327,7 +327,7 @@ async def test_overview_shows_adapters_activity_errors_and_undelivered(
     tg.failures.extend([DeliveryError("chat not found", permanent=True)] * 3)
     await tg.inject("second question", user="u1")
     for _ in range(300):
-        if await gw.gateway.runtime.store.fetchone("SELECT 1 FROM undelivered"):
+        if await gw.gateway.runtime.store.undelivered_count():
             break
         await asyncio.sleep(0.02)
     tg.status.connected = False

@@ -10,6 +10,7 @@ carry a nonce from the idempotency key, so a retry there returns the first messa
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -34,14 +35,14 @@ DM = "940000000000000001"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
-    s = await open_store(tmp_path / "state.db")
+async def store(home: Path) -> AsyncIterator[StateStore]:
+    s = await open_store(os.environ.get("HERMES_STORE_URL") or home / "state.db")   # --store=postgresql too
     yield s
     await s.close()
 
 
 async def undelivered(store: StateStore) -> list[dict[str, Any]]:
-    return [dict(r) for r in await store.fetchall("SELECT * FROM undelivered ORDER BY id")]
+    return await store.undelivered_rows()
 
 
 # --- Telegram ------------------------------------------------------------------------------------

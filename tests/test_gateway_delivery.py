@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,8 +22,8 @@ async def _ignore(_event: object) -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
-    s = await open_store(tmp_path / "state.db")
+async def store(home: Path) -> AsyncIterator[StateStore]:
+    s = await open_store(os.environ.get("HERMES_STORE_URL") or home / "state.db")   # --store=postgresql too
     yield s
     await s.close()
 
@@ -90,7 +91,7 @@ async def test_undeliverable_message_is_kept_after_retries(store: StateStore) ->
     delivery = Delivery(store, metrics, RetryPolicy(attempts=3, base_delay=0.01))
     sent = await delivery.send(adapter, OutboundMessage(chat_id="c9", text="important", idempotency_key="k2"))
     assert sent is None and len(adapter.send_attempts) == 3 and adapter.posted == []
-    rows = await store.fetchall("SELECT * FROM undelivered")
+    rows = await store.undelivered_rows()
     assert [(r["chat_id"], r["text"], r["attempts"]) for r in rows] == [("c9", "important", 3)]
     assert "503" in rows[0]["error"]
     assert b'hermes_undelivered_total{platform="telegram"} 1.0' in metrics.render()
@@ -102,7 +103,7 @@ async def test_permanent_errors_are_not_retried(store: StateStore) -> None:
     delivery = Delivery(store, Metrics(), RetryPolicy(attempts=5, base_delay=0.01))
     assert await delivery.send(adapter, OutboundMessage(chat_id="c", text="x")) is None
     assert len(adapter.send_attempts) == 1
-    assert len(await store.fetchall("SELECT * FROM undelivered")) == 1
+    assert len(await store.undelivered_rows()) == 1
 
 
 async def test_sends_are_idempotent_by_key(store: StateStore) -> None:
@@ -174,7 +175,7 @@ async def test_a_send_that_may_have_been_delivered_is_not_retried_but_kept(
     with caplog.at_level("WARNING", logger="gateway.delivery"):
         sent = await delivery.send(adapter, OutboundMessage(chat_id="c7", text="maybe there", idempotency_key="m1"))
     assert sent is None and len(adapter.send_attempts) == 1
-    [row] = await store.fetchall("SELECT * FROM undelivered")
+    [row] = await store.undelivered_rows()
     assert (row["chat_id"], row["text"], row["attempts"]) == ("c7", "maybe there", 1)
     assert "may already have been delivered" in row["error"] and "never posted twice" in row["error"]
     assert "read timeout after sending" in row["error"]
@@ -208,7 +209,7 @@ async def test_a_streamed_message_that_may_have_been_delivered_is_not_posted_aga
     await adapter.wait_for(lambda: len(adapter.send_attempts) == 1, timeout=2)
     await reply.finish("The whole answer.")          # the same text again: it may be there already
     assert len(adapter.send_attempts) == 1 and adapter.posted == []
-    assert len(await store.fetchall("SELECT * FROM undelivered")) == 1
+    assert len(await store.undelivered_rows()) == 1
 
     # A preview that may have been delivered does not swallow the rest of the reply.
     adapter.failures.append(DeliveryError("read timeout after sending", maybe_delivered=True))

@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 
 from agent.redact import Redactor
 from gateway.store.database import Database, check_reachable, create_engine_for, display_url, resolve_url
+from gateway.store.delivery import DeliveryStore
 from gateway.store.inbox import InboxStore
 from gateway.store.learning import LearningStore
 from gateway.store.leases import LeasesStore
@@ -28,8 +29,8 @@ from gateway.store.usage import UsageStore
 from gateway.store.web_logins import WebLoginsStore
 
 
-class StateStore(SessionsStore, UsageStore, InboxStore, LearningStore, ProposalsStore, LeasesStore,
-                 MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore,
+class StateStore(SessionsStore, UsageStore, InboxStore, DeliveryStore, LearningStore, ProposalsStore,
+                 LeasesStore, MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore,
                  LegacySQLStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 

@@ -49,9 +49,8 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
                                      " WHERE created_at >= ? GROUP BY 1", since)
         row = await store.fetchone("SELECT COUNT(*) FROM sessions WHERE updated_at >= ?", (now - 3600,))
         recent_sessions = int(row[0]) if row else 0
-        undelivered = await store.fetchall("SELECT * FROM undelivered ORDER BY id DESC LIMIT 20")
-        row = await store.fetchone("SELECT COUNT(*) FROM undelivered")
-        undelivered_total = int(row[0]) if row else 0
+        undelivered = await store.undelivered_rows(20, newest_first=True)
+        undelivered_total = await store.undelivered_count()
         health = gateway.health()
         adapters = [{"name": name, "connected": a.status.connected, "last_error": a.status.last_error,
                      "reconnects": a.status.reconnects, "details": dict(a.status.details)}
