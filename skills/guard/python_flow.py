@@ -337,7 +337,6 @@ class _Flows:
             arg_taints: set[str] = set()
             for arg in args:
                 arg_taints |= self.expr(arg)
-            text = ast.get_source_segment(self.source, node) or dotted
             if (name == "dup2" or name == "spawn" and "pty" in dotted) and any("inet" in self.expr(a) for a in node.args):
                 dup2_lines.append(line)
             if name in SHELL_CALLS and any(k.arg in ("stdin", "stdout", "stderr") and self.expr(k.value) & {"inet"}
@@ -345,10 +344,12 @@ class _Flows:
                 shells_with_socket.append(line)
             if name in ("read", "read_text", "read_bytes", "readlines", "load_pem_private_key") and "keyfile" in self.expr(node):
                 result.findings.append(PyFinding(line, "outside-folder", "dangerous",
-                                                 "reads credential files outside the skill's folder", text))
+                                                 "reads credential files outside the skill's folder",
+                                                 self.segment(node) or dotted))
             if self._is_network(node, dotted, name) and arg_taints & {"env", "keyfile"}:
                 what = "the whole environment" if "env" in arg_taints else "a credential file"
-                result.findings.append(PyFinding(line, "exfiltration", "dangerous", f"sends {what} over the network", text))
+                result.findings.append(PyFinding(line, "exfiltration", "dangerous", f"sends {what} over the network",
+                                                 self.segment(node) or dotted))
             is_exec = name in EXEC_NAMES and isinstance(func, ast.Name) or name in ("loads",) and dotted.split(".")[0] in (
                 "marshal", "pickle", "dill")
             is_shell = name in SHELL_CALLS and (dotted.split(".")[0] in ("os", "subprocess", "commands", "asyncio", "pty")
@@ -356,13 +357,16 @@ class _Flows:
             command_taints = self._command_taints(node, is_exec) if is_exec or is_shell else set()
             if command_taints & {"decoded", "fetched"}:
                 what = "downloaded" if "fetched" in command_taints else "decoded"
-                result.findings.append(PyFinding(line, "download-exec", "dangerous", f"runs {what} code", text))
+                result.findings.append(PyFinding(line, "download-exec", "dangerous", f"runs {what} code",
+                                                 self.segment(node) or dotted))
             if is_shell and arg_taints & {"env", "keyfile"} and any(NETWORK_TOOLS.search(str(self.fold(a) or ""))
                                                                     for a in ast.walk(node)):
                 result.findings.append(PyFinding(line, "exfiltration", "dangerous",
-                                                 "passes secrets to a network tool", text))
+                                                 "passes secrets to a network tool",
+                                                 self.segment(node) or dotted))
             if (is_exec or is_shell) and downloaded_files and any(self._mentions(a, downloaded_files) for a in node.args):
-                result.findings.append(PyFinding(line, "download-exec", "dangerous", "runs a file it downloaded", text))
+                result.findings.append(PyFinding(line, "download-exec", "dangerous", "runs a file it downloaded",
+                                                 self.segment(node) or dotted))
             if is_exec or is_shell:
                 for arg in node.args[:1]:
                     folded = self.fold(arg)
@@ -454,6 +458,22 @@ class _Flows:
         return isinstance(node, ast.Constant) and isinstance(node.value, str) or isinstance(node, ast.JoinedStr)
 
     source = ""
+    _lines: list[str] | None = None
+
+    def segment(self, node: ast.AST) -> str:
+        """The source text of `node`, as `ast.get_source_segment` gives it, without splitting the whole
+        file for every call (only nodes that become findings are cut out)."""
+        if self._lines is None:
+            self._lines = re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", self.source)  # as ast splits
+        start, end = node.lineno - 1, (node.end_lineno or node.lineno) - 1  # type: ignore[attr-defined]
+        if start >= len(self._lines):
+            return ""
+        first = self._lines[start].encode("utf-8")
+        if start == end:
+            return first[node.col_offset:node.end_col_offset].decode("utf-8", "replace")  # type: ignore[attr-defined]
+        last = self._lines[end].encode("utf-8") if end < len(self._lines) else b""
+        return first[node.col_offset:].decode("utf-8", "replace") + "".join(self._lines[start + 1:end]) \
+            + last[:node.end_col_offset].decode("utf-8", "replace")  # type: ignore[attr-defined]
 
 
 def analyse(source: str) -> PyAnalysis | None:

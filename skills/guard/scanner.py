@@ -51,10 +51,33 @@ WARNING_CONTEXT = re.compile(
 EXAMPLE_CONTEXT = re.compile(r"\b(examples?|e\.g\.|for instance|looks like|sample|such as|format|syntax)\b", re.IGNORECASE)
 
 
+DATA_SUFFIXES = {".xsd", ".xml", ".dtd", ".xsl", ".xslt", ".json", ".yaml", ".yml", ".toml", ".csv", ".tsv", ".html",
+                 ".htm", ".css", ".svg", ".md", ".markdown", ".mdx", ".rst", ".ini", ".lock", ".map"}
+"""Data and markup kept beside scripts (schemas, fixtures, templates): read as documents, not run as shell."""
+
+
 def is_script(path: str, text: str = "") -> bool:
     parts = Path(path).parts
-    return (Path(path).suffix.lower() in SCRIPT_SUFFIXES or (len(parts) > 1 and parts[0] in ("scripts", "bin"))
+    suffix = Path(path).suffix.lower()
+    return (suffix in SCRIPT_SUFFIXES or (len(parts) > 1 and parts[0] in ("scripts", "bin") and suffix not in DATA_SUFFIXES)
             or text.startswith("#!"))
+
+
+DOCUMENT_SUFFIXES = {".md", ".markdown", ".mdx", ".rst", ".txt", ""}
+EXAMPLE_DIRS = {"examples", "example", "templates", "template", "assets", "samples", "sample", "fixtures", "testdata",
+                "test-data", "test_data"}
+
+
+def document_kind(path: str) -> str:
+    """How a non-script file is read: `instructions` (SKILL.md, what the agent follows), `reference` (other
+    Markdown or text), `example` (Markdown under examples/, templates/, assets/...), `template` (markup
+    and data: HTML, XML, schemas, JSON, YAML, CSS, SVG; no Markdown structure)."""
+    parts = Path(path).parts
+    if path == "SKILL.md":
+        return "instructions"
+    if Path(path).suffix.lower() not in DOCUMENT_SUFFIXES:
+        return "template"
+    return "example" if any(part.lower() in EXAMPLE_DIRS for part in parts[:-1]) else "reference"
 
 
 def _is_python(path: str, text: str) -> bool:
@@ -252,7 +275,7 @@ def _section_context(lines: list[str], headings: list[str], index: int) -> str:
     return headings[index] + "\n" + "\n".join(line[:2000] for line in lines[max(0, index - 3):index])
 
 
-def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) -> None:
+def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True, kind: str = "instructions") -> None:
     raw_lines = text.splitlines()
     folded: list[str] = []
     removed_by_line: dict[int, Removed] = {}
@@ -281,6 +304,38 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
                 c.add(number, "obfuscation", "dangerous", "YAML escapes hide what the front matter says", value,
                       raw_lines[number - 1])
 
+    if kind == "template":
+        _scan_markup(c, folded, depth)
+    else:
+        _scan_markdown(c, folded, depth, kind)
+    for number, removed in removed_by_line.items():
+        _escalate_hidden(c, number, removed, raw_lines[number - 1])
+
+
+def _hidden(c: Collector, folded: list[str], where: str, fenced: set[int]) -> None:
+    """Comments and invisible markup, judged by what they say and where they are."""
+    for number, body in prose.hidden_blocks("\n".join(folded)):
+        verdict = prose.hidden_instruction(body, "example" if number in fenced else where)
+        if verdict:
+            c.add(number, "hidden-instructions", verdict[0], verdict[1], body)  # type: ignore[arg-type]
+
+
+def _scan_markup(c: Collector, folded: list[str], depth: int) -> None:
+    """Markup and data (HTML, XML, schemas, JSON, CSS): every line through the line rules, the text the
+    model reads through the injection rules; indentation is layout here, not a Markdown code block."""
+    for number, line in enumerate(folded, start=1):
+        if not line.strip():
+            continue
+        _prose_line(c, number, line, line, "")
+        check_line(c, number, line, "", script=False, mktemp=set())
+        _blobs(c, number, line, False, depth)
+    _split_blobs(c, list(enumerate(folded, start=1)), False, depth)
+    block_exfiltration(c, [(n, [line]) for n, line in enumerate(folded, start=1) if line.strip()], window=15)
+    _escalate_persistence(c, window=10)
+    _hidden(c, folded, "example", set())
+
+
+def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> None:
     fence: str | None = None
     lang = ""
     block: list[tuple[int, str]] = []
@@ -288,6 +343,9 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
     prose_numbered: list[tuple[int, list[str]]] = []
     quoted_lines: set[int] = set()
     """Lines that quote an attack in a passage about it: not steps the agent takes."""
+    fenced: set[int] = set()
+    """Lines inside fenced code blocks: a comment there is part of an example (an indented line is not:
+    in a list item it is prose, and a comment in it is hidden)."""
     headings = _headings(folded)
     for index, line in enumerate(folded):
         number = index + 1
@@ -303,6 +361,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
                 continue
         if fence is not None:
             block.append((number, line))
+            fenced.add(number)
             continue
         if line.startswith(("    ", "\t")) and line.strip():
             blocks.append(("", [(number, line.strip())], index))
@@ -345,13 +404,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True) 
                     c.demote(number, "a crontab line shown as an example")
     block_exfiltration(c, [(n, views) for n, views in seen if n not in quoted_lines], window=15)
     _escalate_persistence(c, window=10)
-
-    for number, body in prose.hidden_blocks("\n".join(folded)):
-        verdict = prose.hidden_instruction(body)
-        if verdict:
-            c.add(number, "hidden-instructions", verdict[0], verdict[1], body)  # type: ignore[arg-type]
-    for number, removed in removed_by_line.items():
-        _escalate_hidden(c, number, removed, raw_lines[number - 1])
+    _hidden(c, folded, kind, fenced)
 
 
 def _escalate_persistence(c: Collector, window: int | None) -> None:
@@ -381,7 +434,7 @@ def scan_text(file: str, text: str, *, script: bool | None = None) -> list[Findi
     script = is_script(file, text) if script is None else script
     c = Collector(file)
     if not script:
-        _scan_document(c, text)
+        _scan_document(c, text, kind=document_kind(file))
         return c.findings()
     folded_lines: list[str] = []
     removed_by_line: dict[int, Removed] = {}
