@@ -7,6 +7,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from gateway.store.snapshot import table_rows
 from tests.api_support import OTHER_TOKEN, api_gateway, raw, sent_messages
 from tests.fakes.model_server import FakeModelServer, text
 
@@ -79,8 +80,9 @@ async def test_deleting_a_session_removes_its_conversation(home: Path, model_ser
         assert status == 200 and deleted == {"id": "short-lived", "object": "hermes.session.deleted", "deleted": True}
         assert (await raw(gateway, "GET", "/api/sessions/short-lived/messages"))[0] == 404
         store = gateway.runtime.store  # type: ignore[union-attr]
-        rows = await store.fetchall("SELECT data FROM messages WHERE data LIKE '%number 31%'")
-        assert rows == []
+        for table in ("messages", "sessions", "api_sessions"):   # every stored row, archived or not
+            assert not [r for r in await table_rows(store.db, table) if "number 31" in str(r)
+                        or "short-lived" in str(r)], table
         await client.chat.completions.create(model="hermes", extra_headers={HEADER: "short-lived"},
                                              messages=[{"role": "user", "content": "which number?"}])
     assert sent_messages(model_server.requests[-1]) == [("user", "which number?")]

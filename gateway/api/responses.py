@@ -53,19 +53,11 @@ class Responses:
 
     # -- storage ----------------------------------------------------------------------------------------
     async def _load(self, caller: Caller, response_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        row = await self.turns.store.fetchone(
-            "SELECT response, messages FROM api_responses WHERE id = ? AND token_id = ?",
-            (response_id, caller.token_id))
-        if row is None:
-            return None
-        return json.loads(row["response"]), json.loads(row["messages"])
+        found = await self.turns.store.api_response(response_id, token_id=caller.token_id)
+        return (found.response, found.messages) if found is not None else None
 
     async def _save(self, caller: Caller, response: dict[str, Any], messages: list[dict[str, Any]]) -> None:
-        await self.turns.store.execute(
-            "INSERT INTO api_responses (id, token_id, previous_response_id, created_at, response, messages)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (response["id"], caller.token_id, response.get("previous_response_id"), response["created_at"],
-             json.dumps(response, ensure_ascii=False), json.dumps(messages, ensure_ascii=False)))
+        await self.turns.store.api_response_save(response, messages, token_id=caller.token_id)
 
     # -- handlers ---------------------------------------------------------------------------------------
     async def get(self, request: web.Request) -> web.Response:

@@ -109,9 +109,7 @@ class ApiTurns:
 
     async def claim(self, caller: Caller, session_id: str) -> None:
         """Record that the caller's token owns `session_id` (the key already includes the token)."""
-        await self.store.execute(
-            "INSERT OR IGNORE INTO api_sessions (token_id, session_id, user_id, created_at) VALUES (?, ?, ?, ?)",
-            (caller.token_id, session_id, caller.user, time.time()))
+        await self.store.api_session_claim(caller.token_id, session_id, user_id=caller.user, at=time.time())
 
     async def start(self, caller: Caller, conversation: ClientConversation, *, session_id: str | None,
                     model: str, params: dict[str, Any], stream: bool,

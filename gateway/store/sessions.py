@@ -101,6 +101,19 @@ class SessionsStore:
         row = await self.db.one(sa.select(sessions).where(sessions.c.id == session_id))
         return session_record(row) if row else None
 
+    async def delete_sessions_of_key(self, key: str) -> list[str]:
+        """Delete every session of `key` (active and archived) with its messages and tool calls, in
+        one transaction; the ids deleted. Usage rows stay (they are the accounting)."""
+        self.forget_sessions()
+        async with self.db.transaction():
+            ids = [r[0] for r in await self.db.rows(sa.select(sessions.c.id).where(sessions.c.key == key))]
+            if ids:
+                await self.db.execute(tool_calls.delete().where(tool_calls.c.session_id.in_(ids)))
+                await self.db.execute(messages.delete().where(messages.c.session_id.in_(ids)))
+                await self.db.execute(sessions.delete().where(sessions.c.id.in_(ids)))
+        self.forget_sessions()
+        return ids
+
     async def list_sessions(self, *, limit: int = 50, include_archived: bool = False) -> list[SessionRecord]:
         query = sa.select(sessions).order_by(sessions.c.updated_at.desc()).limit(limit)
         if not include_archived:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import URL
 
 from agent.redact import Redactor
+from gateway.store.api_responses import ApiStore
 from gateway.store.database import Database, check_reachable, create_engine_for, display_url, resolve_url
 from gateway.store.delivery import DeliveryStore
 from gateway.store.inbox import InboxStore
@@ -23,6 +24,7 @@ from gateway.store.maintenance import MaintenanceStore
 from gateway.store.memory import MemoryFilesStore
 from gateway.store.proposals import ProposalsStore
 from gateway.store.sessions import SessionsStore
+from gateway.store.sessions_query import SessionQueriesStore
 from gateway.store.skills import SkillsStore
 from gateway.store.upgrade import SchemaStatus, schema_status, upgrade_database
 from gateway.store.usage import UsageStore
@@ -30,8 +32,8 @@ from gateway.store.web_logins import WebLoginsStore
 
 
 class StateStore(SessionsStore, UsageStore, InboxStore, DeliveryStore, LearningStore, ProposalsStore,
-                 LeasesStore, MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore,
-                 LegacySQLStore):
+                 LeasesStore, MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore, ApiStore,
+                 SessionQueriesStore, LegacySQLStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
