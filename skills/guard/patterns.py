@@ -192,3 +192,18 @@ SECRET_HEADER_VAR = re.compile(r"\$\{?([A-Z][A-Z0-9]*)_[A-Z0-9_]*(SECRET|TOKEN|P
                                r"|CREDENTIAL)[A-Z0-9_]*\}?")
 GENERIC_VENDORS = {"API", "APP", "AUTH", "ACCESS", "SECRET", "MY", "USER", "SERVICE", "CLIENT", "BOT", "DEPLOY", "CI",
                    "PRIVATE", "PERSONAL", "BEARER", "SESSION", "REFRESH", "ID", "X"}
+
+# ---------------------------------------------------------------- naming a secret without collecting it
+NOT_COLLECTING = re.compile(
+    r"--exclude(-from)?[= ]\s*(['\"][^'\"\n]{0,200}['\"]|\S+)|--ignore(-file)?[= ]\s*(['\"][^'\"\n]{0,200}['\"]|\S+)"
+    r"|(!\s*|-not\s+)-(i?name|i?path|i?wholename)\s+(['\"][^'\"\n]{0,200}['\"]|\S+)|--glob[= ]\s*['\"]?!\S+"
+    r"|\[\[?\s*!?\s*-[efsrwdhL]\s+(['\"][^'\"\n]{0,200}['\"]|\S+)\s*\]\]?|\btest\s+!?\s*-[efsrwdhL]\s+\S+"
+    r"|\bgit\s+(check-ignore|rm\s+(-r\s+)?--cached|ls-files\s+--error-unmatch)\s+[^;&|\n]{0,200}"
+    r"|\b(echo|printf)\s+[^;&|\n>]{0,200}>>?\s*['\"]?\S*\.(git|docker|npm|vercel|slug|gcloud)ignore\b"
+    r"|\bgrep\s+(-\w+\s+){0,4}[^;&|\n]{0,200}\s['\"]?\S*\.(git|docker|npm|vercel|slug|gcloud)ignore\b"
+    r"|\b(exists|is_file|isfile|access|lexists)\(\s*['\"][^'\"\n]{0,200}['\"]\s*\)"
+    r"|(Path|path)\(\s*['\"][^'\"\n]{0,200}['\"]\s*\)\s*\.(exists|is_file)\(\)"
+    r"|\bignore_patterns\([^)\n]{0,300}\)|\b(exclude|ignore|excludes|ignored)\s*[=:]\s*\[[^\]\n]{0,300}\]", re.I)
+ZIP_EXCLUDE = re.compile(r"\bzip\b[^;&|\n]{0,300}?\s(?P<x>(-x|--exclude)(\s+(['\"][^'\"\n]{0,200}['\"]|[^\s;&|'\"-]\S*))+)")
+"""A credential file named only to leave it out or to test for it: `tar --exclude='.env'`, `! -name .env`,
+`zip -x .env`, `[ -f .env ]`, `echo .env >> .gitignore`, `Path(".env").exists()`, `ignore_patterns('.env')`."""

@@ -197,8 +197,24 @@ class _Flows:
             return self.fold(node.slice) == "environ"
         return False
 
+    @staticmethod
+    def _naming_only(node: ast.AST) -> set[ast.AST]:
+        """Nodes that name a path only to leave it out or test for it (`ignore_patterns(".env")`,
+        `exclude=[".env"]`, `os.path.exists(".env")`): not a read of it."""
+        skipped: set[ast.AST] = set()
+        for n in ast.walk(node):
+            if isinstance(n, ast.Call):
+                name = n.func.attr if isinstance(n.func, ast.Attribute) else n.func.id if isinstance(n.func, ast.Name) else ""
+                if name in ("ignore_patterns", "exists", "is_file", "isfile", "lexists", "access", "fnmatch", "match"):
+                    skipped.update(ast.walk(n))
+                for keyword in n.keywords:
+                    if keyword.arg in ("exclude", "excludes", "ignore", "ignored", "skip"):
+                        skipped.update(ast.walk(keyword.value))
+        return skipped
+
     def _secret_path(self, node: ast.AST) -> bool:
-        strings = [s for s in (self.fold(n) for n in ast.walk(node)) if isinstance(s, str)]
+        skipped = self._naming_only(node)
+        strings = [s for s in (self.fold(n) for n in ast.walk(node) if n not in skipped) if isinstance(s, str)]
         joined = "/".join(s.strip("/") for s in strings if len(s) < 4096)
         return bool(strings) and bool(SECRET_PATH.search(joined)) and not NOT_SECRET_PATH.search(joined)
 

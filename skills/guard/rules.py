@@ -19,7 +19,19 @@ def _stages(line: str) -> list[str]:
     return [s for s in re.split(r"(?<!\|)\|(?!\|)", line)]
 
 
+def not_collecting(text: str) -> str:
+    """`text` with the places that name a secret only to exclude it or test for it blanked (same length,
+    so positions still line up): excluding, ignoring or testing for `.env` is not collecting it."""
+    if "-" not in text and "ignore" not in text.lower() and "(" not in text and "[" not in text:
+        return text
+    text = P.NOT_COLLECTING.sub(lambda m: " " * len(m.group(0)), text)
+    for match in P.ZIP_EXCLUDE.finditer(text):
+        text = text[:match.start("x")] + " " * (match.end("x") - match.start("x")) + text[match.end("x"):]
+    return text
+
+
 def _secret(text: str) -> re.Match[str] | None:
+    text = not_collecting(text)
     for match in P.SECRET_REF.finditer(text):
         if not P.IDENTITY_ARG.search(text[:match.start()]):
             return match
