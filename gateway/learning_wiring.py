@@ -163,7 +163,10 @@ class LearningLoop:
             return await libraries.get(team)
         library = self._own_libraries.get(team)
         if library is None:
-            library = self._own_libraries[team] = SkillLibrary(team_skills_root(self.runtime.home.root, team))
+            store = getattr(self.runtime, "store", None)
+            library = self._own_libraries[team] = SkillLibrary(
+                team_skills_root(self.runtime.home.root, team),
+                versions=store.skill_versions(team) if store is not None else None)
         return library
 
     # -- the answer of a turn (the gateway's dispatcher says when it is delivered) -----------------

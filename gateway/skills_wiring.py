@@ -38,10 +38,15 @@ def library_root(home: Home, team: str = "") -> Path:
 
 @dataclass
 class SkillLibraries:
-    """One SkillLibrary per library root, opened on first use (bundled skills installed then)."""
+    """One SkillLibrary per library root, opened on first use (bundled skills installed then).
+
+    With a `store` (the Runtime's), the store is each library's source of truth: a library's
+    skills are brought in step with it when the library opens (`SkillLibrary.sync_store`: skills
+    and history made before the store are adopted, edits made meanwhile become versions)."""
 
     home: Home
     settings: SkillsConfig = field(default_factory=SkillsConfig)
+    store: Any = None
     _open: dict[str, SkillLibrary] = field(default_factory=dict)
     _opening: asyncio.Lock | None = None
 
@@ -54,12 +59,21 @@ class SkillLibraries:
         async with self._opening:
             library = self._open.get(team)
             if library is None:
-                library = SkillLibrary(library_root(self.home, team))
+                versions = self.store.skill_versions(team) if self.store is not None else None
+                library = SkillLibrary(library_root(self.home, team), versions=versions)
                 if self.settings.install_bundled:
                     try:
                         await asyncio.to_thread(install_bundled, library)
                     except OSError as exc:  # a read-only home must not stop the gateway
                         log.warning("could not install bundled skills into %s: %s", library.root, exc)
+                if versions is not None:
+                    try:
+                        changed = await library.sync_store()
+                    except (OSError, SkillError) as exc:
+                        log.warning("could not bring the skills of %s in step with the store: %s", library.root, exc)
+                    else:
+                        if changed:
+                            log.info("skills of %s: %d brought in step with the store", library.root, changed)
                 self._open[team] = library
         return library
 
@@ -148,7 +162,7 @@ async def install_skills(runtime: Any) -> SkillLibrary:
     if isinstance(runtime.services.get("skills"), SkillLibrary):
         return runtime.services["skills"]
     settings: SkillsConfig = runtime.config.skills
-    libraries = SkillLibraries(runtime.home, settings)
+    libraries = SkillLibraries(runtime.home, settings, store=runtime.store)
     library = await libraries.get("")
     for t in skill_tools():
         if runtime.tools.get(t.name) is None:

@@ -88,15 +88,32 @@ class SkillHistory:
             result.append(HistoryEntry(**data))
         return result
 
+    def write(self, name: str, entry: HistoryEntry) -> None:
+        """Store `entry` under its own number (a copy of the entry the database numbered)."""
+        folder = self._folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{entry.number}.json.tmp-{os.getpid()}"
+        temporary.write_text(json.dumps(asdict(entry), ensure_ascii=False), encoding="utf-8")
+        os.replace(temporary, folder / f"{entry.number}.json")
+
+    def names(self) -> list[str]:
+        """Every skill with a history folder."""
+        folder = self.root / HISTORY_DIR
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
     def state_at(self, name: str, number: int) -> dict[str, str | None]:
         """For each file changed after version `number`: its text as of that version (None = absent)."""
-        entries = self.entries(name)
-        if not entries:
-            raise KeyError(f"skill {name!r} has no history")
-        if not 1 <= number <= entries[-1].number:
-            raise KeyError(f"skill {name!r} has versions 1 to {entries[-1].number}; there is no version {number}")
-        state: dict[str, str | None] = {}
-        for entry in entries:
-            if entry.number > number and entry.file not in state:
-                state[entry.file] = entry.before
-        return state
+        return state_at(self.entries(name), name, number)
+
+
+def state_at(entries: list[HistoryEntry], name: str, number: int) -> dict[str, str | None]:
+    """For each file changed after version `number`: its text as of that version (None = absent)."""
+    if not entries:
+        raise KeyError(f"skill {name!r} has no history")
+    if not 1 <= number <= entries[-1].number:
+        raise KeyError(f"skill {name!r} has versions 1 to {entries[-1].number}; there is no version {number}")
+    state: dict[str, str | None] = {}
+    for entry in entries:
+        if entry.number > number and entry.file not in state:
+            state[entry.file] = entry.before
+    return state

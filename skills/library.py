@@ -14,6 +14,16 @@ guard, a size limit, and protection. Protection rests on provenance kept in
 wrote it. A skill without an entry, or whose file no longer matches it (a person edited it
 through the CLI, the dashboard or by hand; bundled and hub skills never had one), is protected:
 a write with `protect=True` (a checkpoint's) is refused with `SkillRefused(kind="protected")`.
+
+With a `SkillVersionStore` (`versions=`, the gateway's database) the store is the source of
+truth instead: history and provenance are its rows (`.history/` and `provenance.json` become
+copies written with each commit), and every write is a compare-and-set on the skill's version as
+read. A writer reads the store, brings the files in step with it (`_in_step`: a person's edit of a
+file becomes a version and makes the skill protected; a stale copy is rewritten), works out the
+change on that text, and commits it only if nobody committed in between; the files are written
+inside that transaction, so they follow the store's order. On a conflict it reads the new text
+and works the change out again (a patch whose old text is gone then fails with the usual
+mismatch message). No file lock is taken; the asyncio lock only queues this process's writers.
 """
 
 from __future__ import annotations
@@ -26,27 +36,40 @@ import fcntl
 import json
 import logging
 import os
+import random
 import shutil
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from skills.document import SkillDocument, SkillFormatError, parse, render
 from skills.guard import GuardReport, guard_skill_text
-from skills.history import HISTORY_DIR, SKILL_FILE, HistoryEntry, SkillHistory
+from skills.history import HISTORY_DIR, SKILL_FILE, HistoryEntry, SkillHistory, state_at, unified_diff
 from skills.paths import PathEscapeError, safe_join
 from skills.search import Document, Hit, SearchIndex, weighted_terms
 from skills.validate import document_problems, name_problems, strict_render
+from skills.versions import (
+    KEEP,
+    Apply,
+    Commit,
+    NewEntry,
+    Provenance,
+    SkillVersionStore,
+    StoredSkill,
+    VersionConflict,
+    file_digest,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOCK_DIR = ".locks"
 DEFAULT_CATEGORY = "general"
 MAX_SUPPORTING_FILE = 1_000_000
+MAX_ATTEMPTS = 60
 
 
 class SkillError(Exception):
@@ -179,8 +202,10 @@ class _Loaded:
 class SkillLibrary:
     """A skill library rooted at one folder (the home's `skills/`, or a team's)."""
 
-    def __init__(self, root: Path, *, rescan_interval: float = 1.0) -> None:
+    def __init__(self, root: Path, *, rescan_interval: float = 1.0,
+                 versions: SkillVersionStore | None = None) -> None:
         self.root = Path(root)
+        self.versions = versions
         self.rescan_interval = rescan_interval
         self.history = SkillHistory(self.root)
         self._cache: dict[Path, _Loaded] = {}
@@ -313,6 +338,10 @@ class SkillLibrary:
 
     async def history_of(self, name: str) -> list[HistoryEntry]:
         self._check_name(name)
+        if self.versions is not None:
+            async with self._async_lock(name):
+                await self._in_step(name)
+            return await self.versions.skill_entries(name)
         return await asyncio.to_thread(self.history.entries, name)
 
     # ------------------------------------------------------------------ locking
@@ -473,14 +502,17 @@ class SkillLibrary:
 
     def _set_provenance(self, name: str, text: str | None, origin: str = "") -> None:
         """Record `text` as what a checkpoint last wrote to `name` (None: forget the skill)."""
+        self._write_provenance(name, None if text is None else {
+            "fingerprint": parse(text).document.fingerprint(), "origin": origin, "time": now_iso()})
+
+    def _write_provenance(self, name: str, value: dict[str, Any] | None) -> None:
         with self.file_lock(PROVENANCE_LOCK):
             data = self.provenance()
-            if text is None:
+            if value is None:
                 if data.pop(name, None) is None:
                     return
             else:
-                data[name] = {"fingerprint": parse(text).document.fingerprint(), "origin": origin,
-                              "time": now_iso()}
+                data[name] = value
             path = self._provenance_path()
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_name(f".{PROVENANCE_FILE}.tmp-{os.getpid()}-{threading.get_ident()}")
@@ -488,13 +520,7 @@ class SkillLibrary:
             os.replace(temporary, path)
 
     def _owned(self, name: str, text: str) -> bool:
-        entry = self.provenance().get(name)
-        if entry is None:
-            return False
-        try:
-            return parse(text).document.fingerprint() == entry.get("fingerprint")
-        except SkillFormatError:
-            return False
+        return _matches(self.provenance().get(name), text)
 
     def checkpoint_owned(self, name: str) -> bool:
         """Whether a checkpoint of this library created `name` and nobody else changed it since (sync)."""
@@ -509,12 +535,23 @@ class SkillLibrary:
     async def is_protected(self, name: str) -> bool:
         """An existing skill a checkpoint may not change itself (bundled, installed, or a person's)."""
         skill = await self.get(name)
-        return not await asyncio.to_thread(self.checkpoint_owned, skill.name)
+        if self.versions is None:
+            return not await asyncio.to_thread(self.checkpoint_owned, skill.name)
+        stored = await self.versions.skill_state(skill.name)
+        owner = asdict(stored.owner) if stored.owner is not None else None
+        try:
+            text = await asyncio.to_thread(skill.skill_file.read_text, encoding="utf-8")
+        except OSError:
+            return True
+        return not _matches(owner, text)
 
     def check(self, policy: WritePolicy, name: str, before: str | None, after: str | None,
-               files: dict[str, str] | None = None, file_before: str | None = None) -> None:
+               files: dict[str, str] | None = None, file_before: str | None = None,
+               changes: _Changes | None = None) -> None:
         """Refuse (SkillRefused) what `policy` forbids; call under the skill's lock, before writing."""
-        if policy.protect and before is not None and not self._owned(name, before):
+        owned = (changes.owned(before) if changes is not None else self._owned(name, before)) \
+            if policy.protect and before is not None else True
+        if not owned:
             raise SkillRefused("protected", (
                 f"skill {name!r} is protected: no checkpoint of this library created it (it is bundled, installed "
                 "or was written or edited by a person), so a review may not rewrite it. Propose a patch instead "
@@ -546,13 +583,209 @@ class SkillLibrary:
             "refused by the skills guard, nothing was written. Remove what it flags (skills must not carry "
             "such commands or instructions):\n" + report.describe()), report)
 
-    def _after_write(self, policy: WritePolicy, name: str, created: bool, owned_before: bool, text: str | None,
+    @staticmethod
+    def _after_write(changes: _Changes, policy: WritePolicy, created: bool, owned_before: bool, text: str | None,
                      origin: str) -> None:
         if policy.writer == "checkpoint":
             if created or owned_before:
-                self._set_provenance(name, text, origin)
+                changes.set_owner(text, origin)
         elif policy.writer == "person":
-            self._set_provenance(name, None)
+            changes.set_owner(None)
+
+    # ------------------------------------------------------------------ the store: compare-and-set
+
+    async def _write(self, name: str, work: Callable[[_Changes], Callable[[], T]], *, history: bool = False) -> T:
+        """Run `work` on the skill and apply what it changed.
+
+        Without a store: under the skill's locks, changes applied as they are made. With one: `work`
+        runs on the state read (after `_in_step`), its changes are committed only if the skill's
+        version is still the one read, and on a conflict everything is done again on the new text.
+        `work` returns what to answer once the change is on disk."""
+        self._check_name(name)
+        versions = self.versions
+        if versions is None:
+            return await self._locked(name, lambda: work(_Changes(self, name, None))())
+        async with self._async_lock(name):  # only queues this process's writers; the store decides
+            for attempt in range(MAX_ATTEMPTS):
+                stored = await self._in_step(name)
+                entries = await versions.skill_entries(name) if history else None
+                changes = _Changes(self, name, stored, entries)
+                try:
+                    answer = await asyncio.to_thread(work, changes)
+                finally:
+                    self.invalidate()
+                if changes.empty:
+                    return await asyncio.to_thread(answer)
+                try:
+                    await versions.skill_commit(name, changes.commit(), changes.apply_async)
+                except VersionConflict:
+                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    continue
+                finally:
+                    self.invalidate()
+                return await asyncio.to_thread(answer)
+        raise SkillError(f"skill {name!r} is being changed by others all the time; try again")
+
+    async def _in_step(self, name: str) -> StoredSkill:
+        """The skill as the store holds it, once the files on disk agree with it: a skill the store
+        has never seen is adopted (with its `.history` and provenance), a person's edit of a file
+        becomes a version (and the skill protected), and a stale or missing copy is rewritten from
+        the store. Each of those is a compare-and-set too."""
+        assert self.versions is not None
+        for _ in range(MAX_ATTEMPTS):
+            stored = await self.versions.skill_state(name)
+            disk = await asyncio.to_thread(self._disk_files, name, stored.category)
+            plan = await self._reconcile(name, stored, disk)
+            if plan is None:
+                return stored
+            try:
+                await self.versions.skill_commit(name, *plan)
+            except VersionConflict:
+                continue
+            finally:
+                self.invalidate()
+        raise SkillError(f"skill {name!r} is being changed by others all the time; try again")
+
+    def _disk_files(self, name: str, category: str) -> tuple[Path, str, dict[str, str]] | None:
+        """(folder, category, {file: text}) of the skill on disk, or None (sync)."""
+        folder: Path | None = None
+        hint = self.root / category / name if category else self.root / name
+        if (hint / SKILL_FILE).is_file():
+            folder = hint
+        else:
+            for _category, candidate in self._candidates():
+                if candidate.name == name:
+                    folder = candidate
+                    break
+        if folder is None:
+            return None
+        texts: dict[str, str] = {}
+        for path in [folder / SKILL_FILE, *sorted(folder.rglob("*"))]:
+            relative = path.relative_to(folder).as_posix()
+            if relative in texts or not path.is_file() or any(part.startswith(".") for part in Path(relative).parts):
+                continue
+            try:
+                if path.stat().st_size <= MAX_SUPPORTING_FILE:
+                    texts[relative] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+        found = folder.parent.name if folder.parent.resolve() != self.root.resolve() else ""
+        return folder, found, texts
+
+    async def _reconcile(self, name: str, stored: StoredSkill,
+                         disk: tuple[Path, str, dict[str, str]] | None) -> tuple[Commit, Apply | None] | None:
+        """What brings the store and the files in step (None: they are)."""
+        assert self.versions is not None
+        if disk is None:
+            if not stored.present:
+                return None
+            folder = safe_join(self.root, stored.category or DEFAULT_CATEGORY, name)
+            return Commit(stored.seq), self._rewrite(folder, stored.files, {})
+        folder, category, texts = disk
+        if stored.seq == 0:
+            return await asyncio.to_thread(self._adoption, name, category, texts)
+        if not stored.present:
+            if SKILL_FILE in texts and await self.versions.skill_known(
+                    name, SKILL_FILE, file_digest(SKILL_FILE, texts[SKILL_FILE])):
+                return Commit(stored.seq), self._rewrite(folder, {}, texts)  # a stale copy of a deleted skill
+            entries = [NewEntry("edit", f, None, t, "file") for f, t in sorted(texts.items())]
+            return Commit(stored.seq, dict(texts), entries, category=category, owner=None), \
+                self._mirror(name, stored.version, entries, None)
+        edits: dict[str, str] = {}
+        stale = False
+        for file in sorted(set(texts) | set(stored.files)):
+            text = texts.get(file)
+            if text is not None and file_digest(file, text) == stored.digests.get(file):
+                continue
+            if text is None or await self.versions.skill_known(name, file, file_digest(file, text)):
+                stale = True  # missing here or an older version: another process's copy is newer
+            else:
+                edits[file] = text  # a person's edit (or a file a person added)
+        if edits:
+            entries = [NewEntry("edit", f, stored.files.get(f), t, "file") for f, t in edits.items()]
+            return Commit(stored.seq, dict(edits), entries, owner=None), self._mirror(name, stored.version, entries, None)
+        if stale:
+            return Commit(stored.seq), self._rewrite(folder, stored.files, texts)
+        return None
+
+    def _rewrite(self, folder: Path, files: dict[str, str], disk: dict[str, str]) -> Apply:
+        """Make `folder` hold exactly `files` (of what we track: the text files in `disk`)."""
+        def run() -> None:
+            for relative in disk:
+                if relative not in files:
+                    with contextlib.suppress(OSError):
+                        (folder / relative).unlink()
+            for relative, text in files.items():
+                target = safe_join(folder, *Path(relative).parts)
+                if disk.get(relative) != text:
+                    self.write_atomic(target, text)
+            if not files:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        async def apply() -> None:
+            await asyncio.to_thread(run)
+
+        return apply
+
+    def _adoption(self, name: str, category: str, texts: dict[str, str]) -> tuple[Commit, Apply | None]:
+        """The first commit of a skill the store has never seen: its `.history` and provenance as
+        the files keep them, and an "import" entry for what the history does not account for."""
+        entries = [NewEntry(e.action, e.file, e.before, e.after, e.origin, e.time) for e in self.history.entries(name)]
+        replayed: dict[str, str | None] = {}
+        for entry in entries:
+            replayed[entry.file] = entry.after
+        for file, text in sorted(texts.items()):
+            if replayed.get(file) != text:
+                entries.append(NewEntry("import", file, replayed.get(file), text, "file"))
+        owner = self.provenance().get(name)
+        provenance = Provenance(str(owner.get("fingerprint", "")), str(owner.get("origin", "")),
+                                str(owner.get("time", ""))) if owner else None
+        if not texts:  # only a history is left: a deleted skill, kept so it can be reverted
+            category = next((e.action.split(":", 1)[1] for e in reversed(entries) if e.action.startswith("delete:")),
+                            DEFAULT_CATEGORY)
+        return Commit(0, dict(texts), entries, category=category, owner=provenance), \
+            self._mirror(name, 0, entries, KEEP)
+
+    def _mirror(self, name: str, version: int, entries: list[NewEntry], owner: Provenance | None | str) -> Apply:
+        """Copy `entries` (numbered after `version`) and the provenance into `.history/`."""
+        def run() -> None:
+            for offset, entry in enumerate(entries, start=1):
+                self.history.write(name, HistoryEntry(
+                    number=version + offset, action=entry.action, file=entry.file, time=entry.time or time.time(),
+                    origin=entry.origin, before=entry.before, after=entry.after,
+                    diff=unified_diff(entry.before, entry.after, entry.file)))
+            if owner != KEEP:
+                self._write_provenance(name, asdict(owner) if isinstance(owner, Provenance) else None)
+
+        async def apply() -> None:
+            await asyncio.to_thread(run)
+
+        return apply
+
+    async def sync_store(self) -> int:
+        """Bring every skill of the library and the store in step (at start): skills made before the
+        store and their history are adopted, edits made while the gateway was down become versions,
+        and skills the store has but the disk lacks are written. Returns how many skills changed."""
+        if self.versions is None:
+            return 0
+        before = await self.versions.skill_names()
+        snapshot = await self.snapshot(force=True)
+        on_disk = {s.name for s in snapshot.skills} | {Path(p).parent.name for p, _ in snapshot.problems}
+        historic = set(await asyncio.to_thread(self.history.names))
+        changed = 0
+        for name in sorted(on_disk | set(before) | historic):
+            if name_problems(name):
+                continue
+            async with self._async_lock(name):
+                state = await self._in_step(name)
+                if state.seq == 0 and name in historic:  # deleted before the store: adopt its history
+                    commit, _ = await asyncio.to_thread(self._adoption, name, "", {})
+                    with contextlib.suppress(VersionConflict):
+                        await self.versions.skill_commit(name, commit)
+                    state = await self.versions.skill_state(name)
+            changed += state.seq != before.get(name, 0)
+        self.invalidate()
+        return changed
 
     # ------------------------------------------------------------------ writing
 
@@ -564,7 +797,7 @@ class SkillLibrary:
         self._check_name(category, "category")
         document = self._parse_for_write(content, name)
 
-        def work() -> Skill:
+        def work(changes: _Changes) -> Callable[[], Skill]:
             existing = self._find(name)
             if existing is not None:
                 raise SkillError(f"a skill named {name!r} already exists (category {existing.category!r}); "
@@ -574,14 +807,15 @@ class SkillLibrary:
             if origin:
                 final = final.with_metadata(origin=origin)
             text = self._render_checked(final, name)
-            self.check(policy, name, None, text)
+            self.check(policy, name, None, text, changes=changes)
             folder = safe_join(self.root, category, name)
-            self.write_atomic(folder / SKILL_FILE, text)
-            self.history.record(name, "create", SKILL_FILE, None, text, origin)
-            self._after_write(policy, name, True, False, text, origin)
-            return self._require(name)
+            changes.category = category
+            changes.write(folder, SKILL_FILE, text)
+            changes.record("create", SKILL_FILE, None, text, origin)
+            self._after_write(changes, policy, True, False, text, origin)
+            return lambda: self._require(name)
 
-        return await self._locked(name, work)
+        return await self._write(name, work)
 
     async def patch(self, name: str, old_text: str, new_text: str, origin: str = "",
                     policy: WritePolicy = PERSON) -> Skill:
@@ -589,58 +823,59 @@ class SkillLibrary:
         if not old_text:
             raise SkillError("old_text is empty; give the exact passage to replace")
 
-        def work() -> Skill:
+        def work(changes: _Changes) -> Callable[[], Skill]:
             skill = self._require(name)
             before = skill.skill_file.read_text(encoding="utf-8")
             count = before.count(old_text)
             if count != 1:
                 raise SkillError(describe_mismatch(before, old_text, count))
             text = self._patched(before, old_text, new_text, name)
-            self.check(policy, name, before, text)
-            owned = self._owned(name, before)
-            self.write_atomic(skill.skill_file, text)
-            self.history.record(name, "patch", SKILL_FILE, before, text, origin)
-            self._after_write(policy, name, False, owned, text, origin)
-            return self._require(name)
+            self.check(policy, name, before, text, changes=changes)
+            owned = changes.owned(before)
+            changes.write(skill.folder, SKILL_FILE, text)
+            changes.record("patch", SKILL_FILE, before, text, origin)
+            self._after_write(changes, policy, False, owned, text, origin)
+            return lambda: self._require(name)
 
-        return await self._locked(name, work)
+        return await self._write(name, work)
 
     async def edit(self, name: str, content: str, origin: str = "", policy: WritePolicy = PERSON) -> Skill:
         """Replace SKILL.md with `content`; creation time and usage counters are kept."""
         self._check_name(name)
         document = self._parse_for_write(content, name)
 
-        def work() -> Skill:
+        def work(changes: _Changes) -> Callable[[], Skill]:
             skill = self._require(name)
             before = skill.skill_file.read_text(encoding="utf-8")
             text = self._edited(skill, document, name)
-            self.check(policy, name, before, text)
-            owned = self._owned(name, before)
-            self.write_atomic(skill.skill_file, text)
-            self.history.record(name, "edit", SKILL_FILE, before, text, origin)
-            self._after_write(policy, name, False, owned, text, origin)
-            return self._require(name)
+            self.check(policy, name, before, text, changes=changes)
+            owned = changes.owned(before)
+            changes.write(skill.folder, SKILL_FILE, text)
+            changes.record("edit", SKILL_FILE, before, text, origin)
+            self._after_write(changes, policy, False, owned, text, origin)
+            return lambda: self._require(name)
 
-        return await self._locked(name, work)
+        return await self._write(name, work)
 
     async def delete(self, name: str, origin: str = "", policy: WritePolicy = PERSON) -> str:
         """Remove the skill's folder; its text files stay in the history (revert brings them back)."""
-        def work() -> str:
+        def work(changes: _Changes) -> Callable[[], str]:
             skill = self._require(name)
-            self.check(policy, name, skill.skill_file.read_text(encoding="utf-8"), None)
+            self.check(policy, name, skill.skill_file.read_text(encoding="utf-8"), None, changes=changes)
             for relative in [SKILL_FILE, *skill.files()]:
                 path = skill.folder / relative
                 try:
                     if path.stat().st_size <= MAX_SUPPORTING_FILE:
-                        self.history.record(name, f"delete:{skill.category}", relative,
-                                            path.read_text(encoding="utf-8"), None, origin)
+                        changes.record(f"delete:{skill.category}", relative, path.read_text(encoding="utf-8"),
+                                       None, origin)
                 except (OSError, UnicodeDecodeError):
                     continue
-            shutil.rmtree(skill.folder)
-            self._set_provenance(name, None)
-            return f"deleted skill {name!r} (category {skill.category!r}); `hermes skills revert` can restore it"
+            changes.remove_skill(skill.folder)
+            changes.set_owner(None)
+            message = f"deleted skill {name!r} (category {skill.category!r}); `hermes skills revert` can restore it"
+            return lambda: message
 
-        return await self._locked(name, work)
+        return await self._write(name, work)
 
     async def write_file(self, name: str, file_path: str, content: str, origin: str = "",
                          policy: WritePolicy = PERSON) -> str:
@@ -648,100 +883,209 @@ class SkillLibrary:
         if len(content.encode("utf-8")) > MAX_SUPPORTING_FILE:
             raise SkillError(f"file content is larger than {MAX_SUPPORTING_FILE} bytes")
 
-        def work() -> str:
+        def work(changes: _Changes) -> Callable[[], str]:
             skill = self._require(name)
             target = self._supporting_path(skill.folder, file_path)
             relative = target.relative_to(skill.folder.resolve()).as_posix()
             before = target.read_text(encoding="utf-8") if target.is_file() else None
             skill_text = skill.skill_file.read_text(encoding="utf-8")
             self.check(dataclasses.replace(policy, max_skill_chars=None), name, skill_text, None,
-                        {relative: content}, before)
-            self.write_atomic(target, content)
-            self.history.record(name, "write_file", relative, before, content, origin)
-            return f"wrote {relative} in skill {name!r} ({len(content)} characters)"
+                       {relative: content}, before, changes=changes)
+            changes.write(skill.folder, relative, content, target)
+            changes.record("write_file", relative, before, content, origin)
+            message = f"wrote {relative} in skill {name!r} ({len(content)} characters)"
+            return lambda: message
 
-        return await self._locked(name, work)
+        return await self._write(name, work)
 
     async def remove_file(self, name: str, file_path: str, origin: str = "", policy: WritePolicy = PERSON) -> str:
-        def work() -> str:
+        def work(changes: _Changes) -> Callable[[], str]:
             skill = self._require(name)
             self.check(dataclasses.replace(policy, guard=False, max_skill_chars=None), name,
-                        skill.skill_file.read_text(encoding="utf-8"), None)
+                       skill.skill_file.read_text(encoding="utf-8"), None, changes=changes)
             target = self._supporting_path(skill.folder, file_path, must_exist=True)
             relative = target.relative_to(skill.folder.resolve()).as_posix()
             try:
                 before: str | None = target.read_text(encoding="utf-8")
             except UnicodeDecodeError:
                 before = None
-            target.unlink()
+            changes.unlink(target, relative)
             if before is not None:
-                self.history.record(name, "remove_file", relative, before, None, origin)
-            return f"removed {relative} from skill {name!r}"
+                changes.record("remove_file", relative, before, None, origin)
+            message = f"removed {relative} from skill {name!r}"
+            return lambda: message
 
-        return await self._locked(name, work)
+        return await self._write(name, work)
 
     async def revert(self, name: str, to: int, origin: str = "") -> str:
         """Restore the skill as it was right after change number `to` (itself recorded as a change)."""
-        def work() -> str:
+        def work(changes: _Changes) -> Callable[[], str]:
+            entries = changes.history()
             try:
-                state = self.history.state_at(name, to)
+                state = state_at(entries, name, to)
             except KeyError as exc:
                 raise SkillError(str(exc.args[0])) from exc
             if not state:
-                return f"skill {name!r} is already at version {to}"
+                message = f"skill {name!r} is already at version {to}"
+                return lambda: message
             skill = self._find(name)
-            folder = skill.folder if skill else safe_join(self.root, self._last_category(name), name)
+            category = skill.category if skill else _last_category(entries)
+            folder = skill.folder if skill else safe_join(self.root, category, name)
             if SKILL_FILE in state and state[SKILL_FILE] is None:  # the skill did not exist then
                 if skill is not None:
                     for relative in [SKILL_FILE, *skill.files()]:
                         with contextlib.suppress(OSError, UnicodeDecodeError):
-                            self.history.record(name, "revert", relative,
-                                                (folder / relative).read_text(encoding="utf-8"), None, origin)
-                    shutil.rmtree(folder)
-                return f"reverted {name!r} to version {to}: the skill did not exist then, so it is removed"
+                            changes.record("revert", relative, (folder / relative).read_text(encoding="utf-8"),
+                                           None, origin)
+                    changes.remove_skill(folder)
+                message = f"reverted {name!r} to version {to}: the skill did not exist then, so it is removed"
+                return lambda: message
             restored = state.get(SKILL_FILE)
             if restored is not None:
                 self._parse_for_write(restored, name)
+            if skill is None:
+                changes.category = category
             for relative, text in sorted(state.items()):
                 target = safe_join(folder, *Path(relative).parts)
                 current = target.read_text(encoding="utf-8") if target.is_file() else None
                 if text is None:
                     if target.exists():
-                        target.unlink()
+                        changes.unlink(target, relative)
                 else:
-                    self.write_atomic(target, text)
-                self.history.record(name, "revert", relative, current, text, origin)
-            self._set_provenance(name, None)  # a person chose this text: the skill is theirs now
-            return f"reverted {name!r} to version {to} ({len(state)} file(s) restored)"
+                    changes.write(folder, relative, text, target)
+                changes.record("revert", relative, current, text, origin)
+            changes.set_owner(None)  # a person chose this text: the skill is theirs now
+            message = f"reverted {name!r} to version {to} ({len(state)} file(s) restored)"
+            return lambda: message
 
-        return await self._locked(name, work)
-
-    def _last_category(self, name: str) -> str:
-        for entry in reversed(self.history.entries(name)):
-            if entry.action.startswith("delete:"):
-                return entry.action.split(":", 1)[1] or DEFAULT_CATEGORY
-        return DEFAULT_CATEGORY
+        return await self._write(name, work, history=True)
 
     async def record_use(self, name: str) -> None:
         """Count one use of the skill (metadata use_count and last_used); never fails the caller."""
-        def work() -> None:
+        def work(changes: _Changes) -> Callable[[], None]:
             skill = self._find(name)
             if skill is None:
-                return
+                return lambda: None
             document = skill.document
             updated = document.with_metadata(use_count=str(skill.use_count + 1), last_used=now_iso())
             if document_problems(updated, name):
-                return  # a leniently read skill we cannot rewrite strictly: leave the user's file alone
+                return lambda: None  # a leniently read skill we cannot rewrite strictly: leave the user's file alone
             before = skill.skill_file.read_text(encoding="utf-8")
             text = render(updated)
-            self.write_atomic(skill.skill_file, text)
+            changes.write(skill.folder, SKILL_FILE, text)
             if skill.warnings:  # the file was normalised to the strict format: keep the original
-                self.history.record(name, "normalise", SKILL_FILE, before, text, "record_use")
+                changes.record("normalise", SKILL_FILE, before, text, "record_use")
+            return lambda: None
 
         try:
-            await self._locked(name, work)
+            await self._write(name, work)
         except (SkillError, OSError) as exc:
             log.warning("could not record use of skill %s: %s", name, exc)
+
+
+def _matches(owner: dict[str, Any] | None, text: str) -> bool:
+    """Whether `text` is what a checkpoint last wrote (`owner`: its provenance entry)."""
+    if owner is None:
+        return False
+    try:
+        return parse(text).document.fingerprint() == owner.get("fingerprint")
+    except SkillFormatError:
+        return False
+
+
+def _last_category(entries: list[HistoryEntry]) -> str:
+    for entry in reversed(entries):
+        if entry.action.startswith("delete:"):
+            return entry.action.split(":", 1)[1] or DEFAULT_CATEGORY
+    return DEFAULT_CATEGORY
+
+
+class _Changes:
+    """What one write changes. Without a store each change is made at once (files, `.history`,
+    provenance), as it always was; with one they are collected into a `Commit` and made on disk by
+    `apply`, inside the store's transaction (the `.history` and provenance files mirror the store)."""
+
+    def __init__(self, library: SkillLibrary, name: str, stored: StoredSkill | None,
+                 entries: list[HistoryEntry] | None = None) -> None:
+        self.library = library
+        self.name = name
+        self.stored = stored
+        self._history = entries
+        self.ops: list[tuple[str, Path, str | None]] = []
+        self.entries: list[NewEntry] = []
+        self.files: dict[str, str | None] = {}
+        self.category: str | None = None
+        self.owner: Provenance | None | str = KEEP
+        self.gone = False
+
+    def history(self) -> list[HistoryEntry]:
+        if self.stored is None or self._history is None:
+            return self.library.history.entries(self.name)
+        return self._history
+
+    def owned(self, text: str) -> bool:
+        if self.stored is None:
+            return self.library._owned(self.name, text)
+        return _matches(asdict(self.stored.owner) if self.stored.owner is not None else None, text)
+
+    def write(self, folder: Path, relative: str, text: str, target: Path | None = None) -> None:
+        path = target if target is not None else folder / relative
+        if self.stored is None:
+            self.library.write_atomic(path, text)
+            return
+        self.ops.append(("write", path, text))
+        self.files[relative] = text
+
+    def unlink(self, path: Path, relative: str) -> None:
+        if self.stored is None:
+            path.unlink()
+            return
+        self.ops.append(("unlink", path, None))
+        self.files[relative] = None
+
+    def remove_skill(self, folder: Path) -> None:
+        if self.stored is None:
+            shutil.rmtree(folder)
+            return
+        self.ops.append(("rmtree", folder, None))
+        self.files = {}
+        self.gone = True
+
+    def record(self, action: str, file: str, before: str | None, after: str | None, origin: str = "") -> None:
+        if self.stored is None:
+            self.library.history.record(self.name, action, file, before, after, origin)
+        elif before != after:
+            self.entries.append(NewEntry(action, file, before, after, origin, time.time()))
+
+    def set_owner(self, text: str | None, origin: str = "") -> None:
+        if self.stored is None:
+            self.library._set_provenance(self.name, text, origin)
+            return
+        self.owner = None if text is None else Provenance(parse(text).document.fingerprint(), origin, now_iso())
+
+    @property
+    def empty(self) -> bool:
+        return not self.ops and not self.entries and self.owner == KEEP and self.category is None
+
+    def commit(self) -> Commit:
+        assert self.stored is not None
+        return Commit(self.stored.seq, dict(self.files), list(self.entries), self.category, self.owner, self.gone)
+
+    def apply(self) -> None:
+        """The files under the library root as the commit says (sync; runs in a thread)."""
+        assert self.stored is not None
+        for op, path, text in self.ops:
+            if op == "write" and text is not None:
+                self.library.write_atomic(path, text)
+            elif op == "unlink":
+                path.unlink(missing_ok=True)
+            elif op == "rmtree":
+                shutil.rmtree(path, ignore_errors=True)
+
+    async def apply_async(self) -> None:
+        assert self.stored is not None
+        await asyncio.to_thread(self.apply)
+        await self.library._mirror(self.name, self.stored.version, self.entries, self.owner)()
 
 
 def describe_mismatch(text: str, old_text: str, count: int) -> str:

@@ -125,7 +125,8 @@ def approve(proposal_id: int, by: str, config_path: Path | None) -> None:
 
             memory = MemoryStore(home.root, config.memory.memory_chars, config.memory.user_chars)
             return await apply_memory_proposal(log, memory, proposal_id, Decider("cli", name=by))
-        library = await SkillLibraries(home, config.skills).get(proposal.team) if proposal is not None else None
+        library = await SkillLibraries(home, config.skills, store=log.store).get(proposal.team) \
+            if proposal is not None else None
         return await apply_proposal(log, lambda _team: library, proposal_id, Decider("cli", name=by),
                                     dedup=deduplicator(config.skills), max_skill_chars=config.skills.max_skill_chars,
                                     announce="pending")  # the running gateway posts the "Learned" message

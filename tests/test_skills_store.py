@@ -1,0 +1,157 @@
+"""The skill library with the store as its source of truth, on both engines: every write is a
+compare-and-set, so two store clients patching one skill at once lose nothing; the files under
+the library root stay equal to the store; a person's edit of a file is picked up (and makes the
+skill protected); a library made before the store is adopted with its history."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.store import StateStore, open_store
+from skills.library import SkillLibrary, SkillRefused, WritePolicy
+
+CHECKPOINT = WritePolicy(protect=True, writer="checkpoint")
+END = "<!-- end of steps -->"
+
+
+def skill_text(name: str, body: str = f"# Steps\n\n{END}\n") -> str:
+    return f"---\nname: {name}\ndescription: Does a thing. Use when testing.\n---\n\n{body}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+async def stores(store_url: str) -> AsyncIterator[tuple[StateStore, StateStore]]:
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+def library(root: Path, store: StateStore, team: str = "") -> SkillLibrary:
+    return SkillLibrary(root, rescan_interval=0, versions=store.skill_versions(team))
+
+
+async def files_equal_store(lib: SkillLibrary, name: str) -> None:
+    assert lib.versions is not None
+    stored = await lib.versions.skill_state(name)
+    folder = lib.root / stored.category / name
+    on_disk = {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+               for p in folder.rglob("*") if p.is_file()}
+    assert on_disk == stored.files
+
+
+async def test_two_store_clients_patching_one_skill_50_times_each_lose_nothing(
+        stores: tuple[StateStore, StateStore], tmp_path: Path) -> None:
+    root = tmp_path / "skills"
+    first, second = library(root, stores[0]), library(root, stores[1])
+    await first.create("busy", skill_text("busy"), category="ops")
+
+    async def writer(lib: SkillLibrary, who: str) -> None:
+        for n in range(50):
+            await lib.patch("busy", END, f"- step {who}{n}\n{END}", origin=who)
+
+    await asyncio.gather(writer(first, "a"), writer(second, "b"))
+
+    text = (await second.get("busy")).skill_file.read_text(encoding="utf-8")
+    for who in "ab":
+        steps = [line for line in text.splitlines() if line.startswith(f"- step {who}")]
+        assert steps == [f"- step {who}{n}" for n in range(50)]  # every patch, in each writer's order
+    history = await first.history_of("busy")
+    assert [e.number for e in history] == list(range(1, 102))
+    assert [e.action for e in history] == ["create"] + ["patch"] * 100
+    assert sorted(e.origin for e in history[1:]) == ["a"] * 50 + ["b"] * 50
+    await files_equal_store(first, "busy")
+    # the .history folder mirrors the store entry by entry
+    assert [e.after for e in first.history.entries("busy")] == [e.after for e in history]
+
+
+async def test_a_persons_edit_of_the_file_becomes_a_version_and_protects_the_skill(
+        stores: tuple[StateStore, StateStore], tmp_path: Path) -> None:
+    lib = library(tmp_path / "skills", stores[0])
+    skill = await lib.create("tidy", skill_text("tidy"), policy=CHECKPOINT)
+    assert not await lib.is_protected("tidy")
+    by_hand = skill.skill_file.read_text(encoding="utf-8").replace(END, f"- ask Dana first\n{END}")
+    skill.skill_file.write_text(by_hand, encoding="utf-8")
+
+    assert await lib.is_protected("tidy")
+    with pytest.raises(SkillRefused) as refused:
+        await lib.patch("tidy", END, f"- a review's step\n{END}", policy=CHECKPOINT)
+    assert refused.value.kind == "protected"
+    await lib.patch("tidy", END, f"- a person's step\n{END}")
+    history = await lib.history_of("tidy")
+    assert [(e.action, e.origin) for e in history] == [("create", ""), ("edit", "file"), ("patch", "")]
+    assert "+- ask Dana first" in history[1].diff
+    assert [(e.number, e.action) for e in lib.history.entries("tidy")] == [(e.number, e.action) for e in history]
+    text = skill.skill_file.read_text(encoding="utf-8")
+    assert "- ask Dana first" in text and "- a person's step" in text
+    await files_equal_store(lib, "tidy")
+
+
+async def test_supporting_files_delete_and_revert_go_through_the_store(
+        stores: tuple[StateStore, StateStore], tmp_path: Path) -> None:
+    lib = library(tmp_path / "skills", stores[0])
+    await lib.create("ship", skill_text("ship"), category="release")
+    await lib.write_file("ship", "scripts/ship.sh", "make ship\n")
+    await files_equal_store(lib, "ship")
+    await lib.delete("ship")
+    assert not (tmp_path / "skills" / "release" / "ship").exists()
+    other = library(tmp_path / "skills", stores[1])
+    assert not (await other.versions.skill_state("ship")).present  # type: ignore[union-attr]
+    await other.revert("ship", 2)
+    assert (tmp_path / "skills" / "release" / "ship" / "scripts" / "ship.sh").read_text() == "make ship\n"
+    await files_equal_store(lib, "ship")
+    assert [e.action for e in await lib.history_of("ship")] == [
+        "create", "write_file", "delete:release", "delete:release", "revert", "revert"]
+
+
+async def test_a_library_made_before_the_store_is_adopted_with_its_history(
+        stores: tuple[StateStore, StateStore], tmp_path: Path) -> None:
+    root = tmp_path / "skills"
+    plain = SkillLibrary(root, rescan_interval=0)  # today's main: files and .history only
+    await plain.create("old", skill_text("old"), policy=CHECKPOINT)
+    await plain.patch("old", END, f"- first\n{END}", policy=CHECKPOINT)
+    await plain.create("gone", skill_text("gone"))
+    await plain.delete("gone")
+    (root / "general" / "hand").mkdir(parents=True)
+    (root / "general" / "hand" / "SKILL.md").write_text(skill_text("hand"), encoding="utf-8")
+    file_history = plain.history.entries("old")
+
+    lib = library(root, stores[0])
+    assert await lib.sync_store() == 3
+    assert [(e.number, e.action, e.after) for e in await lib.history_of("old")] == \
+        [(e.number, e.action, e.after) for e in file_history]
+    assert not await lib.is_protected("old")  # the provenance came along: still the checkpoint's
+    await lib.patch("old", END, f"- second\n{END}", policy=CHECKPOINT)
+    assert [e.action for e in await lib.history_of("hand")] == ["import"]
+    await lib.revert("gone", 1)
+    assert (root / "general" / "gone" / "SKILL.md").exists()
+    assert await lib.sync_store() == 0  # in step: nothing to do
+
+
+async def test_a_second_home_on_the_same_store_gets_the_skills_and_refreshes_a_stale_copy(
+        stores: tuple[StateStore, StateStore], tmp_path: Path) -> None:
+    here, there = library(tmp_path / "a" / "skills", stores[0]), library(tmp_path / "b" / "skills", stores[1])
+    await here.create("shared", skill_text("shared"), category="ops")
+    assert await there.sync_store() == 1  # written into b's folder from the store
+    await files_equal_store(there, "shared")
+    stale = (tmp_path / "b" / "skills" / "ops" / "shared" / "SKILL.md").read_text(encoding="utf-8")
+    await here.patch("shared", END, f"- newer\n{END}")
+    await there.patch("shared", END, f"- from b\n{END}")  # b's copy was stale: refreshed, not an edit
+    text = (tmp_path / "b" / "skills" / "ops" / "shared" / "SKILL.md").read_text(encoding="utf-8")
+    assert "- newer" in text and "- from b" in text and text != stale
+    assert [e.action for e in await there.history_of("shared")] == ["create", "patch", "patch"]
+    assert await here.sync_store() == 1  # a's copy was one version behind: refreshed at a's next start
+    await files_equal_store(here, "shared")
+    assert [e.action for e in await here.history_of("shared")] == ["create", "patch", "patch"]
