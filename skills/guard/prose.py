@@ -79,6 +79,12 @@ MAINTAINER = re.compile(r"^\s*(TODO|FIXME|XXX|NOTE\b|markdownlint|prettier|vale|
                         r"|#region|#endregion|region|endregion|more|break|pagebreak|tab:|snippet|include:)", I)
 
 
+def without_negated(line: str) -> str:
+    """The line without its negated sentences ("Do not curl deployed URLs."): what the prose asks for."""
+    parts = re.split(r"(?<=[.;!?])\s+", line)
+    return " ".join(part for part in parts if not NEGATION.search(part[:40]))
+
+
 def quoted(line: str, start: int, end: int) -> bool:
     """The match sits inside quotes or backticks on its line."""
     before, after = line[:start], line[end:]

@@ -38,6 +38,39 @@ def _secret(text: str) -> re.Match[str] | None:
     return None
 
 
+VENDOR_FILTER = re.compile(
+    r"\b(grep|rg|egrep|fgrep)\s+(-[\w-]+\s+){0,4}['\"]?\^?(?P<g>[A-Za-z][A-Za-z0-9]+)[\w=*.^$]*['\"]?\s+[^|;&\n]{0,80}\.env\b"
+    r"|\bsed\s+-n\s+['\"]?s/\^?(?P<s>[A-Za-z][A-Za-z0-9]+)[^|;&\n]{0,80}\.env\b"
+    r"|\bawk\b[^|;&\n]{0,40}/\^?(?P<a>[A-Za-z][A-Za-z0-9]+)[^|;&\n]{0,80}\.env\b"
+    r"|\bdotenv\s+(-f\s+\S+\s+)?get\s+(?P<d>[A-Za-z][A-Za-z0-9]+)", re.IGNORECASE)
+
+
+def env_vendor(text: str) -> str | None:
+    """The vendor a read of `.env` is filtered to (`grep -i vercel .env`, `grep ^STRIPE_KEY= .env`): that
+    vendor's entry, not the whole file; None when the read is not filtered to a vendor's name."""
+    match = VENDOR_FILTER.search(text)
+    if not match:
+        return None
+    word = next(g for g in match.group("g", "s", "a", "d") if g).split("_")[0].upper()
+    return None if word in P.GENERIC_VENDORS or len(word) < 3 else word.lower()
+
+
+def vendor_host(host: str, vendor: str) -> bool:
+    """`host` is the vendor's own domain or a name under it (api.acme.com, acme.io), not one that only
+    contains the name (api.acme.com.evil.example, acme-login.net)."""
+    host = host.rsplit("@", 1)[-1].split(":")[0].rstrip(".")
+    return bool(re.search(rf"(^|\.){re.escape(vendor)}\.([a-z]{{2,24}}|co\.[a-z]{{2}}|com\.[a-z]{{2}})$", host))
+
+
+def to_vendor(text: str, vendor: str) -> bool:
+    """Every address this command sends to is the vendor's own host (api.vercel.com for vercel), or the
+    command is the vendor's CLI: a vendor's token used with the vendor's own tool."""
+    hosts = [h.lower() for h in re.findall(r"https?://([^/\s'\"?#]+)", text)]
+    if hosts:
+        return all(vendor_host(h, vendor) for h in hosts)
+    return bool(re.match(rf"\s*(\w+=\S*\s+)*{re.escape(vendor)}(-cli)?\b", text, re.IGNORECASE))
+
+
 def shell_exfiltration(line: str) -> str | None:
     """Why this command line sends secrets or the environment over the network, or None."""
     for command in re.split(r";|&&|\|\|", line):
@@ -46,7 +79,8 @@ def shell_exfiltration(line: str) -> str | None:
             outer = command.replace(body, " ")
             gathers = (P.READERS.search(body) or re.search(r"^\s*<", body)) and _secret(body) \
                 or re.match(r"\s*(env|printenv|set|export\s+-p)\b", body)
-            if gathers and P.SENDERS.search(outer):
+            vendor = env_vendor(body) if gathers else None
+            if gathers and P.SENDERS.search(outer) and not (vendor and to_vendor(outer, vendor)):
                 return "puts credential files or the environment into a network request"
         stages = _stages(command)
         for index, stage in enumerate(stages):
@@ -54,7 +88,8 @@ def shell_exfiltration(line: str) -> str | None:
             if not sender:
                 continue
             earlier = stages[:index]
-            if any((P.READERS.search(s) and _secret(s)) or P.ENV_READERS.search(s) for s in earlier):
+            if any((P.READERS.search(s) and _secret(s) and not ((v := env_vendor(s)) and to_vendor(stage, v)))
+                   or P.ENV_READERS.search(s) for s in earlier):
                 return "pipes credential files or the environment into a network command"
             if re.search(r"\$\(\s*(env|printenv|set|cat\s[^)]{0,600})\)|`(env|printenv)`", stage) and \
                     (re.search(r"\$\(\s*(env|printenv|set)\s*\)|`(env|printenv)`", stage) or _secret(stage)):
@@ -200,6 +235,7 @@ def block_exfiltration(c: Collector, lines: list[tuple[int, list[str]]], window:
     senders = [n for n, views in lines if any(P.REMOTE_SENDERS.search(v) for v in views)]
     if not senders:
         return
+    sender_views = {n: [v for v in views if P.REMOTE_SENDERS.search(v)] for n, views in lines if n in senders}
     for number, views in lines:
         for view in views:
             gathered = None
@@ -216,6 +252,9 @@ def block_exfiltration(c: Collector, lines: list[tuple[int, list[str]]], window:
             if not gathered:
                 continue
             near = [s for s in senders if s != number and (window is None or abs(s - number) <= window)]
+            vendor = env_vendor(view) if gathered == "collects credential files" else None
+            if vendor:  # one vendor's entry of .env, used with that vendor's own tool or host, is not exfiltration
+                near = [s for s in near if not all(to_vendor(v, vendor) for v in sender_views[s])]
             if near:
                 c.add(number, "exfiltration", "dangerous", f"{gathered} here and sends data out at line {near[0]}", view)
                 break

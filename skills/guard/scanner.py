@@ -372,7 +372,7 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
             check_line(c, number, code, "", script=False, mktemp=set())
         check_line(c, number, line, "", script=False, mktemp=set())
         _blobs(c, number, line, False, depth)
-        prose_numbered.append((number, [line]))
+        prose_numbered.append((number, [prose.without_negated(line)]))
         words = prose.context_words(line)
         if WARNING_CONTEXT.search(words) or prose.META.search(words) and re.search(r"`", line):
             c.demote(number, "quoted in documentation")
