@@ -575,15 +575,23 @@ class TelegramAdapter(Adapter):
             log.debug("telegram: typing indicator failed: %s", exc)
 
     async def set_commands(self, commands: list[tuple[str, str]]) -> None:
-        """setMyCommands; Telegram accepts only [a-z0-9_]{1,32} names (others still work typed)."""
+        """setMyCommands; Telegram accepts only [a-z0-9_]{1,32} names, so `code-review` is listed as
+        `/code_review` (typed, both work). Names that still do not fit are left out, in one log line."""
         valid: list[BotCommand] = []
+        seen: set[str] = set()
+        left_out: list[str] = []
         for name, description in commands:
-            name = name.lstrip("/").lower()
-            if not COMMAND_NAME.match(name):
-                log.info("telegram: /%s cannot be in the command menu (names are a-z, 0-9, _); "
-                         "it still works when typed", name)
+            menu_name = name.lstrip("/").lower().replace("-", "_")
+            if not COMMAND_NAME.match(menu_name):
+                left_out.append(name)
                 continue
-            valid.append(BotCommand(name, (description or name)[:256]))
+            if menu_name in seen:
+                continue
+            seen.add(menu_name)
+            valid.append(BotCommand(menu_name, (description or name)[:256]))
+        if left_out:
+            log.info("telegram: %d command(s) cannot be in the command menu (names are a-z, 0-9, _, at "
+                     "most 32): %s; they still work when typed", len(left_out), ", ".join(left_out))
         try:
             await self.bot.set_my_commands(valid[:100])
         except TelegramError as exc:

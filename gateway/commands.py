@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.wording import plural
 from gateway.proposals import Decider, ProposalError
 from gateway.runtime import Runtime
 from gateway.skills_wiring import SkillLibraries, expand_skill_command
@@ -106,7 +107,7 @@ class Commands:
         skills = await self.skill_names(ctx.team)
         if not skills:
             return "My skill library is empty so far. I write skills as I learn your work."
-        lines = [f"{len(skills)} skills (run one with /name and what you want):"]
+        lines = [f"{plural(len(skills), 'skill')} (run one with /name and what you want):"]
         lines += [f"- /{name}: {' '.join(description.split())[:120]}" for name, description in skills[:50]]
         if len(skills) > 50:
             lines.append(f"... and {len(skills) - 50} more.")
@@ -127,9 +128,9 @@ class Commands:
                                              user_id=ctx.user_id, team=ctx.team)
         mine = await store.usage_for_session(session.id)
         today = await store.usage_since(time.time() - 86_400)
-        text = (f"This conversation: {mine.calls} model calls, {mine.prompt_tokens} prompt + "
+        text = (f"This conversation: {plural(mine.calls, 'model call')}, {mine.prompt_tokens} prompt + "
                 f"{mine.completion_tokens} completion tokens, ${mine.cost:.4f}.\n"
-                f"Everyone, last 24 hours: {today.calls} calls, {today.total_tokens} tokens, ${today.cost:.4f}.")
+                f"Everyone, last 24 hours: {plural(today.calls, 'call')}, {today.total_tokens} tokens, ${today.cost:.4f}.")
         learning = self.runtime.services.get("learning")
         if learning is not None:  # split by X-Hermes-Purpose: chat, checkpoint (learning), compress, cron ...
             split = await learning.log.usage_by_purpose(time.time() - 86_400)

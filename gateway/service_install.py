@@ -58,11 +58,24 @@ def hermes_command() -> list[str]:
     return [str(Path(sys.executable).absolute()), "-m", "gateway"]
 
 
+TEMP_ROOTS = (Path("/tmp"), Path("/var/tmp"))
+
+
+def paths_in_temp(spec: UnitSpec) -> list[Path]:
+    """What the service needs that lies under /tmp or /var/tmp, which PrivateTmp= would hide from it."""
+    needed = [Path(spec.exec_start[0]), spec.home, *([spec.config] if spec.config else [])]
+    return [p for p in needed if any(p == root or root in p.parents for root in TEMP_ROOTS)]
+
+
 def render_unit(spec: UnitSpec) -> str:
     """The unit file text."""
     command = [*spec.exec_start, "gateway"]
     if spec.config is not None:
         command += ["--config", str(spec.config)]
+    in_temp = paths_in_temp(spec)
+    private_tmp = (["# PrivateTmp=no: " + ", ".join(map(str, in_temp)) + " lies under a temporary folder, which a "
+                    "private /tmp would hide (and a reboot may empty)", "PrivateTmp=no"]
+                   if in_temp else ["PrivateTmp=yes"])
     writable = [str(spec.home)]  # a --config file elsewhere stays readable (read-only) under the sandbox
     lines = [
         "# Hermes gateway: written by `hermes gateway install-service`.",
@@ -95,7 +108,7 @@ def render_unit(spec: UnitSpec) -> str:
         "UMask=0077",
         "# Hardening: the gateway writes only inside HERMES_HOME.",
         "NoNewPrivileges=yes",
-        "PrivateTmp=yes",
+        *private_tmp,
         "ProtectSystem=strict",
         "ProtectHome=read-only",
         "ReadWritePaths=" + " ".join(_quote(p) for p in writable),
@@ -144,6 +157,9 @@ def install_service(system: bool, config_path: Path | None, force: bool) -> None
     spec = UnitSpec(hermes_command(), home.root, system, user=getpass.getuser(),
                     config=config_path.expanduser().resolve() if config_path else None)
     text = render_unit(spec)
+    for path in paths_in_temp(spec):
+        click.echo(f"hermes: warning: {path} is under a temporary folder: the unit runs it without a private /tmp, "
+                   "and a reboot may delete it; install hermes (and HERMES_HOME) somewhere permanent", err=True)
     if system:
         click.echo(text, nl=False)
         click.echo(f"# Install it as root:\n"

@@ -56,7 +56,7 @@ def entry_line(skill: IndexedSkill) -> str:
 
 
 def footer(total: int) -> str:
-    return f"{total} skills in all; use skill_search to find others."
+    return f"{total} skill{'' if total == 1 else 's'} in all; use skill_search to find others."
 
 
 def render(skills: Sequence[IndexedSkill], total: int) -> str:

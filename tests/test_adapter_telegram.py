@@ -199,9 +199,13 @@ async def test_commands_typing_and_restart_without_redelivery(tg: FakeTelegramSe
     inbox = Inbox()
     adapter = make_adapter(tg, inbox)
     await adapter.start()
-    await adapter.set_commands([("help", "Show help"), ("new", "Start over"), ("skill-name", "a skill")])
+    too_long = "a-skill-whose-name-is-longer-than-telegram-allows"
+    await adapter.set_commands([("help", "Show help"), ("new", "Start over"), ("skill-name", "a skill"),
+                                (too_long, "left out")])
+    # Telegram takes no dashes in command names: the skill is listed as /skill_name (which runs it)
     assert tg.commands == [{"command": "help", "description": "Show help"},
-                           {"command": "new", "description": "Start over"}]
+                           {"command": "new", "description": "Start over"},
+                           {"command": "skill_name", "description": "a skill"}]
     await adapter.typing("42")
     assert tg.chat_actions[-1]["action"] == "typing"
     tg.queue_message(42, 42, "before restart")

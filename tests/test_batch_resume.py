@@ -97,3 +97,33 @@ async def test_recovery_rebuilds_the_index_from_the_shards(tmp_path: Path) -> No
         assert len(list((report.moved_aside_to / "shards").iterdir())) == 3
     finally:
         store.close()
+
+
+async def test_ctrl_c_names_the_checkpoint_and_the_command_that_resumes(home: Path, model_server: FakeModelServer,
+                                                                       tmp_path: Path) -> None:
+    write_config(home, model_config(model_server))
+    model_server.add(*[per_prompt] * 200)
+    model_server.latency = 0.2
+    prompts = tmp_path / "prompts.jsonl"
+    write_prompts(prompts, 20)
+    checkpoint = tmp_path / "ck"
+    args = ("batch", "--input", str(prompts), "--workers", "2", "--checkpoint", str(checkpoint), "--toolsets", "files")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", *args, env={**os.environ, "HERMES_HOME": str(home)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(shard_lines(checkpoint) if (checkpoint / "shards").exists() else []) < 2:
+        assert time.monotonic() < deadline, "the batch wrote no results"
+        await asyncio.sleep(0.02)
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, err_bytes = await asyncio.wait_for(process.communicate(), 30)
+    err = err_bytes.decode()
+    assert process.returncode == 130, err
+    assert "Aborted!" not in err and "Traceback" not in err
+    assert f"finished prompts are kept in {checkpoint}" in err
+    assert "Run the same command again to resume" in err and f"--checkpoint {checkpoint}" in err
+    stopped_at = len(shard_lines(checkpoint))
+    model_server.latency = 0.0
+    code, _, err = await hermes(*args, home=home)
+    assert code == 0, err
+    assert f"{stopped_at} already done, {20 - stopped_at} to run" in err

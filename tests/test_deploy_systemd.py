@@ -100,3 +100,17 @@ def test_odd_paths_are_quoted_for_systemd() -> None:
     text = render_unit(UnitSpec(['/opt/my "venv"/bin/hermes'], Path("/srv/h$ome"), False))
     assert _directives(text)["ExecStart"] == ['"/opt/my \\"venv\\"/bin/hermes" gateway']
     assert '"HERMES_HOME=/srv/h$ome"' in text
+
+
+def test_a_system_unit_for_a_checkout_under_tmp_does_not_hide_it_behind_a_private_tmp(tmp_path: Path) -> None:
+    checkout = Path("/tmp/hermes-checkout/.venv/bin/hermes")
+    d = _directives(render_unit(UnitSpec([str(checkout)], Path("/var/lib/hermes"), True, user="hermes")))
+    assert d["ExecStart"] == [f"{checkout} gateway"] and d["PrivateTmp"] == ["no"]
+    kept = _directives(render_unit(UnitSpec(["/opt/hermes/bin/hermes"], Path("/var/lib/hermes"), True, user="hermes")))
+    assert kept["PrivateTmp"] == ["yes"]
+
+    home = tmp_path / "home"  # pytest's tmp_path lies under /tmp
+    result = CliRunner().invoke(install_service, ["--system"], env={"HERMES_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    assert _directives(result.stdout)["PrivateTmp"] == ["no"]
+    assert f"{home} is under a temporary folder" in result.stderr

@@ -213,7 +213,7 @@ async def test_commands_new_usage_model_unknown_and_skill_hook(home: Path, model
         await tg.wait_for(lambda: len(tg.posted) == 1 and not gateway.dispatcher.busy("telegram:dm:u1"))
         await tg.inject("/usage", user="u1")
         await tg.wait_for(lambda: len(tg.posted) == 2)
-        assert "1 model calls" in tg.texts()[1] and "11 prompt + 7 completion tokens" in tg.texts()[1]
+        assert "1 model call," in tg.texts()[1] and "11 prompt + 7 completion tokens" in tg.texts()[1]
         await tg.inject("/model", user="u1")
         await tg.wait_for(lambda: len(tg.posted) == 3)
         assert "openai/fake-model" in tg.texts()[2]

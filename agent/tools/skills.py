@@ -124,7 +124,8 @@ async def skill_search(ctx: ToolContext, query: str) -> str:
     library = await _library(ctx)
     hits = await library.search(query, SEARCH_LIMIT)
     if not hits:
-        return f"no skill matches {query!r}; there are {len((await library.snapshot()).skills)} skills in all"
+        count = len((await library.snapshot()).skills)
+        return f"no skill matches {query!r}; there {'is 1 skill' if count == 1 else f'are {count} skills'} in all"
     return "\n".join(f"- {skill.name} ({skill.category or '-'}): {skill.description}" for skill, _ in hits)
 
 

@@ -13,6 +13,7 @@ summary at the end shows tokens, cost and which tools were called.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -202,5 +203,12 @@ def batch(input_path: Path, workers: int, checkpoint: Path, model: str | None, m
     """
     if not input_path.is_file():
         fail(f"{input_path}: no such input file", code=2)
-    sys.exit(asyncio.run(_run(input_path, workers, checkpoint, model, max_iterations, toolsets_text, limit,
-                              resume, seed, config_path, rate, max_calls, keep_workspaces)))
+    try:
+        code = asyncio.run(_run(input_path, workers, checkpoint, model, max_iterations, toolsets_text, limit,
+                                resume, seed, config_path, rate, max_calls, keep_workspaces))
+    except KeyboardInterrupt:
+        again = " ".join(shlex.quote(a) for a in ["hermes", *sys.argv[1:]] if a != "--no-resume")
+        click.echo(f"\nhermes: stopped; finished prompts are kept in {checkpoint}. Run the same command again "
+                   f"to resume (finished prompts are skipped):\n  {again}", err=True)
+        sys.exit(130)
+    sys.exit(code)

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import click
 
-from gateway.cli.common import config_option, fail, load
+from gateway.cli.common import config_option, fail, load, plural
 
 T = TypeVar("T")
 
@@ -197,7 +197,7 @@ class _Chat:
             self.exit_code = exc.code
             return False
         if self.history and self.resume:
-            self.console.print(f"(resumed session {self.session.id}: {self.history} messages)", style="dim")
+            self.console.print(f"(resumed session {self.session.id}: {plural(self.history, 'message')})", style="dim")
             self.history = 0
         return True
 

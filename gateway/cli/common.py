@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from gateway.wording import plural  # noqa: F401 - the CLI modules take it from here
+
 if TYPE_CHECKING:
     from gateway.config import Config
     from gateway.home import Home
@@ -56,11 +58,6 @@ def load(config_path: Path | None) -> tuple[Config, Home]:
         return load_config(config_path, home), home
     except ConfigError as exc:
         fail(str(exc), code=2)
-
-
-def plural(count: int, word: str, many: str = "") -> str:
-    """`1 use`, `2 uses`, `1 cron job`, `0 skills`."""
-    return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
 def run(coroutine_factory: Callable[[], Awaitable[T]]) -> T:

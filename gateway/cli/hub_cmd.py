@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gateway.cli.common import fail, json_option, print_json, run
+from gateway.cli.common import fail, json_option, plural, print_json, run
 
 if TYPE_CHECKING:
     from skills.guard import GuardReport
@@ -77,19 +77,25 @@ def _print_results(results: list[Any], as_json: bool) -> None:
 @click.command("browse")
 @click.argument("query", required=False, default="")
 @click.option("--source", "source", default=None, help="Only this source: a tap name, index URL, github:owner/repo/path.")
+@click.option("--scan/--no-scan", default=True, show_default=True,
+              help="Fetch each offer and show the guard's verdict, as install would judge it.")
 @json_option
 @click.pass_context
-def browse(ctx: click.Context, query: str, source: str | None, as_json: bool) -> None:
+def browse(ctx: click.Context, query: str, source: str | None, scan: bool, as_json: bool) -> None:
     """List the skills the configured taps and indexes offer (QUERY filters by words)."""
     from skills.hub.errors import HubError
 
     hub = _hub(ctx)
     try:
         rows, errors = run(lambda: hub.browse(query, source))
+        verdicts = run(lambda: hub.verdicts([str(r["spec"]) for r in rows])) if scan and rows else {}
     except HubError as exc:
         fail(str(exc))
     for error in errors:
         click.echo(f"hermes: warning: {error}", err=True)
+    for r in rows:
+        if verdicts:
+            r["verdict"] = verdicts.get(str(r["spec"]), "")
     if as_json:
         print_json(rows)
         return
@@ -102,8 +108,24 @@ def browse(ctx: click.Context, query: str, source: str | None, as_json: bool) ->
         description = str(r["description"])
         description = description if len(description) <= 70 else description[:67] + "..."
         mark = "installed" if r["installed"] else ""
-        click.echo(f"{r['name']:<{width}}  {r['source']:<{source_width}}  {mark:<9}  {description}")
-    click.echo(f"{len(rows)} skills; install one with `hermes skills install SPEC` (SPEC: {rows[0]['spec']})")
+        verdict = str(r.get("verdict", ""))
+        verdict = "unreadable" if verdict.startswith("unreadable") else verdict
+        column = f"{verdict:<10}  " if verdicts else ""
+        click.echo(f"{r['name']:<{width}}  {r['source']:<{source_width}}  {column}{mark:<9}  {description}")
+    click.echo(f"{plural(len(rows), 'skill')}; " + _install_hint(rows, scanned=bool(verdicts)))
+
+
+def _install_hint(rows: list[dict[str, Any]], *, scanned: bool) -> str:
+    """The closing line's example: an offer not installed that the guard passed, never a refused one."""
+    candidates = [r for r in rows if not r["installed"]]
+    if scanned:
+        candidates = [r for r in candidates if r.get("verdict") == "safe"]
+    if not candidates:
+        return "install one with `hermes skills install SPEC`"
+    hint = f"install one with `hermes skills install SPEC` (for example: hermes skills install {candidates[0]['spec']})"
+    if scanned and any(r.get("verdict") == "dangerous" for r in rows):
+        hint += "; a dangerous one is refused and quarantined"
+    return hint
 
 
 @click.command("install")

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from gateway.cli.common import config_option, fail, load
+from gateway.cli.common import config_option, fail, load, plural
 
 
 @click.group()
@@ -127,7 +127,7 @@ def export(checkpoint: Path | None, input_path: Path | None, from_sessions: bool
         items, left_out = asyncio.run(_session_trajectories(config, home, team))
         source: Any = items
         if left_out:
-            click.echo(f"hermes: {left_out} sessions left out (their team has not opted in)", err=True)
+            click.echo(f"hermes: {plural(left_out, 'session')} left out (their team has not opted in)", err=True)
     else:
         if team is not None:
             fail("--team goes with --from-sessions", code=2)

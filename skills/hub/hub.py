@@ -142,6 +142,32 @@ class Hub:
         rows.sort(key=lambda r: (str(r["name"]), str(r["source"])))
         return rows, errors
 
+    async def verdicts(self, specs: list[str], concurrency: int = 4) -> dict[str, str]:
+        """The guard's verdict of each offer (`safe`, `caution`, `dangerous`, or `unreadable: why`),
+        fetched into staging and scanned exactly as `install` would, then thrown away."""
+        gate = asyncio.Semaphore(concurrency)
+        staging_root = self.root / STAGING_DIR
+        await asyncio.to_thread(staging_root.mkdir, parents=True, exist_ok=True)
+
+        async def one(spec: str) -> str:
+            async with gate:
+                temporary = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="scan-", dir=staging_root))
+                try:
+                    source, name, ref = resolve(spec, self.settings, self.taps)
+                    dest = temporary / "skill"
+                    async with Http(self.settings) as http:
+                        fetched = await source.fetch(http, name, ref, dest,
+                                                     Budget(self.settings, f"{source.label}/{name or ''}"))
+                    report = await asyncio.to_thread(scan_folder, dest, fetched.name)
+                    return report.verdict
+                except HubError as exc:
+                    return f"unreadable: {exc}"
+                finally:
+                    await asyncio.to_thread(shutil.rmtree, temporary, True)
+
+        found = await asyncio.gather(*(one(spec) for spec in specs))
+        return dict(zip(specs, found))
+
     # ------------------------------------------------------------------ install
 
     async def install(self, spec: str, *, force: bool = False, confirm: Confirm | None = None,
