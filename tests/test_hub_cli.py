@@ -32,8 +32,17 @@ def test_tap_browse_install_quarantine_verify_uninstall(home: Path, tmp_path: Pa
     rows = json.loads(browsed.output)
     assert {r["name"]: r["installed"] for r in rows} == {"log-digest": False, "env-helper": False,
                                                          "path-setup": False}
+    # each offer with the verdict install would give, and an example that install would accept
+    assert {r["name"]: r["verdict"] for r in rows} == {"log-digest": "safe", "env-helper": "dangerous",
+                                                       "path-setup": "caution"}
+    listing = hermes("skills", "browse").output
+    assert [line.split()[2] for line in listing.splitlines()[:3]] == ["dangerous", "safe", "caution"]
+    assert listing.splitlines()[-1] == ("3 skills; install one with `hermes skills install SPEC` (for example: "
+                                        "hermes skills install team/log-digest); a dangerous one is refused and "
+                                        "quarantined")
     table = hermes("skills", "browse", "digest")
     assert "log-digest" in table.output and "tap:team" in table.output and "env-helper" not in table.output
+    assert "1 skill;" in table.output
 
     refused = hermes("skills", "install", "team/env-helper")
     assert refused.exit_code == 3
