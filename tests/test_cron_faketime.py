@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
@@ -29,10 +28,10 @@ import pytest
 from gateway.cron.jobs import JobStore
 from gateway.cron.schedule import parse_schedule
 from gateway.home import Home
-from gateway.store import open_store
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import TOKEN, api_section
 from tests.fakes.model_server import FakeModelServer
+from tests.store_support import home_store
 
 FAKE_START = "2026-11-01 06:29:30"        # UTC: 01:29:30 EST, the second pass of 01:xx in New York
 NY = "America/New_York"
@@ -57,15 +56,15 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def _runs(db: Path) -> list[tuple[str, str, str, str]]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-        return conn.execute("SELECT job_id, scheduled_time, cause, status FROM cron_runs ORDER BY scheduled_time"
-                            ).fetchall()
+async def _runs(home: Path) -> list[tuple[str, str, str, str]]:
+    """The run history as the gateway wrote it, read through a second store client."""
+    async with home_store(home) as store:
+        return await store.cron_run_history()
 
 
 async def _add_jobs(home: Path) -> tuple[str, str]:
-    store = await open_store(Home(home).ensure().state_db)
-    try:
+    Home(home).ensure()
+    async with home_store(home, migrate=True) as store:
         jobs = JobStore(store)
         created = datetime(2026, 10, 30, 12, 0, tzinfo=UTC)
         fixed = await jobs.create(name="night", schedule=parse_schedule("30 1 * * *", NY, now=created),
@@ -77,8 +76,6 @@ async def _add_jobs(home: Path) -> tuple[str, str]:
         assert run_id is not None
         await jobs.finish(run_id, status="ok")
         return fixed.id, every.id
-    finally:
-        await store.close()
 
 
 async def test_gateway_in_the_repeated_hour_stays_responsive_and_stops_on_sigterm(
@@ -94,7 +91,6 @@ async def test_gateway_in_the_repeated_hour_stays_responsive_and_stops_on_sigter
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
     stderr_task = asyncio.create_task(process.stderr.read())
-    db = Home(home).state_db
     try:
         banner = ""
         while "Stop with" not in banner:
@@ -109,7 +105,7 @@ async def test_gateway_in_the_repeated_hour_stays_responsive_and_stops_on_sigter
                 async with http.get(url + "healthz", timeout=aiohttp.ClientTimeout(total=5)) as response:
                     assert response.status == 200, await response.text()
                     answered += 1
-                runs = await asyncio.to_thread(_runs, db)
+                runs = await _runs(home)
                 finished = {(job, when) for job, when, _cause, status in runs if status != "running"}
                 if {(fixed_id, NIGHT_EDT), (every_id, QUARTER_EST)} <= finished and answered >= 10:
                     break
@@ -127,7 +123,7 @@ async def test_gateway_in_the_repeated_hour_stays_responsive_and_stops_on_sigter
             process.kill()
             await process.wait()
         stderr_task.cancel()
-    runs = await asyncio.to_thread(_runs, db)
+    runs = await _runs(home)
     night = [(when, cause, status) for job, when, cause, status in runs if job == fixed_id]
     quarter = [(when, cause, status) for job, when, cause, status in runs if job == every_id]
     # the fixed-time job: once, for 01:30 EDT (made up at start); never for 01:30 EST

@@ -237,7 +237,7 @@ async def test_checkpoint_runs_inside_the_cron_session_before_the_run_ends(
         assert outcome is not None and outcome.status == "ok"
         # the run is over only once its checkpoint is: the checkpoint model saw the cron session
         assert model_server.requests_for("ckpt-model")
-        rows = await runtime.store.fetchall("SELECT session_id, status FROM learning_checkpoints")
+        rows = await runtime.store.checkpoint_rows()
         assert [r["session_id"] for r in rows] == [outcome.session_id]
         assert all(r["status"] != "running" for r in rows)
     finally:

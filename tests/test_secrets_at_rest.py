@@ -187,28 +187,22 @@ def test_the_config_redactor_knows_every_literal_secret_kind() -> None:
     assert redactor.redact(line) == " ".join(["[REDACTED]"] * 6) + " not secret at all"
 
 
-async def test_nothing_written_through_the_store_bypasses_the_redactor(tmp_path: Path) -> None:
-    from gateway.store import KeepSecret, open_store
+async def test_nothing_written_through_the_store_bypasses_the_redactor(home: Path) -> None:
+    from tests.store_support import home_store
 
     redactor = Redactor.for_config({"model": {"api_key": MODEL_KEY}}, {})
-    store = await open_store(tmp_path / "state.db", redactor)
-    try:
+    async with home_store(home, redactor, migrate=True) as store:
         hook = f"webhook:https://hooks.example/a?sig={SIG}"
-        await store.execute(
-            "INSERT INTO cron_jobs (id, name, schedule, kind, timezone, prompt, target, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)",
-            ("j1", "job", "0 9 * * *", "cron", "UTC", f"use {MODEL_KEY} and password=hunter2hunter2",
-             KeepSecret(hook)))
-        await store.execute(
-            "INSERT INTO cron_jobs (id, name, schedule, kind, timezone, prompt, target, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)",
-            ("j2", "job", "0 9 * * *", "cron", "UTC", "p", KeepSecret(f"webhook:https://evil.example/?k={MODEL_KEY}")))
+        job = {"name": "job", "schedule": "0 9 * * *", "kind": "cron", "timezone": "UTC", "created_at": 0,
+               "updated_at": 0}
+        await store.cron_job_insert(id="j1", prompt=f"use {MODEL_KEY} and password=hunter2hunter2", target=hook,
+                                    **job)
+        await store.cron_job_insert(id="j2", prompt="p", target=f"webhook:https://evil.example/?k={MODEL_KEY}",
+                                    **job)
         proposal_id = await store.proposal_insert(session_id="s", skill="x", action="create",
                                                   arguments=json.dumps({"content": f'a "{MODEL_KEY}"'}))
-        rows = {r["id"]: dict(r) for r in await store.fetchall("SELECT * FROM cron_jobs")}
+        rows = {r["id"]: dict(r) for r in await store.cron_job_rows()}
         proposal = await store.proposal_row(proposal_id)
-    finally:
-        await store.close()
     assert rows["j1"]["target"] == hook                      # a webhook's own signature is kept: it must work
     assert rows["j1"]["prompt"] == "use [REDACTED] and password=[REDACTED]"
     assert rows["j2"]["target"] == "webhook:https://evil.example/?k=[REDACTED]"   # our key never

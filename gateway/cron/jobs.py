@@ -1,5 +1,5 @@
-"""Scheduled jobs and their runs, persisted in the state store (migrations 0004_cron.sql and
-0011_cron_paused_reason.sql: why the scheduler paused a job).
+"""Scheduled jobs and their runs, persisted in the state store (`gateway/store/cron.py`: tables
+cron_jobs and cron_runs; `paused_reason` says why the scheduler paused a job).
 
 A job is what to run (prompt, optional skill, optional model), when (its schedule and time
 zone) and where the result goes (target). A run row is written *before* a run starts, keyed by
@@ -9,7 +9,6 @@ restart right after a run, are told apart from a new one. Manual runs use their 
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -17,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.cron.schedule import Schedule, describe_time, local_iso, parse_schedule
-from gateway.store import KeepSecret, StateStore
+from gateway.store import StateStore
 
 EXCERPT_CHARS = 500
 ERROR_CHARS = 500
@@ -127,7 +126,7 @@ def _run(row: Any) -> Run:
 
 
 class JobStore:
-    """CRUD for jobs and the run history, on the shared SQLite store."""
+    """Jobs and the run history, through the store's cron methods (either engine)."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
@@ -137,99 +136,71 @@ class JobStore:
                      created_at: float | None = None) -> Job:
         now = created_at if created_at is not None else schedule.anchor.timestamp()
         job_id = uuid.uuid4().hex[:8]
-        await self.store.execute(
-            "INSERT INTO cron_jobs (id, name, schedule, kind, timezone, prompt, skill, model, target,"
-            " origin_session, owner, team, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (job_id, name or job_id, schedule.text, schedule.kind, schedule.timezone, prompt, skill, model,
-             KeepSecret(target), origin_session, owner, team, now, now))  # a webhook URL must work as given
+        await self.store.cron_job_insert(
+            id=job_id, name=name or job_id, schedule=schedule.text, kind=schedule.kind, timezone=schedule.timezone,
+            prompt=prompt, skill=skill, model=model, target=target,  # a webhook URL must work as given
+            origin_session=origin_session, owner=owner, team=team, created_at=now, updated_at=now)
         return await self.get(job_id)
 
     async def get(self, job_id: str, *, owner: str | None = None) -> Job:
-        row = await self.store.fetchone("SELECT * FROM cron_jobs WHERE id = ?", (job_id.strip(),))
+        row = await self.store.cron_job_row(job_id.strip())
         if row is None or (owner is not None and row["owner"] != owner):
             raise JobNotFound(f"no job with id {job_id!r}")
         return _job(row)
 
     async def list(self, *, owner: str | None = None) -> list[Job]:
-        if owner is None:
-            rows = await self.store.fetchall("SELECT * FROM cron_jobs ORDER BY created_at")
-        else:
-            rows = await self.store.fetchall("SELECT * FROM cron_jobs WHERE owner = ? ORDER BY created_at", (owner,))
-        return [_job(r) for r in rows]
+        return [_job(r) for r in await self.store.cron_job_rows(owner=owner)]
 
     async def set_paused(self, job_id: str, paused: bool, *, owner: str | None = None) -> Job:
         job = await self.get(job_id, owner=owner)
-        await self.store.execute("UPDATE cron_jobs SET paused = ?, paused_reason = '', updated_at = ? WHERE id = ?",
-                                 (int(paused), time.time(), job.id))
+        await self.store.cron_job_update(job.id, paused=int(paused), paused_reason="")
         return await self.get(job.id)
 
     async def pause_for(self, job_id: str, reason: str) -> None:
         """Paused by the scheduler, with the reason shown in `hermes cron list` (until resumed)."""
-        await self.store.execute("UPDATE cron_jobs SET paused = 1, paused_reason = ?, updated_at = ? WHERE id = ?",
-                                 (reason[:ERROR_CHARS], time.time(), job_id))
+        await self.store.cron_job_update(job_id, paused=1, paused_reason=reason[:ERROR_CHARS])
 
     async def mark_done(self, job_id: str) -> None:
-        await self.store.execute("UPDATE cron_jobs SET done = 1, updated_at = ? WHERE id = ?", (time.time(), job_id))
+        await self.store.cron_job_update(job_id, done=1)
 
     async def remove(self, job_id: str, *, owner: str | None = None) -> Job:
         job = await self.get(job_id, owner=owner)
-        await self.store.execute("DELETE FROM cron_runs WHERE job_id = ?", (job.id,))
-        await self.store.execute("DELETE FROM cron_jobs WHERE id = ?", (job.id,))
+        await self.store.cron_job_delete(job.id)
         return job
 
     async def version(self) -> tuple[int, float]:
         """Changes by other processes (the CLI) show up here: (count, latest update)."""
-        row = await self.store.fetchone("SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM cron_jobs")
-        return (int(row[0]), float(row[1])) if row else (0, 0.0)
+        return await self.store.cron_version()
 
     # -- runs -----------------------------------------------------------------------------------
     async def claim(self, job_id: str, scheduled: datetime, cause: str) -> int | None:
         """Record that the run for `scheduled` starts; None when it was already recorded."""
-        try:
-            return await self.store.execute(
-                "INSERT INTO cron_runs (job_id, scheduled_time, cause, started_at, status) VALUES (?, ?, ?, ?, ?)",
-                (job_id, iso_utc(scheduled), cause, time.time(), "running"))
-        except sqlite3.IntegrityError:
-            return None
+        return await self.store.cron_run_claim(job_id, iso_utc(scheduled), cause)
 
     async def record_skip(self, job_id: str, scheduled: datetime, reason: str) -> None:
-        try:
-            now = time.time()
-            await self.store.execute(
-                "INSERT INTO cron_runs (job_id, scheduled_time, cause, started_at, finished_at, status, error)"
-                " VALUES (?, ?, 'missed', ?, ?, 'skipped', ?)", (job_id, iso_utc(scheduled), now, now, reason))
-        except sqlite3.IntegrityError:
-            pass
+        await self.store.cron_run_skip(job_id, iso_utc(scheduled), reason)
 
     async def finish(self, run_id: int, *, status: str, session_id: str = "", duration_ms: float = 0.0,
                      prompt_tokens: int = 0, completion_tokens: int = 0, output: str = "", error: str = "",
                      delivery_error: str = "") -> None:
-        await self.store.execute(
-            "UPDATE cron_runs SET finished_at = ?, status = ?, session_id = ?, duration_ms = ?, prompt_tokens = ?,"
-            " completion_tokens = ?, output_excerpt = ?, error = ?, delivery_error = ? WHERE id = ?",
-            (time.time(), status, session_id, duration_ms, prompt_tokens, completion_tokens,
-             output[:EXCERPT_CHARS], error[:ERROR_CHARS], delivery_error[:ERROR_CHARS], run_id))
+        await self.store.cron_run_finish(
+            run_id, status=status, session_id=session_id, duration_ms=duration_ms, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, output_excerpt=output[:EXCERPT_CHARS], error=error[:ERROR_CHARS],
+            delivery_error=delivery_error[:ERROR_CHARS])
 
     async def last_scheduled(self, job_id: str) -> datetime | None:
         """The latest scheduled time a run (or skip) was recorded for, manual runs aside."""
-        row = await self.store.fetchone(
-            "SELECT MAX(scheduled_time) FROM cron_runs WHERE job_id = ? AND cause != 'manual'", (job_id,))
-        return datetime.fromisoformat(row[0]) if row and row[0] else None
+        latest = await self.store.cron_last_scheduled(job_id)
+        return datetime.fromisoformat(latest) if latest else None
 
     async def running(self, job_id: str, *, stale_after: float) -> Run | None:
         """A run of this job still in progress (in any process), ignoring ones older than `stale_after` s."""
-        row = await self.store.fetchone(
-            "SELECT * FROM cron_runs WHERE job_id = ? AND status = 'running' AND started_at > ?"
-            " ORDER BY started_at DESC LIMIT 1", (job_id, time.time() - stale_after))
+        row = await self.store.cron_running(job_id, started_after=time.time() - stale_after)
         return _run(row) if row else None
 
     async def abandon_stale(self, stale_after: float) -> int:
         """Runs left 'running' by a process that died: marked so, never resumed."""
-        return await self.store.execute_rowcount(
-            "UPDATE cron_runs SET status = 'abandoned', finished_at = ?, error = 'the process ended during the run'"
-            " WHERE status = 'running' AND started_at <= ?", (time.time(), time.time() - stale_after))
+        return await self.store.cron_abandon_stale(time.time() - stale_after, "the process ended during the run")
 
     async def runs(self, job_id: str, *, limit: int = 50) -> list[Run]:
-        rows = await self.store.fetchall(
-            "SELECT * FROM cron_runs WHERE job_id = ? ORDER BY started_at DESC, id DESC LIMIT ?", (job_id, limit))
-        return [_run(r) for r in rows]
+        return [_run(r) for r in await self.store.cron_run_rows(job_id, limit=limit)]

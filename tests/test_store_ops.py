@@ -1,0 +1,63 @@
+"""Cron, approvals and pairing state in the store on both engines: two store clients on one
+database (two gateway processes) race for the same claim and exactly one wins."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from gateway.store import open_store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+JOB = {"name": "digest", "schedule": "0 9 * * *", "kind": "cron", "timezone": "UTC", "prompt": "p",
+       "target": "telegram:42", "owner": "cli", "created_at": 1.0, "updated_at": 1.0}
+
+
+async def test_one_scheduled_run_is_claimed_once_across_two_clients(store_url: str) -> None:
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        await first.cron_job_insert(id="j1", **JOB)
+        when = "2026-11-01T05:30:00.000000+00:00"
+        claims = await asyncio.gather(*((first if n % 2 else second).cron_run_claim("j1", when, "schedule")
+                                        for n in range(10)))
+        won = [c for c in claims if c is not None]
+        assert len(won) == 1
+        assert await second.cron_run_skip("j1", when, "missed") is False     # already recorded
+        assert await second.cron_last_scheduled("j1") == when
+        running = await first.cron_running("j1", started_after=0)
+        assert running is not None and running["id"] == won[0]
+        await second.cron_run_finish(won[0], status="ok", output_excerpt="done")
+        assert await first.cron_running("j1", started_after=0) is None
+        assert [(r["status"], r["output_excerpt"]) for r in await first.cron_run_rows("j1")] == [("ok", "done")]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_job_put_over_an_existing_one_keeps_its_runs_and_delete_takes_them(store_url: str) -> None:
+    store = await open_store(store_url)
+    try:
+        await store.cron_job_insert(id="j1", **JOB)
+        run_id = await store.cron_run_claim("j1", "2026-11-01T05:30:00.000000+00:00", "schedule")
+        assert run_id is not None
+        count, latest = await store.cron_version()
+        await store.cron_job_put({**JOB, "id": "j1", "prompt": "new prompt", "updated_at": 5.0, "unknown": 1})
+        assert (await store.cron_job_row("j1"))["prompt"] == "new prompt"
+        assert await store.cron_version() == (count, 5.0) != (count, latest)
+        assert len(await store.cron_run_rows("j1")) == 1
+        assert await store.cron_abandon_stale(10**12, "gone") == 1
+        assert (await store.cron_run_rows("j1"))[0]["status"] == "abandoned"
+        await store.cron_job_delete("j1")
+        assert await store.cron_job_row("j1") is None and await store.cron_run_rows("j1") == []
+        assert await store.cron_job_update("j1", paused=1) is False
+    finally:
+        await store.close()
