@@ -8,7 +8,9 @@ the HTTP server, then the adapters, and registers native slash commands where an
 Inbound events are taken into the turn inbox (gateway/inbox.py: durable, deduplicated, until the
 answer is delivered), then go through access control (pairing for unknown users), the router
 (session key, team), attachments, then the dispatcher. On start, messages an earlier process took
-but never answered (a crash, or a turn cut at shutdown) are answered once, with a notice.
+but never answered (a crash, or a turn cut at shutdown) are answered once, with a notice; they are
+queued, in arrival order, before any message taken by this process reaches the dispatcher, so
+each session keeps one order across the restart.
 `Gateway.stop` is the graceful shutdown: adapters stop receiving first (what they have not
 handed over stays with the platform, which delivers it again to the next process), then running
 and queued turns finish within the grace period (then are interrupted, and kept in the inbox for
@@ -98,6 +100,7 @@ class Gateway:
         self._curator: asyncio.Task[None] | None = None
         self._stopping = False
         self._stop_begun = False
+        self._recovered = asyncio.Event()   # set once the rows of an earlier process are queued
         self.url = ""
 
     # -- start -----------------------------------------------------------------------------------------
@@ -171,8 +174,11 @@ class Gateway:
                         log.warning("%s: could not register slash commands: %s", adapter.name, exc)
         await self.cron.start()  # loads jobs, runs missed ones within grace, starts timers
         await runtime.services["learning"].resume()  # reviews a killed process left run again
-        if left_over:
-            await self._recover_inbox(left_over)   # messages an earlier process took and never answered
+        try:
+            if left_over:
+                await self._recover_inbox(left_over)   # messages an earlier process took and never answered
+        finally:
+            self._recovered.set()                     # what this process took may go to the dispatcher now
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
         self._maintenance = asyncio.create_task(  # not runtime.spawn: drain() would wait on it forever
             maintenance_loop(runtime.store, lambda: self.config.store), name="store-maintenance")
@@ -249,7 +255,12 @@ class Gateway:
         async def done() -> None:
             await self.inbox.done(inbox_id)
 
+        async def begin(session_id: str) -> bool:
+            return await self.inbox.begin(inbox_id, session_id)
+
         try:
+            if recovered is None and not self._recovered.is_set():
+                await self._recovered.wait()   # an earlier process's messages of this chat come first
             decision = await self.access.check(message)
             if decision.verdict == "pair":
                 log.info("%s: pairing code issued to unknown user %s", message.platform, message.user_id)
@@ -271,7 +282,7 @@ class Gateway:
                 reply = StreamingReply(self.delivery, adapter, message.chat_id, thread_id=message.thread_id,
                                        reply_to=None if message.is_dm else message.message_id,
                                        key=f"{message.platform}:{dedup_key(message)}")
-                await self.dispatcher.handle(ctx, content, reply, done=done)
+                await self.dispatcher.handle(ctx, content, reply, done=done, begin=begin)
         except ShuttingDown:
             await self.inbox.release(inbox_id)   # not taken after all: the platform delivers it again
             raise
@@ -306,7 +317,6 @@ class Gateway:
                                                   thread_id=message.thread_id, key=f"{key}:gave-up")
                     await self.inbox.done(pending.id)
                     continue
-                await self.inbox.attempt(pending.id)
                 log.info("%s: answering message %s again: its turn was interrupted", message.platform,
                          message.message_id)
                 await self.delivery.send_text(adapter, message.chat_id, INTERRUPTED_NOTICE,

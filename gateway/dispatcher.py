@@ -11,7 +11,10 @@ order keeps sessions fair.
 A message may carry `done`, called once its turn's answer was delivered (or it was answered
 without a turn, or the turn failed and said so): the gateway's inbox forgets the message then.
 A turn cut short by shutdown, or a queued message dropped at shutdown, is not done: the next
-process answers it.
+process answers it. It may also carry `begin`, called with the session id when its turn starts
+(before the user's message is stored): the inbox counts the attempt there and, for a re-run
+after a crash, rewinds the conversation to where the interrupted run began; when it did, the
+cached conversation is dropped so the turn reloads it.
 
 Conversations are cached by `SessionService` while they are in use; the dispatcher keeps an LRU
 of the cached ones and `forget`s the least recently used beyond `cache_size`, and any idle for
@@ -71,6 +74,7 @@ class Reply(Protocol):
 
 
 Done = Callable[[], Awaitable[None]]
+Begin = Callable[[str], Awaitable[bool]]   # session id -> True when the conversation was rewound
 
 
 class ShuttingDown(RuntimeError):
@@ -89,6 +93,7 @@ class Work:
     enqueued_at: float = 0.0
     done: Done | None = None
     turn: TurnInput | None = None  # the API client's history, instructions and model options
+    begin: Begin | None = None
 
 
 class _Slot:
@@ -116,7 +121,7 @@ class Dispatcher:
     # -- entry point -------------------------------------------------------------------------------
     async def handle(self, ctx: CommandContext, content: str | dict[str, Any], reply: Reply, *,
                      stream: bool | None = None, done: Done | None = None,
-                     turn: TurnInput | None = None) -> None:
+                     turn: TurnInput | None = None, begin: Begin | None = None) -> None:
         """Take one user message: answer a command, or queue a turn for its session."""
         if not self.accepting:
             raise ShuttingDown("the gateway is shutting down")
@@ -142,7 +147,7 @@ class Dispatcher:
                 if done is not None:
                     await done()
                 return
-        self.submit(Work(ctx, content, reply, stream=stream, done=done, turn=turn))
+        self.submit(Work(ctx, content, reply, stream=stream, done=done, turn=turn, begin=begin))
 
     def submit(self, work: Work) -> None:
         if not self.accepting:
@@ -217,6 +222,8 @@ class Dispatcher:
             return True
         session = await store.active_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,
                                              user_id=ctx.user_id, team=ctx.team)
+        if work.begin is not None and await work.begin(session.id):
+            self._forget(session.id)   # an interrupted run's messages were taken back: reload
         content = work.content
         if ctx.shared:  # a group conversation: say who speaks, and answer that person (their USER.md)
             content = attribute(content, ctx.platform, ctx.user_id, ctx.display_name)

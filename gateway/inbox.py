@@ -7,9 +7,13 @@ when the turn's answer was delivered (or the message needed no turn: a command, 
 which deletes the row. A graceful shutdown leaves the rows of turns it had to interrupt and of
 queued messages; a SIGKILL leaves the rows of every unfinished turn.
 
-When the gateway starts again, `pending` lists what is left: each is run again once, after the
-user is told their message was interrupted. `attempt` counts runs, so a message that kills the
-gateway every time is given up after `MAX_ATTEMPTS` instead of looping. A redelivery by the
+When the gateway starts again, `pending` lists what is left, in arrival order: the gateway queues
+them before anything new is handed to the dispatcher, so a session's messages (re-runs, those
+that were queued, those that arrived while it was down) run one turn at a time in arrival
+order. `begin` marks a turn as started: it counts the attempt, so a message that kills the
+gateway every time is given up after `MAX_ATTEMPTS` instead of looping (a message that only
+waited in a queue is not counted), and a re-run's context is rewound to where its interrupted
+run began (the conversation up to its own message, nothing the interrupted run added). A redelivery by the
 platform is a duplicate for the dedup table and is dropped, so nothing is answered twice; the
 reply's idempotency keys are the same as the first run's, so a partial answer the first run
 posted is edited into the new answer rather than posted again.
@@ -74,5 +78,6 @@ class Inbox:
         rows = await self.store.inbox_rows()
         return [Pending(int(r.id), _decode(r.message), int(r.attempts)) for r in rows]
 
-    async def attempt(self, inbox_id: int) -> None:
-        await self.store.inbox_attempt(inbox_id)
+    async def begin(self, inbox_id: int, session_id: str) -> bool:
+        """The message's turn starts in `session_id`; True when an interrupted run was rewound."""
+        return await self.store.inbox_begin(inbox_id, session_id)

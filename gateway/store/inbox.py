@@ -3,6 +3,12 @@
 `inbox_take` records the message and its dedup key in one transaction, only when the key is new:
 a message is taken once and never lost between "seen" and "to be answered". (Before Alembic a
 SQLite trigger recorded the key; revision 0002 drops it, so both engines do it here.)
+
+`inbox_begin` marks a row's turn as started: it counts the attempt and, the first time, remembers
+the session and the seq its first message will get; on a later attempt in that session it
+deactivates every message from that seq on (the interrupted run's user message, tool calls and
+partial answer), in the same transaction, so the re-run sees the conversation up to its own
+message only.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from gateway.store.database import Database
-from gateway.store.schema import inbound_dedup, turn_inbox
+from gateway.store.schema import inbound_dedup, messages, turn_inbox
 
 
 class InboxStore:
@@ -62,6 +68,25 @@ class InboxStore:
         return await self.db.rows(sa.select(turn_inbox.c.id, turn_inbox.c.message, turn_inbox.c.attempts)
                                   .order_by(turn_inbox.c.id))
 
-    async def inbox_attempt(self, inbox_id: int) -> None:
-        await self.db.execute(turn_inbox.update().where(turn_inbox.c.id == inbox_id)
-                              .values(attempts=turn_inbox.c.attempts + 1))
+    async def inbox_begin(self, inbox_id: int, session_id: str) -> bool:
+        """The row's turn starts in `session_id`: count the attempt; True when an earlier attempt in
+        that session was rewound (its messages deactivated)."""
+        async with self.db.transaction():
+            row = await self.db.one(sa.select(turn_inbox.c.session_id, turn_inbox.c.start_seq)
+                                    .where(turn_inbox.c.id == inbox_id).with_for_update())
+            if row is None:
+                return False
+            rewound = False
+            if row.session_id == session_id and row.start_seq is not None:
+                result = await self.db.execute(messages.update().where(
+                    messages.c.session_id == session_id, messages.c.seq >= row.start_seq,
+                    messages.c.active == 1).values(active=0))
+                rewound = result.rowcount > 0
+                values: dict[str, Any] = {}
+            else:
+                next_seq = sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0) + 1) \
+                    .where(messages.c.session_id == session_id).scalar_subquery()
+                values = {"session_id": session_id, "start_seq": next_seq}
+            await self.db.execute(turn_inbox.update().where(turn_inbox.c.id == inbox_id)
+                                  .values(attempts=turn_inbox.c.attempts + 1, **values))
+            return rewound

@@ -265,6 +265,8 @@ turn_inbox = sa.Table(
     _text("platform", None), _text("dedup"), _text("message", None),
     _int("attempts"),
     sa.Column("created_at", Time, nullable=False),
+    _text("session_id", None, nullable=True),          # where the turn started (revision 0005)
+    sa.Column("start_seq", sa.Integer, nullable=True),
     sa.Index("turn_inbox_dedup", "platform", "dedup"),
     **AUTOINCREMENT,
 )
