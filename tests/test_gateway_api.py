@@ -93,7 +93,10 @@ async def test_browser_logs_in_once_and_chats_with_a_cookie(home: Path, model_se
                 assert cookie["httponly"] and cookie["samesite"] == "Strict" and TOKEN not in cookie.value
             async with browser.get(gateway.url) as response:
                 page = await response.text()
-                assert "/v1/chat/completions" in page and "<script" in page and "http" not in page.split("<script")[1]
+                assert '<script src="/chat.js"></script>' in page and "http" not in page.split("<script")[1]
+            async with browser.get(gateway.url + "chat.js") as response:
+                script = await response.text()
+                assert response.status == 200 and "/v1/chat/completions" in script and "http" not in script
             async with browser.post(gateway.url + "v1/chat/completions", json={
                     "model": "hermes", "stream": True, "user": "web-1",
                     "messages": [{"role": "user", "content": "hello"}]}) as response:

@@ -7,6 +7,13 @@ on the server instead (see `gateway.api.turns`); the client then sends only what
 what it sends again is not stored twice. `model` picks `hermes` or one configured model;
 sampling parameters pass through to every model call of the turn; `stream_options.include_usage`
 adds the usage chunk. Content parts (text + image_url) reach vision-capable models.
+
+A streaming client may ask for Hermes' own events with `X-Hermes-Events: tools, html` (the web
+chat does; other clients never see them): `tools` adds a `{"object": "hermes.tool", "name": ...,
+"status": "running" | "ok" | "error"}` chunk as each tool starts and ends; `html` adds
+`{"object": "hermes.html", "html": ...}`, the answer so far rendered from Markdown to sanitized
+HTML (`gateway.markdown_html`), at most every `HTML_EVERY` seconds while it streams and once at
+the end. The usual `chat.completion.chunk`s are sent all the same.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +37,28 @@ from gateway.api.request_models import (
     validate,
     validate_model,
 )
-from gateway.api.turns import SESSION_HEADER, TOKEN_ID, ApiReply, ApiTurns, Caller
+from gateway.api.turns import EVENTS_HEADER, SESSION_HEADER, TOKEN_ID, ApiReply, ApiTurns, Caller, ToolStep
+from gateway.markdown_html import to_html
+
+HTML_EVERY = 0.25  # seconds between two renderings of a streaming answer
+KNOWN_EVENTS = ("tools", "html")
+
+
+@dataclass(frozen=True)
+class StreamEvents:
+    """Which Hermes events a streaming client asked for (`X-Hermes-Events`)."""
+
+    tools: bool = False
+    html: bool = False
+
+    @classmethod
+    def parse(cls, header: str | None) -> StreamEvents:
+        names = {part.strip().lower() for part in (header or "").split(",") if part.strip()}
+        unknown = sorted(names - set(KNOWN_EVENTS))
+        if unknown:
+            raise ApiError(400, f"{EVENTS_HEADER}: unknown event kind {unknown[0]!r}; known: "
+                           + ", ".join(KNOWN_EVENTS), param=EVENTS_HEADER)
+        return cls(tools="tools" in names, html="html" in names)
 
 
 def sse(data: dict[str, Any]) -> bytes:
@@ -70,13 +99,14 @@ class ChatCompletions:
         session_id = check_session_id(request.headers.get(SESSION_HEADER))
         conversation = chat_conversation(body.messages)
         stream = bool(body.stream)
+        events = StreamEvents.parse(request.headers.get(EVENTS_HEADER)) if stream else StreamEvents()
         reply = await self.turns.start(caller_of(request, user), conversation, session_id=session_id, model=model,
-                                       params=body.params(), stream=stream)
+                                       params=body.params(), stream=stream, tools=events.tools)
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         headers = {SESSION_HEADER: session_id} if session_id else {}
         if stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
-            return await self._stream(request, reply, ident, model, include_usage, headers)
+            return await self._stream(request, reply, ident, model, include_usage, headers, events)
         try:
             text, result = await reply.final()
         except Exception:
@@ -91,7 +121,7 @@ class ChatCompletions:
         }, headers=headers)
 
     async def _stream(self, request: web.Request, reply: ApiReply, ident: str, model: str, include_usage: bool,
-                      headers: dict[str, str]) -> web.StreamResponse:
+                      headers: dict[str, str], events: StreamEvents) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                                "X-Accel-Buffering": "no", **headers})
         await response.prepare(request)
@@ -106,13 +136,28 @@ class ChatCompletions:
             return sse(data)
 
         streamed = False
+        answer: list[str] = []
+        rendered_at = 0.0
+
+        async def render() -> None:
+            nonlocal rendered_at
+            rendered_at = time.monotonic()
+            await response.write(sse({"object": "hermes.html", "html": to_html("".join(answer))}))
+
         try:
             await response.write(chunk({"role": "assistant", "content": ""}))
             while True:
                 kind, text, result = await reply.items.get()
+                if kind == "tool":
+                    if isinstance(result, ToolStep):
+                        await response.write(sse(result.as_json()))
+                    continue
                 if kind == "delta":
                     streamed = True
+                    answer.append(text)
                     await response.write(chunk({"content": text}))
+                    if events.html and time.monotonic() - rendered_at >= HTML_EVERY:
+                        await render()
                     continue
                 if kind == "error":
                     self.metrics.errors.labels("api").inc()
@@ -121,9 +166,13 @@ class ChatCompletions:
                     break
                 interrupted = result is not None and result.status == "interrupted"
                 if not streamed:
+                    answer.append(text)
                     await response.write(chunk({"content": text}))
                 elif interrupted:
+                    answer.append("\n\nStopped.")
                     await response.write(chunk({"content": "\n\nStopped."}))
+                if events.html:
+                    await render()
                 await response.write(chunk({}, "stop"))
                 if include_usage:
                     await response.write(sse({"id": ident, "object": "chat.completion.chunk", "created": created,

@@ -40,7 +40,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-PAGE_CSP = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; " \
+# no inline scripts: the chat's script is /chat.js, so markup that got into a page could not run
+PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; " \
            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 
@@ -73,8 +74,10 @@ class ApiApp:
         self.app = web.Application(middlewares=[self._middleware], client_max_size=25 * 1024 * 1024)
         self._chat_page = _asset("chat.html")
         self._login_page = _asset("login.html")
+        self._chat_script = _asset("chat.js")
         r = self.app.router
         r.add_get("/", self.index)
+        r.add_get("/chat.js", self.chat_script)
         r.add_post("/login", self.login)
         r.add_post("/logout", self.logout)
         r.add_get("/healthz", self.healthz)
@@ -184,6 +187,9 @@ class ApiApp:
         if await self.authenticate(request) is None:
             return self._page(self._login_form("", "/"))
         return self._page(self._chat_page)
+
+    async def chat_script(self, _request: web.Request) -> web.Response:
+        return web.Response(text=self._chat_script, content_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         if request.method == "GET":

@@ -8,6 +8,10 @@ person (their USER.md, approvals they may answer), never the conversation.
 
 `ApiTurns.models()` is what `/v1/models` lists: `hermes` (the agent with its configured chain)
 and every configured model and fallback; naming one runs the turn on it first.
+
+A streaming client may ask for more than text (`X-Hermes-Events`, see `openai_compat`): with
+`tools`, the reply also queues a `ToolStep` when a tool starts and when it ends, so the web chat
+shows the steps as they happen, as the terminal does.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from agent.events import Event, TextDelta
+from agent.events import Event, TextDelta, ToolFinished, ToolStarted
 from agent.llm import CallOptions
 from agent.loop import TurnResult
+from agent.redact import Redactor
 from agent.settings import ModelConfig
 from gateway.api.errors import ApiError
 from gateway.api.request_models import ClientConversation
@@ -37,6 +43,8 @@ TOKEN_ID = web.RequestKey("token_id", str)  # set by the server's auth middlewar
 AGENT_MODEL = "hermes"
 # clients set up for the peer agent send "hermes-agent": the same agent, listed in /v1/models too
 AGENT_ALIASES = (AGENT_MODEL, "hermes-agent")
+EVENTS_HEADER = "X-Hermes-Events"
+TOOL_ARGUMENTS_SHOWN = 160  # as many characters as the terminal's `⚙ name(arguments)` line shows
 
 
 @dataclass(frozen=True)
@@ -47,11 +55,35 @@ class Caller:
     user: str
 
 
-class ApiReply:
-    """A turn's output collected for one HTTP response: ("delta" | "done" | "error", text, result)."""
+@dataclass(frozen=True)
+class ToolStep:
+    """A tool call as a chat user sees it: its name, its arguments (shortened, secrets masked), how it went."""
 
-    def __init__(self) -> None:
-        self.items: asyncio.Queue[tuple[str, str, TurnResult | None]] = asyncio.Queue()
+    call_id: str
+    name: str
+    arguments: str
+    status: str                        # "running" | "ok" | "error"
+    duration_ms: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"object": "hermes.tool", "id": self.call_id, "name": self.name, "arguments": self.arguments,
+                "status": self.status, "duration_ms": self.duration_ms}
+
+
+def shown_arguments(arguments: dict[str, Any] | str, redactor: Redactor) -> str:
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+    text = redactor.redact(text)
+    return text if len(text) <= TOOL_ARGUMENTS_SHOWN else text[:TOOL_ARGUMENTS_SHOWN - 1] + "…"
+
+
+class ApiReply:
+    """A turn's output collected for one HTTP response: ("delta" | "done" | "error", text, result), and
+    ("tool", name, ToolStep) when the client asked for tool steps (`tools=True`)."""
+
+    def __init__(self, *, tools: bool = False, redactor: Redactor | None = None) -> None:
+        self.items: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
+        self.tools = tools
+        self.redactor = redactor or Redactor.from_environ()
 
     def begin(self) -> None:
         return None
@@ -59,6 +91,13 @@ class ApiReply:
     async def on_event(self, event: Event) -> None:
         if isinstance(event, TextDelta):
             self.items.put_nowait(("delta", event.text, None))
+        elif self.tools and isinstance(event, ToolStarted):
+            step = ToolStep(event.call_id, event.name, shown_arguments(event.arguments, self.redactor), "running")
+            self.items.put_nowait(("tool", event.name, step))
+        elif self.tools and isinstance(event, ToolFinished):
+            step = ToolStep(event.call_id, event.name, shown_arguments(event.arguments, self.redactor),
+                            "ok" if event.ok else "error", round(event.duration_ms, 1))
+            self.items.put_nowait(("tool", event.name, step))
 
     async def finish(self, text: str, result: TurnResult | None = None) -> None:
         if result is not None and result.status == "interrupted":
@@ -113,7 +152,7 @@ class ApiTurns:
 
     async def start(self, caller: Caller, conversation: ClientConversation, *, session_id: str | None,
                     model: str, params: dict[str, Any], stream: bool,
-                    history: tuple[dict[str, Any], ...] = ()) -> ApiReply:
+                    history: tuple[dict[str, Any], ...] = (), tools: bool = False) -> ApiReply:
         """Queue the turn; the answer arrives on the returned reply. `history` goes before the client's."""
         if session_id is not None:
             await self.claim(caller, session_id)
@@ -127,7 +166,7 @@ class ApiTurns:
                              team=self.router.team_for("api", caller.user or chat_id))
         turn = TurnInput(history=history + conversation.history, instructions=conversation.instructions,
                          options=CallOptions(model="" if model in AGENT_ALIASES else model, params=params))
-        reply = ApiReply()
+        reply = ApiReply(tools=tools and stream, redactor=self.store.redactor)
         self.metrics.messages_in.labels("api").inc()
         try:
             await self.dispatcher.handle(ctx, conversation.content, reply, stream=None if stream else False,

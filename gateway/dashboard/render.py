@@ -1,8 +1,8 @@
 """Turning data into safe HTML: the Jinja2 environment (autoescaped), Markdown, diffs, the SVG chart.
 
 Nothing a user, the agent or a skill author wrote reaches a page unescaped: templates autoescape,
-Markdown is rendered with raw HTML disabled (markdown-it escapes it, and refuses javascript:
-links), and the chart is built from numbers with its labels escaped. No secret reaches a page
+Markdown is rendered by `gateway.markdown_html` (raw HTML shown as text, javascript: links
+refused, the result sanitized by nh3), and the chart is built from numbers with its labels escaped. No secret reaches a page
 either: every value a template prints passes through the `Redactor` (the environment's and the
 config's known secrets, and secret shapes) as Jinja's `finalize`, whatever it came from.
 """
@@ -16,18 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from agent.redact import Redactor
-
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}) \
-    .enable("table").enable("strikethrough")
-
+from gateway.markdown_html import to_html
 
 def markdown(text: str) -> Markup:
     """Markdown to HTML with any raw HTML in the source shown as text."""
-    return Markup(_markdown.render(text or ""))
+    return Markup(to_html(text or ""))
 
 
 def when(timestamp: float | None) -> str:

