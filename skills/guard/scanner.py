@@ -320,9 +320,38 @@ def _hidden(c: Collector, folded: list[str], where: str, fenced: set[int]) -> No
             c.add(number, "hidden-instructions", verdict[0], verdict[1], body)  # type: ignore[arg-type]
 
 
+DATA_ENTRY = re.compile(r"^\s*[\[{]?\s*[\"']?[\w:. @-]{1,80}[\"']?\s*:\s*\S")
+"""A line of example data that starts with a key: `content: "..."`, `"answer": "..."`, `{"q": "...", "a": "..."}`."""
+LONG_STRING = re.compile(r"\"((?:[^\"\\\n]|\\.){80,})\"")
+
+
+def _data_strings(c: Collector, lines: list[tuple[int, str]], depth: int) -> list[tuple[int, str]]:
+    """Entries of example data (JSON, a JavaScript object, YAML) whose value is text (a page, an answer,
+    a prompt) are documents, not command lines: each such string is unescaped and scanned as a document
+    of its own (its prose by the prose rules, its code blocks as code), and the line keeps only its keys
+    for the line rules. Text that only talks about credentials is documentation; a command in it is
+    still found there."""
+    kept: list[tuple[int, str]] = []
+    for number, line in lines:
+        if '"' not in line or len(line) < 90 or not DATA_ENTRY.match(line):
+            kept.append((number, line))
+            continue
+
+        def one(match: re.Match[str]) -> str:
+            text = match.group(1)
+            if len(re.findall(r"[A-Za-z]{2,}", text)) < 10:
+                return match.group(0)
+            decoded = text.replace("\\n", "\n").replace("\\t", "\t").replace('\\"', '"').replace("\\\\", "\\")
+            _scan_derived(c, number, decoded, "document", depth, "text in a data entry", line)
+            return '""'
+        kept.append((number, LONG_STRING.sub(one, line)))
+    return kept
+
+
 def _scan_markup(c: Collector, folded: list[str], depth: int) -> None:
     """Markup and data (HTML, XML, schemas, JSON, CSS): every line through the line rules, the text the
     model reads through the injection rules; indentation is layout here, not a Markdown code block."""
+    folded = [line for _, line in _data_strings(c, list(enumerate(folded, start=1)), depth)]
     for number, line in enumerate(folded, start=1):
         if not line.strip():
             continue
@@ -386,6 +415,7 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
         if lang in PYTHON_LANGS and _scan_python(c, "\n".join(l for _, l in lines), depth, offset=lines[0][0] - 1
                                                  if lines else 0):
             continue
+        lines = _data_strings(c, lines, depth)
         if lang in SHELL_LANGS or lang not in ("json", "yaml", "yml", "toml", "ini", "xml", "html", "csv", "text", "txt",
                                                "markdown", "md", "diff"):
             seen += _scan_commands(c, "", depth, lines=lines, script=False)
