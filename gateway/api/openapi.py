@@ -94,6 +94,11 @@ def _json_body(name: str) -> Schema:
 
 SESSION_HEADER = {"name": "X-Hermes-Session-Id", "in": "header", "required": False, "schema": SESSION_ID,
                   "description": "keep the conversation on the server under this id (owned by the token)"}
+EVENTS_HEADER = {"name": "X-Hermes-Events", "in": "header", "required": False,
+                 "schema": {"type": "string", "pattern": "^ *(tools|html)( *, *(tools|html))* *$"},
+                 "description": "with stream: true, also send Hermes' own events: `tools` (a hermes.tool object as "
+                                "each tool starts and ends), `html` (hermes.html: the answer so far as sanitized HTML "
+                                "rendered from its Markdown)"}
 DONE = _redirect("done (or refused): back to the page, which shows what happened once")
 TEAM = _query("team", "the team's library or memory ([[teams]] in config.toml); none: the default")
 
@@ -112,7 +117,7 @@ def _api_paths() -> dict[str, Schema]:
             {"200": {"description": "the answer; with stream: true, server-sent chat.completion.chunk events",
                      "content": {JSON: {"schema": ref("ChatCompletion")}, SSE: {"schema": {"type": "string"}}}},
              **turn_errors}, tag="openai", op_id="createChatCompletion", body=_json_body("ChatCompletionRequest"),
-            parameters=[SESSION_HEADER])},
+            parameters=[SESSION_HEADER, EVENTS_HEADER])},
         "/v1/responses": {"post": _op(
             "Run a turn of the agent (OpenAI's Responses API); stored unless store is false",
             {"200": {"description": "the response; with stream: true, server-sent response.* events",
@@ -149,6 +154,8 @@ def _ops_paths() -> dict[str, Schema]:
                                 tag="operations", op_id="metrics")},
         "/": {"get": _op("The web chat (the login form without a login)", {"200": _page("the page")}, tag="web",
                          public=True, op_id="webChat")},
+        "/chat.js": {"get": _op("The web chat's script", {"200": {"description": "JavaScript", "content": {
+            "text/javascript": {"schema": {"type": "string"}}}}}, tag="web", op_id="webChatScript")},
         "/login": {
             "post": _op("Log in with the token: a session cookie",
                         {"303": _redirect("logged in: to `next`"), "401": _page("wrong token: the form again"),
