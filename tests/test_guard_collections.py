@@ -207,3 +207,67 @@ def test_commands_inside_example_text_are_still_read(tmp_path: Path) -> None:
         example = "# Example\n\n```\npages: [{\n  content: \"## Answer\\n\\n" + text + "\"\n}]\n```\n"
         report = scan(tmp_path, {"examples/answer.md": example}, name=name)
         assert report.verdict == "dangerous", (name, report.describe())
+
+
+# ---------------------------------------------------------------- Python read as data flow
+
+EVAL_RUNNER = '''#!/usr/bin/env python3
+"""Runs each eval query through the CLI and reports which ones triggered the skill."""
+import json
+import os
+import subprocess
+import sys
+
+
+def run(query: str, model: str | None) -> bool:
+    cmd = ["acme-cli", "-p", query, "--output-format", "stream-json"]
+    if model:
+        cmd.extend(["--model", model])
+    # drop the nesting guard variable so the CLI can run inside another session
+    env = {k: v for k, v in os.environ.items() if k != "ACME_SESSION"}
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    buffer = ""
+    for chunk in iter(lambda: process.stdout.read(4096), b""):
+        buffer += chunk.decode("utf-8", errors="replace")
+        buffer = buffer.encode().decode("utf-8", "replace")
+    for line in buffer.splitlines():
+        event = json.loads(line)
+        if event.get("type") == "tool_use":
+            return True
+    subprocess.run(["git", "log", "-1", "--format=%s"], env=os.environ.copy(), check=False)
+    return False
+
+
+def main() -> None:
+    evals = json.loads(open(sys.argv[1]).read())
+    for item in evals:
+        query = item["query"]
+        argv = ["acme-cli", "-p", query, "--verbose"]
+        result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+        print(query, run(query, None), result.returncode)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_subprocess_with_a_copied_environment_runs_no_decoded_code(tmp_path: Path) -> None:
+    report = scan(tmp_path, {"scripts/run_eval.py": EVAL_RUNNER})
+    assert not dangerous(report), report.describe()
+
+
+def test_decoded_bytes_reaching_exec_or_a_shell_still_run(tmp_path: Path) -> None:
+    cases = {
+        "argv-shell": "import base64, subprocess\np = base64.b64decode(open('p.txt').read())\n"
+                      "cmd = ['bash', '-c', p.decode()]\nsubprocess.run(cmd)\n",
+        "argv-extended": "import base64, subprocess\np = base64.b64decode(open('p.txt').read()).decode()\n"
+                         "cmd = ['sh']\ncmd.extend(['-c', p])\nsubprocess.Popen(cmd, env=dict(__import__('os').environ))\n",
+        "interpreter": "import codecs, subprocess\np = codecs.decode(open('p.txt').read(), 'rot13')\n"
+                       "subprocess.run(['python3', '-'], input=p, text=True)\nsubprocess.run(['python3', '-c', p])\n",
+        "exec": "import zlib, base64\nexec(zlib.decompress(base64.b64decode(open('p.bin').read())))\n",
+        "pickle": "import pickle, base64, sys\nobj = pickle.loads(base64.b64decode(sys.argv[1]))\n",
+    }
+    for name, source in cases.items():
+        report = scan(tmp_path, {"scripts/run.py": source}, name=name)
+        assert dangerous(report, "download-exec"), (name, report.describe())

@@ -35,6 +35,12 @@ SHELL_CALLS = {"system", "popen", "run", "call", "check_call", "check_output", "
                "spawn", "execv", "execve", "execvp", "execl", "execlp", "create_subprocess_shell", "create_subprocess_exec"}
 DECODERS = {"b64decode", "b32decode", "b16decode", "a85decode", "b85decode", "urlsafe_b64decode", "decodebytes",
             "unhexlify", "fromhex", "decompress", "a2b_base64", "a2b_hex", "loads"}
+CODE_LOADERS = {"marshal", "pickle", "dill", "cloudpickle", "zlib", "base64", "codecs", "binascii", "bz2", "lzma", "gzip"}
+"""Modules whose `loads` gives bytes or objects that can run; `json.loads` or `yaml.safe_load` give data."""
+TEXT_CODECS = re.compile(r"rot|hex|base64|b64|zlib|zip|bz2|uu|punycode|unicode_escape|raw_unicode", re.IGNORECASE)
+INTERPRETERS = re.compile(r"^(.*/)?(ba|z|k|da|fi)?sh$|^(.*/)?(python[0-9.]*|perl|ruby|node|php|pwsh|powershell|cmd(\.exe)?"
+                          r"|osascript|tclsh|lua|deno|bun)$", re.IGNORECASE)
+"""Programs that run their arguments as code: a decoded string handed to them as an argument runs."""
 INERT_KEYWORDS = {"help", "description", "epilog", "usage", "metavar", "prog"}
 INERT_CALLS = {"print", "echo", "secho", "debug", "info", "warning", "warn", "error", "critical", "exception", "log",
                "write_line"}
@@ -247,7 +253,7 @@ class _Flows:
             return {"env"} if name in ("copy", "items", "keys", "values", "__iter__") else set()
         if name in ("getenv",):
             return set()
-        args = [*node.args, *(k.value for k in node.keywords)]
+        args = [*node.args, *(k.value for k in node.keywords if not (k.arg == "env" and name in SHELL_CALLS))]
         inner: set[str] = set()
         for arg in args:
             inner |= self.expr(arg)
@@ -257,7 +263,11 @@ class _Flows:
                     "copytree", "make_archive", "add", "write", "listdir", "walk", "scandir", "iterdir", "load_pem_private_key") \
                 and self._secret_path(node):
             inner.add("keyfile")
-        if name in DECODERS or (name == "decode" and len(node.args) > 1) or name == "join" and self.fold(node) is not None \
+        if name == "loads" and self.modules.get(dotted.split(".")[0], dotted.split(".")[0]).split(".")[0] not in CODE_LOADERS:
+            pass  # json.loads, tomllib.loads...: data parsed, not code decoded
+        elif name in DECODERS or name == "decode" and any(TEXT_CODECS.search(str(self.fold(a) or ""))
+                                                          for a in [*node.args[1:], *(k.value for k in node.keywords)]) \
+                or name == "join" and self.fold(node) is not None \
                 and self._codes(node):
             inner.add("decoded")
         if name == "socket" and "socket" in dotted or name == "create_connection":
@@ -297,7 +307,19 @@ class _Flows:
             return bool(taints & {"inet", "fetched"}) or any(w in base for w in ("session", "client", "http", "conn", "sock", "api"))
         return False
 
+    def _argv_lists(self) -> dict[str, ast.List | ast.Tuple]:
+        """Names bound once to a list or tuple literal (`cmd = ["git", "log"]`), for what a call on them runs."""
+        bound: dict[str, list[ast.AST]] = {}
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                bound.setdefault(node.targets[0].id, []).append(node.value)
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)) and isinstance(node.target, ast.Name):
+                bound.setdefault(node.target.id, []).append(node.value or node)
+        return {name: values[0] for name, values in bound.items()
+                if len(values) == 1 and isinstance(values[0], (ast.List, ast.Tuple)) and values[0].elts}  # type: ignore[misc]
+
     def propagate(self) -> None:
+        self.argv = self._argv_lists()
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -306,6 +328,7 @@ class _Flows:
                 for alias in node.names:
                     self.modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
         assignments: list[tuple[list[ast.AST], ast.AST]] = []
+        mutations: set[int] = set()
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Assign):
                 assignments.append((node.targets, node.value))
@@ -315,10 +338,14 @@ class _Flows:
                 assignments.append(([node.target], node.iter))
             elif isinstance(node, ast.withitem) and node.optional_vars is not None:
                 assignments.append(([node.optional_vars], node.context_expr))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
+                    and node.func.attr in ("append", "extend", "insert", "add", "update") and node.args:
+                assignments.append(([node.func.value], node.args[-1]))  # cmd.extend(["-c", payload]) taints cmd
+                mutations.add(id(node.args[-1]))
         for _ in range(4):
             changed = False
             for targets, value in assignments:
-                folded = self.fold(value)
+                folded = self.fold(value) if id(value) not in mutations else None
                 taints = self.expr(value)
                 for target in targets:
                     for name_node in ast.walk(target):
@@ -401,15 +428,24 @@ class _Flows:
         return result
 
     def _command_taints(self, node: ast.Call, is_exec: bool) -> set[str]:
-        """Taints of what a call runs: exec's code, a shell's command string, `[sh, -c, X]`'s X."""
+        """Taints of what a call runs: exec's code, a shell's command string, `[sh, -c, X]`'s X. An argv
+        list (written in place or bound to a name) runs its first item: decoded data passed as an
+        argument to another program (`["claude", "-p", query]`) is not run, unless that program is an
+        interpreter or shell, which runs its arguments."""
         if not node.args:
             return set()
         first = node.args[0]
+        if isinstance(first, ast.Name) and first.id in self.argv and not is_exec:
+            first = self.argv[first.id]
         if isinstance(first, (ast.List, ast.Tuple)) and first.elts and not is_exec:
             items = [self.fold(e) for e in first.elts]
             if "-c" in items and items.index("-c") + 1 < len(first.elts):
                 return self.expr(first.elts[items.index("-c") + 1])
-            return self.expr(first.elts[0])
+            program = items[0]
+            if not isinstance(program, str) or INTERPRETERS.search(program.strip()):
+                return self.expr(first) | (self.expr(node.args[0]) if node.args[0] is not first else set())
+            shell = any(k.arg == "shell" and isinstance(k.value, ast.Constant) and k.value.value for k in node.keywords)
+            return self.expr(first) if shell else set()
         return self.expr(first)
 
     def _downloaded_files(self) -> set[str]:
