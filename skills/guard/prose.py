@@ -92,12 +92,27 @@ def quoted(line: str, start: int, end: int) -> bool:
         or ("\u201c" in before and "\u201d" in after)
 
 
+AVOID = re.compile(r"\b(avoid\w*|never (use|write|say|phrase)|(do not|don't) (use|write|say|phrase)|instead of|rather than"
+                   r"|not (like|as)|no (more )?override|anti-?patterns?|bad examples?)\b", I)
+"""A sentence that names wording only to steer away from it: "avoid override-style language ("ignore ...")"."""
+
+
+def _sentence_before(line: str, start: int) -> str:
+    cut = max(line.rfind(". ", 0, start), line.rfind("; ", 0, start), line.rfind("! ", 0, start))
+    return line[cut + 1:start]
+
+
 def injection(line: str, context: str) -> tuple[str, str] | None:
-    """(severity, message) when the line tries to override the agent, judged in its context."""
+    """(severity, message) when the line tries to override the agent, judged in its context: a phrase
+    quoted in the sentence that says to avoid it is an example of what not to write (no finding); quoted
+    or in a passage about attacks it is documentation (`caution`); otherwise `dangerous`."""
     for pattern in P.PROMPT_INJECTION:
         match = pattern.search(line)
         if match:
-            if quoted(line, match.start(), match.end()) or META.search(context_words(context + "\n" + line)):
+            is_quoted = quoted(line, match.start(), match.end())
+            if is_quoted and AVOID.search(_sentence_before(line, match.start())):
+                return None
+            if is_quoted or META.search(context_words(context + "\n" + line)):
                 return "caution", "quotes a prompt-injection phrase (documentation, not an instruction)"
             return "dangerous", "tries to override the agent's instructions"
     match = CONCEAL.search(line)
