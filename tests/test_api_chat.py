@@ -236,3 +236,33 @@ async def test_litellm_as_a_client_like_a_company_proxy(home: Path, model_server
     assert sent_messages(proxied) == [("user", "first"), ("assistant", "first answer"), ("user", "second")]
     assert "Be brief." in system_prompt(proxied) and proxied["temperature"] == 0.3
     assert sent_messages(streamed_request) == [("user", "stream")]
+
+
+async def test_hermes_events_are_sent_only_to_a_stream_that_asks_for_them(
+        home: Path, model_server: FakeModelServer) -> None:
+    from tests.fakes.model_server import tool_calls
+
+    model_server.add(tool_calls(("list_files", {"path": "."})), text("A **bold** plan."),
+                     tool_calls(("list_files", {"path": "."})), text("Plain again."))
+    body = {"model": "hermes", "stream": True, "messages": [{"role": "user", "content": "look"}]}
+    async with api_gateway(home, model_server) as (gateway, client):
+        status, _, stream = await raw(gateway, "POST", "/v1/chat/completions", body=body,
+                                      headers={"X-Hermes-Events": "tools, html"})
+        events = sse_events(stream)
+        assert status == 200
+        steps = [(e["name"], e["status"]) for e in events if e.get("object") == "hermes.tool"]
+        assert steps == [("list_files", "running"), ("list_files", "ok")]
+        assert [e["html"] for e in events if e.get("object") == "hermes.html"][-1] == \
+            "<p>A <strong>bold</strong> plan.</p>\n"
+        chunks = [ChatCompletionChunk.model_validate(e) for e in events if e.get("object") != "hermes.tool"
+                  and e.get("object") != "hermes.html"]
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "A **bold** plan."
+        # an OpenAI client that did not ask sees only chat.completion.chunk objects
+        plain = await client.chat.completions.create(model="hermes", stream=True,
+                                                     messages=[{"role": "user", "content": "again"}])
+        objects = {chunk.object async for chunk in plain}
+        assert objects == {"chat.completion.chunk"}
+        status, _, refused = await raw(gateway, "POST", "/v1/chat/completions", body=body,
+                                       headers={"X-Hermes-Events": "tools, sparkles"})
+        assert status == 400 and "unknown event kind 'sparkles'" in refused["error"]["message"]
+        assert refused["error"]["param"] == "X-Hermes-Events"

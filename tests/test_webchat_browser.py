@@ -21,7 +21,7 @@ import pytest_asyncio
 
 from tests.conftest import ROOT, model_config
 from tests.fakes.gateway_harness import TOKEN, api_section, start_gateway
-from tests.fakes.model_server import FakeModelServer, text
+from tests.fakes.model_server import FakeModelServer, text, tool_calls
 from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, browser_problem
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -154,3 +154,24 @@ async def test_markup_inside_markdown_is_shown_as_text_and_never_runs(env: Env, 
     assert await page.evaluate("() => window.pwned") is None
     assert page.errors == []
     await shot(page, "hostile")
+
+
+async def test_tool_steps_show_while_the_agent_works(env: Env, page: Any) -> None:
+    workspace_file = "notes.txt"
+    env.model.add(tool_calls(("list_files", {"path": "."})),
+                  tool_calls(("read_file", {"path": "missing.txt"})),
+                  text(f"Your workspace has **{workspace_file}**.", delay=2.0), purpose="chat")
+    await send(page, "What is in my workspace?")
+    steps = page.locator(".msg.bot").last.locator("li.step")
+    await steps.nth(1).filter(has_text="read_file").wait_for()
+    # both steps are on screen while the answer is still being written, as in the terminal
+    assert await page.evaluate("() => document.body.classList.contains('busy')")
+    assert await steps.count() == 2
+    assert (await steps.nth(0).inner_text()).startswith('⚙ list_files({"path": "."})')
+    assert await steps.nth(0).get_attribute("class") == "step is-ok"
+    assert await steps.nth(1).get_attribute("class") == "step is-error"  # no such file: the step failed
+    await shot(page, "tool-steps")
+    answer = await last_answer(page, "Your workspace has")
+    assert await answer.locator(".body strong").inner_text() == workspace_file
+    assert await answer.locator("li.step").count() == 2
+    assert "read_file" in await answer.locator("li.step").nth(1).inner_text()

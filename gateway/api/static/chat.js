@@ -1,7 +1,8 @@
 // The web chat: talks to /v1/chat/completions (streaming) with the login cookie.
-// Answers arrive as text deltas and, because we ask for them (X-Hermes-Events: html), as the answer
-// so far rendered from Markdown by the server (markdown-it with raw HTML off, then sanitized by nh3):
-// only that server-made HTML is ever put into the page as HTML; everything else is set as text.
+// Answers arrive as text deltas and, because we ask for them (X-Hermes-Events: tools, html), as the
+// agent's tool steps while they run (shown as the terminal shows them: "⚙ list_files(...)") and as the
+// answer so far rendered from Markdown by the server (markdown-it with raw HTML off, then sanitized by
+// nh3): only that server-made HTML is ever put into the page as HTML; everything else is set as text.
 "use strict";
 const log = document.getElementById("log"), text = document.getElementById("text");
 let user = localStorage.getItem("hermes-web-user");
@@ -12,6 +13,19 @@ if (!session) { session = "web-" + crypto.getRandomValues(new Uint32Array(4)).jo
 function bubble(kind, content) {
   const div = document.createElement("div"); div.className = "msg " + kind; div.textContent = content;
   log.appendChild(div); log.scrollTop = log.scrollHeight; return div;
+}
+// an answer: the tool steps (a list, empty until the agent uses a tool), then the text
+function answerBubble() {
+  const div = bubble("bot", ""), steps = document.createElement("ol"), body = document.createElement("div");
+  steps.className = "steps"; body.className = "body"; body.textContent = "…"; div.append(steps, body);
+  return {div, steps, body};
+}
+const MARKS = {running: " …", ok: " ✓", error: " ✗"};
+function showStep(steps, data) {  // one tool call: added when it starts, marked when it ends
+  let item = Array.from(steps.children).find(li => li.dataset.id === data.id);
+  if (!item) { item = document.createElement("li"); item.dataset.id = data.id; steps.appendChild(item); }
+  item.className = "step is-" + data.status;
+  item.textContent = "⚙ " + data.name + "(" + (data.arguments || "") + ")" + (MARKS[data.status] || "");
 }
 // an answer being streamed: the last rendering from the server, then the text that came after it
 function paint(out, answer) {
@@ -38,15 +52,15 @@ function watchLearning() {  // poll for a minute after each answer, while review
 }
 async function ask(message, show) {
   if (show) bubble("user", message);
-  const out = bubble("bot", "…");
+  const shown = answerBubble(), out = shown.body;
   const answer = {html: null, tail: ""};
   document.body.classList.add("busy");
   try {
     const response = await fetch("/v1/chat/completions", {method: "POST", credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-Hermes-Session-Id": session, "X-Hermes-Events": "html"},
+      headers: {"Content-Type": "application/json", "X-Hermes-Session-Id": session, "X-Hermes-Events": "tools, html"},
       body: JSON.stringify({model: "hermes", stream: true, user: user, messages: [{role: "user", content: message}]})});
     if (response.status === 401) { location.reload(); return; }
-    if (!response.ok) { out.className = "msg bot error"; out.textContent = "Error " + response.status + ": " + await response.text(); return; }
+    if (!response.ok) { shown.div.className = "msg bot error"; out.textContent = "Error " + response.status + ": " + await response.text(); return; }
     const reader = response.body.getReader(), decoder = new TextDecoder();
     let buffer = "";
     for (;;) {
@@ -58,13 +72,14 @@ async function ask(message, show) {
         const line = buffer.slice(0, cut).trim(); buffer = buffer.slice(cut + 2);
         if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
         const data = JSON.parse(line.slice(6));
-        if (data.error) { out.className = "msg bot error"; answer.html = null; answer.tail = (answer.tail ? answer.tail + "\n" : "") + data.error.message; }
+        if (data.error) { shown.div.className = "msg bot error"; answer.html = null; answer.tail = (answer.tail ? answer.tail + "\n" : "") + data.error.message; }
+        else if (data.object === "hermes.tool") { showStep(shown.steps, data); continue; }
         else if (data.object === "hermes.html") { answer.html = data.html; answer.tail = ""; }
         else if (data.choices && data.choices[0] && data.choices[0].delta.content) answer.tail += data.choices[0].delta.content;
         paint(out, answer); log.scrollTop = log.scrollHeight;
       }
     }
-  } catch (err) { out.className = "msg bot error"; out.textContent = String(err); }
+  } catch (err) { shown.div.className = "msg bot error"; out.textContent = String(err); }
   finally { document.body.classList.remove("busy"); }
   if (show) watchLearning();
 }
