@@ -59,19 +59,26 @@ HIDDEN_MARKUP = re.compile(r"<(span|div|p)\b[^>]{0,600}(display\s*:\s*none|visib
                            r"\bhidden\b|color\s*:\s*(white|#fff\b|#ffffff))[^>]{0,600}>(.{0,4000}?)</\1>", I | re.DOTALL)
 
 # ---------------------------------------------------------------- download and run
+DECODE_FLAG = r"-[a-zA-Z]*d[a-zA-Z]*|--decode|-D"
+"""base64's decode switch, also bundled with others (`-d`, `-di`, `-id`, `--decode`)."""
 SHELLS = r"(sudo\s+(-\w+\s+){0,6})?(ba|z|k|da|fi)?sh\b|iex\b|Invoke-Expression|perl\b|ruby\b|node\b|php\b|python[0-9.]*(?!\s+-m\s+json\.tool)(?!\s+-c\b)(?!\s+-m\s+\w)"
 DOWNLOAD_EXEC = [
     re.compile(r"\b(curl|wget|fetch|iwr|Invoke-WebRequest|irm)\b[^\n|]{0,600}\|\s*(" + SHELLS + r")", I),
     re.compile(r"\b(ba|z)?sh\b\s+(-\w+\s+){0,6}<\(\s*(curl|wget)\b|(source|\.)\s+<\(\s*(curl|wget)\b", I),
     re.compile(r"\b(sh|bash|zsh|python[0-9.]*|perl|ruby|node)\s+-c\s+[\"']?\$\(\s*(curl|wget)\b", I),
-    re.compile(r"\beval\s+[\"']?\$\((curl|wget|[^)\n]{0,600}base64\s+(-d|--decode|-D))", I),
-    re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^\n|]{0,600}\s(-d|--decode|-D|-a\s+-d)\b[^\n|]{0,600}\|\s*(" + SHELLS + r")", I),
+    re.compile(r"\beval\s+[\"']?\$\((curl|wget|[^)\n]{0,600}base64\s+(" + DECODE_FLAG + r"))", I),
+    re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^\n|]{0,600}\s(" + DECODE_FLAG + r"|-a\s+-d)\b[^\n|]{0,600}\|\s*(" + SHELLS + r")", I),
+    re.compile(r"\b((ba|z|k|da)?sh|python[0-9.]*|perl|ruby|node|php)\s+(-\w+\s+){0,6}-c\s+[\"']?\$\([^)\n]{0,600}(\b(base64|openssl\s+(base64|enc))\b"
+               r"[^)\n]{0,600}\s(" + DECODE_FLAG + r")\b|\bxxd\s+-r|\bgunzip\b|\bzcat\b)"
+               r"|\b(source|\.|(ba|z|k|da)?sh)\s+<\(\s*[^)\n]{0,600}\b(base64\s[^)\n]{0,100}(" + DECODE_FLAG + r")\b|xxd\s+-r)", I),
     re.compile(r"\|\s*(rev|xxd\s+-r(\s+-p)?|gunzip|zcat)\s*\|\s*(" + SHELLS + r")", I),
     re.compile(r"\b(exec|eval)\s*\(\s*(base64\.b64decode|base64\.\w+decode|codecs\.decode|zlib\.decompress|"
                r"marshal\.loads|bytes\.fromhex|bytearray\.fromhex|requests\.get|urllib|__import__|compile\(|"
                r"atob\(|Buffer\.from|[\"'][^\"']{0,600}[\"']\s*\.decode\(|\w+\.decode\()", I),
     re.compile(r"\b(exec|eval)\s*\([^\n]{0,60}(urlopen|requests\.get|\.read\(\)\.decode|b64decode|fromhex|decompress)", I),
     re.compile(r"new\s+Function\s*\(\s*(atob|Buffer\.from)|child_process[^\n]{0,80}(curl|wget)", I),
+    re.compile(r"\b(exec|execSync|execFile|execFileSync|spawn|spawnSync|runInThisContext|runInNewContext|runInContext"
+               r"|Function|eval)\s*\(\s*(atob\(|Buffer\.from\([^)\n]{0,2000}['\"](base64|hex)['\"])", I),
     re.compile(r"\bDownloadString\s*\(|\b(IEX|Invoke-Expression)\s*\(|-EncodedCommand\b|powershell[^\n]{0,600}\s-e(nc)?\s+[A-Za-z0-9+/=]{16,}", I),
     re.compile(r"\b(curl|wget)\b[^\n]{0,600}\s(-o|-O|--output)\s*\S+[^\n]{0,600}(&&|;)\s*(\./|sh\s|bash\s|python[0-9.]*\s)\S*", I),
     re.compile(r"\b(pip3?|uv pip|pipx)\s+install\b[^\n]{0,600}\s(https?://\S+\.(py|sh)\b)", I),

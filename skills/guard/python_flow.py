@@ -408,7 +408,7 @@ class _Flows:
                                                  "passes secrets to a network tool",
                                                  self.segment(node) or dotted))
             if (is_exec or is_shell) and downloaded_files and any(self._mentions(a, downloaded_files) for a in node.args):
-                result.findings.append(PyFinding(line, "download-exec", "dangerous", "runs a file it downloaded",
+                result.findings.append(PyFinding(line, "download-exec", "dangerous", "runs a file it downloaded or decoded",
                                                  self.segment(node) or dotted))
             if is_exec or is_shell:
                 for arg in node.args[:1]:
@@ -456,8 +456,12 @@ class _Flows:
                 if name == "urlretrieve" and len(node.args) >= 2:
                     files |= self._refs(node.args[1])
                 if name in ("write", "write_bytes", "write_text") and node.args and isinstance(node.func, ast.Attribute) \
-                        and self.expr(node.args[0]) & {"fetched"}:
+                        and self.expr(node.args[0]) & {"fetched", "decoded"}:
                     files |= self._refs(node.func.value)
+                    receiver = node.func.value
+                    if isinstance(receiver, ast.Call) and receiver.args and _dotted(receiver.func).split(".")[-1] in (
+                            "open", "Path", "fdopen", "NamedTemporaryFile"):
+                        files |= self._refs(receiver.args[0])  # open("/tmp/x.sh", "w").write(decoded)
                     target = self.parents.get(node)
                     while target is not None and not isinstance(target, ast.With):
                         target = self.parents.get(target)

@@ -24,9 +24,10 @@ ESCAPE_ARG = re.compile(r"\$'((?:[^'\\]|\\.)*)'|\b(?:printf|echo\s+-[a-zA-Z]*e[a
                         r"|\bprintf\s+([^\s'\"|;&]{0,600}\\[^\s|;&]{0,600})")
 ESCAPES = re.compile(r"\\x[0-9A-Fa-f]{1,2}|\\u[0-9A-Fa-f]{4}|\\0?[0-7]{1,3}")
 B64_LITERAL = re.compile(r"\b(?:echo|printf)\s+(?:-\w+\s+){0,6}['\"]?([A-Za-z0-9+/=]{8,})['\"]?\s*\|\s*(?:base64|openssl\s+(?:base64|enc))"
-                         r"\b[^|]{0,600}\s(?:-d|--decode|-D)\b|\bbase64\s+(?:-d|--decode|-D)\s+<<<\s*['\"]?([A-Za-z0-9+/=]{8,})")
+                         r"\b[^|]{0,600}\s(?:-[a-zA-Z]*d[a-zA-Z]*|--decode|-D)\b|\bbase64\s+(?:-[a-zA-Z]*d[a-zA-Z]*|--decode|-D)\s+<<<\s*['\"]?"
+                         r"([A-Za-z0-9+/=]{8,})")
 FETCH = re.compile(r"\b(curl|wget|iwr|Invoke-WebRequest|irm)\b", re.IGNORECASE)
-DECODE = re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^|;&]{0,600}\s(-d|--decode|-D)\b|\bxxd\s+-r|\bgunzip\b|\bzcat\b", re.IGNORECASE)
+DECODE = re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^|;&]{0,600}\s(-[a-zA-Z]*d[a-zA-Z]*|--decode|-D)\b|\bxxd\s+-r|\bgunzip\b|\bzcat\b", re.IGNORECASE)
 OUTPUT_FILE = re.compile(r"(?:>|\s-o|\s-O|--output(?:-document)?=?|\s-out)\s*['\"]?([^\s'\";|&)]+)")
 RUNNERS = r"(?:sudo\s+)?(?:ba|z|da|k)?sh|source|\.|python[0-9.]*|perl|ruby|node|php"
 MKTEMP = "\x00mktemp\x00"
