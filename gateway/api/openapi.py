@@ -24,6 +24,12 @@ FORM = "application/x-www-form-urlencoded"
 SESSION_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
 
 
+def _events(what: str) -> Schema:
+    """One server-sent event (OpenAPI 3.1: the schema of a text/event-stream describes each event)."""
+    return {"type": "object", "required": ["data"], "properties": {
+        "event": {"type": "string"}, "data": {"type": "string", "description": what}}}
+
+
 def _json(schema: Schema, description: str) -> Schema:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
@@ -115,13 +121,15 @@ def _api_paths() -> dict[str, Schema]:
         "/v1/chat/completions": {"post": _op(
             "Run a turn of the agent on the client's conversation (OpenAI's chat completions)",
             {"200": {"description": "the answer; with stream: true, server-sent chat.completion.chunk events",
-                     "content": {JSON: {"schema": ref("ChatCompletion")}, SSE: {"schema": {"type": "string"}}}},
+                     "content": {JSON: {"schema": ref("ChatCompletion")},
+                                 SSE: {"schema": _events("a chat.completion.chunk as JSON; the last is [DONE]")}}},
              **turn_errors}, tag="openai", op_id="createChatCompletion", body=_json_body("ChatCompletionRequest"),
             parameters=[SESSION_HEADER, EVENTS_HEADER])},
         "/v1/responses": {"post": _op(
             "Run a turn of the agent (OpenAI's Responses API); stored unless store is false",
             {"200": {"description": "the response; with stream: true, server-sent response.* events",
-                     "content": {JSON: {"schema": ref("Response")}, SSE: {"schema": {"type": "string"}}}},
+                     "content": {JSON: {"schema": ref("Response")},
+                                 SSE: {"schema": _events("the event as JSON; `event` names its type")}}},
              **turn_errors}, tag="openai", op_id="createResponse", body=_json_body("ResponsesRequest"))},
         "/v1/responses/{response_id}": {"get": _op(
             "A stored response of this token", {"200": _json(ref("Response"), "the response")}, tag="openai",
@@ -163,7 +171,7 @@ def _ops_paths() -> dict[str, Schema]:
                                  "headers": {"Retry-After": {"schema": {"type": "string"}}},
                                  "content": {"text/plain": {"schema": {"type": "string"}}}}},
                         tag="web", public=True, op_id="login",
-                        body=_form({"token": "the API token", "next": "where to go after (a path here)"}))},
+                        body=_form({"token": "the API token", "next": "where to go after (a path here)"}, ("token",)))},
         "/logout": {"post": _op("Log out (ends the session)", {"303": _redirect("to /")}, tag="web", op_id="logout")},
     }
 
@@ -184,7 +192,8 @@ def _dashboard_paths() -> dict[str, Schema]:
             "The dashboard's style sheet and scripts",
             {"200": {"description": "the file", "content": {"text/css": {"schema": {"type": "string"}},
                                                              "application/javascript": {"schema": {"type": "string"}}}},
-             "403": _error("not a file of the folder")},
+             "403": _error("not a file of the folder"),
+             "404": {"description": "no such file (an empty body)"}},
             tag="dashboard", op_id="dashboardStatic", parameters=[_path_param("filename")])},
         "/sessions": page("Sessions", "dashboardSessions"),
         "/sessions/{id}": page("One session's messages and tool calls", "dashboardSession", _path_param("id")),
@@ -218,7 +227,7 @@ def _dashboard_paths() -> dict[str, Schema]:
         {"200": {"description": "the page, or the log", "content": {HTML: {"schema": {"type": "string"}},
                                                                     JSON: {"schema": ref("LearningLog")}}}},
         tag="dashboard", op_id="learningLog", parameters=[
-            _query("limit", "entries, 1 to 1000 (JSON)", {"type": "string", "pattern": "^[0-9]{1,4}$"}),
+            _query("limit", "entries, 1 to 1000 (JSON; a 400 names a bad one)"),
             TEAM, _query("session", "one session's entries (JSON)"), _query("user", "an API user's (JSON)"),
             _query("after", "only entries after this id (JSON)")])}
     return paths

@@ -20,18 +20,17 @@ def ref(name: str) -> Schema:
 
 
 NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+IMAGE_URL: Schema = {"type": "string", "pattern": "^(https?://|data:image/)",
+                     "description": "an http(s) URL or a data:image/... URL"}
 TEXT_PART: Schema = {"type": "object", "required": ["type", "text"],
                      "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}
 IMAGE_PART: Schema = {
     "type": "object", "required": ["type", "image_url"],
     "properties": {"type": {"const": "image_url"}, "image_url": {"oneOf": [
-        {"type": "string", "description": "an http(s) URL or a data:image/... URL"},
-        {"type": "object", "required": ["url"],
-         "properties": {"url": {"type": "string"}, "detail": {"type": "string"}}}]}},
-    "description": "user messages only"}
+        IMAGE_URL, {"type": "object", "required": ["url"], "properties": {"url": IMAGE_URL,
+                                                                         "detail": {"type": "string"}}}]}}}
 REFUSAL_PART: Schema = {"type": "object", "required": ["type", "refusal"],
-                        "properties": {"type": {"const": "refusal"}, "refusal": {"type": "string"}},
-                        "description": "assistant messages only"}
+                        "properties": {"type": {"const": "refusal"}, "refusal": {"type": "string"}}}
 SAMPLING: dict[str, Schema] = {
     "model": {"type": "string", "description": "`hermes` (the default), `hermes-agent`, or a model GET /v1/models "
                                                "lists"},
@@ -62,13 +61,19 @@ SCHEMAS: dict[str, Schema] = {
     "ModelList": {"type": "object", "required": ["object", "data"],
                   "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": ref("Model")}}},
     "ChatMessage": {
-        "type": "object", "required": ["role"],
-        "properties": {
-            "role": {"enum": ["system", "developer", "user", "assistant"]},
-            "content": {"oneOf": [{"type": "string"}, {"type": "null", "description": "assistant messages only"},
-                                  {"type": "array", "items": {"oneOf": [TEXT_PART, IMAGE_PART, REFUSAL_PART]}}]},
-            "name": {"type": "string"}},
-        "description": "system and developer messages are text; tool messages and tool calls are refused"},
+        "oneOf": [
+            {"type": "object", "required": ["role", "content"], "properties": {
+                "role": {"enum": ["system", "developer"]}, "content": {"type": "string"}, "name": {"type": "string"}},
+             "description": "the client's instructions, added after the agent's own system prompt"},
+            {"type": "object", "required": ["role", "content"], "properties": {
+                "role": {"const": "user"}, "name": {"type": "string"},
+                "content": {"oneOf": [{"type": "string"},
+                                      {"type": "array", "items": {"oneOf": [TEXT_PART, IMAGE_PART]}}]}}},
+            {"type": "object", "required": ["role"], "properties": {
+                "role": {"const": "assistant"}, "name": {"type": "string"},
+                "content": {"oneOf": [{"type": "string"}, {"type": "null"},
+                                      {"type": "array", "items": {"oneOf": [TEXT_PART, REFUSAL_PART]}}]}}}],
+        "description": "tool messages and tool calls are refused (client-side tools are not supported)"},
     "ChatCompletionRequest": {
         "type": "object", "required": ["messages"],
         "properties": {
