@@ -10,6 +10,13 @@ fit is refused with a message saying how full the file is, so the agent consolid
 remove entries); nothing is ever truncated silently. Text that looks like a secret is refused.
 Writes are atomic (temporary file + `os.replace`) and serialised per file, within this process by
 an asyncio lock and across processes by an `flock` on a lock file next to it.
+
+With a `MemoryVersionStore` (`versions=`, the gateway's database) the store holds each file and
+every change to it, and a write is a compare-and-set instead of a file lock: the writer reads the
+file's version, works the change out on its text and commits it only if the version is unchanged
+(else it reads the new text and works it out again), writing the file inside the store's
+transaction. A person's edit of the file is picked up first (a version of its own, "file"); a
+stale copy (an older version, as on a second home sharing the store) is rewritten from the store.
 """
 
 from __future__ import annotations
@@ -19,20 +26,22 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import quote
 
 from agent.redact import Redactor
 from skills.paths import safe_join
+from skills.versions import VersionConflict, text_digest
 
 Target = Literal["memory", "user"]
 MEMORY_FILE = "MEMORY.md"
 USER_FILE = "USER.md"
 ENTRY = re.compile(r"^- (\d{4}-\d{2}-\d{2}) (.*)$")
 DEFAULT_PLATFORM = "local"
+MAX_ATTEMPTS = 60
 
 
 class MemoryOpError(Exception):
@@ -63,6 +72,22 @@ class StoredMemory:
     version: int = 0
     content: str | None = None
     digest: str = ""
+
+
+class MemoryVersionStore(Protocol):
+    """The memory files in a database (the gateway's store implements it); keys are the files'
+    paths under HERMES_HOME."""
+
+    async def memory_state(self, key: str) -> StoredMemory: ...
+
+    async def memory_commit(self, key: str, expected: int, content: str | None, *, action: str,
+                            origin: str = "", apply: Callable[[], Awaitable[None]] | None = None) -> int:
+        """Store `content` if the file's version is `expected` (else VersionConflict); the new version."""
+        ...
+
+    async def memory_known(self, key: str, digest: str) -> bool:
+        """Whether some version of the file had `digest` (a stale copy rather than a person's edit)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -131,6 +156,7 @@ class MemoryStore:
     memory_chars: int = 2_200
     user_chars: int = 1_400
     redactor: Redactor = field(default_factory=Redactor.from_environ)
+    versions: MemoryVersionStore | None = None
     _locks: dict[Path, asyncio.Lock] = field(default_factory=dict, repr=False)
 
     # -- paths ----------------------------------------------------------------------------------
@@ -226,9 +252,73 @@ class MemoryStore:
         path = self.path_for(target, scope)
         limit = self.limit_for(target)
         lock = self._locks.setdefault(path, asyncio.Lock())
-        async with lock:
-            before, after = await asyncio.to_thread(_locked_update, path, change, limit)
+        async with lock:  # with a store this only queues this process's writers; the store decides
+            if self.versions is None:
+                before, after = await asyncio.to_thread(_locked_update, path, change, limit)
+            else:
+                before, after = await self._committed_update(path, action, change, limit)
         return Change(target, action, str(path), before, after)
+
+    def key_of(self, path: Path) -> str:
+        """The store's key of a memory file: its path under HERMES_HOME."""
+        return path.relative_to(self.root.resolve()).as_posix()
+
+    async def _committed_update(self, path: Path, action: str, change: EntryChange,
+                                limit: int) -> tuple[str | None, str]:
+        assert self.versions is not None
+        key = self.key_of(path)
+        for _ in range(MAX_ATTEMPTS):
+            stored = await self._in_step(path, key)
+            entries = parse_entries(stored.content or "")
+            after = render_entries(change(entries))
+            if len(after) > limit:
+                raise _full(path, stored.content, entries, after, limit)
+            try:
+                await self.versions.memory_commit(key, stored.version, after, action=action, origin="memory",
+                                                  apply=_writer(path, after))
+            except VersionConflict:
+                continue
+            return stored.content, after
+        raise MemoryOpError(f"{path.name} is being changed by others all the time; try again")
+
+    async def _in_step(self, path: Path, key: str) -> StoredMemory:
+        """The file as the store holds it, once a person's edit of the file (or a file made before
+        the store) is a version of its own; a stale copy is left for the next commit to rewrite."""
+        assert self.versions is not None
+        for _ in range(MAX_ATTEMPTS):
+            stored = await self.versions.memory_state(key)
+            disk = await asyncio.to_thread(_read_or_none, path)
+            if disk is None or text_digest(disk) == stored.digest:
+                return stored  # in step, or the file is missing: the commit writes it
+            if stored.version and await self.versions.memory_known(key, text_digest(disk)):
+                return stored  # an older version: stale, rewritten by the commit
+            try:
+                await self.versions.memory_commit(key, stored.version, disk, action="file" if stored.version
+                                                  else "import", origin="file")
+            except VersionConflict:
+                continue
+        raise MemoryOpError(f"{path.name} is being changed by others all the time; try again")
+
+    async def sync_store(self) -> int:
+        """Take every memory file under the home into the store (at start): files made before the
+        store, or edited while the gateway was down, become versions. Returns how many."""
+        if self.versions is None:
+            return 0
+        paths = await asyncio.to_thread(self._memory_files)
+        changed = 0
+        for path in paths:
+            key = self.key_of(path)
+            async with self._locks.setdefault(path, asyncio.Lock()):
+                before = (await self.versions.memory_state(key)).version
+                changed += (await self._in_step(path, key)).version != before
+        return changed
+
+    def _memory_files(self) -> list[Path]:
+        root = self.root.resolve()
+        found = [p for p in [root / "memories" / MEMORY_FILE] if p.is_file()]
+        found += sorted((root / "teams").glob(f"*/memories/{MEMORY_FILE}"))
+        found += sorted((root / "memories" / "users").glob(f"*/*/{USER_FILE}"))
+        return [p for p in found if p.is_file() and not p.is_symlink()]
 
 
 def _today() -> str:
@@ -257,6 +347,35 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _full(path: Path, before: str | None, entries: list[Entry], after: str, limit: int) -> MemoryFull:
+    used = len(before or "")
+    return MemoryFull(
+        f"{path.name} is full: {used} of {limit} characters used, and this change would make it "
+        f"{len(after)}. Nothing was written. Consolidate first: merge related entries with "
+        f"'replace', shorten long ones, or 'remove' stale ones, then try again. Current entries:\n"
+        + (render_entries(entries).rstrip() or "(empty)"))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{id(text)}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _writer(path: Path, text: str) -> Callable[[], Awaitable[None]]:
+    async def write() -> None:
+        await asyncio.to_thread(_write_atomic, path, text)
+    return write
+
+
 def _locked_update(path: Path, change: EntryChange, limit: int) -> tuple[str | None, str]:
     """Read, change and atomically rewrite `path` under an exclusive flock (runs in a thread)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -269,15 +388,8 @@ def _locked_update(path: Path, change: EntryChange, limit: int) -> tuple[str | N
             updated = change(entries)
             after = render_entries(updated)
             if len(after) > limit:
-                used = len(before or "")
-                raise MemoryFull(
-                    f"{path.name} is full: {used} of {limit} characters used, and this change would make it "
-                    f"{len(after)}. Nothing was written. Consolidate first: merge related entries with "
-                    f"'replace', shorten long ones, or 'remove' stale ones, then try again. Current entries:\n"
-                    + (render_entries(entries).rstrip() or "(empty)"))
-            temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            temporary.write_text(after, encoding="utf-8")
-            os.replace(temporary, path)
+                raise _full(path, before, entries, after, limit)
+            _write_atomic(path, after)
             return before, after
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)

@@ -47,7 +47,7 @@ from agent.checkpoint import (
 from agent.events import Event, MessageAdded, ToolFinished, ToolStarted
 from agent.llm import LLMClient
 from agent.loop import Conversation, TurnResult
-from agent.memory import MemoryStore, Scope
+from agent.memory import MemoryOpError, MemoryStore, Scope
 from agent.prompt import PromptContext
 from agent.redact import Redactor
 from agent.speakers import speakers_in
@@ -620,7 +620,12 @@ async def install_learning(runtime: Any) -> LearningLoop:
         return existing
     redactor = Redactor.from_environ()
     memory = MemoryStore(runtime.home.root, runtime.config.memory.memory_chars, runtime.config.memory.user_chars,
-                         redactor)
+                         redactor, versions=runtime.store)
+    try:
+        if await memory.sync_store():
+            log.info("memory files taken into the store")
+    except (OSError, MemoryOpError) as exc:
+        log.warning("could not bring the memory files in step with the store: %s", exc)
     learning_log = LearningLog(runtime.store, redactor)
     loop = LearningLoop(runtime, memory, learning_log, redactor)
 

@@ -1,7 +1,8 @@
 """The skill library with the store as its source of truth, on both engines: every write is a
 compare-and-set, so two store clients patching one skill at once lose nothing; the files under
 the library root stay equal to the store; a person's edit of a file is picked up (and makes the
-skill protected); a library made before the store is adopted with its history."""
+skill protected); a library made before the store is adopted with its history. Memory files
+likewise."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.memory import MemoryStore, Scope
+from agent.redact import Redactor
 from gateway.store import StateStore, open_store
 from skills.library import SkillLibrary, SkillRefused, WritePolicy
 
@@ -155,3 +158,49 @@ async def test_a_second_home_on_the_same_store_gets_the_skills_and_refreshes_a_s
     assert await here.sync_store() == 1  # a's copy was one version behind: refreshed at a's next start
     await files_equal_store(here, "shared")
     assert [e.action for e in await here.history_of("shared")] == ["create", "patch", "patch"]
+
+
+# ---------------------------------------------------------------- memory
+
+
+def memory(home: Path, store: StateStore, chars: int = 20_000) -> MemoryStore:
+    return MemoryStore(home, chars, chars, Redactor.from_environ({}), versions=store)
+
+
+async def test_two_store_clients_adding_memory_at_once_lose_no_entry(
+        stores: tuple[StateStore, StateStore], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first, second = memory(home, stores[0]), memory(home, stores[1])
+    scope = Scope("sales", "slack", "U1")
+
+    async def writer(mem: MemoryStore, who: str) -> None:
+        for n in range(30):
+            await mem.add("memory", scope, f"note {who}{n}")
+            await mem.add("user", scope, f"likes {who}{n}")
+
+    await asyncio.gather(writer(first, "a"), writer(second, "b"))
+    for target, word in (("memory", "note"), ("user", "likes")):
+        path = first.path_for(target, scope)  # type: ignore[arg-type]
+        texts = [e.text for e in await second.entries(target, scope)]  # type: ignore[arg-type]
+        for who in "ab":
+            assert [t for t in texts if t.startswith(f"{word} {who}")] == [f"{word} {who}{n}" for n in range(30)]
+        state = await stores[1].memory_state(first.key_of(path))
+        assert state.version == 60 and state.content == path.read_text(encoding="utf-8")
+
+
+async def test_a_persons_edit_of_a_memory_file_is_kept_and_a_home_from_before_is_taken_in(
+        stores: tuple[StateStore, StateStore], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "memories").mkdir(parents=True)
+    (home / "memories" / "MEMORY.md").write_text("- 2025-01-01 Deploys go through CI only\n", encoding="utf-8")
+    mem = memory(home, stores[0])
+    assert await mem.sync_store() == 1
+    await mem.add("memory", Scope(), "Staging is at staging.example.test")
+    path = mem.memory_path()
+    path.write_text(path.read_text(encoding="utf-8") + "- Ask Dana before a release\n", encoding="utf-8")
+    change = await memory(home, stores[1]).remove("memory", Scope(), "Deploys go through CI")
+    assert change.before is not None and "Ask Dana" in change.before
+    text = path.read_text(encoding="utf-8")
+    assert "Ask Dana before a release" in text and "staging.example.test" in text and "CI only" not in text
+    assert [v[1] for v in await stores[0].memory_versions("memories/MEMORY.md")] == ["import", "add", "file", "remove"]
+    assert (await stores[0].memory_state("memories/MEMORY.md")).content == text

@@ -123,7 +123,8 @@ def approve(proposal_id: int, by: str, config_path: Path | None) -> None:
             from agent.memory import MemoryStore
             from gateway.learning_log import apply_memory_proposal
 
-            memory = MemoryStore(home.root, config.memory.memory_chars, config.memory.user_chars)
+            memory = MemoryStore(home.root, config.memory.memory_chars, config.memory.user_chars,
+                                 versions=log.store)
             return await apply_memory_proposal(log, memory, proposal_id, Decider("cli", name=by))
         library = await SkillLibraries(home, config.skills, store=log.store).get(proposal.team) \
             if proposal is not None else None
