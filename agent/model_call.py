@@ -22,8 +22,8 @@ from agent.provider_errors import diagnose
 
 DeltaCallback = Callable[[str], Awaitable[None]]
 FailureKind = Literal["context_overflow", "retryable", "fatal"]
-Purpose = Literal["chat", "checkpoint", "compress", "cron", "batch", "delegate"]
-PURPOSES: tuple[str, ...] = ("chat", "checkpoint", "compress", "cron", "batch", "delegate")
+Purpose = Literal["chat", "checkpoint", "compress", "cron", "batch", "delegate", "probe"]
+PURPOSES: tuple[str, ...] = ("chat", "checkpoint", "compress", "cron", "batch", "delegate", "probe")
 PURPOSE_HEADER = "X-Hermes-Purpose"
 MAX_RETRY_AFTER = 60.0
 # sampling parameters a caller (the OpenAI-compatible API) may set for a turn; nothing else of

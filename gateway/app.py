@@ -47,6 +47,7 @@ from gateway.inbox import Pending as PendingMessage
 from gateway.logging_setup import log_context
 from gateway.maintenance import maintenance_loop
 from gateway.metrics import Metrics
+from gateway.model_check import ModelCheck, check_model
 from gateway.pairing import Pairing
 from gateway.routing import Router
 from gateway.runtime import Runtime
@@ -102,6 +103,7 @@ class Gateway:
         self._stop_begun = False
         self._recovered = asyncio.Event()   # set once the rows of an earlier process are queued
         self.url = ""
+        self.model_check = ModelCheck("unchecked", config.model.name)
 
     # -- start -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -345,6 +347,14 @@ class Gateway:
         else:
             log.info("learned (session %s on %s): %s", session.id, session.platform or "?", text)
 
+    async def check_model(self) -> ModelCheck:
+        """Probe the configured model once (one tiny call); the result is kept for /healthz."""
+        client = self.runtime.llm if self.runtime is not None and self.runtime.model_pool is not None else None
+        self.model_check = await check_model(self.config.model, client=client)
+        if not self.model_check.ok:
+            log.warning("model check: %s", self.model_check.line())
+        return self.model_check
+
     def health(self) -> dict[str, Any]:
         adapters = {name: {"connected": a.status.connected, "last_error": a.status.last_error,
                            "reconnects": a.status.reconnects} for name, a in self.adapters.items()}
@@ -352,7 +362,10 @@ class Gateway:
             "status": "stopping" if self._stopping else "ok",
             "model": self.config.model.name or None,
             "adapters": adapters,
-            "busy_sessions": len(self.dispatcher._slots) if hasattr(self, "dispatcher") else 0}
+            "busy_sessions": len(self.dispatcher._slots) if hasattr(self, "dispatcher") else 0,
+            "model_check": self.model_check.as_dict()}
+        if self.model_check.state == "failed":  # still 200: a restart would not fix a configuration problem
+            report["problems"] = [f"model: {self.model_check.line()}"]
         pool = self.runtime.model_pool if self.runtime is not None else None
         if pool is not None:
             workers = pool.status()

@@ -12,6 +12,7 @@ import asyncio
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import openai
@@ -93,3 +94,69 @@ async def test_a_port_in_use_names_the_setting_to_change(home: Path, model_serve
     assert code == 1
     assert f"127.0.0.1:{port}" in err and "already in use" in err and "[api] port" in err, err
     assert "Errno" not in err and "Traceback" not in err
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def _banner_and_health(home: Path, port: int) -> tuple[str, dict]:
+    """Start `hermes gateway`, read its banner (and the model check's line when it came after the
+    banner, on a slow machine), ask /healthz once the check is done, stop it with SIGTERM."""
+    import json
+    import signal
+    import urllib.request
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "gateway", env={**os.environ, "HERMES_HOME": str(home)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    lines: list[str] = []
+
+    async def read_until(stream: asyncio.StreamReader, done: Callable[[str], bool]) -> None:
+        while True:
+            line = (await asyncio.wait_for(stream.readline(), 60)).decode().rstrip("\n")
+            assert line or not stream.at_eof(), "the gateway ended early:\n" + "\n".join(lines)
+            lines.append(line)
+            if done(line):
+                return
+
+    async def health() -> dict:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+        return json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=10).read()))
+
+    try:
+        await read_until(process.stdout, lambda line: line.startswith("Stop with Ctrl-C"))
+        if "still checking" in "\n".join(lines):
+            report = await health()
+            assert report["model_check"]["state"] == "unchecked"
+            late = asyncio.create_task(read_until(process.stdout, lambda line: "model check:" in line))
+            also = asyncio.create_task(read_until(process.stderr, lambda line: "hermes: model check:" in line))
+            await asyncio.wait({late, also}, return_when=asyncio.FIRST_COMPLETED, timeout=60)
+            late.cancel()
+            also.cancel()
+        return "\n".join(lines), await health()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+
+
+async def test_the_gateway_checks_the_model_at_start_and_says_so_in_the_banner_and_healthz(
+        home: Path, model_server: FakeModelServer) -> None:
+    port = _free_port()
+    model_server.add(fault(401), purpose="probe")
+    write_config(home, model_config(model_server) + api_section(port=port))
+    banner, health = await _banner_and_health(home, port)
+    assert ("openai/fake-model: DID NOT ANSWER" in banner or "model check: openai/fake-model did not answer" in banner) \
+        and "api_key" in banner, banner
+    assert health["model_check"]["state"] == "failed" and health["model_check"]["permanent"] is True
+    assert health["problems"][0].startswith("model: openai/fake-model did not answer")
+    assert len(model_server.probes) == 1 and model_server.requests == []  # one probe, no chat traffic
+
+    banner, health = await _banner_and_health(home, port)  # the key works now
+    assert "Model:      openai/fake-model (answered)" in banner or "model check: openai/fake-model answered" in banner, \
+        banner
+    assert health["model_check"]["state"] == "ok" and "problems" not in health

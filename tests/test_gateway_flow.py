@@ -90,7 +90,7 @@ async def test_unknown_user_gets_a_pairing_code_then_answers_after_approval(
         code, out, _ = await hermes("pairing", "list", "--json", home=home)
         assert [(g["user_id"], g["status"]) for g in json.loads(out)] == [("stranger", "approved")]
         code, out, err = await hermes("pairing", "approve", "NOPE1234", home=home)
-        assert code != 0 and "no pending pairing code" in err
+        assert code != 0 and "no pending pairing code" in err and f"searched HERMES_HOME={home}" in err, err
         code, out, err = await hermes("pairing", "revoke", "telegram:stranger", home=home)
         assert code == 0 and "Revoked telegram:stranger" in out
         await tg.inject("still there?", user="stranger")

@@ -44,19 +44,10 @@ def _human(size: float) -> str:
 
 
 async def _check_model(config: object) -> Check:
-    from agent.llm import LLMClient, LLMError
+    from gateway.model_check import check_model
 
-    model = config.model  # type: ignore[attr-defined]
-    if not model.name:
-        return Check("model", False, "no model configured",
-                     'set [model] name = "openai/gpt-4o-mini" (any LiteLLM model string) in config.toml')
-    probe = model.model_copy(update={"max_retries": 0, "timeout": 20.0, "fallbacks": [], "stream": False})
-    try:
-        response = await LLMClient(probe).complete([{"role": "user", "content": "Reply with: ok"}], None)
-    except LLMError as exc:
-        return Check("model", False, f"{model.name} did not answer: {str(exc).splitlines()[-1].strip()[:300]}",
-                     "check [model] api_base/api_key or the provider's environment variable (e.g. OPENAI_API_KEY)")
-    return Check("model", True, f"{model.name} answered ({response.prompt_tokens + response.completion_tokens} tokens)")
+    result = await check_model(config.model)  # type: ignore[attr-defined]
+    return Check("model", result.ok, result.summary, result.fix)
 
 
 async def _doctor(config_path: Path | None, skip_model: bool) -> list[Check]:

@@ -16,6 +16,10 @@ from gateway.cli.common import config_option, fail, load
 from gateway.service_install import install_service
 
 
+BANNER_WAIT = 10.0
+"""Seconds the start banner waits for the model's first answer before printing without it."""
+
+
 def _banner(gateway: object) -> str:
     from gateway.app import Gateway
 
@@ -36,8 +40,16 @@ def _banner(gateway: object) -> str:
     platforms = ", ".join(gateway.adapters) or "none enabled"
     lines.append(f"  Platforms:  {platforms}")
     model = gateway.config.model.name
-    lines.append(f"  Model:      {model}" if model else
-                 "  Model:      not configured: set [model] name in config.toml (the web chat says how)")
+    check = gateway.model_check
+    if not model:
+        lines.append("  Model:      not configured: set [model] name in config.toml (the web chat says how)")
+    elif check.state == "ok":
+        lines.append(f"  Model:      {model} (answered)")
+    elif check.state == "failed":
+        lines.append(f"  Model:      {model}: DID NOT ANSWER: {check.detail}")
+        lines.append(f"              {check.fix}; chats hear it is a setup problem until it is fixed")
+    else:
+        lines.append(f"  Model:      {model} (still checking; the result follows here and in /healthz)")
     lines.append("Stop with Ctrl-C or SIGTERM.")
     return "\n".join(lines)
 
@@ -127,14 +139,34 @@ async def _run(config: Any, home: Any, config_path: Path | None, grace: float, g
     install_sighup(loop, gateway, config_path)  # SIGHUP: reload the configuration
     if generated is not None:
         gateway.token = generated  # type: ignore[assignment]
+    warm_up = asyncio.create_task(_warm_up(gateway), name="warm-up")
+    checked = asyncio.create_task(_check_model_after(warm_up, gateway), name="model-check")
+    await asyncio.wait({checked}, timeout=BANNER_WAIT)  # a refused key is in the banner, not the first chat
     click.echo(_banner(gateway))
     sys.stdout.flush()
-    warm_up = asyncio.create_task(_warm_up(gateway), name="warm-up")
+    if not checked.done():
+        checked.add_done_callback(_print_late_check)
     await stop.wait()
+    checked.cancel()
     warm_up.cancel()
     await gateway.stop()
     click.echo("hermes: gateway stopped.", err=True)
     return 0
+
+
+async def _check_model_after(warm_up: asyncio.Task[None], gateway: Any) -> Any:
+    """The model probe, once LiteLLM is imported (off the event loop) by the warm-up."""
+    await asyncio.wait({warm_up}, timeout=BANNER_WAIT)
+    if gateway.config.model.name:
+        return await gateway.check_model()
+    return None
+
+
+def _print_late_check(task: asyncio.Task[Any]) -> None:
+    if task.cancelled() or task.exception() is not None or task.result() is None:
+        return
+    check = task.result()
+    click.echo(f"hermes: model check: {check.line()}", err=not check.ok)
 
 
 async def _warm_up(gateway: Any) -> None:

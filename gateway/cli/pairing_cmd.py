@@ -20,9 +20,11 @@ def _with_pairing(config_path: Path | None, work: Callable[[Any], Awaitable[T]])
     from gateway.store import open_configured_store
 
     config, home = load(config_path)
+    where: list[str] = []
 
     async def run() -> T:
         store = await open_configured_store(config, home)
+        where.append(store.describe())
         try:
             return await work(Pairing(store))
         finally:
@@ -31,7 +33,9 @@ def _with_pairing(config_path: Path | None, work: Callable[[Any], Awaitable[T]])
     try:
         return asyncio.run(run())
     except PairingError as exc:
-        fail(str(exc))
+        # name the home searched: a code from another HERMES_HOME (or --config) is the usual cause
+        searched = f"HERMES_HOME={home.root}" + (f", store {where[0]}" if where else "")
+        fail(f"{exc}; searched {searched}")
 
 
 def _when(timestamp: float) -> str:

@@ -4,7 +4,9 @@ The real LiteLLM talks to it over a socket (`model="openai/<name>"`, `api_base=s
 Each request pops the next reply from the script of its `X-Hermes-Purpose` (`add(...,
 purpose="checkpoint")`), else of the requested model, else the shared script; when a script is
 empty the server answers `default_text`. Every request body is recorded in `requests` (and its
-purpose header in `purposes`, same order) so tests can assert on what the agent sent.
+purpose header in `purposes`, same order) so tests can assert on what the agent sent, except
+the gateway's start-up model check (`X-Hermes-Purpose: probe`), which is recorded in `probes`
+and answered from the "probe" script (else `default_text`), never from the shared one.
 
 A reply is one of:
 - `text("...")`, `tool_calls(("name", {...}), ...)`: an assistant message;
@@ -102,6 +104,7 @@ class FakeModelServer:
         self.by_purpose: dict[str, deque[ReplySource]] = {}
         self.requests: list[dict[str, Any]] = []
         self.purposes: list[str] = []
+        self.probes: list[dict[str, Any]] = []
         self.latency = 0.0
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -174,9 +177,15 @@ class FakeModelServer:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         purpose = request.headers.get("X-Hermes-Purpose", "")
-        self.requests.append(body)
-        self.purposes.append(purpose)
-        reply = self._next(body, purpose)
+        if purpose == "probe":
+            self.probes.append(body)
+            queue = self.by_purpose.get("probe")
+            popped = queue.popleft() if queue else Reply(content=self.default_text)
+            reply = popped(body) if callable(popped) else popped
+        else:
+            self.requests.append(body)
+            self.purposes.append(purpose)
+            reply = self._next(body, purpose)
         delay = reply.delay + self.latency
         if delay:
             await asyncio.sleep(delay)
