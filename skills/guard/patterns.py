@@ -16,12 +16,13 @@ SENSITIVE_FILE = re.compile(
 ENV_DUMP = re.compile(
     r"(^|[|;&(`$\s])(printenv|env|set|export -p)\s*(\||>|$|\)|`|;)"
     r"|os\.environ(?!\s*(\.get\b|\[|\.setdefault|\.pop))|process\.env(?!\s*\.\w|\s*\[)"
+    r"|process\s*\[\s*['\"`]env['\"`]\s*\](?!\s*\.\w|\s*\[)|\b(Deno\.env\.toObject|Bun\.env)\b(?!\s*\.\w)"
     r"|/proc/(self|\d+|\$\$)/environ|Get-ChildItem\s+env:|\bENV\.to_h\b",
     I)
 SECRET_VAR = r"\$\{?[A-Z0-9_]*(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)[A-Z0-9_]*\}?"
 NETWORK = re.compile(
     r"\b(curl|wget|nc|ncat|netcat|socat|scp|sftp|ftp|telnet|sendmail)\b|/dev/(tcp|udp)/"
-    r"|requests\.(post|put|patch|get)|\burlopen\b|urllib\.request|http\.client|httpx\.|aiohttp\."
+    r"|requests\.(post|put|patch|get)|\burlopen\b|urllib\.request|http\.client|httpx\.|aiohttp\.|\bhttps?\.(request|get)\s*\("
     r"|\bfetch\(|XMLHttpRequest|\baxios\b|Invoke-WebRequest|Invoke-RestMethod|\biwr\b|\birm\b"
     r"|socket\.(socket|create_connection)|\bsmtplib\b|\bdig\b\s|\bnslookup\b|\bmail\s+-s\b|webhook\.site|ngrok",
     I)

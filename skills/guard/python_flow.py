@@ -46,6 +46,8 @@ INERT_CALLS = {"print", "echo", "secho", "debug", "info", "warning", "warn", "er
                "write_line"}
 NETWORK_TOOLS = re.compile(r"\b(curl|wget|nc|ncat|socat|scp|rsync|ftp|sendmail)\b")
 MAX_FOLD = 200_000
+OS_MODULES = {"os", "posix", "nt"}
+ENVIRON_NAMES = {"environ", "environb"}
 
 
 @dataclass
@@ -183,24 +185,58 @@ class _Flows:
 
     # ------------------------------------------------------------ taint
     def _is_os(self, node: ast.AST) -> bool:
+        """`node` is the os module however it is reached: a (renamed) import, `__import__("os")`,
+        `importlib.import_module("os")`, `sys.modules["os"]`, `globals()["os"]`, or posix/nt beneath it."""
         if isinstance(node, ast.Name):
-            return self.modules.get(node.id, node.id) == "os"
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("__import__", "import_module"):
-            return self.fold(node.args[0]) == "os" if node.args else False
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module":
-            return self.fold(node.args[0]) == "os" if node.args else False
+            return self.modules.get(node.id, node.id) in OS_MODULES
+        if isinstance(node, ast.Call) and node.args and (
+                isinstance(node.func, ast.Name) and node.func.id in ("__import__", "import_module")
+                or isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"):
+            return self.fold(node.args[0]) in OS_MODULES
+        if isinstance(node, ast.Subscript) or isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "get" and node.args:
+            container = node.value if isinstance(node, ast.Subscript) else node.func.value  # type: ignore[union-attr]
+            key = self.fold(node.slice if isinstance(node, ast.Subscript) else node.args[0])  # type: ignore[union-attr]
+            if _dotted(container) == "sys.modules" or self.modules.get(_dotted(container)) == "sys.modules":
+                return key in OS_MODULES
+            if isinstance(container, ast.Call) and isinstance(container.func, ast.Name) \
+                    and container.func.id in ("globals", "locals", "vars") and not container.args and isinstance(key, str):
+                return self.modules.get(key, key) in OS_MODULES
+        return False
+
+    def _module_dict(self, node: ast.AST) -> bool:
+        """`os.__dict__`, `vars(os)`, `getattr(os, "__dict__")`: the os module's namespace."""
+        if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+            return self._is_os(node.value)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
+            if node.func.id == "vars":
+                return self._is_os(node.args[0])
+            if node.func.id == "getattr" and len(node.args) >= 2:
+                return self._is_os(node.args[0]) and self.fold(node.args[1]) == "__dict__"
         return False
 
     def _is_environ(self, node: ast.AST) -> bool:
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "environb"):
+        """`node` is the whole environment: os.environ or os.environb however it is spelt (`getattr(os,
+        "envi" + "ron")`, `vars(os)["environ"]`, `os.__dict__.get("environ")`, `from os import environ as E`,
+        `operator.attrgetter("environ")(os)`, `os.__getattribute__("environ")`, `posix.environ`)."""
+        if isinstance(node, ast.Attribute) and node.attr in ENVIRON_NAMES:
             return self._is_os(node.value)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2:
-            return self._is_os(node.args[0]) and self.fold(node.args[1]) in ("environ", "environb")
-        if isinstance(node, ast.Name) and node.id in ("environ", "environb") and self.modules.get(node.id) == "os.environ":
+            return self._is_os(node.args[0]) and self.fold(node.args[1]) in ENVIRON_NAMES
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args \
+                and node.func.attr in ("__getattribute__", "__getattr__") and self._is_os(node.func.value):
+            return self.fold(node.args[0]) in ENVIRON_NAMES
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Call) and node.args \
+                and _dotted(node.func.func).split(".")[-1] == "attrgetter" and node.func.args:
+            return self._is_os(node.args[0]) and self.fold(node.func.args[0]) in ENVIRON_NAMES
+        if isinstance(node, ast.Name) and self.modules.get(node.id, "").split(".")[-1] in ENVIRON_NAMES \
+                and self.modules.get(node.id, "").split(".")[0] in OS_MODULES:
             return True
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name) \
-                and node.value.func.id == "vars":
-            return self.fold(node.slice) == "environ"
+        if isinstance(node, ast.Subscript) and self._module_dict(node.value):
+            return self.fold(node.slice) in ENVIRON_NAMES
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and node.args \
+                and self._module_dict(node.func.value):
+            return self.fold(node.args[0]) in ENVIRON_NAMES
         return False
 
     @staticmethod
