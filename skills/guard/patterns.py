@@ -215,3 +215,26 @@ NOT_COLLECTING = re.compile(
 ZIP_EXCLUDE = re.compile(r"\bzip\b[^;&|\n]{0,300}?\s(?P<x>(-x|--exclude)(\s+(['\"][^'\"\n]{0,200}['\"]|[^\s;&|'\"-]\S*))+)")
 """A credential file named only to leave it out or to test for it: `tar --exclude='.env'`, `! -name .env`,
 `zip -x .env`, `[ -f .env ]`, `echo .env >> .gitignore`, `Path(".env").exists()`, `ignore_patterns('.env')`."""
+
+# ---------------------------------------------------------------- git remotes, pushes and ssh commands
+FORGES = re.compile(r"(^|\.)(github\.com|githubusercontent\.com|gitlab\.com|bitbucket\.org|codeberg\.org|sr\.ht"
+                    r"|dev\.azure\.com|visualstudio\.com|huggingface\.co|gitea\.com|heroku\.com|kernel\.org|sourceforge\.net"
+                    r"|salsa\.debian\.org|gitlab\.gnome\.org|googlesource\.com|launchpad\.net|pagure\.io|gitee\.com)$", I)
+"""Public git hosts: a push there is publishing, not a push to a machine the skill's author picked."""
+TOKEN_HOSTS = {"GITHUB": "github.com", "GH": "github.com", "GITLAB": "gitlab.com", "CI": "gitlab.com",
+               "BITBUCKET": "bitbucket.org", "HF": "huggingface.co", "HUGGINGFACE": "huggingface.co",
+               "HEROKU": "heroku.com", "CODEBERG": "codeberg.org", "GITEA": "gitea.com", "AZURE": "azure.com"}
+GIT_SSH_VALUE = re.compile(r"\b(?P<var>GIT_SSH_COMMAND|GIT_SSH)\s*=\s*(?P<v>\"[^\"\n]*\"|'[^'\n]*'|\S+)"
+                           r"|\bcore\.sshCommand[\"']?\s*[= ]\s*(?P<c>\"[^\"\n]*\"|'[^'\n]*'|\S+)", I)
+GIT_REMOTE_SET = re.compile(r"\bgit\b[^;&|\n]{0,200}?\bremote\s+(?P<op>add|set-url)\s+(?P<opts>(-[-\w]+\s+){0,4})(?P<name>[\w.-]+)"
+                            r"\s+[\"']?(?P<url>[^\"'\s;&|]+)"
+                            r"|\bgit\b[^;&|\n]{0,200}?\bconfig\s+(--\w+\s+){0,3}remote\.(?P<cname>[\w.-]+)\.(?P<key>url|pushurl)"
+                            r"\s+[\"']?(?P<curl>[^\"'\s;&|]+)", I)
+GIT_INSTEAD_OF = re.compile(r"\burl\.[\"']?(?P<to>[^\"'\s]+?)[\"']?\.(?P<push>push)?insteadOf[\"']?\s*[= ]\s*[\"']?(?P<from>[^\"'\s;&|]+)", I)
+GIT_PUSH = re.compile(r"\bgit\b(?:\s+(?:-c\s+[^\s\"']*(?:\"[^\"\n]*\"|'[^'\n]*')?[^\s\"']*|-C\s+\S+|--[\w-]+(?:=\S+)?))*"
+                      r"\s+push\b(?P<args>[^;&|\n]*)", I)
+KEY_CUES = re.compile(r"\s-i\s+[\"']?(~|\$HOME|\$\{HOME\}|/home/[\w.-]+|/root|/Users/[\w.-]+)/\.ssh/"
+                      r"|StrictHostKeyChecking[= ]+(no|off|accept-new)|UserKnownHostsFile[= ]+/dev/null|ForwardAgent[= ]+yes", I)
+"""The user's own ssh key, or host checking switched off, handed to git for this push."""
+SSH_CMD_LEAK = re.compile(r"\b(nc|ncat|netcat|socat|curl|wget|telnet|openssl\s+s_client)\b|/dev/(tcp|udp)/|\bProxyCommand\b"
+                          r"|\b(cat|base64|xxd|tar|cp|scp)\b[^\"'\n]{0,80}\.ssh/", I)

@@ -258,3 +258,101 @@ def block_exfiltration(c: Collector, lines: list[tuple[int, list[str]]], window:
             if near:
                 c.add(number, "exfiltration", "dangerous", f"{gathered} here and sends data out at line {near[0]}", view)
                 break
+
+
+def git_host(url: str) -> str | None:
+    """The host of a git URL (`https://u:p@host/x`, `ssh://git@host:22/x`, `git@host:x.git`); None for a
+    remote's name, a local path or a placeholder (`<your-remote>`, `$REMOTE_URL`)."""
+    url = url.strip("\"'")
+    if re.search(r"[<>{}$]", url.split("@")[-1].split("/")[0].split(":")[0]):
+        return None
+    match = re.match(r"^[a-z][\w+.-]*://(?:[^@/]*@)?(\[[^\]]+\]|[^/:?#]+)", url, re.IGNORECASE) \
+        or re.match(r"^(?:[\w.-]+@)?([\w-]+(?:\.[\w-]+)+|\d{1,3}(?:\.\d{1,3}){3}):(?!//)", url)
+    return match.group(1).lower().strip("[]") if match else None
+
+
+def _outside_host(host: str | None) -> bool:
+    return bool(host) and not P.FORGES.search(host or "") and host not in ("localhost", "127.0.0.1", "::1")
+
+
+def _ip_host(host: str | None) -> bool:
+    return bool(host) and bool(re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:]*", host or ""))
+
+
+def _url_secret(url: str) -> str | None:
+    """Why a git URL carries a secret to a host that is not the secret's own (None when it does not)."""
+    userinfo = re.match(r"^[a-z][\w+.-]*://([^@/]*)@", url.strip("\"'"), re.IGNORECASE)
+    if not userinfo:
+        return None
+    secret = re.search(P.SECRET_VAR, userinfo.group(1)) or re.search(r"\b(ghp|gho|ghs|github_pat|glpat)_\w+", userinfo.group(1))
+    if not secret:
+        return None
+    host = git_host(url) or ""
+    name = re.sub(r"[^A-Z0-9_]", "", secret.group(0).upper())
+    vendor = next((h for v, h in P.TOKEN_HOSTS.items() if name.startswith(v + "_") or name == v), None)
+    if name.startswith(("GHP", "GHO", "GHS", "GITHUB_PAT")):
+        vendor = "github.com"
+    elif name.startswith("GLPAT"):
+        vendor = "gitlab.com"
+    if vendor and (host == vendor or host.endswith("." + vendor)):
+        return None
+    if not vendor and not _outside_host(host):
+        return None
+    return f"puts {secret.group(0)} into a git URL for {host or 'another host'}"
+
+
+def git_exfiltration(c: Collector, lines: list[tuple[int, list[str]]], script: bool) -> None:
+    """Git used to carry code or keys away: an ssh command for git that sends data elsewhere
+    (GIT_SSH_COMMAND / core.sshCommand with nc, curl, ProxyCommand or a key read), a token put into a
+    git URL for a host that is not the token's, pushes rewritten to another host (url.X.insteadOf), and
+    a push to a remote this skill pointed at a host of its own choosing with the user's ssh key (an
+    explicit `-i ~/.ssh/...`, host checking off), by IP address, with --mirror/--all, or by redirecting an
+    existing remote. Publishing to a public forge (github.com, gitlab.com...) is not judged here."""
+    remotes: dict[str, tuple[str, bool]] = {}
+    """remote name -> (URL, True when this skill redirected an existing remote: set-url, pushurl)"""
+    keyed_everywhere = False
+    for number, views in lines:
+        view = max(views, key=len) if len(views) > 1 else views[0]
+        for match in P.GIT_SSH_VALUE.finditer(view):
+            value = (match.group("v") or match.group("c") or "").strip("\"'")
+            if P.SSH_CMD_LEAK.search(value):
+                c.add(number, "exfiltration", "dangerous", "git's ssh command sends data or keys to another host", view)
+            elif match.group("var") == "GIT_SSH" and not re.search(r"(^|/)ssh$", value):
+                c.add(number, "exfiltration", "caution", "git runs another program in place of ssh; check it", view)
+            if P.KEY_CUES.search(value) and (re.match(r"\s*(export\s|git\s+config\b)", view)
+                                              or re.search(r"\bgit\s+config\b", view)):
+                keyed_everywhere = True
+        for match in P.GIT_REMOTE_SET.finditer(view):
+            name = match.group("name") or match.group("cname")
+            url = match.group("url") or match.group("curl")
+            redirected = match.group("op") == "set-url" or match.group("key") == "pushurl" or "--push" in (match.group("opts") or "")
+            remotes[name] = (url, redirected)
+            why = _url_secret(url)
+            if why:
+                c.add(number, "exfiltration", "dangerous", why, view)
+        for match in P.GIT_INSTEAD_OF.finditer(view):
+            to, frm = git_host(match.group("to")), git_host(match.group("from"))
+            if _outside_host(to) and to != frm:
+                c.add(number, "exfiltration", "dangerous",
+                      f"rewrites git {'pushes' if match.group('push') else 'remotes'} for {frm or match.group('from')} "
+                      f"to {to}", view)
+        for match in P.GIT_PUSH.finditer(view):
+            args = match.group("args")
+            words = [w for w in re.findall(r"\"[^\"]*\"|'[^']*'|\S+", args) if not w.startswith("-")]
+            target = words[0].strip("\"'") if words else "origin"
+            url, redirected = remotes.get(target, (target, False))
+            why = _url_secret(url)
+            if why:
+                c.add(number, "exfiltration", "dangerous", why, view)
+                continue
+            host = git_host(url)
+            if not _outside_host(host):
+                continue
+            keyed = keyed_everywhere or bool(P.KEY_CUES.search(view))
+            everything = bool(re.search(r"\s--(mirror|all)\b", args))
+            if _ip_host(host) or keyed or everything or redirected:
+                how = "with the user's ssh key" if keyed else "to an IP address" if _ip_host(host) \
+                    else "every branch (--mirror/--all)" if everything else "after pointing a remote there"
+                c.add(number, "exfiltration", "dangerous", f"pushes the repository to {host} {how}", view)
+            elif script and target in remotes:
+                c.add(number, "exfiltration", "caution", f"pushes to {host}, a host this skill chose; check it", view)

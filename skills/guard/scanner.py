@@ -28,7 +28,7 @@ from skills.guard.frontmatter import decoded_values
 from skills.guard.model import Finding, GuardReport
 from skills.guard.normalise import Removed, fold, visible
 from skills.guard.python_flow import analyse, mask
-from skills.guard.rules import block_exfiltration, check_line, script_exfiltration
+from skills.guard.rules import block_exfiltration, check_line, git_exfiltration, script_exfiltration
 from skills.guard.shell import ShellReader, decode_base64, decode_escapes, logical_lines
 
 SCRIPT_SUFFIXES = {".sh", ".bash", ".zsh", ".ksh", ".fish", ".py", ".pyw", ".js", ".mjs", ".cjs", ".ts", ".rb", ".pl",
@@ -433,6 +433,7 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
                 if re.match(r"^\s*(@\w+|[\d*/,-]+(\s+[\d*/,-]+){4})\s", line) and not P.CRON_INSTALL.search(line):
                     c.demote(number, "a crontab line shown as an example")
     block_exfiltration(c, [(n, views) for n, views in seen if n not in quoted_lines], window=15)
+    git_exfiltration(c, sorted((n, views) for n, views in seen if n not in quoted_lines), script=False)
     _escalate_persistence(c, window=10)
     _hidden(c, folded, kind, fenced)
 
@@ -477,6 +478,7 @@ def scan_text(file: str, text: str, *, script: bool | None = None) -> list[Findi
     if not (_is_python(file, text) and _scan_python(c, folded_text)):
         seen = _scan_commands(c, folded_text)
         block_exfiltration(c, seen, window=None)
+        git_exfiltration(c, seen, script=True)
         if not _is_shell(file, text):
             script_exfiltration(c, list(enumerate(folded_lines, start=1)))
     _escalate_persistence(c, window=None)
