@@ -254,8 +254,11 @@ class Gateway:
                 self.metrics.duplicates.labels(message.platform).inc()
                 return
 
+        reply: StreamingReply | None = None
+
         async def done() -> None:
-            await self.inbox.done(inbox_id)
+            if reply is None or not reply.ended:    # else the answer's last post ended the row
+                await self.inbox.done(inbox_id)
 
         async def begin(session_id: str) -> bool:
             return await self.inbox.begin(inbox_id, session_id)
@@ -283,7 +286,7 @@ class Gateway:
                 content = await user_content(message, self.runtime.workspace_for(route.key))
                 reply = StreamingReply(self.delivery, adapter, message.chat_id, thread_id=message.thread_id,
                                        reply_to=None if message.is_dm else message.message_id,
-                                       key=f"{message.platform}:{dedup_key(message)}")
+                                       key=f"{message.platform}:{dedup_key(message)}", ends_inbox=inbox_id)
                 await self.dispatcher.handle(ctx, content, reply, done=done, begin=begin)
         except ShuttingDown:
             await self.inbox.release(inbox_id)   # not taken after all: the platform delivers it again

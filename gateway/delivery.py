@@ -17,6 +17,12 @@
 - `StreamingReply` shows a reply while the model writes it: the first message is posted as soon
   as text arrives and edited as more arrives, no more often than `limits.min_edit_interval`;
   a typing indicator runs while the model thinks and tools run.
+- Answered once across crashes: a reply's parts have the same idempotency keys in every run of
+  its turn, so when a re-run (after a crash) reaches a part an earlier run already posted, that
+  message is edited into the new text instead of being posted again. Given `ends_inbox`, the
+  reply's last post records its message id in the same transaction that ends the inbox row
+  (`ended` says it did); the dispatcher ends the row otherwise (an answer whose last step was
+  an edit, a failure notice).
 """
 
 from __future__ import annotations
@@ -213,17 +219,29 @@ class Delivery:
         row = await self.store.sent_get(key)
         return SentMessage(row.platform, row.chat_id, row.message_id, row.thread_id) if row else None
 
-    async def send(self, adapter: Adapter, message: OutboundMessage) -> SentMessage | None:
-        """Post one message; None when it could not be delivered (it is then kept in the store)."""
+    async def send(self, adapter: Adapter, message: OutboundMessage, *,
+                   ends_inbox: int | None = None) -> SentMessage | None:
+        """Post one message; None when it could not be delivered (it is then kept in the store).
+
+        `ends_inbox`: this is the last message of that inbox row's answer; its platform message id
+        is recorded in the same transaction that ends the row (what is left between the answer
+        reaching the chat and the row ending is the platform's send call itself)."""
+        sent, _ = await self.send_once(adapter, message, ends_inbox=ends_inbox)
+        return sent
+
+    async def send_once(self, adapter: Adapter, message: OutboundMessage, *,
+                        ends_inbox: int | None = None) -> tuple[SentMessage | None, bool]:
+        """`send`, and whether the message was posted before under its idempotency key (then it is
+        not posted again and `ends_inbox` is left to the caller)."""
         previous = await self.already_sent(message.idempotency_key)
         if previous is not None:
-            return previous
+            return previous, True
         key = message.idempotency_key
         if key and self._maybe_delivered.get(key) == _digest(message.text):
             # This very message may be on the user's screen already (and is kept in undelivered).
             log.info("%s: not sending %s to chat %s again: it may already have been delivered",
                      adapter.name, key, message.chat_id)
-            return None
+            return None, False
         try:
             sent = await self._retrying(f"{adapter.name}: send to {message.chat_id}",
                                         lambda: adapter.send(message), at_most_once=True)
@@ -234,12 +252,12 @@ class Delivery:
                 while len(self._maybe_delivered) > MAYBE_DELIVERED_KEYS:
                     self._maybe_delivered.popitem(last=False)
             await self.keep_undelivered(adapter.name, message, failure.error, attempts=failure.attempts)
-            return None
+            return None, False
         self.metrics.messages_out.labels(adapter.name).inc()
-        if message.idempotency_key:
+        if message.idempotency_key or ends_inbox is not None:
             await self.store.sent_record(message.idempotency_key, SentRow(
-                sent.platform or adapter.name, sent.chat_id, sent.message_id, sent.thread_id))
-        return sent
+                sent.platform or adapter.name, sent.chat_id, sent.message_id, sent.thread_id), ends_inbox=ends_inbox)
+        return sent, False
 
     async def edit(self, adapter: Adapter, sent: SentMessage, text: str) -> bool:
         # Retried even after a maybe-delivered failure: editing to the same text twice is harmless.
@@ -295,7 +313,8 @@ class StreamingReply:
     """One turn's reply on one chat: streamed by edits where the platform allows it."""
 
     def __init__(self, delivery: Delivery, adapter: Adapter, chat_id: str, *, thread_id: str | None = None,
-                 reply_to: str | None = None, key: str = "", stream: bool = True) -> None:
+                 reply_to: str | None = None, key: str = "", stream: bool = True,
+                 ends_inbox: int | None = None) -> None:
         self.delivery = delivery
         self.adapter = adapter
         self.chat_id = chat_id
@@ -303,6 +322,8 @@ class StreamingReply:
         self.reply_to = reply_to
         self.key = key
         self.stream = stream and adapter.limits.supports_edit
+        self.ends_inbox = ends_inbox
+        self.ended = False           # the last post ended the inbox row (in its delivery's transaction)
         self._segment = _Segment()
         self._segments = 0
         self._lock = asyncio.Lock()
@@ -349,12 +370,15 @@ class StreamingReply:
             await asyncio.sleep(wait)
         await self._render(close_open_fence(self._segment.text), final=False)
 
-    async def _render(self, text: str, *, final: bool) -> None:
+    async def _render(self, text: str, *, final: bool, last: bool = False) -> None:
+        """Show `text` as the current segment; `last`: it ends the answer (its last post may end the
+        inbox row)."""
         async with self._lock:
             segment = self._segment
             chunks = split_message(text, self.adapter.limits.max_message_chars)
             base = f"{self.key}:{self._segments}"
             for index, chunk in enumerate(chunks):
+                ends = self.ends_inbox if last and index == len(chunks) - 1 else None
                 if index < len(segment.sent):
                     if segment.shown[index] == chunk:
                         continue
@@ -363,21 +387,29 @@ class StreamingReply:
                         segment.shown[index] = chunk
                     elif final:
                         # the edit is lost for good: post the final text as a new message instead
-                        await self._post(segment, chunk, f"{base}:{index}:final")
+                        await self._post(segment, chunk, f"{base}:{index}:final", ends)
                 else:
-                    await self._post(segment, chunk, f"{base}:{index}")
+                    await self._post(segment, chunk, f"{base}:{index}", ends)
             self._last_write = time.monotonic()
 
-    async def _post(self, segment: _Segment, chunk: str, key: str) -> None:
+    async def _post(self, segment: _Segment, chunk: str, key: str, ends_inbox: int | None = None) -> None:
         first = not segment.sent and self._segments == 0
-        sent = await self.delivery.send(self.adapter, OutboundMessage(
+        sent, before = await self.delivery.send_once(self.adapter, OutboundMessage(
             chat_id=self.chat_id, text=chunk, thread_id=self.thread_id,
-            reply_to=self.reply_to if first else None, idempotency_key=key if self.key else ""))
-        if sent is not None:
-            segment.sent.append(sent)
-            segment.shown.append(chunk)
+            reply_to=self.reply_to if first else None, idempotency_key=key if self.key else ""),
+            ends_inbox=ends_inbox)
+        if sent is None:
+            return
+        segment.sent.append(sent)
+        if before and self.adapter.limits.supports_edit:
+            # an earlier run of this turn (cut short by a crash) posted this part: edit it into this
+            # run's text rather than post it again (an edit to the same text changes nothing)
+            segment.shown.append(chunk if await self.delivery.edit(self.adapter, sent, chunk) else "")
+            return
+        segment.shown.append(chunk)
+        self.ended = self.ended or (ends_inbox is not None and not before)
 
-    async def _close_segment(self, final_text: str | None = None) -> None:
+    async def _close_segment(self, final_text: str | None = None, *, last: bool = False) -> None:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
             self._flusher = None
@@ -385,7 +417,7 @@ class StreamingReply:
         if final_text is not None and final_text.strip() and final_text.strip() != text.strip():
             text = final_text
         if text.strip():
-            await self._render(text, final=True)
+            await self._render(text, final=True, last=last)
             self._segments += 1
         self._segment = _Segment()
 
@@ -396,8 +428,9 @@ class StreamingReply:
     async def finish(self, final_text: str, result: Any = None) -> None:
         """The turn ended: make sure the complete final text is delivered."""
         self.stop_typing()
-        await self._close_segment(final_text)
-        if getattr(result, "status", "") == "interrupted":
+        interrupted = getattr(result, "status", "") == "interrupted"
+        await self._close_segment(final_text, last=not interrupted)
+        if interrupted:
             await self.say("Stopped.")
 
     async def say(self, text: str) -> None:

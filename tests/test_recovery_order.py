@@ -15,16 +15,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from adapters.base import InboundMessage
+from adapters.base import InboundMessage, OutboundMessage, SentMessage
 from gateway.app import Gateway
 from gateway.config import load_config
 from gateway.delivery import RetryPolicy
 from gateway.home import Home
 from gateway.inbox import INTERRUPTED_NOTICE, Inbox
 from gateway.store import open_store
+from gateway.store.delivery import SentRow
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import api_section
-from tests.fakes.memory_adapter import MemoryAdapter
+from tests.fakes.memory_adapter import MemoryAdapter, Posted
 from tests.fakes.model_server import FakeModelServer, Reply
 
 CONFIG = '[telegram]\nenabled = true\ntoken = "t"\nallow_users = ["u1"]\n[learning]\nannounce = false\n'
@@ -41,6 +42,34 @@ def user_texts(body: dict[str, Any]) -> list[str]:
 
 def answer(body: dict[str, Any]) -> Reply:
     return Reply(content=f"answer to {user_texts(body)[-1]}")
+
+
+class Starting(Gateway):
+    started: asyncio.Task[None]
+
+
+async def begin_start(home: Path, config: str, earlier: list[tuple[str, str]] = ()) \
+        -> tuple[Starting, dict[str, MemoryAdapter]]:
+    """A gateway on `home` whose start is under way: returns once its adapter has started (and
+    before the rows an earlier process left are queued). `earlier`: (message id, text) the chat
+    shows already (posted by the killed process)."""
+    (home / "config.toml").write_text(config, encoding="utf-8")
+    adapters: dict[str, MemoryAdapter] = {}
+
+    def factory(on_event: Any) -> list[MemoryAdapter]:
+        adapter = adapters["telegram"] = MemoryAdapter(on_event, name="telegram")
+        for message_id, shown in earlier:
+            adapter.posted.append(Posted(OutboundMessage(chat_id="dm-u1", text=shown),
+                                         SentMessage("telegram", "dm-u1", message_id), shown, [shown]))
+        return [adapter]
+
+    gateway = Starting(load_config(None, Home(home), environ={}), Home(home), adapter_factory=factory, grace=5.0,
+                       retry_policy=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05))
+    gateway.started = asyncio.create_task(gateway.start())
+    async with asyncio.timeout(60):
+        while "telegram" not in adapters or not adapters["telegram"].started:
+            await asyncio.sleep(0.001)
+    return gateway, adapters
 
 
 async def test_left_over_messages_run_first_in_order_and_a_rerun_sees_only_its_past(
@@ -62,22 +91,10 @@ async def test_left_over_messages_run_first_in_order_and_a_rerun_sees_only_its_p
         await store.close()
 
     model_server.add(*([answer] * 4), purpose="chat")
-    (home / "config.toml").write_text(config, encoding="utf-8")
-    adapters: dict[str, MemoryAdapter] = {}
-
-    def factory(on_event: Any) -> list[MemoryAdapter]:
-        adapters["telegram"] = MemoryAdapter(on_event, name="telegram")
-        return [adapters["telegram"]]
-
-    gateway = Gateway(load_config(None, Home(home), environ={}), Home(home), adapter_factory=factory, grace=5.0,
-                      retry_policy=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05))
-    starting = asyncio.create_task(gateway.start())
-    async with asyncio.timeout(60):           # message 4 arrives while the gateway is starting
-        while "telegram" not in adapters or not adapters["telegram"].started:
-            await asyncio.sleep(0.001)
+    gateway, adapters = await begin_start(home, config)
     fourth = asyncio.create_task(adapters["telegram"].inject("question 4", user="u1", message_id="4",
                                                              dedup_key="update-4"))
-    await starting
+    await gateway.started
     await fourth
     try:
         tg = adapters["telegram"]
@@ -95,3 +112,31 @@ async def test_left_over_messages_run_first_in_order_and_a_rerun_sees_only_its_p
     finally:
         await gateway.stop()
 
+
+
+async def test_a_partial_answer_of_the_interrupted_run_is_edited_into_the_final_one(
+        home: Path, model_server: FakeModelServer) -> None:
+    config = model_config(model_server) + api_section() + CONFIG
+    home.mkdir(parents=True, exist_ok=True)
+    store = await open_store(os.environ.get("HERMES_STORE_URL") or home / "state.db")
+    try:   # message 1's run had posted the first part of its answer (message 900) when it died
+        session = await store.active_session("telegram:dm:u1", platform="telegram", chat_id="dm-u1", user_id="u1")
+        row = await Inbox(store).take(message(1), "update-1")
+        await Inbox(store).begin(row, session.id)
+        await store.add_message(session.id, {"role": "user", "content": "question 1"})
+        await store.sent_record("telegram:update-1:0:0", SentRow("telegram", "dm-u1", "900"))
+    finally:
+        await store.close()
+
+    model_server.add(answer, purpose="chat")
+    gateway, adapters = await begin_start(home, config, earlier=[("900", "answer to qu")])
+    await gateway.started
+    try:
+        tg = adapters["telegram"]
+        await tg.wait_for(lambda: "answer to question 1" in tg.texts(), timeout=60)
+        await asyncio.sleep(0.3)
+        assert [t for t in tg.texts() if t != INTERRUPTED_NOTICE] == ["answer to question 1"]
+        assert tg.posted[0].sent.message_id == "900" and tg.posted[0].history == ["answer to qu", "answer to question 1"]
+        assert await gateway.inbox.pending() == []
+    finally:
+        await gateway.stop()
