@@ -303,8 +303,13 @@ class Gateway:
 
     async def _recover_inbox(self, left_over: list[PendingMessage]) -> None:
         """Answer, once, every message an earlier process took but never answered (it crashed or
-        had to stop first): the user is told it was interrupted, then the turn runs again. Only
-        rows read before the adapters started: what this process takes is its own to answer."""
+        had to stop first): each user is told once that their message was interrupted (not once
+        per pending message), then the turns run again, queued in arrival order. Only rows read
+        before the adapters started: what this process takes is its own to answer.
+
+        The notice's idempotency key names the user's first pending row, so a restart that dies
+        again before that row is answered does not repeat the notice either."""
+        told: set[tuple[str, str, str | None, str]] = set()
         for pending in left_over:
             message = pending.message
             adapter = self.adapters.get(message.platform)
@@ -324,8 +329,11 @@ class Gateway:
                     continue
                 log.info("%s: answering message %s again: its turn was interrupted", message.platform,
                          message.message_id)
-                await self.delivery.send_text(adapter, message.chat_id, INTERRUPTED_NOTICE,
-                                              thread_id=message.thread_id, key=f"{key}:interrupted")
+                who = (message.platform, message.chat_id, message.thread_id, message.user_id)
+                if who not in told:
+                    told.add(who)
+                    await self.delivery.send_text(adapter, message.chat_id, INTERRUPTED_NOTICE,
+                                                  thread_id=message.thread_id, key=f"{key}:interrupted")
                 await self._on_message(message, recovered=pending.id)
             except ShuttingDown:
                 return
