@@ -18,7 +18,7 @@ asked about: the file tools refuse them outright.) The dispatcher gives every tu
 
 Only the user who started the turn or an admin of the platform (`[platform] admins`) may answer;
 only admins may "always allow". Every request and its outcome is recorded in
-`approval_requests`; rules are kept in `approval_rules` (migration 0006).
+`approval_requests`; rules are kept in `approval_rules` (both stored by `gateway/store/approvals.py`).
 
 A rule matches exactly: a cron job's webhook rule is the whole URL (scheme, host, path, query),
 so allowing `https://hooks.example/a` never covers `/b` or another query, and the request shows
@@ -164,10 +164,9 @@ class ApprovalBroker:
         rule = rule_key(rule_for(description), self.runtime.store.redactor)
         request_id = self._new_id()
         store = self.runtime.store
-        await store.execute(
-            "INSERT INTO approval_requests (id, session_id, platform, chat_id, user_id, tool, description, rule,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, session.id, ctx.platform, ctx.chat_id, ctx.user_id, tool, description, rule, time.time()))
+        await store.approval_request_insert(request_id, session_id=session.id, platform=ctx.platform,
+                                            chat_id=ctx.chat_id, user_id=ctx.user_id, tool=tool,
+                                            description=description, rule=rule)
         allowed_by = await self._allowed_by(session.id, tool, rule)
         if allowed_by:
             await self._record(request_id, Decision(True, "allowed", allowed_by, "rule"))
@@ -221,27 +220,20 @@ class ApprovalBroker:
         try:
             await self._record(pending.id, decision)
             if decision.approved and decision.scope in ("session", "always"):
-                await self.runtime.store.execute(
-                    "INSERT OR IGNORE INTO approval_rules (session_id, tool, rule, created_by, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (pending.session.id if decision.scope == "session" else "", pending.tool, pending.rule,
-                     decision.by, time.time()))
+                await self.runtime.store.approval_rule_add(
+                    pending.session.id if decision.scope == "session" else "", pending.tool, pending.rule,
+                    decision.by)
             await self._show_outcome(pending, decision)
         except Exception:
             log.exception("approval %s: could not record the outcome", pending.id)
 
     async def _record(self, request_id: str, decision: Decision) -> None:
-        await self.runtime.store.execute(
-            "UPDATE approval_requests SET outcome = ?, scope = ?, answered_by = ?, answered_at = ? WHERE id = ?",
-            (decision.outcome, decision.scope, decision.by, time.time(), request_id))
+        await self.runtime.store.approval_request_answer(request_id, outcome=decision.outcome,
+                                                         scope=decision.scope, answered_by=decision.by)
 
     async def _allowed_by(self, session_id: str, tool: str, rule: str) -> str:
-        rows = await self.runtime.store.fetchall(
-            "SELECT session_id FROM approval_rules WHERE tool = ? AND rule = ? AND session_id IN ('', ?)",
-            (tool, rule, session_id))
-        if not rows:
-            return ""
-        return "always" if any(r["session_id"] == "" for r in rows) else "session"
+        scopes = await self.runtime.store.approval_rule_scopes(session_id, tool, rule)
+        return "always" if "always" in scopes else "session" if scopes else ""
 
     def _new_id(self) -> str:
         while True:

@@ -68,7 +68,5 @@ async def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: st
 
 async def approval_rows(gateway: Gateway) -> list[dict[str, Any]]:
     assert gateway.runtime is not None
-    rows = await gateway.runtime.store.fetchall(
-        "SELECT id, tool, rule, outcome, scope, answered_by, platform, user_id FROM approval_requests"
-        " ORDER BY created_at")
-    return [dict(r) for r in rows]
+    keep = ("id", "tool", "rule", "outcome", "scope", "answered_by", "platform", "user_id")
+    return [{k: r[k] for k in keep} for r in await gateway.runtime.store.approval_request_rows()]

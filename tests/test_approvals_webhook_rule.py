@@ -7,12 +7,12 @@ jobs that deliver to webhooks on the same host: another path, another query, the
 from __future__ import annotations
 
 import html
-import sqlite3
 from pathlib import Path
 
 from tests.approvals_support import wait_for
 from tests.fakes.model_server import FakeModelServer, text, tool_calls
 from tests.fakes.telegram_server import FakeTelegramServer
+from tests.store_support import home_store
 from tests.test_approvals_telegram import ADMIN, USER, button, start, texts, tg  # noqa: F401
 
 SIG = "sig-7c1d9e2f4a"
@@ -61,8 +61,8 @@ async def test_always_allow_for_one_webhook_url_covers_only_that_url(
         assert sorted(j.target for j in jobs) == [f"webhook:{ALLOWED}"] * 2
     finally:
         await gateway.stop()
-    with sqlite3.connect(home / "state.db") as db:
-        rules = [r[0] for r in db.execute("SELECT rule FROM approval_rules")]
-        described = " ".join(r[0] for r in db.execute("SELECT description FROM approval_requests"))
+    async with home_store(home) as store:     # a second store client: SQLite or PostgreSQL
+        rules = [r["rule"] for r in await store.approval_rule_rows()]
+        described = " ".join(r["description"] for r in await store.approval_request_rows())
     assert len(rules) == 1 and SIG not in rules[0] and "hooks.example/a" in rules[0]
     assert SIG not in described

@@ -61,3 +61,26 @@ async def test_a_job_put_over_an_existing_one_keeps_its_runs_and_delete_takes_th
         assert await store.cron_job_update("j1", paused=1) is False
     finally:
         await store.close()
+
+
+async def test_two_admins_allowing_one_rule_at_once_leave_one_rule(store_url: str) -> None:
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        await first.approval_request_insert("a1", session_id="s1", platform="telegram", chat_id="c", user_id="u",
+                                            tool="terminal", description="rm -rf build", rule="rm -rf")
+        added = await asyncio.gather(*((first if n % 2 else second).approval_rule_add("", "terminal", "rm -rf",
+                                                                                      f"admin-{n}")
+                                       for n in range(6)))
+        assert added.count(True) == 1
+        assert await second.approval_rule_scopes("s1", "terminal", "rm -rf") == {"always"}
+        assert await second.approval_rule_scopes("s1", "terminal", "rm -r") == set()
+        assert await first.approval_rule_add("s2", "terminal", "rm -r", "admin") is True
+        assert await second.approval_rule_scopes("s2", "terminal", "rm -r") == {"session"}
+        assert await second.approval_rule_scopes("s1", "terminal", "rm -r") == set()   # another session's
+        await second.approval_request_answer("a1", outcome="allowed", scope="rule", answered_by="always")
+        [request] = await first.approval_request_rows(session_id="s1")
+        assert (request["outcome"], request["scope"], request["answered_by"]) == ("allowed", "rule", "always")
+        assert request["answered_at"] is not None
+    finally:
+        await first.close()
+        await second.close()

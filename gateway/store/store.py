@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 
 from agent.redact import Redactor
 from gateway.store.api_responses import ApiStore
+from gateway.store.approvals import ApprovalsStore
 from gateway.store.cron import CronStore
 from gateway.store.database import Database, check_reachable, create_engine_for, display_url, resolve_url
 from gateway.store.delivery import DeliveryStore
@@ -35,7 +36,7 @@ from gateway.store.web_logins import WebLoginsStore
 class StateStore(SessionsStore, UsageStore, InboxStore, DeliveryStore, LearningStore, ProposalsStore,
                  LeasesStore, MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore, ApiStore,
                  SessionQueriesStore,
-                 CronStore,
+                 CronStore, ApprovalsStore,
                  LegacySQLStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 
