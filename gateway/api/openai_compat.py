@@ -53,8 +53,10 @@ class StreamEvents:
 
     @classmethod
     def parse(cls, header: str | None) -> StreamEvents:
-        names = {part.strip().lower() for part in (header or "").split(",") if part.strip()}
-        unknown = sorted(names - set(KNOWN_EVENTS))
+        """The kinds named in the header: a comma-separated list of known kinds (what docs/openapi.json says)."""
+        text = (header or "").strip(" \t")
+        names = [part.strip(" \t") for part in text.split(",")] if text else []
+        unknown = [name for name in names if name not in KNOWN_EVENTS]
         if unknown:
             raise ApiError(400, f"{EVENTS_HEADER}: unknown event kind {unknown[0]!r}; known: "
                            + ", ".join(KNOWN_EVENTS), param=EVENTS_HEADER)
@@ -99,7 +101,9 @@ class ChatCompletions:
         session_id = check_session_id(request.headers.get(SESSION_HEADER))
         conversation = chat_conversation(body.messages)
         stream = bool(body.stream)
-        events = StreamEvents.parse(request.headers.get(EVENTS_HEADER)) if stream else StreamEvents()
+        events = StreamEvents.parse(request.headers.get(EVENTS_HEADER))  # refused even when not streaming
+        if not stream:
+            events = StreamEvents()
         reply = await self.turns.start(caller_of(request, user), conversation, session_id=session_id, model=model,
                                        params=body.params(), stream=stream, tools=events.tools)
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"

@@ -101,7 +101,8 @@ def _json_body(name: str) -> Schema:
 SESSION_HEADER = {"name": "X-Hermes-Session-Id", "in": "header", "required": False, "schema": SESSION_ID,
                   "description": "keep the conversation on the server under this id (owned by the token)"}
 EVENTS_HEADER = {"name": "X-Hermes-Events", "in": "header", "required": False,
-                 "schema": {"type": "string", "pattern": "^ *(tools|html)( *, *(tools|html))* *$"},
+                 "schema": {"type": "string",
+                            "pattern": "^[ \t]*((tools|html)([ \t]*,[ \t]*(tools|html))*)?[ \t]*$"},
                  "description": "with stream: true, also send Hermes' own events: `tools` (a hermes.tool object as "
                                 "each tool starts and ends), `html` (hermes.html: the answer so far as sanitized HTML "
                                 "rendered from its Markdown)"}
