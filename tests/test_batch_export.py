@@ -8,10 +8,9 @@ from typing import Any
 
 from agent.export import TOOL_CALL_INSTRUCTIONS, TOOLS_PREAMBLE
 from agent.tools.files import FILE_TOOLS
-from gateway.home import Home
-from gateway.store import open_store
 from tests.conftest import model_config, write_config
 from tests.fakes.model_server import FakeModelServer, Reply, text
+from tests.store_support import home_store
 from tests.test_batch_run import first_user, hermes
 
 ENV_SECRET = "zq81-very-secret-value-4402"
@@ -161,19 +160,16 @@ async def test_secrets_never_reach_the_output_files(home: Path, model_server: Fa
 async def test_export_from_sessions_only_for_teams_that_opted_in(home: Path, tmp_path: Path) -> None:
     write_config(home, '[[teams]]\nname = "research"\nchannels = ["slack:C1"]\ntrajectories_export = true\n\n'
                        '[[teams]]\nname = "legal"\nchannels = ["slack:C2"]\n')
-    store = await open_store(Home(home).state_db)
-    try:
+    async with home_store(home, migrate=True) as store:   # the home's store on either engine (--store=postgresql)
         for team, channel, words in (("research", "C1", "research question"), ("legal", "C2", "legal question")):
             session = await store.new_session(f"slack:{channel}", platform="slack", chat_id=channel, team=team)
             await store.add_message(session.id, {"role": "user", "content": f"{words} password=hunter2hunter2"})
             await store.add_message(session.id, {"role": "assistant", "content": "an answer"})
-    finally:
-        await store.close()
     output = tmp_path / "sessions.jsonl"
     code, out, err = await hermes("trajectories", "export", "--from-sessions", "--format", "sharegpt", "--output",
                                   str(output), home=home)
     assert code == 0, err
-    assert "1 sessions left out" in err
+    assert "1 session left out" in err
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(records) == 1
     turns = records[0]["conversations"]

@@ -278,7 +278,8 @@ async def test_sessions_show_transcripts_with_folded_tool_calls_and_usage(
     model_server.add(tool_calls(("list_files", {"path": "."})), text("Your workspace is **empty**."))
     tg = gw.adapters["telegram"]
     await tg.inject("What is in my workspace?", user="u1")
-    await tg.wait_for(lambda: any("empty" in t for t in tg.texts()))
+    # the first turn of a process imports LiteLLM (3.5 s alone, far more on a loaded machine)
+    await tg.wait_for(lambda: any("empty" in t for t in tg.texts()), timeout=60)
     sessions = await gw.gateway.runtime.store.list_sessions()
     async with http.get(gw.url + "/sessions") as response:
         page = await response.text()
@@ -292,6 +293,13 @@ async def test_sessions_show_transcripts_with_folded_tool_calls_and_usage(
     assert page.count('<div class="msg tool') == 0  # the result is folded, not a message of its own
     total = await gw.gateway.runtime.store.usage_for_session(sessions[0].id)
     assert total.total_tokens > 0 and f'id="session-tokens">{total.total_tokens} (' in page
+    assert re.search(rf"<tr><td>chat</td><td><code>[^<]+</code></td><td class=\"num\">{total.calls}</td>", page)
+    async with http.get(gw.url + "/sessions") as response:
+        listing = await response.text()
+    row = listing[listing.index(f'data-id="{sessions[0].id}"'):]
+    row = row[:row.index("</tr>")]
+    assert f"{total.total_tokens} ({total.prompt_tokens} / {total.completion_tokens})" in row
+    assert f'<td class="num">{total.calls}</td>' in row
 
 
 async def test_pairing_approve_reject_revoke(gw: Started, http: aiohttp.ClientSession) -> None:
@@ -322,7 +330,7 @@ async def test_overview_shows_adapters_activity_errors_and_undelivered(
     tg = gw.adapters["telegram"]
     model_server.add(text("First answer."))
     await tg.inject("first question", user="u1")
-    await tg.wait_for(lambda: "First answer." in tg.texts())
+    await tg.wait_for(lambda: "First answer." in tg.texts(), timeout=60)   # the first turn imports LiteLLM
     model_server.add(text("This one is lost."))
     tg.failures.extend([DeliveryError("chat not found", permanent=True)] * 3)
     await tg.inject("second question", user="u1")

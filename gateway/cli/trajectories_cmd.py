@@ -54,38 +54,32 @@ async def _session_trajectories(config: Any, home: Any, team_filter: str | None)
     try:
         store = runtime.store
         tools = runtime.tools.schemas()
-        rows = await store.fetchall("SELECT * FROM sessions ORDER BY created_at, id")
-        for row in rows:
-            team = teams.get(row["team"]) or by_channel.get(f"{row['platform']}:{row['chat_id']}")
+        for session in await store.sessions_in_order():
+            team = teams.get(session.team) or by_channel.get(f"{session.platform}:{session.chat_id}")
             allowed = team.trajectories_export if team is not None else config.trajectories_export
             team_name = team.name if team is not None else ""
             if not allowed or (team_filter is not None and team_name != team_filter):
                 left_out += 1
                 continue
-            messages = await store.load_messages(row["id"])
+            messages = await store.load_messages(session.id)
             if not messages:
                 continue
-            calls = await store.fetchall(
-                "SELECT call_id, name, arguments, ok, result, duration_ms FROM tool_calls"
-                " WHERE session_id = ? ORDER BY id", (row["id"],))
-            usage = await store.fetchone(
-                "SELECT COALESCE(SUM(prompt_tokens), 0) AS p, COALESCE(SUM(completion_tokens), 0) AS c,"
-                " COALESCE(SUM(cost), 0) AS cost, COUNT(*) AS n,"
-                " (SELECT model FROM usage WHERE session_id = ? AND purpose = 'chat' ORDER BY id DESC LIMIT 1)"
-                " AS model FROM usage WHERE session_id = ?", (row["id"], row["id"]))
+            calls = await store.session_tool_calls(session.id)
+            usage = await store.usage_for_session(session.id)
             first_user = next((m for m in messages if m.get("role") == "user"), {})
             out.append(Trajectory(
-                id=row["id"], prompt=str(first_user.get("content") or ""), model=str(usage["model"] or ""),
+                id=session.id, prompt=str(first_user.get("content") or ""),
+                model=await store.session_last_model(session.id, "chat"),
                 system="", messages=messages, tools=tools,
-                tool_calls=[ToolCallRecord(call_id=c["call_id"], name=c["name"], arguments=c["arguments"],
-                                           ok=bool(c["ok"]), result=c["result"], duration_ms=c["duration_ms"])
+                tool_calls=[ToolCallRecord(call_id=c.call_id, name=c.name, arguments=c.arguments,
+                                           ok=c.ok, result=c.result, duration_ms=c.duration_ms)
                             for c in calls],
-                usage=Usage(prompt_tokens=usage["p"], completion_tokens=usage["c"], cost=usage["cost"],
-                            calls=usage["n"]),
-                timings=Timings(started_at=row["created_at"], finished_at=row["updated_at"],
-                                duration_s=round(row["updated_at"] - row["created_at"], 4)),
+                usage=Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                            cost=usage.cost, calls=usage.calls),
+                timings=Timings(started_at=session.created_at, finished_at=session.updated_at,
+                                duration_s=round(session.updated_at - session.created_at, 4)),
                 success=True, status="session", source="session",
-                metadata={"platform": row["platform"], "team": team_name},
+                metadata={"platform": session.platform, "team": team_name},
             ))
     finally:
         await runtime.close()

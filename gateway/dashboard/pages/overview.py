@@ -15,14 +15,9 @@ from gateway.dashboard.render import Bucket, bar_chart
 HOURS = 24
 
 
-async def hourly(store: Any, sql: str, since: float) -> dict[int, float]:
-    """{hour number: value} from a query returning (hour, value) rows."""
-    return {int(r[0]): float(r[1] or 0) for r in await store.fetchall(sql, (since,))}
-
-
-def buckets(values: dict[int, float], first_hour: int) -> list[Bucket]:
-    return [Bucket(time.strftime("%H:00", time.gmtime((first_hour + i) * 3600)), values.get(first_hour + i, 0.0))
-            for i in range(HOURS)]
+def buckets(values: dict[int, int], first_hour: int) -> list[Bucket]:
+    return [Bucket(time.strftime("%H:00", time.gmtime((first_hour + i) * 3600)),
+                   float(values.get(first_hour + i, 0))) for i in range(HOURS)]
 
 
 def error_counts(metrics: Any) -> dict[str, float]:
@@ -42,13 +37,9 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
         now = time.time()
         first_hour = int(now // 3600) - HOURS + 1
         since = first_hour * 3600.0
-        turns = await hourly(store, "SELECT CAST(created_at / 3600 AS INTEGER), COUNT(*) FROM messages"
-                                    " WHERE role = 'user' AND created_at >= ? GROUP BY 1", since)
-        tokens = await hourly(store, "SELECT CAST(created_at / 3600 AS INTEGER),"
-                                     " SUM(prompt_tokens + completion_tokens) FROM usage"
-                                     " WHERE created_at >= ? GROUP BY 1", since)
-        row = await store.fetchone("SELECT COUNT(*) FROM sessions WHERE updated_at >= ?", (now - 3600,))
-        recent_sessions = int(row[0]) if row else 0
+        turns = await store.hourly_user_turns(since)
+        tokens = await store.hourly_tokens(since)
+        recent_sessions = await store.sessions_updated_since(now - 3600)
         undelivered = await store.undelivered_rows(20, newest_first=True)
         undelivered_total = await store.undelivered_count()
         health = gateway.health()

@@ -6,13 +6,13 @@ Read-only. Messages compacted away by context compression are still shown, marke
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from gateway.dashboard.core import Dashboard
+from gateway.store.sessions_query import StoredMessage, StoredToolCall
 
 SESSIONS_SHOWN = 100
 
@@ -54,25 +54,24 @@ def content_text(content: Any) -> str:
     return str(content)
 
 
-def transcript(rows: list[Any], calls: dict[str, Any]) -> list[MessageView]:
+def transcript(stored: list[StoredMessage], calls: dict[str, StoredToolCall]) -> list[MessageView]:
     """Messages in order, each tool result folded into the assistant message that asked for it."""
     views: list[MessageView] = []
     pending: dict[str, ToolCallView] = {}
-    for row in rows:
-        message = json.loads(row["data"])
-        role = str(message.get("role", row["role"]))
+    for row in stored:
+        message = row.message
+        role = str(message.get("role", row.role))
         if role == "tool" and message.get("tool_call_id") in pending:
             pending.pop(message["tool_call_id"]).result = content_text(message.get("content"))
             continue
-        view = MessageView(row["seq"], role, content_text(message.get("content")), row["created_at"],
-                           not row["active"])
+        view = MessageView(row.seq, role, content_text(message.get("content")), row.created_at, not row.active)
         for call in message.get("tool_calls") or []:
             function = call.get("function") or {}
             call_id = str(call.get("id", ""))
             recorded = calls.get(call_id)
             tool_view = ToolCallView(call_id, str(function.get("name", "?")), str(function.get("arguments", "")),
-                                     ok=bool(recorded["ok"]) if recorded is not None else None,
-                                     duration_ms=recorded["duration_ms"] if recorded is not None else None)
+                                     ok=recorded.ok if recorded is not None else None,
+                                     duration_ms=recorded.duration_ms if recorded is not None else None)
             view.tool_calls.append(tool_view)
             pending[call_id] = tool_view
         if role == "tool":  # a result whose call is not in view (compacted away)
@@ -85,19 +84,9 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
     async def index(request: web.Request) -> web.Response:
         store = d.runtime.store
         sessions = await store.list_sessions(limit=SESSIONS_SHOWN, include_archived=True)
-        usage: dict[str, Any] = {}
-        counts: dict[str, int] = {}
-        if sessions:
-            marks = ",".join("?" for _ in sessions)
-            ids = [s.id for s in sessions]
-            for r in await store.fetchall(
-                    f"SELECT session_id, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, COUNT(*) AS n"
-                    f" FROM usage WHERE session_id IN ({marks}) GROUP BY session_id", ids):
-                usage[r["session_id"]] = r
-            for r in await store.fetchall(
-                    f"SELECT session_id, COUNT(*) AS n FROM messages WHERE session_id IN ({marks})"
-                    f" GROUP BY session_id", ids):
-                counts[r["session_id"]] = int(r["n"])
+        ids = [s.id for s in sessions]
+        usage = await store.sessions_usage(ids)
+        counts = await store.sessions_message_counts(ids)
         return d.page(request, "sessions.html", active="/sessions", sessions=sessions, usage=usage, counts=counts)
 
     async def show(request: web.Request) -> web.Response:
@@ -105,15 +94,11 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
         session = await store.get_session(request.match_info["id"])
         if session is None:
             raise web.HTTPNotFound(text=f"no session with id {request.match_info['id']!r}")
-        rows = await store.fetchall("SELECT seq, role, data, active, created_at FROM messages"
-                                    " WHERE session_id = ? ORDER BY seq, id", (session.id,))
-        calls = {r["call_id"]: r for r in await store.fetchall(
-            "SELECT call_id, ok, duration_ms FROM tool_calls WHERE session_id = ?", (session.id,))}
-        usage = await store.fetchall(
-            "SELECT purpose, model, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c, COUNT(*) AS n"
-            " FROM usage WHERE session_id = ? GROUP BY purpose, model ORDER BY purpose", (session.id,))
+        stored = await store.session_messages(session.id)
+        calls = {c.call_id: c for c in await store.session_tool_calls(session.id)}
+        usage = await store.session_usage_lines(session.id)
         total = await store.usage_for_session(session.id)
         return d.page(request, "session.html", active="/sessions", session=session,
-                      messages=transcript(rows, calls), usage=usage, total=total)
+                      messages=transcript(stored, calls), usage=usage, total=total)
 
     return [web.get("/sessions", index), web.get("/sessions/{id}", show)]
