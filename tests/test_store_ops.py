@@ -84,3 +84,37 @@ async def test_two_admins_allowing_one_rule_at_once_leave_one_rule(store_url: st
     finally:
         await first.close()
         await second.close()
+
+
+async def test_one_user_gets_one_code_and_one_code_is_approved_once_across_two_clients(store_url: str) -> None:
+    from gateway.pairing import Pairing, PairingError
+
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        codes = await asyncio.gather(*(Pairing(first if n % 2 else second).request("telegram", "42", "Ann", "c1")
+                                       for n in range(8)))
+        assert len(set(codes)) == 1
+        assert [r.code for r in await Pairing(second).pending()] == codes[:1]
+        outcomes = await asyncio.gather(*(Pairing(first if n % 2 else second).approve(codes[0].lower(),
+                                                                                      approved_by=f"admin-{n}")
+                                          for n in range(4)), return_exceptions=True)
+        granted = [o for o in outcomes if not isinstance(o, BaseException)]
+        assert len(granted) == 1 and all(isinstance(o, PairingError) for o in outcomes if o not in granted)
+        assert await Pairing(second).is_approved("telegram", "42")
+        assert [(g.user_id, g.display_name) for g in await Pairing(first).grants()] == [("42", "Ann")]
+        assert await Pairing(first).pending() == []
+        # an expired code is replaced by a new one, and approving the old one fails
+        old = await Pairing(first, ttl=-1).request("slack", "U1")
+        new = await Pairing(first).request("slack", "U1")
+        assert new != old
+        with pytest.raises(PairingError, match="no pending pairing code"):
+            await Pairing(second).approve(old)
+        expired = await Pairing(first, ttl=-1).request("slack", "U2")
+        with pytest.raises(PairingError, match="has expired"):
+            await Pairing(second).approve(expired)
+        assert (await Pairing(first).reject(new)).user_id == "U1"
+        assert [g.user_id for g in await Pairing(second).revoke("telegram:42")] == ["42"]
+        assert not await Pairing(first).is_approved("telegram", "42")
+    finally:
+        await first.close()
+        await second.close()
