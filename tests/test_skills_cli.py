@@ -83,3 +83,39 @@ def test_hermes_help_lists_skills_and_stays_light(home: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert "history" in out.stdout and "revert" in out.stdout
     assert out.stdout.strip().endswith("LIGHT"), out.stdout + out.stderr
+
+
+def test_delete_history_and_revert_from_the_cli_go_through_the_store(home: Path) -> None:
+    """What `hermes skills delete/revert` change is a version of the home's store, as the gateway
+    sees it: a skill deleted here stays deleted when the gateway brings its files in step."""
+    import asyncio
+    import os
+
+    from gateway.store import open_store
+    from gateway.store.database import resolve_url
+    from skills.library import SkillLibrary
+
+    url = resolve_url(os.environ.get("HERMES_STORE_URL", ""), "", home / "state.db")
+    text = "---\nname: deploy-notes\ndescription: Notes on deploys. Use when deploying.\n---\n\n1. ship\n"
+
+    async def gateway_side(action: str) -> tuple[bool, list[str]]:
+        store = await open_store(url)
+        try:
+            library = SkillLibrary(home / "skills", rescan_interval=0, versions=store.skill_versions(""))
+            if action == "create":
+                await library.create("deploy-notes", text, category="ops")
+            await library.sync_store()
+            state = await store.skill_versions("").skill_state("deploy-notes")
+            return state.present, [e.action for e in await library.history_of("deploy-notes")]
+        finally:
+            await store.close()
+
+    assert asyncio.run(gateway_side("create")) == (True, ["create"])
+    assert invoke("delete", "deploy-notes").exit_code == 0
+    assert asyncio.run(gateway_side("sync")) == (False, ["create", "delete:ops"])
+    assert not (home / "skills" / "ops" / "deploy-notes").exists()
+    history = invoke("history", "deploy-notes", "--json")
+    assert [row["action"] for row in json.loads(history.output)] == ["create", "delete:ops"]
+    assert invoke("revert", "deploy-notes", "--to", "1").exit_code == 0
+    assert asyncio.run(gateway_side("sync")) == (True, ["create", "delete:ops", "revert"])
+    assert (home / "skills" / "ops" / "deploy-notes" / "SKILL.md").read_text(encoding="utf-8").endswith("1. ship\n")

@@ -193,9 +193,11 @@ def uninstall(ctx: click.Context, name: str) -> None:
     from skills.hub.errors import HubError
     from skills.library import SkillError
 
+    from gateway.cli.skills_cmd import in_store
+
     hub = _hub(ctx)
     try:
-        click.echo(run(lambda: hub.uninstall(name)))
+        click.echo(in_store(ctx, hub.library, lambda: hub.uninstall(name)))
     except (HubError, SkillError) as exc:
         fail(str(exc))
 

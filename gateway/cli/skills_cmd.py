@@ -6,8 +6,9 @@ inside the commands.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -15,6 +16,8 @@ from gateway.cli.common import config_option, fail, json_option, plural, print_j
 
 if TYPE_CHECKING:
     from skills.library import SkillLibrary
+
+T = TypeVar("T")
 
 
 def _library(ctx: click.Context) -> SkillLibrary:
@@ -42,6 +45,37 @@ def _library(ctx: click.Context) -> SkillLibrary:
         except OSError as exc:
             click.echo(f"hermes: warning: could not install bundled skills: {exc}", err=True)
     return library
+
+
+def in_store(ctx: click.Context, library: SkillLibrary, op: Callable[[], Awaitable[T]]) -> T:
+    """Run `op` with the home's store as the library's source of truth (as in the gateway), so a
+    change made here is a version of the store, not an edit the gateway would find in the files."""
+    from gateway.config import ConfigError, load_config
+    from gateway.home import Home
+    from gateway.store import MigrationError, SchemaTooNewError, StoreUnavailableError, configured_url, open_store
+    from gateway.store.database import resolve_url
+
+    options = ctx.obj or {}
+    home = Home.from_env().ensure()
+    try:
+        url = configured_url(load_config(options.get("config_path"), home), home.state_db)
+    except ConfigError:
+        url = resolve_url("", "", home.state_db)
+
+    async def work() -> T:
+        store = await open_store(url)
+        library.versions = store.skill_versions(options.get("team") or "")
+        try:
+            return await op()
+        finally:
+            library.versions = None
+            await store.close()
+
+    try:
+        return run(work)
+    except (StoreUnavailableError, SchemaTooNewError, MigrationError) as exc:
+        fail(str(exc))
+        raise
 
 
 def _report_problems(library: SkillLibrary) -> None:
@@ -198,7 +232,7 @@ def delete(ctx: click.Context, name: str) -> None:
 
     library = _library(ctx)
     try:
-        click.echo(run(lambda: library.delete(name, origin="cli")))
+        click.echo(in_store(ctx, library, lambda: library.delete(name, origin="cli")))
     except SkillError as exc:
         fail(_cli_words(exc, name))
 
@@ -214,7 +248,7 @@ def history(ctx: click.Context, name: str, show_diff: bool, as_json: bool) -> No
 
     library = _library(ctx)
     try:
-        entries = run(lambda: library.history_of(name))
+        entries = in_store(ctx, library, lambda: library.history_of(name))
     except SkillError as exc:
         fail(_cli_words(exc, name))
     if not entries:
@@ -240,7 +274,7 @@ def revert(ctx: click.Context, name: str, to: int) -> None:
 
     library = _library(ctx)
     try:
-        click.echo(run(lambda: library.revert(name, to, origin="cli")))
+        click.echo(in_store(ctx, library, lambda: library.revert(name, to, origin="cli")))
     except SkillError as exc:
         fail(_cli_words(exc, name))
 
@@ -327,7 +361,7 @@ def curate_command(ctx: click.Context, apply: bool, as_json: bool) -> None:
         if not model.name:
             fail("curating needs a model: set [model] name (or [learning] model) in config.toml")
         complete = llm_complete(LLMClient(model.model_copy(update={"stream": False})))
-    report = run(lambda: curate(library, deduplicator(config.skills), complete, apply=apply,
+    report = in_store(ctx, library, lambda: curate(library, deduplicator(config.skills), complete, apply=apply,
                                 max_skill_chars=config.skills.max_skill_chars, allow_protected=True,
                                 origin="curator (cli)"))
     if as_json:
