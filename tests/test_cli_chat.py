@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from tests.conftest import model_config, write_config
 from tests.fakes.model_server import FakeModelServer, fault, text, tool_calls
+from tests.store_support import home_store
 
 
 async def hermes(*args: str, home: Path, timeout: float = 60) -> tuple[int, str, str]:
@@ -134,9 +134,9 @@ async def test_one_shot_works_in_the_current_folder_and_stays_inside_it(
     assert (folder / "SUMMARY.md").read_text() == "A tiny project."
     # nothing left behind in the home, and the session is named after the question
     assert not (home / "workspaces").exists() or not any((home / "workspaces").iterdir())
-    db = sqlite3.connect(home / "state.db")
-    assert db.execute("SELECT key, platform, user_id FROM sessions").fetchall() == [
-        ("cli: summarise README.md", "cli", "local")]
+    async with home_store(home) as store:
+        sessions = await store.sessions_in_order()
+    assert [(s.key, s.platform, s.user_id) for s in sessions] == [("cli: summarise README.md", "cli", "local")]
 
 
 async def test_workspace_option_picks_another_folder(home: Path, model_server: FakeModelServer,

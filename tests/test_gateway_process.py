@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import aiohttp
 from tests.conftest import model_config, write_config
 from tests.fakes.gateway_harness import TOKEN, api_section
 from tests.fakes.model_server import FakeModelServer, text
+from tests.store_support import home_store
 
 
 async def start(home: Path, env: dict[str, str] | None = None) -> tuple[asyncio.subprocess.Process, str, str]:
@@ -60,9 +60,10 @@ async def test_sigterm_lets_the_running_turn_finish_and_exits_0(home: Path, mode
         assert code == 0
         err = (await process.stderr.read()).decode() if process.stderr else ""
         assert "gateway stopped" in err
-        with sqlite3.connect(home / "state.db") as db:
-            stored = [row[0] for row in db.execute("SELECT data FROM messages ORDER BY id")]
-        assert any("Finished before shutdown." in s for s in stored)
+        async with home_store(home) as store:
+            stored = [m.message.get("content") for s in await store.sessions_in_order()
+                      for m in await store.session_messages(s.id)]
+        assert "Finished before shutdown." in stored
     finally:
         if process.returncode is None:
             process.kill()

@@ -19,6 +19,7 @@ from gateway.store import open_store
 from gateway.store import SchemaTooNewError
 from tests.conftest import model_config, write_config
 from tests.fakes.model_server import FakeModelServer, hang, text, tool_calls
+from tests.store_support import home_store
 
 
 async def test_store_is_wal_and_migrated(tmp_path: Path) -> None:
@@ -98,7 +99,7 @@ async def test_kill_9_mid_turn_loses_no_received_message(home: Path, model_serve
     assert len(model_server.requests) == 2
     process.send_signal(signal.SIGKILL)
     await process.wait()
-    with sqlite3.connect(home / "state.db") as db:
-        rows = [r[0] for r in db.execute("SELECT role FROM messages ORDER BY seq")]
+    async with home_store(home) as store:   # the home's store, on either engine
+        rows = [m.role for s in await store.sessions_in_order() for m in await store.session_messages(s.id)]
     assert rows == ["user", "assistant", "tool"]
     assert (tmp_path / "x.txt").read_text() == "1"  # written in the folder the chat ran in
