@@ -4,7 +4,8 @@ into a .tar.gz, and restore one on another installation.
 Archive layout: `profile.json` (format, version, what is included, `env_names`: every `${NAME}`
 the config and jobs need, `secret_names`: the ones export made and where), `skills/` (the library
 with `.history/` and `skills.lock`), `memories/` and `teams/<team>/memories/`, `cron/jobs.json`
-(rows of `cron_jobs`, when that table exists), `config.toml`.
+(rows of `cron_jobs` of the home's store, SQLite or PostgreSQL, when that table exists),
+`config.toml`.
 
 No literal secret leaves: in config.toml and the cron jobs every secret (values under secret keys,
 URL user-info and secret query keys, webhook paths, header credentials, MCP env and args, DSNs,
@@ -34,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import URL
 
 from agent.redact import Redactor
 from gateway.config import read_secrets_file
@@ -233,31 +236,62 @@ def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     archive.addfile(info, io.BytesIO(data))
 
 
-async def _cron_rows(home: Home) -> list[dict[str, Any]] | None:
-    """The `cron_jobs` rows, or None when the store has no such table (cron not installed)."""
-    if not home.state_db.exists():
+def home_store_url(home: Home) -> URL:
+    """The home's store as the gateway opens it: HERMES_STORE_URL, else `[store] url` (its
+    `${NAME}` references filled from the environment and secrets.env), else `[store] path`,
+    else state.db. Only the `[store]` section is read, so a config that needs other secrets
+    still exports."""
+    from gateway.config import ENV_REFERENCE
+    from gateway.store.database import resolve_url
+
+    section: dict[str, Any] = {}
+    if home.config_file.exists():
+        try:
+            section = tomllib.loads(home.config_file.read_text(encoding="utf-8")).get("store") or {}
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{home.config_file}: {exc}") from None
+    environ = {**read_secrets_file(home.secrets_file), **{k: v for k, v in os.environ.items() if v}}
+    missing = [m.group(1) for m in ENV_REFERENCE.finditer(str(section.get("url", ""))) if m.group(1) not in environ]
+    if missing and not os.environ.get("HERMES_STORE_URL"):
+        raise ProfileError(f"{home.config_file}: [store] url: environment variable {missing[0]} is not set")
+    url = ENV_REFERENCE.sub(lambda m: environ.get(m.group(1), ""), str(section.get("url", "")))
+    try:
+        return resolve_url(url, str(section.get("path", "")), home.state_db)
+    except ValueError as exc:
+        raise ProfileError(str(exc)) from None
+
+
+async def _cron_rows(home: Home, url: URL) -> list[dict[str, Any]] | None:
+    """The `cron_jobs` rows by id, or None when the store has no such table (cron not installed)."""
+    from gateway.store import StoreUnavailableError, open_store
+    from gateway.store.snapshot import table_rows
+
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
         return None
-    import aiosqlite
-
-    async with aiosqlite.connect(home.state_db) as db:
-        db.row_factory = aiosqlite.Row
-        found = await (await db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'cron_jobs'")).fetchone()
-        if found is None:
-            return None
-        rows = await (await db.execute("SELECT * FROM cron_jobs ORDER BY id")).fetchall()
-        return [dict(row) for row in rows]
+    try:
+        store = await open_store(url, migrate=False)   # read as it is: an export changes nothing
+    except StoreUnavailableError as exc:
+        raise ProfileError(str(exc)) from None
+    try:
+        return await table_rows(store.db, "cron_jobs")
+    finally:
+        await store.close()
 
 
-async def export_profile(home: Home, output: Path, include: tuple[str, ...] = PARTS) -> dict[str, Any]:
-    """Write the profile archive; returns its manifest (what went in)."""
+async def export_profile(home: Home, output: Path, include: tuple[str, ...] = PARTS, *,
+                         store_url: URL | None = None) -> dict[str, Any]:
+    """Write the profile archive; returns its manifest (what went in). The cron jobs come from
+    `store_url`, by default the home's store (`home_store_url`)."""
     unknown = sorted(set(include) - set(PARTS))
     if unknown:
         raise ProfileError(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     manifest: dict[str, Any] = {"format": FORMAT, "version": VERSION, "created": time.time(),
                                 "includes": list(include), "counts": {}, "removed_secrets": [],
                                 "secret_names": {}, "env_names": []}
-    cron = await _cron_rows(home) if "cron" in include else None
+    if "cron" in include:
+        cron = await _cron_rows(home, store_url or await asyncio.to_thread(home_store_url, home))
+    else:
+        cron = None
     if "cron" in include and cron is None:
         manifest["notes"] = ["cron: no cron_jobs table in this home's store; no jobs exported"]
     redactor = Redactor.from_environ()
@@ -465,39 +499,48 @@ def _import_memory(unpacked: Path, home: Home, replace: bool, report: ImportRepo
         _merge_memory_file(source, target, replace, report, label)
 
 
-async def _import_cron(unpacked: Path, home: Home, replace: bool, report: ImportReport) -> None:
+async def _import_cron(unpacked: Path, home: Home, replace: bool, report: ImportReport, url: URL) -> None:
     path = unpacked / "cron" / "jobs.json"
     if not path.exists():
         return
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    from gateway.store import open_store
-
-    store = await open_store(home.state_db)
     try:
-        table = await store.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'cron_jobs'")
-        if not table:
-            report.notes.append(f"cron: this installation has no cron_jobs table; {len(rows)} job(s) not imported")
-            return
-        columns = [r["name"] for r in await store.fetchall("PRAGMA table_info(cron_jobs)")]
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ProfileError(f"cron/jobs.json in the profile is not valid JSON: {exc}") from None
+    if not isinstance(rows, list):
+        raise ProfileError("cron/jobs.json in the profile is not a list of jobs")
+    from sqlalchemy.exc import DBAPIError
+
+    from gateway.store import StoreUnavailableError, open_store
+    from gateway.store.cron import JOB_COLUMNS
+
+    try:
+        store = await open_store(url)
+    except StoreUnavailableError as exc:
+        raise ProfileError(str(exc)) from None
+    try:
         for row in rows:
-            values = {k: v for k, v in row.items() if k in columns}
+            if not isinstance(row, dict) or not row.get("id"):
+                report.notes.append("cron: a job without an id in the profile was skipped")
+                continue
+            values = {k: v for k, v in row.items() if k in JOB_COLUMNS}
             label = f"cron job {row.get('name') or row.get('id')} ({row.get('id')})"
-            existing = await store.fetchone("SELECT * FROM cron_jobs WHERE id = ?", (values["id"],))
+            existing = await store.cron_job_row(str(values["id"]))
             if existing is not None:
-                same = all(dict(existing).get(k) == v for k, v in values.items() if k != "updated_at")
+                same = all(existing.get(k) == v for k, v in values.items() if k != "updated_at")
                 if same:
                     report.unchanged.append(label)
                     continue
                 if not replace:
                     report.conflicts.append(f"{label}: differs from the local job; kept the local one")
                     continue
-                await store.execute("DELETE FROM cron_jobs WHERE id = ?", (values["id"],))
-                report.updated.append(label)
-            else:
-                report.added.append(label)
-            names = ", ".join(values)
-            await store.execute(f"INSERT INTO cron_jobs ({names}) VALUES ({', '.join('?' * len(values))})",
-                                tuple(values.values()))
+            try:
+                await store.cron_job_put(values)   # the profile's job wins; a replaced job keeps its runs
+            except DBAPIError as exc:
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+                report.notes.append(f"{label}: not imported, the profile's row is incomplete ({reason[:200]})")
+                continue
+            (report.updated if existing is not None else report.added).append(label)
     finally:
         await store.close()
 
@@ -522,11 +565,13 @@ def _import_config(unpacked: Path, home: Home, replace: bool, report: ImportRepo
 
 
 async def import_profile(home: Home, archive: Path, *, replace: bool = False, force: bool = False,
-                         confirm: Confirm | None = None) -> ImportReport:
-    """Restore a profile into `home` (created if needed); what happened, item by item."""
+                         confirm: Confirm | None = None, store_url: URL | None = None) -> ImportReport:
+    """Restore a profile into `home` (created if needed); what happened, item by item. Cron jobs
+    go into `store_url`, by default the home's store as its config says before the import."""
     if not archive.is_file():
         raise ProfileError(f"{archive}: no such file")
     home.ensure()
+    url = store_url or await asyncio.to_thread(home_store_url, home)
     report = ImportReport()
     with tempfile.TemporaryDirectory(prefix="hermes-profile-", dir=home.root) as temporary:
         unpacked = Path(temporary)
@@ -544,7 +589,7 @@ async def import_profile(home: Home, archive: Path, *, replace: bool = False, fo
                                f"version {manifest.get('version')!r}")
         await asyncio.to_thread(_import_skills, unpacked, home, replace, force, confirm, report)
         await asyncio.to_thread(_import_memory, unpacked, home, replace, report)
-        await _import_cron(unpacked, home, replace, report)
+        await _import_cron(unpacked, home, replace, report, url)
         await asyncio.to_thread(_import_config, unpacked, home, replace, report)
         report.notes.extend(manifest.get("notes", []))
         report.env_names = list(manifest.get("env_names") or [])

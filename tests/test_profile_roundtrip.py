@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import tarfile
+import tomllib
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy.engine import URL, make_url
 
 from gateway.cli import cli
 from gateway.cron.jobs import JobStore
@@ -16,6 +18,8 @@ from gateway.cron.schedule import parse_schedule
 from gateway.home import Home
 from gateway.profiles import ProfileError, export_profile, import_profile, sanitize_config
 from gateway.store import open_store
+from gateway.store.database import resolve_url
+from gateway.store.store import as_url
 from skills.library import SkillLibrary
 from tests.fakes.hub_servers import skill_md
 
@@ -46,7 +50,19 @@ def files_under(root: Path) -> dict[str, bytes]:
             and not p.name.endswith(".lock")}
 
 
-async def populate(home: Home) -> None:
+@pytest.fixture
+def stores(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The store URLs of the homes a and b: their state.db, or under --store=postgresql two fresh
+    PostgreSQL databases."""
+    if request.config.getoption("store") != "postgresql":
+        yield {"a": as_url(tmp_path / "a" / "state.db"), "b": as_url(tmp_path / "b" / "state.db")}
+        return
+    server = request.getfixturevalue("postgres_server")
+    with server.database() as first, server.database() as second:
+        yield {"a": as_url(first), "b": as_url(second)}
+
+
+async def populate(home: Home, url: URL | None = None) -> None:
     home.ensure()
     library = SkillLibrary(home.skills_dir, rescan_interval=0)
     await library.create("release-check", skill_md("release-check"), category="ops", origin="test")
@@ -59,7 +75,7 @@ async def populate(home: Home) -> None:
     (home.root / "teams" / "ops" / "memories").mkdir(parents=True)
     (home.root / "teams" / "ops" / "memories" / "MEMORY.md").write_text("- 2025-03-03 On-call rota in wiki\n")
     home.config_file.write_text(CONFIG)
-    store = await open_store(home.state_db)
+    store = await open_store(url or home.state_db)
     try:
         jobs = JobStore(store)
         await jobs.create(name="daily digest", schedule=parse_schedule("0 9 * * *", "UTC"), prompt="Summarise",
@@ -70,19 +86,19 @@ async def populate(home: Home) -> None:
         await store.close()
 
 
-async def cron_rows(home: Home) -> list[dict]:
-    store = await open_store(home.state_db)
+async def cron_rows(url: URL) -> list[dict]:
+    store = await open_store(url)
     try:
-        return [dict(r) for r in await store.fetchall("SELECT * FROM cron_jobs ORDER BY id")]
+        return [dict(r) for r in await store.cron_job_rows(by_id=True)]
     finally:
         await store.close()
 
 
-async def test_export_then_import_into_an_empty_home(tmp_path: Path) -> None:
+async def test_export_then_import_into_an_empty_home(tmp_path: Path, stores: dict[str, URL]) -> None:
     source, target = Home(tmp_path / "a"), Home(tmp_path / "b")
-    await populate(source)
+    await populate(source, stores["a"])
     archive = tmp_path / "profile.tar.gz"
-    manifest = await export_profile(source, archive)
+    manifest = await export_profile(source, archive, store_url=stores["a"])
     assert manifest["counts"]["cron_jobs"] == 2
     assert sorted(manifest["removed_secrets"]) == ["api.token", "telegram.token"]
     assert sorted(manifest["secret_names"]) == ["API_TOKEN", "TELEGRAM_TOKEN"]
@@ -96,14 +112,14 @@ async def test_export_then_import_into_an_empty_home(tmp_path: Path) -> None:
     assert 'token = "${API_TOKEN}"' in config_text and 'token = "${TELEGRAM_TOKEN}"' in config_text
     assert not any("secrets.env" in n or "state.db" in n for n in names)
 
-    report = await import_profile(target, archive)
+    report = await import_profile(target, archive, store_url=stores["b"])
     assert {"release-check", "tone-guide", "config.toml", "memories/MEMORY.md"} <= set(report.added)
     assert len([a for a in report.added if a.startswith("cron job")]) == 2
     assert not report.conflicts and not report.refused
     assert files_under(target.skills_dir) == files_under(source.skills_dir)
     assert files_under(target.memories_dir) == files_under(source.memories_dir)
     assert (target.root / "teams" / "ops" / "memories" / "MEMORY.md").read_text().startswith("- 2025-03-03")
-    assert await cron_rows(target) == await cron_rows(source)
+    assert await cron_rows(stores["b"]) == await cron_rows(stores["a"])
     history = await SkillLibrary(target.skills_dir).history_of("release-check")
     assert [e.action for e in history] == ["create", "patch", "write_file"]
     from gateway.config import load_config
@@ -114,8 +130,9 @@ async def test_export_then_import_into_an_empty_home(tmp_path: Path) -> None:
     assert loaded.telegram.channels["-1001234567890"].require_mention is False
     assert loaded.api.token == "set-on-import"
 
-    again = await import_profile(target, archive)
+    again = await import_profile(target, archive, store_url=stores["b"])
     assert not again.added and not again.conflicts and "release-check" in again.unchanged
+    assert len([u for u in again.unchanged if u.startswith("cron job")]) == 2
 
 
 async def test_conflicts_fast_forward_and_replace(tmp_path: Path) -> None:
@@ -181,7 +198,7 @@ def test_sanitize_keeps_references_and_replaces_literal_secrets() -> None:
 
 def test_cli_round_trip(home: Path, tmp_path: Path) -> None:
     import asyncio
-    asyncio.run(populate(Home(home)))
+    asyncio.run(populate(Home(home), resolve_url("", "", Home(home).state_db)))
     archive = tmp_path / "out.tar.gz"
     exported = CliRunner().invoke(cli, ["profile", "export", str(archive), "--include", "skills,memory,cron"])
     assert exported.exit_code == 0, exported.output
@@ -193,3 +210,45 @@ def test_cli_round_trip(home: Path, tmp_path: Path) -> None:
     assert {"release-check", "tone-guide"} <= set(report["added"])
     listed = CliRunner(env={"HERMES_HOME": str(other)}).invoke(cli, ["skills", "list", "--json"])
     assert {"release-check", "tone-guide"} <= {r["name"] for r in json.loads(listed.output)}
+
+
+def test_a_store_urls_password_never_reaches_the_export(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import gzip
+
+    monkeypatch.delenv("HERMES_STORE_URL", raising=False)
+    password = "pw-Str0ng-s3cret-4417"
+    url = make_url(postgres_url).set(password=password)     # trust authentication: any password connects
+    source = Home(tmp_path / "a")
+    asyncio.run(populate(source, url))
+    with source.config_file.open("a", encoding="utf-8") as config:
+        config.write(f'\n[store]\nurl = "{url.render_as_string(hide_password=False)}"\n')
+    archive = tmp_path / "profile.tar.gz"
+    exported = CliRunner(env={"HERMES_HOME": str(source.root)}).invoke(cli, ["profile", "export", str(archive)])
+    assert exported.exit_code == 0, exported.output
+    assert "2 cron jobs" in exported.output              # read from the PostgreSQL store the config names
+    with tarfile.open(archive) as packed:
+        members = {m.name: packed.extractfile(m).read().decode() for m in packed.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    everything = "\n".join(members.values()) + gzip.decompress(archive.read_bytes()).decode(errors="replace")
+    assert password not in everything and password not in exported.output
+    exported_url = tomllib.loads(members["config.toml"])["store"]["url"]
+    assert "${" in exported_url and "127.0.0.1" in exported_url    # the password became a ${NAME} reference
+
+
+async def test_an_incomplete_cron_job_in_a_profile_is_reported_not_a_crash(
+        tmp_path: Path, stores: dict[str, URL]) -> None:
+    import io
+
+    archive = tmp_path / "partial.tar.gz"
+    with tarfile.open(archive, "w:gz") as packed:
+        for name, data in (("profile.json", {"format": "hermes-profile", "version": 1}),
+                           ("cron/jobs.json", [{"id": "half1", "name": "half"}, "not a job"])):
+            raw = json.dumps(data).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            packed.addfile(info, io.BytesIO(raw))
+    report = await import_profile(Home(tmp_path / "b"), archive, store_url=stores["b"])
+    assert any(n.startswith("cron job half (half1): not imported") for n in report.notes), report.notes
+    assert any("without an id" in n for n in report.notes) and not report.added
+    assert await cron_rows(stores["b"]) == []
