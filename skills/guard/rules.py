@@ -31,6 +31,8 @@ def not_collecting(text: str) -> str:
 
 
 def _secret(text: str) -> re.Match[str] | None:
+    if not P.SECRET_REF.search(text):
+        return None
     text = not_collecting(text)
     for match in P.SECRET_REF.finditer(text):
         if not P.IDENTITY_ARG.search(text[:match.start()]):

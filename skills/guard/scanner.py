@@ -348,12 +348,20 @@ def _data_strings(c: Collector, lines: list[tuple[int, str]], depth: int) -> lis
     return kept
 
 
+PLAIN_TAGS = re.compile(r"^\s*(</?[\w:.-]+(\s+[\w:.-]+\s*=\s*(\"[\w:./#+@-]*\"|'[\w:./#+@-]*'))*\s*/?>\s*)+$")
+"""A line of markup that is only tags whose attribute values are single words, names or URLs (the bulk of
+an XML schema): no command, sentence or path that does something can be written in it."""
+
+
 def _scan_markup(c: Collector, folded: list[str], depth: int) -> None:
     """Markup and data (HTML, XML, schemas, JSON, CSS): every line through the line rules, the text the
     model reads through the injection rules; indentation is layout here, not a Markdown code block."""
     folded = [line for _, line in _data_strings(c, list(enumerate(folded, start=1)), depth)]
     for number, line in enumerate(folded, start=1):
         if not line.strip():
+            continue
+        if PLAIN_TAGS.match(line):
+            _blobs(c, number, line, False, depth)
             continue
         _prose_line(c, number, line, line, "")
         check_line(c, number, line, "", script=False, mktemp=set())
