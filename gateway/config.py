@@ -202,12 +202,23 @@ MODEL_HELP = (
 )
 
 
+def read_text(path: Path) -> str:
+    """A config or secrets file as text; ConfigError naming the line when it is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                          "save the file as UTF-8") from None
+
+
 def read_secrets_file(path: Path) -> dict[str, str]:
     """KEY=VALUE lines of a secrets file (comments and blank lines ignored)."""
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -301,4 +312,4 @@ def load_config(path: Path | None, home: Home, environ: dict[str, str] | None = 
         if path is not None:
             raise ConfigError(f"{file}: no such config file")
         return Config()
-    return parse_config(file.read_text(encoding="utf-8"), file, env)
+    return parse_config(read_text(file), file, env)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,6 +30,7 @@ MAX_FRONT_MATTER = 64 * 1024
 """Characters of YAML front matter read at most (a description is <= 1,024; this is generous)."""
 MAX_FRONT_MATTER_EVENTS = 5_000
 """YAML parse events read at most: bounds the work on a hostile block of tiny nested nodes."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 SPEC_FIELDS = ("name", "description", "license", "compatibility", "allowed-tools", "metadata")
 VOLATILE_METADATA = ("use_count", "last_used")
 """Usage counters: they change on every use and do not count as an edit of the skill."""
@@ -71,8 +73,18 @@ class ParsedSkill:
     warnings: tuple[str, ...] = ()
 
 
+def _check_text(text: str) -> None:
+    """Refuse what cannot be stored as UTF-8: a lone UTF-16 surrogate (a model's JSON can carry one)."""
+    found = _SURROGATE.search(text)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        raise SkillFormatError(f"line {line}: a lone UTF-16 surrogate (U+{ord(found.group()):04X}) is not text "
+                               "that can be stored")
+
+
 def split_front_matter(text: str) -> tuple[str, str]:
     """(front matter YAML, body). The file must open with a `---` line and close it with another."""
+    _check_text(text)
     text = text.removeprefix("\ufeff")
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":

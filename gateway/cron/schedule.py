@@ -51,6 +51,7 @@ TOKEN = re.compile(r"^(?:(\*)|(\d+|[a-z]{3})(?:-(\d+|[a-z]{3}))?)(?:/(\d+))?$")
 CRON_HELP = ("a cron expression has 5 fields: minute hour day-of-month month day-of-week, "
              "e.g. \"0 9 * * 1-5\" for 09:00 Monday to Friday")
 DEFAULT_MIN_INTERVAL = 60
+MAX_INTERVAL = 100 * 365 * 86400  # `every` and `in`: far beyond any use, well inside datetime's range
 
 
 class ScheduleError(ValueError):
@@ -172,6 +173,8 @@ def _interval_seconds(count: str | None, unit: str, what: str) -> int:
     n = int(count) if count is not None else 1
     if n < 1:
         raise ScheduleError(f"{what}: must be at least 1{unit}")
+    if n * UNITS[unit] > MAX_INTERVAL:
+        raise ScheduleError(f"{what}: {n}{unit} is more than {MAX_INTERVAL // (365 * 86400)} years")
     return n * UNITS[unit]
 
 
@@ -189,7 +192,12 @@ def _parse_time(raw: str, tz: zoneinfo.ZoneInfo) -> datetime:
     except ValueError:
         raise ScheduleError(f"time: {raw!r} is not an ISO date and time (e.g. 2030-06-01T09:00 or "
                             "'in 20m')") from None
-    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+    moment = moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+    try:
+        moment.astimezone(UTC)  # fire times are compared in UTC: 9999-12-31T23:59 in New York has none
+    except OverflowError:
+        raise ScheduleError(f"time: {raw!r} is out of the range of dates") from None
+    return moment
 
 
 @dataclass(frozen=True)
