@@ -455,11 +455,12 @@ class SkillLibrary:
         document = document.with_metadata(version=self._next_version(document.metadata), updated=now_iso())
         return self._render_checked(document, name)
 
-    def _edited(self, skill: Skill, document: SkillDocument, name: str) -> str:
-        """SKILL.md as `edit` would store it: creation time and usage counters kept."""
-        kept = {k: v for k, v in skill.document.metadata.items() if k in ("created", "origin", "use_count", "last_used")}
+    def _edited(self, before: str, document: SkillDocument, name: str) -> str:
+        """SKILL.md as `edit` would store it (`before`: the text now): creation time and usage counters kept."""
+        current = self._parse_for_write(before, name).metadata
+        kept = {k: v for k, v in current.items() if k in ("created", "origin", "use_count", "last_used")}
         final = document.with_metadata(**kept)
-        final = final.with_metadata(version=self._next_version(skill.document.metadata), updated=now_iso())
+        final = final.with_metadata(version=self._next_version(current), updated=now_iso())
         return self._render_checked(final, name)
 
     async def preview(self, action: str, name: str, *, content: str | None = None, old_text: str | None = None,
@@ -482,7 +483,7 @@ class SkillLibrary:
                     raise SkillError("old_text is empty; give the exact passage to replace")
                 return before, self._patched(before, old_text, new_text or "", name)
             if action == "edit":
-                return before, self._edited(skill, self._parse_for_write(content or "", name), name)
+                return before, self._edited(before, self._parse_for_write(content or "", name), name)
             raise SkillError(f"nothing to preview for action {action!r}")
 
         return await asyncio.to_thread(work)
@@ -847,7 +848,7 @@ class SkillLibrary:
         def work(changes: _Changes) -> Callable[[], Skill]:
             skill = self._require(name)
             before = skill.skill_file.read_text(encoding="utf-8")
-            text = self._edited(skill, document, name)
+            text = self._edited(before, document, name)
             self.check(policy, name, before, text, changes=changes)
             owned = changes.owned(before)
             changes.write(skill.folder, SKILL_FILE, text)
@@ -966,14 +967,22 @@ class SkillLibrary:
             skill = self._find(name)
             if skill is None:
                 return lambda: None
-            document = skill.document
-            updated = document.with_metadata(use_count=str(skill.use_count + 1), last_used=now_iso())
+            before = skill.skill_file.read_text(encoding="utf-8")  # the text now, not the snapshot's
+            try:
+                parsed = parse(before)
+            except SkillFormatError:
+                return lambda: None
+            document = parsed.document
+            try:
+                uses = int(document.metadata.get("use_count", "0"))
+            except ValueError:
+                uses = 0
+            updated = document.with_metadata(use_count=str(uses + 1), last_used=now_iso())
             if document_problems(updated, name):
                 return lambda: None  # a leniently read skill we cannot rewrite strictly: leave the user's file alone
-            before = skill.skill_file.read_text(encoding="utf-8")
             text = render(updated)
             changes.write(skill.folder, SKILL_FILE, text)
-            if skill.warnings:  # the file was normalised to the strict format: keep the original
+            if parsed.warnings:  # the file was normalised to the strict format: keep the original
                 changes.record("normalise", SKILL_FILE, before, text, "record_use")
             return lambda: None
 

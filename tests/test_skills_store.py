@@ -204,3 +204,18 @@ async def test_a_persons_edit_of_a_memory_file_is_kept_and_a_home_from_before_is
     assert "Ask Dana before a release" in text and "staging.example.test" in text and "CI only" not in text
     assert [v[1] for v in await stores[0].memory_versions("memories/MEMORY.md")] == ["import", "add", "file", "remove"]
     assert (await stores[0].memory_state("memories/MEMORY.md")).content == text
+
+
+async def test_counting_a_use_from_a_stale_snapshot_keeps_the_other_clients_patch(
+        stores: tuple[StateStore, StateStore], tmp_path: Path) -> None:
+    root = tmp_path / "skills"
+    here = SkillLibrary(root, rescan_interval=3600, versions=stores[0].skill_versions(""))
+    there = library(root, stores[1])
+    await here.create("used", skill_text("used"))
+    await here.snapshot(force=True)  # `here` now reads from a snapshot it will not rescan for an hour
+    await there.patch("used", END, f"- patched by the other client\n{END}")
+    await here.record_use("used")
+    await here.record_use("used")
+    text = (root / "general" / "used" / "SKILL.md").read_text(encoding="utf-8")
+    assert "- patched by the other client" in text and "use_count: '2'" in text.replace('"', "'")
+    await files_equal_store(there, "used")
