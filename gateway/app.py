@@ -24,6 +24,8 @@ import asyncio
 import errno
 import hashlib
 import logging
+import os
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,6 +50,7 @@ from gateway.logging_setup import log_context
 from gateway.maintenance import maintenance_loop
 from gateway.metrics import Metrics
 from gateway.model_check import ModelCheck, check_model
+from gateway.outbox import relay_outbox
 from gateway.pairing import Pairing
 from gateway.routing import Router
 from gateway.runtime import Runtime
@@ -99,6 +102,7 @@ class Gateway:
         self._sweeper: asyncio.Task[None] | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self._curator: asyncio.Task[None] | None = None
+        self._outbox: asyncio.Task[None] | None = None
         self._stopping = False
         self._stop_begun = False
         self._recovered = asyncio.Event()   # set once the rows of an earlier process are queued
@@ -187,6 +191,10 @@ class Gateway:
         from gateway.curate import curate_loop
 
         self._curator = asyncio.create_task(curate_loop(runtime), name="skill-curator")
+        if self.adapters:  # what `hermes cron run` (another process) hands over through the store
+            self._outbox = asyncio.create_task(
+                relay_outbox(runtime.store, self.send_message, f"{socket.gethostname()}:{os.getpid()}"),
+                name="outbox-relay")
 
     def _build_adapters(self) -> list[Adapter]:
         if self._adapter_factory is not None:
@@ -413,7 +421,7 @@ class Gateway:
         await self._close_everything()
 
     async def _close_everything(self) -> None:
-        for task in (self._sweeper, self._maintenance, self._curator):
+        for task in (self._outbox, self._sweeper, self._maintenance, self._curator):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

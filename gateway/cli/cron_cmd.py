@@ -182,6 +182,12 @@ async def _run(job_id: str, config_path: Path | None, model: str | None) -> int:
             install_learning = None
         if install_learning is not None:
             await install_learning(runtime)
+        # this process has no platform connections: a platform result goes through the store's
+        # outbox to the gateway running on this home (or is recorded as not delivered)
+        from gateway.outbox import OutboxSender
+
+        runtime.services.setdefault("send_message", OutboxSender(runtime.store, home.root,
+                                                                 origin=f"cron run {job_id}"))
         service = install_cron(runtime)
         # LiteLLM's first import takes seconds (far more on a busy machine): not on the run's clock
         from agent.model_call import import_litellm

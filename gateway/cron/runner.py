@@ -44,7 +44,7 @@ class RunOutcome:
     run_id: int
     job_id: str
     scheduled_time: str
-    status: str                # ok | incomplete | timeout | error | cancelled
+    status: str                # ok | incomplete | undelivered (ran, result not delivered) | timeout | error | cancelled
     text: str
     error: str
     delivery_error: str
@@ -118,6 +118,8 @@ class Runner:
         else:
             message = f"⚠️ Scheduled job '{job.name}' failed: {error}"
         delivery_error = await self._deliver(job, target, message, scheduled, status)
+        if delivery_error and status in ("ok", "incomplete"):
+            status = "undelivered"  # the job ran, but nobody got its result: not `ok` in `cron runs`
         duration_ms = (time.perf_counter() - started) * 1000
         outcome = RunOutcome(run_id, job.id, iso_utc(scheduled), status, text, error, delivery_error, duration_ms,
                              result.prompt_tokens if result else 0, result.completion_tokens if result else 0,

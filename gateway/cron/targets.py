@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.outbox import OutboxUndelivered
 from gateway.config import Config
 from gateway.home import Home
 from gateway.store import SessionRecord
@@ -194,12 +195,14 @@ async def _deliver_platform(target: Target, text: str, services: dict[str, Any],
     send: Deliver | None = services.get("deliver")
     send_message = services.get("send_message")
     if send is None and send_message is None:
-        raise DeliveryFailed(f"{target}: no gateway is running in this process to deliver to {target.scheme}")
+        raise DeliveryFailed(f"{target}: no gateway connection in this process to deliver to {target.scheme}")
     try:
         if send is not None:
             await send(str(target), text)
             return
         delivered = await send_message(target.scheme, target.value, text, key=key)
+    except OutboxUndelivered as exc:  # `hermes cron run`: the running gateway said why (or none runs)
+        raise DeliveryFailed(f"{target}: {exc}") from exc
     except Exception as exc:
         raise DeliveryFailed(f"{target}: {type(exc).__name__}: {exc}") from exc
     if not delivered:

@@ -372,3 +372,23 @@ memory_versions = sa.Table(
     sa.Index("memory_versions_digest", "key", "digest"),
 )
 """Every change to a memory file (a person's edit of the file included, as action "file")."""
+
+outbox = sa.Table(
+    "outbox", metadata,
+    _serial(),
+    _text("target", None),             # a platform target: "telegram:42", "slack:C1/1700.1" ...
+    _text("text", None),
+    _text("idempotency_key", None),
+    _text("origin"),                   # who asked, for the log: "cron run 3f2a..."
+    _text("state", "queued"),          # queued -> sending -> delivered | failed; queued -> expired
+    _text("claimed_by"),
+    sa.Column("claimed_at", Time),
+    _text("error"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
+    sa.Column("finished_at", Time),
+    sa.UniqueConstraint("idempotency_key", name="outbox_key"),
+    sa.Index("outbox_state", "state", "created_at"),
+    **AUTOINCREMENT,
+)
+"""Messages a process without platform connections (`hermes cron run`) hands to a running gateway."""

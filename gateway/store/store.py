@@ -24,6 +24,7 @@ from gateway.store.leases import LeasesStore
 from gateway.store.legacy_sql import LegacySQLStore
 from gateway.store.maintenance import MaintenanceStore
 from gateway.store.memory import MemoryFilesStore
+from gateway.store.outbox import OutboxStore
 from gateway.store.pairing import PairingStore
 from gateway.store.proposals import ProposalsStore
 from gateway.store.sessions import SessionsStore
@@ -37,7 +38,7 @@ from gateway.store.web_logins import WebLoginsStore
 class StateStore(SessionsStore, UsageStore, InboxStore, DeliveryStore, LearningStore, ProposalsStore,
                  LeasesStore, MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore, ApiStore,
                  SessionQueriesStore,
-                 CronStore, ApprovalsStore, PairingStore,
+                 CronStore, ApprovalsStore, PairingStore, OutboxStore,
                  LegacySQLStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 
