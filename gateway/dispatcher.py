@@ -8,6 +8,10 @@ the LLMClient's semaphore; since a session never has more than one turn (hence o
 in flight, a busy session cannot take more than one slot, and the semaphore's FIFO wake-up
 order keeps sessions fair.
 
+A session without a title is named after its first message as the user typed it (the first
+line, at most `TITLE_CHARS` characters, secrets masked), so the dashboard and the web chat's list
+show "Why does the deploy fail?" rather than a key.
+
 A message may carry `done`, called once its turn's answer was delivered (or it was answered
 without a turn, or the turn failed and said so): the gateway's inbox forgets the message then.
 A turn cut short by shutdown, or a queued message dropped at shutdown, is not done: the next
@@ -57,6 +61,14 @@ MODEL_MISCONFIGURED = (
     "name or its address), so trying again will not help. An admin needs to fix `[model]` in the "
     "config; `hermes doctor` and the gateway's log say exactly what to set."
 )
+TITLE_CHARS = 60
+
+
+def title_of(text: str) -> str:
+    """A session's title from its first message: the first non-blank line, spaces collapsed, cut short."""
+    line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    line = " ".join(line.split())
+    return line if len(line) <= TITLE_CHARS else line[:TITLE_CHARS - 1].rstrip() + "…"
 
 
 class Reply(Protocol):
@@ -94,6 +106,7 @@ class Work:
     done: Done | None = None
     turn: TurnInput | None = None  # the API client's history, instructions and model options
     begin: Begin | None = None
+    title: str = ""  # what the user typed (before a skill command is expanded): names a new session
 
 
 class _Slot:
@@ -147,7 +160,7 @@ class Dispatcher:
                 if done is not None:
                     await done()
                 return
-        self.submit(Work(ctx, content, reply, stream=stream, done=done, turn=turn, begin=begin))
+        self.submit(Work(ctx, content, reply, stream=stream, done=done, turn=turn, begin=begin, title=text))
 
     def submit(self, work: Work) -> None:
         if not self.accepting:
@@ -224,6 +237,10 @@ class Dispatcher:
                                              user_id=ctx.user_id, team=ctx.team)
         if work.begin is not None and await work.begin(session.id):
             self._forget(session.id)   # an interrupted run's messages were taken back: reload
+        if not session.title and title_of(work.title):
+            title = store.redactor.redact(title_of(work.title))
+            await store.set_session_title(session.id, title)
+            session = dataclasses.replace(session, title=title)
         content = work.content
         if ctx.shared:  # a group conversation: say who speaks, and answer that person (their USER.md)
             content = attribute(content, ctx.platform, ctx.user_id, ctx.display_name)

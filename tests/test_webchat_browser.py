@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -27,7 +28,7 @@ from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, browser_proble
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ARTIFACTS = ROOT / "test-artifacts" / "webchat"
-TIMEOUT_MS = 30_000  # the first turn imports LiteLLM; the machine may be busy
+TIMEOUT_MS = 30_000  # the machine may be busy
 MARKDOWN_ANSWER = """# Deploy plan
 
 Run **all** the checks, then `make release`:
@@ -62,6 +63,16 @@ class Env:
     url: str
 
 
+async def warm_up(gateway: Any, model: FakeModelServer) -> None:
+    """One turn through the API first: the first turn imports LiteLLM, which on a busy machine takes
+    longer than a page should be given to show an answer."""
+    model.add(text("warm"), purpose="chat")
+    async with aiohttp.ClientSession() as http, http.post(
+            gateway.url + "v1/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+            json={"model": "hermes", "messages": [{"role": "user", "content": "warm up"}]}) as response:
+        assert response.status == 200, await response.text()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     problem = browser_problem()
@@ -77,6 +88,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     home = tmp_path_factory.mktemp("webchat") / "home"
     gateway, _ = await start_gateway(home, model_config(model) + api_section(), platforms=())
     try:
+        await warm_up(gateway, model)
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:
@@ -175,3 +187,53 @@ async def test_tool_steps_show_while_the_agent_works(env: Env, page: Any) -> Non
     assert await answer.locator(".body strong").inner_text() == workspace_file
     assert await answer.locator("li.step").count() == 2
     assert "read_file" in await answer.locator("li.step").nth(1).inner_text()
+
+
+async def chat_titles_are(tab: Any, titles: list[str]) -> None:
+    """The list of chats shows `titles`, in this order (waiting for the list to refresh)."""
+    from playwright.async_api import expect
+
+    await expect(tab.locator("#sessions button")).to_have_text(titles)
+
+
+async def test_a_reload_restores_the_conversation_and_the_list_names_each_chat(env: Env, page: Any) -> None:
+    first_question = "Why does the deploy fail on Fridays?"
+    env.model.add(tool_calls(("list_files", {"path": "."})), text("Because `make freeze` runs at 17:00."),
+                  text("A second chat, **fresh**."), purpose="chat")
+    await page.locator(".welcome").wait_for()  # a new person is greeted, not shown a blank page
+    await send(page, first_question + "\nIt worked on Thursday.")
+    await last_answer(page, "make freeze")
+    await page.locator("#sessions button.current", has_text=first_question).wait_for()
+
+    await page.reload()
+    await page.locator(".msg.user", has_text=first_question).wait_for()
+    answer = page.locator(".msg.bot").last
+    assert await answer.locator(".body code").inner_text() == "make freeze"
+    assert (await answer.locator("li.step").inner_text()).startswith('⚙ list_files({"path": "."})')
+    assert await page.locator(".welcome").count() == 0
+    await chat_titles_are(page, [first_question])
+    await shot(page, "restored")
+
+    # "/new" typed (or the button) starts another chat; the first stays in the list
+    await send(page, "/new")
+    await page.locator(".welcome").wait_for()
+    assert await page.locator(".msg.user, .msg.bot").count() == 0
+    await chat_titles_are(page, ["New chat", first_question])
+    await send(page, "Second question")
+    await last_answer(page, "second chat")
+    await page.locator("#sessions button", has_text="Second question").wait_for()
+    await chat_titles_are(page, ["Second question", first_question])
+    await page.locator("#sessions button", has_text=first_question).click()
+    await page.locator(".msg.user", has_text=first_question).wait_for()
+    assert await page.locator(".msg.user").count() == 1
+    assert "second chat" not in await page.inner_text("#log")
+    await page.reload()  # the chat shown last is the one a reload shows
+    await page.locator(".msg.user", has_text=first_question).wait_for()
+
+    # the dashboard lists the web chats by their titles
+    await page.goto(env.url + "/sessions")
+    row = page.locator("tr.session", has_text=first_question)
+    assert await row.locator("a").inner_text() == first_question
+    assert await page.locator("tr.session", has_text="Second question").count() == 1
+    await shot(page, "dashboard-sessions")
+

@@ -147,7 +147,10 @@ def _api_paths() -> dict[str, Schema]:
                           op_id="deleteSession", parameters=[_path_param("session_id", SESSION_ID)])},
         "/api/sessions/{session_id}/messages": {"get": _op(
             "A session's conversation as the client sees it", {"200": _json(ref("SessionMessages"), "the messages")},
-            tag="sessions", op_id="listSessionMessages", parameters=[_path_param("session_id", SESSION_ID)])},
+            tag="sessions", op_id="listSessionMessages", parameters=[
+                _path_param("session_id", SESSION_ID),
+                _query("view", "web: each answer also has html (its Markdown rendered and sanitized) and steps "
+                               "(the tool calls made before it), as the web chat shows them", {"enum": ["web"]})])},
     }
 
 

@@ -150,7 +150,11 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object", "required": ["object", "session_id", "data"],
         "properties": {"object": {"const": "list"}, "session_id": {"type": "string"}, "data": {
             "type": "array", "items": {"type": "object", "required": ["role", "content", "created_at"], "properties": {
-                "role": {"enum": ["user", "assistant"]}, "content": {}, "created_at": {"type": "integer"}}}}}},
+                "role": {"enum": ["user", "assistant"]}, "content": {}, "created_at": {"type": "integer"},
+                "html": {"type": "string"}, "steps": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "arguments"], "properties": {
+                        "object": {"const": "hermes.tool"}, "id": {"type": "string"}, "name": {"type": "string"},
+                        "arguments": {"type": "string"}, "status": {"type": "string"}}}}}}}}},
     "SessionDeleted": {"type": "object", "required": ["id", "object", "deleted"], "properties": {
         "id": {"type": "string"}, "object": {"const": "hermes.session.deleted"}, "deleted": {"const": True}}},
     "Health": {"type": "object", "required": ["status", "adapters"], "properties": {

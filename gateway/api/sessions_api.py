@@ -3,8 +3,10 @@
 These are the conversations clients keep on the server with `X-Hermes-Session-Id`; each belongs
 to the API token that created it (`api_sessions`): another token gets a 404, as if it did not
 exist. The messages are the conversation as the client knows it (user messages and the agent's
-answers; tool traffic stays on the server). Deleting removes the conversation and its stored
-messages and tool calls; a session whose turn is running cannot be deleted (409).
+answers; tool traffic stays on the server). With `?view=web` (what the web chat shows after a
+reload) each answer also has `html`, its Markdown rendered and sanitized, and `steps`, the tool
+calls made before it (name and shortened arguments). Deleting removes the conversation and its
+stored messages and tool calls; a session whose turn is running cannot be deleted (409).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from gateway.api.errors import ApiError
 from gateway.api.openai_compat import caller_of
 from gateway.api.request_models import check_session_id
 from gateway.api.turns import ApiTurns, Caller
+from gateway.api.turns import shown_arguments
+from gateway.markdown_html import to_html
 from gateway.store.api_responses import CONVERSATION_ROLES, ApiSession
 
 OBJECT = "hermes.session"
@@ -51,16 +55,35 @@ class SessionsApi:
         return web.json_response(self._object(found))
 
     async def messages(self, request: web.Request) -> web.Response:
+        view = request.query.get("view", "")
+        if view not in ("", "web"):
+            raise ApiError(400, f"view must be 'web' or absent, not {view[:40]!r}", param="view")
         _, session_id, found = await self._owned(request)
         data: list[dict[str, Any]] = []
+        steps: list[dict[str, Any]] = []  # the tool calls since the last message shown (view=web)
+        redactor = self.turns.store.redactor
         if found.store_id:
             for stored in await self.turns.store.session_messages(found.store_id, active_only=True,
                                                                   roles=CONVERSATION_ROLES):
                 message = stored.message
+                for call in (message.get("tool_calls") or []) if view == "web" else []:
+                    function = call.get("function") or {}
+                    steps.append({"object": "hermes.tool", "id": str(call.get("id", "")),
+                                  "name": str(function.get("name", "?")), "status": "done",
+                                  "arguments": shown_arguments(str(function.get("arguments", "")), redactor)})
                 if message.get("tool_calls") and not message.get("content"):
                     continue  # the agent calling its tools: not part of the conversation the client sees
-                data.append({"role": message["role"], "content": message.get("content") or "",
-                             "created_at": int(stored.created_at)})
+                item = {"role": message["role"], "content": message.get("content") or "",
+                        "created_at": int(stored.created_at)}
+                if view == "web" and message["role"] == "assistant":
+                    item["html"] = to_html(item["content"]) if isinstance(item["content"], str) else ""
+                    item["steps"], steps = steps, []
+                elif message["role"] == "user":
+                    steps = []
+                data.append(item)
+        if view == "web" and steps:  # stopped (or still working) after its tool calls, before an answer
+            data.append({"role": "assistant", "content": "", "created_at": int(found.updated_at or 0),
+                         "html": "", "steps": steps})
         return web.json_response({"object": "list", "session_id": session_id, "data": data})
 
     async def delete(self, request: web.Request) -> web.Response:

@@ -3,16 +3,36 @@
 // agent's tool steps while they run (shown as the terminal shows them: "⚙ list_files(...)") and as the
 // answer so far rendered from Markdown by the server (markdown-it with raw HTML off, then sanitized by
 // nh3): only that server-made HTML is ever put into the page as HTML; everything else is set as text.
+// Each conversation is kept on the server under its id (X-Hermes-Session-Id, "web-..."): a reload
+// shows it again (/api/sessions/ID/messages?view=web), the list on the left is this browser's
+// (`user`, kept in localStorage like the current id) from /api/sessions, by title;
+// and "New chat" (or typing /new) starts another id.
 "use strict";
 const log = document.getElementById("log"), text = document.getElementById("text");
+const list = document.getElementById("sessions"), stopButton = document.getElementById("stop");
+const WELCOME = "Hello, I'm Hermes. Ask me anything: I can read and write the files in my workspace, " +
+  "fetch web pages and learn your team's ways as we go. Type /help to see the commands.";
+const newId = () => "web-" + crypto.getRandomValues(new Uint32Array(4)).join("");
 let user = localStorage.getItem("hermes-web-user");
 if (!user) { user = "web-" + crypto.getRandomValues(new Uint32Array(2)).join(""); localStorage.setItem("hermes-web-user", user); }
-// the conversation is kept on the server under this id (X-Hermes-Session-Id); the API is stateless without it
-let session = localStorage.getItem("hermes-web-session");
-if (!session) { session = "web-" + crypto.getRandomValues(new Uint32Array(4)).join(""); localStorage.setItem("hermes-web-session", session); }
+let session = localStorage.getItem("hermes-web-session") || newId();
+localStorage.setItem("hermes-web-session", session);
+let running = null, inFlight = 0;  // the session whose answer is streaming (what Stop stops), how many are
+let shownAt = 0;  // bumped whenever the log starts showing something new: a late restore() must not wipe it
+
+async function api(path, options) {
+  const response = await fetch(path, {credentials: "same-origin", ...options});
+  if (response.status === 401) { location.reload(); throw new Error("logged out"); }
+  return response;
+}
 function bubble(kind, content) {
   const div = document.createElement("div"); div.className = "msg " + kind; div.textContent = content;
   log.appendChild(div); log.scrollTop = log.scrollHeight; return div;
+}
+function welcome() { if (!log.children.length) bubble("note welcome", WELCOME); }
+function contentText(content) {  // a message's content as text (multi-part content: its text parts)
+  if (typeof content === "string") return content;
+  return (content || []).map(part => part.type === "text" ? part.text : "[" + part.type + "]").join("\n");
 }
 // an answer: the tool steps (a list, empty until the agent uses a tool), then the text
 function answerBubble() {
@@ -27,16 +47,59 @@ function showStep(steps, data) {  // one tool call: added when it starts, marked
   item.className = "step is-" + data.status;
   item.textContent = "⚙ " + data.name + "(" + (data.arguments || "") + ")" + (MARKS[data.status] || "");
 }
-// an answer being streamed: the last rendering from the server, then the text that came after it
+// an answer: the last rendering from the server, then the text that came after it
 function paint(out, answer) {
   if (answer.html === null) { out.textContent = answer.tail || "…"; return; }
   out.innerHTML = answer.html;  // sanitized HTML made by the server from the answer's Markdown
   if (answer.tail) { const span = document.createElement("span"); span.className = "tail"; span.textContent = answer.tail; out.appendChild(span); }
 }
+
+// -- conversations ---------------------------------------------------------------------------------
+async function restore() {  // the conversation of `session` as the server keeps it
+  const wanted = session, mark = ++shownAt;
+  const response = await api("/api/sessions/" + encodeURIComponent(wanted) + "/messages?view=web");
+  if (wanted !== session || mark !== shownAt) return;
+  log.textContent = "";
+  if (response.ok) {
+    for (const m of (await response.json()).data) {
+      if (m.role === "user") { bubble("user", contentText(m.content)); continue; }
+      const shown = answerBubble();
+      for (const step of m.steps || []) showStep(shown.steps, step);
+      paint(shown.body, {html: m.html || "", tail: ""});
+    }
+  }
+  welcome();
+  log.scrollTop = log.scrollHeight;
+}
+async function refreshSessions() {  // this browser's chats (web-<random>, with our user), newest first, by title
+  const response = await api("/api/sessions");
+  if (!response.ok) return;
+  const chats = (await response.json()).data.filter(s => s.id.startsWith("web-") && s.user === user);
+  if (!chats.some(s => s.id === session)) chats.unshift({id: session, title: ""});
+  list.textContent = "";
+  for (const chat of chats) {
+    const item = document.createElement("li"), button = document.createElement("button");
+    button.type = "button"; button.dataset.id = chat.id; button.className = chat.id === session ? "current" : "";
+    button.textContent = chat.title || "New chat"; button.title = chat.title || "";
+    button.addEventListener("click", () => openChat(chat.id));
+    item.appendChild(button); list.appendChild(item);
+  }
+}
+function openChat(id) {
+  if (id === session) return;
+  session = id; localStorage.setItem("hermes-web-session", id);
+  restore(); refreshSessions();
+}
+function startNew() {
+  session = newId(); localStorage.setItem("hermes-web-session", session); shownAt++;
+  log.textContent = ""; welcome(); refreshSessions(); text.focus();
+}
+
+// -- what the background review learned ----------------------------------------------------------
 let seen = Number(localStorage.getItem("hermes-web-learned") || 0), polling = 0;
-async function learned() {  // what the background review learned from this conversation, after the answer
-  const response = await fetch("/learning?limit=20&user=" + encodeURIComponent(user) + "&after=" + seen,
-    {credentials: "same-origin", headers: {"Accept": "application/json"}});
+async function learned() {
+  const response = await api("/learning?limit=20&user=" + encodeURIComponent(user) + "&after=" + seen,
+    {headers: {"Accept": "application/json"}});
   if (!response.ok) return false;
   const data = await response.json();
   for (const n of data.notices || []) { bubble("note", n.text); seen = Math.max(seen, n.id); }
@@ -50,16 +113,20 @@ function watchLearning() {  // poll for a minute after each answer, while review
     try { if (await learned() || rounds < 3) setTimeout(tick, 3000); } catch (err) { /* offline: try later */ } };
   setTimeout(tick, 1500);
 }
-async function ask(message, show) {
-  if (show) bubble("user", message);
-  const shown = answerBubble(), out = shown.body;
-  const answer = {html: null, tail: ""};
-  document.body.classList.add("busy");
+
+// -- asking ----------------------------------------------------------------------------------------
+async function ask(message) {
+  if (message.trim().toLowerCase() === "/new") { startNew(); return; }
+  shownAt++;
+  for (const note of log.querySelectorAll(".welcome")) note.remove();
+  bubble("user", message);
+  const shown = answerBubble(), out = shown.body, answer = {html: null, tail: ""};
+  const asked = running = session;
+  inFlight++; document.body.classList.add("busy"); stopButton.disabled = false;
   try {
-    const response = await fetch("/v1/chat/completions", {method: "POST", credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-Hermes-Session-Id": session, "X-Hermes-Events": "tools, html"},
+    const response = await api("/v1/chat/completions", {method: "POST",
+      headers: {"Content-Type": "application/json", "X-Hermes-Session-Id": asked, "X-Hermes-Events": "tools, html"},
       body: JSON.stringify({model: "hermes", stream: true, user: user, messages: [{role: "user", content: message}]})});
-    if (response.status === 401) { location.reload(); return; }
     if (!response.ok) { shown.div.className = "msg bot error"; out.textContent = "Error " + response.status + ": " + await response.text(); return; }
     const reader = response.body.getReader(), decoder = new TextDecoder();
     let buffer = "";
@@ -80,12 +147,16 @@ async function ask(message, show) {
       }
     }
   } catch (err) { shown.div.className = "msg bot error"; out.textContent = String(err); }
-  finally { document.body.classList.remove("busy"); }
-  if (show) watchLearning();
+  finally {
+    if (--inFlight === 0) { running = null; stopButton.disabled = true; document.body.classList.remove("busy"); }
+  }
+  refreshSessions();  // a new chat now has its title
+  watchLearning();
 }
+stopButton.addEventListener("click", () => ask("/stop"));
 document.getElementById("send").addEventListener("submit", e => {
-  e.preventDefault(); const message = text.value.trim(); if (!message) return; text.value = ""; ask(message, true);
+  e.preventDefault(); const message = text.value.trim(); if (!message) return; text.value = ""; ask(message);
 });
 text.addEventListener("keydown", e => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); document.getElementById("send").requestSubmit(); } });
-document.getElementById("new").addEventListener("click", () => { log.textContent = ""; ask("/new", false); });
-document.getElementById("stop").addEventListener("click", () => ask("/stop", false));
+document.getElementById("new").addEventListener("click", startNew);
+restore(); refreshSessions();
