@@ -133,3 +133,30 @@ def test_history_sent_again_is_recognised_after_tool_calls_compression_and_windo
     other = [msg("user", "something else"), msg("assistant", "entirely")]
     assert unseen(stored, other) == other                 # not this conversation's messages: all new
     assert unseen([], full) == full
+
+
+async def test_stop_interrupts_the_sessions_running_answer_and_only_its_owner_may(
+        home: Path, model_server: FakeModelServer) -> None:
+    import asyncio
+
+    model_server.add(text("Short."), text(" ".join(f"w{i}" for i in range(400)), word_delay=0.02))
+    async with api_gateway(home, model_server) as (gateway, client):
+        status, _, idle = await raw(gateway, "POST", "/api/sessions/nobody-here/stop")
+        assert status == 404
+        await client.chat.completions.create(model="hermes", extra_headers={HEADER: "chat-s"},
+                                             messages=[{"role": "user", "content": "short"}])
+        status, _, idle = await raw(gateway, "POST", "/api/sessions/chat-s/stop")
+        assert status == 200 and idle == {"id": "chat-s", "object": "hermes.session.stop", "stopped": False}
+        stream = await client.chat.completions.create(model="hermes", extra_headers={HEADER: "chat-s"}, stream=True,
+                                                      messages=[{"role": "user", "content": "long"}])
+        received: list[str] = []
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
+            if len(received) == 3:
+                status, _, other = await raw(gateway, "POST", "/api/sessions/chat-s/stop", token=OTHER_TOKEN)
+                assert status in (401, 404)  # another token does not see this session, let alone stop it
+                status, _, stopped = await asyncio.wait_for(raw(gateway, "POST", "/api/sessions/chat-s/stop"), 10)
+                assert status == 200 and stopped["stopped"] is True
+        answer = "".join(received)
+        assert answer.endswith("\n\nStopped.") and answer.count("Stopped.") == 1 and "w399" not in answer

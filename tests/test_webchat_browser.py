@@ -237,3 +237,19 @@ async def test_a_reload_restores_the_conversation_and_the_list_names_each_chat(e
     assert await page.locator("tr.session", has_text="Second question").count() == 1
     await shot(page, "dashboard-sessions")
 
+
+async def test_stop_says_stopped_once(env: Env, page: Any) -> None:
+    env.model.add(text(" ".join(f"word{i}" for i in range(200)), word_delay=0.05), purpose="chat")
+    stop = page.locator("#stop")
+    assert await stop.is_disabled()  # nothing to stop yet
+    await send(page, "Write a long story")
+    answer = page.locator(".msg.bot").last
+    await answer.filter(has_text="word3").wait_for()
+    await stop.click()
+    await answer.filter(has_text="Stopped.").wait_for()
+    await page.wait_for_function("() => !document.body.classList.contains('busy')")
+    shown = await page.inner_text("#log")
+    assert shown.count("Stopped.") == 1 and "Stopping" not in shown and "word199" not in shown
+    assert await page.locator(".msg").count() == 2  # the question and its (stopped) answer, nothing else
+    assert await stop.is_disabled()
+    await shot(page, "stopped")

@@ -145,6 +145,10 @@ def _api_paths() -> dict[str, Schema]:
                           {"200": _json(ref("SessionDeleted"), "deleted"),
                            "409": _error("the session is answering a message")}, tag="sessions",
                           op_id="deleteSession", parameters=[_path_param("session_id", SESSION_ID)])},
+        "/api/sessions/{session_id}/stop": {"post": _op(
+            "Stop the session's running answer (which then ends with \"Stopped.\")",
+            {"200": _json(ref("SessionStopped"), "whether an answer was running")}, tag="sessions",
+            op_id="stopSession", parameters=[_path_param("session_id", SESSION_ID)])},
         "/api/sessions/{session_id}/messages": {"get": _op(
             "A session's conversation as the client sees it", {"200": _json(ref("SessionMessages"), "the messages")},
             tag="sessions", op_id="listSessionMessages", parameters=[

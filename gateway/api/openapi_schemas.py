@@ -155,6 +155,8 @@ SCHEMAS: dict[str, Schema] = {
                     "type": "object", "required": ["name", "arguments"], "properties": {
                         "object": {"const": "hermes.tool"}, "id": {"type": "string"}, "name": {"type": "string"},
                         "arguments": {"type": "string"}, "status": {"type": "string"}}}}}}}}},
+    "SessionStopped": {"type": "object", "required": ["id", "object", "stopped"], "properties": {
+        "id": {"type": "string"}, "object": {"const": "hermes.session.stop"}, "stopped": {"type": "boolean"}}},
     "SessionDeleted": {"type": "object", "required": ["id", "object", "deleted"], "properties": {
         "id": {"type": "string"}, "object": {"const": "hermes.session.deleted"}, "deleted": {"const": True}}},
     "Health": {"type": "object", "required": ["status", "adapters"], "properties": {

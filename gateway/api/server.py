@@ -94,6 +94,7 @@ class ApiApp:
         r.add_get("/api/sessions/{session_id}", sessions.get)
         r.add_delete("/api/sessions/{session_id}", sessions.delete)
         r.add_get("/api/sessions/{session_id}/messages", sessions.messages)
+        r.add_post("/api/sessions/{session_id}/stop", sessions.stop)
 
     def attach(self, adapter: Any) -> None:
         """Let an adapter add its routes (webhooks); they are exempt from our bearer token."""

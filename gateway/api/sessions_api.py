@@ -1,4 +1,5 @@
-"""The API's sessions: `GET /api/sessions`, `GET /api/sessions/{id}[/messages]`, `DELETE /api/sessions/{id}`.
+"""The API's sessions: `GET /api/sessions`, `GET /api/sessions/{id}[/messages]`, `DELETE /api/sessions/{id}`,
+`POST /api/sessions/{id}/stop`.
 
 These are the conversations clients keep on the server with `X-Hermes-Session-Id`; each belongs
 to the API token that created it (`api_sessions`): another token gets a 404, as if it did not
@@ -6,7 +7,9 @@ exist. The messages are the conversation as the client knows it (user messages a
 answers; tool traffic stays on the server). With `?view=web` (what the web chat shows after a
 reload) each answer also has `html`, its Markdown rendered and sanitized, and `steps`, the tool
 calls made before it (name and shortened arguments). Deleting removes the conversation and its
-stored messages and tool calls; a session whose turn is running cannot be deleted (409).
+stored messages and tool calls; a session whose turn is running cannot be deleted (409). Stop
+interrupts the running answer (`stopped` says whether one was running); that answer then ends
+with "Stopped.", the only word the user sees about it.
 """
 
 from __future__ import annotations
@@ -85,6 +88,12 @@ class SessionsApi:
             data.append({"role": "assistant", "content": "", "created_at": int(found.updated_at or 0),
                          "html": "", "steps": steps})
         return web.json_response({"object": "list", "session_id": session_id, "data": data})
+
+    async def stop(self, request: web.Request) -> web.Response:
+        """Interrupt the session's running answer; the answer itself then ends with "Stopped."."""
+        caller, session_id, _ = await self._owned(request)
+        stopped = self.turns.dispatcher.stop(self.turns.session_key(caller.token_id, session_id))
+        return web.json_response({"id": session_id, "object": f"{OBJECT}.stop", "stopped": stopped})
 
     async def delete(self, request: web.Request) -> web.Response:
         caller, session_id, _ = await self._owned(request)

@@ -6,7 +6,7 @@
 // Each conversation is kept on the server under its id (X-Hermes-Session-Id, "web-..."): a reload
 // shows it again (/api/sessions/ID/messages?view=web), the list on the left is this browser's
 // (`user`, kept in localStorage like the current id) from /api/sessions, by title;
-// and "New chat" (or typing /new) starts another id.
+// "New chat" (or typing /new) starts another id, and Stop asks /api/sessions/ID/stop.
 "use strict";
 const log = document.getElementById("log"), text = document.getElementById("text");
 const list = document.getElementById("sessions"), stopButton = document.getElementById("stop");
@@ -153,7 +153,12 @@ async function ask(message) {
   refreshSessions();  // a new chat now has its title
   watchLearning();
 }
-stopButton.addEventListener("click", () => ask("/stop"));
+stopButton.addEventListener("click", async () => {
+  // the answer being streamed ends with "Stopped." (from the server); nothing else is said about it
+  if (running === null) return;
+  stopButton.disabled = true;
+  try { await api("/api/sessions/" + encodeURIComponent(running) + "/stop", {method: "POST"}); } catch (err) { /* it ends anyway */ }
+});
 document.getElementById("send").addEventListener("submit", e => {
   e.preventDefault(); const message = text.value.trim(); if (!message) return; text.value = ""; ask(message);
 });
