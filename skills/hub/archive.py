@@ -2,22 +2,41 @@
 
 Every member is checked before anything is written: no absolute paths or `..`, no symbolic or
 hard links, no devices, no oversize files. Members are copied one by one (never `extractall`).
+A corrupt archive (bad checksums, truncated streams, undecodable names, unsupported compression
+or encryption) is a HubError naming the archive, whatever the library underneath raised.
 """
 
 from __future__ import annotations
 
 import io
+import lzma
 import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from skills.hub.checks import Budget, safe_relative, write_staged
 from skills.hub.errors import HubError
 
 
+# what the tar, gzip, bz2, xz and zip readers raise on a corrupt archive (zip: RuntimeError when encrypted,
+# NotImplementedError for an unknown compression, UnicodeDecodeError for a name that is not UTF-8)
+CORRUPT = (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, lzma.LZMAError,
+           NotImplementedError, RuntimeError, UnicodeDecodeError, ValueError, OSError)
+
+
 def unpack(data: bytes, target: Path, budget: Budget) -> None:
     """Unpack `data` (an archive's bytes) into `target`; HubError names the bad member."""
+    try:
+        _unpack(data, target, budget)
+    except HubError:
+        raise
+    except CORRUPT as exc:
+        raise HubError(f"{budget.where}: corrupt archive ({type(exc).__name__}: {str(exc)[:200]})") from exc
+
+
+def _unpack(data: bytes, target: Path, budget: Budget) -> None:
     if data[:2] == b"PK":
         _unzip(data, target, budget)
         return

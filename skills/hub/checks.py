@@ -51,9 +51,14 @@ def write_staged(folder: Path, relative: str, data: bytes, budget: Budget) -> No
     pure = safe_relative(relative, budget.where)
     budget.take(str(pure), len(data))
     target = folder.joinpath(*pure.parts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "xb") as handle:
-        handle.write(data)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "xb") as handle:
+            handle.write(data)
+    except FileExistsError:
+        raise HubError(f"{budget.where}: {str(pure)!r} appears twice in the archive") from None
+    except OSError as exc:  # a name too long, a file where a folder should be, ...
+        raise HubError(f"{budget.where}: cannot stage {str(pure)[:200]!r}: {exc.strerror or exc}") from None
 
 
 def copy_tree(source: Path, target: Path, budget: Budget) -> None:
