@@ -230,12 +230,16 @@ async def test_a_reload_restores_the_conversation_and_the_list_names_each_chat(e
     await page.reload()  # the chat shown last is the one a reload shows
     await page.locator(".msg.user", has_text=first_question).wait_for()
 
-    # the dashboard lists the web chats by their titles
+    # the dashboard lists the web chats by their titles, as web chats, and opens one under its title
     await page.goto(env.url + "/sessions")
     row = page.locator("tr.session", has_text=first_question)
     assert await row.locator("a").inner_text() == first_question
+    assert await row.locator("td").nth(1).inner_text() == "web chat"
     assert await page.locator("tr.session", has_text="Second question").count() == 1
     await shot(page, "dashboard-sessions")
+    await row.locator("a").click()
+    assert await page.inner_text("h1") == first_question
+    assert "web chat" in await page.inner_text("dl.facts")
 
 
 async def test_stop_says_stopped_once(env: Env, page: Any) -> None:

@@ -26,6 +26,27 @@ def markdown(text: str) -> Markup:
     return Markup(to_html(text or ""))
 
 
+WEB_CHAT_PREFIX = "web-"  # the web chat (gateway/api/static/chat.js) names its conversations web-<random>
+
+
+def platform_label(session: Any) -> str:
+    """Where a session's conversation happens: the web chat's are API sessions with a `web-` id."""
+    platform = str(getattr(session, "platform", "") or "cli")
+    chat_id = str(getattr(session, "chat_id", "") or "")
+    if platform == "api" and chat_id.rsplit(":", 1)[-1].startswith(WEB_CHAT_PREFIX):
+        return "web chat"
+    return platform
+
+
+def session_name(session: Any) -> str:
+    """What a session is called on a page: its title (its first message); else its key, except for a
+    web chat, whose key is a long random id nobody would recognise."""
+    title = str(getattr(session, "title", "") or "")
+    if title:
+        return title
+    return "untitled web chat" if platform_label(session) == "web chat" else str(getattr(session, "key", ""))
+
+
 def when(timestamp: float | None) -> str:
     if not timestamp:
         return ""
@@ -123,5 +144,6 @@ def make_environment(redactor: Redactor | None = None) -> Environment:
     env = Environment(loader=PackageLoader("gateway.dashboard", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       finalize=redacting(redactor or Redactor.from_environ()))
-    env.filters.update(markdown=markdown, when=when, ago=ago, diff_lines=diff_lines, pretty_json=pretty_json)
+    env.filters.update(markdown=markdown, platform_label=platform_label, session_name=session_name, when=when,
+                       ago=ago, diff_lines=diff_lines, pretty_json=pretty_json)
     return env
