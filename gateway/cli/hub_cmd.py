@@ -46,17 +46,25 @@ def _hub(ctx: click.Context) -> Hub:
     return Hub(_library(ctx), settings, TapStore(home.root / "hub" / "taps.json", settings))
 
 
-def _refused(exc: Any) -> None:
-    click.echo(exc.report.describe(), err=True)
+def _report(report: GuardReport, explain: bool) -> str:
+    """The guard's report: one block per finding, or with --explain each finding's rule, line and the
+    context that decided its level."""
+    return report.explain() if explain else report.describe()
+
+
+def _refused(exc: Any, explain: bool = False) -> None:
+    click.echo(_report(exc.report, explain), err=True)
     click.echo(f"hermes: refused: {exc}", err=True)
     raise SystemExit(GUARD_REFUSED)
 
 
-def _confirm(yes: bool):  # type: ignore[no-untyped-def]
+def _confirm(yes: bool, explain: bool = False):  # type: ignore[no-untyped-def]
     def confirm(report: GuardReport) -> bool:
         if yes:
+            if explain:
+                click.echo(report.explain(), err=True)
             return True
-        click.echo(report.describe(), err=True)
+        click.echo(_report(report, explain), err=True)
         try:
             return click.confirm("The guard advises caution. Install it anyway?", default=False, err=True)
         except click.Abort:
@@ -135,10 +143,12 @@ def _install_hint(rows: list[dict[str, Any]], *, scanned: bool) -> str:
 @click.option("--category", default="", help="Category folder for the skill (default: from the source).")
 @click.option("--from-lock", "from_lock", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Install every skill of a skills.lock file at its recorded ref.")
+@click.option("--explain", is_flag=True, help="Print each guard finding with its rule, its line and the context that "
+                                             "decided its level.")
 @json_option
 @click.pass_context
 def install(ctx: click.Context, spec: str | None, force: bool, yes: bool, category: str, from_lock: Path | None,
-            as_json: bool) -> None:
+            explain: bool, as_json: bool) -> None:
     """Install a skill: owner/repo/path[@ref], TAP/NAME, an index URL[#NAME], or a local folder.
 
     The guard scans it first: `dangerous` is quarantined (exit 3) unless --force; `caution` asks.
@@ -150,16 +160,18 @@ def install(ctx: click.Context, spec: str | None, force: bool, yes: bool, catego
     hub = _hub(ctx)
     try:
         if from_lock:
-            results = run(lambda: hub.install_from_lock(from_lock, force=force, confirm=_confirm(yes)))
+            results = run(lambda: hub.install_from_lock(from_lock, force=force, confirm=_confirm(yes, explain)))
         else:
-            results = [run(lambda: hub.install(spec or "", force=force, confirm=_confirm(yes), category=category))]
+            results = [run(lambda: hub.install(spec or "", force=force, confirm=_confirm(yes, explain),
+                                               category=category))]
     except GuardRefused as exc:
-        _refused(exc)
+        _refused(exc, explain)
     except HubError as exc:
         fail(str(exc))
     for r in results:
-        if r.report is not None and r.report.findings and not as_json:
-            click.echo(r.report.describe(), err=True)
+        if r.report is not None and (r.report.findings or explain) and not as_json \
+                and not (explain and yes and r.report.verdict == "caution"):
+            click.echo(_report(r.report, explain), err=True)
     _print_results(results, as_json)
 
 
@@ -311,8 +323,10 @@ def tap_remove(ctx: click.Context, name: str) -> None:
 
 @click.command("scan")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--explain", is_flag=True, help="Print each finding with its rule, its line and the context that decided "
+                                             "its level.")
 @json_option
-def scan(path: Path, as_json: bool) -> None:
+def scan(path: Path, explain: bool, as_json: bool) -> None:
     """Run the guard on a skill folder, a SKILL.md, or a folder of skills; exits 3 when any is dangerous."""
     from skills.guard import scan_folder
     from skills.hub.sources import declared_name, skill_folders
@@ -331,7 +345,7 @@ def scan(path: Path, as_json: bool) -> None:
         print_json([{**r.to_dict(), "path": str(folder)} for r, folder in zip(reports, folders)])
     else:
         for report in reports:
-            click.echo(report.describe())
+            click.echo(_report(report, explain))
     if any(r.verdict == "dangerous" for r in reports):
         raise SystemExit(GUARD_REFUSED)
 

@@ -37,9 +37,34 @@ class Finding:
     message: str
     excerpt: str = ""
     raw: str = ""
+    context: str = ""
+    """Where the line is (SKILL.md's instructions, a code block under which heading, a script, a
+    reference, an example, a template) and what that made of its level."""
+    around: tuple[str, ...] = ()
+    """The lines just before and after it, numbered, as the reader sees them."""
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        data["around"] = list(self.around)
+        return data
+
+    def explain(self) -> str:
+        """The finding with its rule, its line and the context that decided its level."""
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        lines = [f"{self.severity.upper():<9} {where}  [{self.rule}] {self.message}",
+                 f"  rule:    {self.rule}: {RULES.get(self.rule, '')}"]
+        if self.excerpt or self.raw:
+            lines.append(f"  line {self.line}: {self.raw or self.excerpt}" if self.line else f"  text:    {self.raw or self.excerpt}")
+        if self.raw and self.excerpt:
+            lines.append(f"  reads as: {self.excerpt}")
+        if self.context:
+            lines.append(f"  context: {self.context}")
+        lines.append("  level:   " + ("dangerous: the skill is refused (quarantined on install) unless forced"
+                                      if self.severity == "dangerous" else
+                                      "caution: installs only when accepted (--yes or the prompt)"))
+        if self.around:
+            lines.append("  around:  " + "\n           ".join(self.around))
+        return "\n".join(lines)
 
     def describe(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
@@ -83,6 +108,19 @@ class GuardReport:
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "verdict": self.verdict, "files_scanned": self.files_scanned,
                 "findings": [f.to_dict() for f in self.findings]}
+
+    def explain(self, limit: int = 200) -> str:
+        """`describe` with, for each finding, its rule, its line and the context that decided its level."""
+        counts = {level: sum(f.severity == level for f in self.findings) for level in ("dangerous", "caution")}
+        head = f"guard verdict for {self.name!r}: {self.verdict} ({counts['dangerous']} dangerous, " \
+               f"{counts['caution']} caution finding(s), {self.files_scanned} file(s) scanned)"
+        why = {"dangerous": "a dangerous finding refuses the skill", "caution": "caution findings only: it installs "
+               "when accepted", "safe": "nothing found"}[self.verdict]
+        ordered = sorted(self.findings, key=lambda f: (f.severity != "dangerous", f.file, f.line))
+        lines = [head, f"  ({why})", *(f.explain() for f in ordered[:limit])]
+        if len(ordered) > limit:
+            lines.append(f"... and {len(ordered) - limit} more")
+        return "\n".join(lines)
 
     def describe(self, limit: int = 50) -> str:
         """A human (and model) readable report: the verdict, then one block per finding."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import binascii
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from skills.guard import patterns as P
@@ -468,9 +469,56 @@ def _prose_line(c: Collector, number: int, line: str, shown: str, context: str) 
 
 # ---------------------------------------------------------------- files
 
+KIND_WORDS = {"instructions": "SKILL.md's instructions", "reference": "a reference document",
+              "example": "an example document", "template": "a template or data file (markup, not instructions)"}
+
+
+def _explained(findings: list[Finding], file: str, text: str, script: bool) -> list[Finding]:
+    """Each finding with its context: where the line is and what that made of its level, and the lines
+    around it. Computed only for files with findings (one pass over the lines)."""
+    if not findings:
+        return findings
+    lines = text.splitlines()
+    kind = "script" if script else document_kind(file)
+    places: dict[int, str] = {}
+    if kind in ("instructions", "reference", "example"):
+        heading, fence, lang = "", None, ""
+        for number, line in enumerate(lines, start=1):
+            marker = re.match(r"^\s*(`{3,}|~{3,})\s*([\w+-]*)", line)
+            if marker and fence is None:
+                fence, lang = marker.group(1)[0], marker.group(2).lower() or "plain"
+            elif marker and fence == marker.group(1)[0]:
+                fence = None
+            elif fence is None and line.lstrip().startswith("#"):
+                heading = line.strip()[:80]
+            under = f" under {heading!r}" if heading else ""
+            if fence is not None:
+                what = "commands the agent may run" if lang in SHELL_LANGS | {"plain"} | PYTHON_LANGS else "an example"
+                places[number] = f"a {lang} code block in {KIND_WORDS[kind]}{under} ({what})"
+            else:
+                places[number] = f"prose in {KIND_WORDS[kind]}{under}"
+    explained = []
+    for f in findings:
+        if kind == "script":
+            where = f"a script ({'Python, read as data flow' if _is_python(file, text) else 'runs as written'})"
+        else:
+            where = places.get(f.line, KIND_WORDS.get(kind, kind))
+        reason = re.search(r"\(([^()]*)\)\s*$", f.message)
+        level = f"; kept at caution: {reason.group(1)}" if f.severity == "caution" and reason else ""
+        around = tuple(f"{n}| {lines[n - 1].strip()[:120]}" for n in (f.line - 1, f.line + 1)
+                       if 1 <= n <= len(lines) and lines[n - 1].strip()) if f.line else ()
+        explained.append(replace(f, context=where + level, around=around))
+    return explained
+
+
 def scan_text(file: str, text: str, *, script: bool | None = None) -> list[Finding]:
-    """Findings in one file's text; `file` is its path inside the skill (e.g. scripts/run.sh)."""
+    """Findings in one file's text; `file` is its path inside the skill (e.g. scripts/run.sh), each with
+    the context that decided its level (`Finding.context`, `Finding.explain()`)."""
     script = is_script(file, text) if script is None else script
+    return _explained(_scan_text(file, text, script), file, text, script)
+
+
+def _scan_text(file: str, text: str, script: bool) -> list[Finding]:
     c = Collector(file)
     if not script:
         _scan_document(c, text, kind=document_kind(file))

@@ -266,6 +266,8 @@ class Hub:
         os.rename(dest, target)
         (target.parent / f"{target.name}.report.json").write_text(json.dumps(
             {"source": fetched.source, "ref": fetched.ref, **report.to_dict()}, indent=2), encoding="utf-8")
+        (target.parent / f"{target.name}.report.txt").write_text(
+            f"source: {fetched.source} @ {fetched.ref}\n{report.explain()}\n", encoding="utf-8")
         return target
 
     def _touch_lock(self, fetched: Fetched, previous: LockEntry) -> None:
