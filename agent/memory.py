@@ -89,6 +89,12 @@ class MemoryVersionStore(Protocol):
         """Whether some version of the file had `digest` (a stale copy rather than a person's edit)."""
         ...
 
+    async def memory_refresh(self, key: str, write: Callable[[str | None, int], Awaitable[None]]) -> None:
+        """Run `write(content, version)` with the stored text while no commit can land."""
+        ...
+
+    async def memory_keys(self) -> list[str]: ...
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -300,18 +306,45 @@ class MemoryStore:
         raise MemoryOpError(f"{path.name} is being changed by others all the time; try again")
 
     async def sync_store(self) -> int:
-        """Take every memory file under the home into the store (at start): files made before the
-        store, or edited while the gateway was down, become versions. Returns how many."""
+        """Bring the memory files under the home and the store in step (at start): files made
+        before the store, or edited while the gateway was down, become versions; a file the store
+        has and the home lacks or holds an older version of (a second home sharing the store) is
+        written from the store. Returns how many files changed either way."""
         if self.versions is None:
             return 0
-        paths = await asyncio.to_thread(self._memory_files)
+        root = self.root.resolve()
+        paths = {self.key_of(p): p for p in await asyncio.to_thread(self._memory_files)}
+        for key in await self.versions.memory_keys():
+            try:
+                paths.setdefault(key, safe_join(root, *key.split("/")))
+            except ValueError:
+                continue  # not a path under this home: never written by this code
         changed = 0
-        for path in paths:
-            key = self.key_of(path)
+        for key, path in sorted(paths.items()):
+            if path.name not in (MEMORY_FILE, USER_FILE):
+                continue
             async with self._locks.setdefault(path, asyncio.Lock()):
                 before = (await self.versions.memory_state(key)).version
-                changed += (await self._in_step(path, key)).version != before
+                stored = await self._in_step(path, key)
+                changed += stored.version != before
+                changed += await self._write_out(path, key)
         return changed
+
+    async def _write_out(self, path: Path, key: str) -> bool:
+        """Rewrite `path` from the store when it is missing or older (under the store's row lock)."""
+        assert self.versions is not None
+        wrote = False
+
+        async def write(content: str | None, _version: int) -> None:
+            nonlocal wrote
+            disk = await asyncio.to_thread(_read_or_none, path)
+            if content is not None and disk != content and (
+                    disk is None or await self.versions.memory_known(key, text_digest(disk))):  # type: ignore[union-attr]
+                await asyncio.to_thread(_write_atomic, path, content)
+                wrote = True
+
+        await self.versions.memory_refresh(key, write)
+        return wrote
 
     def _memory_files(self) -> list[Path]:
         root = self.root.resolve()

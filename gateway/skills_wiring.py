@@ -36,6 +36,15 @@ def library_root(home: Home, team: str = "") -> Path:
     return safe_join(home.root, "teams", team, "skills")
 
 
+def existing_teams(home: Home) -> list[str]:
+    """Teams with a skill library folder under the home (sync)."""
+    teams = home.root / "teams"
+    if not teams.is_dir():
+        return []
+    return sorted(p.name for p in teams.iterdir()
+                  if not p.name.startswith(".") and (p / "skills").is_dir() and not (p / "skills").is_symlink())
+
+
 @dataclass
 class SkillLibraries:
     """One SkillLibrary per library root, opened on first use (bundled skills installed then).
@@ -164,6 +173,11 @@ async def install_skills(runtime: Any) -> SkillLibrary:
     settings: SkillsConfig = runtime.config.skills
     libraries = SkillLibraries(runtime.home, settings, store=runtime.store)
     library = await libraries.get("")
+    for team in await asyncio.to_thread(existing_teams, runtime.home):
+        try:
+            await libraries.get(team)  # each team library in step with the store from the start
+        except (OSError, ValueError) as exc:
+            log.warning("team %r: skill library not opened: %s", team, exc)
     for t in skill_tools():
         if runtime.tools.get(t.name) is None:
             runtime.tools.register(t)

@@ -219,3 +219,20 @@ async def test_counting_a_use_from_a_stale_snapshot_keeps_the_other_clients_patc
     text = (root / "general" / "used" / "SKILL.md").read_text(encoding="utf-8")
     assert "- patched by the other client" in text and "use_count: '2'" in text.replace('"', "'")
     await files_equal_store(there, "used")
+
+
+async def test_a_second_home_on_the_same_store_gets_the_memory_files_at_start(
+        stores: tuple[StateStore, StateStore], tmp_path: Path) -> None:
+    here, there = memory(tmp_path / "a", stores[0]), memory(tmp_path / "b", stores[1])
+    scope = Scope("ops", "telegram", "42")
+    await here.add("memory", scope, "The runbook is in docs/runbook.md")
+    await here.add("user", scope, "Prefers short answers")
+    assert await there.sync_store() == 2
+    assert await there.read("memory", scope) == await here.read("memory", scope)
+    assert "Prefers short answers" in await there.read("user", scope)
+    old = await there.read("memory", scope)
+    await here.add("memory", scope, "Releases on Tuesdays")
+    assert await there.sync_store() == 1  # its copy was an older version: rewritten, not taken as an edit
+    assert "Releases on Tuesdays" in await there.read("memory", scope) and old != await there.read("memory", scope)
+    assert await there.sync_store() == 0
+    assert [v[1] for v in await stores[0].memory_versions("teams/ops/memories/MEMORY.md")] == ["add", "add"]

@@ -10,6 +10,7 @@ when its version is not the one the writer read, stores the new text and its ver
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 
@@ -60,6 +61,20 @@ class MemoryFilesStore:
                 return version + 1
         except sa.exc.IntegrityError as exc:  # another writer stored the file's first version first
             raise VersionConflict(f"{key} was first written by another writer") from exc
+
+    async def memory_refresh(self, key: str, write: Callable[[str | None, int], Awaitable[None]]) -> None:
+        """Run `write(content, version)` with the file's stored text while its row is locked, so no
+        commit lands in between (a stale or missing copy of the file rewritten from the store)."""
+        async with self.db.transaction() as connection:
+            query = sa.select(M.version, M.content).where(M.key == key)
+            if self.db.is_postgresql:
+                query = query.with_for_update()
+            row = (await connection.execute(query)).first()
+            if row is not None:
+                await write(row.content, row.version)
+
+    async def memory_keys(self) -> list[str]:
+        return [r.key for r in await self.db.rows(sa.select(M.key).order_by(M.key))]
 
     async def memory_known(self, key: str, digest: str) -> bool:
         return await self.db.scalar(sa.select(sa.literal(1)).where(
