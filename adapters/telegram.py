@@ -12,6 +12,15 @@ polling loop over `bot.get_updates` instead of PTB's Updater, for three reasons:
   token: the Updater logs it and retries forever, we stop with a clear error;
 - reconnect backoff gets jitter (the Updater's is 1 s × 1.5ⁿ up to 30 s, without jitter).
 
+Several gateway processes on one bot: only one may poll (Telegram answers a second `getUpdates`
+with 409). `start(receive=False)` connects for sending only; whoever owns the polling then calls
+`start_polling(offset, guard)`: polling resumes from `offset` (what the previous poller had handed
+over), and `await guard(offset)` runs before every `getUpdates`: it records the offset and says
+whether this process may still poll (a fenced process stops before its next request, and the
+updates it fetched but did not confirm come again to the next poller, deduplicated by update_id).
+`stop_polling(confirm=False)` stops without another request. Under a guard a 409 is a handover
+in progress (the old poller is being fenced): it is retried with backoff, not fatal.
+
 Webhook mode (`mode = "webhook"`): `attach_routes(app)` mounts a POST route on the path of
 `webhook_url` that checks `X-Telegram-Bot-Api-Secret-Token` before reading the update, and
 `start()` registers the webhook with that secret.
@@ -35,6 +44,7 @@ import logging
 import random
 import re
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -91,6 +101,10 @@ CONFLICT_MESSAGE = (
 
 class TelegramConflictError(RuntimeError):
     """Another process owns this bot token (a second poller, or a webhook is set)."""
+
+
+PollGuard = Callable[[int | None], Awaitable[bool]]
+"""`await guard(offset)` before each getUpdates: record `offset`, and say whether to go on polling."""
 
 
 def _api_urls(api_base: str) -> tuple[str, str]:
@@ -200,10 +214,23 @@ class TelegramAdapter(Adapter):
         self.drain_timeout = drain_timeout
         self.fatal_error: Exception | None = None
         self._callback_data: OrderedDict[str, str] = OrderedDict()
+        self._guard: PollGuard | None = None
+
+    @property
+    def single_consumer(self) -> bool:
+        """Only one process may receive for this bot (long polling); a webhook can be shared."""
+        return self.mode == "polling"
+
+    @property
+    def offset(self) -> int | None:
+        """The next update id to ask for: everything below it was handed to `on_event`."""
+        return self._offset
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, receive: bool = True) -> None:
+        """Connect (getMe); in webhook mode register the webhook; in polling mode poll unless
+        `receive` is False (another process may be polling: `start_polling` begins later)."""
         try:
             await self.bot.initialize()         # getMe: checks the token, learns our username
         except InvalidToken as exc:
@@ -226,21 +253,54 @@ class TelegramAdapter(Adapter):
                 "`curl -X POST https://api.telegram.org/bot<TOKEN>/deleteWebhook` "
                 "or set telegram.mode = \"webhook\""
             )
+        self._started = True
+        if not receive:
+            self._running = False
+            self.status.connected = True     # sending works; `start_polling` receives
+            self.status.details["polling"] = False
+            return
+        await self.start_polling()
+
+    async def start_polling(self, offset: int | None = None, guard: PollGuard | None = None) -> None:
+        """Begin long polling (after `start(receive=False)`, or again after `stop_polling`), from
+        `offset` when given; `guard` (see the module docstring) runs before every getUpdates."""
+        if self._poll_task is not None and not self._poll_task.done():
+            return
+        if offset is not None:
+            self._offset = offset
+        self._guard = guard
+        self._running = True
+        self._receiving = True
+        self.fatal_error = None
+        self.status.details["polling"] = True
         # The first poll runs here, so a second poller is refused before start() returns.
         connected = True
         try:
             await self._poll_once(timeout=0)
         except Conflict as exc:
-            self._running = False
-            self._fail(exc)
-            raise TelegramConflictError(f"telegram: {CONFLICT_MESSAGE}") from exc
+            if guard is None:
+                self._running = False
+                self._fail(exc)
+                raise TelegramConflictError(f"telegram: {CONFLICT_MESSAGE}") from exc
+            connected = False       # a handover: the old poller is being fenced; the loop retries
+            self.status.last_error = CONFLICT_MESSAGE
+            log.warning("telegram: first poll answered 409 (the previous poller is still stopping); retrying")
         except (NetworkError, RetryAfter) as exc:    # transient: the loop retries with backoff
             connected = False
             self.status.last_error = str(exc) or type(exc).__name__
             log.warning("telegram: first poll failed (%s); retrying in the background", exc)
         self._started = True
         self.status.connected = connected
-        self._poll_task = asyncio.create_task(self._poll_loop(), name="telegram-poll")
+        if self._running:
+            self._poll_task = asyncio.create_task(self._poll_loop(), name="telegram-poll")
+
+    async def stop_polling(self, *, confirm: bool = True) -> None:
+        """Stop long polling; with `confirm`, one last getUpdates confirms what was handed over
+        (a clean handover); without it (the process was fenced) no request is made at all."""
+        if self._poll_task is None and not self._running:
+            return
+        await self._stop_poll_task(confirm=confirm)
+        self.status.details["polling"] = False
 
     async def stop_receiving(self) -> None:
         """Stop polling (or answer webhooks 503); confirm only the updates handed to `on_event`.
@@ -253,6 +313,16 @@ class TelegramAdapter(Adapter):
         if not self._receiving:
             return
         self._receiving = False
+        await self._stop_poll_task(confirm=True)
+        if self._webhooks_in_flight:
+            self._webhooks_idle.clear()
+            try:
+                await asyncio.wait_for(self._webhooks_idle.wait(), self.drain_timeout)
+            except TimeoutError:
+                log.warning("telegram: webhook updates still being handed over after %.0fs",
+                            self.drain_timeout)
+
+    async def _stop_poll_task(self, *, confirm: bool) -> None:
         self._running = False
         task, self._poll_task = self._poll_task, None
         if task is not None:
@@ -266,19 +336,13 @@ class TelegramAdapter(Adapter):
                 await asyncio.gather(task, return_exceptions=True)
             elif not task.cancelled() and task.exception() is not None:
                 log.warning("telegram: polling ended with %r", task.exception())
-            if self._offset is not None and self.fatal_error is None:
+            if confirm and self._offset is not None and self.fatal_error is None:
                 try:
-                    await self.bot.get_updates(offset=self._offset, timeout=0,
-                                               allowed_updates=["message", "callback_query"])
+                    if self._guard is None or await self._guard(self._offset):
+                        await self.bot.get_updates(offset=self._offset, timeout=0,
+                                                   allowed_updates=["message", "callback_query"])
                 except TelegramError as exc:
                     log.warning("telegram: could not confirm handled updates: %s", exc)
-        if self._webhooks_in_flight:
-            self._webhooks_idle.clear()
-            try:
-                await asyncio.wait_for(self._webhooks_idle.wait(), self.drain_timeout)
-            except TimeoutError:
-                log.warning("telegram: webhook updates still being handed over after %.0fs",
-                            self.drain_timeout)
 
     async def stop(self) -> None:
         await self.stop_receiving()
@@ -313,6 +377,10 @@ class TelegramAdapter(Adapter):
     # --- receiving ---------------------------------------------------------------------------
 
     async def _poll_once(self, timeout: float) -> None:
+        if self._guard is not None and not await self._guard(self._offset):
+            log.warning("telegram: this process may no longer poll (another one owns polling now); stopping")
+            self._running = False
+            return
         updates = await self.bot.get_updates(offset=self._offset, timeout=timeout,
                                              allowed_updates=["message", "callback_query"])
         for update in updates:
@@ -331,9 +399,17 @@ class TelegramAdapter(Adapter):
             try:
                 await self._poll_once(self.poll_timeout)
             except Conflict as exc:
-                self._running = False
-                self._fail(exc)
-                return
+                if self._guard is None:
+                    self._running = False
+                    self._fail(exc)
+                    return
+                failures += 1     # a handover: the previous poller is being fenced
+                self.status.connected = False
+                self.status.last_error = CONFLICT_MESSAGE
+                log.warning("telegram: getUpdates answered 409 during a handover; retrying")
+                await asyncio.sleep(min(self.reconnect_max, self.reconnect_base * 2 ** min(failures - 1, 5))
+                                    * random.uniform(0.5, 1.0))
+                continue
             except InvalidToken as exc:
                 self._running = False
                 self._fail(exc)

@@ -16,6 +16,11 @@ handed over stays with the platform, which delivers it again to the next process
 and queued turns finish within the grace period (then are interrupted, and kept in the inbox for
 the next process), background work is waited for, adapters and the HTTP server close, and the
 store closes.
+
+What must run once when several processes share a PostgreSQL store (Telegram polling, the cron
+scheduler, idle-review timers, the curator, store maintenance) runs under a duty lease
+(gateway/cluster/wiring.py): every process connects every adapter for sending and serves HTTP,
+only a duty's owner runs it. On SQLite the one process owns every duty.
 """
 
 from __future__ import annotations
@@ -47,7 +52,6 @@ from gateway.home import Home
 from gateway.inbox import GAVE_UP_NOTICE, INTERRUPTED_NOTICE, MAX_ATTEMPTS, Inbox
 from gateway.inbox import Pending as PendingMessage
 from gateway.logging_setup import log_context
-from gateway.maintenance import maintenance_loop
 from gateway.metrics import Metrics
 from gateway.model_check import ModelCheck, check_model
 from gateway.outbox import relay_outbox
@@ -100,9 +104,8 @@ class Gateway:
         self.adapters: dict[str, Adapter] = {}
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self._maintenance: asyncio.Task[None] | None = None
-        self._curator: asyncio.Task[None] | None = None
         self._outbox: asyncio.Task[None] | None = None
+        self.node: Any = None   # gateway.cluster.node.Node: this process's duties in the cluster
         self._stopping = False
         self._stop_begun = False
         self._recovered = asyncio.Event()   # set once the rows of an earlier process are queued
@@ -166,7 +169,10 @@ class Gateway:
         # what an earlier process took and never answered: read before the adapters take anything new
         left_over = await self.inbox.pending() if self.adapters else []
         for adapter in self.adapters.values():
-            await adapter.start()
+            if getattr(adapter, "single_consumer", False):
+                await adapter.start(receive=False)   # connected for sending; polling is a duty
+            else:
+                await adapter.start()
         if self.adapters:
             commands = list(BUILTIN_COMMANDS)
             builtin = {name for name, _ in commands}
@@ -178,19 +184,20 @@ class Gateway:
                         await adapter.set_commands(commands)
                     except Exception as exc:  # noqa: BLE001 - native commands are a convenience
                         log.warning("%s: could not register slash commands: %s", adapter.name, exc)
-        await self.cron.start()  # loads jobs, runs missed ones within grace, starts timers
-        await runtime.services["learning"].resume()  # reviews a killed process left run again
+        await runtime.services["learning"].resume(idle_sweeper=False)  # reviews a killed process left run again
         try:
             if left_over:
                 await self._recover_inbox(left_over)   # messages an earlier process took and never answered
         finally:
             self._recovered.set()                     # what this process took may go to the dispatcher now
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
-        self._maintenance = asyncio.create_task(  # not runtime.spawn: drain() would wait on it forever
-            maintenance_loop(runtime.store, lambda: self.config.store), name="store-maintenance")
-        from gateway.curate import curate_loop
+        from gateway.cluster.wiring import build_node
 
-        self._curator = asyncio.create_task(curate_loop(runtime), name="skill-curator")
+        # the duties (Telegram polling, cron, idle reviews, curator, maintenance) start where this
+        # process gets their lease: at once on SQLite or as the first process, later on a handover.
+        # After the recovery: a poller's first updates must not wait on it (their turns queue behind it).
+        self.node = build_node(self)
+        await self.node.start()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
         if self.adapters:  # what `hermes cron run` (another process) hands over through the store
             self._outbox = asyncio.create_task(
                 relay_outbox(runtime.store, self.send_message, f"{socket.gethostname()}:{os.getpid()}"),
@@ -385,6 +392,10 @@ class Gateway:
             "model_check": self.model_check.as_dict()}
         if self.model_check.state == "failed":  # still 200: a restart would not fix a configuration problem
             report["problems"] = [f"model: {self.model_check.line()}"]
+        if self.node is not None:
+            report["role"] = self.node.role
+            report["process"] = self.node.process
+            report["duties"] = self.node.owned()
         pool = self.runtime.model_pool if self.runtime is not None else None
         if pool is not None:
             workers = pool.status()
@@ -414,17 +425,24 @@ class Gateway:
 
         await asyncio.gather(*(stop_receiving(a) for a in self.adapters.values()))
         self._stopping = True
-        if getattr(self, "cron", None) is not None:
-            await self.cron.stop(self.grace)  # running jobs finish within the grace period
+        if self.node is not None:
+            # the duties stop and their leases are given back (another process takes over at
+            # once); the cron scheduler lets running jobs finish within the grace period
+            await self.node.stop()
         if hasattr(self, "dispatcher"):
             await self.dispatcher.close(self.grace)
         await self._close_everything()
 
     async def _close_everything(self) -> None:
-        for task in (self._outbox, self._sweeper, self._maintenance, self._curator):
+        for task in (self._outbox, self._sweeper):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if self.node is not None:
+            try:
+                await self.node.stop()
+            except Exception as exc:  # noqa: BLE001 - the leases end with the store connection anyway
+                log.warning("cluster: could not leave cleanly: %s", exc)
         if self.runtime is not None:
             await self.runtime.drain(timeout=self.grace)
             for task in list(self.runtime.background):

@@ -184,9 +184,10 @@ def llm_complete(llm: Any) -> Complete:
     return complete
 
 
-async def curate_loop(runtime: Any, poll: float = 5.0) -> None:
+async def curate_loop(runtime: Any, poll: float = 5.0, fence: Callable[[], Awaitable[bool]] | None = None) -> None:
     """In the gateway: post pending "Learned" messages of CLI approvals, and run the curator on
-    `[learning] curate_cron` for every team library in use (cancel the task to stop)."""
+    `[learning] curate_cron` for every team library in use (cancel the task to stop). It is a
+    cluster duty: `await fence()` before each round says whether this process still owns it."""
     from gateway.cron.schedule import ScheduleError, parse_schedule
 
     settings = runtime.config.learning
@@ -201,7 +202,7 @@ async def curate_loop(runtime: Any, poll: float = 5.0) -> None:
     while True:
         await asyncio.sleep(poll)
         learning = runtime.services.get("learning")
-        if learning is None:
+        if learning is None or (fence is not None and not await fence()):
             continue
         try:
             await learning.announce_approved()

@@ -30,6 +30,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -435,9 +436,10 @@ class LearningLoop:
                 + ("\n".join(f"- {d}" for d in done) if done else "- nothing was written"))
 
     # -- the queue after a restart, idle sessions, the next day --------------------------------------
-    async def resume(self) -> int:
+    async def resume(self, *, idle_sweeper: bool = True) -> int:
         """Re-run what a dead process left (running rows whose owner is gone), the queued and, on a new
-        day, the deferred reviews, oldest first; start the idle-session sweeper. Returns how many."""
+        day, the deferred reviews, oldest first; start the idle-session sweeper (unless told not to:
+        the gateway runs it as a cluster duty, `start_idle_sweeper`). Returns how many."""
         dead = await self.queue.requeue_orphans()
         for checkpoint_id in dead:  # the attempt's tokens stay counted; its writes are in the review's journal
             await self.log.finish(checkpoint_id, status="interrupted",
@@ -448,9 +450,23 @@ class LearningLoop:
         waiting = await self.queue.waiting(("queued",))
         for review in waiting:
             self._start(review.id, None, None, wait_to_run=False)
-        if not self._timers:
-            self._timers.append(asyncio.create_task(self._sweep_idle(), name="learning-idle"))
+        if idle_sweeper:
+            self.start_idle_sweeper()
         return len(waiting)
+
+    def start_idle_sweeper(self, fence: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """Start the timer that reviews sessions quiet for `review_idle_seconds` (idempotent);
+        `await fence()` runs before each sweep: False skips it (another process sweeps now)."""
+        if any(t.get_name() == "learning-idle" and not t.done() for t in self._timers):
+            return
+        self._timers.append(asyncio.create_task(self._sweep_idle(fence), name="learning-idle"))
+
+    async def stop_idle_sweeper(self) -> None:
+        idle = [t for t in self._timers if t.get_name() == "learning-idle"]
+        for task in idle:
+            task.cancel()
+        await asyncio.gather(*idle, return_exceptions=True)
+        self._timers = [t for t in self._timers if t not in idle]
 
     def _wake_tomorrow(self) -> None:
         if any(t.get_name() == "learning-tomorrow" and not t.done() for t in self._timers):
@@ -463,12 +479,14 @@ class LearningLoop:
         for review in await self.queue.waiting(("queued",)):
             self._start(review.id, None, None, wait_to_run=False)
 
-    async def _sweep_idle(self) -> None:
+    async def _sweep_idle(self, fence: Callable[[], Awaitable[bool]] | None = None) -> None:
         idle = float(self.settings.review_idle_seconds)
         every = max(0.2, min(60.0, idle / 3))
         while True:
             await asyncio.sleep(every)
             try:
+                if fence is not None and not await fence():
+                    continue
                 for session_id in await self.queue.idle_sessions(idle):
                     if session_id in self._answers:
                         continue  # a turn is running

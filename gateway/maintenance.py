@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.config import StoreConfig
@@ -74,12 +74,15 @@ async def run_maintenance(store: StateStore, settings: StoreConfig, *, now: floa
 
 
 async def maintenance_loop(store: StateStore, settings: Callable[[], StoreConfig], *,
-                           interval: float = DEFAULT_INTERVAL, first_delay: float = DEFAULT_FIRST_DELAY) -> None:
-    """Run `run_maintenance` every `interval` seconds until cancelled; a failed run is logged, not fatal."""
+                           interval: float = DEFAULT_INTERVAL, first_delay: float = DEFAULT_FIRST_DELAY,
+                           fence: Callable[[], Awaitable[bool]] | None = None) -> None:
+    """Run `run_maintenance` every `interval` seconds until cancelled; a failed run is logged, not fatal.
+    A cluster duty: `await fence()` before each run says whether this process still owns it."""
     await asyncio.sleep(first_delay)
     while True:
         try:
-            await run_maintenance(store, settings())
+            if fence is None or await fence():
+                await run_maintenance(store, settings())
         except asyncio.CancelledError:
             raise
         except Exception:

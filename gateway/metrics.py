@@ -1,7 +1,9 @@
 """Prometheus metrics of one gateway, in its own registry (no process-global state).
 
 Served at `/metrics` in the Prometheus text format: messages in/out, turn latency, model calls,
-tokens (in all and by purpose), errors, queue depth per platform, undelivered messages and live sessions.
+tokens (in all and by purpose), errors, queue depth per platform, undelivered messages and live sessions,
+and for the cluster: which duties this process owns (`hermes_duty_owned{duty}` 1/0), whether it is
+the leader, and how often it took a duty over from another process (`hermes_duty_handovers_total`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ class Metrics:
                                      registry=r)
         self.duplicates = Counter("hermes_duplicates_dropped", "Redelivered inbound events dropped",
                                   ["platform"], registry=r)
+        self.duty_owned = Gauge("hermes_duty_owned", "1 while this process owns the duty (runs it for the cluster)",
+                                ["duty"], registry=r)
+        self.leader = Gauge("hermes_cluster_leader", "1 while this process is the cluster's leader", registry=r)
+        self.handovers = Counter("hermes_duty_handovers", "Duties this process took over from another process",
+                                 ["duty"], registry=r)
 
     def record_usage(self, purpose: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:
         """Count one model call's tokens, in all and by purpose."""

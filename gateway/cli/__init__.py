@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "mcp": ("gateway.cli.mcp_cmd", "mcp", "MCP servers: list them, their state and their tools."),
     "learning": ("gateway.cli.learning_cmd", "learning", "What the agent learned: checkpoint log, pending skill proposals."),
     "setup": ("gateway.cli.setup_cmd", "setup", "First run: choose and test a model, connect a platform, log in."),
+    "status": ("gateway.cli.status_cmd", "status", "The processes sharing this store, the leader, who runs each duty."),
     "store": ("gateway.cli.store_cmd", "store", "The state store: status, migrate, copy to PostgreSQL (verified)."),
     "whoami": ("gateway.cli.whoami_cmd", "whoami", "Your user id in `hermes chat` (cli:local) and its USER.md."),
 }

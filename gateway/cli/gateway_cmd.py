@@ -97,8 +97,23 @@ async def _serve(config_path: Path | None, grace: float) -> int:
         try:
             cleanup.enter_context(hold_pidfile(home.root))
         except GatewayAlreadyRunning as exc:
-            fail(str(exc))
+            fail(f"{exc}. {_several_processes_hint(config, home)}")
         return await _run(config, home, config_path, grace, generated)
+
+
+def _several_processes_hint(config: Any, home: Any) -> str:
+    """What to do to run several gateways: PostgreSQL, and one home per process."""
+    from gateway.store.store import configured_url
+
+    try:
+        sqlite = configured_url(config, home.state_db).get_backend_name() == "sqlite"
+    except ValueError:
+        sqlite = True
+    if sqlite:
+        return ("Several gateway processes need a PostgreSQL store shared by all of them "
+                "([store] url = \"postgresql+asyncpg://USER@HOST:PORT/DB\"), each process with its own HERMES_HOME")
+    return ("Each gateway process on this PostgreSQL store needs its own HERMES_HOME "
+            "(deploy/hermes-gateway@.service gives every instance one)")
 
 
 async def _run(config: Any, home: Any, config_path: Path | None, grace: float, generated: object | None) -> int:

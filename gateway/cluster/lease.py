@@ -52,14 +52,33 @@ class Lease:
         return not self.lost.is_set() and time.monotonic() - self.renewed_at < self.keeper.ttl
 
     async def still_owner(self) -> bool:
-        """The fencing check: held here, and the store's row still has our owner and generation."""
+        """The fencing check: held here, and the store's row still has our owner and generation.
+        False always leaves the lease lost, so its duty stops and is acquired afresh."""
         if not self.held:
+            self.keeper._lose(self, f"not renewed for {self.keeper.ttl:.0f}s")
             return False
         try:
             ok = await self.keeper.store.lease_still_held(self.duty, self.keeper.owner, self.generation)
         except Exception as exc:  # noqa: BLE001 - a store we cannot read is not a lease we hold
             log.warning("cluster: could not check the lease of %s: %s", self.duty, exc)
             return False
+        if not ok:
+            self.keeper._lose(self, "another process holds it now")
+        return ok and self.held
+
+    async def save_cursor(self, cursor: str) -> bool:
+        """Record where the duty got to (the poller's offset) and make the fencing check in the
+        same statement; False (and the lease is lost) when another process holds the duty now."""
+        if not self.held:
+            self.keeper._lose(self, f"not renewed for {self.keeper.ttl:.0f}s")
+            return False
+        try:
+            ok = await self.keeper.store.save_cursor(self.duty, self.keeper.owner, self.generation, cursor)
+        except Exception as exc:  # noqa: BLE001 - judged by the local check: renewed within the TTL
+            log.warning("cluster: could not record where the %s duty got to: %s", self.duty, exc)
+            if not self.held:
+                self.keeper._lose(self, f"not renewed for {self.keeper.ttl:.0f}s")
+            return self.held
         if not ok:
             self.keeper._lose(self, "another process holds it now")
         return ok and self.held
@@ -79,6 +98,7 @@ class LeaseKeeper:
         self._guard = asyncio.Lock()
         self._closed = False
         self._suspects: dict[str, tuple[str, int, float]] = {}
+        self._locked: set[str] = set()   # advisory locks held on the current lock connection
 
     @property
     def shared(self) -> bool:
@@ -92,6 +112,7 @@ class LeaseKeeper:
             if self._lock is not None:
                 await self._lock.close()
             self._lock = await self.store.open_lock_connection()
+            self._locked.clear()
             assert self._lock is not None
             self._lock.on_lost(self._connection_lost)
         return self._lock
@@ -116,9 +137,13 @@ class LeaseKeeper:
             if held is not None and held.held:
                 return held
             connection = await self._connection()
-            if connection is not None and not await connection.try_lock(duty):
-                await self._end_silent_holder(duty)
-                return None
+            # a lease lost here while its lock stayed ours (renewals fell behind): the lock is not
+            # taken twice (advisory locks stack), only the row gets a new generation
+            if connection is not None and duty not in self._locked:
+                if not await connection.try_lock(duty):
+                    await self._end_silent_holder(duty)
+                    return None
+                self._locked.add(duty)
             before = await self.store.lease(duty)
             generation = await self.store.take_lease(duty, self.owner, self.ttl)
             lease = Lease(duty, generation, self, previous_owner=before.owner if before else "")
@@ -156,14 +181,19 @@ class LeaseKeeper:
                 await self._lock.ping()
             except Exception:  # noqa: BLE001 - the connection's own callbacks already fired
                 return
-        for lease in list(self.leases.values()):
-            try:
-                if await self.store.renew_lease(lease.duty, self.owner, lease.generation, self.ttl):
-                    lease.renewed_at = time.monotonic()
-                else:
-                    self._lose(lease, "its lease row names another owner")
-            except Exception as exc:  # noqa: BLE001 - judged by the TTL below
-                log.warning("cluster: could not renew the %s lease: %s", lease.duty, exc)
+        held = list(self.leases.values())
+        asked = time.monotonic()   # the rows expire TTL after this, at the latest: count from here
+        try:  # one statement for all of them: a slow store must not make the last ones late
+            renewed: set[str] | None = await self.store.renew_leases(
+                self.owner, {lease.duty: lease.generation for lease in held}, self.ttl)
+        except Exception as exc:  # noqa: BLE001 - judged by the TTL below
+            log.warning("cluster: could not renew the leases: %s", exc)
+            renewed = None
+        for lease in held:
+            if renewed is not None and lease.duty in renewed:
+                lease.renewed_at = asked
+            elif renewed is not None:
+                self._lose(lease, "its lease row names another owner")
             if not lease.held:
                 self._lose(lease, f"not renewed for {self.ttl:.0f}s")
 
@@ -175,7 +205,8 @@ class LeaseKeeper:
             lease.lost.set()
             try:
                 await self.store.end_lease(lease.duty, self.owner, lease.generation)
-                if self._lock is not None and not self._lock.lost:
+                if self._lock is not None and not self._lock.lost and lease.duty in self._locked:
+                    self._locked.discard(lease.duty)
                     await self._lock.unlock(lease.duty)
             except Exception as exc:  # noqa: BLE001 - the lock ends with the connection anyway
                 log.warning("cluster: could not release the %s lease cleanly: %s", lease.duty, exc)

@@ -202,5 +202,10 @@ class JobStore:
         """Runs left 'running' by a process that died: marked so, never resumed."""
         return await self.store.cron_abandon_stale(time.time() - stale_after, "the process ended during the run")
 
+    async def interrupt_scheduled(self, previous_owner: str) -> int:
+        """Scheduled runs the previous owner of the scheduler left running (it died): interrupted."""
+        return await self.store.cron_interrupt_scheduled(
+            f"interrupted: the gateway process running it ({previous_owner}) ended during the run")
+
     async def runs(self, job_id: str, *, limit: int = 50) -> list[Run]:
         return [_run(r) for r in await self.store.cron_run_rows(job_id, limit=limit)]

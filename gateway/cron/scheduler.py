@@ -9,6 +9,10 @@
   job's last recorded run) runs once when it is within `[cron].grace_seconds`, and is skipped
   with a log line (and a `skipped` run row) otherwise; several missed times coalesce into one.
 - A scheduled time is claimed in `cron_runs` before it runs, so a restart never runs it twice.
+- Several gateway processes: only the owner of the cron-scheduler duty runs a scheduler
+  (`start(fence)` when it gets the duty, `stop()` when it loses it; it can start again), and
+  `await fence()` runs before each scheduled fire: a process that lost the duty fires nothing
+  more, and the claim in `cron_runs` keeps a time the old owner did run from running again.
 - Nothing here can stall the loop: cron times come from `CroniterTrigger` (bounded searches,
   never raises), and a job whose schedule no longer parses or whose next time cannot be
   computed is paused with the reason (shown by `hermes cron list`, logged); the others go on.
@@ -52,8 +56,9 @@ class CronScheduler:
         self.grace = timedelta(seconds=grace_seconds)
         self.stale_after = timeout + STALE_MARGIN
         self.sync_interval = sync_interval
-        self._aps = AsyncIOScheduler(timezone=default_timezone, job_defaults={
-            "max_instances": 1, "coalesce": True, "misfire_grace_time": max(1, grace_seconds)})
+        self._timezone = default_timezone
+        self._aps = self._new_aps()
+        self.fence: Callable[[], Awaitable[bool]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._scheduled: dict[str, tuple[str, str, float]] = {}
@@ -62,15 +67,30 @@ class CronScheduler:
         self._started = False
         self._callbacks: dict[str, tuple[Schedule, Callable[[], Awaitable[Any]]]] = {}
 
+    def _new_aps(self) -> AsyncIOScheduler:
+        return AsyncIOScheduler(timezone=self._timezone, job_defaults={
+            "max_instances": 1, "coalesce": True, "misfire_grace_time": max(1, int(self.grace.total_seconds()))})
+
     @property
     def running(self) -> bool:
         return self._started
 
-    async def start(self) -> None:
-        """Start timers for every active job and run what was missed within grace (idempotent)."""
+    async def start(self, fence: Callable[[], Awaitable[bool]] | None = None, *, previous_owner: str = "") -> None:
+        """Start timers for every active job and run what was missed within grace (idempotent).
+        `fence` (a cluster duty's ownership check) runs before every scheduled or missed fire;
+        `previous_owner` names the process that ran the scheduler before this one (it died or
+        lost the duty): the scheduled runs it left running are recorded as interrupted."""
         if self._started:
             return
         self._started = True
+        self.fence = fence
+        self._aps = self._new_aps()   # after a stop (a lost duty) the timers start afresh
+        self._scheduled.clear()
+        if previous_owner:
+            cut = await self.jobs.interrupt_scheduled(previous_owner)
+            if cut:
+                log.warning("cron: %d run(s) were cut short when %s stopped running the scheduler", cut,
+                            previous_owner)
         abandoned = await self.jobs.abandon_stale(self.stale_after)
         if abandoned:
             log.warning("cron: %d run(s) were cut short when the gateway last stopped", abandoned)
@@ -264,6 +284,10 @@ class CronScheduler:
 
     async def _run_locked(self, lock: asyncio.Lock, job: Job, scheduled: datetime, cause: str) -> RunOutcome | None:
         async with lock:
+            if cause != "manual" and self.fence is not None and not await self.fence():
+                log.warning("cron job %s (%s): the run for %s is left to the process that owns the scheduler now",
+                            job.id, job.name, iso_utc(scheduled))
+                return None
             outcome = await self.runner.run(job, scheduled, cause)
         if job.kind == "once" and cause != "manual":
             await self.jobs.mark_done(job.id)

@@ -135,14 +135,16 @@ class CronService(CronManager):
                                        timeout=settings.timeout, default_timezone=settings.timezone,
                                        sync_interval=sync_interval)
 
-    async def start(self) -> None:
-        """Load the jobs and start firing them (no-op when `[cron] enabled = false`)."""
+    async def start(self, fence: Callable[[], Awaitable[bool]] | None = None, *, previous_owner: str = "") -> None:
+        """Load the jobs and start firing them (no-op when `[cron] enabled = false`); `fence` is the
+        cron-scheduler duty's ownership check, made before every scheduled fire; `previous_owner`
+        the process that held the duty before (its unfinished runs are recorded as interrupted)."""
         if self.libraries is None:
             self.libraries = self.runtime.services.get("skill_libraries")
         if not self.config.cron.enabled:
             log.info("cron: disabled in the configuration ([cron] enabled = false)")
             return
-        await self.scheduler.start()
+        await self.scheduler.start(fence, previous_owner=previous_owner)
         jobs = [j for j in await self.jobs.list() if j.state == "active"]
         log.info("cron: %d active job(s) scheduled", len(jobs))
 

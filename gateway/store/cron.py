@@ -117,6 +117,14 @@ class CronStore:
             status="abandoned", finished_at=time.time(), error=error))
         return int(result.rowcount)
 
+    async def cron_interrupt_scheduled(self, error: str) -> int:
+        """Scheduled runs (not manual ones) still marked running become interrupted: what a new
+        owner of the cron scheduler finds left by the owner before it, which died during them."""
+        result = await self.db.execute(cron_runs.update().where(
+            R.status == "running", R.cause != "manual").values(
+            status="interrupted", finished_at=time.time(), error=error))
+        return int(result.rowcount)
+
     async def cron_run_rows(self, job_id: str | None = None, *, limit: int = 50) -> list[Mapping[str, Any]]:
         """Runs of one job (or of every job), newest first."""
         query = sa.select(cron_runs).order_by(R.started_at.desc(), R.id.desc()).limit(limit)

@@ -4,7 +4,9 @@
   process id), a `generation` bumped on every acquisition, and `expires_at`/`heartbeat_at` the
   owner renews. A singleton action asks `lease_still_held(duty, owner, generation)` before it
   acts (fencing): once another process has taken the duty the generation differs and the old
-  owner's check fails.
+  owner's check fails. `cursor` is where the duty got to (the Telegram poller's offset), written
+  by `save_cursor` under the same check, so a new owner resumes from it and a fenced one cannot
+  move it.
 - `cluster_members` has a row per gateway process (host, pid, version, started, heartbeat).
 - `LockConnection` is the dedicated PostgreSQL connection that holds the session-level advisory
   locks (`pg_try_advisory_lock`), one per owned duty, with TCP keepalives on; the server releases
@@ -159,11 +161,35 @@ class LeasesStore:
             .values(expires_at=now + ttl, heartbeat_at=now))
         return bool(result.rowcount)
 
+    async def renew_leases(self, owner: str, generations: dict[str, int], ttl: float) -> set[str]:
+        """Renew every lease `owner` holds in one statement; the duties whose row still named it
+        under the given generation (the others were taken over)."""
+        if not generations:
+            return set()
+        now = time.time()
+        rows = await self.db.write_returning(
+            sa.update(leases).where(leases.c.owner == owner, leases.c.duty.in_(list(generations)))
+            .values(expires_at=now + ttl, heartbeat_at=now).returning(leases.c.duty, leases.c.generation))
+        return {r[0] for r in rows if generations.get(r[0]) == int(r[1])}
+
     async def lease_still_held(self, duty: str, owner: str, generation: int) -> bool:
         """The fencing check: the row still names this owner and generation and has not expired."""
         row = await self.db.one(sa.select(leases.c.expires_at).where(
             leases.c.duty == duty, leases.c.owner == owner, leases.c.generation == generation))
         return row is not None and float(row[0]) > time.time()
+
+    async def save_cursor(self, duty: str, owner: str, generation: int, cursor: str) -> bool:
+        """Record where the duty got to, only while the row names this owner and generation and has
+        not expired: the fencing check and the write in one statement (False: not the owner)."""
+        result = await self.db.execute(
+            sa.update(leases).where(leases.c.duty == duty, leases.c.owner == owner,
+                                    leases.c.generation == generation, leases.c.expires_at > time.time())
+            .values(cursor=cursor))
+        return bool(result.rowcount)
+
+    async def lease_cursor(self, duty: str) -> str:
+        """Where the duty's last owner got to ('' when it never recorded anything)."""
+        return str(await self.db.scalar(sa.select(leases.c.cursor).where(leases.c.duty == duty)) or "")
 
     async def end_lease(self, duty: str, owner: str, generation: int) -> None:
         """A clean release: the row stays (its generation goes on), expired at once."""

@@ -296,6 +296,7 @@ leases = sa.Table(
     _int("generation"),
     sa.Column("expires_at", Time, nullable=False),
     sa.Column("heartbeat_at", Time, nullable=False),
+    _text("cursor"),
 )
 """One row per duty that runs once in the cluster: who holds it, under which generation (fencing)."""
 

@@ -19,6 +19,9 @@ Helper API for tests:
 - `start(port=...)`: listen on a given port (to come back where a client already points).
 - `conflict_polls(n)`: answer 409 Conflict to the next n getUpdates (another poller).
 - `add_file(data, path) -> file_id`: a downloadable file for photos/documents.
+- `overlaps`: getUpdates that arrived while another one was still open (two pollers on one
+  token, which Telegram refuses); with `conflict_on_overlap = True` they are answered 409 as
+  Telegram does. `pollers`: the client addresses (host, port) getUpdates came from, in order.
 - `unconfirmed()`: update ids Telegram still holds (no getUpdates has confirmed them with a
   higher offset), i.e. what it would deliver to the next poller; `delivered[update_id]` counts
   how often each was returned by getUpdates; `redeliver(update_id)`: hand an update out again
@@ -65,6 +68,9 @@ class FakeTelegramServer:
     answered_callbacks: list[str] = field(default_factory=list)
     delivered: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     confirmed_below: int = 0        # the highest offset a getUpdates has sent
+    overlaps: int = 0               # getUpdates that came while another was open
+    conflict_on_overlap: bool = False
+    pollers: list[tuple[str, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -80,6 +86,7 @@ class FakeTelegramServer:
         self._runner: web.AppRunner | None = None
         self._sent_event = asyncio.Event()
         self._closing = False
+        self._open_polls: dict[int, web.Request] = {}
         self.port = 0
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -309,6 +316,23 @@ class FakeTelegramServer:
         return self._ok(True)
 
     async def _m_getUpdates(self, request: web.Request, p: dict[str, Any]) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.pollers.append(tuple(peer[:2]) if peer else ("?", 0))
+        # a poll whose client went away (cancelled, killed) no longer counts as open
+        self._open_polls = {k: r for k, r in self._open_polls.items()
+                            if r.transport is not None and not r.transport.is_closing()}
+        if self._open_polls:
+            self.overlaps += 1
+            if self.conflict_on_overlap:
+                return self._error(409, "Conflict: terminated by other getUpdates request; "
+                                        "make sure that only one bot instance is running")
+        self._open_polls[id(request)] = request
+        try:
+            return await self._get_updates(request, p)
+        finally:
+            self._open_polls.pop(id(request), None)
+
+    async def _get_updates(self, request: web.Request, p: dict[str, Any]) -> web.StreamResponse:
         if self._conflicts:
             self._conflicts -= 1
             return self._error(409, "Conflict: terminated by other getUpdates request; "

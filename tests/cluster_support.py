@@ -1,0 +1,124 @@
+"""Several real `hermes gateway` processes on one PostgreSQL store, for the cluster tests.
+
+Each member has its own HERMES_HOME (its own pid file and HTTP port) and the same config: the
+store URL, the fake model, the fake Telegram Bot API. `start_member` returns once the banner is
+out, with the process, its pid and its HTTP address; `health(member)` reads its `/healthz`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import model_config, write_config
+from tests.fakes.gateway_harness import TOKEN, api_section
+from tests.fakes.model_server import FakeModelServer, Reply
+from tests.fakes.telegram_server import FakeTelegramServer
+
+USER = 42
+TAG = re.compile(r"msg-\d+")
+
+
+def echo(body: dict[str, Any]) -> Reply:
+    """The model's answer names the message it answers (`msg-N` in the last user message)."""
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") == "user":
+            content = message.get("content")
+            text = content if isinstance(content, str) else " ".join(
+                part.get("text", "") for part in content or [] if isinstance(part, dict))
+            found = TAG.findall(text)
+            return Reply(content=f"answer {found[-1]}" if found else "answer ?")
+    return Reply(content="answer ?")
+
+
+def scripted_echo(model_server: FakeModelServer, n: int = 400) -> None:
+    model_server.add(*([echo] * n), purpose="chat")
+
+
+def cluster_config(store_url: str, model_server: FakeModelServer, tg: FakeTelegramServer, extra: str = "") -> str:
+    return (f'[store]\nurl = "{store_url}"\n' + model_config(model_server) + "stream = false\n" + api_section()
+            + f'[telegram]\nenabled = true\ntoken = "{tg.token}"\napi_base = "{tg.api_base}"\n'
+              f'poll_timeout = 0.5\nallow_users = ["{USER}"]\n' + extra)
+
+
+@dataclass
+class Member:
+    home: Path
+    process: asyncio.subprocess.Process
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+async def start_member(home: Path, config_text: str, grace: float = 5) -> Member:
+    write_config(home, config_text)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "gateway", "--grace", str(grace),
+        env={**os.environ, "HERMES_HOME": str(home)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert process.stdout is not None
+    banner = ""
+    while "Stop with" not in banner:
+        line = await asyncio.wait_for(process.stdout.readline(), 120)
+        assert line, f"gateway exited early: {banner}"
+        banner += line.decode()
+    found = re.search(r"Web chat:\s+(http://\S+/)", banner)
+    assert found, banner
+    return Member(home, process, found.group(1))
+
+
+async def _get(member: Member, path: str) -> aiohttp.ClientResponse:
+    # a process that just started is busy importing LiteLLM on a loaded machine: be patient
+    for attempt in range(3):
+        try:
+            async with aiohttp.ClientSession() as http, http.get(
+                    member.url + path, headers={"Authorization": f"Bearer {TOKEN}"},
+                    timeout=aiohttp.ClientTimeout(total=30)) as response:
+                await response.read()
+                return response
+        except (TimeoutError, aiohttp.ClientError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def health(member: Member) -> dict[str, Any]:
+    return dict(await (await _get(member, "healthz")).json())
+
+
+async def metrics(member: Member) -> str:
+    return await (await _get(member, "metrics")).text()
+
+
+async def stop_member(member: Member) -> None:
+    process = member.process
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def kill(member: Member) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        member.process.send_signal(signal.SIGKILL)
+
+
+def owner_pid(owner: str) -> int | None:
+    """The pid in a process id `host:pid:suffix` (gateway.cluster.node.new_process_id)."""
+    parts = owner.split(":")
+    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None

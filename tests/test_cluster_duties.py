@@ -1,0 +1,248 @@
+"""Several real `hermes gateway` processes on one PostgreSQL store act as one gateway.
+
+Three (or two) processes share the store, the fake Telegram Bot API and the fake model; each has
+its own home and HTTP port. What must run once runs once: only one process polls Telegram (the
+fake refuses, and counts, a getUpdates that arrives while another is open); when the poller is
+SIGKILLed another process polls within the lease time and nothing is answered twice; when
+PostgreSQL ends the poller's lease connection (a network blip) it stops polling before another
+one starts; a cron job fires once per scheduled time across a handover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.store import StateStore, open_store
+from tests.approvals_support import wait_for
+from tests.cluster_support import (
+    USER,
+    Member,
+    cluster_config,
+    health,
+    kill,
+    metrics,
+    owner_pid,
+    scripted_echo,
+    start_member,
+    stop_member,
+)
+from tests.fakes.model_server import FakeModelServer, text
+from tests.fakes.telegram_server import FakeTelegramServer
+
+POLLER = "telegram-poller"
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegramServer]:
+    server = await FakeTelegramServer().start()
+    server.conflict_on_overlap = True   # two pollers on one token: Telegram answers 409
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def store(postgres_url: str) -> AsyncIterator[StateStore]:
+    client = await open_store(postgres_url)
+    yield client
+    await client.close()
+
+
+def answers(tg: FakeTelegramServer) -> list[str]:
+    return [m["text"] for m in tg.sent(USER) if m["text"].startswith("answer ")]
+
+
+async def poller(store: StateStore, members: list[Member]) -> Member | None:
+    record = await store.lease(POLLER)
+    if record is None or not record.live():
+        return None
+    pid = owner_pid(record.owner)
+    return next((m for m in members if m.pid == pid and m.process.returncode is None), None)
+
+
+async def wait_for_poller(store: StateStore, members: list[Member], timeout: float) -> Member:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = await poller(store, members)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no live process polled Telegram within {timeout:.0f}s")
+
+
+@pytest.mark.timeout(420)
+async def test_one_process_polls_and_a_killed_poller_hands_over_without_a_double_answer(
+        tmp_path: Path, postgres_url: str, store: StateStore, model_server: FakeModelServer,
+        tg: FakeTelegramServer) -> None:
+    scripted_echo(model_server)
+    config = cluster_config(postgres_url, model_server, tg)
+    members: list[Member] = []
+    try:
+        for i in range(3):
+            members.append(await start_member(tmp_path / f"member-{i}", config))
+        reports = [await health(m) for m in members]
+        polling = [m for m, r in zip(members, reports, strict=True) if POLLER in r["duties"]]
+        assert len(polling) == 1, reports
+        assert sorted(r["role"] for r in reports) == ["follower", "follower", "leader"]
+        first = await poller(store, members)
+        assert first is polling[0]
+        listed = json.loads(_hermes(members[1].home, "status", "--json"))   # any member's view, from the store
+        assert sorted(m["pid"] for m in listed if m["alive"]) == sorted(m.pid for m in members)
+        assert [m["process"] for m in listed if m["role"] == "leader"] == [
+            r["process"] for r in reports if r["role"] == "leader"]
+        assert [m["pid"] for m in listed if POLLER in m["duties"]] == [first.pid]
+
+        for n in range(1, 6):
+            tg.queue_message(USER, USER, f"msg-{n}")
+        await wait_for(lambda: len(answers(tg)) >= 5, timeout=120, what="the first five answers")
+        last = tg.queue_message(USER, USER, "msg-6")
+        await wait_for(lambda: "answer msg-6" in answers(tg), timeout=60, what="the answer to msg-6")
+
+        killed = time.monotonic()
+        kill(first)
+        await first.process.wait()
+        tg.redeliver(last)     # what the dead poller fetched may come again to the next one
+        for n in range(7, 12):
+            tg.queue_message(USER, USER, f"msg-{n}")
+        second = await wait_for_poller(store, members, timeout=15)
+        handover = time.monotonic() - killed
+        assert second is not first
+        assert handover < 10, f"the poller's duty moved on only after {handover:.1f}s"
+        await wait_for(lambda: len(answers(tg)) >= 11, timeout=120, what="the answers after the handover")
+        await asyncio.sleep(2.0)   # time for a second answer, if one were coming
+
+        seen = Counter(answers(tg))
+        assert seen == Counter({f"answer msg-{n}": 1 for n in range(1, 12)}), seen
+        assert answers(tg) == [f"answer msg-{n}" for n in range(1, 12)]   # one user: in order
+        assert tg.overlaps == 0, "two processes polled at once"
+        assert POLLER in (await health(second))["duties"]
+        exposed = await metrics(second)
+        assert f'hermes_duty_owned{{duty="{POLLER}"}} 1.0' in exposed
+        assert f'hermes_duty_handovers_total{{duty="{POLLER}"}} 1.0' in exposed
+    finally:
+        await asyncio.gather(*(stop_member(m) for m in members))
+
+
+@pytest.mark.timeout(300)
+async def test_a_terminated_lease_connection_stops_the_poller_before_another_polls(
+        tmp_path: Path, postgres_url: str, store: StateStore, model_server: FakeModelServer,
+        tg: FakeTelegramServer) -> None:
+    scripted_echo(model_server)
+    config = cluster_config(postgres_url, model_server, tg)
+    members: list[Member] = []
+    try:
+        for i in range(2):
+            members.append(await start_member(tmp_path / f"member-{i}", config))
+        tg.queue_message(USER, USER, "msg-1")
+        await wait_for(lambda: answers(tg) == ["answer msg-1"], timeout=120, what="the first answer")
+        before = await store.lease(POLLER)
+        assert before is not None
+        holder = await store.lock_holder(POLLER)
+        assert holder is not None
+        assert await store.end_backend(holder)      # what a network blip looks like to the server
+
+        async def polled_again() -> bool:
+            record = await store.lease(POLLER)
+            return record is not None and record.generation > before.generation and record.live()
+
+        deadline = time.monotonic() + 10
+        while not await polled_again():
+            assert time.monotonic() < deadline, "nobody polled Telegram within 10 s of the blip"
+            await asyncio.sleep(0.05)
+        for n in range(2, 6):
+            tg.queue_message(USER, USER, f"msg-{n}")
+        await wait_for(lambda: len(answers(tg)) >= 5, timeout=120, what="the answers after the blip")
+        await asyncio.sleep(2.0)
+        assert answers(tg) == [f"answer msg-{n}" for n in range(1, 6)]
+        assert tg.overlaps == 0, "the fenced poller was still polling when the new one started"
+        roles = sorted([(await health(m))["role"] for m in members])
+        assert roles == ["follower", "leader"]
+    finally:
+        await asyncio.gather(*(stop_member(m) for m in members))
+
+
+def _hermes(home: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True,
+                          env={**os.environ, "HERMES_HOME": str(home)}, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _cron(home: Path, *args: str) -> str:
+    return _hermes(home, "cron", *args)
+
+
+@pytest.mark.timeout(420)
+async def test_a_cron_job_fires_once_per_time_across_processes_and_a_handover(
+        tmp_path: Path, postgres_url: str, store: StateStore, model_server: FakeModelServer,
+        tg: FakeTelegramServer) -> None:
+    config = cluster_config(postgres_url, model_server, tg)
+    model_server.add(*[text("ticker ran")] * 20, purpose="cron")
+    members: list[Member] = []
+    try:
+        for i in range(2):
+            members.append(await start_member(tmp_path / f"member-{i}", config))
+        _cron(members[1].home, "add", "* * * * *", "--prompt", "say the time", "--name", "ticker",
+              "--deliver", f"telegram:{USER}")
+        jobs = json.loads(_cron(members[0].home, "list", "--json"))
+        job_id = jobs[0]["id"]
+
+        def fired() -> list[dict[str, object]]:
+            return [m for m in tg.sent(USER) if "ticker ran" in m["text"]]
+
+        await wait_for(fired, timeout=130, what="the first run of the job")
+        owner = await store.lease("cron-scheduler")
+        assert owner is not None
+        first = next(m for m in members if m.pid == owner_pid(owner.owner))
+        reports = {m.pid: await health(m) for m in members}
+        assert [pid for pid, r in reports.items() if "cron-scheduler" in r["duties"]] == [first.pid]
+        kill(first)
+        await first.process.wait()
+        await wait_for(lambda: len(fired()) >= 2, timeout=130, what="a run after the handover")
+        await asyncio.sleep(3.0)
+        runs = json.loads(_cron(next(m for m in members if m is not first).home, "runs", job_id, "--json"))
+        shown = [(r["scheduled_time"], r["status"], r["error"]) for r in runs]
+        scheduled = Counter(r["scheduled_time"] for r in runs)
+        assert len(scheduled) >= 2 and all(count == 1 for count in scheduled.values()), shown
+        # the run the killed owner was in (if its end was not recorded yet) is shown as interrupted
+        assert {r["status"] for r in runs} <= {"ok", "interrupted"}, shown
+        assert runs[0]["status"] == "ok", shown          # the newest: run by the new owner
+        assert len(fired()) == len(runs), (fired(), shown)   # one message per scheduled time, never two
+    finally:
+        await asyncio.gather(*(stop_member(m) for m in members))
+
+
+@pytest.mark.timeout(180)
+async def test_a_second_gateway_on_one_home_is_refused_and_told_how_to_run_several(
+        home: Path, model_server: FakeModelServer) -> None:
+    from tests.conftest import model_config, write_config
+    from tests.fakes.gateway_harness import api_section, start_gateway_process
+
+    write_config(home, model_config(model_server) + api_section())
+    first = await start_gateway_process(home)
+    try:
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "gateway", env={**os.environ, "HERMES_HOME": str(home)},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _out, err = await asyncio.wait_for(second.communicate(), 120)
+        assert second.returncode == 1
+        message = err.decode()
+        assert f"a gateway is already running on {home} (pid {first.pid})" in message
+        if os.environ.get("HERMES_STORE_URL"):   # --store=postgresql: one home per process
+            assert "needs its own HERMES_HOME" in message
+        else:
+            assert "Several gateway processes need a PostgreSQL store" in message
+        assert first.returncode is None      # the running one is untouched
+    finally:
+        first.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(first.wait(), 60)
