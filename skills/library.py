@@ -660,6 +660,9 @@ class SkillLibrary:
                     break
         if folder is None:
             return None
+        return self._disk_texts(folder)
+
+    def _disk_texts(self, folder: Path) -> tuple[Path, str, dict[str, str]]:
         texts: dict[str, str] = {}
         for path in [folder / SKILL_FILE, *sorted(folder.rglob("*"))]:
             relative = path.relative_to(folder).as_posix()
@@ -769,13 +772,28 @@ class SkillLibrary:
         and skills the store has but the disk lacks are written. Returns how many skills changed."""
         if self.versions is None:
             return 0
-        before = await self.versions.skill_names()
-        snapshot = await self.snapshot(force=True)
-        on_disk = {s.name for s in snapshot.skills} | {Path(p).parent.name for p, _ in snapshot.problems}
-        historic = set(await asyncio.to_thread(self.history.names))
+        digests = await self.versions.skill_digests()
+        before = {name: seq for name, (seq, _files) in digests.items()}
+
+        def look() -> tuple[set[str], set[str], set[str]]:  # one pass over the disk, in a thread
+            folders = {folder.name: folder for _category, folder in self._candidates()}
+            same = set()
+            for name, (_seq, files) in digests.items():
+                folder = folders.get(name)
+                if folder is None:
+                    if not files:
+                        same.add(name)  # deleted, and absent here too
+                    continue
+                texts = self._disk_texts(folder)[2]
+                if files and set(texts) == set(files) and all(
+                        file_digest(f, t) == files[f] for f, t in texts.items()):
+                    same.add(name)
+            return set(folders), set(self.history.names()), same
+
+        on_disk, historic, same = await asyncio.to_thread(look)
         changed = 0
         for name in sorted(on_disk | set(before) | historic):
-            if name_problems(name):
+            if name_problems(name) or name in same:
                 continue
             async with self._async_lock(name):
                 state = await self._in_step(name)

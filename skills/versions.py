@@ -98,6 +98,10 @@ class SkillVersionStore(Protocol):
         """{name: seq} of every skill the store has for this library (deleted ones included)."""
         ...
 
+    async def skill_digests(self) -> dict[str, tuple[int, dict[str, str]]]:
+        """{name: (seq, {file: digest})} of every skill of this library ({} files: deleted)."""
+        ...
+
 
 def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

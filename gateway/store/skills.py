@@ -118,6 +118,17 @@ class SkillsStore:
         rows = await self.db.rows(sa.select(H.name, H.seq).where(H.library == library))
         return {r.name: r.seq for r in rows}
 
+    async def skill_digests(self, library: str) -> dict[str, tuple[int, dict[str, str]]]:
+        rows = await self.db.rows(sa.select(H.name, H.seq, F.file, F.digest).select_from(
+            skill_heads.outerjoin(skill_files, (F.library == H.library) & (F.name == H.name))).where(
+            H.library == library))
+        found: dict[str, tuple[int, dict[str, str]]] = {}
+        for row in rows:
+            files = found.setdefault(row.name, (row.seq, {}))[1]
+            if row.file is not None:
+                files[row.file] = row.digest
+        return found
+
     async def skill_version_count(self, library: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(skill_versions)
         if library is not None:
@@ -146,3 +157,6 @@ class LibraryVersions:
 
     async def skill_names(self) -> dict[str, int]:
         return await self.store.skill_names(self.library)
+
+    async def skill_digests(self) -> dict[str, tuple[int, dict[str, str]]]:
+        return await self.store.skill_digests(self.library)
