@@ -62,6 +62,7 @@ from skills.versions import (
     StoredSkill,
     VersionConflict,
     file_digest,
+    text_digest,
 )
 
 log = logging.getLogger(__name__)
@@ -699,7 +700,7 @@ class SkillLibrary:
         stale = False
         for file in sorted(set(texts) | set(stored.files)):
             text = texts.get(file)
-            if text is not None and file_digest(file, text) == stored.digests.get(file):
+            if text is not None and text_digest(text) == stored.digests.get(file):
                 continue
             if text is None or await self.versions.skill_known(name, file, file_digest(file, text)):
                 stale = True  # missing here or an older version: another process's copy is newer
@@ -786,7 +787,7 @@ class SkillLibrary:
                     continue
                 texts = self._disk_texts(folder)[2]
                 if files and set(texts) == set(files) and all(
-                        file_digest(f, t) == files[f] for f, t in texts.items()):
+                        text_digest(t) == files[f] for f, t in texts.items()):
                     same.add(name)
             return set(folders), set(self.history.names()), same
 

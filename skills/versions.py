@@ -40,7 +40,7 @@ class StoredSkill:
     version: int = 0
     category: str = ""
     files: dict[str, str] = field(default_factory=dict)
-    digests: dict[str, str] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)  # `text_digest` of each file as written
     owner: Provenance | None = None
 
     @property

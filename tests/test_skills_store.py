@@ -236,3 +236,15 @@ async def test_a_second_home_on_the_same_store_gets_the_memory_files_at_start(
     assert "Releases on Tuesdays" in await there.read("memory", scope) and old != await there.read("memory", scope)
     assert await there.sync_store() == 0
     assert [v[1] for v in await stores[0].memory_versions("teams/ops/memories/MEMORY.md")] == ["add", "add"]
+
+
+async def test_uses_counted_in_one_home_are_not_undone_by_another_homes_older_copy(
+        stores: tuple[StateStore, StateStore], tmp_path: Path) -> None:
+    here, there = library(tmp_path / "a" / "skills", stores[0]), library(tmp_path / "b" / "skills", stores[1])
+    await here.create("counted", skill_text("counted"))
+    await there.sync_store()
+    for _ in range(3):
+        await here.record_use("counted")
+    await there.record_use("counted")  # b's copy says 0 uses: it is rewritten from the store first
+    assert (await there.get("counted")).use_count == 4
+    await files_equal_store(there, "counted")

@@ -331,7 +331,7 @@ skill_files = sa.Table(
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("file", sa.Text, primary_key=True),    # SKILL.md or a supporting file's relative path
     _text("content", None),
-    _text("digest", None),
+    _text("digest", None),           # SHA-256 of the text as written to the file (before redaction)
     sa.ForeignKeyConstraint(["library", "name"], ["skill_heads.library", "skill_heads.name"], ondelete="CASCADE"),
 )
 """The current text of every file of every present skill (what the files on disk are kept equal to)."""

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from gateway.store.database import Database
 from gateway.store.schema import skill_files, skill_heads, skill_versions
 from skills.history import SKILL_FILE, HistoryEntry, unified_diff
-from skills.versions import KEEP, Apply, Commit, Provenance, StoredSkill, VersionConflict, file_digest
+from skills.versions import KEEP, Apply, Commit, Provenance, StoredSkill, VersionConflict, file_digest, text_digest
 
 H, F, V = skill_heads.c, skill_files.c, skill_versions.c
 
@@ -85,7 +85,7 @@ class SkillsStore:
             else:
                 await connection.execute(self.db.upsert(skill_files, {
                     "library": library, "name": name, "file": file, "content": text,
-                    "digest": file_digest(file, text)}, ["library", "name", "file"]))
+                    "digest": text_digest(text)}, ["library", "name", "file"]))
         if commit.gone:
             present = 0
         elif SKILL_FILE in commit.files:
