@@ -43,6 +43,7 @@ import hmac
 import logging
 import random
 import re
+import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,7 @@ class TelegramConflictError(RuntimeError):
 
 PollGuard = Callable[[int | None], Awaitable[bool]]
 """`await guard(offset)` before each getUpdates: record `offset`, and say whether to go on polling."""
-
+ALLOWED_UPDATES = ["message", "callback_query"]
 
 def _api_urls(api_base: str) -> tuple[str, str]:
     """`https://host[:port][/prefix]` → (base_url, base_file_url) as PTB wants them."""
@@ -381,17 +382,45 @@ class TelegramAdapter(Adapter):
             log.warning("telegram: this process may no longer poll (another one owns polling now); stopping")
             self._running = False
             return
-        updates = await self.bot.get_updates(offset=self._offset, timeout=timeout,
-                                             allowed_updates=["message", "callback_query"])
-        for update in updates:
+        try:
+            updates: list[tuple[int, Update | None]] = [
+                (u.update_id, u) for u in await self.bot.get_updates(
+                    offset=self._offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES)]
+        except TelegramError:
+            raise
+        except Exception:  # noqa: BLE001 - PTB could not read one of them: read them one by one
+            updates = await self._readable_updates()
+        for update_id, update in updates:
             if not self._running:
                 return      # stopping: the rest stays unconfirmed and comes to the next process
-            self._dispatching = True
+            if update is not None:
+                self._dispatching = True
+                try:
+                    await self._dispatch(update)
+                finally:
+                    self._dispatching = False
+            self._offset = update_id + 1      # confirmed on the next getUpdates
+
+    async def _readable_updates(self) -> list[tuple[int, Update | None]]:
+        """The pending updates parsed one at a time; one PTB cannot read is skipped with a warning
+        (None) instead of failing every poll from now on (it would never be confirmed)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PTB suggests get_updates, which is what failed
+            raw = await self.bot.do_api_request("getUpdates", api_kwargs={
+                "offset": self._offset, "timeout": 0, "allowed_updates": ALLOWED_UPDATES})
+        found: list[tuple[int, Update | None]] = []
+        for item in raw if isinstance(raw, list) else []:
+            update_id = item.get("update_id") if isinstance(item, dict) else None
+            if not isinstance(update_id, int):
+                log.warning("telegram: skipped an update without an update_id")
+                continue
             try:
-                await self._dispatch(update)
-            finally:
-                self._dispatching = False
-            self._offset = update.update_id + 1      # confirmed on the next getUpdates
+                found.append((update_id, Update.de_json(item, self.bot)))
+            except Exception as exc:  # noqa: BLE001 - whatever PTB raises on a malformed object
+                log.warning("telegram: update %s is not a readable Telegram update (%s: %s); skipped",
+                            update_id, type(exc).__name__, str(exc)[:200])
+                found.append((update_id, None))
+        return found
 
     async def _poll_loop(self) -> None:
         failures = 0
@@ -446,6 +475,9 @@ class TelegramAdapter(Adapter):
             return await self._button_press(update)
         message = update.message
         if message is None or message.from_user is None or message.from_user.is_bot:
+            return None
+        if message.chat is None:  # PTB reads such an object; Telegram never sends one
+            log.warning("telegram: update %s has a message without a chat; skipped", update.update_id)
             return None
         text, mentioned = self._strip_mention(message)
         reply = message.reply_to_message
@@ -536,6 +568,9 @@ class TelegramAdapter(Adapter):
     async def _button_press(self, update: Update) -> ButtonPress | None:
         query = update.callback_query
         assert query is not None
+        if query.from_user is None:  # PTB reads such an object; Telegram never sends one
+            log.warning("telegram: update %s has a button press from nobody; skipped", update.update_id)
+            return None
         try:
             await query.answer()      # stops the spinner on the user's button
         except TelegramError as exc:

@@ -1,0 +1,138 @@
+"""Hypothesis on platform payloads: Telegram updates, Slack events and Discord messages, well-formed
+and not, reach the adapter through the real client library and a fake platform server. Each one
+becomes a message, is ignored, or is skipped with one log line naming it; never a traceback, and the
+adapter goes on receiving (a good message sent after it arrives)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from hypothesis import given, seed
+from hypothesis import strategies as st
+
+from adapters.base import ButtonPress, InboundMessage
+from adapters.telegram import TelegramAdapter
+from tests.fakes.inbox import Inbox
+from tests.fakes.telegram_server import FakeTelegramServer
+from tests.fuzz_support import SEED, SLOW_FUZZ
+
+HOSTILE_TEXT = st.text(max_size=40) | st.sampled_from(["\ud800", "\x00", "@hermes_test_bot", "/start@hermes_test_bot",
+                                                       "\u202e\u200b", "a" * 5000, "😀" * 10])
+IDS = st.integers(-(2 ** 63), 2 ** 63) | st.sampled_from([0, 1, 42, -100])
+
+
+def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.none() | strategy
+
+
+@st.composite
+def telegram_user(draw: Any) -> dict[str, Any] | None:
+    user = {"id": draw(IDS), "is_bot": draw(st.booleans()), "first_name": draw(HOSTILE_TEXT)}
+    for key in ("last_name", "username"):
+        if draw(st.booleans()):
+            user[key] = draw(HOSTILE_TEXT)
+    return draw(st.sampled_from([user, user, user, None, {}]))
+
+
+@st.composite
+def telegram_message(draw: Any, depth: int = 0) -> dict[str, Any]:
+    message: dict[str, Any] = {"message_id": draw(IDS), "date": draw(st.integers(0, 2 ** 40))}
+    if draw(st.integers(0, 9)):
+        message["chat"] = {"id": draw(IDS), "type": draw(st.sampled_from(["private", "group", "supergroup",
+                                                                          "channel", "sender", "x"]))}
+    sender = draw(telegram_user())
+    if sender is not None:
+        message["from"] = sender
+    field = draw(st.sampled_from(["text", "caption", None]))
+    if field:
+        message[field] = draw(HOSTILE_TEXT)
+        entities = draw(st.lists(st.fixed_dictionaries({
+            "type": st.sampled_from(["mention", "bot_command", "text_mention", "url", "bold", "custom_emoji", "x"]),
+            "offset": st.integers(-5, 60), "length": st.integers(-5, 60)},
+            optional={"user": telegram_user()}), max_size=3))
+        if entities:
+            message["entities" if field == "text" else "caption_entities"] = entities
+    if draw(st.booleans()):
+        message["message_thread_id"] = draw(IDS)
+        message["is_topic_message"] = draw(st.booleans())
+    if depth == 0 and draw(st.integers(0, 3)) == 0:
+        message["reply_to_message"] = draw(telegram_message(depth=1))
+    if draw(st.integers(0, 5)) == 0:
+        message["photo"] = draw(st.lists(st.fixed_dictionaries({
+            "file_id": st.text(max_size=8), "file_unique_id": st.just("u"), "width": st.integers(-1, 5000),
+            "height": st.integers(-1, 5000)}, optional={"file_size": st.integers(-1, 2 ** 40)}), max_size=2))
+    if draw(st.integers(0, 5)) == 0:
+        message["document"] = draw(st.fixed_dictionaries({"file_id": st.text(max_size=8),
+                                                          "file_unique_id": st.just("u")}, optional={
+            "file_name": HOSTILE_TEXT, "mime_type": HOSTILE_TEXT, "file_size": st.integers(-1, 2 ** 40)}))
+    return message
+
+
+@st.composite
+def telegram_updates(draw: Any) -> tuple[str, dict[str, Any]]:
+    if draw(st.integers(0, 4)) == 0:
+        query: dict[str, Any] = {"id": draw(st.text(max_size=8)), "chat_instance": "ci",
+                                 "data": draw(maybe(HOSTILE_TEXT))}
+        sender = draw(telegram_user())
+        if sender is not None:
+            query["from"] = sender
+        if draw(st.booleans()):
+            query["message"] = draw(telegram_message(depth=1))
+        return "callback_query", query
+    return draw(st.sampled_from(["message", "edited_message", "channel_post"])), draw(telegram_message())
+
+
+class Tracebacks(logging.Handler):
+    """Records the log records of the adapters that carry a traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.records.append(record)
+
+
+@pytest.fixture
+def tracebacks() -> Any:
+    handler = Tracebacks()
+    logger = logging.getLogger("adapters")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+@pytest.fixture
+async def telegram() -> Any:
+    server = await FakeTelegramServer().start()
+    inbox = Inbox()
+    adapter = TelegramAdapter(inbox, token=server.token, api_base=server.api_base, poll_timeout=1,
+                              reconnect_base=0.01)
+    await adapter.start()
+    yield server, adapter, inbox
+    await adapter.stop()
+    await server.stop()
+
+
+@seed(SEED)
+@SLOW_FUZZ
+@given(update=telegram_updates())
+async def test_a_telegram_update_becomes_a_message_or_is_skipped_and_polling_goes_on(
+        telegram: tuple[FakeTelegramServer, TelegramAdapter, Inbox], tracebacks: Tracebacks,
+        update: tuple[str, dict[str, Any]]) -> None:
+    server, adapter, inbox = telegram
+    before = len(inbox.events)
+    server._queue(*update)
+    server.queue_message(42, 42, "sentinel")
+    events = await inbox.wait(before + 1, timeout=10)
+    while getattr(events[-1], "text", None) != "sentinel":
+        events = await inbox.wait(len(events) + 1, timeout=10)
+    for event in events[before:-1]:
+        assert isinstance(event, (InboundMessage, ButtonPress))
+        if isinstance(event, InboundMessage):
+            assert event.chat_id and event.user_id and isinstance(event.text, str)
+    assert [r.getMessage() for r in tracebacks.records] == []
+    assert adapter.status.connected
