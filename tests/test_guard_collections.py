@@ -320,6 +320,14 @@ def test_split_or_chunked_payloads_decoded_and_run_are_caught(tmp_path: Path) ->
         "js-joined": ("scripts/s.js", "const cp = require('child_process');\nconst p = [" + ", ".join(f"'{c}'" for c in parts)
                       + "].join('');\ncp.execSync(Buffer.from(p, 'base64').toString());\n"),
         "md-block": ("", "# Setup\n\n```bash\nbase64 -d > /tmp/i.sh <<'EOF'\n" + "\n".join(parts) + "\nEOF\nbash /tmp/i.sh\n```\n"),
+        "here-string-run": ("scripts/s.sh", "#!/bin/bash\n" + "".join(f"P{i}='{c}'\n" for i, c in enumerate(parts))
+                            + 'bash <<< "$(base64 -d <<< "' + "".join(f"$P{i}" for i in range(len(parts))) + '")"\n'),
+        "hex-parts": ("scripts/s.sh", "#!/bin/bash\nH1='" + STAGE2.encode().hex()[:60] + "'\nH2='"
+                      + STAGE2.encode().hex()[60:] + "'\nxxd -r -p <<< \"$H1$H2\" | sh\n"),
+        "python-c": ("scripts/s.sh", "#!/bin/bash\nP='" + "".join(parts) + "'\n"
+                     "python3 -c \"import base64,os; os.system(base64.b64decode('$P').decode())\"\n"),
+        "perl-e": ("scripts/s.sh", "#!/bin/bash\nA='" + parts[0] + "'; B='" + "".join(parts[1:]) + "'\n"
+                   "perl -MMIME::Base64 -e \"system(decode_base64('$A$B'))\"\n"),
     }
     for name, (path, text) in cases.items():
         report = scan(tmp_path, {path: text} if path else {}, "" if path else text, name=name)
@@ -328,7 +336,8 @@ def test_split_or_chunked_payloads_decoded_and_run_are_caught(tmp_path: Path) ->
 
 def test_decoding_data_is_not_running_it(tmp_path: Path) -> None:
     script = ("#!/bin/bash\nkubectl get secret app -o jsonpath='{.data.token}' | base64 -d > token.txt\n"
-              "base64 -di cert.b64 > cert.pem\necho \"$CONFIG_B64\" | base64 --decode | jq .\n")
+              "base64 -di cert.b64 > cert.pem\necho \"$CONFIG_B64\" | base64 --decode | jq .\n"
+              "zcat logs/access.log.gz | python3 parse_log.py\ngunzip -c backup.tgz | tar x\n")
     report = scan(tmp_path, {"scripts/decode.sh": script})
     assert not dangerous(report), report.describe()
 

@@ -63,6 +63,9 @@ HIDDEN_MARKUP = re.compile(r"<(span|div|p)\b[^>]{0,600}(display\s*:\s*none|visib
 DECODE_FLAG = r"-[a-zA-Z]*d[a-zA-Z]*|--decode|-D"
 """base64's decode switch, also bundled with others (`-d`, `-di`, `-id`, `--decode`)."""
 SHELLS = r"(sudo\s+(-\w+\s+){0,6})?(ba|z|k|da|fi)?sh\b|iex\b|Invoke-Expression|perl\b|ruby\b|node\b|php\b|python[0-9.]*(?!\s+-m\s+json\.tool)(?!\s+-c\b)(?!\s+-m\s+\w)"
+STDIN_RUNNER = r"((sudo\s+)?(ba|z|k|da|fi)?sh|python[0-9.]*|perl|ruby|node|php)(\s+-[six]+)?(\s+-)?\s*($|[;&|)`\"'])"
+"""A shell or interpreter that runs what it reads on its standard input (`| sh`, `| python3 -`), not one
+given a script of its own to run (`| python3 parse.py` reads data)."""
 DOWNLOAD_EXEC = [
     re.compile(r"\b(curl|wget|fetch|iwr|Invoke-WebRequest|irm)\b[^\n|]{0,600}\|\s*(" + SHELLS + r")", I),
     re.compile(r"\b(ba|z)?sh\b\s+(-\w+\s+){0,6}<\(\s*(curl|wget)\b|(source|\.)\s+<\(\s*(curl|wget)\b", I),
@@ -71,7 +74,13 @@ DOWNLOAD_EXEC = [
     re.compile(r"\b(base64|openssl\s+(base64|enc))\b[^\n|]{0,600}\s(" + DECODE_FLAG + r"|-a\s+-d)\b[^\n|]{0,600}\|\s*(" + SHELLS + r")", I),
     re.compile(r"\b((ba|z|k|da)?sh|python[0-9.]*|perl|ruby|node|php)\s+(-\w+\s+){0,6}-c\s+[\"']?\$\([^)\n]{0,600}(\b(base64|openssl\s+(base64|enc))\b"
                r"[^)\n]{0,600}\s(" + DECODE_FLAG + r")\b|\bxxd\s+-r|\bgunzip\b|\bzcat\b)"
-               r"|\b(source|\.|(ba|z|k|da)?sh)\s+<\(\s*[^)\n]{0,600}\b(base64\s[^)\n]{0,100}(" + DECODE_FLAG + r")\b|xxd\s+-r)", I),
+               r"|\b(source|\.|(ba|z|k|da)?sh)\s+<\(\s*[^)\n]{0,600}\b(base64\s[^)\n]{0,100}(" + DECODE_FLAG + r")\b|xxd\s+-r)"
+               r"|\b((ba|z|k|da)?sh|python[0-9.]*|perl|ruby|node)\s+<<<\s*[\"']?\$\([^)\n]{0,600}\b(base(64|32)|basenc|openssl|xxd\s+-r"
+               r"|uudecode|gunzip|zcat)\b", I),
+    re.compile(r"\b(base32|basenc\b[^|\n]{0,100}|uudecode|xxd\s+-r|gzip\s+-\w*d\w*|gunzip|zcat|bzcat|xzcat|unxz|zstd\s+-\w*d\w*|brotli\s+-\w*d\w*)"
+               r"\b[^|\n]{0,600}(\s(" + DECODE_FLAG + r")\b[^|\n]{0,600})?\|\s*" + STDIN_RUNNER, I),
+    re.compile(r"\b(system|exec|eval|qx|spawn|popen)\b[^\n]{0,100}\b(decode_base64|decode64|strict_decode64|urlsafe_decode64"
+               r"|unpack\s*\(?\s*[\"']m)|\b(decode_base64|decode64)\b[^\n]{0,300}\|\s*" + STDIN_RUNNER, I),
     re.compile(r"\|\s*(rev|xxd\s+-r(\s+-p)?|gunzip|zcat)\s*\|\s*(" + SHELLS + r")", I),
     re.compile(r"\b(exec|eval)\s*\(\s*(base64\.b64decode|base64\.\w+decode|codecs\.decode|zlib\.decompress|"
                r"marshal\.loads|bytes\.fromhex|bytearray\.fromhex|requests\.get|urllib|__import__|compile\(|"

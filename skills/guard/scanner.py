@@ -226,6 +226,8 @@ def _scan_commands(c: Collector, text: str, depth: int = 0, lines: list[tuple[in
         for view in views[1:]:
             if "\n" in view:  # decoded multi-line content: scan it as a script of its own
                 _scan_derived(c, number, view, "commands", depth, "decoded command text", line)
+        for code in _inline_python(views[-1] if len(views) > 1 else command):
+            _scan_derived(c, number, code, "python", depth, "python -c code", line)
         for view in views[:1]:
             _blobs(c, number, view, script, depth)
         seen.append((number, views))
@@ -234,6 +236,16 @@ def _scan_commands(c: Collector, text: str, depth: int = 0, lines: list[tuple[in
 
 
 # ---------------------------------------------------------------- Python
+
+INLINE_PYTHON = re.compile(r"\bpython[0-9.]*\s+(?:-[A-Za-z]+\s+){0,4}-c\s+(?:\"((?:[^\"\\]|\\.){8,})\"|'([^']{8,})')")
+
+
+def _inline_python(command: str) -> list[str]:
+    """The code of `python3 -c "..."` on a shell line, read by the Python flow analysis."""
+    return [m.group(1).replace('\\"', '"') if m.group(1) is not None else m.group(2)
+            for m in INLINE_PYTHON.finditer(command) if "import" in (m.group(1) or m.group(2) or "")
+            or "(" in (m.group(1) or m.group(2) or "")]
+
 
 def _scan_python(c: Collector, text: str, depth: int = 0, offset: int = 0) -> bool:
     """Python source through the flow analysis; False when it does not parse."""
