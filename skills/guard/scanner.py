@@ -134,7 +134,7 @@ def _scan_derived(c: Collector, number: int, text: str, kind: str, depth: int, w
     elif kind == "document":
         _scan_document(inner, text, depth + 1, front=False)
     else:
-        _scan_commands(inner, text, depth + 1)
+        git_exfiltration(inner, _scan_commands(inner, text, depth + 1), script=True)
     for finding in inner.findings():
         if finding.severity == "dangerous":
             c.add(number, finding.rule, "dangerous", f"{what}: {finding.message}", finding.excerpt, raw)
