@@ -12,8 +12,9 @@ A streaming client may ask for Hermes' own events with `X-Hermes-Events: tools, 
 chat does; other clients never see them): `tools` adds a `{"object": "hermes.tool", "name": ...,
 "status": "running" | "ok" | "error"}` chunk as each tool starts and ends; `html` adds
 `{"object": "hermes.html", "html": ...}`, the answer so far rendered from Markdown to sanitized
-HTML (`gateway.markdown_html`), at most every `HTML_EVERY` seconds while it streams and once at
-the end. The usual `chat.completion.chunk`s are sent all the same.
+HTML (`gateway.markdown_html`), at most every `HTML_EVERY` seconds while it streams (less often
+for a long answer: rendering takes at most `HTML_SHARE` of the stream's time, since it runs on the
+event loop) and once at the end. The usual `chat.completion.chunk`s are sent all the same.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from gateway.api.request_models import (
 from gateway.api.turns import EVENTS_HEADER, SESSION_HEADER, TOKEN_ID, ApiReply, ApiTurns, Caller, ToolStep
 from gateway.markdown_html import to_html
 
-HTML_EVERY = 0.25  # seconds between two renderings of a streaming answer
+HTML_EVERY = 0.25  # seconds between two renderings of a streaming answer, at least
+HTML_SHARE = 0.05  # and at most this share of the time goes to rendering (a 100 KB answer takes ~0.1 s)
 KNOWN_EVENTS = ("tools", "html")
 
 
@@ -141,12 +143,15 @@ class ChatCompletions:
 
         streamed = False
         answer: list[str] = []
-        rendered_at = 0.0
+        render_next = 0.0  # when the answer so far may be rendered again
 
         async def render() -> None:
-            nonlocal rendered_at
-            rendered_at = time.monotonic()
-            await response.write(sse({"object": "hermes.html", "html": to_html("".join(answer))}))
+            nonlocal render_next
+            started = time.monotonic()
+            html = to_html("".join(answer))
+            took = time.monotonic() - started
+            render_next = started + max(HTML_EVERY, took / HTML_SHARE)
+            await response.write(sse({"object": "hermes.html", "html": html}))
 
         try:
             await response.write(chunk({"role": "assistant", "content": ""}))
@@ -160,7 +165,7 @@ class ChatCompletions:
                     streamed = True
                     answer.append(text)
                     await response.write(chunk({"content": text}))
-                    if events.html and time.monotonic() - rendered_at >= HTML_EVERY:
+                    if events.html and time.monotonic() >= render_next:
                         await render()
                     continue
                 if kind == "error":
