@@ -10,25 +10,33 @@ import click
 from gateway.cli.common import config_option, fail
 
 
-def _db_path(config_path: Path | None, *, strict: bool) -> tuple[Path, object]:
-    """(state database path, Home): [store].path from the config, else HERMES_HOME/state.db."""
+def _store(config_path: Path | None, *, strict: bool) -> tuple[object, object]:
+    """(store URL, Home): HERMES_STORE_URL, else the config's [store] url or path, else
+    HERMES_HOME/state.db. A config that does not load is fatal for `create` (strict), a warning
+    for `restore` (which may be repairing the home), falling back to HERMES_STORE_URL or state.db."""
     from gateway.config import ConfigError, load_config
     from gateway.home import Home
+    from gateway.store import configured_url
+    from gateway.store.database import display_url, resolve_url
 
     home = Home.from_env()
     try:
         config = load_config(config_path, home)
-    except ConfigError as exc:
+        url = configured_url(config, home.state_db)
+    except (ConfigError, ValueError) as exc:
         if strict:
             fail(str(exc), code=2)
-        click.echo(f"hermes: warning: {exc}\nhermes: warning: restoring the database to {home.state_db}", err=True)
-        return home.state_db, home
-    return (Path(config.store.path).expanduser() if config.store.path else home.state_db), home
+        try:
+            url = resolve_url("", "", home.state_db)
+        except ValueError as bad:
+            fail(str(bad), code=2)
+        click.echo(f"hermes: warning: {exc}\nhermes: warning: restoring the store to {display_url(url)}", err=True)
+    return url, home
 
 
 @click.group()
 def backup() -> None:
-    """Back up the home (state database, config, skills, memories) or restore a backup."""
+    """Back up the home (the store on either engine, config, skills, memories) or restore a backup."""
 
 
 @backup.command("create")
@@ -39,17 +47,17 @@ def backup() -> None:
 def create(config_path: Path | None, output: Path, include_secrets: bool) -> None:
     """Write a consistent backup (mode 0600); safe while the gateway runs.
 
-    The archive holds config.toml as it is, literal secrets included, and the transcripts in
-    state.db: keep it private. `hermes profile export` is the one to share."""
+    The archive holds config.toml as it is, literal secrets included, and the store's
+    transcripts: keep it private. `hermes profile export` is the one to share."""
     from gateway.backup import CONFIG_AS_IS_NOTE, BackupError, create_backup
 
-    db_path, home = _db_path(config_path, strict=True)
+    url, home = _store(config_path, strict=True)
     try:
-        report = asyncio.run(create_backup(home, db_path, output, include_secrets=include_secrets))  # type: ignore[arg-type]
+        report = asyncio.run(create_backup(home, url, output, include_secrets=include_secrets))  # type: ignore[arg-type]
     except (BackupError, OSError) as exc:
         fail(str(exc))
-    click.echo(f"wrote {report.path} ({report.size} bytes, {report.files} files, schema version "
-               f"{report.schema_version}{', includes secrets.env' if report.includes_secrets else ''})")
+    click.echo(f"wrote {report.path} ({report.size} bytes, {report.files} files, {report.rows} store rows at "
+               f"revision {report.revision or '(empty)'}{', includes secrets.env' if report.includes_secrets else ''})")
     click.echo(f"note: {CONFIG_AS_IS_NOTE}", err=True)
 
 
@@ -61,12 +69,12 @@ def restore(config_path: Path | None, archive: Path, force: bool) -> None:
     """Restore ARCHIVE into $HERMES_HOME; what it replaces is kept in pre-restore-<time>/."""
     from gateway.backup import BackupError, restore_backup
 
-    db_path, home = _db_path(config_path, strict=False)
+    url, home = _store(config_path, strict=False)
     try:
-        report = restore_backup(archive, home, db_path, force=force)  # type: ignore[arg-type]
+        report = asyncio.run(restore_backup(archive, home, url, force=force))  # type: ignore[arg-type]
     except (BackupError, OSError) as exc:
         fail(str(exc))
-    click.echo(f"restored {report.files} files ({', '.join(report.restored)}), schema version "
-               f"{report.schema_version}")
+    click.echo(f"restored {report.files} files ({', '.join(report.restored)}), store at "
+               f"{report.revision or '(empty)'}")
     if report.moved_aside is not None:
         click.echo(f"the previous files are in {report.moved_aside}")
