@@ -109,6 +109,7 @@ class Gateway:
         self._stopping = False
         self._stop_begun = False
         self._recovered = asyncio.Event()   # set once the rows of an earlier process are queued
+        self._held: list[tuple[InboundMessage, int]] = []   # taken before that: queued right after them
         self.url = ""
         self.model_check = ModelCheck("unchecked", config.model.name)
 
@@ -188,8 +189,15 @@ class Gateway:
         try:
             if left_over:
                 await self._recover_inbox(left_over)   # messages an earlier process took and never answered
+            while self._held:                         # then what this process took meanwhile, in order
+                message, inbox_id = self._held.pop(0)
+                try:
+                    await self._on_message(message, recovered=inbox_id)
+                except Exception:
+                    self.metrics.errors.labels("inbound").inc()
+                    log.exception("could not handle an inbound %s message", message.platform)
         finally:
-            self._recovered.set()                     # what this process took may go to the dispatcher now
+            self._recovered.set()                     # from here on messages go to the dispatcher at once
         from gateway.cluster.wiring import build_node
 
         # the duties (Telegram polling, cron, idle reviews, curator, maintenance) start where this
@@ -255,7 +263,8 @@ class Gateway:
     async def _on_message(self, message: InboundMessage, recovered: int | None = None) -> None:
         """One platform message: taken durably (inbox + dedup in one write), checked, routed, queued.
 
-        `recovered` is the inbox row of a message an earlier process took and never answered."""
+        `recovered` is the inbox row of a message taken before: by an earlier process that never
+        answered it, or by this one while it was starting (held until the earlier rows were queued)."""
         if (self._stopping and recovered is None) or self.runtime is None:
             return
         adapter = self.adapters.get(message.platform)
@@ -268,6 +277,11 @@ class Gateway:
             if inbox_id is None:
                 self.metrics.duplicates.labels(message.platform).inc()
                 return
+            if not self._recovered.is_set():
+                # an earlier process's messages of this chat come first: this one is taken (durable,
+                # confirmed to the platform) and handed over right after them, in arrival order
+                self._held.append((message, inbox_id))
+                return
 
         reply: StreamingReply | None = None
 
@@ -279,8 +293,6 @@ class Gateway:
             return await self.inbox.begin(inbox_id, session_id)
 
         try:
-            if recovered is None and not self._recovered.is_set():
-                await self._recovered.wait()   # an earlier process's messages of this chat come first
             decision = await self.access.check(message)
             if decision.verdict == "pair":
                 log.info("%s: pairing code issued to unknown user %s", message.platform, message.user_id)

@@ -2,8 +2,8 @@
 
 The store holds what a SIGKILL leaves behind (written through the store's own methods, as the
 killed gateway wrote it): a chat whose message 1 was mid-turn (its user message and a tool call
-stored), messages 2 and 3 queued behind it. A new gateway starts and, while it starts, message 4
-arrives. The user hears once that their message was interrupted (not once per pending message);
+stored), messages 2 and 3 queued behind it. A new gateway starts and, while its adapter starts
+(as Telegram's first poll does), message 4 arrives. The user hears once that their message was interrupted (not once per pending message);
 every message is answered once, in order 1, 2, 3, 4, and each turn's context holds the
 conversation up to its own message: message 1's re-run does not see its interrupted run twice,
 nor 2, 3 or 4. A part of an answer the killed run had posted is edited into the final answer.
@@ -49,16 +49,29 @@ class Starting(Gateway):
     started: asyncio.Task[None]
 
 
-async def begin_start(home: Path, config: str, earlier: list[tuple[str, str]] = ()) \
-        -> tuple[Starting, dict[str, MemoryAdapter]]:
+class ArrivingAdapter(MemoryAdapter):
+    """Hands messages over inside `start()`, as the Telegram adapter does with its first poll."""
+
+    arriving: list[str] = []
+
+    async def start(self) -> None:
+        await super().start()
+        for n, text in enumerate(self.arriving, start=4):
+            await self.inject(text, user="u1", message_id=str(n), dedup_key=f"update-{n}")
+
+
+async def begin_start(home: Path, config: str, earlier: list[tuple[str, str]] = (),
+                      arriving: list[str] = ()) -> tuple[Starting, dict[str, MemoryAdapter]]:
     """A gateway on `home` whose start is under way: returns once its adapter has started (and
     before the rows an earlier process left are queued). `earlier`: (message id, text) the chat
-    shows already (posted by the killed process)."""
+    shows already (posted by the killed process); `arriving`: messages the platform hands over
+    while the adapter starts (numbered from 4)."""
     (home / "config.toml").write_text(config, encoding="utf-8")
     adapters: dict[str, MemoryAdapter] = {}
 
     def factory(on_event: Any) -> list[MemoryAdapter]:
-        adapter = adapters["telegram"] = MemoryAdapter(on_event, name="telegram")
+        adapter = adapters["telegram"] = ArrivingAdapter(on_event, name="telegram")
+        adapter.arriving = list(arriving)
         for message_id, shown in earlier:
             adapter.posted.append(Posted(OutboundMessage(chat_id="dm-u1", text=shown),
                                          SentMessage("telegram", "dm-u1", message_id), shown, [shown]))
@@ -92,11 +105,8 @@ async def test_left_over_messages_run_first_in_order_and_a_rerun_sees_only_its_p
         await store.close()
 
     model_server.add(*([answer] * 4), purpose="chat")
-    gateway, adapters = await begin_start(home, config)
-    fourth = asyncio.create_task(adapters["telegram"].inject("question 4", user="u1", message_id="4",
-                                                             dedup_key="update-4"))
+    gateway, adapters = await begin_start(home, config, arriving=["question 4"])
     await gateway.started
-    await fourth
     try:
         tg = adapters["telegram"]
         await tg.wait_for(lambda: "answer to question 4" in tg.texts(), timeout=60)
