@@ -58,8 +58,10 @@ class Runtime:
 
     @classmethod
     async def open(cls, config: Config, home: Home, *, extra_tools: list[Tool] | None = None,
-                   model_workers: int = 0) -> Runtime:
-        """Open everything; `model_workers` > 0 runs model calls in that many worker processes."""
+                   model_workers: int = 0, learning: bool = True) -> Runtime:
+        """Open everything; `model_workers` > 0 runs model calls in that many worker processes.
+        `learning=False` (the control run of `hermes eval learning`): no reviews, no memory tool,
+        and the agent cannot write skills (it can still read the library)."""
         home.ensure()
         store = await open_configured_store(config, home, Redactor.for_config(config.model_dump(mode="json")))
         pool: ModelWorkerPool | None = None
@@ -80,7 +82,10 @@ class Runtime:
             prompt = PromptBuilder(extra=config.agent.system_prompt)
             runtime = cls(config, home, store, llm, registry, agent, prompt, model_pool=pool)
             await install_skills(runtime)
-            await install_learning(runtime)
+            if learning:
+                await install_learning(runtime)
+            else:
+                registry.remove("skill_manage")
             await install_mcp(runtime)
         except BaseException:
             if pool is not None:

@@ -153,6 +153,10 @@ class ToolRegistry:
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
 
+    def remove(self, name: str) -> None:
+        """Stop offering `name` (no error when it is not registered)."""
+        self._tools.pop(name, None)
+
     def names(self) -> list[str]:
         return list(self._tools)
 

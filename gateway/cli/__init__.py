@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "chat": ("gateway.cli.chat", "chat", "Talk to the agent in the terminal (or answer once with -q)."),
     "config": ("gateway.cli.config_cmd", "config", "Check the configuration file."),
     "doctor": ("gateway.cli.doctor", "doctor", "Check the home, config, model and platform credentials."),
+    "eval": ("gateway.cli.eval_cmd", "eval_group", "Measure the learning on your own tasks and model (on vs off)."),
     "gateway": ("gateway.cli.gateway_cmd", "gateway", "Run the gateway: platforms, web chat and API, until SIGTERM."),
     "pairing": ("gateway.cli.pairing_cmd", "pairing", "List, approve or revoke users who asked for access."),
     "batch": ("gateway.cli.batch_cmd", "batch", "Generate trajectories for a JSONL file of prompts, resumably."),
