@@ -289,6 +289,11 @@ class SlackAdapter(Adapter):
             self._idle.set()
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        problem = _message_problem(event)
+        if problem:  # acknowledged all the same: Slack would only send the same event again
+            log.warning("slack: event %s is not a message event as Slack sends them (%s); ignored",
+                        str(body.get("event_id", "?"))[:40], problem)
+            return
         if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id") or not event.get("user"):
             return
         self._enter()
@@ -364,10 +369,10 @@ class SlackAdapter(Adapter):
 
     async def _take_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        message = body.get("message") or {}
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+        message = _object(body.get("message"))
+        channel = _object(body.get("channel")).get("id") or _object(body.get("container")).get("channel_id", "")
         await self.on_event(ButtonPress(
-            platform=self.name, chat_id=str(channel), user_id=str((body.get("user") or {}).get("id", "")),
+            platform=self.name, chat_id=str(channel), user_id=str(_object(body.get("user")).get("id", "")),
             action_id=str(action.get("action_id", "")).split("|")[0], value=str(action.get("value", "")),
             message_id=str(message.get("ts", "")),
             thread_id=str(message["thread_ts"]) if message.get("thread_ts") else None,
@@ -396,7 +401,7 @@ class SlackAdapter(Adapter):
             kind = "image" if mime.startswith("image/") else "audio" if mime.startswith("audio/") else \
                 "video" if mime.startswith("video/") else "document"
             url = str(f.get("url_private_download") or f.get("url_private") or "")
-            size = int(f.get("size") or 0)
+            size = f.get("size") if isinstance(f.get("size"), int) and f.get("size", 0) >= 0 else 0
             data = await self._download(url, size) if url else None
             result.append(Attachment(kind=kind, filename=str(f.get("name") or f.get("id") or "file"),
                                      mime_type=mime, size=len(data) if data is not None else size,
@@ -404,7 +409,11 @@ class SlackAdapter(Adapter):
         return tuple(result)
 
     async def _download(self, url: str, size: int) -> bytes | None:
-        host = urlsplit(url).hostname or ""
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:
+            log.warning("slack: a file's URL is not a URL: %r", url[:200])
+            return None
         # The bot token goes only to Slack (or the configured API host), never to a URL elsewhere.
         if not (host == self._api_host or host == "slack.com" or host.endswith(".slack.com")):
             log.warning("slack: not sending the bot token to %s to download a file", host)
@@ -483,6 +492,23 @@ class SlackAdapter(Adapter):
         log.info("slack: slash commands come from the app manifest (features.slash_commands, request URL "
                  "%s in http mode); add these there: %s", self.events_path,
                  ", ".join(f"/{name}" for name, _ in commands))
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one (a payload field of the wrong type)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _message_problem(event: dict[str, Any]) -> str:
+    """What makes `event` unlike a message event of Slack's ('' when nothing): the fields we read
+    must have the types Slack gives them."""
+    for key in ("subtype", "user", "text", "channel", "ts", "thread_ts", "parent_user_id", "channel_type"):
+        if event.get(key) is not None and not isinstance(event[key], str):
+            return f"{key} is {type(event[key]).__name__}, not a string"
+    files = event.get("files")
+    if files is not None and not (isinstance(files, list) and all(isinstance(f, dict) for f in files)):
+        return "files is not a list of objects"
+    return ""
 
 
 def _unescape(text: str) -> str:
