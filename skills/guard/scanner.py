@@ -48,7 +48,21 @@ WARNING_CONTEXT = re.compile(
     r"\b(attack\w*|malicious|malware|never (run|execute|paste|pipe|do)|do not (run|execute|paste|pipe)|don't (run|execute"
     r"|paste|pipe)|detect\w*|red flags?|indicators?|IOCs?|phishing|suspicious|dangerous|avoid|anti-?patterns?"
     r"|what not to|bad example|exploit\w*|threats?|hunting|incident|risk\w*|unsafe|insecure|vulnerab\w*|pentest\w*"
-    r"|penetration test\w*|red team\w*|CTF|forensic\w*)\b", re.IGNORECASE)
+    r"|penetration test\w*|red team\w*|CTF|forensic\w*|to flag|flag (these|this|them|it)|patterns? to (flag|catch|block"
+    r"|look for)|(command|code|sql|shell|template|prompt) injection|deserialization|leaks? (the|your|secrets?|credentials?)"
+    r"|(search|grep|hunt)(es|ing)?\s+([\w~/.-]+\s+){0,4}for)\b", re.IGNORECASE)
+UNSAFE_COMMENT = re.compile(
+    r"\b(unsafe|insecure|vulnerab\w*|malicious|attack\w*|exploit\w*|leaks?|deserialization|dangerous|bad|wrong"
+    r"|(command|code|sql|shell|template|prompt) injection|anti-?pattern|(never|don't|do not) (do|write|use) this)\b", re.IGNORECASE)
+"""A code example's own trailing comment that calls it unsafe (`pickle.loads(...)  # unsafe deserialization`)."""
+RULE_FIXTURE = re.compile(r"^\s*(#|//|--|;)\s*(ruleid|ok|todoruleid|todook|deepok|deepruleid)\s*:", re.IGNORECASE)
+"""A detection rule's test annotation (Semgrep): the next line is a case the rule must match, not a step."""
+RULE_VALUE = re.compile(
+    r"^\s*-?\s*[\"']?(pattern[\w-]*|patterns|regex|match(es)?|query|condition|message|strings?|signature|iocs?|indicators?"
+    r"|keywords?|selection\w*|detection|contains|startswith|endswith|[\w.-]+(\|(contains|endswith|startswith|re|all|base64"
+    r"\w*|windash|cidr))+)[\"']?\s*:|^\s*\$\w*\s*=\s*[\"'{/]")
+"""A value a detection rule matches (Semgrep `pattern:`, Sigma `CommandLine|contains:`, YARA `$a = "..."`)."""
+RULE_LANGS = {"yaml", "yml", "json", "toml", "yara", "yar", "sigma", "semgrep", ""}
 EXAMPLE_CONTEXT = re.compile(r"\b(examples?|e\.g\.|for instance|looks like|sample|such as|format|syntax)\b", re.IGNORECASE)
 
 
@@ -366,6 +380,28 @@ PLAIN_TAGS = re.compile(r"^\s*(</?[\w:.-]+(\s+[\w:.-]+\s*=\s*(\"[\w:./#+@-]*\"|'
 an XML schema): no command, sentence or path that does something can be written in it."""
 
 
+def _rule_values(lang: str, lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """In a detection rule (Semgrep, Sigma or YARA, in a YAML, JSON or plain block) the values it matches are
+    patterns, not commands: those lines keep only their key for the command rules."""
+    if lang not in RULE_LANGS or not lines:
+        return lines
+    first = next((line for _, line in lines if line.strip()), "")
+    if lang == "" and not re.match(r"^\s*(rules?\b|title:|detection:|id:|import\s+\")", first):
+        return lines
+    return [(number, line.split(":", 1)[0] + ":" if RULE_VALUE.match(line) and ":" in line.split("=", 1)[0]
+             else line.split("=", 1)[0] + "=" if RULE_VALUE.match(line) else line) for number, line in lines]
+
+
+def _rule_fixtures(c: Collector, lines: list[str]) -> None:
+    """A line right after a `# ruleid:` / `# ok:` annotation is a detection rule's test case (in a file that
+    marks at least one `ruleid:`, the way Semgrep tests are written)."""
+    if not any(re.match(r"^\s*(#|//|--|;)\s*(todo)?ruleid\s*:", line) for line in lines):
+        return
+    for index, line in enumerate(lines[:-1]):
+        if RULE_FIXTURE.match(line):
+            c.demote(index + 2, "a test case of a detection rule, marked ruleid or ok")
+
+
 def _scan_markup(c: Collector, folded: list[str], depth: int) -> None:
     """Markup and data (HTML, XML, schemas, JSON, CSS): every line through the line rules, the text the
     model reads through the injection rules; indentation is layout here, not a Markdown code block."""
@@ -433,18 +469,22 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
     seen: list[tuple[int, list[str]]] = list(prose_numbered)
     for lang, lines, start in blocks:
         context = _section_context(folded, headings, max(0, start - 1))
-        if lang in PYTHON_LANGS and _scan_python(c, "\n".join(l for _, l in lines), depth, offset=lines[0][0] - 1
-                                                 if lines else 0):
-            continue
-        lines = _data_strings(c, lines, depth)
-        if lang in SHELL_LANGS or lang not in ("json", "yaml", "yml", "toml", "ini", "xml", "html", "csv", "text", "txt",
-                                               "markdown", "md", "diff"):
-            seen += _scan_commands(c, "", depth, lines=lines, script=False)
-        else:
-            for number, line in lines:
-                check_line(c, number, line, "", script=False, mktemp=set())
-                _blobs(c, number, line, False, depth)
-            _split_blobs(c, lines, False, depth)
+        if not (lang in PYTHON_LANGS and _scan_python(c, "\n".join(l for _, l in lines), depth,
+                                                      offset=lines[0][0] - 1 if lines else 0)):
+            lines = _data_strings(c, _rule_values(lang, lines), depth)
+            if lang in SHELL_LANGS or lang not in ("json", "yaml", "yml", "toml", "ini", "xml", "html", "csv", "text", "txt",
+                                                   "markdown", "md", "diff", "yara", "yar", "sigma"):
+                seen += _scan_commands(c, "", depth, lines=lines, script=False)
+            else:
+                for number, line in lines:
+                    check_line(c, number, line, "", script=False, mktemp=set())
+                    _blobs(c, number, line, False, depth)
+                _split_blobs(c, lines, False, depth)
+        for number, line in lines:
+            comment = re.search(r"\s(#|//)\s*(.+)$", line)
+            if comment and UNSAFE_COMMENT.search(comment.group(2)):
+                c.demote(number, "an example its own comment calls unsafe")
+                quoted_lines.add(number)
         if WARNING_CONTEXT.search(prose.context_words(context)):
             for number, _ in lines:
                 c.demote(number, "an example in a passage about attacks or things to avoid")
@@ -456,6 +496,7 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
     block_exfiltration(c, [(n, views) for n, views in seen if n not in quoted_lines], window=15)
     git_exfiltration(c, sorted((n, views) for n, views in seen if n not in quoted_lines), script=False)
     _escalate_persistence(c, window=10)
+    _rule_fixtures(c, folded)
     _hidden(c, folded, kind, fenced)
 
 
@@ -550,6 +591,7 @@ def _scan_text(file: str, text: str, script: bool) -> list[Finding]:
         if not _is_shell(file, text):
             script_exfiltration(c, list(enumerate(folded_lines, start=1)))
     _escalate_persistence(c, window=None)
+    _rule_fixtures(c, folded_lines)
     for number, line in enumerate(folded_lines, start=1):
         verdict = prose.injection(line, "")
         if verdict:
