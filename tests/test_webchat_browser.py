@@ -209,7 +209,7 @@ async def test_a_reload_restores_the_conversation_and_the_list_names_each_chat(e
     await page.locator(".msg.user", has_text=first_question).wait_for()
     answer = page.locator(".msg.bot").last
     assert await answer.locator(".body code").inner_text() == "make freeze"
-    assert (await answer.locator("li.step").inner_text()).startswith('⚙ list_files({"path": "."})')
+    assert await answer.locator("li.step").inner_text() == '⚙ list_files({"path": "."}) ✓'
     assert await page.locator(".welcome").count() == 0
     await chat_titles_are(page, [first_question])
     await shot(page, "restored")

@@ -6,7 +6,7 @@ to the API token that created it (`api_sessions`): another token gets a 404, as 
 exist. The messages are the conversation as the client knows it (user messages and the agent's
 answers; tool traffic stays on the server). With `?view=web` (what the web chat shows after a
 reload) each answer also has `html`, its Markdown rendered and sanitized, and `steps`, the tool
-calls made before it (name and shortened arguments). Deleting removes the conversation and its
+calls made before it (name, shortened arguments, ok or error). Deleting removes the conversation and its
 stored messages and tool calls; a session whose turn is running cannot be deleted (409). Stop
 interrupts the running answer (`stopped` says whether one was running); that answer then ends
 with "Stopped.", the only word the user sees about it.
@@ -65,14 +65,19 @@ class SessionsApi:
         data: list[dict[str, Any]] = []
         steps: list[dict[str, Any]] = []  # the tool calls since the last message shown (view=web)
         redactor = self.turns.store.redactor
+        ran: dict[str, bool] = {}  # call id: ok, for the steps' marks (view=web)
+        if found.store_id and view == "web":
+            ran = {call.call_id: call.ok for call in await self.turns.store.session_tool_calls(found.store_id)}
         if found.store_id:
             for stored in await self.turns.store.session_messages(found.store_id, active_only=True,
                                                                   roles=CONVERSATION_ROLES):
                 message = stored.message
                 for call in (message.get("tool_calls") or []) if view == "web" else []:
                     function = call.get("function") or {}
-                    steps.append({"object": "hermes.tool", "id": str(call.get("id", "")),
-                                  "name": str(function.get("name", "?")), "status": "done",
+                    call_id = str(call.get("id", ""))
+                    status = "done" if call_id not in ran else "ok" if ran[call_id] else "error"
+                    steps.append({"object": "hermes.tool", "id": call_id, "name": str(function.get("name", "?")),
+                                  "status": status,
                                   "arguments": shown_arguments(str(function.get("arguments", "")), redactor)})
                 if message.get("tool_calls") and not message.get("content"):
                     continue  # the agent calling its tools: not part of the conversation the client sees
