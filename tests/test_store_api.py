@@ -96,6 +96,10 @@ async def test_api_sessions_claimed_at_once_by_two_clients_listed_per_token_and_
         assert await first.get_session(chat.id) is None and await first.session_messages(old.id) == []
         assert [s.session_id for s in await first.api_sessions_of("tok-a", prefix)] == ["chat-43"]
         assert [s.session_id for s in await first.api_sessions_of("tok-b", "api:tok-b:")] == ["chat-42"]
+        # the next turn of a deleted conversation (from the other process) claims it again
+        await first.api_session_claim("tok-a", "chat-42", user_id="ada", at=400.0)
+        again = await second.api_session("tok-a", "chat-42", prefix + "chat-42")
+        assert again is not None and again.created_at == 400.0 and again.message_count == 0
     finally:
         await first.close()
         await second.close()

@@ -82,9 +82,15 @@ class ApiStore:
 
     # -- conversations owned by a token --------------------------------------------------------------
     async def api_session_claim(self, token_id: str, session_id: str, *, user_id: str, at: float) -> None:
-        """Record that `token_id` owns `session_id` (nothing changes when it already does)."""
-        await self.db.execute(self.db.insert_ignore(api_sessions).values(
-            token_id=token_id, session_id=session_id, user_id=user_id, created_at=at))
+        """Record that `token_id` owns `session_id` (nothing changes when it already does).
+
+        Every turn of a kept conversation claims it, so the usual case (already owned) is a read;
+        only a new conversation writes, insert-if-new, so two processes claiming it at once leave
+        one row (and a conversation another process deleted is claimed again)."""
+        owned = await self.db.scalar(sa.select(A.created_at).where(A.token_id == token_id, A.session_id == session_id))
+        if owned is None:
+            await self.db.execute(self.db.insert_ignore(api_sessions).values(
+                token_id=token_id, session_id=session_id, user_id=user_id, created_at=at))
 
     async def api_session(self, token_id: str, session_id: str, key: str) -> ApiSession | None:
         """The token's conversation `session_id` kept under store key `key`; None when not the token's."""
