@@ -247,3 +247,15 @@ KEY_CUES = re.compile(r"\s-i\s+[\"']?(~|\$HOME|\$\{HOME\}|/home/[\w.-]+|/root|/U
 """The user's own ssh key, or host checking switched off, handed to git for this push."""
 SSH_CMD_LEAK = re.compile(r"\b(nc|ncat|netcat|socat|curl|wget|telnet|openssl\s+s_client)\b|/dev/(tcp|udp)/|\bProxyCommand\b"
                           r"|\b(cat|base64|xxd|tar|cp|scp)\b[^\"'\n]{0,80}\.ssh/", I)
+
+# ---------------------------------------------------------------- vendors' own installers
+OFFICIAL_INSTALLERS = re.compile(
+    r"^https://(sh\.rustup\.rs|get\.k3s\.io|astral\.sh/(uv|ruff)/[\w./-]*install\.(sh|ps1)|bun\.sh/install|deno\.land/install\.sh"
+    r"|get\.docker\.com|deb\.nodesource\.com/setup_[\w.]+|rpm\.nodesource\.com/setup_[\w.]+|install\.python-poetry\.org"
+    r"|get\.pnpm\.io/install\.sh|fnm\.vercel\.app/install|tailscale\.com/install\.sh|ollama\.com/install\.sh|get\.sdkman\.io"
+    r"|starship\.rs/install\.sh|pyenv\.run|install\.determinate\.systems/nix|nixos\.org/nix/install|sh\.vector\.dev"
+    r"|cli\.doppler\.com/install\.sh|get\.helm\.sh|raw\.githubusercontent\.com/(Homebrew/install|nvm-sh/nvm|helm/helm"
+    r"|ohmyzsh/ohmyzsh|rbenv/rbenv-installer|pyenv/pyenv-installer)/[\w./-]+|get\.rvm\.io|mise\.run|sh\.uv\.dev"
+    r"|opencode\.ai/install|claude\.ai/install\.sh|get\.volta\.sh|install\.julialang\.org|get\.jenkins\.io)(?=[/?]|$)[\w./?=&-]*$")
+"""Install scripts that vendors publish on their own domain (rustup, k3s, uv, Homebrew, nvm, Docker...):
+piped into a shell they are the documented install, judged `caution` (check it), not a hidden payload."""

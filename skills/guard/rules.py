@@ -121,11 +121,27 @@ def _secret_data(view: str) -> tuple[Severity, str]:
     return "caution", "sends a secret variable as request data; check where it goes"
 
 
+def official_installer(view: str) -> str | None:
+    """The vendor host when the line is one plain `curl|wget <vendor's own install script> | sh` (or
+    `sh -c "$(curl ...)"`): every URL on it a published installer, nothing decoded or chained after it."""
+    urls = re.findall(r"https?://[^\s'\"`)|]+", view)
+    if not urls or not all(P.OFFICIAL_INSTALLERS.match(u) for u in urls):
+        return None
+    if re.search(r"\b(base64|xxd|openssl|eval)\b|&&|;|\|\|", view) or len(_stages(view)) > 3:
+        return None
+    return urls[0].split("/")[2]
+
+
 def check_line(c: Collector, number: int, view: str, raw: str, *, script: bool, mktemp: set[str]) -> None:
     """Every command rule on one view of a line."""
     for pattern in P.DOWNLOAD_EXEC:
         if pattern.search(view):
-            c.add(number, "download-exec", "dangerous", "downloads or decodes code and runs it", view, raw)
+            vendor = official_installer(view)
+            if vendor:
+                c.add(number, "download-exec", "caution", f"pipes {vendor}'s published install script into a shell "
+                      "(the vendor's documented install; check it)", view, raw)
+            else:
+                c.add(number, "download-exec", "dangerous", "downloads or decodes code and runs it", view, raw)
             break
     else:
         if P.DOWNLOAD_CHMOD.search(view):
