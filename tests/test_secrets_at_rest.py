@@ -1,11 +1,11 @@
-"""No secret at rest: a hostile scripted model cannot get the API key or the bot token into state.db
+"""No secret at rest: a hostile scripted model cannot get the API key or the bot token into the store
 or onto the dashboard, and LiteLLM at DEBUG prints no prompt or key on the terminal.
 
 The model's replies and the tool results carry the model API key (a literal in config.toml,
 shaped like nothing the redactor knows by shape: only "known value from the config" can catch
 it), the Telegram bot token, an environment secret, a password in a DSN and a webhook signature.
 The real Telegram adapter (python-telegram-bot) talks to the fake Bot API; afterwards the raw bytes
-of state.db and its WAL, and every text cell of every table, are searched.
+of state.db and its WAL (on SQLite), and every cell of every table (on either engine), are searched.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -63,21 +62,31 @@ async def tg() -> AsyncIterator[FakeTelegramServer]:
     await server.stop()
 
 
-def scan_database(path: Path) -> list[str]:
-    """Every place a secret appears: raw bytes of the database files, then every text cell."""
+async def scan_store(home: Path) -> list[str]:
+    """Every place a secret appears: on SQLite the raw bytes of the database files, then on either
+    engine every cell of every table, read through the store's snapshot reader."""
+    from gateway.store.database import resolve_url
+    from gateway.store.snapshot import open_verbatim, read_snapshot
+
     found = []
-    for file in sorted(path.parent.glob(path.name + "*")):
-        data = file.read_bytes()
-        for secret in SECRETS:
-            if secret.encode() in data:
-                found.append(f"{file.name}: raw bytes contain {secret}")
-    with sqlite3.connect(path) as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        for table in tables:
-            for row in db.execute(f'SELECT * FROM "{table}"'):
-                for cell in row:
-                    value = cell.decode(errors="replace") if isinstance(cell, bytes) else str(cell)
-                    found.extend(f"{table}: {secret}" for secret in SECRETS if secret in value)
+    url = resolve_url("", "", home / "state.db")
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        for file in sorted(path.parent.glob(path.name + "*")):
+            data = file.read_bytes()
+            for secret in SECRETS:
+                if secret.encode() in data:
+                    found.append(f"{file.name}: raw bytes contain {secret}")
+    db = open_verbatim(url)
+    try:
+        snapshot = await read_snapshot(db)
+    finally:
+        await db.close()
+    assert any(t.rows for t in snapshot.tables if t.name == "messages"), "nothing was stored: nothing scanned"
+    for table in snapshot.tables:
+        for row in table.rows:
+            for cell in row:
+                found.extend(f"{table.name}: {secret}" for secret in SECRETS if secret in str(cell))
     return found
 
 
@@ -119,7 +128,7 @@ async def test_hostile_model_cannot_put_secrets_in_state_db_or_on_the_dashboard(
             assert secret not in transcript, f"the dashboard shows {secret}"
     finally:
         await gateway.stop()
-    assert scan_database(home / "state.db") == []
+    assert await scan_store(home) == []
 
 
 @pytest.mark.timeout(240)
