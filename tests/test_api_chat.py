@@ -242,7 +242,9 @@ async def test_hermes_events_are_sent_only_to_a_stream_that_asks_for_them(
         home: Path, model_server: FakeModelServer) -> None:
     from tests.fakes.model_server import tool_calls
 
-    model_server.add(tool_calls(("list_files", {"path": "."})), text("A **bold** plan."),
+    secret = "ghp_" + "a1B2c3D4e5" * 4  # a GitHub token's shape: masked in what the chat shows
+    fetch = ("web_fetch", {"url": f"https://x.example/?t={secret}"})
+    model_server.add(tool_calls(("list_files", {"path": "."}), fetch), text("A **bold** plan."),
                      tool_calls(("list_files", {"path": "."})), text("Plain again."))
     body = {"model": "hermes", "stream": True, "messages": [{"role": "user", "content": "look"}]}
     async with api_gateway(home, model_server) as (gateway, client):
@@ -251,7 +253,9 @@ async def test_hermes_events_are_sent_only_to_a_stream_that_asks_for_them(
         events = sse_events(stream)
         assert status == 200
         steps = [(e["name"], e["status"]) for e in events if e.get("object") == "hermes.tool"]
-        assert steps == [("list_files", "running"), ("list_files", "ok")]
+        assert [s for s in steps if s[0] == "list_files"] == [("list_files", "running"), ("list_files", "ok")]
+        assert ("web_fetch", "running") in steps and secret not in stream
+        assert any(e.get("name") == "web_fetch" and "[REDACTED]" in e["arguments"] for e in events)
         assert [e["html"] for e in events if e.get("object") == "hermes.html"][-1] == \
             "<p>A <strong>bold</strong> plan.</p>\n"
         chunks = [ChatCompletionChunk.model_validate(e) for e in events if e.get("object") != "hermes.tool"

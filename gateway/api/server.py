@@ -190,7 +190,8 @@ class ApiApp:
         return self._page(self._chat_page)
 
     async def chat_script(self, _request: web.Request) -> web.Response:
-        return web.Response(text=self._chat_script, content_type="text/javascript", headers={"Cache-Control": "no-cache"})
+        return web.Response(text=self._chat_script, content_type="text/javascript",
+                            headers={"Cache-Control": "no-cache"})
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         if request.method == "GET":

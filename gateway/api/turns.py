@@ -17,9 +17,9 @@ shows the steps as they happen, as the terminal does.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,7 @@ class ToolStep:
 
 
 def shown_arguments(arguments: dict[str, Any] | str, redactor: Redactor) -> str:
+    """A tool call's arguments as a chat shows them: JSON, secrets masked, at most TOOL_ARGUMENTS_SHOWN characters."""
     text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
     text = redactor.redact(text)
     return text if len(text) <= TOOL_ARGUMENTS_SHOWN else text[:TOOL_ARGUMENTS_SHOWN - 1] + "…"

@@ -2,8 +2,8 @@
 
 Nothing a user, the agent or a skill author wrote reaches a page unescaped: templates autoescape,
 Markdown is rendered by `gateway.markdown_html` (raw HTML shown as text, javascript: links
-refused, the result sanitized by nh3), and the chart is built from numbers with its labels escaped. No secret reaches a page
-either: every value a template prints passes through the `Redactor` (the environment's and the
+refused, the result sanitized by nh3), and the chart is built from numbers with its labels
+escaped. No secret reaches a page either: every value a template prints passes through the `Redactor` (the environment's and the
 config's known secrets, and secret shapes) as Jinja's `finalize`, whatever it came from.
 """
 
