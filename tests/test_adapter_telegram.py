@@ -421,3 +421,65 @@ async def test_doctor_credential_checks_reach_each_platform(tg: FakeTelegramServ
                 assert not ok and ("refused" in detail) and fix, (name, detail)
     finally:
         await slack.stop()
+
+
+async def test_connected_for_sending_only_until_polling_is_handed_to_it(tg: FakeTelegramServer) -> None:
+    """Several gateways on one bot: each connects for sending; only the duty's owner polls, from
+    the offset its predecessor recorded, asking its guard before every getUpdates."""
+    inbox = Inbox()
+    adapter = make_adapter(tg, inbox)
+    old = tg.queue_message(42, 42, "taken by the previous poller")
+    await adapter.start(receive=False)
+    try:
+        assert adapter.status.connected and adapter.single_consumer
+        await asyncio.sleep(0.3)
+        assert not any(method == "getUpdates" for method, _ in tg.calls)   # another process polls
+        await adapter.send(OutboundMessage(chat_id="42", text="sending works"))
+        assert [m["text"] for m in tg.sent(42)] == ["sending works"]
+
+        allowed = True
+        asked: list[int | None] = []
+
+        async def guard(offset: int | None) -> bool:
+            asked.append(offset)
+            return allowed
+
+        await adapter.start_polling(old + 1, guard=guard)    # resumes after what was handed over
+        new = tg.queue_message(42, 42, "for the new poller")
+        [event] = await inbox.wait(1)
+        assert isinstance(event, InboundMessage) and event.dedup_key == str(new)
+        assert asked[0] == old + 1 and tg.delivered[old] == 0   # the old one never came again
+        polls = sum(1 for method, _ in tg.calls if method == "getUpdates")
+        assert polls <= len(asked) <= polls + 1              # the guard ran before every getUpdates
+        allowed = False                                      # the lease is lost (fenced)
+        for _ in range(150):
+            if adapter.status.details.get("polling") is False or adapter._poll_task is None or adapter._poll_task.done():
+                break
+            await asyncio.sleep(0.02)
+        stopped_at = sum(1 for method, _ in tg.calls if method == "getUpdates")
+        tg.queue_message(42, 42, "not for a fenced poller")
+        await asyncio.sleep(1.5)
+        assert sum(1 for method, _ in tg.calls if method == "getUpdates") == stopped_at
+        assert len(inbox.events) == 1
+        await adapter.stop_polling(confirm=False)            # no request from a fenced process
+        assert sum(1 for method, _ in tg.calls if method == "getUpdates") == stopped_at
+    finally:
+        await adapter.stop()
+
+
+async def test_a_409_under_a_guard_is_a_handover_and_is_retried(tg: FakeTelegramServer) -> None:
+    inbox = Inbox()
+    adapter = make_adapter(tg, inbox)
+    await adapter.start(receive=False)
+    try:
+        async def guard(offset: int | None) -> bool:
+            return True
+
+        tg.conflict_polls(2)      # the previous poller's long poll is still open at Telegram
+        await adapter.start_polling(guard=guard)
+        tg.queue_message(42, 42, "after the handover")
+        [event] = await inbox.wait(1, timeout=10)
+        assert isinstance(event, InboundMessage) and event.text == "after the handover"
+        assert adapter.fatal_error is None and adapter.status.connected
+    finally:
+        await adapter.stop()

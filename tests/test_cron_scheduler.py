@@ -267,3 +267,35 @@ async def test_result_reaches_the_chat_through_the_real_gateway(home: Path, mode
         assert tg.texts("ops-room")[0] == "Nightly build: green."
     finally:
         await gateway.stop()
+
+
+async def test_a_scheduler_whose_duty_is_lost_fires_nothing_and_can_start_again(
+        home: Path, model_server: FakeModelServer) -> None:
+    """The cron-scheduler duty: every fire asks the fence first; a stopped scheduler starts afresh,
+    and the new owner records what its dead predecessor left running as interrupted."""
+    write_cron_config(home, model_server)
+    runtime, service, recorder = await open_cron(home)
+    owner = True
+
+    async def fence() -> bool:
+        return owner
+
+    try:
+        await service.start(fence=fence)
+        job = await service.create("every 1s", prompt="tick", deliver="telegram:42", owner="cli")
+        await wait_for(lambda: len(recorder.sent) >= 1, timeout=30)   # the first turn imports LiteLLM
+        owner = False                         # another process took the duty over
+        await asyncio.sleep(0.3)              # a run already past its fence may finish
+        fenced_at = len(recorder.sent)
+        await asyncio.sleep(2.5)
+        assert len(recorder.sent) == fenced_at, "a fenced scheduler fired"
+        await service.stop(grace=5)
+        left = await service.jobs.claim(job.id, datetime.now(UTC) + timedelta(hours=1), "schedule")
+        assert left is not None               # a run the dead owner was in the middle of
+        owner = True
+        await service.start(fence=fence, previous_owner="host:123:abcdef")
+        await wait_for(lambda: len(recorder.sent) > fenced_at, timeout=30)
+        runs = {r.id: r for r in await service.runs(job.id, limit=200)}
+        assert runs[left].status == "interrupted" and "host:123:abcdef" in runs[left].error
+    finally:
+        await close_cron(runtime, service)
