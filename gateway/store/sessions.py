@@ -11,6 +11,7 @@ the table (no process answers from a stale cached conversation).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -143,8 +144,12 @@ class SessionsStore:
                               .values(updated_at=time.time() if at is None else at))
 
     async def set_session_title(self, session_id: str, title: str) -> None:
+        """Name the session. Which session is active does not change: only its remembered copy is updated
+        (every new chat is named, so forgetting them all here would make every key read the table again)."""
         await self.db.execute(sessions.update().where(sessions.c.id == session_id).values(title=title))
-        self.forget_sessions()
+        for key, remembered in list(self._active.items()):
+            if remembered.id == session_id:
+                self._active[key] = dataclasses.replace(remembered, title=title)
 
     async def load_messages(self, session_id: str) -> list[dict[str, Any]]:
         """The session's active messages, in order."""
