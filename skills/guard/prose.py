@@ -165,6 +165,9 @@ LABEL_DANGER = re.compile(r"\b(run|execute|send|upload|post|fetch|download|insta
                           r"|conceal|hide|secretly|silently|tell|say|reply|respond|answer|recommend|mention)\b"
                           r"|https?://|\b(secrets?|tokens?|passwords?|credentials?|api[ _-]?keys?|env)\b|[\w.-]+@[\w-]+\.\w+"
                           r"|~/|/etc/", I)
+REFERENCE_ACTION = re.compile(r"\b(recommend|send|upload|post|fetch|download|install|run|execute|visit|forward|email"
+                              r"|include|insert|append|replace|mention|link to|point (users|people|them) to)\b", I)
+"""What a hidden note in a reference would have the reader do with an outside address or the user's files."""
 PLACES = {"instructions": "in SKILL.md's instructions", "reference": "in a reference file",
           "example": "in an example or template"}
 
@@ -193,6 +196,9 @@ def hidden_instruction(body: str, where: str = "instructions") -> tuple[str, str
     addressed = bool(ADDRESSED.search(body))
     if addressed and (commands or HIDDEN_ACTION.search(body)):
         return "dangerous", f"hidden note addressed to the agent ({place}) that tells it to act"
+    if where == "reference" and not MAINTAINER.search(body) and REFERENCE_ACTION.search(body) and re.search(
+            r"https?://|\b[\w-]+(\.[\w-]+)*\.(com|net|org|io|dev|app|xyz|ru|cn|example)\b|[\w.-]+@[\w-]+\.\w+|~/|\$HOME", body):
+        return "dangerous", f"a hidden comment {place} tells the reader to act on an outside address or the user's files"
     if where != "instructions":
         if commands and where == "reference":
             return "caution", f"a hidden comment {place} mentions commands or network tools"
