@@ -74,6 +74,27 @@ STYLES = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.
 NONCE_CHARS = 25      # Discord's limit for a string nonce
 
 
+def _skip_unreadable_events(client: discord.Client) -> None:
+    """Make a gateway event discord.py cannot read (a MESSAGE_CREATE whose `mentions` is not a list,
+    say) a warning that skips it: the parser's exception would otherwise end the connection for
+    good, since the client reconnects only after network errors. The parsers are the connection
+    state's table, by event name, that discord.py's websocket calls for each dispatch."""
+    parsers: dict[str, Any] = client._connection.parsers
+    for event, parse in list(parsers.items()):
+        parsers[event] = _guarded(event, parse)
+
+
+def _guarded(event: str, parse: Any) -> Any:
+    def read(data: Any) -> None:
+        try:
+            parse(data)
+        except Exception as exc:  # noqa: BLE001 - whatever a malformed payload makes the parser raise
+            ident = data.get("id") if isinstance(data, dict) else None
+            log.warning("discord: a %s event%s is not readable (%s: %s); skipped", event,
+                        f" ({str(ident)[:40]})" if ident is not None else "", type(exc).__name__, str(exc)[:200])
+    return read
+
+
 def message_nonce(idempotency_key: str) -> str | None:
     """The nonce for a message with this idempotency key (same key, same nonce); None without one.
 
@@ -137,6 +158,7 @@ class DiscordAdapter(Adapter):
         self.client.event(self.on_disconnect)
         self.client.event(self.on_message)
         self.client.event(self.on_interaction)
+        _skip_unreadable_events(self.client)
         self._connect_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._custom_ids: OrderedDict[str, str] = OrderedDict()

@@ -15,8 +15,10 @@ from hypothesis import given, seed
 from hypothesis import strategies as st
 
 from adapters.base import ButtonPress, InboundMessage
+from adapters.discord import DiscordAdapter
 from adapters.slack import SlackAdapter
 from adapters.telegram import TelegramAdapter
+from tests.fakes.discord_server import BOT_ID, GUILD_ID, TEXT_CHANNEL_ID, FakeDiscordServer, running_fake_discord
 from tests.fakes.inbox import Inbox
 from tests.fakes.loopback import serve_on_loopback
 from tests.fakes.slack_server import BOT_USER_ID, FakeSlackServer, post_event
@@ -196,3 +198,53 @@ async def test_a_slack_event_becomes_a_message_or_is_ignored_and_events_go_on(
     assert await post_event(url, server.message_event("D1", "U1", "sentinel"), SLACK_SECRET) == 200
     assert getattr(inbox.events[-1], "text", None) == "sentinel"
     assert [r.getMessage() for r in tracebacks.records] == []
+
+
+DISCORD_USER = "950000000000000001"
+SNOWFLAKES = st.sampled_from(["1", "0", "-1", "99999999999999999999999", "x", "950000000000000001", BOT_ID])
+
+
+@st.composite
+def discord_messages(draw: Any) -> dict[str, Any]:
+    """A MESSAGE_CREATE payload in the fake's shape, with fields replaced by odd values."""
+    return {key: draw(st.sampled_from([value, value, value]) | ANY_JSON | SNOWFLAKES)
+            for key, value in {"content": draw(HOSTILE_TEXT), "type": 0, "tts": False, "pinned": False,
+                               "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
+                               "mention_everyone": False, "edited_timestamp": None}.items()}
+
+
+@pytest.fixture
+async def discord_fake() -> AsyncIterator[tuple[FakeDiscordServer, DiscordAdapter, Inbox]]:
+    async with running_fake_discord() as server:
+        inbox = Inbox()
+        adapter = DiscordAdapter(inbox, token=server.token, api_base=server.api_base,
+                                 gateway_url=server.gateway_url, ready_timeout=10, guild_ready_timeout=0.05)
+        await adapter.start()
+        yield server, adapter, inbox
+        await adapter.stop()
+
+
+@seed(SEED)
+@SLOW_FUZZ
+@given(fields=discord_messages(), guild=st.booleans())
+async def test_a_discord_message_becomes_a_message_or_is_skipped_and_the_gateway_goes_on(
+        discord_fake: tuple[FakeDiscordServer, DiscordAdapter, Inbox], tracebacks: Tracebacks,
+        fields: dict[str, Any], guild: bool) -> None:
+    server, adapter, inbox = discord_fake
+    before = len(inbox.events)
+    message: dict[str, Any] = {
+        "id": str(1_300_000_000_000_000_000 + before), "channel_id": TEXT_CHANNEL_ID, "timestamp":
+        "2026-12-07T09:00:00+00:00", "author": {"id": DISCORD_USER, "username": "ada", "discriminator": "0",
+                                                "avatar": None, "global_name": "Ada"}, **fields}
+    if guild:
+        message.update(guild_id=GUILD_ID, member={"roles": [], "joined_at": "2024-01-01T00:00:00+00:00",
+                                                  "deaf": False, "mute": False, "nick": None})
+    server._dispatch("MESSAGE_CREATE", message)
+    server.queue_message(TEXT_CHANNEL_ID, DISCORD_USER, "sentinel", guild=guild)
+    events = await inbox.wait(before + 1, timeout=10)
+    while getattr(events[-1], "text", None) != "sentinel":
+        events = await inbox.wait(len(events) + 1, timeout=10)
+    for event in events[before:-1]:
+        assert isinstance(event, InboundMessage) and isinstance(event.text, str)
+    assert [r.getMessage() for r in tracebacks.records] == []
+    assert adapter.status.connected
