@@ -172,7 +172,7 @@ def collections_main(tops: list[Path]) -> int:
             continue
         print(f"{item.report.verdict.upper()} {item.collection}/{item.folder.name}:")
         for finding in sorted(item.report.findings, key=lambda f: (f.severity != "dangerous", f.file, f.line)):
-            print("  " + finding.describe().replace("\n", "\n  "))
+            print("  " + finding.explain().replace("\n", "\n  "))
     ok = counts["dangerous"] == 0 and counts["caution"] <= MAX_CAUTION
     print("targets met" if ok else "TARGETS NOT MET")
     return 0

@@ -470,7 +470,7 @@ def test_scan_explain_names_where_a_caution_comes_from(home: Path, tmp_path: Pat
     result = CliRunner().invoke(cli, ["skills", "scan", str(folder), "--explain"])
     assert result.exit_code == 0, result.output
     assert "CAUTION   scripts/recalc.py:2  [outside-folder]" in result.stdout
-    assert "  context: a script (Python, read as data flow)" in result.stdout
+    assert "  context: a Python script the skill ships" in result.stdout
     assert "  level:   caution: installs only when accepted" in result.stdout
     plain = CliRunner().invoke(cli, ["skills", "scan", str(folder)])
     assert "context:" not in plain.stdout and "[outside-folder]" in plain.stdout

@@ -553,7 +553,8 @@ def _explained(findings: list[Finding], file: str, text: str, script: bool) -> l
     explained = []
     for f in findings:
         if kind == "script":
-            where = f"a script ({'Python, read as data flow' if _is_python(file, text) else 'runs as written'})"
+            where = "a Python script the skill ships (its code; help texts, docstrings and prints are not judged)" \
+                if _is_python(file, text) else "a script the skill ships (judged as it runs, variables resolved)"
         else:
             where = places.get(f.line, KIND_WORDS.get(kind, kind))
         reason = re.search(r"\(([^()]*)\)\s*$", f.message)
