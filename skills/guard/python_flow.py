@@ -39,8 +39,10 @@ CODE_LOADERS = {"marshal", "pickle", "dill", "cloudpickle", "zlib", "base64", "c
 """Modules whose `loads` gives bytes or objects that can run; `json.loads` or `yaml.safe_load` give data."""
 TEXT_CODECS = re.compile(r"rot|hex|base64|b64|zlib|zip|bz2|uu|punycode|unicode_escape|raw_unicode", re.IGNORECASE)
 INTERPRETERS = re.compile(r"^(.*/)?(ba|z|k|da|fi)?sh$|^(.*/)?(python[0-9.]*|perl|ruby|node|php|pwsh|powershell|cmd(\.exe)?"
-                          r"|osascript|tclsh|lua|deno|bun)$", re.IGNORECASE)
-"""Programs that run their arguments as code: a decoded string handed to them as an argument runs."""
+                          r"|osascript|tclsh|lua|deno|bun|sudo|doas|su|env|nohup|timeout|xargs|ssh|nice|setsid|script)$",
+                          re.IGNORECASE)
+"""Programs that run their arguments as code, or run another program given in them (sudo, env, ssh):
+a decoded string handed to them as an argument runs."""
 INERT_KEYWORDS = {"help", "description", "epilog", "usage", "metavar", "prog"}
 INERT_CALLS = {"print", "echo", "secho", "debug", "info", "warning", "warn", "error", "critical", "exception", "log",
                "write_line"}

@@ -52,8 +52,9 @@ WARNING_CONTEXT = re.compile(
     r"|look for)|(command|code|sql|shell|template|prompt) injection|deserialization|leaks? (the|your|secrets?|credentials?)"
     r"|(search|grep|hunt)(es|ing)?\s+([\w~/.-]+\s+){0,4}for)\b", re.IGNORECASE)
 UNSAFE_COMMENT = re.compile(
-    r"\b(unsafe|insecure|vulnerab\w*|malicious|attack\w*|exploit\w*|leaks?|deserialization|dangerous|bad|wrong"
-    r"|(command|code|sql|shell|template|prompt) injection|anti-?pattern|(never|don't|do not) (do|write|use) this)\b", re.IGNORECASE)
+    r"^\W*(unsafe|insecure|vulnerable|vulnerability|malicious|exploit\w*|bad|wrong|anti-?pattern|(never|don't|do not)"
+    r" (do|write|use) this)\b|\b((command|code|sql|shell|template|prompt) injection|(unsafe|insecure) deserialization"
+    r"|leaks? (the|your) (environment|secrets?|credentials?|keys?|tokens?))\b", re.IGNORECASE)
 """A code example's own trailing comment that calls it unsafe (`pickle.loads(...)  # unsafe deserialization`)."""
 RULE_FIXTURE = re.compile(r"^\s*(#|//|--|;)\s*(ruleid|ok|todoruleid|todook|deepok|deepruleid)\s*:", re.IGNORECASE)
 """A detection rule's test annotation (Semgrep): the next line is a case the rule must match, not a step."""
