@@ -32,7 +32,7 @@ from tests.fakes.model_server import FakeModelServer
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 SEED = 31
-EXAMPLES = {schemathesis.GenerationMode.POSITIVE: 6, schemathesis.GenerationMode.NEGATIVE: 6}
+EXAMPLES = {schemathesis.GenerationMode.POSITIVE: 5, schemathesis.GenerationMode.NEGATIVE: 5}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
 
@@ -72,7 +72,7 @@ async def test_no_request_gets_a_5xx_and_every_answer_is_as_documented(
     async with api_gateway(home, model_server) as (gateway, _):
         sent, statuses = await asyncio.to_thread(fuzz, gateway.url.rstrip("/"))
     assert len(sent) >= 30  # every documented operation was fuzzed
-    assert sum(sent.values()) >= 300
+    assert sum(sent.values()) >= 250
     # the fuzz reached the agent: some generated requests ran whole turns, others were refused
     for operation in ("POST /v1/chat/completions", "POST /v1/responses"):
         assert statuses[operation, 200] >= 1 and statuses[operation, 400] >= 1, (operation, statuses)
