@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from skills.guard.model import Finding, Severity
 
 EXCERPT = 200
@@ -32,10 +34,10 @@ class Collector:
         found = self.found.get((line, rule))
         return found is not None and (severity is None or found.severity == severity)
 
-    def demote(self, line: int, reason: str) -> None:
-        """Documentation context: every dangerous finding on this line becomes `caution`."""
+    def demote(self, line: int, reason: str, when: Callable[[Finding], bool] | None = None) -> None:
+        """Documentation context: every dangerous finding on this line (for which `when` holds) becomes `caution`."""
         for key, finding in list(self.found.items()):
-            if key[0] == line and finding.severity == "dangerous":
+            if key[0] == line and finding.severity == "dangerous" and (when is None or when(finding)):
                 self.found[key] = Finding(finding.file, finding.line, finding.rule, "caution",
                                           f"{finding.message} ({reason})", finding.excerpt, finding.raw)
 

@@ -462,7 +462,7 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
         prose_numbered.append((number, [prose.without_negated(line)]))
         words = prose.context_words(line)
         if WARNING_CONTEXT.search(words) or prose.META.search(words) and re.search(r"`", line):
-            c.demote(number, "quoted in documentation")
+            c.demote(number, "quoted in documentation", when=lambda f, line=line: _warned_sentence(line, f.excerpt))
             quoted_lines.add(number)
     if fence is not None:
         blocks.append((lang, block, len(folded) - len(block)))
@@ -499,6 +499,18 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
     _escalate_persistence(c, window=10)
     _rule_fixtures(c, folded)
     _hidden(c, folded, kind, fenced)
+
+
+def _warned_sentence(line: str, excerpt: str) -> bool:
+    """The sentence of `line` that holds the flagged text is itself about attacks or what to avoid ("Never
+    run `...`", "Attackers paste `...`"): another sentence's warning ("Avoid long answers. Run `...`") is
+    not. When the flagged text cannot be placed in one sentence the line as a whole decides."""
+    needle = " ".join(excerpt.split())[:40]
+    for sentence in re.split(r"(?<=[.;!?])\s+", line):
+        if needle and needle in " ".join(sentence.split()):
+            words = prose.context_words(sentence)
+            return bool(WARNING_CONTEXT.search(words) or prose.META.search(words) and "`" in sentence)
+    return True
 
 
 def _escalate_persistence(c: Collector, window: int | None) -> None:
