@@ -68,16 +68,6 @@ class Redactor:
                          if SECRET_ENV_NAME.search(k) and len(v) >= MIN_ENV_SECRET_LENGTH}, key=len, reverse=True)
         return cls(env_values=tuple(values))
 
-    @classmethod
-    def for_config(cls, data: Any, environ: Mapping[str, str] | None = None) -> Redactor:
-        """The environment's secrets plus every literal secret in config data (a dict, e.g.
-        `Config.model_dump()` after `${NAME}` expansion: keys, URLs, headers, MCP env and args)."""
-        from agent.secret_fields import secret_values
-
-        base = cls.from_environ(environ)
-        found = {v for v in secret_values(data, base) if len(v) >= MIN_CONFIG_SECRET_LENGTH}
-        return base.with_values(found)
-
     def with_values(self, values: set[str] | tuple[str, ...] | list[str]) -> Redactor:
         """A Redactor that also masks these exact values."""
         merged = sorted(set(self.env_values) | {v for v in values if v}, key=len, reverse=True)

@@ -19,12 +19,12 @@ config data with its path and the spans found. `${NAME}` references are never se
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.redact import Redactor
+from agent.redact import MIN_CONFIG_SECRET_LENGTH, Redactor
 
 SECRET_KEY = re.compile(r"(token|secret|password|passwd|pwd|api[_-]?key|apikey|private_?key|credential|authorization"
                         r"|cookie|dsn|signature|access_?key|auth)", re.IGNORECASE)
@@ -190,3 +190,13 @@ def _arg_spans(args: list[Any], index: int, redactor: Redactor) -> list[Span]:
 def secret_values(data: Any, redactor: Redactor) -> set[str]:
     """The literal secret strings inside config data (for a Redactor of known values)."""
     return {found.value[s.start:s.end] for found in walk(data, redactor) for s in found.spans}
+
+
+
+
+def redactor_for_config(data: Any, environ: Mapping[str, str] | None = None) -> Redactor:
+    """The environment's secrets plus every literal secret in config data (a dict, e.g.
+    `Config.model_dump()` after `${NAME}` expansion: keys, URLs, headers, MCP env and args)."""
+    base = Redactor.from_environ(environ)
+    found = {v for v in secret_values(data, base) if len(v) >= MIN_CONFIG_SECRET_LENGTH}
+    return base.with_values(found)

@@ -19,7 +19,7 @@ from agent.llm import LLMClient
 from agent.loop import Agent, Conversation, TurnResult
 from agent.model_pool import ModelWorkerPool
 from agent.prompt import PromptBuilder
-from agent.redact import Redactor
+from agent.secret_fields import redactor_for_config
 from agent.tools.registry import Tool, ToolContext, ToolRegistry
 from agent.tools.web_search import web_search_tools
 from agent.workspace import Workspace
@@ -63,7 +63,7 @@ class Runtime:
         `learning=False` (the control run of `hermes eval learning`): no reviews, no memory tool,
         and the agent cannot write skills (it can still read the library)."""
         home.ensure()
-        store = await open_configured_store(config, home, Redactor.for_config(config.model_dump(mode="json")))
+        store = await open_configured_store(config, home, redactor_for_config(config.model_dump(mode="json")))
         pool: ModelWorkerPool | None = None
         try:
             if model_workers:

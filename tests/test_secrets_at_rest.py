@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.redact import Redactor
+from agent.secret_fields import redactor_for_config
 from gateway.app import Gateway
 from gateway.config import load_config
 from gateway.delivery import RetryPolicy
@@ -144,12 +144,20 @@ async def test_litellm_at_debug_prints_no_prompt_or_key_on_the_terminal(
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "gateway", "--grace", "5", env=environment,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    errors = bytearray()
+
+    async def drain_stderr() -> None:  # at DEBUG the log fills a pipe nobody reads, and the gateway would block
+        assert process.stderr is not None
+        while chunk := await process.stderr.read(65536):
+            errors.extend(chunk)
+
+    draining = asyncio.create_task(drain_stderr())
     try:
         assert process.stdout is not None and process.stderr is not None
         banner = ""
         while "Stop with" not in banner:
             line = await asyncio.wait_for(process.stdout.readline(), 60)
-            assert line, (await process.stderr.read()).decode()
+            assert line, errors.decode()
             banner += line.decode()
         url = re.search(r"Web chat:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
@@ -159,12 +167,15 @@ async def test_litellm_at_debug_prints_no_prompt_or_key_on_the_terminal(
                 assert response.status == 200
                 assert (await response.json())["choices"][0]["message"]["content"] == "the answer"
         process.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(process.communicate(), 30)
+        out = await asyncio.wait_for(process.stdout.read(), 30)
+        await asyncio.wait_for(process.wait(), 30)
+        await asyncio.wait_for(draining, 30)
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
-    terminal = banner + out.decode() + err.decode()
+        draining.cancel()
+    terminal = banner + out.decode() + errors.decode()
     assert "DEBUG" in terminal                     # the gateway did log at DEBUG
     assert model_server.requests and model_server.requests[0]["messages"][-1]["content"].startswith(marker)
     for leaked in (MODEL_KEY, ENV_SECRET):
@@ -190,7 +201,7 @@ def test_the_config_redactor_knows_every_literal_secret_kind() -> None:
                             {"name": "docs", "url": "https://mcp.example/mcp",
                              "headers": {"Authorization": "Bearer hdr-token-8899"}}]},
     }
-    redactor = Redactor.for_config(config, {})
+    redactor = redactor_for_config(config, {})
     line = ("k3y-only-by-place QUERYKEY77 searxpass9 dsnpass55 envpass-66 hdr-token-8899 "
             "not secret at all")
     assert redactor.redact(line) == " ".join(["[REDACTED]"] * 6) + " not secret at all"
@@ -199,7 +210,7 @@ def test_the_config_redactor_knows_every_literal_secret_kind() -> None:
 async def test_nothing_written_through_the_store_bypasses_the_redactor(home: Path) -> None:
     from tests.store_support import home_store
 
-    redactor = Redactor.for_config({"model": {"api_key": MODEL_KEY}}, {})
+    redactor = redactor_for_config({"model": {"api_key": MODEL_KEY}}, {})
     async with home_store(home, redactor, migrate=True) as store:
         hook = f"webhook:https://hooks.example/a?sig={SIG}"
         job = {"name": "job", "schedule": "0 9 * * *", "kind": "cron", "timezone": "UTC", "created_at": 0,

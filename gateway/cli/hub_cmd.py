@@ -23,7 +23,7 @@ GUARD_REFUSED = 3
 
 
 def _hub(ctx: click.Context) -> Hub:
-    from gateway.cli.skills_cmd import _library
+    from gateway.cli.skill_access import open_library
     from gateway.config import ConfigError, load_config
     from gateway.home import Home
     from skills.hub.hub import Hub
@@ -43,7 +43,7 @@ def _hub(ctx: click.Context) -> Hub:
                            git_base=config.git_base, indexes=tuple(config.indexes), taps=taps,
                            timeout=config.timeout, max_file_bytes=config.max_file_bytes,
                            max_total_bytes=config.max_total_bytes, allow_http=config.allow_http)
-    return Hub(_library(ctx), settings, TapStore(home.root / "hub" / "taps.json", settings))
+    return Hub(open_library(ctx), settings, TapStore(home.root / "hub" / "taps.json", settings))
 
 
 def _report(report: GuardReport, explain: bool) -> str:
@@ -205,7 +205,7 @@ def uninstall(ctx: click.Context, name: str) -> None:
     from skills.hub.errors import HubError
     from skills.library import SkillError
 
-    from gateway.cli.skills_cmd import in_store
+    from gateway.cli.skill_access import in_store
 
     hub = _hub(ctx)
     try:

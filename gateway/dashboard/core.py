@@ -123,27 +123,3 @@ class Dashboard:
             if not hmac.compare_digest(sent.encode(), self.csrf_token(request).encode()):
                 raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong; reload the page and retry")
         return form
-
-
-def install(api_app: Any, gateway: Any) -> Dashboard:
-    """Build the Dashboard and add every page's routes to `api_app.app`."""
-    from importlib import resources
-
-    from gateway.dashboard.pages import cron, learning, memory, overview, pairing, sessions, skills
-
-    dashboard = Dashboard(api_app, gateway)
-    app: web.Application = api_app.app
-    for module in (overview, skills, learning, memory, cron, sessions, pairing):
-        app.router.add_routes(module.routes(dashboard))
-    static = resources.files("gateway.dashboard").joinpath("static")
-    app.router.add_static("/dashboard/static", str(static), append_version=False)
-
-    async def attach_errors(_app: web.Application) -> None:
-        dashboard.errors.attach()
-
-    async def detach_errors(_app: web.Application) -> None:
-        dashboard.errors.detach()
-
-    app.on_startup.append(attach_errors)
-    app.on_cleanup.append(detach_errors)
-    return dashboard
