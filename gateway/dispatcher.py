@@ -233,12 +233,12 @@ class Dispatcher:
         if not self.runtime.config.model.name:
             await work.reply.say(NO_MODEL_TEXT)
             return True
+        title = store.redactor.redact(title_of(work.title))
         session = await store.active_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,
-                                             user_id=ctx.user_id, team=ctx.team)
+                                             user_id=ctx.user_id, team=ctx.team, title=title)
         if work.begin is not None and await work.begin(session.id):
             self._forget(session.id)   # an interrupted run's messages were taken back: reload
-        if not session.title and title_of(work.title):
-            title = store.redactor.redact(title_of(work.title))
+        if not session.title and title:  # a session started by /new, or before sessions had titles
             await store.set_session_title(session.id, title)
             session = dataclasses.replace(session, title=title)
         content = work.content

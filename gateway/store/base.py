@@ -48,9 +48,10 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def active_session(
-        self, key: str, *, platform: str = "", chat_id: str = "", user_id: str = "", team: str = ""
+        self, key: str, *, platform: str = "", chat_id: str = "", user_id: str = "", team: str = "",
+        title: str = "",
     ) -> SessionRecord:
-        """The current session for a key, created when there is none."""
+        """The current session for a key, created (named `title`) when there is none."""
         ...
 
     async def new_session(

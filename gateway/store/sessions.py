@@ -63,18 +63,18 @@ class SessionsStore:
         return session
 
     async def _insert_session(self, key: str, platform: str, chat_id: str, user_id: str,
-                              team: str) -> SessionRecord:
+                              team: str, title: str = "") -> SessionRecord:
         now = time.time()
         session_id = uuid.uuid4().hex[:16]
         await self.db.execute(sessions.insert().values(
-            id=session_id, key=key, platform=platform, chat_id=chat_id, user_id=user_id, team=team,
+            id=session_id, key=key, platform=platform, chat_id=chat_id, user_id=user_id, team=team, title=title,
             created_at=now, updated_at=now))
         self._sessions_written += 1  # other keys' remembered sessions stay valid
-        return self._remember(SessionRecord(session_id, key, platform, chat_id, user_id, team, "", False, now, now))
+        return self._remember(SessionRecord(session_id, key, platform, chat_id, user_id, team, title, False, now, now))
 
     async def active_session(self, key: str, *, platform: str = "", chat_id: str = "",
-                             user_id: str = "", team: str = "") -> SessionRecord:
-        """The current session for a key, created when there is none."""
+                             user_id: str = "", team: str = "", title: str = "") -> SessionRecord:
+        """The current session for a key, created (named `title`) when there is none."""
         remembered = self._active.get(key)
         if remembered is not None:
             self._active.move_to_end(key)
@@ -87,7 +87,7 @@ class SessionsStore:
             session = session_record(row)
             # a /new that ran while we read may have archived what we read: then do not remember it
             return self._remember(session) if written == self._sessions_written else session
-        return await self._insert_session(key, platform, chat_id, user_id, team)
+        return await self._insert_session(key, platform, chat_id, user_id, team, title)
 
     async def new_session(self, key: str, *, platform: str = "", chat_id: str = "",
                           user_id: str = "", team: str = "") -> SessionRecord:
