@@ -7,6 +7,7 @@ likewise."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -248,3 +249,41 @@ async def test_uses_counted_in_one_home_are_not_undone_by_another_homes_older_co
     await there.record_use("counted")  # b's copy says 0 uses: it is rewritten from the store first
     assert (await there.get("counted")).use_count == 4
     await files_equal_store(there, "counted")
+
+
+WRITER = """
+import asyncio, sys
+from pathlib import Path
+from gateway.store import open_store
+from skills.library import SkillLibrary
+
+async def main(url, root, who):
+    store = await open_store(url)
+    try:
+        library = SkillLibrary(Path(root), rescan_interval=0, versions=store.skill_versions(""))
+        for n in range(20):
+            await library.patch("shared", "END", f"- {who}{n}\\nEND", origin=who)
+    finally:
+        await store.close()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_two_processes_patching_one_skill_lose_nothing(store_url: str, tmp_path: Path) -> None:
+    root = tmp_path / "skills"
+    store = await open_store(store_url)
+    try:
+        lib = library(root, store)
+        await lib.create("shared", skill_text("shared", "# Steps\n\nEND\n"))
+        writers = [await asyncio.create_subprocess_exec(sys.executable, "-c", WRITER, store_url, str(root), who)
+                   for who in "pq"]
+        assert [await w.wait() for w in writers] == [0, 0]
+        text = (root / "general" / "shared" / "SKILL.md").read_text(encoding="utf-8")
+        for who in "pq":
+            assert [line for line in text.splitlines() if line.startswith(f"- {who}")] == \
+                [f"- {who}{n}" for n in range(20)]
+        assert [e.number for e in await lib.history_of("shared")] == list(range(1, 42))
+        await files_equal_store(lib, "shared")
+    finally:
+        await store.close()
