@@ -186,7 +186,7 @@ class Commands:
 
     async def _cmd_deny(self, args: str, ctx: CommandContext) -> str:
         head = args.strip().split(" ", 1)[0].lstrip("#")
-        if head.isdigit() and self.runtime.services.get("learning") is not None:
+        if head.isascii() and head.isdigit() and self.runtime.services.get("learning") is not None:
             return await self._cmd_reject(args, ctx)  # tool-approval ids start with a letter: this is a proposal
         approvals = self.runtime.services.get("approvals")
         answer = await approvals.command("deny", args, ctx) if approvals is not None else None

@@ -38,3 +38,19 @@ async def test_a_deeply_nested_body_is_a_400_naming_the_limit_and_the_gateway_an
             + nested(MAX_DEPTH - 1) + "}"), headers={"Content-Type": "application/json"})
         assert status == 200, answer
         assert answer["choices"][0]["message"]["content"] == "Still here."
+
+
+async def test_digits_that_are_not_ascii_are_refused_not_a_500(home: Path, model_server: FakeModelServer) -> None:
+    """'²' and '٣' are digits to str.isdigit() but not to int(): they are bad numbers, not crashes."""
+    async with api_gateway(home, model_server) as (gateway, _):
+        status, _, answer = await raw(gateway, "GET", "/learning?limit=%C2%B2",
+                                      headers={"Accept": "application/json"})
+        assert status == 400 and answer["error"]["message"] == "limit: '²' is not a number from 1 to 1000"
+        status, _, _ = await raw(gateway, "GET", "/learning?after=%D9%A3", headers={"Accept": "application/json"})
+        assert status == 200
+        # the forms answer with their page again (aiohttp follows the 303), the refusal shown on it
+        for path, form, said in (("/learning/proposals/%C2%B2/approve", "", "is not a proposal number"),
+                                 ("/skills/code-review/revert", "to=%C2%B2", "is not a version number")):
+            status, _, page = await raw(gateway, "POST", path, body=form,
+                                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert status == 200 and said in page, (path, status)

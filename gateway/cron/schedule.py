@@ -78,7 +78,7 @@ def _number(field: str, raw: str) -> int:
         return MONTHS.index(raw) + 1
     if field == "day_of_week" and raw in CRON_DAYS:
         return CRON_DAYS.index(raw)
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ScheduleError(f"{field}: {raw!r} is not a number in {low}-{high}")
     value = int(raw)
     if not low <= value <= high:
@@ -122,7 +122,7 @@ def _croniter_field_error(values: list[str]) -> str | None:
 def _never_fires_reason(values: list[str]) -> str:
     """Why an expression has no fire time: the day of month no chosen month has, when that is it."""
     day, month, dow = values[2], values[3], values[4]
-    days = [int(t) for t in day.split(",") if t.isdigit()]
+    days = [int(t) for t in day.split(",") if t.isascii() and t.isdigit()]
     plain_months = all(TOKEN.match(t) and "/" not in t for t in month.split(","))
     if days and len(days) == len(day.split(",")) and dow in ("*", "?") and plain_months and month != "*":
         months: list[int] = []

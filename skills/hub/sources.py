@@ -206,7 +206,7 @@ class GitTapSource:
 
 
 def _version_key(version: str) -> tuple[Any, ...]:
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-+]", version or "0"))
+    return tuple((0, int(p)) if p.isascii() and p.isdigit() else (1, p) for p in re.split(r"[.\-+]", version or "0"))
 
 
 class IndexSource:

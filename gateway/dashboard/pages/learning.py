@@ -61,7 +61,7 @@ def wants_json(request: web.Request) -> bool:
 
 async def as_json(request: web.Request, loop: Any) -> web.Response:
     raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1_000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1_000:  # '²' is a digit to isdigit
         return web.json_response({"error": {"message": f"limit: {raw!r} is not a number from 1 to 1000",
                                             "type": "invalid_request_error", "param": "limit"}}, status=400)
     team = request.query.get("team")
@@ -70,7 +70,7 @@ async def as_json(request: web.Request, loop: Any) -> web.Response:
     after = request.query.get("after", "0")
     entries = await loop.log.entries(limit=int(raw), session_id=session_id, team=team,
                                      api_user=user[:200] if user else None)
-    if after.isdigit():
+    if after.isascii() and after.isdigit():
         entries = [e for e in entries if e["id"] > int(after)]
     pending = [p.as_dict() for p in await loop.pending()]
     settings = loop.settings
@@ -120,7 +120,7 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
         loop = d.service("learning")
         raw = request.match_info["id"]
         verdict = request.match_info["verdict"]
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             return d.redirect("/learning", f"proposal: {raw!r} is not a proposal number", "error")
         try:
             if verdict == "approve":

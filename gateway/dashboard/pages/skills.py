@@ -86,7 +86,7 @@ def routes(d: Dashboard) -> list[web.RouteDef]:
         name = request.match_info["name"]
         back = skill_url(name, team) + "#history"
         raw = str(form.get("to", "")).strip()
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             return d.redirect(back, f"to: {raw!r} is not a version number", "error")
         library = await library_for(team)
         try:
