@@ -80,6 +80,7 @@ async function refreshSessions() {  // this browser's chats (web-<random>, with 
   for (const chat of chats) {
     const item = document.createElement("li"), button = document.createElement("button");
     button.type = "button"; button.dataset.id = chat.id; button.className = chat.id === session ? "current" : "";
+    if (chat.id === session) button.setAttribute("aria-current", "true");
     button.textContent = chat.title || "New chat"; button.title = chat.title || "";
     button.addEventListener("click", () => openChat(chat.id));
     item.appendChild(button); list.appendChild(item);
