@@ -19,23 +19,32 @@ from tests.fakes.model_server import FakeModelServer
 from tests.test_batch_run import hermes, per_prompt, shard_lines, write_prompts
 
 
-async def test_killed_batch_resumes_to_exactly_twenty_results(home: Path, model_server: FakeModelServer,
-                                                              tmp_path: Path) -> None:
+async def batch_with_results(home: Path, model_server: FakeModelServer, tmp_path: Path, results: int,
+                             latency: float, output: int | None) -> tuple[asyncio.subprocess.Process, tuple[str, ...],
+                                                                      Path]:
+    """A 20-prompt `hermes batch` process, once `results` results are in its checkpoint."""
     write_config(home, model_config(model_server))
     model_server.add(*[per_prompt] * 200)
-    model_server.latency = 0.1
+    model_server.latency = latency
     prompts = tmp_path / "prompts.jsonl"
     write_prompts(prompts, 20)
     checkpoint = tmp_path / "ck"
     args = ("batch", "--input", str(prompts), "--workers", "2", "--checkpoint", str(checkpoint), "--toolsets", "files")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", *args, env={**os.environ, "HERMES_HOME": str(home)},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        stdout=output, stderr=output)
     deadline = time.monotonic() + 60
-    while len(shard_lines(checkpoint) if (checkpoint / "shards").exists() else []) < 4:
+    while len(shard_lines(checkpoint) if (checkpoint / "shards").exists() else []) < results:
         assert time.monotonic() < deadline, "the batch wrote no results"
-        assert process.returncode is None, "the batch ended before it was killed"
+        assert process.returncode is None, "the batch ended early"
         await asyncio.sleep(0.02)
+    return process, args, checkpoint
+
+
+async def test_killed_batch_resumes_to_exactly_twenty_results(home: Path, model_server: FakeModelServer,
+                                                              tmp_path: Path) -> None:
+    process, args, checkpoint = await batch_with_results(home, model_server, tmp_path, 4, 0.1,
+                                                         asyncio.subprocess.DEVNULL)
     process.send_signal(signal.SIGKILL)
     await process.wait()
     before_kill = len(shard_lines(checkpoint))
@@ -101,20 +110,8 @@ async def test_recovery_rebuilds_the_index_from_the_shards(tmp_path: Path) -> No
 
 async def test_ctrl_c_names_the_checkpoint_and_the_command_that_resumes(home: Path, model_server: FakeModelServer,
                                                                        tmp_path: Path) -> None:
-    write_config(home, model_config(model_server))
-    model_server.add(*[per_prompt] * 200)
-    model_server.latency = 0.2
-    prompts = tmp_path / "prompts.jsonl"
-    write_prompts(prompts, 20)
-    checkpoint = tmp_path / "ck"
-    args = ("batch", "--input", str(prompts), "--workers", "2", "--checkpoint", str(checkpoint), "--toolsets", "files")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", *args, env={**os.environ, "HERMES_HOME": str(home)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while len(shard_lines(checkpoint) if (checkpoint / "shards").exists() else []) < 2:
-        assert time.monotonic() < deadline, "the batch wrote no results"
-        await asyncio.sleep(0.02)
+    process, args, checkpoint = await batch_with_results(home, model_server, tmp_path, 2, 0.2,
+                                                         asyncio.subprocess.PIPE)
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     _, err_bytes = await asyncio.wait_for(process.communicate(), 30)
     err = err_bytes.decode()

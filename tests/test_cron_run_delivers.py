@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_support import hermes
 from tests.conftest import write_config
 from tests.fakes.gateway_harness import api_section
 from tests.fakes.model_server import FakeModelServer, text
@@ -40,12 +41,6 @@ def config_text(model_server: FakeModelServer, tg: FakeTelegramServer) -> str:
               f'poll_timeout = 0.5\nallow_users = ["8"]\n')
 
 
-async def hermes(*args: str, home: Path, timeout: float = 120) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", *args, env={**os.environ, "HERMES_HOME": str(home)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def add_job(home: Path) -> str:

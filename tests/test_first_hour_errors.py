@@ -18,17 +18,12 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.cli_support import hermes
 from tests.conftest import model_config, write_config
 from tests.fakes.gateway_harness import TOKEN, api_section, start_gateway
 from tests.fakes.model_server import FakeModelServer, fault, text
 
 
-async def hermes(*args: str, home: Path, timeout: float = 120) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", *args, env={**os.environ, "HERMES_HOME": str(home)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def test_a_model_name_without_a_provider_suggests_the_prefix_and_sends_nothing(

@@ -6,22 +6,14 @@ back the way the gateway reads it (`hermes config check`), and secrets.env stays
 
 from __future__ import annotations
 
-import asyncio
-import os
 import stat
-import sys
 from pathlib import Path
 
+from tests.cli_support import hermes
 from tests.fakes.model_server import FakeModelServer, fault
 from tests.terminal_support import Terminal, child_env, hermes_command, require_tmux
 
 
-async def hermes(*args: str, home: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", *args, env={**os.environ, "HERMES_HOME": str(home), **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 def secrets(home: Path) -> dict[str, str]:
