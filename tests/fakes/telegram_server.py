@@ -22,6 +22,10 @@ Helper API for tests:
 - `overlaps`: getUpdates that arrived while another one was still open (two pollers on one
   token, which Telegram refuses); with `conflict_on_overlap = True` they are answered 409 as
   Telegram does. `pollers`: the client addresses (host, port) getUpdates came from, in order.
+- `observers`: callables `(method, params, phase)` run for every call, with phase "before" (the
+  call arrived, nothing carried out yet) and "after" (carried out, not yet answered): a test
+  can SIGKILL the bot's process at a precise point of a call. An observer that returns True
+  at "before" drops the call: its connection is closed and nothing is carried out.
 - `unconfirmed()`: update ids Telegram still holds (no getUpdates has confirmed them with a
   higher offset), i.e. what it would deliver to the next poller; `delivered[update_id]` counts
   how often each was returned by getUpdates; `redeliver(update_id)`: hand an update out again
@@ -68,6 +72,7 @@ class FakeTelegramServer:
     answered_callbacks: list[str] = field(default_factory=list)
     delivered: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     confirmed_below: int = 0        # the highest offset a getUpdates has sent
+    observers: list[Any] = field(default_factory=list)   # (method, params, "before" | "after") -> bool | None
     overlaps: int = 0               # getUpdates that came while another was open
     conflict_on_overlap: bool = False
     pollers: list[tuple[str, int]] = field(default_factory=list)
@@ -294,7 +299,13 @@ class FakeTelegramServer:
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return self._error(404, f"Not Found: method {method}")
+        if [True for observer in self.observers if observer(method, params, "before")]:
+            assert request.transport is not None
+            request.transport.close()           # the caller died first: never carried out
+            return web.Response()
         response = await handler(request, params)
+        for observer in self.observers:
+            observer(method, params, "after")
         await self._late.after(method, request)
         return response
 
