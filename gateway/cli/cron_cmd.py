@@ -34,7 +34,7 @@ async def _manager(config_path: Path | None) -> AsyncIterator[Any]:
     config, home = load(config_path)
     store = await open_configured_store(config, home)
     try:
-        yield CronManager(config, home, store, libraries=SkillLibraries(home, config.skills))
+        yield CronManager(config, home, store, libraries=SkillLibraries(home, config.skills, store=store))
     finally:
         await store.close()
 
