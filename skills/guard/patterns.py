@@ -6,6 +6,25 @@ import re
 
 I = re.IGNORECASE
 
+
+class Prefiltered:
+    """A compiled pattern behind a literal check: `search` and `finditer` run the regular expression only
+    when the (lower-cased) text holds one of `keys`, substrings that every match must contain. Same
+    answers as the pattern itself, without the cost of trying each alternative on lines that cannot match."""
+
+    def __init__(self, pattern: re.Pattern[str], keys: tuple[str, ...]) -> None:
+        self.pattern, self.keys = pattern, keys
+
+    def _may(self, text: str) -> bool:
+        low = text.lower()
+        return any(key in low for key in self.keys)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.pattern.search(text) if self._may(text) else None
+
+    def finditer(self, text: str):  # type: ignore[no-untyped-def]
+        return self.pattern.finditer(text) if self._may(text) else iter(())
+
 # ---------------------------------------------------------------- building blocks
 SENSITIVE_FILE = re.compile(
     r"(~|\$HOME|\$\{HOME\}|/home/\w+|/root|Path\.home\(\)[^\n]{0,12}|expanduser\(\s*['\"]~)/?['\"]?\s*[,/]?\s*['\"]?"
@@ -26,6 +45,9 @@ NETWORK = re.compile(
     r"|\bfetch\(|XMLHttpRequest|\baxios\b|Invoke-WebRequest|Invoke-RestMethod|\biwr\b|\birm\b"
     r"|socket\.(socket|create_connection)|\bsmtplib\b|\bdig\b\s|\bnslookup\b|\bmail\s+-s\b|webhook\.site|ngrok",
     I)
+NETWORK = Prefiltered(NETWORK, ("curl", "wget", "nc", "netcat", "socat", "scp", "ftp", "telnet", "sendmail", "/dev/",  # type: ignore[assignment]
+                                "requests.", "urlopen", "urllib", "http", "fetch(", "axios", "invoke-", "iwr", "irm",
+                                "socket.", "smtplib", "dig", "nslookup", "mail", "webhook", "ngrok"))
 DATA_WITH_SECRET = re.compile(
     r"(\s-d|--data[\w-]*|\s-F|--form|--upload-file|\s-T|data=|json=|params=|body\s*[:=])\s*['\"]?[^'\"\n]{0,40}"
     + SECRET_VAR + r"|[?&]\w+=" + SECRET_VAR)
@@ -190,6 +212,9 @@ SECRET_REF = re.compile(
     r"|\bExodus/|\bElectrum/wallets|\bsecurity\s+(find-generic-password|find-internet-password|dump-keychain)\b"
     r"|(Path\.home\(\)|expanduser\(\s*['\"]~['\"]\s*\))\s*[/,]\s*['\"]\.(ssh|aws|gnupg|kube|netrc)\b"
     r"|expanduser\(\s*['\"]~/\.(ssh|aws|gnupg|kube|netrc)\b(?![\w./-]{0,600}\.pub)", I)
+SECRET_REF = Prefiltered(SECRET_REF, ("/.", "'.", '".', "id_", ".aws", "shadow", ".env", "wallet", "login data",  # type: ignore[assignment]
+                                      "keychain", "credentials", "netrc", "_history", "logins", "key3", "key4", "mozilla",
+                                      "chrome/", "exodus", "electrum", "security"))
 READERS = re.compile(r"^\s*(sudo\s+)?(cat|tac|tar|zip|7z|gzip|bzip2|xz|base64|xxd|od|head|tail|less|more|openssl|gpg"
                      r"|strings|find|grep|jq|awk|sed|cut|sort|dd|cp|rsync)\b", I)
 ENV_READERS = re.compile(r"^\s*(env|printenv|set|export\s+-p|compgen\s+-e|declare\s+-x?p)\s*$|/proc/\S*/environ", I)
@@ -203,6 +228,8 @@ PUSH_SECRETS = re.compile(r"\bgit\s+(-C\s+|--git-dir=|--work-tree=)\S*|\bcd\s+|\
 REMOTE_SENDERS = re.compile(r"\bgit\s+push\b|\bgh\s+(gist|repo)\s+create\b|\baws\s+s3\s+(cp|sync|mv)\b|\bgsutil\s+(cp|rsync)\b"
                             r"|\brclone\s+(copy|sync)\b|\bscp\b|\brsync\b[^\n]{0,600}\s\S+:|\bcurl\b|\bwget\b[^\n]{0,600}--post|\bnc\b"
                             r"|\bsocat\b|/dev/tcp/|\bftp\b|\bsmbclient\b", I)
+REMOTE_SENDERS = Prefiltered(REMOTE_SENDERS, ("git", "gist", "repo", "aws", "gsutil", "rclone", "scp", "rsync",  # type: ignore[assignment]
+                                              "curl", "wget", "nc", "socat", "/dev/tcp/", "ftp", "smbclient"))
 
 PASSWORD_PHISHING = re.compile(r"\bosascript\b[^\n]{0,400}\bhidden answer\b|\bdisplay dialog\b[^\n]{0,300}\bhidden answer\b", I)
 SECRET_HEADER_VAR = re.compile(r"\$\{?([A-Z][A-Z0-9]*)_[A-Z0-9_]*(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY"

@@ -81,6 +81,8 @@ MAINTAINER = re.compile(r"^\s*(TODO|FIXME|XXX|NOTE\b|markdownlint|prettier|vale|
 
 def without_negated(line: str) -> str:
     """The line without its negated sentences ("Do not curl deployed URLs."): what the prose asks for."""
+    if not NEGATION.search(line):
+        return line
     parts = re.split(r"(?<=[.;!?])\s+", line)
     return " ".join(part for part in parts if not NEGATION.search(part[:40]))
 

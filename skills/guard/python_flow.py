@@ -345,19 +345,13 @@ class _Flows:
             return bool(taints & {"inet", "fetched"}) or any(w in base for w in ("session", "client", "http", "conn", "sock", "api"))
         return False
 
-    def _argv_lists(self) -> dict[str, ast.List | ast.Tuple]:
+    @staticmethod
+    def _argv_lists(bound: dict[str, list[ast.AST]]) -> dict[str, ast.List | ast.Tuple]:
         """Names bound once to a list or tuple literal (`cmd = ["git", "log"]`), for what a call on them runs."""
-        bound: dict[str, list[ast.AST]] = {}
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                bound.setdefault(node.targets[0].id, []).append(node.value)
-            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)) and isinstance(node.target, ast.Name):
-                bound.setdefault(node.target.id, []).append(node.value or node)
         return {name: values[0] for name, values in bound.items()
                 if len(values) == 1 and isinstance(values[0], (ast.List, ast.Tuple)) and values[0].elts}  # type: ignore[misc]
 
     def propagate(self) -> None:
-        self.argv = self._argv_lists()
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -367,7 +361,12 @@ class _Flows:
                     self.modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
         assignments: list[tuple[list[ast.AST], ast.AST]] = []
         mutations: set[int] = set()
+        bound: dict[str, list[ast.AST]] = {}
         for node in ast.walk(self.tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                bound.setdefault(node.targets[0].id, []).append(node.value)
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)) and isinstance(node.target, ast.Name):
+                bound.setdefault(node.target.id, []).append(node.value or node)
             if isinstance(node, ast.Assign):
                 assignments.append((node.targets, node.value))
             elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None or isinstance(node, ast.NamedExpr):
@@ -380,6 +379,7 @@ class _Flows:
                     and node.func.attr in ("append", "extend", "insert", "add", "update") and node.args:
                 assignments.append(([node.func.value], node.args[-1]))  # cmd.extend(["-c", payload]) taints cmd
                 mutations.add(id(node.args[-1]))
+        self.argv = self._argv_lists(bound)
         for _ in range(4):
             changed = False
             for targets, value in assignments:

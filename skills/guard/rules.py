@@ -121,6 +121,17 @@ def _secret_data(view: str) -> tuple[Severity, str]:
     return "caution", "sends a secret variable as request data; check where it goes"
 
 
+DOWNLOAD_KEYS = ("|", "(", "&&", ";", "-encodedcommand", "powershell", "child_process", "decode_base64", "decode64", "unpack",
+                 "pip")
+"""Every download-and-run pattern needs one of these (a pipe, a call or substitution, a command chain...)."""
+
+
+def may_download(view: str) -> bool:
+    """False when no download-and-run pattern can match the line (none of `DOWNLOAD_KEYS` is in it)."""
+    low = view.lower()
+    return any(key in low for key in DOWNLOAD_KEYS)
+
+
 def official_installer(view: str) -> str | None:
     """The vendor host when the line is one plain `curl|wget <vendor's own install script> | sh` (or
     `sh -c "$(curl ...)"`): every URL on it a published installer, nothing decoded or chained after it."""
@@ -134,7 +145,7 @@ def official_installer(view: str) -> str | None:
 
 def check_line(c: Collector, number: int, view: str, raw: str, *, script: bool, mktemp: set[str]) -> None:
     """Every command rule on one view of a line."""
-    for pattern in P.DOWNLOAD_EXEC:
+    for pattern in P.DOWNLOAD_EXEC if may_download(view) else ():
         if pattern.search(view):
             vendor = official_installer(view)
             if vendor:
@@ -331,6 +342,8 @@ def git_exfiltration(c: Collector, lines: list[tuple[int, list[str]]], script: b
     keyed_everywhere = False
     for number, views in lines:
         view = max(views, key=len) if len(views) > 1 else views[0]
+        if "git" not in view and "GIT" not in view:
+            continue
         for match in P.GIT_SSH_VALUE.finditer(view):
             value = (match.group("v") or match.group("c") or "").strip("\"'")
             if P.SSH_CMD_LEAK.search(value):

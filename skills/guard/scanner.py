@@ -396,7 +396,7 @@ def _rule_values(lang: str, lines: list[tuple[int, str]]) -> list[tuple[int, str
 def _rule_fixtures(c: Collector, lines: list[str]) -> None:
     """A line right after a `# ruleid:` / `# ok:` annotation is a detection rule's test case (in a file that
     marks at least one `ruleid:`, the way Semgrep tests are written)."""
-    if not any(re.match(r"^\s*(#|//|--|;)\s*(todo)?ruleid\s*:", line) for line in lines):
+    if not any("ruleid" in line and re.match(r"^\s*(#|//|--|;)\s*(todo)?ruleid\s*:", line) for line in lines):
         return
     for index, line in enumerate(lines[:-1]):
         if RULE_FIXTURE.match(line):
