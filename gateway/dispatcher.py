@@ -64,10 +64,12 @@ MODEL_MISCONFIGURED = (
 TITLE_CHARS = 60
 
 
-def title_of(text: str) -> str:
-    """A session's title from its first message: the first non-blank line, spaces collapsed, cut short."""
+def title_of(text: str, redact: Callable[[str], str]) -> str:
+    """A session's title from its first message: the first non-blank line with its secrets masked
+    (before it is cut, so no secret is cut into a piece the masking would not know), spaces
+    collapsed, cut short."""
     line = next((ln for ln in text.splitlines() if ln.strip()), "")
-    line = " ".join(line.split())
+    line = " ".join(redact(line[:20 * TITLE_CHARS]).split())
     return line if len(line) <= TITLE_CHARS else line[:TITLE_CHARS - 1].rstrip() + "…"
 
 
@@ -233,7 +235,7 @@ class Dispatcher:
         if not self.runtime.config.model.name:
             await work.reply.say(NO_MODEL_TEXT)
             return True
-        title = store.redactor.redact(title_of(work.title))
+        title = title_of(work.title, store.redactor.redact)
         session = await store.active_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,
                                              user_id=ctx.user_id, team=ctx.team, title=title)
         if work.begin is not None and await work.begin(session.id):

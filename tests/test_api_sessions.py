@@ -160,3 +160,20 @@ async def test_stop_interrupts_the_sessions_running_answer_and_only_its_owner_ma
                 assert status == 200 and stopped["stopped"] is True
         answer = "".join(received)
         assert answer.endswith("\n\nStopped.") and answer.count("Stopped.") == 1 and "w399" not in answer
+
+
+async def test_a_session_is_named_after_its_first_line_with_secrets_masked(
+        home: Path, model_server: FakeModelServer) -> None:
+    secret = "ghp_" + "Zx9Yw8Vu7T" * 4
+    model_server.add(text("Noted."), text("Again."), text("Third."))
+    async with api_gateway(home, model_server) as (gateway, client):
+        await client.chat.completions.create(model="hermes", extra_headers={HEADER: "named"}, messages=[
+            {"role": "user", "content": f"\n\n   Deploy   with {secret} please\nsecond line"}])
+        await client.chat.completions.create(model="hermes", extra_headers={HEADER: "named"}, messages=[
+            {"role": "user", "content": "a later message does not rename it"}])
+        await client.chat.completions.create(model="hermes", extra_headers={HEADER: "long"}, messages=[
+            {"role": "user", "content": "word " * 40}])
+        status, _, listed = await raw(gateway, "GET", "/api/sessions")
+    titles = {s["id"]: s["title"] for s in listed["data"]}
+    assert status == 200 and titles["named"] == "Deploy with [REDACTED] please"
+    assert len(titles["long"]) == 60 and titles["long"].endswith("…") and titles["long"].startswith("word word")
