@@ -437,12 +437,17 @@ class Gateway:
 
         await asyncio.gather(*(stop_receiving(a) for a in self.adapters.values()))
         self._stopping = True
-        if self.node is not None:
-            # the duties stop and their leases are given back (another process takes over at
-            # once); the cron scheduler lets running jobs finish within the grace period
-            await self.node.stop()
-        if hasattr(self, "dispatcher"):
-            await self.dispatcher.close(self.grace)
+        # the dispatcher takes no new work from here on (close() says so before its first await),
+        # while the duties stop and give their leases back (another process takes over at once;
+        # the cron scheduler lets running jobs finish within the grace period, as turns do)
+        closing = asyncio.create_task(self.dispatcher.close(self.grace)) if hasattr(self, "dispatcher") else None
+        await asyncio.sleep(0)
+        try:
+            if self.node is not None:
+                await self.node.stop()
+        finally:
+            if closing is not None:
+                await closing
         await self._close_everything()
 
     async def _close_everything(self) -> None:
