@@ -24,6 +24,14 @@ not be answered; only reading channel history at the next start could recover it
 command or button press at that moment is answered with a note, visible only to that user, to
 try again in a moment. Events already being handed over finish before `stop_receiving` returns.
 
+Several gateway processes on one bot: every connection of a shard receives every event (two
+unsharded processes would each receive every message), so the gateway connection is a duty of
+one process (shard 0 of 1; DMs arrive on shard 0). `start(receive=False)` logs in for REST only
+(sending, editing, slash-command registration work from any process); `start_gateway()` opens
+the websocket when this process gets the duty and `stop_gateway()` closes it (the HTTP session
+stays) when it loses it. A message both connections saw during a handover is one inbox entry
+(the dedup key is the message id).
+
 `api_base` and `gateway_url` (self-hosted proxies, test servers) are class attributes in
 discord.py — `discord.http.Route.BASE` and `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`
 — so setting them changes them for the whole process. The adapter sets them only when
@@ -176,13 +184,32 @@ class DiscordAdapter(Adapter):
         if self.gateway_url:
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
 
-    async def start(self) -> None:
+    @property
+    def single_consumer(self) -> bool:
+        """One gateway connection per shard: only one process may hold it (see the module docstring)."""
+        return True
+
+    async def start(self, *, receive: bool = True) -> None:
+        """Log in (REST); open the gateway websocket too unless `receive` is False."""
         self._apply_endpoints()
         try:
             await self.client.login(self._token)
         except discord.LoginFailure as exc:
             await self.client.close()
             raise RuntimeError(f"discord: the bot token was refused: {exc}") from exc
+        if not receive:
+            self.status.connected = True          # sending works; the gateway connection is elsewhere
+            self.status.details["gateway"] = False
+            return
+        await self.start_gateway(close_on_failure=True)
+
+    async def start_gateway(self, *, close_on_failure: bool = False) -> None:
+        """Open the gateway websocket (after `start(receive=False)`, or again after `stop_gateway`)
+        and wait for READY; RuntimeError when it does not come within `ready_timeout`."""
+        if self._connect_task is not None and not self._connect_task.done():
+            return
+        self._ready.clear()
+        self._receiving = True
         self._connect_task = asyncio.create_task(self._run(), name="discord-gateway")
         ready = asyncio.create_task(self._ready.wait())
         done, _ = await asyncio.wait({ready, self._connect_task}, timeout=self.ready_timeout,
@@ -190,8 +217,27 @@ class DiscordAdapter(Adapter):
         if ready not in done:
             ready.cancel()
             error = self.status.last_error or f"no READY from the gateway within {self.ready_timeout:.0f}s"
-            await self.stop()
+            if close_on_failure:
+                await self.stop()
+            else:
+                await self.stop_gateway()
             raise RuntimeError(f"discord: could not connect: {error}")
+        self.status.details["gateway"] = True
+
+    async def stop_gateway(self) -> None:
+        """Close the gateway websocket and stop reconnecting; REST (sending) keeps working."""
+        task, self._connect_task = self._connect_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        ws = getattr(self.client, "ws", None)
+        if ws is not None and ws.open:
+            try:
+                await ws.close(code=1000)
+            except Exception as exc:  # noqa: BLE001 - a dead socket closes with an error
+                log.debug("discord: closing the gateway connection: %s", exc)
+        self._ready.clear()
+        self.status.details["gateway"] = False
 
     async def check_credentials(self) -> tuple[bool, str, str]:
         """GET /users/@me with the token (for `hermes doctor`); does not open the gateway."""

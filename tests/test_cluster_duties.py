@@ -246,3 +246,49 @@ async def test_a_second_gateway_on_one_home_is_refused_and_told_how_to_run_sever
     finally:
         first.send_signal(signal.SIGTERM)
         await asyncio.wait_for(first.wait(), 60)
+
+
+@pytest.mark.timeout(400)
+async def test_one_process_holds_the_discord_gateway_connection_and_a_killed_one_hands_it_over(
+        tmp_path: Path, postgres_url: str, store: StateStore, model_server: FakeModelServer) -> None:
+    """Every connection of a Discord shard receives every event: of two processes exactly one
+    connects the gateway; the other sends only; after a SIGKILL the other one connects."""
+    from tests.conftest import model_config
+    from tests.fakes.discord_server import running_fake_discord
+    from tests.fakes.gateway_harness import api_section
+
+    channel, user = "940000000000000001", "950000000000000001"
+    scripted_echo(model_server)
+    async with running_fake_discord() as discord:
+        config = (f'[store]\nurl = "{postgres_url}"\n' + model_config(model_server) + "stream = false\n"
+                  + api_section() + f'[discord]\nenabled = true\ntoken = "{discord.token}"\n'
+                  f'api_base = "{discord.api_base}"\ngateway_url = "{discord.gateway_url}"\n'
+                  f'allow_users = ["{user}"]\n')
+        members: list[Member] = []
+        try:
+            for i in range(2):
+                members.append(await start_member(tmp_path / f"member-{i}", config))
+            await discord.wait_connected(identifies=1, timeout=30)
+            shard = "discord-shard-0"
+            reports = [await health(m) for m in members]
+            holders = [m for m, r in zip(members, reports, strict=True) if shard in r["duties"]]
+            assert len(holders) == 1 and discord.identifies == 1 and discord.open_connections == 1, reports
+
+            def answers() -> list[str]:
+                return [m["content"] for m in discord.sent(channel) if m["content"].startswith("answer ")]
+
+            discord.queue_message(channel, user, "msg-1")
+            await wait_for(lambda: answers() == ["answer msg-1"], timeout=120, what="the first answer")
+            killed = time.monotonic()
+            kill(holders[0])
+            await holders[0].process.wait()
+            await discord.wait_connected(identifies=2, timeout=30)
+            took = time.monotonic() - killed
+            assert took < 10, f"the other process connected only after {took:.1f}s"
+            discord.queue_message(channel, user, "msg-2")
+            await wait_for(lambda: len(answers()) >= 2, timeout=120, what="the answer after the handover")
+            await asyncio.sleep(2.0)
+            assert answers() == ["answer msg-1", "answer msg-2"]
+            assert discord.most_open == 1, "two processes held the gateway connection at once"
+        finally:
+            await asyncio.gather(*(stop_member(m) for m in members))

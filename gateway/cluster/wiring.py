@@ -11,6 +11,8 @@
 - `cron-scheduler`: APScheduler runs only on the owner; each fire is fenced (`still_owner`) and
   claimed in `cron_runs` by (job, scheduled time), so a new owner runs once what the old one
   missed and never repeats one it ran.
+- `discord-shard-0`: the Discord gateway websocket (one shard: every connection of a shard
+  receives every event); every process logs in for REST, the owner connects.
 - `idle-reviews`: the timer that starts a learning review of a session quiet for
   `review_idle_seconds`.
 - `curator`: the weekly skill curation and the "Learned" messages of CLI approvals.
@@ -28,13 +30,37 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.cluster.duties import CRON_SCHEDULER, CURATOR, IDLE_REVIEWS, LEADER, MAINTENANCE, TELEGRAM_POLLER, Duty
+from gateway.cluster.duties import (
+    CRON_SCHEDULER,
+    CURATOR,
+    IDLE_REVIEWS,
+    LEADER,
+    MAINTENANCE,
+    TELEGRAM_POLLER,
+    Duty,
+    discord_shard,
+)
 from gateway.cluster.lease import Lease
 from gateway.cluster.node import Node
 
 log = logging.getLogger(__name__)
 
 RECEIVER_DUTIES = {"telegram": TELEGRAM_POLLER}
+
+
+class GatewayConnectionDuty:
+    """A websocket only one process may hold (Discord's shard 0 of 1: every connection of a shard
+    receives every event, DMs arrive on shard 0): opened when the duty is ours, closed when not."""
+
+    def __init__(self, name: str, adapter: Any) -> None:
+        self.name = name
+        self.adapter = adapter
+
+    def duty(self) -> Duty:
+        return Duty(self.name, start=self.start, stop=self.adapter.stop_gateway)
+
+    async def start(self, lease: Lease) -> None:
+        await self.adapter.start_gateway()
 
 
 class PollerDuty:
@@ -109,9 +135,12 @@ def build_node(gateway: Any, *, ttl: float | None = None, retry: float | None = 
     node = Node(runtime.store, on_change=lambda duty, owned, lease: _on_change(node, metrics, duty, owned, lease),
                 **options)
     for platform, adapter in gateway.adapters.items():
-        name = RECEIVER_DUTIES.get(platform)
-        if name is not None and getattr(adapter, "single_consumer", False):
-            node.add(PollerDuty(name, adapter).duty())
+        if not getattr(adapter, "single_consumer", False):
+            continue
+        if platform == "discord":
+            node.add(GatewayConnectionDuty(discord_shard(0), adapter).duty())
+        elif platform in RECEIVER_DUTIES:
+            node.add(PollerDuty(RECEIVER_DUTIES[platform], adapter).duty())
     cron = gateway.cron
     grace = lambda: gateway.grace  # noqa: E731 - read at stop time (a second signal sets it to 0)
 

@@ -19,7 +19,9 @@ Helper API for tests:
 - `fail_next(n, status=429, retry_after=1.0, method=None)`: REST errors (429s carry `Via`, as
   Discord's do: without it discord.py takes a 429 for a Cloudflare ban);
 - `drop_gateway(code=4000)`: close the websocket (4000 is resumable); `identifies`, `resumes`
-  count what the client did; `commands`: application commands the bot registered.
+  count what the client did; `most_open` is the most gateway connections open at once and
+  `open_connections` how many are open now (one bot, one shard: never more than 1); `commands`:
+  application commands the bot registered.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class FakeDiscordServer:
     interaction_callbacks: list[dict[str, Any]] = field(default_factory=list)
     identifies: int = 0
     resumes: int = 0
+    most_open: int = 0              # the most gateway connections open at once (one bot, one shard: 1)
     posts: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -92,6 +95,7 @@ class FakeDiscordServer:
         self._ready: web.WebSocketResponse | None = None      # the socket past READY/RESUMED
         self._nonces: dict[str, tuple[str, dict[str, Any]]] = {}   # nonce -> (channel, message)
         self._drops = 0
+        self._open: set[int] = set()
         self.port = 0
 
     @property
@@ -234,6 +238,18 @@ class FakeDiscordServer:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._ws = ws
+        self._open.add(id(ws))
+        self.most_open = max(self.most_open, len(self._open))
+        try:
+            return await self._serve_gateway(ws)
+        finally:
+            self._open.discard(id(ws))
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    async def _serve_gateway(self, ws: web.WebSocketResponse) -> web.WebSocketResponse:
         await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
