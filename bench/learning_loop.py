@@ -354,14 +354,15 @@ async def run_review_figures(base_url: str, home: Path) -> dict[str, Any]:
                                                       user_id="U-long", team="ops")
             await service.run_turn(session, task)
             await runtime.drain()
-            rows = await runtime.store.fetchall(
-                "SELECT r.id, r.reason, r.status, r.slice, c.prompt_tokens + c.completion_tokens AS tokens"
-                " FROM learning_reviews r LEFT JOIN learning_checkpoints c ON c.id = r.checkpoint_id"
-                " WHERE r.session_id = ? ORDER BY r.id", (session.id,))
-            ran = [r for r in rows if r["status"] not in ("merged", "deferred")]
-            figures[label] = {"reviews": len(ran), "reasons": [r["reason"] for r in ran],
-                              "with_request": sum(1 for r in ran if task in r["slice"]),
-                              "tokens": sum(int(r["tokens"] or 0) for r in ran)}
+            reviews = await runtime.store.reviews_all(session_id=session.id)
+            checkpoints = {c["id"]: c for c in await runtime.store.checkpoint_rows(10_000, session_id=session.id)}
+            ran = [r for r in reviews if r.status not in ("merged", "deferred")]
+            spent = [checkpoints.get(r.checkpoint_id) for r in ran]
+            figures[label] = {"reviews": len(ran), "reasons": [r.reason for r in ran],
+                              "with_request": sum(1 for r in ran if any(task in str(m.get("content") or "")
+                                                                        for m in r.messages)),
+                              "tokens": sum(int(c["prompt_tokens"] or 0) + int(c["completion_tokens"] or 0)
+                                            for c in spent if c is not None)}
         session = await runtime.store.new_session("slack:C3:chat", platform="slack", chat_id="C3",
                                                   user_id="U-chat", team="web")
         for message, _key in CHAT10:
@@ -370,8 +371,7 @@ async def run_review_figures(base_url: str, home: Path) -> dict[str, Any]:
         memory = await loop.memory.read("memory", Scope("web"))
         keys = [k for _m, k in CHAT10 if k]
         figures["corrections"] = {"stated": len(keys), "remembered": sum(1 for k in keys if k in memory),
-                                  "reviews": len(await runtime.store.fetchall(
-                                      "SELECT id FROM learning_reviews WHERE session_id = ?", (session.id,)))}
+                                  "reviews": len(await runtime.store.reviews_all(session_id=session.id))}
     finally:
         await runtime.close()
     return figures
@@ -394,29 +394,49 @@ def kill_child(base_url: str, home: Path) -> None:
     asyncio.run(work())
 
 
+async def _review_running(home: Path) -> bool:
+    """Whether a review of the child's store has made a model call (a running checkpoint with tokens)."""
+    from gateway.store import open_store
+
+    if not (home / "state.db").exists():
+        return False
+    try:
+        store = await open_store(home / "state.db", migrate=False)   # the child migrates it
+    except Exception:
+        return False
+    try:
+        rows = await store.checkpoint_rows(10_000)
+    except Exception:   # the child has not created the tables yet
+        return False
+    finally:
+        await store.close()
+    return any(r["status"] == "running" and int(r["prompt_tokens"] or 0) > 0 for r in rows)
+
+
+async def _review_counts(home: Path) -> dict[str, int]:
+    from gateway.store import open_store
+
+    store = await open_store(home / "state.db", migrate=False)
+    try:
+        return await store.review_counts()
+    finally:
+        await store.close()
+
+
 def kill_during_reviews(base_url: str, home: Path) -> dict[str, int]:
     """Start the child, SIGKILL it once a review has made a model call; the review rows at the kill."""
     import signal
-    import sqlite3
 
     child = subprocess.Popen([sys.executable, __file__, "--kill-child", base_url, str(home)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    running = 0
     while time.monotonic() < deadline and child.poll() is None:
-        try:
-            with sqlite3.connect(home / "state.db") as db:
-                running = db.execute("SELECT COUNT(*) FROM learning_checkpoints WHERE status = 'running'"
-                                     " AND prompt_tokens > 0").fetchone()[0]
-        except sqlite3.Error:
-            running = 0
-        if running:
+        if asyncio.run(_review_running(home)):
             break
         time.sleep(0.02)
     child.send_signal(signal.SIGKILL)
     child.wait()
-    with sqlite3.connect(home / "state.db") as db:
-        return dict(db.execute("SELECT status, COUNT(*) FROM learning_reviews GROUP BY status").fetchall())
+    return asyncio.run(_review_counts(home))
 
 
 async def reviews_lost_to_sigkill(base_url: str, home: Path, before: dict[str, int]) -> dict[str, Any]:
@@ -425,9 +445,8 @@ async def reviews_lost_to_sigkill(base_url: str, home: Path, before: dict[str, i
     try:
         await loop.resume()
         await runtime.drain()
-        rows = await runtime.store.fetchall("SELECT status, COUNT(*) AS n FROM learning_reviews GROUP BY status")
-        after = {r["status"]: r["n"] for r in rows}
-        memory = await runtime.store.fetchall("SELECT memory FROM learning_checkpoints WHERE status = 'done'")
+        after = await runtime.store.review_counts()
+        memory = [c for c in await runtime.store.checkpoint_rows(10_000) if c["status"] == "done"]
     finally:
         await loop.close()
         await runtime.close()

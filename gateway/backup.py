@@ -28,19 +28,21 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path, PurePosixPath
-
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING
 
 from gateway.home import Home
 from gateway.pidfile import running_gateway_pid
-from gateway.store.legacy import last_legacy_version
+from gateway.store.legacy import LegacyFileError, last_legacy_version, read_legacy_file
+from gateway.store.store import as_url
+
+if TYPE_CHECKING:
+    from gateway.store.database import URL
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
@@ -93,7 +95,7 @@ def _version() -> str:
 
 
 def _sqlite_url(path: Path) -> URL:
-    return URL.create("sqlite+aiosqlite", database=str(path))
+    return as_url(path)
 
 
 def _is_sqlite(url: URL) -> bool:
@@ -262,13 +264,8 @@ def _unpack(archive: Path, home: Home, staged: Path) -> tuple[dict, list[str], i
 def _check_database(path: Path) -> int:
     """A format-1 state.db: usable, and a schema version this Hermes knows."""
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
-            status = connection.execute("PRAGMA quick_check").fetchone()[0]
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as exc:
+        version, status = read_legacy_file(path)
+    except LegacyFileError as exc:
         raise BackupError(f"state.db in the archive is not a usable SQLite database: {exc}") from None
     known = known_schema_version()
     if version > known:

@@ -34,9 +34,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING, Any
 
 from agent.redact import Redactor
 from gateway.config import read_secrets_file
@@ -52,6 +50,9 @@ from skills.hub.lockfile import LOCK_FILE, LockFile
 from skills.hub.settings import HubSettings
 from skills.paths import safe_join
 from skills.validate import name_problems
+
+if TYPE_CHECKING:
+    from gateway.store.database import URL
 
 FORMAT = "hermes-profile"
 VERSION = 1
@@ -509,9 +510,7 @@ async def _import_cron(unpacked: Path, home: Home, replace: bool, report: Import
         raise ProfileError(f"cron/jobs.json in the profile is not valid JSON: {exc}") from None
     if not isinstance(rows, list):
         raise ProfileError("cron/jobs.json in the profile is not a list of jobs")
-    from sqlalchemy.exc import DBAPIError
-
-    from gateway.store import StoreUnavailableError, open_store
+    from gateway.store import RowRejectedError, StoreUnavailableError, open_store
     from gateway.store.cron import JOB_COLUMNS
 
     try:
@@ -536,9 +535,8 @@ async def _import_cron(unpacked: Path, home: Home, replace: bool, report: Import
                     continue
             try:
                 await store.cron_job_put(values)   # the profile's job wins; a replaced job keeps its runs
-            except DBAPIError as exc:
-                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-                report.notes.append(f"{label}: not imported, the profile's row is incomplete ({reason[:200]})")
+            except RowRejectedError as exc:
+                report.notes.append(f"{label}: not imported, the profile's row is incomplete ({str(exc)[:200]})")
                 continue
             (report.updated if existing is not None else report.added).append(label)
     finally:

@@ -25,8 +25,7 @@ from tests.store_support import home_store
 async def test_store_is_wal_and_migrated(tmp_path: Path) -> None:
     store = await open_store(tmp_path / "state.db")
     try:
-        mode = await store.fetchone("PRAGMA journal_mode")
-        assert mode[0] == "wal"
+        assert await store.journal_mode() == "wal"
         status = await store.schema_status()
         assert status.up_to_date and status.current == status.head
     finally:

@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 
+class RowRejectedError(ValueError):
+    """The database refused a row given from outside (a profile's cron job missing a column, a
+    value of the wrong type); the message is the database's reason, first line."""
+
+
 class KeepSecret(str):
     """A text parameter whose own tokens the store keeps instead of redacting them by shape:
     configuration that would not work masked (a cron job's webhook URL). The known secret values

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.store.base import KeepSecret
+from gateway.store.base import KeepSecret, RowRejectedError
 from gateway.store.database import Database
 from gateway.store.schema import cron_jobs, cron_runs
 
@@ -66,11 +66,16 @@ class CronStore:
 
     async def cron_job_put(self, values: Mapping[str, Any]) -> None:
         """Insert a job row as given, or overwrite every given column of the job with its id (a
-        profile import that wins); its run history stays."""
+        profile import that wins); its run history stays. A row the database refuses (a required
+        column missing, a wrong type) raises `RowRejectedError` with the database's reason."""
         row = {k: v for k, v in values.items() if k in JOB_COLUMNS}
         if "target" in row:
             row["target"] = KeepSecret(row["target"])
-        await self.db.execute(self.db.upsert(cron_jobs, row, ["id"]))
+        try:
+            await self.db.execute(self.db.upsert(cron_jobs, row, ["id"]))
+        except sa.exc.DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            raise RowRejectedError(reason) from None
 
     async def cron_version(self) -> tuple[int, float]:
         """(number of jobs, latest update): changes by other processes (the CLI) show up here."""

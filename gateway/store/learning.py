@@ -177,11 +177,13 @@ class LearningStore:
         rows = await self.db.rows(sa.select(learning_reviews).where(R.status.in_(statuses)).order_by(R.id))
         return [_review(r) for r in rows]
 
-    async def reviews_all(self, *, team: str | None = None) -> list[Review]:
-        """Every review (of one team when `team` is given), oldest first."""
+    async def reviews_all(self, *, team: str | None = None, session_id: str | None = None) -> list[Review]:
+        """Every review (of one team, of one session when given), oldest first."""
         query = sa.select(learning_reviews).order_by(R.id)
         if team is not None:
             query = query.where(R.team == team)
+        if session_id is not None:
+            query = query.where(R.session_id == session_id)
         return [_review(r) for r in await self.db.rows(query)]
 
     async def reviews_running(self) -> list[tuple[int, str, int | None]]:

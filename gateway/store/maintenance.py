@@ -95,6 +95,12 @@ class MaintenanceStore:
             learning_reviews.c.slice != "[]").values(slice="[]"))
         return PruneCounts(int(pruned or 0), int(deleted_messages), int(deleted_calls))
 
+    async def journal_mode(self) -> str | None:
+        """SQLite's journal mode (`wal` once the store opened the file), None on PostgreSQL."""
+        if not self.db.is_sqlite:
+            return None
+        return str(await self.db.scalar(sa.text("PRAGMA journal_mode")))
+
     async def reclaim_space(self, vacuum_pages: int) -> SpaceReclaimed:
         if self.db.is_sqlite:
             return await asyncio.to_thread(_sqlite_reclaim, str(self.db.url.database), vacuum_pages)

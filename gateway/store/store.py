@@ -21,7 +21,6 @@ from gateway.store.delivery import DeliveryStore
 from gateway.store.inbox import InboxStore
 from gateway.store.learning import LearningStore
 from gateway.store.leases import LeasesStore
-from gateway.store.legacy_sql import LegacySQLStore
 from gateway.store.maintenance import MaintenanceStore
 from gateway.store.memory import MemoryFilesStore
 from gateway.store.outbox import OutboxStore
@@ -38,8 +37,7 @@ from gateway.store.web_logins import WebLoginsStore
 class StateStore(SessionsStore, UsageStore, InboxStore, DeliveryStore, LearningStore, ProposalsStore,
                  LeasesStore, MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore, ApiStore,
                  SessionQueriesStore,
-                 CronStore, ApprovalsStore, PairingStore, OutboxStore,
-                 LegacySQLStore):
+                 CronStore, ApprovalsStore, PairingStore, OutboxStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
