@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import model_config, write_config
-from tests.fakes.gateway_harness import TOKEN, api_section
+from tests.fakes.gateway_harness import TOKEN, api_section, gateway_process_with_banner
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.fakes.telegram_server import FakeTelegramServer
 
@@ -63,16 +61,7 @@ class Member:
 
 async def start_member(home: Path, config_text: str, grace: float = 5) -> Member:
     write_config(home, config_text)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "gateway", "--grace", str(grace),
-        env={**os.environ, "HERMES_HOME": str(home)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    assert process.stdout is not None
-    banner = ""
-    while "Stop with" not in banner:
-        line = await asyncio.wait_for(process.stdout.readline(), 120)
-        assert line, f"gateway exited early: {banner}"
-        banner += line.decode()
+    process, banner = await gateway_process_with_banner(home, grace, timeout=120)
     found = re.search(r"Web chat:\s+(http://\S+/)", banner)
     assert found, banner
     return Member(home, process, found.group(1))

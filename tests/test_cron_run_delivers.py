@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 
 from tests.cli_support import hermes
 from tests.conftest import write_config
-from tests.fakes.gateway_harness import api_section
+from tests.fakes.gateway_harness import api_section, start_gateway_process
 from tests.fakes.model_server import FakeModelServer, text
 from tests.fakes.telegram_server import FakeTelegramServer
 
@@ -74,13 +72,8 @@ async def test_cron_run_delivers_through_the_gateway_running_on_the_same_home(
         home: Path, model_server: FakeModelServer, tg: FakeTelegramServer) -> None:
     write_config(home, config_text(model_server, tg))
     job_id = await add_job(home)
-    gateway = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "gateway", env={**os.environ, "HERMES_HOME": str(home)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    gateway = await start_gateway_process(home)
     try:
-        assert gateway.stdout is not None
-        while not (await asyncio.wait_for(gateway.stdout.readline(), 60)).startswith(b"Stop with Ctrl-C"):
-            pass
         model_server.add(text("All quiet overnight."))
         code, out, err = await hermes("cron", "run", job_id, home=home)
         assert code == 0, err

@@ -8,7 +8,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from agent.redact import Redactor
 from gateway.config import load_config
 from gateway.home import Home
 from tests.conftest import model_config
-from tests.fakes.gateway_harness import TOKEN, start_gateway
+from tests.fakes.gateway_harness import TOKEN, free_port, start_gateway
 from tests.fakes.model_server import FakeModelServer
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -112,12 +111,6 @@ def test_the_entrypoint_writes_a_starter_config_that_listens_inside_the_containe
     assert again.returncode == 0 and (home / "config.toml").read_text() == "# mine\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _healthcheck(home: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "HERMES_API_TOKEN"}
     env.update(HERMES_HOME=str(home), **extra)
@@ -127,7 +120,7 @@ def _healthcheck(home: Path, **extra: str) -> subprocess.CompletedProcess[str]:
 
 async def test_the_health_check_asks_the_running_gateway_with_its_token(
         home: Path, model_server: FakeModelServer) -> None:
-    port = _free_port()
+    port = free_port()
     api = f'[api]\nhost = "0.0.0.0"\nport = {port}\ntoken = "${{HERMES_API_TOKEN}}"\n'
     home.mkdir(parents=True, exist_ok=True)
     (home / "secrets.env").write_text(f"HERMES_API_TOKEN={TOKEN}\n")

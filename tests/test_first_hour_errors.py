@@ -20,7 +20,7 @@ import pytest
 
 from tests.cli_support import hermes
 from tests.conftest import model_config, write_config
-from tests.fakes.gateway_harness import TOKEN, api_section, start_gateway
+from tests.fakes.gateway_harness import TOKEN, api_section, free_port, start_gateway
 from tests.fakes.model_server import FakeModelServer, fault, text
 
 
@@ -91,12 +91,6 @@ async def test_a_port_in_use_names_the_setting_to_change(home: Path, model_serve
     assert "Errno" not in err and "Traceback" not in err
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def _banner_and_health(home: Path, port: int) -> tuple[str, dict]:
     """Start `hermes gateway`, read its banner (and the model check's line when it came after the
     banner, on a slow machine), ask /healthz once the check is done, stop it with SIGTERM."""
@@ -141,7 +135,7 @@ async def _banner_and_health(home: Path, port: int) -> tuple[str, dict]:
 
 async def test_the_gateway_checks_the_model_at_start_and_says_so_in_the_banner_and_healthz(
         home: Path, model_server: FakeModelServer) -> None:
-    port = _free_port()
+    port = free_port()
     model_server.add(fault(401), purpose="probe")
     write_config(home, model_config(model_server) + api_section(port=port))
     banner, health = await _banner_and_health(home, port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,16 @@ async def start_gateway(home: Path, config_text: str, *, platforms: tuple[str, .
     return gateway, adapters
 
 
-async def start_gateway_process(home: Path, grace: float = 5) -> asyncio.subprocess.Process:
-    """`hermes gateway` as a real process on HERMES_HOME=home, once its start-up banner is out."""
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def gateway_process_with_banner(home: Path, grace: float = 5,
+                                      timeout: float = 60) -> tuple[asyncio.subprocess.Process, str]:
+    """`hermes gateway` as a real process on HERMES_HOME=home, and its start-up banner once it is out."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "gateway", "--grace", str(grace),
         env={**os.environ, "HERMES_HOME": str(home)},
@@ -51,7 +60,13 @@ async def start_gateway_process(home: Path, grace: float = 5) -> asyncio.subproc
     assert process.stdout is not None
     banner = ""
     while "Stop with" not in banner:
-        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        line = await asyncio.wait_for(process.stdout.readline(), timeout)
         assert line, f"gateway exited early: {banner}"
         banner += line.decode()
+    return process, banner
+
+
+async def start_gateway_process(home: Path, grace: float = 5) -> asyncio.subprocess.Process:
+    """`hermes gateway` as a real process on HERMES_HOME=home, once its start-up banner is out."""
+    process, _ = await gateway_process_with_banner(home, grace)
     return process
