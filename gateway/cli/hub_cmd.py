@@ -101,9 +101,8 @@ def browse(ctx: click.Context, query: str, source: str | None, scan: bool, as_js
         fail(str(exc))
     for error in errors:
         click.echo(f"hermes: warning: {error}", err=True)
-    for r in rows:
-        if verdicts:
-            r["verdict"] = verdicts.get(str(r["spec"]), "")
+    for r in rows if verdicts else []:
+        r["verdict"] = verdicts.get(str(r["spec"]), "")
     if as_json:
         print_json(rows)
         return

@@ -6,13 +6,14 @@ was. A `dangerous` skill is moved to `<root>/.quarantine/` instead, unless force
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,29 +145,39 @@ class Hub:
 
     async def verdicts(self, specs: list[str], concurrency: int = 4) -> dict[str, str]:
         """The guard's verdict of each offer (`safe`, `caution`, `dangerous`, or `unreadable: why`),
-        fetched into staging and scanned exactly as `install` would, then thrown away."""
+        fetched into staging and checked and scanned as `install` would, then thrown away."""
         gate = asyncio.Semaphore(concurrency)
-        staging_root = self.root / STAGING_DIR
-        await asyncio.to_thread(staging_root.mkdir, parents=True, exist_ok=True)
 
         async def one(spec: str) -> str:
             async with gate:
-                temporary = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="scan-", dir=staging_root))
                 try:
                     source, name, ref = resolve(spec, self.settings, self.taps)
-                    dest = temporary / "skill"
-                    async with Http(self.settings) as http:
-                        fetched = await source.fetch(http, name, ref, dest,
-                                                     Budget(self.settings, f"{source.label}/{name or ''}"))
-                    report = await asyncio.to_thread(scan_folder, dest, fetched.name)
+                    async with self._staged(source, name, ref, prefix="scan-") as (dest, fetched):
+                        report = await asyncio.to_thread(scan_folder, dest, fetched.name)
                     return report.verdict
                 except HubError as exc:
                     return f"unreadable: {exc}"
-                finally:
-                    await asyncio.to_thread(shutil.rmtree, temporary, True)
 
         found = await asyncio.gather(*(one(spec) for spec in specs))
         return dict(zip(specs, found))
+
+    @contextlib.asynccontextmanager
+    async def _staged(self, source: Source, name: str | None, ref: str,
+                      prefix: str = "stage-") -> AsyncIterator[tuple[Path, Fetched]]:
+        """The skill fetched into a fresh folder under staging and checked as a skill (files, names,
+        sizes); the folder goes when the block ends, whatever became of the skill."""
+        staging_root = self.root / STAGING_DIR
+        await asyncio.to_thread(staging_root.mkdir, parents=True, exist_ok=True)
+        temporary = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix, dir=staging_root))
+        try:
+            dest = temporary / "skill"
+            budget = Budget(self.settings, source.label + (f"/{name}" if name else ""))
+            async with Http(self.settings) as http:
+                fetched = await source.fetch(http, name, ref, dest, budget)
+            await asyncio.to_thread(check_staged, dest, fetched.name, f"{fetched.source}@{fetched.ref[:12]}")
+            yield dest, fetched
+        finally:
+            await asyncio.to_thread(shutil.rmtree, temporary, True)
 
     # ------------------------------------------------------------------ install
 
@@ -217,16 +228,8 @@ class Hub:
     async def _install(self, source: Source, name: str | None, ref: str, *, force: bool, confirm: Confirm | None,
                        category: str = "", fresh_only: bool = False, expect_hash: str = "",
                        previous: LockEntry | None = None) -> InstallResult:
-        staging_root = self.root / STAGING_DIR
-        await asyncio.to_thread(staging_root.mkdir, parents=True, exist_ok=True)
-        temporary = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="stage-", dir=staging_root))
-        try:
-            dest = temporary / "skill"
-            budget = Budget(self.settings, source.label + (f"/{name}" if name else ""))
-            async with Http(self.settings) as http:
-                fetched = await source.fetch(http, name, ref, dest, budget)
+        async with self._staged(source, name, ref) as (dest, fetched):
             where = f"{fetched.source}@{fetched.ref[:12]}"
-            await asyncio.to_thread(check_staged, dest, fetched.name, where)
             hashes = await asyncio.to_thread(file_hashes, dest)
             digest = tree_hash(hashes)
             if expect_hash and digest != expect_hash:
@@ -256,8 +259,6 @@ class Hub:
             result = await self._place(dest, fetched, hashes, digest, report, category, fresh_only)
             result.message = "; ".join([*notes, *([result.message] if result.message else [])])
             return result
-        finally:
-            await asyncio.to_thread(shutil.rmtree, temporary, True)
 
     def _quarantine(self, dest: Path, fetched: Fetched, report: GuardReport) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
