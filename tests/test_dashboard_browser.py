@@ -53,6 +53,15 @@ def browser_problem() -> str | None:
     return None
 
 
+def require_browser() -> None:
+    """Skip with the reason where Playwright or Chromium is missing; with CI=true, fail instead."""
+    problem = browser_problem()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests must run in CI: {problem}")
+        pytest.skip(problem)
+
+
 @dataclass
 class Env:
     gateway: Any
@@ -69,11 +78,7 @@ class Env:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    problem = browser_problem()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests must run in CI: {problem}")
-        pytest.skip(problem)
+    require_browser()
     from playwright.async_api import async_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ Outside CI the module skips when Playwright or Chromium is missing; with CI=true
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ import pytest_asyncio
 from tests.conftest import ROOT, model_config
 from tests.fakes.gateway_harness import TOKEN, api_section, start_gateway
 from tests.fakes.model_server import FakeModelServer, text, tool_calls
-from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, browser_problem
+from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -75,11 +74,7 @@ async def warm_up(gateway: Any, model: FakeModelServer) -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    problem = browser_problem()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests must run in CI: {problem}")
-        pytest.skip(problem)
+    require_browser()
     from playwright.async_api import async_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
