@@ -44,6 +44,20 @@ def _network_guard(event: str, args: tuple) -> None:
 sys.addaudithook(_network_guard)
 
 
+def _utf8_safe(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Captured output and logs in a report become UTF-8-safe before pytest-xdist sends them to
+    the controller: a test that logs a lone surrogate on purpose (hostile text) must not make the
+    worker's report unsendable, which ends the whole run with an INTERNALERROR."""
+    report.sections = [(title, _utf8_safe(content)) for title, content in report.sections]
+    if isinstance(report.longrepr, str):
+        report.longrepr = _utf8_safe(report.longrepr)
+
+
 @pytest.fixture(scope="session")
 def postgres_server(request: pytest.FixtureRequest) -> PostgresServer:
     """The machine's PostgreSQL (skipped with one line where it is not running; with CI=true, failed)."""
