@@ -53,6 +53,25 @@ async def test_secrets_are_masked_in_every_insert_and_keepsecret_keeps_its_own_t
         await store.close()
 
 
+async def test_a_lone_surrogate_is_stored_as_a_replacement_character(store_url: str) -> None:
+    # a client's broken "\\ud800" escape, half an emoji cut by a length limit: stored, not a UnicodeEncodeError
+    store = await open_store(store_url)
+    try:
+        session = await store.active_session("api:surrogate", platform="api")
+        await store.add_message(session.id, {"role": "user", "content": "cut \ud83d here, \ud800, whole \ud83d\ude00"})
+        await store.add_message(session.id, {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "read", "arguments": '{"path": "a\udfffb"}'}}]})
+        await store.set_session_title(session.id, "x\ud800")
+        user, call = await store.load_messages(session.id)
+        assert user["content"] == "cut \ufffd here, \ufffd, whole \U0001f600"
+        assert call["tool_calls"][0]["function"]["arguments"] == '{"path": "a\ufffdb"}'
+        store.forget_sessions()
+        again = await store.active_session("api:surrogate")
+        assert again.id == session.id and again.title == "x\ufffd"
+    finally:
+        await store.close()
+
+
 async def test_insert_if_new_under_a_race_records_one_winner(store_url: str) -> None:
     store = await open_store(store_url)
     try:

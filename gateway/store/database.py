@@ -12,9 +12,11 @@
 - `insert_ignore`, `upsert` and `claimable` build each dialect's own construct, so no concern
   module writes SQL per engine.
 
-Redaction lives here, in one place: every text value bound to an INSERT or UPDATE passes through
-the store's `Redactor` (known secret values of the config and environment, and secret shapes; JSON
-text stays valid JSON) in a `before_cursor_execute` hook, whatever module built the statement. A
+Redaction lives here, in one place: every text value bound to an INSERT or UPDATE is made
+encodable (a lone surrogate becomes U+FFFD, so a message holding one is stored instead of raising
+UnicodeEncodeError in the driver) and passes through the store's `Redactor` (known secret values
+of the config and environment, and secret shapes; JSON text stays valid JSON) in a
+`before_cursor_execute` hook, whatever module built the statement. A
 value wrapped in `KeepSecret` keeps its own tokens (a cron job's webhook URL the user typed); only
 the known secret values are masked in it.
 
@@ -46,6 +48,18 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 CONNECT_TIMEOUT_SECONDS = 5.0
 STORE_URL_ENV = "HERMES_STORE_URL"
 WRITES = ("INSERT", "UPDATE", "REPLACE")
+
+
+def valid_text(value: str) -> str:
+    """`value` as text both drivers can encode: a lone surrogate (`"\\ud800"`, from a client's
+    broken JSON escape or a cut emoji) becomes U+FFFD, a surrogate pair the character it spells."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
 
 
 class StoreUnavailableError(RuntimeError):
@@ -121,11 +135,14 @@ class Database:
 
     # -- redaction: the one place --------------------------------------------------------------
     def clean(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = valid_text(value)
         if type(value) is KeepSecret:
-            return self.redactor.redact_known(str(value))
-        if isinstance(value, str) and len(value) >= SHORTEST_SECRET:
-            return redact_json_text(value, self.redactor) if value[:1] in "{[" else self.redactor.redact(value)
-        return value
+            return self.redactor.redact_known(str(text))
+        if len(text) >= SHORTEST_SECRET:
+            return redact_json_text(text, self.redactor) if text[:1] in "{[" else self.redactor.redact(text)
+        return text
 
     def _clean_set(self, params: Any) -> Any:
         if isinstance(params, Mapping):
