@@ -8,6 +8,7 @@ fail when CI=true (CI must not pass by skipping them).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import uuid
@@ -20,6 +21,8 @@ import pytest
 HOST = os.environ.get("HERMES_TEST_PG_HOST", "127.0.0.1")
 PORT = int(os.environ.get("HERMES_TEST_PG_PORT", "5432"))
 USER = os.environ.get("HERMES_TEST_PG_USER", "postgres")
+PSQL = shutil.which("psql") or "psql"
+"""Found once: a test may narrow PATH (the terminal sandbox tests do) before its database is dropped."""
 
 
 def store_engine_option(parser: pytest.Parser) -> None:
@@ -28,7 +31,7 @@ def store_engine_option(parser: pytest.Parser) -> None:
 
 
 def _psql(sql: str, database: str = "postgres") -> None:
-    subprocess.run(["psql", "-h", HOST, "-p", str(PORT), "-U", USER, "-d", database, "-q", "-v",
+    subprocess.run([PSQL, "-h", HOST, "-p", str(PORT), "-U", USER, "-d", database, "-q", "-v",
                     "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True, timeout=60)
 
 
