@@ -138,10 +138,13 @@ async def test_a_running_gateway_tags_every_line_of_a_turn(home: Path, model_ser
         tg = adapters["telegram"]
         await tg.inject("hello", user="u1")
         await tg.wait_for(lambda: bool(tg.texts()), timeout=60)
+        # read before stop: the shutdown's own lines ("waiting for N sessions") belong to no turn
+        logged = _lines(setup.file_path)
     finally:
         await gateway.stop()
         setup.close()
-    turn = [e for e in _lines(setup.file_path) if e["logger"] in ("agent.llm", "gateway.dispatcher")]
+    turn = [e for e in logged if e["logger"] in ("agent.llm", "gateway.dispatcher")]
     assert turn, "the failing turn logged nothing"
-    assert {(e["session"], e["platform"]) for e in turn} == {("telegram:dm:u1", "telegram")}
+    assert {(e["session"], e["platform"]) for e in turn} == {("telegram:dm:u1", "telegram")}, [
+        (e["logger"], e["message"][:150]) for e in turn if e["session"] != "telegram:dm:u1"]
     assert "[telegram telegram:dm:u1]" in stream.getvalue()
