@@ -71,6 +71,15 @@ def postgres_url(postgres_server: PostgresServer) -> object:
         yield url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL on each engine in turn: a SQLite file in the test's directory, then a fresh
+    PostgreSQL database (that run skipped where PostgreSQL is not running)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
     """A fresh HERMES_HOME for the test (environment variable set for subprocesses too). With

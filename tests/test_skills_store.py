@@ -26,13 +26,6 @@ def skill_text(name: str, body: str = f"# Steps\n\n{END}\n") -> str:
     return f"---\nname: {name}\ndescription: Does a thing. Use when testing.\n---\n\n{body}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 async def stores(store_url: str) -> AsyncIterator[tuple[StateStore, StateStore]]:
     first, second = await open_store(store_url), await open_store(store_url)

@@ -6,20 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
 from gateway.store import open_store
 from gateway.store.api_responses import ApiSession
 from gateway.store.snapshot import Snapshot, TableRows, load_snapshot
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 async def test_a_login_made_through_one_client_ends_for_both_by_logout_or_expiry(store_url: str) -> None:

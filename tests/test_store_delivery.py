@@ -3,19 +3,10 @@ and the record of an answer that ends its inbox row in the same transaction."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gateway.store import open_store
 from gateway.store.delivery import SentRow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 async def test_a_sent_key_is_recorded_once_and_read_back(store_url: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -11,13 +10,6 @@ import sqlalchemy as sa
 from gateway.store import KeepSecret, SchemaTooNewError, StoreUnavailableError, open_store
 from gateway.store.schema import inbound_dedup, web_sessions
 from gateway.store.upgrade import head_revision
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 async def test_a_fresh_database_is_at_the_latest_revision(store_url: str) -> None:

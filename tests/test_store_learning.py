@@ -4,20 +4,9 @@ database) never run one review, and a team's spent daily budget defers its revie
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-
-import pytest
 
 from gateway.learning_log import day_start
 from gateway.store import open_store
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("postgres_url")
-
 
 SLICE = [{"role": "user", "content": "deploy staging"}, {"role": "assistant", "content": "done"}]
 

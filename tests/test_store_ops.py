@@ -4,19 +4,10 @@ database (two gateway processes) race for the same claim and exactly one wins.""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from gateway.store import open_store
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("postgres_url")
-
 
 JOB = {"name": "digest", "schedule": "0 9 * * *", "kind": "cron", "timezone": "UTC", "prompt": "p",
        "target": "telegram:42", "owner": "cli", "created_at": 1.0, "updated_at": 1.0}

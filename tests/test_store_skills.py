@@ -5,7 +5,6 @@ of the conflict; nothing is lost."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +12,6 @@ from gateway.store import open_store
 from skills.versions import Commit, NewEntry, Provenance, VersionConflict
 
 SKILL = "---\nname: deploy\ndescription: Deploy the app\n---\nRun make deploy.\n"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 async def test_two_writers_of_one_version_give_one_commit_and_one_conflict(store_url: str) -> None:
