@@ -1,5 +1,5 @@
 """Store upkeep on a schedule: prune old transcripts (`[store].retention_days`, 0 keeps everything),
-give the space back, keep the planner's statistics fresh.
+forget finished outbox rows after a day, give the space back, keep the planner's statistics fresh.
 
 What is pruned and how space is reclaimed on each engine is in `gateway.store.maintenance`; this
 module decides when, and reports. `maintenance_loop` is the coroutine the gateway runs in the
@@ -33,6 +33,7 @@ class MaintenanceReport:
     tool_calls_deleted: int = 0
     pages_freed: int = 0
     switched_to_incremental: bool = False
+    outbox_forgotten: int = 0
     seconds: float = 0.0
 
 
@@ -62,14 +63,17 @@ async def reclaim_space(store: StateStore, *, vacuum_pages: int = DEFAULT_VACUUM
 
 async def run_maintenance(store: StateStore, settings: StoreConfig, *, now: float | None = None,
                           vacuum_pages: int = DEFAULT_VACUUM_PAGES) -> MaintenanceReport:
-    """One pass: prune, reclaim, optimize. Logs what it did."""
+    """One pass: prune, forget finished outbox rows older than a day, reclaim, optimize. Logs what it did."""
     started = time.monotonic()
+    now = time.time() if now is None else now
     report = await prune_transcripts(store, settings.retention_days, now=now)
+    # a delivered, failed or expired outbox row is only read by the process waiting for it
+    report.outbox_forgotten = await store.outbox_prune(now - DAY)
     await reclaim_space(store, vacuum_pages=vacuum_pages, report=report)
     report.seconds = time.monotonic() - started
-    log.info("store maintenance: %d old sessions pruned (%d messages, %d tool calls), %d pages freed, %.2fs",
-             report.sessions_pruned, report.messages_deleted, report.tool_calls_deleted, report.pages_freed,
-             report.seconds)
+    log.info("store maintenance: %d old sessions pruned (%d messages, %d tool calls), %d finished outbox rows "
+             "forgotten, %d pages freed, %.2fs", report.sessions_pruned, report.messages_deleted,
+             report.tool_calls_deleted, report.outbox_forgotten, report.pages_freed, report.seconds)
     return report
 
 
