@@ -4,6 +4,7 @@ forgotten by maintenance a day after it finished."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -11,7 +12,71 @@ import pytest
 
 from gateway.config import StoreConfig
 from gateway.maintenance import DAY, run_maintenance
-from gateway.store import open_store
+from gateway.store import StateStore, open_store
+
+
+async def _drain(store: StateStore, process: str) -> list[int]:
+    """Claim for `process` until the queue is empty; the ids it was given."""
+    taken: list[int] = []
+    while items := await store.outbox_claim(process, limit=3):
+        taken += [i.id for i in items]
+    return taken
+
+
+async def test_two_clients_racing_for_twenty_messages_take_each_once(store_url: str) -> None:
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        queued = [await first.outbox_put(f"telegram:{n}", f"report {n}", f"cron:{n}") for n in range(20)]
+        workers = [(first if n % 2 else second, f"gw-{n}") for n in range(6)]
+        taken = await asyncio.gather(*(_drain(store, process) for store, process in workers))
+        every = [item for claims in taken for item in claims]
+        assert sorted(every) == sorted(queued)                           # each taken, none twice
+        for process, claims in zip((p for _, p in workers), taken, strict=True):
+            for item_id in claims:
+                item = await second.outbox_get(item_id)
+                assert item is not None and item.state == "sending" and item.claimed_by == process
+        assert await first.outbox_claim("late") == [] and await second.outbox_claim("late") == []
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_one_idempotency_key_is_one_row_whoever_puts_it(store_url: str) -> None:
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        ids = await asyncio.gather(*((first if n % 2 else second).outbox_put("slack:C1", f"digest {n}", "cron:j1:9am")
+                                     for n in range(8)))
+        assert len(set(ids)) == 1
+        texts = {f"digest {n}" for n in range(8)}
+        claimed = await second.outbox_claim("gw")
+        assert [i.id for i in claimed] == ids[:1] and claimed[0].text in texts
+        assert await first.outbox_put("slack:C1", "again", "cron:j1:9am") == ids[0]   # even once taken
+        assert await first.outbox_claim("gw") == []
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_expire_withdraws_a_message_nobody_took_and_not_one_a_gateway_took(store_url: str) -> None:
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        untaken = await first.outbox_put("telegram:1", "late news", "k-untaken")
+        assert await first.outbox_expire(untaken) is True
+        item = await second.outbox_get(untaken)
+        assert item is not None and item.state == "expired" and item.error == "no gateway took it in time"
+        assert await second.outbox_claim("gw") == []                     # never sent late
+
+        taken = await first.outbox_put("telegram:1", "on its way", "k-taken")
+        assert [i.id for i in await second.outbox_claim("gw")] == [taken]
+        assert await first.outbox_expire(taken) is False
+        assert (await first.outbox_get(taken)).state == "sending"       # type: ignore[union-attr]
+
+        past = await first.outbox_put("telegram:1", "too old", "k-past", ttl=0)
+        assert await second.outbox_claim("gw") == []                     # past its time: not taken
+        assert await first.outbox_expire(past) is True
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_maintenance_forgets_finished_rows_after_a_day_and_keeps_waiting_ones(
