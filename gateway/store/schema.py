@@ -381,13 +381,15 @@ outbox = sa.Table(
     _text("text", None),
     _text("idempotency_key", None),
     _text("origin"),                   # who asked, for the log: "cron run 3f2a..."
-    _text("state", "queued"),          # queued -> sending -> delivered | failed; queued -> expired
+    _text("state", "queued"),          # queued -> sending -> delivered | failed; queued -> expired;
+                                       # sending -> queued | failed when its sender stopped (reaped)
     _text("claimed_by"),
-    sa.Column("claimed_at", Time),
+    sa.Column("claimed_at", Time),     # the claim, renewed while its gateway is sending
     _text("error"),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("expires_at", Time, nullable=False),
     sa.Column("finished_at", Time),
+    _int("attempts"),                  # claims so far (revision 0008)
     sa.UniqueConstraint("idempotency_key", name="outbox_key"),
     sa.Index("outbox_state", "state", "created_at"),
     **AUTOINCREMENT,
