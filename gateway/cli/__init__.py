@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("gateway.cli.doctor", "doctor", "Check the home, config, model and platform credentials."),
     "eval": ("gateway.cli.eval_cmd", "eval_group", "Measure the learning on your own tasks and model (on vs off)."),
     "gateway": ("gateway.cli.gateway_cmd", "gateway", "Run the gateway: platforms, web chat and API, until SIGTERM."),
+    "rl": ("gateway.cli.rl_cmd", "rl_group", "Atropos RL rollouts of the agent on tasks.jsonl (the [rl] extra)."),
     "pairing": ("gateway.cli.pairing_cmd", "pairing", "List, approve or revoke users who asked for access."),
     "batch": ("gateway.cli.batch_cmd", "batch", "Generate trajectories for a JSONL file of prompts, resumably."),
     "trajectories": ("gateway.cli.trajectories_cmd", "trajectories", "Export or compress batch trajectories."),

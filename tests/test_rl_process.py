@@ -1,0 +1,236 @@
+"""`hermes rl process` against a fake vLLM `/generate` server on 127.0.0.1, with a tiny byte-level
+tokenizer built here (HF_HUB_OFFLINE=1, WANDB_MODE=disabled): every group has group_size scores
+in [0, 1], every rollout as many masks as tokens, the unmasked tokens are exactly what the server
+generated (the assistant turns; tool output is masked), the verifier tells the right answer from
+the wrong one, and a task whose every call fails scores 0 without ending the run.
+
+Skipped when atroposlib (the `[rl]` extra) is not installed, except under CI=true, where it fails.
+Also: `hermes --help` and `hermes gateway --help` never import atroposlib or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.cli_support import hermes
+from tests.fakes.loopback import serve_on_loopback
+
+HAVE_ATROPOS = importlib.util.find_spec("atroposlib") is not None
+needs_atropos = pytest.mark.skipif(
+    not HAVE_ATROPOS and os.environ.get("CI") != "true",
+    reason='atroposlib is not installed (pip install -c constraints.txt -e ".[rl]")')
+
+EOS = "<|im_end|>"
+CHAT_TEMPLATE = (
+    "{%- if messages[0].role == 'system' %}<|im_start|>system\n{{ messages[0].content }}"
+    "{%- if tools %}\n<tools>{% for t in tools %}{{ t.function.name }} {% endfor %}</tools>{% endif %}"
+    "<|im_end|>\n{%- endif %}"
+    "{%- for m in messages %}"
+    "{%- if m.role == 'system' and loop.first %}"
+    "{%- elif m.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ m.content }}\n</tool_response><|im_end|>\n"
+    "{%- elif m.role == 'assistant' %}<|im_start|>assistant\n{{ m.content }}"
+    "{%- for c in m.tool_calls or [] %}<tool_call>\n{{ c.function.name }}</tool_call>{% endfor %}<|im_end|>\n"
+    "{%- else %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+# task id -> (prompt, files, verify, right answer, wrong answer); "broken" gets HTTP 500s
+TASKS: dict[str, tuple[str, dict[str, str], str, str, str]] = {
+    "greet": ("Write hi into hello.txt.", {}, 'test "$(cat hello.txt)" = hi && echo 1.0', "hi", "bye"),
+    "count": ("Write how many lines data.txt has into count.txt.", {"data.txt": "a\nb\nc\n"},
+              'test "$(cat count.txt)" = 3 && echo 1.0', "3", "4"),
+    "broken": ("BROKEN: the server fails every call for this one.", {}, "true", "", ""),
+}
+TARGET = {"greet": "hello.txt", "count": "count.txt"}
+GROUP_SIZE = 3
+
+
+def _tokenizer(folder: Path) -> Any:
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    corpus = [p for p, *_ in TASKS.values()] + ["<tool_call> write_file hello.txt count.txt Done"] * 3
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=2, special_tokens=["<|im_start|>", EOS])
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=EOS, pad_token=EOS,
+                                      bos_token="<|im_start|>")
+    wrapped.chat_template = CHAT_TEMPLATE
+    wrapped.save_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def _answer(task_id: str, right: bool) -> str:
+    content = TASKS[task_id][3] if right else TASKS[task_id][4]
+    call = {"name": "write_file", "arguments": {"path": TARGET[task_id], "content": content}}
+    return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+
+
+class FakeVLLM:
+    """vLLM's `/generate` (prompt token ids in, sampled ids out) and `/health`.
+
+    A rollout's first call is answered right or wrong in turn (right, wrong, right, ...), per
+    task; a call that sees a tool result answers "Done." Every reply ends with the end-of-turn token.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.turns: dict[str, int] = {}
+        self.generated: list[str] = []
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def generate(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        prompt = self.tokenizer.decode(body["prompt"]["prompt_token_ids"], skip_special_tokens=False)
+        task_id = next(t for t, (p, *_) in TASKS.items() if p in prompt)
+        if task_id == "broken":
+            return web.Response(status=500, text="the fake server fails this task")
+        if "<tool_response>" in prompt:
+            text = "Done."
+        else:
+            turn = self.turns.get(task_id, 0)
+            self.turns[task_id] = turn + 1
+            text = _answer(task_id, right=turn % 2 == 0)
+        ids = self.tokenizer.encode(text + EOS, add_special_tokens=False)
+        self.generated.append(text + EOS)
+        return web.json_response({"logprobs": [[[{str(i): -0.5}] for i in ids]], "finish_reasons": ["stop"]})
+
+
+@needs_atropos
+async def test_rl_process_writes_scored_groups_with_real_tokens(tmp_path: Path) -> None:
+    tokenizer = _tokenizer(tmp_path / "tokenizer")
+    fake = FakeVLLM(tokenizer)
+    app = web.Application()
+    app.router.add_get("/health", fake.health)
+    app.router.add_post("/generate", fake.generate)
+    runner, port = await serve_on_loopback(app)
+    tasks_file = tmp_path / "tasks.jsonl"
+    tasks_file.write_text("".join(json.dumps({"id": t, "prompt": p, "files": f, "verify": v}) + "\n"
+                                  for t, (p, f, v, *_) in TASKS.items()))
+    out = tmp_path / "rollouts.jsonl"
+    out.write_text("an older run\n")   # replaced, not kept beside as rollouts_1.jsonl
+    try:
+        code, stdout, stderr = await hermes(
+            "rl", "process", "--tasks", str(tasks_file), "--out", str(out), "--group-size", str(GROUP_SIZE),
+            "--server-type", "vllm", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "tiny",
+            "--tokenizer", str(tmp_path / "tokenizer"), "--max-tokens", "4096", "--no-terminal",
+            home=tmp_path / "home", timeout=110,
+            env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled"})
+    finally:
+        await runner.cleanup()
+    assert code == 0, stderr[-3000:]
+    assert f"wrote {out}: 3 groups x {GROUP_SIZE} rollouts (with tokens" in stdout
+    assert not (tmp_path / "rollouts_1.jsonl").exists()
+    groups = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [g["task_id"] for g in groups] == ["greet", "count", "broken"]
+    for group in groups:
+        assert group["sft_only"] is False
+        assert len(group["scores"]) == len(group["tokens"]) == len(group["masks"]) == GROUP_SIZE
+        assert all(0.0 <= s <= 1.0 for s in group["scores"])
+        for tokens, masks in zip(group["tokens"], group["masks"]):
+            assert len(tokens) == len(masks) > 0
+            assert all(m == -100 or m == t for t, m in zip(tokens, masks))
+
+    for group in groups[:2]:
+        task_id = group["task_id"]
+        right = json.dumps(TASKS[task_id][3])
+        for tokens, masks, score, messages in zip(group["tokens"], group["masks"], group["scores"],
+                                                  group["messages"]):
+            # the unmasked runs are exactly the two assistant turns the server generated
+            spans, run = [], []
+            for t, m in zip(tokens, masks):
+                if m == -100:
+                    if run:
+                        spans.append(run)
+                    run = []
+                else:
+                    run.append(t)
+            if run:
+                spans.append(run)
+            decoded = [tokenizer.decode(s, skip_special_tokens=False) for s in spans]
+            assert decoded[1] == "Done." + EOS
+            assert decoded[0] in (_answer(task_id, True) + EOS, _answer(task_id, False) + EOS)
+            assert len(decoded) == 2
+            # the tool's output is in the sequence, masked; the end of turn is not doubled
+            whole = tokenizer.decode(tokens, skip_special_tokens=False)
+            masked = tokenizer.decode([t for t, m in zip(tokens, masks) if m == -100], skip_special_tokens=False)
+            assert "<tool_response>" in masked and "<tool_response>" not in "".join(decoded)
+            tool_output = next(m["content"] for m in messages if m["role"] == "tool")
+            assert tool_output and tool_output in masked
+            assert whole.count(EOS) == 5   # system, user, assistant, tool result, assistant
+            assert EOS + EOS not in whole
+            # the verifier tells the right answer from the wrong one
+            assert score == (1.0 if f'"content": {right}' in decoded[0] else 0.0)
+        assert sorted(group["scores"]) == [0.0, 1.0, 1.0]
+
+    broken = groups[2]
+    assert broken["scores"] == [0.0] * GROUP_SIZE
+    assert all(e for e in broken["errors"])
+    assert "3 rollouts failed" in stdout
+
+
+@needs_atropos
+async def test_rl_process_without_a_token_server_is_sft_only(tmp_path: Path) -> None:
+    """A plain OpenAI-compatible server: messages and scores, no made-up tokens."""
+    tokenizer_dir = tmp_path / "tokenizer"
+    _tokenizer(tokenizer_dir)
+    calls: list[int] = []
+
+    async def chat(request: web.Request) -> web.Response:
+        body = await request.json()
+        calls.append(1)
+        if any(m["role"] == "tool" for m in body["messages"]):
+            message: dict[str, Any] = {"role": "assistant", "content": "Done."}
+        else:
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": f"c{len(calls)}", "type": "function",
+                "function": {"name": "write_file", "arguments": json.dumps({"path": "hello.txt", "content": "hi"})}}]}
+        return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": "tiny",
+                                  "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                                  "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner, port = await serve_on_loopback(app)
+    tasks_file = tmp_path / "tasks.jsonl"
+    prompt, files, verify, *_ = TASKS["greet"]
+    tasks_file.write_text(json.dumps({"id": "greet", "prompt": prompt, "files": files, "verify": verify}) + "\n")
+    out = tmp_path / "sft.jsonl"
+    try:
+        code, stdout, stderr = await hermes(
+            "rl", "process", "--tasks", str(tasks_file), "--out", str(out), "--group-size", "2",
+            "--server-type", "openai", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "tiny",
+            "--tokenizer", str(tokenizer_dir), "--no-terminal", home=tmp_path / "home", timeout=110,
+            env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled"})
+    finally:
+        await runner.cleanup()
+    assert code == 0, stderr[-3000:]
+    assert "SFT-only" in stdout
+    (group,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert group["sft_only"] is True
+    assert group["tokens"] == [[], []] and group["masks"] == [[], []]
+    assert group["scores"] == [1.0, 1.0]
+    assert [m["role"] for m in group["messages"][0]] == ["system", "user", "assistant", "tool", "assistant"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["gateway", "--help"], ["rl", "--help"]])
+def test_help_does_not_import_atropos_or_transformers(args: list[str]) -> None:
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['hermes', *{args!r}]\n"
+        "from gateway.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in ('atroposlib', 'transformers', 'wandb', 'litellm') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "LOADED []" in result.stdout, result.stdout[-2000:]
