@@ -234,3 +234,84 @@ def test_help_does_not_import_atropos_or_transformers(args: list[str]) -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout, result.stdout[-2000:]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@needs_atropos
+async def test_rl_serve_feeds_atropos_trajectory_api(tmp_path: Path) -> None:
+    """`hermes rl serve` registers with Atropos' own trajectory API (run-api) and a trainer that
+    registered there gets a batch of scored, tokenized rollouts; groups of equal scores are not sent."""
+    import asyncio
+
+    import aiohttp
+
+    tokenizer = _tokenizer(tmp_path / "tokenizer")
+    fake = FakeVLLM(tokenizer)
+    app = web.Application()
+    app.router.add_get("/health", fake.health)
+    app.router.add_post("/generate", fake.generate)
+    runner, port = await serve_on_loopback(app)
+    tasks_file = tmp_path / "tasks.jsonl"
+    tasks_file.write_text("".join(json.dumps({"id": t, "prompt": p, "files": f, "verify": v}) + "\n"
+                                  for t, (p, f, v, *_) in TASKS.items()))
+    api_port = _free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    env = {**os.environ, "HERMES_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "WANDB_MODE": "disabled"}
+    api = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "run-api"), "--host", "127.0.0.1", "--port", str(api_port),
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    serve = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):
+                try:
+                    async with session.get(f"{api_url}/status") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            async with session.post(f"{api_url}/register", json={
+                    "wandb_group": "g", "wandb_project": "p", "batch_size": GROUP_SIZE * 2, "max_token_len": 4096,
+                    "checkpoint_dir": str(tmp_path / "ckpt"), "save_checkpoint_interval": -1,
+                    "starting_step": 0, "num_steps": 5}) as resp:
+                assert resp.status == 200
+            async with session.get(f"{api_url}/batch") as resp:   # the trainer starts
+                assert (await resp.json())["batch"] is None
+            serve = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gateway", "rl", "serve", "--tasks", str(tasks_file),
+                "--group-size", str(GROUP_SIZE), "--rollout-server-url", api_url,
+                "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "tiny",
+                "--tokenizer", str(tmp_path / "tokenizer"), "--max-tokens", "4096", "--no-terminal",
+                env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                stdin=asyncio.subprocess.DEVNULL)
+            batch = None
+            for _ in range(900):
+                async with session.get(f"{api_url}/batch") as resp:
+                    batch = (await resp.json())["batch"]
+                if batch:
+                    break
+                assert serve.returncode is None, "hermes rl serve ended early"
+                await asyncio.sleep(0.1)
+            assert batch, "no batch from the trajectory API"
+    finally:
+        for process in (serve, api):
+            if process is not None and process.returncode is None:
+                process.terminate()
+                await process.wait()
+        await runner.cleanup()
+    sequences = [(tokens, masks, score) for group in batch
+                 for tokens, masks, score in zip(group["tokens"], group["masks"], group["scores"])]
+    assert len(sequences) == GROUP_SIZE * 2
+    for group in batch:
+        assert len(set(group["scores"])) > 1          # the all-0 group of the broken task is not sent
+    for tokens, masks, score in sequences:
+        assert len(tokens) == len(masks) and any(m != -100 for m in masks)
+        assert score in (0.0, 1.0)

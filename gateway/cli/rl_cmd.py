@@ -134,7 +134,8 @@ def serve(rollout_server_url: str, total_steps: int, wandb_name: str, use_wandb:
              "`hermes rl process --server-type openai` writes SFT-only groups", code=2)
     module = _env_module(use_wandb)
     config, servers = _configs(module, rollout_server_url=rollout_server_url, total_steps=total_steps,
-                               wandb_name=wandb_name or "hermes-agent", use_wandb=use_wandb, **options)
+                               wandb_name=wandb_name or "hermes-agent", use_wandb=use_wandb,
+                               ensure_scores_are_not_same=True, **options)   # a group of equal scores teaches nothing
     env = module.HermesAgentEnv(config, servers, slurm=False, testing=False)
     click.echo(f"hermes: serving rollouts of {options['tasks_file']} to {rollout_server_url} as {config.wandb_name}",
                err=True)
