@@ -50,6 +50,7 @@ from agent.workspace import Workspace
 log = logging.getLogger(__name__)
 
 TOKEN_SERVERS = ("vllm", "sglang")
+NEVER_COMPRESS = 10**12   # a context window no rollout reaches
 RL_SYSTEM_PROMPT = BASE_PROMPT.split("When a skill")[0].strip() + (
     "\nYour workspace is the current folder: use your tools on the files there.")
 
@@ -181,8 +182,10 @@ class HermesAgentEnv(BaseEnv):
             await asyncio.to_thread(lay_out, task, self.tasks_path, workspace)
             tools = ToolsConfig(terminal=TerminalConfig(enabled=config.terminal, sandbox=config.sandbox))
             registry = ToolRegistry(builtin_tools(tools))
+            # a rollout is one growing sequence: never compressed (the token caller stops at
+            # max_token_length itself), and no tokenizer of LiteLLM's is ever asked to count it
             model = ModelConfig(name=f"atropos/{getattr(caller, 'model', 'chat')}", stream=False, max_retries=0,
-                                context_window=config.max_token_length * 4, temperature=config.temperature)
+                                context_window=NEVER_COMPRESS, temperature=config.temperature)
             agent = Agent(LLMClient(model, caller=caller), registry,
                           AgentConfig(max_iterations=config.max_iterations))
             ctx = ToolContext(workspace=Workspace(workspace), session_id=f"rl:{task.id}", platform="rl")
