@@ -2,7 +2,8 @@
 tokenizer built here (HF_HUB_OFFLINE=1, WANDB_MODE=disabled): every group has group_size scores
 in [0, 1], every rollout as many masks as tokens, the unmasked tokens are exactly what the server
 generated (the assistant turns; tool output is masked), the verifier tells the right answer from
-the wrong one, and a task whose every call fails scores 0 without ending the run.
+the wrong one (one task is done with the file tools, one with the sandboxed terminal), and a task
+whose every call fails scores 0 without ending the run.
 
 Skipped when atroposlib (the `[rl]` extra) is not installed, except under CI=true, where it fails.
 Also: `hermes --help` and `hermes gateway --help` never import atroposlib or transformers.
@@ -69,8 +70,13 @@ def _tokenizer(folder: Path) -> Any:
 
 
 def _answer(task_id: str, right: bool) -> str:
+    """greet: the file tool; count: the sandboxed terminal (right: counts the lines; wrong: guesses)."""
     content = TASKS[task_id][3] if right else TASKS[task_id][4]
-    call = {"name": "write_file", "arguments": {"path": TARGET[task_id], "content": content}}
+    if task_id == "count":
+        command = "wc -l < data.txt > count.txt" if right else f"echo {content} > count.txt"
+        call = {"name": "terminal", "arguments": {"command": command}}
+    else:
+        call = {"name": "write_file", "arguments": {"path": TARGET[task_id], "content": content}}
     return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
 
 
@@ -123,7 +129,7 @@ async def test_rl_process_writes_scored_groups_with_real_tokens(tmp_path: Path) 
         code, stdout, stderr = await hermes(
             "rl", "process", "--tasks", str(tasks_file), "--out", str(out), "--group-size", str(GROUP_SIZE),
             "--server-type", "vllm", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "tiny",
-            "--tokenizer", str(tmp_path / "tokenizer"), "--max-tokens", "4096", "--no-terminal",
+            "--tokenizer", str(tmp_path / "tokenizer"), "--max-tokens", "4096",
             home=tmp_path / "home", timeout=110,
             env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled"})
     finally:
@@ -143,7 +149,6 @@ async def test_rl_process_writes_scored_groups_with_real_tokens(tmp_path: Path) 
 
     for group in groups[:2]:
         task_id = group["task_id"]
-        right = json.dumps(TASKS[task_id][3])
         for tokens, masks, score, messages in zip(group["tokens"], group["masks"], group["scores"],
                                                   group["messages"]):
             # the unmasked runs are exactly the two assistant turns the server generated
@@ -170,7 +175,7 @@ async def test_rl_process_writes_scored_groups_with_real_tokens(tmp_path: Path) 
             assert whole.count(EOS) == 5   # system, user, assistant, tool result, assistant
             assert EOS + EOS not in whole
             # the verifier tells the right answer from the wrong one
-            assert score == (1.0 if f'"content": {right}' in decoded[0] else 0.0)
+            assert score == (1.0 if decoded[0] == _answer(task_id, True) + EOS else 0.0), (decoded, messages)
         assert sorted(group["scores"]) == [0.0, 1.0, 1.0]
 
     broken = groups[2]
