@@ -320,3 +320,29 @@ async def test_rl_serve_feeds_atropos_trajectory_api(tmp_path: Path) -> None:
     for tokens, masks, score in sequences:
         assert len(tokens) == len(masks) and any(m != -100 for m in masks)
         assert score in (0.0, 1.0)
+
+
+@needs_atropos
+@pytest.mark.parametrize("server_keeps_eos", [True, False])
+def test_end_of_turn_is_neither_doubled_nor_lost(tmp_path: Path, server_keeps_eos: bool) -> None:
+    """Whether or not the server returns the end-of-turn token it stopped at, the sequence has it
+    exactly once per turn; only generated ids are unmasked."""
+    from agent.rl.tokens import MASKED, TokenTrack
+
+    tokenizer = _tokenizer(tmp_path / "tokenizer")
+    track = TokenTrack(tokenizer)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "sys"}, {"role": "user", "content": "go"}]
+    track.prompt_ids(messages, None)
+    reply = _answer("greet", True)
+    generated = tokenizer.encode(reply + (EOS if server_keeps_eos else ""), add_special_tokens=False)
+    assistant = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_0", "type": "function", "function": {"name": "write_file", "arguments": "{}"}}]}
+    track.add_completion(generated, [-0.5] * len(generated), "stop", assistant, None)
+    messages += [assistant, {"role": "tool", "tool_call_id": "call_0", "content": "wrote hello.txt"}]
+    ids = track.prompt_ids(messages, None)
+    whole = tokenizer.decode(ids, skip_special_tokens=False)
+    assert whole.count(EOS) == 4 and EOS + EOS not in whole
+    assert whole.endswith("<|im_start|>assistant\n")
+    trained = [m for m in track.masks if m != MASKED]
+    assert tokenizer.decode(trained, skip_special_tokens=False) == reply + (EOS if server_keeps_eos else "")
+    assert len(track.tokens) == len(track.masks) == len(track.logprobs)
