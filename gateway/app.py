@@ -31,6 +31,7 @@ import hashlib
 import logging
 import os
 import socket
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,24 +44,27 @@ from gateway.api.openai_compat import ChatCompletions
 from gateway.api.server import ApiApp
 from gateway.api.turns import ApiTurns
 from gateway.attachments import user_content
-from gateway.commands import BUILTIN_COMMANDS, CommandContext
+from gateway.commands import BUILTIN_COMMANDS, IMMEDIATE, CommandContext, parse_command
 from gateway.config import Config
 from gateway.dedup import Deduplicator, dedup_key
 from gateway.delivery import Delivery, RetryPolicy, StreamingReply
 from gateway.dispatcher import Dispatcher, ShuttingDown
 from gateway.home import Home
 from gateway.inbox import GAVE_UP_NOTICE, INTERRUPTED_NOTICE, MAX_ATTEMPTS, Inbox
-from gateway.inbox import Pending as PendingMessage
 from gateway.logging_setup import log_context
 from gateway.metrics import Metrics
 from gateway.model_check import ModelCheck, check_model
 from gateway.outbox import relay_outbox
+from gateway.cluster.node import new_process_id
 from gateway.pairing import Pairing
 from gateway.routing import Router
 from gateway.runtime import Runtime
 from gateway.store import SessionRecord
+from gateway.turns import TurnClaims
 
 log = logging.getLogger(__name__)
+
+KEPT_FILES_MESSAGES = 64   # taken messages whose downloaded files wait in memory for their turn here
 
 
 class PortUnavailableError(OSError):
@@ -108,8 +112,10 @@ class Gateway:
         self.node: Any = None   # gateway.cluster.node.Node: this process's duties in the cluster
         self._stopping = False
         self._stop_begun = False
-        self._recovered = asyncio.Event()   # set once the rows of an earlier process are queued
-        self._held: list[tuple[InboundMessage, int]] = []   # taken before that: queued right after them
+        self.turns: TurnClaims | None = None
+        # messages taken here whose attachments came downloaded (the inbox keeps no file bytes):
+        # run here, they keep them; run by another process, it has the files' URLs only
+        self._with_files: OrderedDict[int, InboundMessage] = OrderedDict()
         self.url = ""
         self.model_check = ModelCheck("unchecked", config.model.name)
 
@@ -135,6 +141,10 @@ class Gateway:
         self.delivery = Delivery(runtime.store, self.metrics, self._retry_policy)
         self.dispatcher = Dispatcher(runtime, self.metrics, cache_size=self._cache_size,
                                      idle_seconds=self._idle_seconds)
+        self.turns = TurnClaims(runtime.store, new_process_id(), self._run_row,
+                                exclusive=not runtime.store.db.is_postgresql,
+                                forget=self.dispatcher.forget_key, on_stop=self.dispatcher.stop)
+        self.dispatcher.remote_stop = self.turns.request_stop
         runtime.services["send_message"] = self.send_message
         runtime.services["announce"] = self.announce
         runtime.services["usage_hook"] = self.metrics.record_usage  # review tokens reach /metrics too
@@ -167,8 +177,9 @@ class Gateway:
             host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
             shown = f"[{host}]" if ":" in host else host
             self.url = f"http://{shown}:{port}/"
-        # what an earlier process took and never answered: read before the adapters take anything new
-        left_over = await self.inbox.pending() if self.adapters else []
+        # rows taken before their session was recorded (a home from before revision 0009)
+        if self.adapters:
+            await self.inbox.route_unrouted(lambda message: self.router.route(message).key)
         for adapter in self.adapters.values():
             if getattr(adapter, "single_consumer", False):
                 await adapter.start(receive=False)   # connected for sending; polling is a duty
@@ -186,18 +197,9 @@ class Gateway:
                     except Exception as exc:  # noqa: BLE001 - native commands are a convenience
                         log.warning("%s: could not register slash commands: %s", adapter.name, exc)
         await runtime.services["learning"].resume(idle_sweeper=False)  # reviews a killed process left run again
-        try:
-            if left_over:
-                await self._recover_inbox(left_over)   # messages an earlier process took and never answered
-            while self._held:                         # then what this process took meanwhile, in order
-                message, inbox_id = self._held.pop(0)
-                try:
-                    await self._on_message(message, recovered=inbox_id)
-                except Exception:
-                    self.metrics.errors.labels("inbound").inc()
-                    log.exception("could not handle an inbound %s message", message.platform)
-        finally:
-            self._recovered.set()                     # from here on messages go to the dispatcher at once
+        # sessions whose messages an earlier process took and never answered (it crashed, or had to
+        # stop first) are claimed and answered here once, in arrival order (gateway/turns.py)
+        await self.turns.start()
         from gateway.cluster.wiring import build_node
 
         # the duties (Telegram polling, cron, idle reviews, curator, maintenance) start where this
@@ -260,37 +262,80 @@ class Gateway:
             self.metrics.errors.labels("inbound").inc()
             log.exception("could not handle an inbound %s event", getattr(event, "platform", "?"))
 
-    async def _on_message(self, message: InboundMessage, recovered: int | None = None) -> None:
-        """One platform message: taken durably (inbox + dedup in one write), checked, routed, queued.
-
-        `recovered` is the inbox row of a message taken before: by an earlier process that never
-        answered it, or by this one while it was starting (held until the earlier rows were queued)."""
-        if (self._stopping and recovered is None) or self.runtime is None:
+    async def _on_message(self, message: InboundMessage) -> None:
+        """One platform message: taken durably into its session's queue (inbox + dedup in one
+        write), then offered to this process's turn claims (gateway/turns.py); the process that
+        holds the session's claim answers it, in arrival order. A command answered at once
+        (`/stop`, `/help`, ...) is answered here, without waiting for the session's turn."""
+        if self._stopping or self.runtime is None or self.turns is None:
             return
-        adapter = self.adapters.get(message.platform)
-        if adapter is None:
+        if message.platform not in self.adapters:
             log.warning("message from unknown platform %r dropped", message.platform)
             return
-        inbox_id = recovered
-        if inbox_id is None:
-            inbox_id = await self.inbox.take(message, dedup_key(message))
-            if inbox_id is None:
+        key = self.router.route(message).key
+        if _answered_at_once(message.text):
+            if not await self.dedup.first_time(message.platform, dedup_key(message)):
                 self.metrics.duplicates.labels(message.platform).inc()
                 return
-            if not self._recovered.is_set():
-                # an earlier process's messages of this chat come first: this one is taken (durable,
-                # confirmed to the platform) and handed over right after them, in arrival order
-                self._held.append((message, inbox_id))
-                return
+            await self._answer_row(message, None)
+            return
+        inbox_id = await self.inbox.take(message, dedup_key(message), session_key=key)
+        if inbox_id is None:
+            self.metrics.duplicates.labels(message.platform).inc()
+            return
+        if any(a.data is not None for a in message.attachments):
+            self._with_files[inbox_id] = message
+            while len(self._with_files) > KEPT_FILES_MESSAGES:
+                self._with_files.popitem(last=False)
+        self.turns.offer(key)
 
+    async def _run_row(self, row: Any, notice: bool) -> None:
+        """Answer one message of a session this process holds (gateway/turns.py): the interrupted
+        notice first when an earlier run of the session's turns died (or gave it up after
+        `MAX_ATTEMPTS` runs), then its turn, returning once it is settled."""
+        pending = self.inbox.decode(row)
+        message = self._with_files.pop(pending.id, None) or pending.message
+        adapter = self.adapters.get(message.platform)
+        if adapter is None:
+            log.warning("an unanswered %s message is dropped: the platform is not connected here",
+                        message.platform)
+            await self.inbox.done(pending.id)
+            return
+        key = f"{message.platform}:{dedup_key(message)}"
+        try:
+            if pending.attempts >= MAX_ATTEMPTS:
+                log.error("%s: giving up on message %s after %d interrupted runs", message.platform,
+                          message.message_id, pending.attempts)
+                await self.delivery.send_text(adapter, message.chat_id, GAVE_UP_NOTICE.format(n=pending.attempts),
+                                              thread_id=message.thread_id, key=f"{key}:gave-up")
+                await self.inbox.done(pending.id)
+                return
+            if notice:
+                log.info("%s: answering message %s again: its turn was interrupted", message.platform,
+                         message.message_id)
+                await self.delivery.send_text(adapter, message.chat_id, INTERRUPTED_NOTICE,
+                                              thread_id=message.thread_id, key=f"{key}:interrupted")
+            await self._answer_row(message, pending.id)
+        except ShuttingDown:
+            return          # left in the inbox: the next holder of the session answers it
+        except Exception:
+            self.metrics.errors.labels("inbound").inc()
+            log.exception("could not answer the %s message %s", message.platform, message.message_id)
+            return
+        await self.dispatcher.settled(self.router.route(message).key)
+
+    async def _answer_row(self, message: InboundMessage, inbox_id: int | None) -> None:
+        """Check, route and hand one message to the dispatcher; `inbox_id` is its inbox row (None for
+        a command answered at once), ended when its answer is delivered."""
+        adapter = self.adapters[message.platform]
         reply: StreamingReply | None = None
 
         async def done() -> None:
-            if reply is None or not reply.ended:    # else the answer's last post ended the row
+            if inbox_id is not None and (reply is None or not reply.ended):  # else the answer's last post ended it
                 await self.inbox.done(inbox_id)
 
         async def begin(session_id: str) -> bool:
-            return await self.inbox.begin(inbox_id, session_id)
+            return inbox_id is not None and await self.inbox.begin(inbox_id, session_id)
 
         try:
             decision = await self.access.check(message)
@@ -315,59 +360,12 @@ class Gateway:
                                        reply_to=None if message.is_dm else message.message_id,
                                        key=f"{message.platform}:{dedup_key(message)}", ends_inbox=inbox_id)
                 await self.dispatcher.handle(ctx, content, reply, done=done, begin=begin)
-        except ShuttingDown:
-            await self.inbox.release(inbox_id)   # not taken after all: the platform delivers it again
-            raise
-        except asyncio.CancelledError:
-            # the adapter gave up on the hand-over (it stops receiving): not acknowledged, so the
-            # platform delivers it again; the next process must not also answer it from the inbox
-            if recovered is None:
-                await asyncio.shield(self.inbox.release(inbox_id))
-            raise
+        except (ShuttingDown, asyncio.CancelledError):
+            raise                                # not answered: the row stays for the next holder
         except Exception:
-            await self.inbox.done(inbox_id)      # not answerable (logged by on_event); never retried in a loop
+            if inbox_id is not None:
+                await self.inbox.done(inbox_id)  # not answerable (logged by on_event); never retried in a loop
             raise
-
-    async def _recover_inbox(self, left_over: list[PendingMessage]) -> None:
-        """Answer, once, every message an earlier process took but never answered (it crashed or
-        had to stop first): each user is told once that their message was interrupted (not once
-        per pending message), then the turns run again, queued in arrival order. Only rows read
-        before the adapters started: what this process takes is its own to answer.
-
-        The notice's idempotency key names the user's first pending row, so a restart that dies
-        again before that row is answered does not repeat the notice either."""
-        told: set[tuple[str, str, str | None, str]] = set()
-        for pending in left_over:
-            message = pending.message
-            adapter = self.adapters.get(message.platform)
-            if adapter is None:
-                log.warning("an unanswered %s message from before the restart is dropped: the platform is "
-                            "not connected now", message.platform)
-                await self.inbox.done(pending.id)
-                continue
-            key = f"{message.platform}:{dedup_key(message)}"
-            try:
-                if pending.attempts >= MAX_ATTEMPTS:
-                    log.error("%s: giving up on message %s after %d interrupted runs", message.platform,
-                              message.message_id, pending.attempts)
-                    await self.delivery.send_text(adapter, message.chat_id, GAVE_UP_NOTICE.format(n=pending.attempts),
-                                                  thread_id=message.thread_id, key=f"{key}:gave-up")
-                    await self.inbox.done(pending.id)
-                    continue
-                log.info("%s: answering message %s again: its turn was interrupted", message.platform,
-                         message.message_id)
-                who = (message.platform, message.chat_id, message.thread_id, message.user_id)
-                if who not in told:
-                    told.add(who)
-                    await self.delivery.send_text(adapter, message.chat_id, INTERRUPTED_NOTICE,
-                                                  thread_id=message.thread_id, key=f"{key}:interrupted")
-                await self._on_message(message, recovered=pending.id)
-            except ShuttingDown:
-                return
-            except Exception:
-                self.metrics.errors.labels("inbound").inc()
-                log.exception("could not answer the interrupted %s message %s", message.platform,
-                              message.message_id)
 
     # -- services for others (cron delivery) ---------------------------------------------------------------
     async def send_message(self, platform: str, chat_id: str, text: str, thread_id: str | None = None,
@@ -440,6 +438,10 @@ class Gateway:
         # the dispatcher takes no new work from here on (close() says so before its first await),
         # while the duties stop and give their leases back (another process takes over at once;
         # the cron scheduler lets running jobs finish within the grace period, as turns do)
+        # Sessions' queued messages beyond their running turn stay in the inbox: their claims are
+        # released below, so another process answers them now (or this one's next start).
+        if self.turns is not None:
+            self.turns.accepting = False
         closing = asyncio.create_task(self.dispatcher.close(self.grace)) if hasattr(self, "dispatcher") else None
         await asyncio.sleep(0)
         try:
@@ -455,6 +457,8 @@ class Gateway:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if self.turns is not None and self.runtime is not None:
+            await self.turns.close()        # frees this process's sessions for the others at once
         if self.node is not None:
             try:
                 await self.node.stop()
@@ -476,3 +480,9 @@ class Gateway:
         if self.runtime is not None:
             await self.runtime.close()
             self.runtime = None
+
+
+def _answered_at_once(text: str) -> bool:
+    """`/stop` and the commands answered without a turn do not wait in the session's queue."""
+    command = parse_command(text) if text.startswith("/") else None
+    return command is not None and (command.name == "stop" or command.name in IMMEDIATE)

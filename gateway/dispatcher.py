@@ -132,6 +132,10 @@ class Dispatcher:
         self.accepting = True
         self._slots: dict[str, _Slot] = {}
         self._cached: OrderedDict[str, float] = OrderedDict()
+        self._session_of: dict[str, str] = {}   # session key -> id of its cached conversation
+        self._key_of: dict[str, str] = {}       # and back
+        # /stop for a session not running here: asks the process that runs it (gateway/turns.py)
+        self.remote_stop: Callable[[str], Awaitable[bool]] | None = None
 
     # -- entry point -------------------------------------------------------------------------------
     async def handle(self, ctx: CommandContext, content: str | dict[str, Any], reply: Reply, *,
@@ -145,7 +149,9 @@ class Dispatcher:
         if command is not None:
             answer: str | None = None
             if command.name == "stop":
-                answer = "Stopping." if self.stop(ctx.session_key) else "Nothing is running."
+                stopped = self.stop(ctx.session_key) or (
+                    self.remote_stop is not None and await self.remote_stop(ctx.session_key))
+                answer = "Stopping." if stopped else "Nothing is running."
             elif command.name in IMMEDIATE:
                 answer = await self.commands.answer(command, ctx)
             elif command.name == "new":
@@ -188,6 +194,18 @@ class Dispatcher:
 
     def busy(self, session_key: str) -> bool:
         return session_key in self._slots
+
+    async def settled(self, session_key: str) -> None:
+        """Wait until the session has nothing queued or running here."""
+        slot = self._slots.get(session_key)
+        if slot is not None and slot.worker is not None:
+            await asyncio.wait({slot.worker})
+
+    def forget_key(self, session_key: str) -> None:
+        """Drop the session's cached conversation (another process may have added to it)."""
+        session_id = self._session_of.get(session_key)
+        if session_id is not None:
+            self._forget(session_id)
 
     @property
     def pending(self) -> int:
@@ -238,6 +256,8 @@ class Dispatcher:
         title = title_of(work.title, store.redactor.redact)
         session = await store.active_session(ctx.session_key, platform=ctx.platform, chat_id=ctx.chat_id,
                                              user_id=ctx.user_id, team=ctx.team, title=title)
+        self._session_of[ctx.session_key] = session.id
+        self._key_of[session.id] = ctx.session_key
         if work.begin is not None and await work.begin(session.id):
             self._forget(session.id)   # an interrupted run's messages were taken back: reload
         if not session.title and title:  # a session started by /new, or before sessions had titles
@@ -299,11 +319,17 @@ class Dispatcher:
         self._cached.move_to_end(session_id)
         while len(self._cached) > self.cache_size:
             old, _ = self._cached.popitem(last=False)
-            self.sessions.forget(old)
+            self._drop(old)
 
     def _forget(self, session_id: str) -> None:
         self._cached.pop(session_id, None)
+        self._drop(session_id)
+
+    def _drop(self, session_id: str) -> None:
         self.sessions.forget(session_id)
+        key = self._key_of.pop(session_id, None)
+        if key is not None and self._session_of.get(key) == session_id:
+            del self._session_of[key]
 
     def sweep(self) -> int:
         """Forget conversations idle for longer than `idle_seconds`; returns how many."""
@@ -314,7 +340,7 @@ class Dispatcher:
             if last > cutoff:
                 break
             self._cached.popitem(last=False)
-            self.sessions.forget(session_id)
+            self._drop(session_id)
             count += 1
         return count
 

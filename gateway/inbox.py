@@ -7,10 +7,11 @@ when the turn's answer was delivered (or the message needed no turn: a command, 
 which deletes the row. A graceful shutdown leaves the rows of turns it had to interrupt and of
 queued messages; a SIGKILL leaves the rows of every unfinished turn.
 
-When the gateway starts again, `pending` lists what is left, in arrival order: the gateway queues
-them before anything new is handed to the dispatcher, so a session's messages (re-runs, those
-that were queued, those that arrived while it was down) run one turn at a time in arrival
-order. `begin` marks a turn as started: it counts the attempt, so a message that kills the
+Each row is in its session's queue (`session_key`): the process holding the session's claim
+(gateway/turns.py) answers its rows oldest first, whichever process took them, so a session's
+messages (re-runs, those that were queued, those that arrived while a process was down) run one
+turn at a time in arrival order across the cluster and across restarts. `begin` marks a turn as
+started: it counts the attempt, so a message that kills the
 gateway every time is given up after `MAX_ATTEMPTS` instead of looping (a message that only
 waited in a queue is not counted), and a re-run's context is rewound to where its interrupted
 run began (the conversation up to its own message, nothing the interrupted run added). A redelivery by the
@@ -22,6 +23,7 @@ posted is edited into the new answer rather than posted again.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -60,10 +62,11 @@ class Inbox:
     def __init__(self, store: StateStore) -> None:
         self.store = store
 
-    async def take(self, message: InboundMessage, dedup: str) -> int | None:
-        """Record `message` unless its dedup key was seen before; its row id, or None for a duplicate."""
+    async def take(self, message: InboundMessage, dedup: str, session_key: str | None = None) -> int | None:
+        """Record `message` in `session_key`'s queue unless its dedup key was seen before; its row
+        id, or None for a duplicate."""
         key = "" if not dedup or dedup.endswith(":") else dedup   # nothing to deduplicate on
-        return await self.store.inbox_take(message.platform, key, _encode(message))
+        return await self.store.inbox_take(message.platform, key, _encode(message), session_key)
 
     async def done(self, inbox_id: int) -> None:
         """The message was answered (or needed no answer): forget it."""
@@ -75,8 +78,20 @@ class Inbox:
         await self.store.inbox_release(inbox_id)
 
     async def pending(self) -> list[Pending]:
-        rows = await self.store.inbox_rows()
-        return [Pending(int(r.id), _decode(r.message), int(r.attempts)) for r in rows]
+        return [self.decode(r) for r in await self.store.inbox_rows()]
+
+    @staticmethod
+    def decode(row: Any) -> Pending:
+        """A stored row (id, message, attempts) as the message it holds."""
+        return Pending(int(row.id), _decode(row.message), int(row.attempts))
+
+    async def route_unrouted(self, session_of: Callable[[InboundMessage], str]) -> int:
+        """Put rows taken before their session was recorded (a home older than revision 0009) into
+        their session's queue; how many."""
+        rows = await self.store.inbox_unrouted()
+        for row in rows:
+            await self.store.inbox_route(int(row.id), session_of(_decode(row.message)))
+        return len(rows)
 
     async def begin(self, inbox_id: int, session_id: str) -> bool:
         """The message's turn starts in `session_id`; True when an interrupted run was rewound."""

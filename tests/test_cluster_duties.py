@@ -107,6 +107,12 @@ async def test_one_process_polls_and_a_killed_poller_hands_over_without_a_double
         await wait_for(lambda: len(answers(tg)) >= 5, timeout=120, what="the first five answers")
         last = tg.queue_message(USER, USER, "msg-6")
         await wait_for(lambda: "answer msg-6" in answers(tg), timeout=60, what="the answer to msg-6")
+        # ... and recorded as answered: a kill inside the send call itself would make the next
+        # holder post it again (the Bot API has no idempotency key; tests/test_chaos_recovery.py)
+        deadline = time.monotonic() + 30
+        while await store.inbox_rows() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert await store.inbox_rows() == []
 
         killed = time.monotonic()
         kill(first)

@@ -244,6 +244,13 @@ class Database:
         return statement.on_conflict_do_update(
             index_elements=list(conflict), set_={c: statement.excluded[c] for c in columns})
 
+    def conditional_upsert(self, table: sa.Table, values: Mapping[str, Any], conflict: Sequence[str],
+                           set_: Mapping[str, Any], where: Any) -> Any:
+        """INSERT, or UPDATE the existing row with `set_` (expressions may read the row's old
+        values) only where `where` holds: a claim that succeeds on a free row and nowhere else."""
+        return self._insert(table).values(**values).on_conflict_do_update(
+            index_elements=list(conflict), set_=dict(set_), where=where)
+
     def claimable(self, select: sa.Select[Any]) -> sa.Select[Any]:
         """A SELECT of rows to claim inside `transaction()`: `FOR UPDATE SKIP LOCKED` on PostgreSQL;
         SQLite's `BEGIN IMMEDIATE` already makes the claim exclusive."""

@@ -40,15 +40,16 @@ class InboxStore:
     async def dedup_prune(self, before: float) -> int:
         return (await self.db.execute(inbound_dedup.delete().where(inbound_dedup.c.created_at < before))).rowcount
 
-    async def inbox_take(self, platform: str, key: str, message: str) -> int | None:
+    async def inbox_take(self, platform: str, key: str, message: str, session_key: str | None = None) -> int | None:
         """Insert an inbox row (and record `key` when it is not empty) unless the key was seen;
-        the row id, or None for a duplicate."""
+        the row id, or None for a duplicate. `session_key` puts it in that session's queue."""
         now = time.time()
         async with self.db.transaction():
             if key and not await self.dedup_record(platform, key, now):
                 return None
             rows = await self.db.write_returning(turn_inbox.insert().values(
-                platform=platform, dedup=key, message=message, created_at=now).returning(turn_inbox.c.id))
+                platform=platform, dedup=key, message=message, created_at=now,
+                session_key=session_key).returning(turn_inbox.c.id))
             return int(rows[0][0])
 
     async def inbox_done(self, inbox_id: int) -> None:

@@ -267,9 +267,22 @@ turn_inbox = sa.Table(
     sa.Column("created_at", Time, nullable=False),
     _text("session_id", None, nullable=True),          # where the turn started (revision 0005)
     sa.Column("start_seq", sa.Integer, nullable=True),
+    _text("session_key", None, nullable=True),         # the session whose queue it is in (revision 0009)
     sa.Index("turn_inbox_dedup", "platform", "dedup"),
+    sa.Index("turn_inbox_session", "session_key", "id"),
     **AUTOINCREMENT,
 )
+
+turn_claims = sa.Table(
+    "turn_claims", metadata,
+    sa.Column("session_key", sa.Text, primary_key=True),
+    _text("owner"),                  # the process running the session's turns; "" = free
+    _int("generation"),              # bumps on every claim: a process knows whether its cache is current
+    sa.Column("expires_at", Time, nullable=False),
+    _text("previous"),               # the owner before this claim ("" when it was released)
+    _int("stop_requested"),          # /stop from another process: the owner interrupts its turn
+)
+"""One row per session whose turns ran somewhere: who runs them now (one process in the cluster)."""
 
 api_sessions = sa.Table(
     "api_sessions", metadata,

@@ -29,6 +29,7 @@ from gateway.store.proposals import ProposalsStore
 from gateway.store.sessions import SessionsStore
 from gateway.store.sessions_query import SessionQueriesStore
 from gateway.store.skills import SkillsStore
+from gateway.store.turns import TurnClaimsStore
 from gateway.store.upgrade import SchemaStatus, schema_status, upgrade_database
 from gateway.store.usage import UsageStore
 from gateway.store.web_logins import WebLoginsStore
@@ -37,7 +38,7 @@ from gateway.store.web_logins import WebLoginsStore
 class StateStore(SessionsStore, UsageStore, InboxStore, DeliveryStore, LearningStore, ProposalsStore,
                  LeasesStore, MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore, ApiStore,
                  SessionQueriesStore,
-                 CronStore, ApprovalsStore, PairingStore, OutboxStore):
+                 CronStore, ApprovalsStore, PairingStore, OutboxStore, TurnClaimsStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:

@@ -12,9 +12,11 @@ Helper API for tests:
   alone for custom cases); `await deliver_event(url, body, secret, retry_num=n)` also returns
   the response headers and sends Slack's retry headers; `await post_action(url, payload,
   secret)` for button presses;
-- Socket Mode: `queue_event(body)` sends it over the socket (or on the next connection: an
-  envelope stays pending until the client acks it, as Slack redelivers); `drop_socket()`
-  closes the connection from the server side; `request_refresh()` sends Slack's `disconnect`;
+- Socket Mode: `queue_event(body)` sends it over one of the open sockets, in turn (Slack sends
+  each event to one of an app's connections; `delivered_on` says which), or on the next
+  connection: an envelope stays pending until the client acks it, and one whose connection
+  closed goes to the next one, as Slack redelivers; `drop_socket()` closes the newest
+  connection from the server side; `request_refresh()` sends Slack's `disconnect`;
   `unacked()`: envelope ids still pending;
 - `sent(channel)`, `wait_sent(channel, n)`: what the bot posted (edits update entries in place);
 - `fail_next(n, status=429, retry_after=1, method=None, error="ratelimited")`;
@@ -109,7 +111,12 @@ class FakeSlackServer:
         self._ids = itertools.count(1)
         self._failures: list[Failure] = []
         self._pending: dict[str, dict[str, Any]] = {}     # envelope_id -> envelope, until acked
-        self._ws: web.WebSocketResponse | None = None
+        self._ws: web.WebSocketResponse | None = None      # the newest connection
+        self._sockets: list[web.WebSocketResponse] = []      # every open one (Slack allows up to 10)
+        self._turn = itertools.count()
+        self._assigned: dict[str, web.WebSocketResponse] = {}   # envelope id -> the socket it went to
+        self.delivered_on: dict[str, int] = {}              # envelope id -> connection number (1, 2, ...)
+        self._numbers: dict[int, int] = {}
         self._runner: web.AppRunner | None = None
         self._files: dict[str, tuple[bytes, str]] = {}
         self._sent_event = asyncio.Event()
@@ -130,8 +137,8 @@ class FakeSlackServer:
 
     async def stop(self) -> None:
         self._late.stop()
-        if self._ws is not None:
-            await self._ws.close()
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner:
             await self._runner.cleanup()
 
@@ -186,9 +193,16 @@ class FakeSlackServer:
                     "accepts_response_payload": kind != "events_api", "retry_attempt": 0,
                     "retry_reason": ""}
         self._pending[envelope_id] = envelope
-        if self._ws is not None and not self._ws.closed:
-            asyncio.get_running_loop().create_task(self._ws.send_str(json.dumps(envelope)))
+        open_sockets = [ws for ws in self._sockets if not ws.closed]
+        if open_sockets:     # Slack sends each event to one of the app's connections
+            ws = open_sockets[next(self._turn) % len(open_sockets)]
+            self._assign(envelope_id, ws)
+            asyncio.get_running_loop().create_task(ws.send_str(json.dumps(envelope)))
         return envelope_id
+
+    def _assign(self, envelope_id: str, ws: web.WebSocketResponse) -> None:
+        self._assigned[envelope_id] = ws
+        self.delivered_on[envelope_id] = self._numbers.get(id(ws), 0)
 
     async def drop_socket(self) -> None:
         if self._ws is not None:
@@ -208,6 +222,9 @@ class FakeSlackServer:
 
     async def wait_sent(self, channel: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
         return await wait_for_sent(lambda: self.sent(channel), self._sent_event, count, timeout, f"{channel}")
+
+    def open_connections(self) -> int:
+        return sum(not ws.closed for ws in self._sockets)
 
     async def wait_connections(self, count: int, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -324,12 +341,18 @@ class FakeSlackServer:
         await ws.prepare(request)
         self._ws = ws
         self.connections += 1
+        self._numbers[id(ws)] = self.connections
+        self._sockets.append(ws)
         await ws.send_str(json.dumps({"type": "hello", "num_connections": 1,
                                       "debug_info": {"host": "fake"}, "connection_info": {"app_id": "A0001"}}))
-        for envelope in list(self._pending.values()):     # Slack redelivers what was not acked
+        for envelope_id, envelope in list(self._pending.items()):  # Slack redelivers what was not acked
+            went_to = self._assigned.get(envelope_id)
+            if went_to is not None and not went_to.closed:
+                continue                                    # still with a live connection
             if self.connections > 1:
                 envelope["retry_attempt"] += 1
                 envelope["retry_reason"] = "timeout"
+            self._assign(envelope_id, ws)
             await ws.send_str(json.dumps(envelope))
         async for msg in ws:
             if msg.type == aiohttp.WSMsgType.TEXT:
@@ -337,4 +360,5 @@ class FakeSlackServer:
                 if "envelope_id" in data:
                     self._pending.pop(data["envelope_id"], None)
                     self.acked.append(data["envelope_id"])
+        self._sockets.remove(ws)
         return ws

@@ -1,0 +1,192 @@
+"""Turns anywhere in the cluster, exactly once, in arrival order: the process side of turn claims.
+
+Every platform message is taken into the inbox under its session's key (gateway/inbox.py), and
+then `offer(key)`ed here. A process runs a session's turns only while it holds the session's
+claim in the store (gateway/store/turns.py): one holder in the whole cluster, so one turn per
+session at a time, and the holder takes the session's rows oldest first, so they are answered in
+arrival order whichever process received them (a Slack socket, a webhook behind a load
+balancer, the Telegram poller). When the queue is empty the claim is released and the queue
+looked at once more: a message taken by another process between the last look and the release
+is then claimed here, or by its taker, never by nobody.
+
+Once a second every process renews its claims in one statement, hands on the `/stop` requests
+other processes wrote for its sessions, and claims the sessions that have waiting rows and no
+live claim: those of a process that died (its claims expire `ttl` seconds after its last
+renewal) or stopped cleanly (it released them). The first row run after taking a claim over from
+a dead owner, or a row whose turn had begun before, comes with the "interrupted" notice; a row
+begun `MAX_ATTEMPTS` times is given up (see gateway/inbox.py).
+
+A claim's generation tells whether another process ran the session since this one last did: if
+so the cached conversation is stale and `forget(key)` drops it before the turn, so no process
+answers from an old copy. On a store only one process may open (SQLite), claims left by an
+earlier process are dead at start and are taken over at once.
+
+A claim lost while a turn runs (not renewed for `ttl`: the store was away) interrupts that turn
+(`on_lost`): another process may be answering the session already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway.store import StateStore
+from gateway.store.turns import TurnClaim
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL = 6.0
+TICK_EVERY = 1.0
+REMEMBERED = 4096       # sessions whose last generation here is remembered (older ones count as stale)
+
+RunRow = Callable[[Any, bool], Awaitable[None]]   # (inbox row, with the interrupted notice) -> settled
+
+
+class TurnClaims:
+    def __init__(self, store: StateStore, owner: str, run_row: RunRow, *, exclusive: bool,
+                 forget: Callable[[str], None], on_stop: Callable[[str], bool],
+                 ttl: float = DEFAULT_TTL, tick_every: float = TICK_EVERY) -> None:
+        self.store = store
+        self.owner = owner
+        self.run_row = run_row
+        self.exclusive = exclusive
+        self.forget = forget
+        self.on_stop = on_stop
+        self.ttl = ttl
+        self.tick_every = tick_every
+        self.accepting = True
+        self._held: dict[str, int] = {}                          # session key -> generation held here
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._last: OrderedDict[str, int] = OrderedDict()        # generation this process last released
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Take over what an earlier process left (at once on SQLite), then tick in the background."""
+        if self.exclusive:
+            await self.store.turn_claims_expire_others(self.owner)
+        await self._claim_orphans()
+        self._ticker = asyncio.create_task(self._tick_forever(), name="turn-claims")
+
+    def offer(self, key: str) -> None:
+        """A row was taken for `key`: run the session's queue here unless a worker already does."""
+        if not self.accepting or key in self._workers:
+            return
+        self._workers[key] = asyncio.create_task(self._work(key), name=f"turns:{key}")
+
+    def holds(self, key: str) -> bool:
+        return key in self._held
+
+    async def request_stop(self, key: str) -> bool:
+        """/stop for a session whose turn runs in another process: it reads the request within a tick."""
+        return await self.store.turn_request_stop(key)
+
+    async def idle(self) -> None:
+        """Wait until no session's queue is being worked on here (tests and a graceful stop)."""
+        while self._workers:
+            await asyncio.wait(list(self._workers.values()))
+
+    async def close(self) -> None:
+        """Stop taking sessions, end the workers, and free every claim for the other processes."""
+        self.accepting = False
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._held.clear()
+        try:
+            await self.store.turn_release_all(self.owner)
+        except Exception as exc:  # noqa: BLE001 - they expire after the TTL anyway
+            log.warning("could not release this process's sessions: %s", exc)
+
+    # -- a session's queue -------------------------------------------------------------------------
+    async def _work(self, key: str) -> None:
+        try:
+            claim = await self._claim(key)
+            while claim is not None:
+                await self._drain(key, claim)
+                if key not in self._held or not self.accepting:
+                    return                  # lost, or stopping: the next holder takes the rest
+                del self._held[key]
+                self._remember(key, claim.generation)
+                await self.store.turn_release(key, self.owner, claim.generation)
+                if await self.store.inbox_next(key) is None:
+                    return
+                claim = await self._claim(key)   # taken meanwhile by another process: claim it (or it did)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the store is away: the claim expires, a tick retries
+            log.warning("turns of %s stopped: %s", key, exc)
+        finally:
+            self._workers.pop(key, None)
+
+    async def _claim(self, key: str) -> TurnClaim | None:
+        claim = await self.store.turn_claim(key, self.owner, self.ttl)
+        if claim is None:
+            return None
+        if claim.generation != self._last.get(key, -1) + 1:
+            self.forget(key)         # another process ran the session since: the cached copy is old
+        self._held[key] = claim.generation
+        if claim.taken_over_from:
+            log.info("took over the turns of %s from %s (it stopped renewing)", key, claim.taken_over_from)
+        return claim
+
+    async def _drain(self, key: str, claim: TurnClaim) -> None:
+        notice = bool(claim.taken_over_from)
+        last_id: int | None = None
+        while self.accepting and self._held.get(key) == claim.generation:
+            row = await self.store.inbox_next(key)
+            if row is None:
+                return
+            if row.id == last_id:     # the turn ran but its row is still here (not recorded answered)
+                log.warning("the message %s of %s is still unanswered after its turn; retrying it", row.id, key)
+                await asyncio.sleep(self.tick_every)
+                if not self.accepting or self._held.get(key) != claim.generation:
+                    return
+            last_id = row.id
+            await self.run_row(row, notice or int(row.attempts) > 0)
+            notice = False
+
+    def _remember(self, key: str, generation: int) -> None:
+        self._last[key] = generation
+        self._last.move_to_end(key)
+        while len(self._last) > REMEMBERED:
+            self._last.popitem(last=False)
+
+    # -- once a tick ---------------------------------------------------------------------------------
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_every)
+            try:
+                await self._renew()
+                await self._claim_orphans()
+            except Exception as exc:  # noqa: BLE001 - claims judge themselves by their TTL
+                log.warning("could not renew this process's sessions: %s", exc)
+
+    async def _renew(self) -> None:
+        if not self._held:
+            return
+        held = {c.session_key: c for c in await self.store.turn_claims_renew(self.owner, self.ttl)}
+        for key, generation in list(self._held.items()):
+            current = held.get(key)
+            if current is None or current.generation != generation:
+                log.warning("lost the turns of %s (not renewed in time): interrupting its turn here", key)
+                self._held.pop(key, None)
+                self.on_stop(key)
+            elif current.stop_requested:
+                self.on_stop(key)
+                await self.store.turn_stop_seen(key, self.owner, generation)
+
+    async def _claim_orphans(self) -> None:
+        if not self.accepting:
+            return
+        for key in await self.store.turn_orphans():
+            self.offer(key)

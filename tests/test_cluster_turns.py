@@ -1,0 +1,206 @@
+"""Turns anywhere: several real `hermes gateway` processes on one PostgreSQL store answer each
+message once, one turn per session at a time, in arrival order, whichever process received it.
+
+Slack in HTTP mode behind a "load balancer" (the test posts each event to the next process in
+turn), Slack Socket Mode with one connection per process (the fake sends each event to one of
+them), and the fake model; each member has its own home and port. The model answers after a
+pause and records when each request came: a session's next request arriving before the last
+one's answer was out would be two turns of one session at once. Then the process running a
+turn is SIGKILLed: another process answers that message once, after the claim's TTL, with the
+interrupted notice; `/stop` sent to a process other than the one running the turn stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.store import StateStore, open_store
+from tests.approvals_support import wait_for
+from tests.cluster_support import Member, kill, owner_pid, start_member, stop_member
+from tests.conftest import model_config
+from tests.fakes.gateway_harness import api_section
+from tests.fakes.model_server import FakeModelServer, Reply
+from tests.fakes.slack_server import FakeSlackServer, post_event
+
+SECRET = "cluster-signing-secret"
+USERS = ["U1001", "U1002", "U1003"]
+TAG = re.compile(r"U\d{4}-\d+")
+PAUSE = 0.4        # the model's time per answer
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlackServer]:
+    server = await FakeSlackServer().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def store(postgres_url: str) -> AsyncIterator[StateStore]:
+    client = await open_store(postgres_url)
+    yield client
+    await client.close()
+
+
+class TimedEcho:
+    """Answers `answer <tag>` for the tag in the last user message, after `pause`; records when
+    each session's requests arrived."""
+
+    def __init__(self, pause: float = PAUSE, slow: dict[str, float] | None = None) -> None:
+        self.pause = pause
+        self.slow = slow or {}
+        self.arrivals: dict[str, list[tuple[float, str]]] = defaultdict(list)
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        tag = "?"
+        for message in reversed(body.get("messages", [])):
+            if message.get("role") == "user":
+                found = TAG.findall(str(message.get("content")))
+                tag = found[-1] if found else "?"
+                break
+        self.arrivals[tag.split("-")[0]].append((time.monotonic(), tag))
+        return Reply(content=f"answer {tag}", delay=self.slow.get(tag, self.pause))
+
+
+def config(store_url: str, model_server: FakeModelServer, slack: FakeSlackServer, mode: str = "http") -> str:
+    return (f'[store]\nurl = "{store_url}"\n' + model_config(model_server) + "stream = false\n" + api_section()
+            + f'[slack]\nenabled = true\nmode = "{mode}"\ntoken = "{slack.bot_token}"\n'
+              f'app_token = "{slack.app_token}"\napi_base = "{slack.api_base}"\nsigning_secret = "{SECRET}"\n'
+              f'allow_users = [{", ".join(repr(u).replace(chr(39), chr(34)) for u in USERS)}]\n')
+
+
+def answers(slack: FakeSlackServer, user: str) -> list[str]:
+    return [m["text"] for m in slack.sent(f"D{user}") if m["text"].startswith("answer ")]
+
+
+def notices(slack: FakeSlackServer, user: str) -> list[str]:
+    return [m["text"] for m in slack.sent(f"D{user}") if "was interrupted" in m["text"]]
+
+
+async def send(slack: FakeSlackServer, member: Member, user: str, tag: str) -> None:
+    status = await post_event(member.url + "slack/events", slack.message_event(f"D{user}", user, tag), SECRET)
+    assert status == 200, status
+
+
+@pytest.mark.timeout(300)
+async def test_messages_posted_to_any_process_are_answered_once_in_order_one_turn_at_a_time(
+        tmp_path: Path, postgres_url: str, model_server: FakeModelServer, slack: FakeSlackServer) -> None:
+    echo = TimedEcho()
+    model_server.add(*([echo] * 200), purpose="chat")
+    text = config(postgres_url, model_server, slack)
+    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(3)]
+    try:
+        count = 6
+        for n in range(1, count + 1):      # each user's messages land on a different process each time
+            await asyncio.gather(*(send(slack, members[(n + i) % 3], user, f"{user}-{n}")
+                                   for i, user in enumerate(USERS)))
+        await wait_for(lambda: all(len(answers(slack, u)) >= count for u in USERS), timeout=120,
+                       what="every message answered")
+        await asyncio.sleep(1.5)          # time for a second answer, if one were coming
+        for user in USERS:
+            assert answers(slack, user) == [f"answer {user}-{n}" for n in range(1, count + 1)]
+            assert notices(slack, user) == []
+            times = [t for t, _ in echo.arrivals[user]]
+            assert [tag for _, tag in echo.arrivals[user]] == [f"{user}-{n}" for n in range(1, count + 1)]
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+            assert min(gaps) >= PAUSE * 0.9, f"two turns of {user}'s session ran at once: {gaps}"
+    finally:
+        await asyncio.gather(*(stop_member(m) for m in members))
+
+
+@pytest.mark.timeout(300)
+async def test_slack_events_spread_over_three_socket_connections_are_each_answered_once(
+        tmp_path: Path, postgres_url: str, model_server: FakeModelServer, slack: FakeSlackServer) -> None:
+    echo = TimedEcho(pause=0.1)
+    model_server.add(*([echo] * 200), purpose="chat")
+    text = config(postgres_url, model_server, slack, mode="socket")
+    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(3)]
+    try:
+        await wait_for(lambda: slack.open_connections() == 3, timeout=60, what="one socket per process")
+        count = 10
+        envelopes: list[str] = []
+        for n in range(1, count + 1):     # a round of three users at once, a user's next message later
+            envelopes += [slack.queue_event(slack.message_event(f"D{user}", user, f"{user}-{n}")) for user in USERS]
+            await asyncio.sleep(0.2)
+        await wait_for(lambda: all(len(answers(slack, u)) >= count for u in USERS), timeout=120,
+                       what="every event answered")
+        await asyncio.sleep(1.5)
+        assert len({slack.delivered_on[e] for e in envelopes}) == 3, "the events did not go over three sockets"
+        assert slack.unacked() == []
+        for user in USERS:
+            assert answers(slack, user) == [f"answer {user}-{n}" for n in range(1, count + 1)]
+    finally:
+        await asyncio.gather(*(stop_member(m) for m in members))
+
+
+@pytest.mark.timeout(300)
+async def test_stop_sent_to_another_process_stops_the_turn_where_it_runs(
+        tmp_path: Path, postgres_url: str, model_server: FakeModelServer, slack: FakeSlackServer,
+        store: StateStore) -> None:
+    user = USERS[0]
+    echo = TimedEcho(slow={f"{user}-1": 60.0})
+    model_server.add(*([echo] * 20), purpose="chat")
+    text = config(postgres_url, model_server, slack)
+    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(2)]
+    try:
+        await send(slack, members[0], user, f"{user}-1")
+        await wait_for(lambda: bool(echo.arrivals[user]), timeout=60, what="the slow turn to start")
+        holder = owner_pid(await store.turn_holder(f"slack:dm:{user}"))
+        elsewhere = next(m for m in members if m.pid != holder)
+        began = time.monotonic()
+        await send(slack, elsewhere, user, "/stop")
+        await wait_for(lambda: any(m["text"] == "Stopping." for m in slack.sent(f"D{user}")), timeout=30,
+                       what="the answer to /stop")
+        await wait_for(lambda: not slack.sent(f"D{user}")[-1]["text"] == "Stopping.", timeout=30,
+                       what="the stopped turn's last word")
+        assert time.monotonic() - began < 30, "the turn ran to its end instead of stopping"
+        assert answers(slack, user) == []
+        await send(slack, members[0], user, f"{user}-2")        # the session goes on
+        await wait_for(lambda: answers(slack, user) == [f"answer {user}-2"], timeout=60, what="the next answer")
+        assert [m["text"] for m in slack.sent(f"D{user}")] == ["Stopping.", "Stopped.", f"answer {user}-2"]
+    finally:
+        await asyncio.gather(*(stop_member(m) for m in members))
+
+
+@pytest.mark.timeout(300)
+async def test_a_killed_process_turn_is_answered_once_by_another_with_the_notice(
+        tmp_path: Path, postgres_url: str, model_server: FakeModelServer, slack: FakeSlackServer,
+        store: StateStore) -> None:
+    user = USERS[0]
+    echo = TimedEcho(slow={f"{user}-2": 30.0})        # the turn that is running when its process dies
+    model_server.add(*([echo] * 50), purpose="chat")
+    text = config(postgres_url, model_server, slack)
+    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(2)]
+    try:
+        await send(slack, members[0], user, f"{user}-1")
+        await wait_for(lambda: answers(slack, user) == [f"answer {user}-1"], timeout=60, what="the first answer")
+        await send(slack, members[1], user, f"{user}-2")
+        await wait_for(lambda: any(tag == f"{user}-2" for _, tag in echo.arrivals[user]), timeout=60,
+                       what="the slow turn to start")
+        await send(slack, members[0], user, f"{user}-3")     # queued behind it, wherever it runs
+        holder = await store.turn_holder(f"slack:dm:{user}")
+        running = next(m for m in members if m.pid == owner_pid(holder))
+        other = next(m for m in members if m is not running)
+        echo.slow.clear()                                      # the re-run answers at once
+        killed = time.monotonic()
+        kill(running)
+        await running.process.wait()
+        await wait_for(lambda: len(answers(slack, user)) >= 3, timeout=60, what="the answers after the kill")
+        took = time.monotonic() - killed
+        await asyncio.sleep(1.5)
+        assert answers(slack, user) == [f"answer {user}-{n}" for n in (1, 2, 3)]
+        assert len(notices(slack, user)) == 1
+        assert took < 10, f"the dead process's session was answered only after {took:.1f}s"
+        assert owner_pid(await store.turn_holder(f"slack:dm:{user}")) in (other.pid, None)
+        assert await store.inbox_rows() == []
+    finally:
+        await asyncio.gather(*(stop_member(m) for m in members))
+
