@@ -322,7 +322,7 @@ class Gateway:
             self.metrics.errors.labels("inbound").inc()
             log.exception("could not answer the %s message %s", message.platform, message.message_id)
             return
-        await self.dispatcher.settled(self.router.route(message).key)
+        await self.dispatcher.settled(row.session_key)
 
     async def _answer_row(self, message: InboundMessage, inbox_id: int | None) -> None:
         """Check, route and hand one message to the dispatcher; `inbox_id` is its inbox row (None for

@@ -72,11 +72,6 @@ class Inbox:
         """The message was answered (or needed no answer): forget it."""
         await self.store.inbox_done(inbox_id)
 
-    async def release(self, inbox_id: int) -> None:
-        """The message was not taken after all (the gateway is stopping): forget it and its dedup
-        key, so the platform's redelivery to the next process is answered."""
-        await self.store.inbox_release(inbox_id)
-
     async def pending(self) -> list[Pending]:
         return [self.decode(r) for r in await self.store.inbox_rows()]
 

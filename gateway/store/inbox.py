@@ -55,15 +55,6 @@ class InboxStore:
     async def inbox_done(self, inbox_id: int) -> None:
         await self.db.execute(turn_inbox.delete().where(turn_inbox.c.id == inbox_id))
 
-    async def inbox_release(self, inbox_id: int) -> None:
-        """Delete the row and its dedup key (a redelivery of the message is then answered)."""
-        async with self.db.transaction():
-            row = await self.db.one(sa.select(turn_inbox.c.platform, turn_inbox.c.dedup)
-                                    .where(turn_inbox.c.id == inbox_id))
-            if row is not None and row.dedup:
-                await self.dedup_forget(row.platform, row.dedup)
-            await self.inbox_done(inbox_id)
-
     async def inbox_rows(self) -> list[Any]:
         """Every row (id, message, attempts), oldest first."""
         return await self.db.rows(sa.select(turn_inbox.c.id, turn_inbox.c.message, turn_inbox.c.attempts)

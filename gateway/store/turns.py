@@ -124,9 +124,9 @@ class TurnClaimsStore:
         return [str(r[0]) for r in await self.db.rows(query)]
 
     async def inbox_next(self, session_key: str) -> Any | None:
-        """The session's oldest waiting row (id, message, attempts), or None."""
+        """The session's oldest waiting row (id, message, attempts, session_key), or None."""
         return await self.db.one(
-            sa.select(turn_inbox.c.id, turn_inbox.c.message, turn_inbox.c.attempts)
+            sa.select(turn_inbox.c.id, turn_inbox.c.message, turn_inbox.c.attempts, turn_inbox.c.session_key)
             .where(turn_inbox.c.session_key == session_key).order_by(turn_inbox.c.id).limit(1))
 
     async def inbox_unrouted(self, limit: int = 500) -> list[Any]:
