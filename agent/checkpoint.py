@@ -129,7 +129,7 @@ class CheckpointInput:
     already_done: list[str] = field(default_factory=list)  # writes of an interrupted run of this review
     speakers: dict[str, tuple[Speaker, str]] = field(default_factory=dict)  # user id -> (speaker, USER.md)
     proposals: str = ""
-    """The team's pending and rejected proposals (gateway/proposals.py render_remembered)."""
+    """The team's pending and rejected proposals (gateway/learning/proposals.py render_remembered)."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.wording import plural
-from gateway.proposals import Decider, ProposalError
+from gateway.learning.proposals import Decider, ProposalError
 from gateway.runtime import Runtime
 from gateway.skills_wiring import SkillLibraries, expand_skill_command
 from skills.library import SkillLibrary

@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.config import load_config
 from gateway.home import Home
-from gateway.learning_wiring import LearningLoop, install_learning
+from gateway.learning.loop import LearningLoop, install_learning
 from gateway.runtime import Runtime
 from gateway.skills_wiring import install_skills
 from tests.conftest import model_config, write_config

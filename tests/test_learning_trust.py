@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from gateway.app import Gateway
-from gateway.learning_wiring import LearningLoop
+from gateway.learning.loop import LearningLoop
 from tests.approvals_support import wait_for
 from tests.fakes.model_server import FakeModelServer, text, tool_calls
 from tests.fakes.telegram_server import FakeTelegramServer

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from agent.skill_writes import checkpoint_policy
-from gateway.curate import curate
+from gateway.learning.curator import curate
 from skills.dedup import Deduplicator
 from skills.library import SkillLibrary
 from tests.conftest import model_config, write_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.learning_log import day_start
+from gateway.learning.log import day_start
 from gateway.store import open_store
 
 SLICE = [{"role": "user", "content": "deploy staging"}, {"role": "assistant", "content": "done"}]

@@ -1,6 +1,6 @@
 """The `memory` tool: add, replace or remove short dated entries in MEMORY.md or USER.md.
 
-Services it uses (put there by `gateway/learning_wiring.py`):
+Services it uses (put there by `gateway/learning/loop.py`):
 - `ctx.services["memory"]`: an `agent.memory.MemoryStore`;
 - the session's team, platform and user come from the `ToolContext` (`ctx.team`, `ctx.platform`,
   `ctx.user_id`); `ctx.services["memory_listener"]`, when present, hears of every change;

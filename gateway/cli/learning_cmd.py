@@ -31,7 +31,7 @@ def learning() -> None:
 
 async def _with_log(config_path: Path | None, work: Callable[[Any, Any, Any], Awaitable[T]]) -> T:
     from agent.redact import Redactor
-    from gateway.learning_log import LearningLog
+    from gateway.learning.log import LearningLog
     from gateway.store import open_configured_store
 
     config, home = load(config_path)
@@ -113,15 +113,15 @@ def pending(team: str | None, as_json: bool, config_path: Path | None) -> None:
 @config_option
 def approve(proposal_id: int, by: str, config_path: Path | None) -> None:
     """Write a proposed skill change to the library (after the guard and duplicate check pass again)."""
-    from gateway.learning_log import apply_proposal
-    from gateway.proposals import Decider, ProposalError
+    from gateway.learning.log import apply_proposal
+    from gateway.learning.proposals import Decider, ProposalError
     from gateway.skills_wiring import SkillLibraries, deduplicator
 
     async def work(log: Any, config: Any, home: Any) -> Any:
         proposal = await log.proposal(proposal_id)
         if proposal is not None and proposal.kind == "memory":
             from agent.memory import MemoryStore
-            from gateway.learning_log import apply_memory_proposal
+            from gateway.learning.log import apply_memory_proposal
 
             memory = MemoryStore(home.root, config.memory.memory_chars, config.memory.user_chars,
                                  versions=log.store)
@@ -146,8 +146,8 @@ def approve(proposal_id: int, by: str, config_path: Path | None) -> None:
 @config_option
 def reject(proposal_id: int, by: str, reason: str, config_path: Path | None) -> None:
     """Drop a proposed change without writing it."""
-    from gateway.learning_log import reject_proposal
-    from gateway.proposals import Decider, ProposalError
+    from gateway.learning.log import reject_proposal
+    from gateway.learning.proposals import Decider, ProposalError
 
     async def work(log: Any, _config: Any, _home: Any) -> Any:
         return await reject_proposal(log, proposal_id, Decider("cli", name=by), reason)

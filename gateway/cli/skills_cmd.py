@@ -285,7 +285,7 @@ def curate_command(ctx: click.Context, apply: bool, as_json: bool) -> None:
     """
     from agent.llm import LLMClient
     from gateway.config import ConfigError, load_config
-    from gateway.curate import curate, llm_complete
+    from gateway.learning.curator import curate, llm_complete
     from gateway.home import Home
     from gateway.skills_wiring import deduplicator
 

@@ -122,7 +122,7 @@ class TaskDuty:
 def build_node(gateway: Any, *, ttl: float | None = None, retry: float | None = None) -> Node:
     """The gateway's Node with every duty it has (see the module docstring); `start()` it once the
     adapters are connected and the cron service is installed."""
-    from gateway.curate import curate_loop
+    from gateway.learning.curator import curate_loop
     from gateway.maintenance import maintenance_loop
 
     runtime = gateway.runtime

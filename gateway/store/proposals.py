@@ -1,9 +1,9 @@
 """Proposals waiting for a person: the rows of `learning_proposals`.
 
 The rules (who decides, no change proposed twice, checks again at approval) live in
-`gateway/proposals.py`; this module only stores. `proposal_claim` and `proposal_decide` are
+`gateway/learning/proposals.py`; this module only stores. `proposal_claim` and `proposal_decide` are
 conditional updates, so of two deciders (two processes) exactly one wins. Rows are returned as
-mappings for `gateway.proposals.row_to_proposal`.
+mappings for `gateway.learning.proposals.row_to_proposal`.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from aiohttp import web
 
 from agent.skill_writes import SkillChange, announcement
 from gateway.dashboard.core import BY, Dashboard
-from gateway.learning_log import day_start
-from gateway.proposals import ProposalError
+from gateway.learning.log import day_start
+from gateway.learning.proposals import ProposalError
 from skills.history import unified_diff
 
 LOG_LIMIT = 30

@@ -13,7 +13,7 @@ When a review is due (every key is in `[learning]`):
 - at `checkpoint_every` tool calls inside a long turn: a mid-task review; the turn's final review
   then covers the whole task again, request to answer, told what the first one did.
 
-A due review is a row of the durable queue (`gateway.learning_queue`) before it starts, holding
+A due review is a row of the durable queue (`gateway.learning.review_queue`) before it starts, holding
 the slice it sees (taken from the stored messages, so counters and slices survive a restart).
 Reviews run through `runtime.spawn`, never in the user's turn; one at a time per session, two at
 a time in all. Each team (the default library is team "") has its own `daily_token_budget`: when
@@ -54,7 +54,7 @@ from agent.redact import Redactor
 from agent.speakers import speakers_in
 from agent.tools.memory_tool import memory as memory_tool
 from agent.tools.registry import ToolContext, ToolError
-from gateway.learning_log import (
+from gateway.learning.log import (
     AppliedProposal,
     LearningLog,
     Proposal,
@@ -64,8 +64,8 @@ from gateway.learning_log import (
     reject_proposal,
     team_skills_root,
 )
-from gateway.learning_queue import Review, ReviewQueue
-from gateway.proposals import Decider, remembered, render_remembered
+from gateway.learning.proposals import Decider, remembered, render_remembered
+from gateway.learning.review_queue import Review, ReviewQueue
 from gateway.store import SessionRecord
 from skills.dedup import Deduplicator
 from skills.index_prompt import HEADER as INDEX_HEADER

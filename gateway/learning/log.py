@@ -4,7 +4,7 @@ The rows live in the store (`gateway/store/learning.py` for checkpoints, `gatewa
 for proposals); this module says what is written. Every text stored
 here (decisions, diffs, proposal arguments, errors) passes through the secrets `Redactor` first,
 so nothing a user pasted into a chat reaches the log. The rules for proposals (who decides, no
-change proposed twice, checks again at approval) are in `gateway/proposals.py`;
+change proposed twice, checks again at approval) are in `gateway/learning/proposals.py`;
 `apply_proposal` writes an approved proposal to the team's skill library through the same
 checks a review's own write passes.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.redact import Redactor
-from gateway.proposals import (
+from gateway.learning.proposals import (
     AppliedProposal,
     Decider,
     Proposal,
