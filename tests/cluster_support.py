@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +103,14 @@ async def stop_member(member: Member) -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+def run_hermes(home: Path, *args: str) -> str:
+    """`hermes ARGS` on HERMES_HOME=home (a CLI next to the running members); its stdout, checked."""
+    done = subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True,
+                          env={**os.environ, "HERMES_HOME": str(home)}, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def kill(member: Member) -> None:

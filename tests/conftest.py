@@ -14,6 +14,7 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
 
+from gateway.store import StateStore, open_store
 from tests.fakes.model_server import FakeModelServer
 from tests.postgres import PostgresServer, store_engine_option
 
@@ -69,6 +70,14 @@ def postgres_url(postgres_server: PostgresServer) -> object:
     """A fresh PostgreSQL database for one test, dropped after it (even with connections left)."""
     with postgres_server.database() as url:
         yield url
+
+
+@pytest.fixture
+async def pg_store(postgres_url: str) -> AsyncIterator[StateStore]:
+    """The store on the test's fresh PostgreSQL database, as a test looks into it (migrated)."""
+    client = await open_store(postgres_url)
+    yield client
+    await client.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store import StateStore, open_store
+from gateway.store import StateStore
 from tests.approvals_support import wait_for
 from tests.cluster_support import (
     USER,
@@ -33,6 +32,7 @@ from tests.cluster_support import (
     kill,
     metrics,
     owner_pid,
+    run_hermes,
     scripted_echo,
     start_member,
     stop_member,
@@ -51,29 +51,22 @@ async def tg() -> AsyncIterator[FakeTelegramServer]:
     await server.stop()
 
 
-@pytest.fixture
-async def store(postgres_url: str) -> AsyncIterator[StateStore]:
-    client = await open_store(postgres_url)
-    yield client
-    await client.close()
-
-
 def answers(tg: FakeTelegramServer) -> list[str]:
     return [m["text"] for m in tg.sent(USER) if m["text"].startswith("answer ")]
 
 
-async def poller(store: StateStore, members: list[Member]) -> Member | None:
-    record = await store.lease(POLLER)
+async def poller(pg_store: StateStore, members: list[Member]) -> Member | None:
+    record = await pg_store.lease(POLLER)
     if record is None or not record.live():
         return None
     pid = owner_pid(record.owner)
     return next((m for m in members if m.pid == pid and m.process.returncode is None), None)
 
 
-async def wait_for_poller(store: StateStore, members: list[Member], timeout: float) -> Member:
+async def wait_for_poller(pg_store: StateStore, members: list[Member], timeout: float) -> Member:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = await poller(store, members)
+        found = await poller(pg_store, members)
         if found is not None:
             return found
         await asyncio.sleep(0.05)
@@ -82,7 +75,7 @@ async def wait_for_poller(store: StateStore, members: list[Member], timeout: flo
 
 @pytest.mark.timeout(420)
 async def test_one_process_polls_and_a_killed_poller_hands_over_without_a_double_answer(
-        tmp_path: Path, postgres_url: str, store: StateStore, model_server: FakeModelServer,
+        tmp_path: Path, postgres_url: str, pg_store: StateStore, model_server: FakeModelServer,
         tg: FakeTelegramServer) -> None:
     scripted_echo(model_server)
     config = cluster_config(postgres_url, model_server, tg)
@@ -94,9 +87,9 @@ async def test_one_process_polls_and_a_killed_poller_hands_over_without_a_double
         polling = [m for m, r in zip(members, reports, strict=True) if POLLER in r["duties"]]
         assert len(polling) == 1, reports
         assert sorted(r["role"] for r in reports) == ["follower", "follower", "leader"]
-        first = await poller(store, members)
+        first = await poller(pg_store, members)
         assert first is polling[0]
-        listed = json.loads(_hermes(members[1].home, "status", "--json"))   # any member's view, from the store
+        listed = json.loads(run_hermes(members[1].home, "status", "--json"))   # any member's view, from the store
         assert sorted(m["pid"] for m in listed if m["alive"]) == sorted(m.pid for m in members)
         assert [m["process"] for m in listed if m["role"] == "leader"] == [
             r["process"] for r in reports if r["role"] == "leader"]
@@ -110,9 +103,9 @@ async def test_one_process_polls_and_a_killed_poller_hands_over_without_a_double
         # ... and recorded as answered: a kill inside the send call itself would make the next
         # holder post it again (the Bot API has no idempotency key; tests/test_chaos_recovery.py)
         deadline = time.monotonic() + 30
-        while await store.inbox_rows() and time.monotonic() < deadline:
+        while await pg_store.inbox_rows() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert await store.inbox_rows() == []
+        assert await pg_store.inbox_rows() == []
 
         killed = time.monotonic()
         kill(first)
@@ -120,7 +113,7 @@ async def test_one_process_polls_and_a_killed_poller_hands_over_without_a_double
         tg.redeliver(last)     # what the dead poller fetched may come again to the next one
         for n in range(7, 12):
             tg.queue_message(USER, USER, f"msg-{n}")
-        second = await wait_for_poller(store, members, timeout=15)
+        second = await wait_for_poller(pg_store, members, timeout=15)
         handover = time.monotonic() - killed
         assert second is not first
         assert handover < 10, f"the poller's duty moved on only after {handover:.1f}s"
@@ -141,7 +134,7 @@ async def test_one_process_polls_and_a_killed_poller_hands_over_without_a_double
 
 @pytest.mark.timeout(300)
 async def test_a_terminated_lease_connection_stops_the_poller_before_another_polls(
-        tmp_path: Path, postgres_url: str, store: StateStore, model_server: FakeModelServer,
+        tmp_path: Path, postgres_url: str, pg_store: StateStore, model_server: FakeModelServer,
         tg: FakeTelegramServer) -> None:
     scripted_echo(model_server)
     config = cluster_config(postgres_url, model_server, tg)
@@ -151,14 +144,14 @@ async def test_a_terminated_lease_connection_stops_the_poller_before_another_pol
             members.append(await start_member(tmp_path / f"member-{i}", config))
         tg.queue_message(USER, USER, "msg-1")
         await wait_for(lambda: answers(tg) == ["answer msg-1"], timeout=120, what="the first answer")
-        before = await store.lease(POLLER)
+        before = await pg_store.lease(POLLER)
         assert before is not None
-        holder = await store.lock_holder(POLLER)
+        holder = await pg_store.lock_holder(POLLER)
         assert holder is not None
-        assert await store.end_backend(holder)      # what a network blip looks like to the server
+        assert await pg_store.end_backend(holder)      # what a network blip looks like to the server
 
         async def polled_again() -> bool:
-            record = await store.lease(POLLER)
+            record = await pg_store.lease(POLLER)
             return record is not None and record.generation > before.generation and record.live()
 
         deadline = time.monotonic() + 10
@@ -177,20 +170,13 @@ async def test_a_terminated_lease_connection_stops_the_poller_before_another_pol
         await asyncio.gather(*(stop_member(m) for m in members))
 
 
-def _hermes(home: Path, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True,
-                          env={**os.environ, "HERMES_HOME": str(home)}, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _cron(home: Path, *args: str) -> str:
-    return _hermes(home, "cron", *args)
+    return run_hermes(home, "cron", *args)
 
 
 @pytest.mark.timeout(420)
 async def test_a_cron_job_fires_once_per_time_across_processes_and_a_handover(
-        tmp_path: Path, postgres_url: str, store: StateStore, model_server: FakeModelServer,
+        tmp_path: Path, postgres_url: str, pg_store: StateStore, model_server: FakeModelServer,
         tg: FakeTelegramServer) -> None:
     config = cluster_config(postgres_url, model_server, tg)
     model_server.add(*[text("ticker ran")] * 20, purpose="cron")
@@ -207,7 +193,7 @@ async def test_a_cron_job_fires_once_per_time_across_processes_and_a_handover(
             return [m for m in tg.sent(USER) if "ticker ran" in m["text"]]
 
         await wait_for(fired, timeout=130, what="the first run of the job")
-        owner = await store.lease("cron-scheduler")
+        owner = await pg_store.lease("cron-scheduler")
         assert owner is not None
         first = next(m for m in members if m.pid == owner_pid(owner.owner))
         reports = {m.pid: await health(m) for m in members}
@@ -256,7 +242,7 @@ async def test_a_second_gateway_on_one_home_is_refused_and_told_how_to_run_sever
 
 @pytest.mark.timeout(400)
 async def test_one_process_holds_the_discord_gateway_connection_and_a_killed_one_hands_it_over(
-        tmp_path: Path, postgres_url: str, store: StateStore, model_server: FakeModelServer) -> None:
+        tmp_path: Path, postgres_url: str, pg_store: StateStore, model_server: FakeModelServer) -> None:
     """Every connection of a Discord shard receives every event: of two processes exactly one
     connects the gateway; the other sends only; after a SIGKILL the other one connects."""
     from tests.conftest import model_config

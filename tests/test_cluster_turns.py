@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from gateway.store import StateStore, open_store
+from gateway.store import StateStore
 from tests.approvals_support import wait_for
 from tests.cluster_support import Member, kill, owner_pid, start_member, stop_member
 from tests.conftest import model_config
@@ -41,13 +41,6 @@ async def slack() -> AsyncIterator[FakeSlackServer]:
     server = await FakeSlackServer().start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-async def store(postgres_url: str) -> AsyncIterator[StateStore]:
-    client = await open_store(postgres_url)
-    yield client
-    await client.close()
 
 
 class TimedEcho:
@@ -144,7 +137,7 @@ async def test_slack_events_spread_over_three_socket_connections_are_each_answer
 @pytest.mark.timeout(300)
 async def test_stop_sent_to_another_process_stops_the_turn_where_it_runs(
         tmp_path: Path, postgres_url: str, model_server: FakeModelServer, slack: FakeSlackServer,
-        store: StateStore) -> None:
+        pg_store: StateStore) -> None:
     user = USERS[0]
     echo = TimedEcho(slow={f"{user}-1": 60.0})
     model_server.add(*([echo] * 20), purpose="chat")
@@ -153,7 +146,7 @@ async def test_stop_sent_to_another_process_stops_the_turn_where_it_runs(
     try:
         await send(slack, members[0], user, f"{user}-1")
         await wait_for(lambda: bool(echo.arrivals[user]), timeout=60, what="the slow turn to start")
-        holder = owner_pid(await store.turn_holder(f"slack:dm:{user}"))
+        holder = owner_pid(await pg_store.turn_holder(f"slack:dm:{user}"))
         elsewhere = next(m for m in members if m.pid != holder)
         began = time.monotonic()
         await send(slack, elsewhere, user, "/stop")
@@ -173,7 +166,7 @@ async def test_stop_sent_to_another_process_stops_the_turn_where_it_runs(
 @pytest.mark.timeout(300)
 async def test_a_killed_process_turn_is_answered_once_by_another_with_the_notice(
         tmp_path: Path, postgres_url: str, model_server: FakeModelServer, slack: FakeSlackServer,
-        store: StateStore) -> None:
+        pg_store: StateStore) -> None:
     user = USERS[0]
     echo = TimedEcho(slow={f"{user}-2": 30.0})        # the turn that is running when its process dies
     model_server.add(*([echo] * 50), purpose="chat")
@@ -186,7 +179,7 @@ async def test_a_killed_process_turn_is_answered_once_by_another_with_the_notice
         await wait_for(lambda: any(tag == f"{user}-2" for _, tag in echo.arrivals[user]), timeout=60,
                        what="the slow turn to start")
         await send(slack, members[0], user, f"{user}-3")     # queued behind it, wherever it runs
-        holder = await store.turn_holder(f"slack:dm:{user}")
+        holder = await pg_store.turn_holder(f"slack:dm:{user}")
         running = next(m for m in members if m.pid == owner_pid(holder))
         other = next(m for m in members if m is not running)
         echo.slow.clear()                                      # the re-run answers at once
@@ -199,8 +192,8 @@ async def test_a_killed_process_turn_is_answered_once_by_another_with_the_notice
         assert answers(slack, user) == [f"answer {user}-{n}" for n in (1, 2, 3)]
         assert len(notices(slack, user)) == 1
         assert took < 10, f"the dead process's session was answered only after {took:.1f}s"
-        assert owner_pid(await store.turn_holder(f"slack:dm:{user}")) in (other.pid, None)
-        assert await store.inbox_rows() == []
+        assert owner_pid(await pg_store.turn_holder(f"slack:dm:{user}")) in (other.pid, None)
+        assert await pg_store.inbox_rows() == []
     finally:
         await asyncio.gather(*(stop_member(m) for m in members))
 
