@@ -282,7 +282,7 @@ async def run_phases(base_url: str, home: Path, learning: bool, announce: list[s
     run without checkpoints does the same work as the learning run, for a like-for-like timing)."""
     from gateway.config import load_config
     from gateway.home import Home
-    from gateway.learning.loop import install_learning
+    from gateway.learning.install import install_learning
     from gateway.runtime import Runtime
     from gateway.sessions import SessionService
     from gateway.skills_wiring import install_skills
@@ -330,7 +330,7 @@ async def run_phases(base_url: str, home: Path, learning: bool, announce: list[s
 async def open_bench_runtime(base_url: str, home: Path, learning: bool = True) -> tuple[Any, Any]:
     from gateway.config import load_config
     from gateway.home import Home
-    from gateway.learning.loop import install_learning
+    from gateway.learning.install import install_learning
     from gateway.runtime import Runtime
 
     home.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from agent.tools.web_search import web_search_tools
 from agent.workspace import Workspace
 from gateway.config import Config
 from gateway.home import Home
-from gateway.learning.loop import install_learning
+from gateway.learning.install import install_learning
 from gateway.mcp_wiring import close_mcp, install_mcp
 from gateway.skills_wiring import install_skills
 from gateway.store import SessionRecord, StateStore, open_configured_store

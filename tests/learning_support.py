@@ -11,7 +11,8 @@ from typing import Any
 
 from gateway.config import load_config
 from gateway.home import Home
-from gateway.learning.loop import LearningLoop, install_learning
+from gateway.learning.install import install_learning
+from gateway.learning.loop import LearningLoop
 from gateway.runtime import Runtime
 from gateway.skills_wiring import install_skills
 from tests.conftest import model_config, write_config

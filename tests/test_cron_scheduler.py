@@ -224,7 +224,7 @@ async def test_webhook_target_receives_json(home: Path, model_server: FakeModelS
 
 async def test_checkpoint_runs_inside_the_cron_session_before_the_run_ends(
         home: Path, model_server: FakeModelServer) -> None:
-    from gateway.learning.loop import install_learning
+    from gateway.learning.install import install_learning
 
     write_cron_config(home, model_server, extra='[learning]\nmodel = "openai/ckpt-model"\n'
                                                  "end_of_turn_min_tool_calls = 1\n")

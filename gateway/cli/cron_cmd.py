@@ -177,7 +177,7 @@ async def _run(job_id: str, config_path: Path | None, model: str | None) -> int:
         if "skill_libraries" not in runtime.services:
             await install_skills(runtime)
         try:
-            from gateway.learning.loop import install_learning
+            from gateway.learning.install import install_learning
         except ImportError:   # the learning loop is optional for a foreground run
             install_learning = None
         if install_learning is not None:

@@ -1,8 +1,8 @@
-"""Wiring the learning loop into a Runtime: the memory tool, the frozen memory snapshot in the
-prompt, and the turn observer that decides when a review is due and runs it in the background.
+"""When a review runs: the turn observer that decides a review is due, queues it and runs it in
+the background, and the service behind /approve and `hermes learning` (`LearningLoop`).
 
-    await install_learning(runtime)     # from Runtime.open, after install_skills(runtime)
-    await runtime.services["learning"].resume()   # the gateway: re-run reviews a dead process left
+`gateway.learning.install` puts it into a Runtime; what one review sees and writes is
+`gateway.learning.review`, what is posted to a chat afterwards `gateway.learning.announce`.
 
 When a review is due (every key is in `[learning]`):
 - at the end of a turn, once the answer has been delivered, when the turn used at least
@@ -34,26 +34,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.checkpoint import (
-    FAILED_RESULT,
-    AutoSkills,
-    Checkpointer,
-    CheckpointInput,
-    CheckpointOutcome,
-    SkillChange,
-    announcement,
-    is_correction,
-    json_safe,
-)
+from agent.checkpoint import FAILED_RESULT, Checkpointer, SkillChange, is_correction, json_safe
 from agent.events import Event, MessageAdded, ToolFinished, ToolStarted
 from agent.llm import LLMClient
 from agent.loop import Conversation, TurnResult
-from agent.memory import MemoryOpError, MemoryStore, Scope
-from agent.prompt import PromptContext
+from agent.memory import MemoryStore
 from agent.redact import Redactor
-from agent.speakers import speakers_in
-from agent.tools.memory_tool import memory as memory_tool
-from agent.tools.registry import ToolContext, ToolError
+from gateway.learning.announce import PAUSED_NOTICE, Announcer
 from gateway.learning.log import (
     AppliedProposal,
     LearningLog,
@@ -64,24 +51,19 @@ from gateway.learning.log import (
     reject_proposal,
     team_skills_root,
 )
-from gateway.learning.proposals import Decider, remembered, render_remembered
+from gateway.learning.proposals import Decider
+from gateway.learning.review import Reviewer, journalled_skills, message_text
 from gateway.learning.review_queue import Review, ReviewQueue
 from gateway.store import SessionRecord
-from skills.dedup import Deduplicator
-from skills.index_prompt import HEADER as INDEX_HEADER
-from skills.index_prompt import render as render_index
-from skills.index_prompt import select as select_index
-from skills.library import SkillError, SkillLibrary, SkillRefused
+from skills.library import SkillLibrary
 
 log = logging.getLogger(__name__)
 
 MAX_TRACKED_SESSIONS = 2_000
 CHECKPOINT_CONCURRENCY = 2
-SIMILAR_SKILLS = 5
 ANSWER_WAIT = 600.0          # seconds a review waits for the turn's answer to be delivered
 MID_TASK_GRACE = 2.0         # a mid-task review waits this long: a task that ends by then gets one review
 SKILL_TAG = re.compile(r'<skill name="([a-z0-9-]+)">')
-PAUSED_NOTICE = "Learning paused until 00:00 UTC: today's budget is spent."
 DAY = 86_400
 
 
@@ -96,37 +78,6 @@ class _Turn:
     mid_review: int = 0
     mid_due: bool = False
     ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class MemorySnapshotSection:
-    """The prompt section with MEMORY.md and USER.md, frozen when the session's prompt is first built.
-
-    Frozen so the prompt's prefix stays byte-identical for the whole session (prompt caches keep
-    working); changes made during the session show through the memory tool at once and in the
-    prompt of the next session.
-    """
-
-    def __init__(self, memory: MemoryStore, max_sessions: int = MAX_TRACKED_SESSIONS) -> None:
-        self.memory = memory
-        self.max_sessions = max_sessions
-        self._frozen: OrderedDict[str, str] = OrderedDict()
-
-    async def __call__(self, ctx: PromptContext) -> str:
-        # per person too: in a shared session the prompt carries the USER.md of whoever is answered
-        key = (f"{ctx.session_id}:{ctx.platform}:{ctx.user_id}" if ctx.session_id
-               else f"{ctx.team}:{ctx.platform}:{ctx.chat_id}:{ctx.user_id}")
-        text = self._frozen.get(key)
-        if text is None:
-            try:
-                text = await self.memory.snapshot(Scope(ctx.team, ctx.platform, ctx.user_id))
-            except (OSError, ValueError) as exc:
-                log.warning("memory snapshot unavailable: %s", exc)
-                text = ""
-            self._frozen[key] = text
-            while len(self._frozen) > self.max_sessions:
-                self._frozen.popitem(last=False)
-        self._frozen.move_to_end(key)
-        return text
 
 
 class LearningLoop:
@@ -156,6 +107,8 @@ class LearningLoop:
         self.llm = LLMClient(runtime.config.model.model_copy(update=update),
                              concurrency=asyncio.Semaphore(CHECKPOINT_CONCURRENCY), caller=runtime.llm.caller)
         self.checkpointer = Checkpointer(self.llm, runtime.config.agent, redactor)
+        self.reviewer = Reviewer(runtime, memory, log_, self.queue, self.checkpointer, model, self.library_for)
+        self.announcer = Announcer(runtime, log_)
 
     # -- libraries --------------------------------------------------------------------------------
     async def library_for(self, team: str) -> SkillLibrary:
@@ -216,7 +169,7 @@ class LearningLoop:
             message = event.message
             role = message.get("role")
             if role == "user":
-                text = _text(message.get("content"))
+                text = message_text(message.get("content"))
                 turn = self._turns[session.id] = _Turn(correction=is_correction(text))
                 self._turns.move_to_end(session.id)
                 for name in SKILL_TAG.findall(text):
@@ -312,7 +265,7 @@ class LearningLoop:
                 checkpoint_id, changes = await self._attempt(review_id, session)
             if changes:
                 await self._after_answer(gate)  # a mid-task review speaks after the turn's answer
-                await self.announce(session, changes)
+                await self.announcer.announce(session, changes)
             return checkpoint_id
         finally:
             self._scheduled.discard(review_id)
@@ -331,7 +284,7 @@ class LearningLoop:
         checkpoint_id = await self.log.start(review.session_id, review.team, review.reason, self.model, review.id)
         await self.queue.set_status(review.id, "running", checkpoint_id=checkpoint_id)
         try:
-            outcome = await self._evaluate(session, review, checkpoint_id)
+            outcome = await self.reviewer.evaluate(session, review, checkpoint_id)
         except asyncio.CancelledError:
             await asyncio.shield(self._interrupted(review.id, checkpoint_id))
             raise
@@ -339,7 +292,7 @@ class LearningLoop:
             log.exception("learning review %d for session %s failed", review.id, review.session_id)
             await self.log.finish(checkpoint_id, status="failed", error=f"{type(exc).__name__}: {exc}")
             await self.queue.set_status(review.id, "failed")
-            return checkpoint_id, _journalled_skills(review)
+            return checkpoint_id, journalled_skills(review)
         status = outcome.status
         await self.log.finish(
             checkpoint_id, status=status, decisions=outcome.decisions,
@@ -347,7 +300,7 @@ class LearningLoop:
             error="; ".join(f"{r.kind}: {r.message}" for r in outcome.refused)[:4_000],
             refusals=[r.as_dict() for r in outcome.refused])
         await self.queue.set_status(review.id, "capped" if status == "capped" else "done")
-        return checkpoint_id, _journalled_skills(review) + outcome.skills
+        return checkpoint_id, journalled_skills(review) + outcome.skills
 
     async def _interrupted(self, review_id: int, checkpoint_id: int) -> None:
         await self.log.finish(checkpoint_id, status="interrupted",
@@ -367,73 +320,7 @@ class LearningLoop:
         self._wake_tomorrow()
         day = time.strftime("%Y-%m-%d", time.gmtime())
         if await self.queue.first_notice_today(review.team, f"{session.platform}:{session.chat_id}", day):
-            await self._post(session, PAUSED_NOTICE)
-
-    async def _evaluate(self, session: SessionRecord, review: Review, checkpoint_id: int) -> CheckpointOutcome:
-        messages = review.messages
-        used = [str(n) for n in review.context.get("used", [])]
-        library = await self.library_for(session.team)
-        snapshot = await library.snapshot()
-        query = " ".join(_text(m.get("content")) for m in messages if m.get("role") == "user")[:2_000]
-        selection = select_index(snapshot, query, self.runtime.config.skills.prompt_budget_tokens)
-        index_text = render_index([s for s in (snapshot.get(n) for n in selection) if s is not None],
-                                  len(snapshot.skills)).replace(INDEX_HEADER, "").strip()
-        similar = [s for s in (snapshot.get(n) for n, _ in await self._dedup().relevant(library, query, SIMILAR_SKILLS))
-                   if s is not None]  # only skills relevant to the work: none is a fine answer
-        bodies: dict[str, str] = {}
-        for name in used:
-            try:
-                bodies[name] = await library.read(name)
-            except SkillError:
-                continue
-        user_id = str(review.context.get("user_id") or session.user_id)
-        scope = Scope(session.team, session.platform, user_id)
-        memory_text = await self.memory.read("memory", scope)
-        user_text = await self.memory.read("user", scope) if user_id else ""
-        speakers = {}
-        for uid, speaker in speakers_in(messages).items():
-            text = await self.memory.read("user", Scope(session.team, speaker.platform, uid))
-            speakers[uid] = (speaker, text)
-        data = CheckpointInput(messages, index_text, similar, bodies, memory_text, user_text,
-                               (self.memory.memory_chars, self.memory.user_chars), reason=review.reason,
-                               earlier=await self._earlier(int(review.context.get("earlier") or 0)),
-                               already_done=[_describe(w) for w in review.writes], speakers=speakers)
-        data.proposals = render_remembered(*await remembered(self.log.store, session.team))
-        ctx = ToolContext(workspace=self.runtime.workspace_for(session.key), session_id=session.id,
-                          user_id=user_id, team=session.team, platform=session.platform,
-                          services={**self.runtime.services, "skills": library,
-                                    **self.memory_gate(session, checkpoint_id)})
-        mode: AutoSkills = self.settings.auto_skills
-
-        async def propose(action: str, name: str, arguments: dict[str, Any], summary: str) -> int:
-            return await self.log.propose(checkpoint_id=checkpoint_id, session_id=session.id, team=session.team,
-                                          skill=name, action=action, arguments=arguments, summary=summary)
-
-        async def on_usage(prompt_tokens: int, completion_tokens: int) -> None:
-            await self.log.add_tokens(checkpoint_id, prompt_tokens, completion_tokens)
-            await self.runtime.store.record_usage(session.id, model=self.model, prompt_tokens=prompt_tokens,
-                                                  completion_tokens=completion_tokens, cost=0.0,
-                                                  purpose="checkpoint")
-            hook = self.runtime.services.get("usage_hook")
-            if hook is not None:
-                hook("checkpoint", self.model, prompt_tokens, completion_tokens)
-
-        async def on_write(write: dict[str, Any]) -> None:
-            await self.queue.record_write(review.id, write)
-
-        return await self.checkpointer.run(data, ctx, mode=mode, propose=propose, on_usage=on_usage,
-                                           on_write=on_write, max_tokens=self.settings.review_max_tokens)
-
-    async def _earlier(self, review_id: int) -> str:
-        """What the mid-task review of this task did (it ran first: reviews of a session take turns)."""
-        if not review_id:
-            return ""
-        review = await self.queue.get(review_id)
-        if review is None:
-            return ""
-        done = [_describe(w) for w in review.writes]
-        return (f"(review #{review_id}, of the first steps, status {review.status})\n"
-                + ("\n".join(f"- {d}" for d in done) if done else "- nothing was written"))
+            await self.announcer.post(session, PAUSED_NOTICE)
 
     # -- the queue after a restart, idle sessions, the next day --------------------------------------
     async def resume(self, *, idle_sweeper: bool = True) -> int:
@@ -502,58 +389,6 @@ class LearningLoop:
         await asyncio.gather(*self._timers, return_exceptions=True)
         self._timers.clear()
 
-    # -- announcements ----------------------------------------------------------------------------
-    async def announce(self, session: SessionRecord, changes: list[SkillChange]) -> None:
-        if not changes:
-            return
-        seen: dict[tuple[str, str, int | None], SkillChange] = {}
-        for change in changes:  # one line per skill and kind of change
-            if change.action in ("create", "patch", "edit"):
-                kind = "create" if change.action == "create" else "update"
-                seen.setdefault((change.name, kind, change.proposal_id), change)
-        text = "\n".join(announcement(c) for c in seen.values())
-        if not text:
-            return
-        if not self.settings.announce:
-            log.info("learning (session %s): %s", session.id, text)
-            return
-        await self._post(session, text)
-
-    async def _post(self, session: SessionRecord, text: str) -> None:
-        hook = self.runtime.services.get("announce")
-        if hook is None:
-            log.info("learning (session %s): %s", session.id, text)
-            return
-        try:
-            await hook(session, text)
-        except Exception:
-            log.exception("could not tell session %s: %s", session.id, text)
-
-    def memory_gate(self, session: SessionRecord, checkpoint_id: int) -> dict[str, Any]:
-        """Services that turn a review's memory writes into proposals (`[learning] auto_memory = "ask"`)."""
-        if getattr(self.settings, "auto_memory", "on") != "ask":
-            return {}
-
-        async def propose(ctx: ToolContext, action: str, target: str, text: str, old_text: str,
-                          new_text: str) -> str:
-            arguments = {"target": target, "text": text, "old_text": old_text, "new_text": new_text,
-                         "user_id": ctx.user_id if target == "user" else ""}
-            summary = " ".join((new_text or text or old_text).split())[:200]
-            try:
-                proposal_id = await self.log.propose(
-                    checkpoint_id=checkpoint_id, session_id=session.id, team=session.team, skill=target,
-                    action=action, arguments=arguments, summary=summary, kind="memory")
-            except SkillRefused as exc:
-                raise ToolError(str(exc)) from exc
-            return (f"recorded as proposal #{proposal_id} (memory {action}); it is written only when an admin "
-                    "approves it ([learning] auto_memory = \"ask\").")
-
-        return {"memory_proposer": propose}
-
-    def _dedup(self) -> Deduplicator:
-        dedup = self.runtime.services.get("skill_dedup")
-        return dedup if isinstance(dedup, Deduplicator) else Deduplicator()
-
     # -- proposals --------------------------------------------------------------------------------
     async def pending(self, team: str | None = None) -> list[Proposal]:
         """Proposals waiting for a decision (of one team, or all)."""
@@ -584,87 +419,5 @@ class LearningLoop:
         return await reject_proposal(self.log, proposal_id, decider, reason)
 
     async def announce_approved(self, proposal_id: int | None = None) -> int:
-        """Post the "Learned" message of approved proposals still to be announced (one, or all of
-        them: approvals made from the CLI while the gateway ran elsewhere). Returns how many."""
-        waiting = await self.log.to_announce()
-        if proposal_id is not None:
-            waiting = [p for p in waiting if p.id == proposal_id]
-        posted = 0
-        for p in waiting:
-            await self.log.mark_announced(p.id)  # at most once: a failed post is logged, not repeated
-            session = await self.runtime.store.get_session(p.session_id) if p.session_id else None
-            if session is None:
-                continue
-            change = SkillChange(p.skill, p.action, p.summary, "", summary=p.summary if p.action == "create"
-                                 else f"#{p.id} approved by {p.decided_by}: {p.summary}")
-            await self.announce(session, [change])
-            posted += 1
-        return posted
-
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return str(content or "")
-
-
-def _describe(write: dict[str, Any]) -> str:
-    """One line for a journalled write (what an interrupted run or an earlier review already did)."""
-    if write.get("kind") == "skill":
-        proposal = f" (proposal #{write['proposal']})" if write.get("proposal") else ""
-        return f"skill {write.get('action')} {write.get('name')}{proposal}"
-    added = [line[1:].strip() for line in str(write.get("diff") or "").splitlines()
-             if line.startswith("+") and not line.startswith("+++")]
-    what = "; ".join(added)[:200] or str(write.get("action"))
-    return f"memory {write.get('action')} in {str(write.get('file', '')).rsplit('/', 1)[-1]}: {what}"
-
-
-def _journalled_skills(review: Review) -> list[SkillChange]:
-    """Skill writes an interrupted run of this review made (announced with the re-run's)."""
-    changes = []
-    for write in review.writes:
-        if write.get("kind") == "skill":
-            changes.append(SkillChange(str(write.get("name")), str(write.get("action")),
-                                       str(write.get("description") or ""), str(write.get("diff") or ""),
-                                       str(write.get("summary") or ""), write.get("proposal")))
-    return changes
-
-
-async def install_learning(runtime: Any) -> LearningLoop:
-    """Give `runtime` memory and the learning loop (idempotent)."""
-    existing = runtime.services.get("learning")
-    if isinstance(existing, LearningLoop):
-        return existing
-    redactor = Redactor.from_environ()
-    memory = MemoryStore(runtime.home.root, runtime.config.memory.memory_chars, runtime.config.memory.user_chars,
-                         redactor, versions=runtime.store)
-    try:
-        if await memory.sync_store():
-            log.info("memory files taken into the store")
-    except (OSError, MemoryOpError) as exc:
-        log.warning("could not bring the memory files in step with the store: %s", exc)
-    learning_log = LearningLog(runtime.store, redactor)
-    loop = LearningLoop(runtime, memory, learning_log, redactor)
-
-    async def memory_show(team: str = "", platform: str = "", user_id: str = "") -> str:
-        scope = Scope(team, platform, user_id)
-        parts = []
-        memory_text = (await memory.read("memory", scope)).strip()
-        if memory_text:
-            parts.append(f"Notes ({len(memory_text)}/{memory.memory_chars} chars):\n{memory_text}")
-        if user_id:
-            user_text = (await memory.read("user", scope)).strip()
-            if user_text:
-                parts.append(f"About you ({len(user_text)}/{memory.user_chars} chars):\n{user_text}")
-        return "\n\n".join(parts)
-
-    if runtime.tools.get(memory_tool.name) is None:
-        runtime.tools.register(memory_tool)
-    runtime.services["memory"] = memory
-    runtime.services["memory_show"] = memory_show
-    runtime.services["learning"] = loop
-    # first after the base prompt: the frozen snapshot keeps the prefix stable for the session
-    runtime.prompt.sections.insert(0, MemorySnapshotSection(memory))
-    runtime.observers.append(loop)
-    return loop
+        """Post the "Learned" message of approved proposals still to be announced (`Announcer`)."""
+        return await self.announcer.announce_approved(proposal_id)
