@@ -5,7 +5,7 @@ what the prompt asks, in every `auto_skills` mode:
 
 - `off`: no writes; `delete`: never (merging is the curator's job, and it keeps history);
 - text that looks like a secret is redacted before it reaches a skill;
-- a `create` that nearly duplicates an existing skill (`skills.dedup`, whole text) is refused
+- a `create` that nearly duplicates an existing skill (`skills.similar`, whole text) is refused
   and names the skill to patch instead;
 - a skill no checkpoint of this library created is protected (`SkillLibrary.is_protected`): a
   review may not edit it or its files; its patches always become proposals an admin approves;
@@ -30,11 +30,11 @@ from typing import Any, Literal
 from agent.redact import Redactor
 from agent.tools.registry import Tool, ToolContext, ToolError
 from agent.tools.skills import skill_manage
-from skills.dedup import Deduplicator, Embed, SkillText
 from skills.document import SkillFormatError, parse
 from skills.history import unified_diff
 from skills.library import RefusalKind, Skill, SkillError, SkillLibrary, SkillRefused, WritePolicy
 from skills.paths import PathEscapeError
+from skills.similar import Deduplicator, Embed, SkillText
 from skills.validate import MAX_DESCRIPTION
 
 AutoSkills = Literal["on", "ask", "off"]
@@ -324,7 +324,7 @@ def announcement(change: SkillChange) -> str:
 
 
 def litellm_embedder(model: str, *, api_base: str = "", api_key: str = "", timeout: float = 30.0) -> Embed:
-    """An `Embed` callback for `skills.dedup` calling `litellm.aembedding` (imported on first use)."""
+    """An `Embed` callback for `skills.similar` calling `litellm.aembedding` (imported on first use)."""
     async def embed(texts: list[str]) -> list[list[float]]:
         from agent.model_call import import_litellm
 

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from skills.dedup import Deduplicator, LexicalModel, SkillText, precision_recall, same_name  # noqa: E402
+from skills.similar import Deduplicator, LexicalModel, SkillText, precision_recall, same_name  # noqa: E402
 
 PAIRS = ROOT / "tests" / "dedup_pairs.json"
 

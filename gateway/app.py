@@ -46,12 +46,12 @@ from gateway.api.turns import ApiTurns
 from gateway.attachments import user_content
 from gateway.commands import BUILTIN_COMMANDS, IMMEDIATE, CommandContext, parse_command
 from gateway.config import Config
-from gateway.dedup import Deduplicator, dedup_key
 from gateway.delivery import Delivery, RetryPolicy, StreamingReply
 from gateway.dispatcher import Dispatcher, ShuttingDown
 from gateway.home import Home
 from gateway.inbox import GAVE_UP_NOTICE, INTERRUPTED_NOTICE, MAX_ATTEMPTS, Inbox
 from gateway.logging_setup import log_context
+from gateway.message_dedup import Deduplicator, dedup_key
 from gateway.metrics import Metrics
 from gateway.model_check import ModelCheck, check_model
 from gateway.outbox import relay_outbox

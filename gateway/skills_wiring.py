@@ -19,11 +19,11 @@ from agent.tools.skills import skill_tools
 from gateway.config import SkillsConfig
 from gateway.home import Home
 from skills.bundled_install import install_bundled
-from skills.dedup import Deduplicator
 from skills.index_prompt import HEADER, MAX_ENTRIES, IndexSelector, entry_line, footer
 from skills.library import SkillError, SkillLibrary, Snapshot
 from skills.search import estimate_tokens
 from skills.paths import safe_join
+from skills.similar import Deduplicator
 from skills.validate import name_problems
 
 log = logging.getLogger(__name__)

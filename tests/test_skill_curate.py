@@ -9,8 +9,8 @@ from pathlib import Path
 
 from agent.skill_writes import checkpoint_policy
 from gateway.learning.curator import curate
-from skills.dedup import Deduplicator
 from skills.library import SkillLibrary
+from skills.similar import Deduplicator
 from tests.conftest import model_config, write_config
 from tests.fakes.model_server import FakeModelServer, text
 from tests.learning_support import hermes

@@ -1,4 +1,4 @@
-"""The near-duplicate check (skills/dedup.py) and the write policy every review write passes
+"""The near-duplicate check (skills/similar.py) and the write policy every review write passes
 (skills/library.py WritePolicy): the labelled pairs, embeddings through LiteLLM, relevance,
 protection by provenance, sizes, and the guard on the final text under the skill's lock."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent.skill_writes import MAX_SKILL_CHARS, checkpoint_policy, litellm_embedder
-from skills.dedup import Deduplicator, LexicalModel, SkillText, precision_recall, same_name
 from skills.library import SkillLibrary, SkillRefused, WritePolicy
+from skills.similar import Deduplicator, LexicalModel, SkillText, precision_recall, same_name
 from tests.fakes.model_server import FakeModelServer
 from tests.trust_support import REWORDINGS, ROTATE, SHIP, skill
 

@@ -3,7 +3,7 @@
     hermes skills curate            # dry run: prints what it would do, calls no model
     hermes skills curate --apply    # asks the model for each merge, then writes it
 
-The library's near-duplicate pairs come from `skills.dedup` (the same check a review's create
+The library's near-duplicate pairs come from `skills.similar` (the same check a review's create
 passes); pairs are grouped (A~B, B~C: one group), and the skill to keep is the most used one
 (then the oldest). Skills whose text carries appended notes ("Seen again", "Note (2024-...)")
 are folded too. For each group the model gets the full texts and answers with one SKILL.md
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from skills.dedup import Deduplicator, SkillText
 from skills.document import SkillFormatError, parse
 from skills.library import Skill, SkillError, SkillLibrary, WritePolicy
+from skills.similar import Deduplicator, SkillText
 
 log = logging.getLogger(__name__)
 

@@ -140,7 +140,7 @@ class LearningLog:
 
     async def _check_pending_creates(self, team: str, name: str, content: str) -> None:
         """A create that is the same procedure as a create already waiting is refused (not piled up)."""
-        from skills.dedup import Deduplicator, LexicalModel, SkillText
+        from skills.similar import Deduplicator, LexicalModel, SkillText
 
         waiting = [p for p in await self.proposals("pending", 200, team=team) if p.kind == "skill"
                    and p.action == "create"]
@@ -212,7 +212,7 @@ async def apply_proposal(log: LearningLog, library_for: LibraryFor, proposal_id:
     them is marked `refused` with the reason and nothing is written.
     """
     from agent.skill_writes import MAX_SKILL_CHARS, check_proposal
-    from skills.dedup import Deduplicator
+    from skills.similar import Deduplicator
 
     decider = _decider(by)
     proposal = await _pending(log, proposal_id, decider)

@@ -20,11 +20,11 @@ from gateway.learning.log import LearningLog
 from gateway.learning.proposals import remembered, render_remembered
 from gateway.learning.review_queue import Review, ReviewQueue
 from gateway.store import SessionRecord
-from skills.dedup import Deduplicator
 from skills.index_prompt import HEADER as INDEX_HEADER
 from skills.index_prompt import render as render_index
 from skills.index_prompt import select as select_index
 from skills.library import SkillError, SkillLibrary, SkillRefused
+from skills.similar import Deduplicator
 
 SIMILAR_SKILLS = 5
 
