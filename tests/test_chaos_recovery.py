@@ -16,6 +16,13 @@ the next run post that answer again; the Bot API has no idempotency key to preve
 double is recognised by its first copy's message id missing from the store; there are at most
 as many as kills, and every other double fails the test.
 
+The 8 kills are dealt, after a seeded shuffle, to two lanes that run side by side: each lane is
+the scenario above on its own home, its own fake Bot API and model and its own 3 users, with
+half the kills. The lanes share nothing, so together they are the same 72 messages, 6 users
+and 8 SIGKILLs as one lane in a row would be; side by side they take half the wall time, most
+of which is the gateway's start (its imports, LiteLLM's above all) after each kill, CPU-bound
+and single-threaded, so two of them keep both cores of a 2-core machine busy.
+
 The seed is `HERMES_CHAOS_SEED` (default 31); the counts and timings are printed (`pytest -s`).
 """
 
@@ -31,20 +38,23 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.inbox import Inbox
+from gateway.store import StateStore, open_store
+from gateway.store.database import database_url
 from tests.conftest import write_config
 from tests.fakes.gateway_harness import api_section
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.fakes.telegram_server import FakeTelegramServer
-from tests.store_support import home_store
 
 SEED = int(os.environ.get("HERMES_CHAOS_SEED", "31"))
-USERS = [1001, 1002, 1003]
+LANES = 2                      # homes run side by side, each with its own users and its share of the kills
+USERS = [1001, 1002, 1003]     # lane n's users are these plus 1000 * n
 PER_ROUND = 2                  # messages per user in each round, sent while the gateway runs
 STEPS = ("message taken", "model called", "tool running", "partial answer sent", "final answer sent",
          "row done")
@@ -60,10 +70,13 @@ def tag(user: int, n: int) -> str:
 class Chaos:
     """The scenario's state: what was sent, which kill is armed, what the model saw."""
 
-    def __init__(self, home: Path, tg: FakeTelegramServer, rng: random.Random) -> None:
+    def __init__(self, home: Path, tg: FakeTelegramServer, rng: random.Random, *, users: list[int],
+                 store_url: str = "") -> None:
         self.home = home
         self.tg = tg
         self.rng = rng
+        self.users = users
+        self.store_url = store_url                                   # "" : the home's state.db
         self.process: asyncio.subprocess.Process | None = None
         self.generation = 0
         self.sent: dict[int, list[str]] = defaultdict(list)        # user -> tags in the order sent
@@ -166,7 +179,7 @@ class Chaos:
         with open(self.home / "chaos-stderr.log", "ab") as stderr:      # read when a start fails
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway", "gateway", "--grace", "5",
-                env={**os.environ, "HERMES_HOME": str(self.home)},
+                env=self.env(),
                 stdout=asyncio.subprocess.PIPE, stderr=stderr)
         assert self.process.stdout is not None
         banner, began = "", time.monotonic()
@@ -175,6 +188,23 @@ class Chaos:
             assert line, f"gateway exited early: {banner}{(self.home / 'chaos-stderr.log').read_text()[-3000:]}"
             banner += line.decode()
         self.starts.append(time.monotonic() - began)
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "HERMES_HOME": str(self.home)}
+        env.pop("HERMES_STORE_URL", None)
+        if self.store_url:
+            env["HERMES_STORE_URL"] = self.store_url
+        return env
+
+    @asynccontextmanager
+    async def store(self) -> AsyncIterator[StateStore]:
+        """This lane's store as its gateway opens it (its own SQLite file or PostgreSQL database)."""
+        store = await open_store(database_url(self.store_url or f"sqlite:///{self.home / 'state.db'}",
+                                              "HERMES_STORE_URL"), None)
+        try:
+            yield store
+        finally:
+            await store.close()
 
     async def wait_killed(self, what: str, timeout: float = 30.0) -> None:
         try:
@@ -188,7 +218,7 @@ class Chaos:
         """The "row done" kill: once the watched message's inbox row is gone, kill."""
         while self.watch_row is None:
             await asyncio.sleep(0.01)
-        async with home_store(self.home) as store:
+        async with self.store() as store:
             inbox = Inbox(store)
             while all(p.message.text != self.watch_row for p in await inbox.pending()) is False:
                 await asyncio.sleep(0.01)
@@ -216,13 +246,6 @@ class ChaosModel(FakeModelServer):
 
     def _next(self, body: dict[str, Any], purpose: str = "") -> Reply:
         return self.chaos.model_reply(body, purpose)
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegramServer]:
-    server = await FakeTelegramServer().start()
-    yield server
-    await server.stop()
 
 
 def count(chaos: Chaos) -> dict[str, int]:
@@ -270,38 +293,34 @@ def doubles(chaos: Chaos) -> dict[int, list[tuple[str, list[tuple[str, int, int]
     return found
 
 
-@pytest.mark.timeout(420)
-async def test_sigkill_at_every_step_and_at_random_loses_nothing_doubles_nothing_keeps_order(
-        home: Path, tg: FakeTelegramServer) -> None:
-    began = time.monotonic()
-    rng = random.Random(SEED)
-    chaos = Chaos(home, tg, rng)
+async def run_lane(chaos: Chaos, plan: list[str | None]) -> None:
+    """One home's share of the kills: each armed at a step of one user's next message (or fired at
+    a seeded random moment), then a restart on the same home, until every message is answered."""
     model = await ChaosModel(chaos).start()
-    write_config(home, f'[model]\nname = "openai/fake-model"\napi_base = "{model.base_url}"\napi_key = "sk-test"\n'
-                       f'stream = true\n' + api_section()
-                 + f'[telegram]\nenabled = true\ntoken = "{tg.token}"\napi_base = "{tg.api_base}"\n'
-                   f'poll_timeout = 0.5\nallow_users = [{", ".join(f"{chr(34)}{u}{chr(34)}" for u in USERS)}]\n'
+    users = chaos.users
+    write_config(chaos.home, f'[model]\nname = "openai/fake-model"\napi_base = "{model.base_url}"\n'
+                             f'api_key = "sk-test"\nstream = true\n' + api_section()
+                 + f'[telegram]\nenabled = true\ntoken = "{chaos.tg.token}"\napi_base = "{chaos.tg.api_base}"\n'
+                   f'poll_timeout = 0.5\nallow_users = [{", ".join(f"{chr(34)}{u}{chr(34)}" for u in users)}]\n'
                    '[learning]\nannounce = false\n')
-    plan: list[str | None] = list(STEPS) + [None] * RANDOM_KILLS
-    rng.shuffle(plan)
     watcher: asyncio.Task[None] | None = None
     try:
         await chaos.start()
         watcher = asyncio.create_task(chaos.watch_inbox())
         for index, step in enumerate(plan):
             if step is not None:           # the target: the next message of one user, armed before it is sent
-                target = tag(USERS[index % len(USERS)], len(chaos.sent[USERS[index % len(USERS)]]))
+                target = tag(users[index % len(users)], len(chaos.sent[users[index % len(users)]]))
                 chaos.behaviour[target] = {"tool running": "delegate", "partial answer sent": "partial"}.get(step, "")
                 chaos.armed = (step, target)
             for _ in range(PER_ROUND):
-                for user in USERS:
+                for user in users:
                     chaos.send(user)
                     await asyncio.sleep(0.02)
             if step is None:
-                await asyncio.sleep(rng.uniform(0.0, 0.6))
+                await asyncio.sleep(chaos.rng.uniform(0.0, 0.6))
                 chaos.kill("random")
             await chaos.wait_killed(step or "random")
-            for user in USERS:                    # they write while the gateway is down
+            for user in users:                    # they write while the gateway is down
                 chaos.send(user)
             await chaos.start()
             await chaos.settle()
@@ -317,23 +336,56 @@ async def test_sigkill_at_every_step_and_at_random_loses_nothing_doubles_nothing
                 chaos.process.kill()
         await model.stop()
 
-    counts = count(chaos)
-    async with home_store(home) as store:
-        in_window = await doubled_in_the_send_window(chaos, store)
-    messages = sum(len(t) for t in chaos.sent.values())
-    most_notices = max(chaos.notices.values(), default=0)
-    print(f"\nchaos seed {SEED}: {len(USERS)} users, {messages} messages, {len(chaos.kills)} SIGKILLs "
-          f"({'; '.join(chaos.kills)}); lost {counts['lost']}, answered twice {counts['answered twice']}, "
-          f"out of order {counts['out of order']} (of the doubled, {in_window} were posted by a send call "
-          f"a SIGKILL cut before its message id was recorded: the platform's own window); "
-          f"bad contexts {len(chaos.bad_context)}; "
-          f"most notices per user per restart {most_notices}; {time.monotonic() - began:.1f}s, of which "
-          f"{sum(chaos.starts):.1f}s in {len(chaos.starts)} gateway starts")
-    assert len(chaos.kills) == len(plan)
-    assert in_window <= len(chaos.kills)             # a kill cuts at most the sends in flight at that moment
-    counts["answered twice"] -= in_window
-    assert counts == {"lost": 0, "answered twice": 0, "out of order": 0}, doubles(chaos)
-    assert chaos.bad_context == []
-    assert most_notices <= 1, chaos.notices
-    async with home_store(home) as store:
-        assert await Inbox(store).pending() == []
+
+@pytest.mark.timeout(420)
+async def test_sigkill_at_every_step_and_at_random_loses_nothing_doubles_nothing_keeps_order(
+        home: Path, request: pytest.FixtureRequest) -> None:
+    began = time.monotonic()
+    rng = random.Random(SEED)
+    plan: list[str | None] = list(STEPS) + [None] * RANDOM_KILLS
+    rng.shuffle(plan)
+    postgres = request.config.getoption("store") == "postgresql"
+    async with AsyncExitStack() as stack:
+        lanes: list[Chaos] = []
+        for lane in range(LANES):
+            tg = await FakeTelegramServer().start()
+            stack.push_async_callback(tg.stop)
+            store_url = ""
+            if postgres:            # lane 0 on the test's database, the others on one more each
+                store_url = (os.environ["HERMES_STORE_URL"] if lane == 0
+                             else stack.enter_context(request.getfixturevalue("postgres_server").database()))
+            lanes.append(Chaos(home if lane == 0 else home.with_name(f"{home.name}-lane{lane}"), tg,
+                               random.Random(f"{SEED}/{lane}"), users=[u + 1000 * lane for u in USERS],
+                               store_url=store_url))
+        async with asyncio.TaskGroup() as group:
+            for lane, chaos in enumerate(lanes):
+                group.create_task(run_lane(chaos, plan[lane::LANES]))
+
+        kills = [k for chaos in lanes for k in chaos.kills]
+        counts: Counter[str] = Counter({"lost": 0, "answered twice": 0, "out of order": 0})
+        in_window = 0
+        for chaos in lanes:
+            counts.update(count(chaos))
+            async with chaos.store() as store:
+                in_window += await doubled_in_the_send_window(chaos, store)
+        messages = sum(len(t) for chaos in lanes for t in chaos.sent.values())
+        most_notices = max((n for chaos in lanes for n in chaos.notices.values()), default=0)
+        bad_context = [b for chaos in lanes for b in chaos.bad_context]
+        starts = [s for chaos in lanes for s in chaos.starts]
+        print(f"\nchaos seed {SEED}: {LANES} lanes side by side, {LANES * len(USERS)} users, {messages} messages, "
+              f"{len(kills)} SIGKILLs ({'; '.join(kills)}); lost {counts['lost']}, "
+              f"answered twice {counts['answered twice']}, out of order {counts['out of order']} (of the doubled, "
+              f"{in_window} were posted by a send call a SIGKILL cut before its message id was recorded: "
+              f"the platform's own window); bad contexts {len(bad_context)}; "
+              f"most notices per user per restart {most_notices}; {time.monotonic() - began:.1f}s, with "
+              f"{len(starts)} gateway starts of {min(starts):.1f}-{max(starts):.1f}s ({sum(starts):.1f}s in all)")
+        assert len(kills) == len(plan)
+        assert in_window <= len(kills)             # a kill cuts at most the sends in flight at that moment
+        counts["answered twice"] -= in_window
+        assert dict(counts) == {"lost": 0, "answered twice": 0, "out of order": 0}, \
+            [doubles(chaos) for chaos in lanes]
+        assert bad_context == []
+        assert most_notices <= 1, [chaos.notices for chaos in lanes]
+        for chaos in lanes:
+            async with chaos.store() as store:
+                assert await Inbox(store).pending() == []
