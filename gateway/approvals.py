@@ -16,6 +16,12 @@ asked about: the file tools refuse them outright.) The dispatcher gives every tu
   message. A non-streaming API request cannot be asked anything: the call is denied at once;
 - waits `[approvals] timeout_seconds`; no answer means deny. `/stop` cancels the wait.
 
+With several gateway processes the answer may reach another process than the one running the
+turn (a Slack button posted through the load balancer, a Telegram press fetched by the poller,
+`/approve` answered where it arrived): that process checks who may answer from the request's row
+and stores the answer with a conditional update (first answer wins); the waiting turn reads it
+within POLL_SECONDS and goes on, and edits the request message with the outcome as always.
+
 Only the user who started the turn or an admin of the platform (`[platform] admins`) may answer;
 only admins may "always allow". Every request and its outcome is recorded in
 `approval_requests`; rules are kept in `approval_rules` (both stored by `gateway/store/approvals.py`).
@@ -42,7 +48,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +69,7 @@ CHOICES: tuple[str, ...] = ("once", "deny", "session", "always")   # approval:<c
 ButtonHandler = Callable[[ButtonPress], Awaitable[None]]
 _RULE = re.compile(r"\((?:matches dangerous pattern|rule:)\s+(.+)\)\s*$", re.DOTALL)
 _ID = re.compile(r"^a[0-9a-f]{6}$")
+POLL_SECONDS = 0.5     # how often a waiting turn reads whether another process got the answer
 
 
 def rule_key(rule: str, redactor: Redactor) -> str:
@@ -111,6 +118,24 @@ class Decision:
     outcome: str           # approved | denied | timeout | cancelled
     scope: str = ""        # once | session | always
     by: str = ""           # platform:user
+
+
+@dataclass(frozen=True)
+class Asked:
+    """Who asked what: from the waiting request here, or from its row when another process waits."""
+
+    platform: str
+    chat_id: str
+    user_id: str
+    tool: str
+    description: str
+
+
+def _answered(row: Mapping[str, Any] | None) -> Decision | None:
+    """The decision stored in a request's row, None while it is pending."""
+    if row is None or row["outcome"] == "pending":
+        return None
+    return Decision(row["outcome"] == "approved", row["outcome"], row["scope"] or "", row["answered_by"] or "")
 
 
 @dataclass
@@ -198,13 +223,11 @@ class ApprovalBroker:
                                     f"denied and did not happen ({description}).")
             else:
                 await reply.on_event(TextDelta(f"\n\n{pending.text}\n\n"))
-            try:
-                decision = await asyncio.wait_for(asyncio.shield(pending.future), self.timeout)
-            except TimeoutError:
-                decision = Decision(False, "timeout")
+            decision = await self._wait(pending)
+            if decision.outcome == "timeout":
                 raise ToolError(
                     f"{tool}: nobody answered the approval request within {self.timeout:g} s, so it was denied "
-                    f"and did not happen ({description}).") from None
+                    f"and did not happen ({description}).")
         except asyncio.CancelledError:
             decision = decision or Decision(False, "cancelled")
             raise
@@ -215,6 +238,29 @@ class ApprovalBroker:
             outcome = decision or Decision(False, "failed")
             await asyncio.shield(self._finish(pending, outcome))
         return decision.approved
+
+    async def _wait(self, pending: Pending) -> Decision:
+        """The answer: given here (the future), or by another process (the request's row, read every
+        POLL_SECONDS), or the timeout, which is itself an answer that can lose to one given at the
+        same moment elsewhere."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                return await asyncio.wait_for(asyncio.shield(pending.future), min(POLL_SECONDS, remaining))
+            except TimeoutError:
+                pass
+            try:
+                elsewhere = _answered(await self.runtime.store.approval_request_get(pending.id))
+            except Exception as exc:  # noqa: BLE001 - a store blip: the future or a later read answers
+                log.warning("approval %s: could not read its answer from the store: %s", pending.id, exc)
+                continue
+            if elsewhere is not None:
+                return elsewhere
+        timeout = Decision(False, "timeout")
+        if await self._record(pending.id, timeout):
+            return timeout
+        return _answered(await self.runtime.store.approval_request_get(pending.id)) or timeout
 
     async def _finish(self, pending: Pending, decision: Decision) -> None:
         try:
@@ -227,9 +273,10 @@ class ApprovalBroker:
         except Exception:
             log.exception("approval %s: could not record the outcome", pending.id)
 
-    async def _record(self, request_id: str, decision: Decision) -> None:
-        await self.runtime.store.approval_request_answer(request_id, outcome=decision.outcome,
-                                                         scope=decision.scope, answered_by=decision.by)
+    async def _record(self, request_id: str, decision: Decision) -> bool:
+        """Store the answer if the request is still pending (False: another answer was first)."""
+        return await self.runtime.store.approval_request_answer(request_id, outcome=decision.outcome,
+                                                                scope=decision.scope, answered_by=decision.by)
 
     async def _allowed_by(self, session_id: str, tool: str, rule: str) -> str:
         scopes = await self.runtime.store.approval_rule_scopes(session_id, tool, rule)
@@ -284,13 +331,24 @@ class ApprovalBroker:
             await reply.on_event(TextDelta(f"{note}\n\n"))
 
     # -- answering ---------------------------------------------------------------------------------------
-    def answer(self, request_id: str, choice: str, *, platform: str, chat_id: str, user_id: str) -> tuple[bool, str]:
-        """Resolve a pending request; (taken, text for the person who answered)."""
+    async def answer(self, request_id: str, choice: str, *, platform: str, chat_id: str,
+                     user_id: str) -> tuple[bool, str]:
+        """Resolve a pending request, asked here or by another process of the cluster (its turn
+        there reads the answer from the store); (taken, text for the person who answered)."""
+        gone = f"Approval request {request_id} is not waiting any more (answered, expired or stopped)."
         pending = self._pending.get(request_id)
-        if pending is None or pending.future.done() or pending.ctx.platform != platform:
-            return False, f"Approval request {request_id} is not waiting any more (answered, expired or stopped)."
+        if pending is not None and not pending.future.done():
+            asked = Asked(pending.ctx.platform, pending.ctx.chat_id, pending.ctx.user_id, pending.tool,
+                          pending.description)
+        else:
+            row = await self.runtime.store.approval_request_get(request_id)
+            if row is None or row["outcome"] != "pending" or row["created_at"] < time.time() - self.timeout:
+                return False, gone
+            asked = Asked(row["platform"], row["chat_id"], row["user_id"], row["tool"], row["description"])
+        if asked.platform != platform:
+            return False, gone
         admin = self.is_admin(platform, user_id)
-        if not admin and (user_id != pending.ctx.user_id or chat_id != pending.ctx.chat_id):
+        if not admin and (user_id != asked.user_id or chat_id != asked.chat_id):
             return False, "Only the person whose request this is, or an admin, can answer it."
         if choice in ("session", "always") and not admin:
             return False, ("Only an admin can always-allow. Approve it this once, or deny it "
@@ -300,10 +358,13 @@ class ApprovalBroker:
             decision = Decision(False, "denied", "", by)
         else:
             decision = Decision(True, "approved", choice, by)
-        pending.future.set_result(decision)
-        log.info("approval %s (%s) %s by %s%s", request_id, pending.tool, decision.outcome, by,
+        if not await self._record(request_id, decision):
+            return False, gone
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(decision)
+        log.info("approval %s (%s) %s by %s%s", request_id, asked.tool, decision.outcome, by,
                  f" ({choice})" if choice in ("session", "always") else "")
-        what = pending.description
+        what = asked.description
         if decision.approved:
             return True, f"Approved: {what}" + {"session": " (always allowed for this session)",
                                                  "always": " (always allowed from now on)"}.get(choice, "")
@@ -315,7 +376,7 @@ class ApprovalBroker:
         if choice not in CHOICES:
             log.info("%s: unknown approval button %r", press.platform, press.action_id)
             return
-        taken, text = self.answer(press.value, choice, platform=press.platform, chat_id=press.chat_id,
+        taken, text = await self.answer(press.value, choice, platform=press.platform, chat_id=press.chat_id,
                                   user_id=press.user_id)
         if taken:
             return   # the request message is edited with the outcome
@@ -353,16 +414,18 @@ class ApprovalBroker:
             return "Usage: /approve [ID] [session|always]"
         choice = "deny" if verb == "deny" else scope
         if not request_id:
-            mine = [p for p in self._pending.values()
-                    if p.ctx.platform == ctx.platform and p.ctx.chat_id == ctx.chat_id
-                    and (p.ctx.user_id == ctx.user_id or self.is_admin(ctx.platform, ctx.user_id))]
+            waiting = await self.runtime.store.approval_requests_waiting(
+                ctx.platform, ctx.chat_id, since=time.time() - self.timeout)     # asked here or elsewhere
+            mine = [r for r in waiting if r["user_id"] == ctx.user_id or self.is_admin(ctx.platform, ctx.user_id)]
             if not mine:
                 return None if verb == "approve" else "Nothing is waiting for approval here."
             if len(mine) > 1:
                 return ("Several requests are waiting; name one:\n"
-                        + "\n".join(f"{p.id}: ({p.tool}) {p.description}" for p in mine))
-            request_id = mine[0].id
-        return self.answer(request_id, choice, platform=ctx.platform, chat_id=ctx.chat_id, user_id=ctx.user_id)[1]
+                        + "\n".join(f"{r['id']}: ({r['tool']}) {r['description']}" for r in mine))
+            request_id = mine[0]["id"]
+        _, text = await self.answer(request_id, choice, platform=ctx.platform, chat_id=ctx.chat_id,
+                                    user_id=ctx.user_id)
+        return text
 
 
 def install_approvals(runtime: Runtime) -> ApprovalBroker:

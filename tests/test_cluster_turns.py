@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 
 from gateway.store import StateStore
-from tests.approvals_support import wait_for
+from tests.approvals_support import TERMINAL, approvals_section, folders, script_cleanup, wait_for
 from tests.cluster_support import Member, kill, owner_pid, start_member, stop_member
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import api_section
 from tests.fakes.model_server import FakeModelServer, Reply
-from tests.fakes.slack_server import FakeSlackServer, post_event
+from tests.fakes.slack_server import FakeSlackServer, post_action, post_event
 
 SECRET = "cluster-signing-secret"
 USERS = ["U1001", "U1002", "U1003"]
@@ -63,8 +63,9 @@ class TimedEcho:
         return Reply(content=f"answer {tag}", delay=self.slow.get(tag, self.pause))
 
 
-def config(store_url: str, model_server: FakeModelServer, slack: FakeSlackServer, mode: str = "http") -> str:
-    return (f'[store]\nurl = "{store_url}"\n' + model_config(model_server) + "stream = false\n" + api_section()
+def config(store_url: str, model_server: FakeModelServer, slack: FakeSlackServer, mode: str = "http",
+           extra: str = "") -> str:
+    return (extra + f'[store]\nurl = "{store_url}"\n' + model_config(model_server) + "stream = false\n" + api_section()
             + f'[slack]\nenabled = true\nmode = "{mode}"\ntoken = "{slack.bot_token}"\n'
               f'app_token = "{slack.app_token}"\napi_base = "{slack.api_base}"\nsigning_secret = "{SECRET}"\n'
               f'allow_users = [{", ".join(repr(u).replace(chr(39), chr(34)) for u in USERS)}]\n')
@@ -197,3 +198,54 @@ async def test_a_killed_process_turn_is_answered_once_by_another_with_the_notice
     finally:
         await asyncio.gather(*(stop_member(m) for m in members))
 
+
+
+def approval_request(slack: FakeSlackServer, user: str) -> dict[str, Any] | None:
+    """The newest approval request with buttons in the user's chat."""
+    found = [m for m in slack.sent(f"D{user}") if any(b.get("type") == "actions" for b in m.get("blocks") or [])]
+    return found[-1] if found else None
+
+
+@pytest.mark.timeout(300)
+async def test_an_approval_answered_on_another_process_reaches_the_turn_where_it_waits(
+        tmp_path: Path, postgres_url: str, model_server: FakeModelServer, slack: FakeSlackServer,
+        pg_store: StateStore) -> None:
+    user = USERS[0]
+    script_cleanup(model_server)
+    script_cleanup(model_server, folder="dist", final="Cleaned dist.")
+    text = config(postgres_url, model_server, slack, extra=TERMINAL + approvals_section(60))
+    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(2)]
+    try:
+        # a button press, posted (through the "load balancer") to the process not running the turn
+        await send(slack, members[0], user, "please clean the build folder")
+        request = await wait_for(lambda: approval_request(slack, user), timeout=60, what="the approval request")
+        holder = owner_pid(await pg_store.turn_holder(f"slack:dm:{user}"))
+        running = next(m for m in members if m.pid == holder)
+        elsewhere = next(m for m in members if m is not running)
+        assert len(folders(running.home)) == 1
+        element = next(e for b in request["blocks"] if b["type"] == "actions" for e in b["elements"]
+                       if e["text"]["text"] == "Approve")
+        began = time.monotonic()
+        payload = slack.block_action(f"D{user}", user, element["action_id"], element["value"], message_ts=request["ts"])
+        assert await post_action(elsewhere.url + "slack/events", payload, SECRET) == 200
+        await wait_for(lambda: "Cleaned up." in [m["text"] for m in slack.sent(f"D{user}")], timeout=30,
+                       what="the answer after the approval")
+        assert time.monotonic() - began < 10
+        assert folders(running.home) == []                   # the approved command ran, where the turn runs
+        assert f"Approved by {user}" in request["text"]      # the request message shows who approved
+
+        # `/approve` typed in the chat and received by the other process
+        await send(slack, running, user, "please clean the dist folder")
+        second = await wait_for(lambda: (r := approval_request(slack, user)) is not None and r is not request and r,
+                                timeout=60, what="the second approval request")
+        holder = owner_pid(await pg_store.turn_holder(f"slack:dm:{user}"))
+        elsewhere = next(m for m in members if m.pid != holder)
+        await send(slack, elsewhere, user, "/approve")
+        await wait_for(lambda: "Cleaned dist." in [m["text"] for m in slack.sent(f"D{user}")], timeout=30,
+                       what="the answer after /approve")
+        assert f"Approved by {user}" in second["text"]
+        assert any(m["text"].startswith("Approved: ") for m in slack.sent(f"D{user}"))   # the /approve's own answer
+        rows = await pg_store.approval_request_rows()
+        assert [(r["outcome"], r["answered_by"]) for r in rows] == [("approved", f"slack:{user}")] * 2
+    finally:
+        await asyncio.gather(*(stop_member(m) for m in members))

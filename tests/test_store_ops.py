@@ -77,6 +77,26 @@ async def test_two_admins_allowing_one_rule_at_once_leave_one_rule(store_url: st
         await second.close()
 
 
+async def test_an_approval_answered_at_once_on_two_processes_takes_the_first_answer_only(store_url: str) -> None:
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        await first.approval_request_insert("a2", session_id="s1", platform="slack", chat_id="D1", user_id="U1",
+                                            tool="terminal", description="rm -rf build", rule="rm -rf")
+        [waiting] = await second.approval_requests_waiting("slack", "D1", since=0)
+        assert waiting["id"] == "a2"
+        answers = [("approved", "slack:U1"), ("denied", "slack:UADMIN"), ("timeout", "")] * 3
+        taken = await asyncio.gather(*((first if n % 2 else second).approval_request_answer(
+            "a2", outcome=outcome, answered_by=by) for n, (outcome, by) in enumerate(answers)))
+        assert taken.count(True) == 1
+        row = await first.approval_request_get("a2")
+        assert row is not None and (row["outcome"], row["answered_by"]) == answers[taken.index(True)]
+        assert await second.approval_requests_waiting("slack", "D1", since=0) == []
+        assert await first.approval_request_get("a9") is None
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_one_user_gets_one_code_and_one_code_is_approved_once_across_two_clients(store_url: str) -> None:
     from gateway.pairing import Pairing, PairingError
 

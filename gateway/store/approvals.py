@@ -1,7 +1,9 @@
 """Approvals of risky tool calls: the rows of `approval_requests` and `approval_rules`.
 
 Who may answer, what a rule is and how it is matched live in `gateway/approvals.py`; this module
-only stores. A rule row is keyed by (session, tool, rule), `''` as session meaning "always":
+only stores. An answer is a conditional update of a pending request, so of two answers given
+at once on two processes (a button here, `/approve` there, or the asker's own timeout) exactly
+one is taken. A rule row is keyed by (session, tool, rule), `''` as session meaning "always":
 adding one that exists is an insert-if-new (`on_conflict_do_nothing` on either engine), so two
 admins allowing the same thing at once (from two processes) leave one row and no error.
 """
@@ -35,9 +37,24 @@ class ApprovalsStore:
             description=description, rule=rule, created_at=time.time()))
 
     async def approval_request_answer(self, request_id: str, *, outcome: str, scope: str = "",
-                                      answered_by: str = "") -> None:
-        await self.db.execute(approval_requests.update().where(Q.id == request_id).values(
+                                      answered_by: str = "") -> bool:
+        """Answer a request that is still pending; False when it was answered already. The first
+        answer wins, whichever process gives it (the one running the turn or another one)."""
+        result = await self.db.execute(approval_requests.update().where(
+            Q.id == request_id, Q.outcome == "pending").values(
             outcome=outcome, scope=scope, answered_by=answered_by, answered_at=time.time()))
+        return result.rowcount == 1
+
+    async def approval_request_get(self, request_id: str) -> Mapping[str, Any] | None:
+        row = await self.db.one(sa.select(approval_requests).where(Q.id == request_id))
+        return row._mapping if row is not None else None
+
+    async def approval_requests_waiting(self, platform: str, chat_id: str, *, since: float) -> list[Mapping[str, Any]]:
+        """Requests of this chat still pending that were asked after `since`, oldest first."""
+        rows = await self.db.rows(sa.select(approval_requests).where(
+            Q.platform == platform, Q.chat_id == chat_id, Q.outcome == "pending", Q.created_at >= since)
+            .order_by(Q.created_at, Q.id))
+        return [r._mapping for r in rows]
 
     async def approval_request_rows(self, *, session_id: str | None = None,
                                     limit: int | None = None) -> list[Mapping[str, Any]]:
