@@ -34,7 +34,6 @@ import os
 import random
 import re
 import signal
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
@@ -48,6 +47,7 @@ from gateway.inbox import Inbox
 from gateway.store import StateStore, open_store
 from gateway.store.database import database_url
 from tests.conftest import write_config
+from tests.fakes.gateway_forks import ForkedGateway, GatewayForks
 from tests.fakes.gateway_harness import api_section
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.fakes.telegram_server import FakeTelegramServer
@@ -70,14 +70,15 @@ def tag(user: int, n: int) -> str:
 class Chaos:
     """The scenario's state: what was sent, which kill is armed, what the model saw."""
 
-    def __init__(self, home: Path, tg: FakeTelegramServer, rng: random.Random, *, users: list[int],
-                 store_url: str = "") -> None:
+    def __init__(self, home: Path, tg: FakeTelegramServer, rng: random.Random, forks: GatewayForks, *,
+                 users: list[int], store_url: str = "") -> None:
         self.home = home
+        self.forks = forks
         self.tg = tg
         self.rng = rng
         self.users = users
         self.store_url = store_url                                   # "" : the home's state.db
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: ForkedGateway | None = None
         self.generation = 0
         self.sent: dict[int, list[str]] = defaultdict(list)        # user -> tags in the order sent
         self.update_ids: dict[str, int] = {}
@@ -174,19 +175,17 @@ class Chaos:
 
     # -- the process -----------------------------------------------------------------------------
     async def start(self) -> None:
+        """`hermes gateway --grace 5` on this lane's home, forked warm; returns once it is serving."""
         self.generation += 1
         self.killed.clear()
-        with open(self.home / "chaos-stderr.log", "ab") as stderr:      # read when a start fails
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gateway", "gateway", "--grace", "5",
-                env=self.env(),
-                stdout=asyncio.subprocess.PIPE, stderr=stderr)
-        assert self.process.stdout is not None
-        banner, began = "", time.monotonic()
-        while "Stop with" not in banner:
-            line = await asyncio.wait_for(self.process.stdout.readline(), 180)
-            assert line, f"gateway exited early: {banner}{(self.home / 'chaos-stderr.log').read_text()[-3000:]}"
-            banner += line.decode()
+        began = time.monotonic()
+        stderr = self.home / "chaos-stderr.log"                           # read when a start fails
+        self.process = await self.forks.spawn(["gateway", "--grace", "5"], self.env(),
+                                              self.home / f"chaos-stdout-{self.generation}.log", stderr)
+        try:
+            await self.process.wait_for_output("Stop with", 180)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{stderr.read_text()[-3000:]}") from None
         self.starts.append(time.monotonic() - began)
 
     def env(self) -> dict[str, str]:
@@ -346,6 +345,8 @@ async def test_sigkill_at_every_step_and_at_random_loses_nothing_doubles_nothing
     rng.shuffle(plan)
     postgres = request.config.getoption("store") == "postgresql"
     async with AsyncExitStack() as stack:
+        forks = await GatewayForks().start()
+        stack.push_async_callback(forks.stop)
         lanes: list[Chaos] = []
         for lane in range(LANES):
             tg = await FakeTelegramServer().start()
@@ -355,7 +356,7 @@ async def test_sigkill_at_every_step_and_at_random_loses_nothing_doubles_nothing
                 store_url = (os.environ["HERMES_STORE_URL"] if lane == 0
                              else stack.enter_context(request.getfixturevalue("postgres_server").database()))
             lanes.append(Chaos(home if lane == 0 else home.with_name(f"{home.name}-lane{lane}"), tg,
-                               random.Random(f"{SEED}/{lane}"), users=[u + 1000 * lane for u in USERS],
+                               random.Random(f"{SEED}/{lane}"), forks, users=[u + 1000 * lane for u in USERS],
                                store_url=store_url))
         async with asyncio.TaskGroup() as group:
             for lane, chaos in enumerate(lanes):
