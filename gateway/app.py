@@ -56,6 +56,7 @@ from gateway.metrics import Metrics
 from gateway.model_check import ModelCheck, check_model
 from gateway.outbox import relay_outbox
 from gateway.cluster.node import new_process_id
+from gateway.cluster.wakeups import TURN_STOP, Wakeups
 from gateway.pairing import Pairing
 from gateway.routing import Router
 from gateway.runtime import Runtime
@@ -113,6 +114,7 @@ class Gateway:
         self._stopping = False
         self._stop_begun = False
         self.turns: TurnClaims | None = None
+        self.wakeups: Wakeups | None = None
         # messages taken here whose attachments came downloaded (the inbox keeps no file bytes):
         # run here, they keep them; run by another process, it has the files' URLs only
         self._with_files: OrderedDict[int, InboundMessage] = OrderedDict()
@@ -144,7 +146,10 @@ class Gateway:
         self.turns = TurnClaims(runtime.store, new_process_id(), self._run_row,
                                 exclusive=not runtime.store.db.is_postgresql,
                                 forget=self.dispatcher.forget_key, on_stop=self.dispatcher.stop)
-        self.dispatcher.remote_stop = self.turns.request_stop
+        self.wakeups = Wakeups(runtime.store)
+        self.wakeups.on(TURN_STOP, self.turns.wake)
+        runtime.services["wakeups"] = self.wakeups
+        self.dispatcher.remote_stop = self._remote_stop
         runtime.services["send_message"] = self.send_message
         runtime.services["announce"] = self.announce
         runtime.services["usage_hook"] = self.metrics.record_usage  # review tokens reach /metrics too
@@ -199,6 +204,7 @@ class Gateway:
         await runtime.services["learning"].resume(idle_sweeper=False)  # reviews a killed process left run again
         # sessions whose messages an earlier process took and never answered (it crashed, or had to
         # stop first) are claimed and answered here once, in arrival order (gateway/turns.py)
+        await self.wakeups.start()
         await self.turns.start()
         from gateway.cluster.wiring import build_node
 
@@ -288,6 +294,14 @@ class Gateway:
             while len(self._with_files) > KEPT_FILES_MESSAGES:
                 self._with_files.popitem(last=False)
         self.turns.offer(key)
+
+    async def _remote_stop(self, key: str) -> bool:
+        """/stop for a turn another process runs: the request in the store, then its wake-up."""
+        assert self.turns is not None and self.wakeups is not None
+        asked = await self.turns.request_stop(key)
+        if asked:
+            await self.wakeups.send(TURN_STOP, key)
+        return asked
 
     async def _run_row(self, row: Any, notice: bool) -> None:
         """Answer one message of a session this process holds (gateway/turns.py): the interrupted
@@ -459,6 +473,8 @@ class Gateway:
                 await asyncio.gather(task, return_exceptions=True)
         if self.turns is not None and self.runtime is not None:
             await self.turns.close()        # frees this process's sessions for the others at once
+        if self.wakeups is not None:
+            await self.wakeups.close()
         if self.node is not None:
             try:
                 await self.node.stop()

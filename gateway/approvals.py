@@ -19,8 +19,8 @@ asked about: the file tools refuse them outright.) The dispatcher gives every tu
 With several gateway processes the answer may reach another process than the one running the
 turn (a Slack button posted through the load balancer, a Telegram press fetched by the poller,
 `/approve` answered where it arrived): that process checks who may answer from the request's row
-and stores the answer with a conditional update (first answer wins); the waiting turn reads it
-within POLL_SECONDS and goes on, and edits the request message with the outcome as always.
+and stores the answer with a conditional update (first answer wins); the waiting turn reads it at
+once (a wake-up, gateway/cluster/wakeups.py), at the latest within POLL_SECONDS, and goes on, and edits the request message with the outcome as always.
 
 Only the user who started the turn or an admin of the platform (`[platform] admins`) may answer;
 only admins may "always allow". Every request and its outcome is recorded in
@@ -56,6 +56,7 @@ from adapters.base import Button, ButtonPress, OutboundMessage, SentMessage
 from agent.events import TextDelta
 from agent.redact import Redactor
 from agent.tools.registry import Approver, ToolError
+from gateway.cluster.wakeups import APPROVAL_ANSWERED
 from gateway.store import SessionRecord
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ CHOICES: tuple[str, ...] = ("once", "deny", "session", "always")   # approval:<c
 ButtonHandler = Callable[[ButtonPress], Awaitable[None]]
 _RULE = re.compile(r"\((?:matches dangerous pattern|rule:)\s+(.+)\)\s*$", re.DOTALL)
 _ID = re.compile(r"^a[0-9a-f]{6}$")
-POLL_SECONDS = 0.5     # how often a waiting turn reads whether another process got the answer
+POLL_SECONDS = 2.0     # how often a waiting turn reads whether another process got the answer (the
+                       # wake-up from that process usually tells it at once: gateway/cluster/wakeups.py)
 
 
 def rule_key(rule: str, redactor: Redactor) -> str:
@@ -161,6 +163,7 @@ class ApprovalBroker:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._pending: dict[str, Pending] = {}
+        self._reading: set[asyncio.Task[None]] = set()
 
     # -- for the dispatcher ---------------------------------------------------------------------------
     def approver(self, ctx: CommandContext, session: SessionRecord, reply: Any, *,
@@ -362,6 +365,8 @@ class ApprovalBroker:
             return False, gone
         if pending is not None and not pending.future.done():
             pending.future.set_result(decision)
+        elif (wakeups := self.runtime.services.get("wakeups")) is not None:
+            await wakeups.send(APPROVAL_ANSWERED, request_id)     # the process whose turn waits reads it now
         log.info("approval %s (%s) %s by %s%s", request_id, asked.tool, decision.outcome, by,
                  f" ({choice})" if choice in ("session", "always") else "")
         what = asked.description
@@ -369,6 +374,23 @@ class ApprovalBroker:
             return True, f"Approved: {what}" + {"session": " (always allowed for this session)",
                                                  "always": " (always allowed from now on)"}.get(choice, "")
         return True, f"Denied: {what}"
+
+    def answered_elsewhere(self, request_id: str) -> None:
+        """Wake-up: another process answered `request_id`; if its turn waits here, read the answer now."""
+        pending = self._pending.get(request_id)
+        if pending is not None and not pending.future.done():
+            task = asyncio.get_running_loop().create_task(self._read_answer(pending))
+            self._reading.add(task)
+            task.add_done_callback(self._reading.discard)
+
+    async def _read_answer(self, pending: Pending) -> None:
+        try:
+            decision = _answered(await self.runtime.store.approval_request_get(pending.id))
+        except Exception as exc:  # noqa: BLE001 - the waiting turn reads it again at its next poll
+            log.warning("approval %s: could not read its answer from the store: %s", pending.id, exc)
+            return
+        if decision is not None and not pending.future.done():
+            pending.future.set_result(decision)
 
     async def on_button(self, press: ButtonPress) -> None:
         """A press of one of our buttons (action_id `approval:<choice>`, value the request id)."""
@@ -437,4 +459,7 @@ def install_approvals(runtime: Runtime) -> ApprovalBroker:
         router = ButtonRouter(fallback=router)
         runtime.services["button_handler"] = router
     router.register(PREFIX, broker.on_button)
+    wakeups = runtime.services.get("wakeups")
+    if wakeups is not None:
+        wakeups.on(APPROVAL_ANSWERED, broker.answered_elsewhere)
     return broker

@@ -9,8 +9,9 @@ balancer, the Telegram poller). When the queue is empty the claim is released an
 looked at once more: a message taken by another process between the last look and the release
 is then claimed here, or by its taker, never by nobody.
 
-Once a second every process renews its claims in one statement, hands on the `/stop` requests
-other processes wrote for its sessions, and claims the sessions that have waiting rows and no
+Once a second (and at once when woken: a `/stop` written by another process comes with a wake-up)
+every process renews its claims in one statement, hands on the `/stop` requests other processes
+wrote for its sessions, and claims the sessions that have waiting rows and no
 live claim: those of a process that died (its claims expire `ttl` seconds after its last
 renewal) or stopped cleanly (it released them). The first row run after taking a claim over from
 a dead owner, or a row whose turn had begun before, comes with the "interrupted" notice; a row
@@ -63,6 +64,7 @@ class TurnClaims:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._last: OrderedDict[str, int] = OrderedDict()        # generation this process last released
         self._ticker: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
 
     async def start(self) -> None:
         """Take over what an earlier process left (at once on SQLite), then tick in the background."""
@@ -80,8 +82,14 @@ class TurnClaims:
     def holds(self, key: str) -> bool:
         return key in self._held
 
+    def wake(self, key: str) -> None:
+        """Another process wrote something for `key` (a /stop): tick now if the session is held here."""
+        if key in self._held:
+            self._woken.set()
+
     async def request_stop(self, key: str) -> bool:
-        """/stop for a session whose turn runs in another process: it reads the request within a tick."""
+        """/stop for a session whose turn runs in another process: it reads the request at its next
+        tick, at once when the caller also sends the wake-up (gateway/cluster/wakeups.py)."""
         return await self.store.turn_request_stop(key)
 
     async def idle(self) -> None:
@@ -164,7 +172,9 @@ class TurnClaims:
     # -- once a tick ---------------------------------------------------------------------------------
     async def _tick_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.tick_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self.tick_every)
+            self._woken.clear()
             try:
                 await self._renew()
                 await self._claim_orphans()

@@ -23,6 +23,7 @@ from gateway.store.learning import LearningStore
 from gateway.store.leases import LeasesStore
 from gateway.store.maintenance import MaintenanceStore
 from gateway.store.memory import MemoryFilesStore
+from gateway.store.notify import NotifyStore
 from gateway.store.outbox import OutboxStore
 from gateway.store.pairing import PairingStore
 from gateway.store.proposals import ProposalsStore
@@ -38,7 +39,7 @@ from gateway.store.web_logins import WebLoginsStore
 class StateStore(SessionsStore, UsageStore, InboxStore, DeliveryStore, LearningStore, ProposalsStore,
                  LeasesStore, MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore, ApiStore,
                  SessionQueriesStore,
-                 CronStore, ApprovalsStore, PairingStore, OutboxStore, TurnClaimsStore):
+                 CronStore, ApprovalsStore, PairingStore, OutboxStore, TurnClaimsStore, NotifyStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
