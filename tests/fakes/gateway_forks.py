@@ -126,8 +126,22 @@ class GatewayForks:
 
 
 # -- the parent's side -----------------------------------------------------------------------------
+# imported by a gateway only once it serves (its components, its first model call through the
+# OpenAI client): a speed-up only, so a name that is gone (a module moved) is skipped
+LATER_IMPORTS = (
+    "aiosqlite", "httpcore", "h2", "croniter", "apscheduler.triggers.date", "apscheduler.triggers.interval",
+    "openai.resources", "openai.lib.streaming.chat", "litellm.proxy._types", "litellm.llms.litellm_proxy",
+    "litellm.llms.openai_like.dynamic_config", "litellm.integrations.prometheus_services",
+    "gateway.adapter_factory", "gateway.approvals", "gateway.cluster.wiring", "gateway.config_checks",
+    "gateway.cron.wiring", "gateway.cron.service", "gateway.dashboard.core", "gateway.dashboard.pages",
+    "gateway.maintenance", "gateway.pidfile", "gateway.reload", "anyio._backends._asyncio", "anyio.streams.memory",
+)
+
+
 def _preload() -> None:
     """What `hermes gateway` imports by the time it serves, LiteLLM included (no thread, no loop)."""
+    import importlib
+
     import adapters.telegram  # noqa: F401
     import gateway.app  # noqa: F401
     import gateway.cli  # noqa: F401
@@ -135,6 +149,9 @@ def _preload() -> None:
     from agent.model_call import import_litellm
 
     import_litellm()
+    for name in LATER_IMPORTS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def _child(request: dict[str, Any]) -> None:
