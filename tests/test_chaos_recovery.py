@@ -19,9 +19,12 @@ as many as kills, and every other double fails the test.
 The 8 kills are dealt, after a seeded shuffle, to two lanes that run side by side: each lane is
 the scenario above on its own home, its own fake Bot API and model and its own 3 users, with
 half the kills. The lanes share nothing, so together they are the same 72 messages, 6 users
-and 8 SIGKILLs as one lane in a row would be; side by side they take half the wall time, most
-of which is the gateway's start (its imports, LiteLLM's above all) after each kill, CPU-bound
-and single-threaded, so two of them keep both cores of a 2-core machine busy.
+and 8 SIGKILLs as one lane in a row would be, in about half the wall time. Each gateway is
+forked from a parent that has already imported what `hermes gateway` imports
+(tests/fakes/gateway_forks.py) and runs the real command line from its start: exec'd afresh,
+the imports (LiteLLM's above all, CPU-bound) were most of the run, 16-19 s a restart on a
+loaded 2-core machine. On PostgreSQL most of the time left is the claims' TTL: a killed
+process's sessions are taken over once its claims expire (gateway/turns.py).
 
 The seed is `HERMES_CHAOS_SEED` (default 31); the counts and timings are printed (`pytest -s`).
 """
