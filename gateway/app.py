@@ -161,7 +161,7 @@ class Gateway:
         install_approvals(runtime)  # services["approvals"] and a button_handler routing presses by prefix
         self.adapters = {a.name: a for a in self._build_adapters()}
         if auth is not None:
-            completions = ChatCompletions(ApiTurns(self.dispatcher, self.router, self.metrics))
+            completions = ChatCompletions(ApiTurns(self.dispatcher, self.router, self.metrics, self.turns))
             self.web_sessions = WebSessions(runtime.store, self.config.api.session_hours)
             api = ApiApp(auth, completions, self.metrics.render, self.metrics.content_type, self.health,
                          sessions=self.web_sessions,

@@ -3,7 +3,8 @@
 Every platform message is taken into the inbox under its session's key (gateway/inbox.py), and
 then `offer(key)`ed here. A process runs a session's turns only while it holds the session's
 claim in the store (gateway/store/turns.py): one holder in the whole cluster, so one turn per
-session at a time, and the holder takes the session's rows oldest first, so they are answered in
+session at a time (an API request whose conversation the server keeps `hold`s the claim around
+its turn the same way), and the holder takes the session's rows oldest first, so they are answered in
 arrival order whichever process received them (a Slack socket, a webhook behind a load
 balancer, the Telegram poller). When the queue is empty the claim is released and the queue
 looked at once more: a message taken by another process between the last look and the release
@@ -44,7 +45,9 @@ DEFAULT_TTL = 6.0
 TICK_EVERY = 1.0
 REMEMBERED = 4096       # sessions whose last generation here is remembered (older ones count as stale)
 
+HOLD_POLL = 0.2         # how often a turn waiting for a session another process runs asks again
 RunRow = Callable[[Any, bool], Awaitable[None]]   # (inbox row, with the interrupted notice) -> settled
+Release = Callable[[], Awaitable[None]]
 
 
 class TurnClaims:
@@ -65,6 +68,7 @@ class TurnClaims:
         self._last: OrderedDict[str, int] = OrderedDict()        # generation this process last released
         self._ticker: asyncio.Task[None] | None = None
         self._woken = asyncio.Event()
+        self._holds: dict[str, tuple[asyncio.Lock, int]] = {}    # session key -> (lock, requests using it)
 
     async def start(self) -> None:
         """Take over what an earlier process left (at once on SQLite), then tick in the background."""
@@ -86,6 +90,57 @@ class TurnClaims:
         """Another process wrote something for `key` (a /stop): tick now if the session is held here."""
         if key in self._held:
             self._woken.set()
+
+    async def hold(self, key: str, *, wait: float) -> Release | None:
+        """Claim `key` for one turn that is not an inbox row (an API request whose conversation the
+        server keeps), waiting while another process runs the session's turn; the release, or
+        None when another process kept it busy for `wait` seconds. Requests of one session here
+        take turns at holding it, in order; the claim is renewed (and its loss interrupts the turn) like any."""
+        lock, users = self._holds.get(key, (asyncio.Lock(), 0))
+        self._holds[key] = (lock, users + 1)
+        loop = asyncio.get_running_loop()
+        claim: TurnClaim | None = None
+        try:
+            await lock.acquire()          # behind this process's earlier requests of the session, as queued
+            try:
+                deadline = loop.time() + wait
+                while (claim := await self._claim(key)) is None and loop.time() < deadline:
+                    await asyncio.sleep(HOLD_POLL)
+            finally:
+                if claim is None:
+                    lock.release()
+        finally:
+            if claim is None:
+                self._let_go(key)
+        if claim is None:
+            return None
+        generation = claim.generation
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            try:
+                if self._held.get(key) == generation:
+                    del self._held[key]
+                    self._remember(key, generation)
+                    await self.store.turn_release(key, self.owner, generation)
+            except Exception as exc:  # noqa: BLE001 - the claim expires after the TTL anyway
+                log.warning("could not free the session %s: %s", key, exc)
+            finally:
+                lock.release()
+                self._let_go(key)
+
+        return release
+
+    def _let_go(self, key: str) -> None:
+        lock, users = self._holds[key]
+        if users <= 1:
+            del self._holds[key]
+        else:
+            self._holds[key] = (lock, users - 1)
 
     async def request_stop(self, key: str) -> bool:
         """/stop for a session whose turn runs in another process: it reads the request at its next

@@ -20,13 +20,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from gateway.store import StateStore
 from tests.approvals_support import TERMINAL, approvals_section, folders, script_cleanup, wait_for
 from tests.cluster_support import Member, kill, owner_pid, start_member, stop_member
 from tests.conftest import model_config
-from tests.fakes.gateway_harness import api_section
+from tests.fakes.gateway_harness import TOKEN, api_section
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.fakes.slack_server import FakeSlackServer, post_action, post_event
 
@@ -247,5 +248,42 @@ async def test_an_approval_answered_on_another_process_reaches_the_turn_where_it
         assert any(m["text"].startswith("Approved: ") for m in slack.sent(f"D{user}"))   # the /approve's own answer
         rows = await pg_store.approval_request_rows()
         assert [(r["outcome"], r["answered_by"]) for r in rows] == [("approved", f"slack:{user}")] * 2
+    finally:
+        await asyncio.gather(*(stop_member(m) for m in members))
+
+
+@pytest.mark.timeout(300)
+async def test_one_api_conversation_posted_to_two_processes_takes_turns_on_the_whole_conversation(
+        tmp_path: Path, postgres_url: str, model_server: FakeModelServer, slack: FakeSlackServer) -> None:
+    echo = TimedEcho(pause=1.5)
+    model_server.add(*([echo] * 20), purpose="chat")
+    text = config(postgres_url, model_server, slack)
+    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(2)]
+
+    async def ask(member: Member, tag: str) -> str:
+        async with aiohttp.ClientSession() as http, http.post(
+                member.url + "v1/chat/completions",
+                headers={"Authorization": f"Bearer {TOKEN}", "X-Hermes-Session-Id": "shared"},
+                json={"model": "hermes", "messages": [{"role": "user", "content": f"please {tag}"}]},
+                timeout=aiohttp.ClientTimeout(total=120)) as response:
+            assert response.status == 200, await response.text()
+            return str((await response.json())["choices"][0]["message"]["content"])
+
+    try:
+        first = asyncio.create_task(ask(members[0], "U0001-1"))
+        await wait_for(lambda: bool(echo.arrivals["U0001"]), timeout=60, what="the first turn to start")
+        second = await ask(members[1], "U0001-2")          # while the first still runs, on the other process
+        assert await first == "answer U0001-1"
+        assert second == "answer U0001-2"
+        third = await ask(members[0], "U0001-3")           # back on the first process, whose copy is old now
+        assert third == "answer U0001-3"
+        times = [t for t, _ in echo.arrivals["U0001"]]
+        assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 1.5 * 0.9, "two turns ran at once"
+        chats = model_server.requests_with_purpose("chat")
+        seen = [[str(m.get("content")) for m in r["messages"] if m.get("role") in ("user", "assistant")]
+                for r in chats]
+        assert seen[1][-3:] == ["please U0001-1", "answer U0001-1", "please U0001-2"]
+        assert seen[2][-5:] == ["please U0001-1", "answer U0001-1", "please U0001-2", "answer U0001-2",
+                                "please U0001-3"]
     finally:
         await asyncio.gather(*(stop_member(m) for m in members))

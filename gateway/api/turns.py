@@ -3,7 +3,9 @@
 Without a session a request is its own conversation: a fresh session (key `api:once:<uuid>`)
 seeded with the client's history, so two clients share nothing but the team's skills and
 memory. With `X-Hermes-Session-Id: ID` the conversation is kept under `api:<token_id>:<ID>`,
-owned by the API token that created it (`api_sessions`, migration 0010). `user` names the
+owned by the API token that created it (`api_sessions`, migration 0010), and its turns hold the
+session's claim in the cluster (gateway/turns.py): requests for one conversation that reach
+different processes take turns, each on the conversation as the last one left it. `user` names the
 person (their USER.md, approvals they may answer), never the conversation.
 
 `ApiTurns.models()` is what `/v1/models` lists: `hermes` (the agent with its configured chain)
@@ -37,6 +39,7 @@ from gateway.dispatcher import Dispatcher, ShuttingDown
 from gateway.metrics import Metrics
 from gateway.routing import Router
 from gateway.sessions import TurnInput
+from gateway.turns import Release, TurnClaims
 
 SESSION_HEADER = "X-Hermes-Session-Id"
 TOKEN_ID = web.RequestKey("token_id", str)  # set by the server's auth middleware
@@ -44,6 +47,7 @@ AGENT_MODEL = "hermes"
 # clients set up for the peer agent send "hermes-agent": the same agent, listed in /v1/models too
 AGENT_ALIASES = (AGENT_MODEL, "hermes-agent")
 EVENTS_HEADER = "X-Hermes-Events"
+HOLD_WAIT_SECONDS = 120    # how long a request waits for a conversation whose turn runs on another process
 TOOL_ARGUMENTS_SHOWN = 160  # as many characters as the terminal's `⚙ name(arguments)` line shows
 
 
@@ -84,6 +88,7 @@ class ApiReply:
     def __init__(self, *, tools: bool = False, redactor: Redactor | None = None) -> None:
         self.items: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
         self.tools = tools
+        self.ended = asyncio.Event()      # the turn is over (answered, said something, or failed)
         self.redactor = redactor or Redactor.from_environ()
 
     def begin(self) -> None:
@@ -105,12 +110,15 @@ class ApiReply:
             self.items.put_nowait(("done", ((text + "\n\n") if text else "") + "Stopped.", result))
         else:
             self.items.put_nowait(("done", text, result))
+        self.ended.set()
 
     async def say(self, text: str) -> None:
         self.items.put_nowait(("done", text, None))
+        self.ended.set()
 
     async def fail(self, text: str) -> None:
         self.items.put_nowait(("error", text, None))
+        self.ended.set()
 
     async def final(self) -> tuple[str, TurnResult | None]:
         """The whole answer; ApiError(502) when the turn failed."""
@@ -123,10 +131,13 @@ class ApiReply:
 
 
 class ApiTurns:
-    def __init__(self, dispatcher: Dispatcher, router: Router, metrics: Metrics) -> None:
+    def __init__(self, dispatcher: Dispatcher, router: Router, metrics: Metrics,
+                 turns: TurnClaims | None = None) -> None:
         self.dispatcher = dispatcher
         self.router = router
         self.metrics = metrics
+        self.turns = turns
+        self._holding: set[asyncio.Task[None]] = set()
 
     @property
     def model(self) -> ModelConfig:
@@ -169,9 +180,38 @@ class ApiTurns:
                          options=CallOptions(model="" if model in AGENT_ALIASES else model, params=params))
         reply = ApiReply(tools=tools and stream, redactor=self.store.redactor)
         self.metrics.messages_in.labels("api").inc()
+        release = await self._hold(key) if session_id is not None else None
         try:
             await self.dispatcher.handle(ctx, conversation.content, reply, stream=None if stream else False,
                                          turn=turn)
         except ShuttingDown:
+            if release is not None:
+                await release()
             raise ApiError(503, "the gateway is shutting down; try again shortly", code="shutting_down") from None
+        except BaseException:
+            if release is not None:
+                await release()
+            raise
+        if release is not None:
+            task = asyncio.create_task(self._release_when_ended(reply, release), name=f"api-hold:{key}")
+            self._holding.add(task)
+            task.add_done_callback(self._holding.discard)
         return reply
+
+    async def _hold(self, key: str) -> Release | None:
+        """The session's claim in the cluster (gateway/turns.py) for this turn: one turn of a kept
+        conversation at a time whichever process the requests reach, and never on a stale copy."""
+        if self.turns is None:
+            return None
+        release = await self.turns.hold(key, wait=HOLD_WAIT_SECONDS)
+        if release is None:
+            raise ApiError(409, f"this conversation's turn has been running elsewhere for {HOLD_WAIT_SECONDS} s; "
+                                "try again when it has answered", code="session_busy")
+        return release
+
+    @staticmethod
+    async def _release_when_ended(reply: ApiReply, release: Release) -> None:
+        try:
+            await reply.ended.wait()
+        finally:
+            await asyncio.shield(release())
