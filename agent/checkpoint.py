@@ -52,7 +52,7 @@ from agent.tools.memory_tool import memory as memory_tool
 from agent.tools.registry import Tool, ToolContext, ToolError, ToolRegistry, tool
 from agent.tools.skills import skill_search, skill_view
 from skills.history import unified_diff
-from skills.library import Skill
+from skills.snapshot import Skill
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,12 @@ from agent.redact import Redactor
 from agent.tools.registry import Tool, ToolContext, ToolError
 from agent.tools.skills import skill_manage
 from skills.document import SkillFormatError, parse
+from skills.errors import RefusalKind
 from skills.history import unified_diff
-from skills.library import RefusalKind, Skill, SkillError, SkillLibrary, SkillRefused, WritePolicy
+from skills.library import SkillError, SkillLibrary, SkillRefused, WritePolicy
 from skills.paths import PathEscapeError
 from skills.similar import Deduplicator, Embed, SkillText
+from skills.snapshot import Skill
 from skills.validate import MAX_DESCRIPTION
 
 AutoSkills = Literal["on", "ask", "off"]

@@ -18,7 +18,7 @@ a write with `protect=True` (a checkpoint's) is refused with `SkillRefused(kind=
 With a `SkillVersionStore` (`versions=`, the gateway's database) the store is the source of
 truth instead: history and provenance are its rows (`.history/` and `provenance.json` become
 copies written with each commit), and every write is a compare-and-set on the skill's version as
-read. A writer reads the store, brings the files in step with it (`_in_step`: a person's edit of a
+read. A writer reads the store, brings the files in step with it (`StoreSync.in_step`: a person's edit of a
 file becomes a version and makes the skill protected; a stale copy is rewritten), works out the
 change on that text, and commits it only if nobody committed in between; the files are written
 inside that transaction, so they follow the store's order. On a conflict it reads the new text
@@ -31,173 +31,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import difflib
 import fcntl
-import json
 import logging
-import os
 import random
-import shutil
-import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from skills.document import SkillDocument, SkillFormatError, parse, render
-from skills.guard import GuardReport, guard_skill_text
-from skills.history import HISTORY_DIR, SKILL_FILE, HistoryEntry, SkillHistory, state_at, unified_diff
-from skills.paths import PathEscapeError, safe_join
-from skills.search import Document, Hit, SearchIndex, weighted_terms
-from skills.validate import document_problems, name_problems, strict_render
-from skills.versions import (
-    KEEP,
-    Apply,
-    Commit,
-    NewEntry,
-    Provenance,
-    SkillVersionStore,
-    StoredSkill,
-    VersionConflict,
-    file_digest,
-    text_digest,
+from skills.changes import Changes, last_category
+from skills.document import SkillFormatError, parse, render
+from skills.errors import SkillError, SkillNotFound, SkillRefused
+from skills.history import SKILL_FILE, HistoryEntry, SkillHistory, state_at
+from skills.paths import safe_join
+from skills.provenance import ProvenanceFile, matches
+from skills.skill_text import (
+    DEFAULT_CATEGORY,
+    MAX_SUPPORTING_FILE,
+    describe_mismatch,
+    edited,
+    now_iso,
+    parse_for_write,
+    patched,
+    render_checked,
+    supporting_path,
+    write_atomic,
 )
+from skills.snapshot import Skill, SkillScanner, Snapshot
+from skills.store_sync import MAX_ATTEMPTS, StoreSync
+from skills.validate import document_problems, name_problems
+from skills.versions import SkillVersionStore, StoredSkill, VersionConflict
+from skills.write_policy import PERSON, WritePolicy, after_write, check
+
+# what most callers import from here (the rest from the module that defines it)
+__all__ = ["Skill", "SkillError", "SkillLibrary", "SkillNotFound", "SkillRefused", "Snapshot", "WritePolicy"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOCK_DIR = ".locks"
-DEFAULT_CATEGORY = "general"
-MAX_SUPPORTING_FILE = 1_000_000
-MAX_ATTEMPTS = 60
-
-
-class SkillError(Exception):
-    """A request the library refuses; the message says why and what to do instead."""
-
-
-class SkillNotFound(SkillError):
-    pass
-
-
-RefusalKind = Literal["guard", "duplicate", "protected", "size", "mode", "invalid", "budget"]
-
-
-class SkillRefused(SkillError):
-    """A write a `WritePolicy` refuses; `kind` says which check (guard, protected, size...)."""
-
-    def __init__(self, kind: RefusalKind, message: str, report: GuardReport | None = None) -> None:
-        super().__init__(message)
-        self.kind: RefusalKind = kind
-        self.report = report
-
-
-Writer = Literal["checkpoint", "person", "none"]
-
-
-@dataclass(frozen=True)
-class WritePolicy:
-    """Checks run under the skill's lock on the final text, and whose write it is.
-
-    writer: "checkpoint" keeps (or, for a create, starts) the skill's checkpoint provenance;
-    "person" ends it (the skill becomes protected); "none" leaves it as it is.
-    """
-
-    guard: bool = False
-    protect: bool = False
-    max_skill_chars: int | None = None
-    writer: Writer = "person"
-
-
-PERSON = WritePolicy()
-PROVENANCE_FILE = "provenance.json"
-PROVENANCE_LOCK = ".provenance"
-
-
-def _dangerous(report: GuardReport) -> Counter[tuple[str, str, str]]:
-    return Counter((f.file, f.rule, f.excerpt) for f in report.findings if f.severity == "dangerous")
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-@dataclass(frozen=True)
-class Skill:
-    """One loaded skill."""
-
-    name: str
-    category: str
-    folder: Path
-    document: SkillDocument
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def description(self) -> str:
-        return self.document.description
-
-    @property
-    def use_count(self) -> int:
-        try:
-            return int(self.document.metadata.get("use_count", "0"))
-        except ValueError:
-            return 0
-
-    @property
-    def last_used(self) -> str:
-        return self.document.metadata.get("last_used", "")
-
-    @property
-    def skill_file(self) -> Path:
-        return self.folder / SKILL_FILE
-
-    def files(self) -> list[str]:
-        """Supporting files, relative to the skill's folder (sync)."""
-        return sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*")
-                      if p.is_file() and p.name != SKILL_FILE
-                      and not any(part.startswith(".") for part in p.relative_to(self.folder).parts))
-
-    def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "category": self.category, "description": self.description,
-                "version": self.document.metadata.get("version", ""), "use_count": self.use_count,
-                "last_used": self.last_used, "path": str(self.skill_file), "warnings": list(self.warnings)}
-
-
-@dataclass
-class Snapshot:
-    """The library as last scanned. Immutable in use; the search index is built on first need."""
-
-    skills: tuple[Skill, ...]
-    problems: tuple[tuple[str, str], ...]
-    generation: int
-    _terms: dict[str, Any] = field(default_factory=dict, repr=False)
-    _index: SearchIndex | None = field(default=None, repr=False)
-    _index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        self.by_name = {s.name: s for s in self.skills}
-
-    def get(self, name: str) -> Skill | None:
-        return self.by_name.get(name)
-
-    @property
-    def index(self) -> SearchIndex:
-        with self._index_lock:
-            if self._index is None:
-                self._index = SearchIndex([s.name for s in self.skills], [self._terms[s.name] for s in self.skills])
-            return self._index
-
-    def search(self, query: str, limit: int = 10) -> list[Hit]:
-        return self.index.search(query, limit)
-
-
-@dataclass
-class _Loaded:
-    signature: tuple[int, int]
-    skill: Skill | None
-    problem: str | None
-    terms: Any = None
 
 
 class SkillLibrary:
@@ -206,105 +77,32 @@ class SkillLibrary:
     def __init__(self, root: Path, *, rescan_interval: float = 1.0,
                  versions: SkillVersionStore | None = None) -> None:
         self.root = Path(root)
-        self.versions = versions
-        self.rescan_interval = rescan_interval
         self.history = SkillHistory(self.root)
-        self._cache: dict[Path, _Loaded] = {}
-        self._snapshot: Snapshot | None = None
-        self._scanned_at = 0.0
-        self._generation = 0
-        self._scan_lock = threading.Lock()
+        self.scanner = SkillScanner(self.root, rescan_interval)
+        self.provenance_file = ProvenanceFile(self.root, self.file_lock)
         self._locks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
+        self.versions = versions
+
+    @property
+    def versions(self) -> SkillVersionStore | None:
+        """The version store that is the truth for this library, or None (the files are)."""
+        return self._store.versions if self._store is not None else None
+
+    @versions.setter
+    def versions(self, versions: SkillVersionStore | None) -> None:
+        self._store = StoreSync(self.root, versions, self.history, self.provenance_file, self.scanner.candidates,
+                                self._async_lock, self.invalidate) if versions is not None else None
+
+    write_atomic = staticmethod(write_atomic)
 
     # ------------------------------------------------------------------ reading
 
     def scan(self, force: bool = False) -> Snapshot:
         """The current snapshot, rescanning when stale (sync: call from a thread in async code)."""
-        with self._scan_lock:
-            fresh = time.monotonic() - self._scanned_at < self.rescan_interval
-            if self._snapshot is not None and fresh and not force:
-                return self._snapshot
-            self._rescan()
-            self._scanned_at = time.monotonic()
-            assert self._snapshot is not None
-            return self._snapshot
+        return self.scanner.scan(force)
 
     def invalidate(self) -> None:
-        self._scanned_at = 0.0
-
-    def _candidates(self) -> Iterator[tuple[str, Path]]:
-        """(category, skill folder) for every folder holding a SKILL.md ("" = no category)."""
-        if not self.root.is_dir():
-            return
-        for top in sorted(os.scandir(self.root), key=lambda e: e.name):
-            if top.name.startswith(".") or not top.is_dir():
-                continue
-            if os.path.exists(os.path.join(top.path, SKILL_FILE)):
-                yield "", Path(top.path)
-                continue
-            for entry in sorted(os.scandir(top.path), key=lambda e: e.name):
-                if not entry.name.startswith(".") and entry.is_dir() \
-                        and os.path.exists(os.path.join(entry.path, SKILL_FILE)):
-                    yield top.name, Path(entry.path)
-
-    def _rescan(self) -> None:
-        changed = self._snapshot is None
-        seen: dict[Path, _Loaded] = {}
-        for category, folder in self._candidates():
-            path = folder / SKILL_FILE
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            signature = (st.st_mtime_ns, st.st_size)
-            cached = self._cache.get(path)
-            if cached is None or cached.signature != signature:
-                cached = self._load(category, folder, signature)
-                changed = True
-            seen[path] = cached
-        if set(seen) != set(self._cache):
-            changed = True
-        self._cache = seen
-        if not changed:
-            return
-        skills: list[Skill] = []
-        problems: list[tuple[str, str]] = []
-        names: dict[str, Path] = {}
-        term_map: dict[str, Any] = {}
-        for path, loaded in sorted(seen.items(), key=lambda item: str(item[0])):
-            if loaded.skill is None:
-                problems.append((str(path), loaded.problem or "unreadable"))
-                continue
-            if loaded.skill.name in names:
-                problem = f"a skill named {loaded.skill.name!r} already exists at {names[loaded.skill.name]}; skipped"
-                log.warning("skipping skill %s: %s", path, problem)
-                problems.append((str(path), problem))
-                continue
-            names[loaded.skill.name] = path
-            skills.append(loaded.skill)
-            term_map[loaded.skill.name] = loaded.terms
-        self._generation += 1
-        skills.sort(key=lambda s: s.name)
-        self._snapshot = Snapshot(tuple(skills), tuple(problems), self._generation, _terms=term_map)
-
-    def _load(self, category: str, folder: Path, signature: tuple[int, int]) -> _Loaded:
-        path = folder / SKILL_FILE
-        try:
-            parsed = parse(path.read_text(encoding="utf-8"))
-            document = parsed.document
-            problems = name_problems(document.name)
-            if document.name != folder.name:
-                problems.append(f"name {document.name!r} does not match its folder name {folder.name!r}")
-            if problems:
-                raise SkillFormatError("; ".join(problems))
-        except (OSError, UnicodeDecodeError, SkillFormatError) as exc:
-            log.warning("skipping skill file %s: %s", path, exc)
-            return _Loaded(signature, None, str(exc))
-        if parsed.warnings:
-            log.info("skill file %s loaded with lint warnings: %s", path, "; ".join(parsed.warnings))
-        skill = Skill(document.name, category, folder, document, parsed.warnings)
-        terms = weighted_terms(Document(skill.name, skill.name, document.description, document.body))
-        return _Loaded(signature, skill, None, terms)
+        self.scanner.invalidate()
 
     async def snapshot(self, force: bool = False) -> Snapshot:
         return await asyncio.to_thread(self.scan, force)
@@ -325,7 +123,7 @@ class SkillLibrary:
     async def read(self, name: str, file: str | None = None) -> str:
         """The SKILL.md text, or one supporting file's text."""
         skill = await self.get(name)
-        target = skill.skill_file if not file else self._supporting_path(skill.folder, file, must_exist=True)
+        target = skill.skill_file if not file else supporting_path(skill.folder, file, must_exist=True)
 
         def read() -> str:
             if target.stat().st_size > MAX_SUPPORTING_FILE:
@@ -339,10 +137,10 @@ class SkillLibrary:
 
     async def history_of(self, name: str) -> list[HistoryEntry]:
         self._check_name(name)
-        if self.versions is not None:
+        if self._store is not None:
             async with self._async_lock(name):
-                await self._in_step(name)
-            return await self.versions.skill_entries(name)
+                await self._store.in_step(name)
+            return await self._store.versions.skill_entries(name)
         return await asyncio.to_thread(self.history.entries, name)
 
     # ------------------------------------------------------------------ locking
@@ -399,70 +197,6 @@ class SkillLibrary:
             raise SkillNotFound(f"there is no skill named {name!r}; use skill_search to find one, or create it")
         return skill
 
-    def _supporting_path(self, folder: Path, file: str, must_exist: bool = False) -> Path:
-        try:
-            target = safe_join(folder, *Path(file).parts) if file and not os.path.isabs(file) \
-                else safe_join(folder, file)
-        except PathEscapeError as exc:
-            raise SkillError(f"{exc}; supporting files must stay inside the skill's folder") from exc
-        relative = target.relative_to(folder.resolve())
-        if not relative.parts or relative.as_posix() == SKILL_FILE:
-            raise SkillError("use action 'edit' or 'patch' to change SKILL.md itself")
-        if any(part.startswith(".") for part in relative.parts):
-            raise SkillError(f"{file}: hidden files are not allowed in a skill")
-        if must_exist and not target.is_file():
-            raise SkillError(f"{file}: no such file in skill {folder.name!r}")
-        return target
-
-    @staticmethod
-    def write_atomic(target: Path, text: str) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-
-    @staticmethod
-    def _parse_for_write(text: str, name: str) -> SkillDocument:
-        try:
-            document = parse(text).document
-        except SkillFormatError as exc:
-            raise SkillError(f"invalid SKILL.md: {exc}") from exc
-        if document.name != name:
-            raise SkillError(f"the front matter says name {document.name!r} but the skill is {name!r}; "
-                             "they must be equal")
-        return document
-
-    @staticmethod
-    def _render_checked(document: SkillDocument, name: str) -> str:
-        problems = document_problems(document, name)
-        if problems:
-            raise SkillError("the result would not be a valid skill, nothing was written: " + "; ".join(problems))
-        return strict_render(document, name)
-
-    @staticmethod
-    def _next_version(metadata: dict[str, str]) -> str:
-        current = metadata.get("version", "0")
-        return str(int(current) + 1) if current.isdigit() else current
-
-    def _patched(self, before: str, old_text: str, new_text: str, name: str) -> str:
-        """SKILL.md as `patch` would store it (front matter decoded and rendered again)."""
-        count = before.count(old_text)
-        if count != 1:
-            raise SkillError(describe_mismatch(before, old_text, count))
-        document = self._parse_for_write(before.replace(old_text, new_text, 1), name)
-        document = document.with_metadata(version=self._next_version(document.metadata), updated=now_iso())
-        return self._render_checked(document, name)
-
-    def _edited(self, before: str, document: SkillDocument, name: str) -> str:
-        """SKILL.md as `edit` would store it (`before`: the text now): creation time and usage counters kept."""
-        current = self._parse_for_write(before, name).metadata
-        kept = {k: v for k, v in current.items() if k in ("created", "origin", "use_count", "last_used")}
-        final = document.with_metadata(**kept)
-        final = final.with_metadata(version=self._next_version(current), updated=now_iso())
-        return self._render_checked(final, name)
 
     async def preview(self, action: str, name: str, *, content: str | None = None, old_text: str | None = None,
                       new_text: str | None = None) -> tuple[str | None, str]:
@@ -473,56 +207,28 @@ class SkillLibrary:
             skill = self._find(name)
             before = skill.skill_file.read_text(encoding="utf-8") if skill is not None else None
             if action == "create":
-                document = self._parse_for_write(content or "", name)
+                document = parse_for_write(content or "", name)
                 stamp = now_iso()
-                return before, self._render_checked(
+                return before, render_checked(
                     document.with_metadata(version="1", created=stamp, updated=stamp, use_count="0"), name)
             if skill is None or before is None:
                 raise SkillNotFound(f"there is no skill named {name!r}; use skill_search to find one, or create it")
             if action == "patch":
                 if not old_text:
                     raise SkillError("old_text is empty; give the exact passage to replace")
-                return before, self._patched(before, old_text, new_text or "", name)
+                return before, patched(before, old_text, new_text or "", name)
             if action == "edit":
-                return before, self._edited(before, self._parse_for_write(content or "", name), name)
+                return before, edited(before, parse_for_write(content or "", name), name)
             raise SkillError(f"nothing to preview for action {action!r}")
 
         return await asyncio.to_thread(work)
 
-    # ------------------------------------------------------------------ provenance and policy
-
-    def _provenance_path(self) -> Path:
-        return self.root / HISTORY_DIR / PROVENANCE_FILE
+    # ------------------------------------------------------------------ provenance
 
     def provenance(self) -> dict[str, dict[str, Any]]:
         """{skill name: {"fingerprint", "origin", "time"}} for skills a checkpoint last wrote (sync)."""
-        try:
-            data = json.loads(self._provenance_path().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+        return self.provenance_file.read()
 
-    def _set_provenance(self, name: str, text: str | None, origin: str = "") -> None:
-        """Record `text` as what a checkpoint last wrote to `name` (None: forget the skill)."""
-        self._write_provenance(name, None if text is None else {
-            "fingerprint": parse(text).document.fingerprint(), "origin": origin, "time": now_iso()})
-
-    def _write_provenance(self, name: str, value: dict[str, Any] | None) -> None:
-        with self.file_lock(PROVENANCE_LOCK):
-            data = self.provenance()
-            if value is None:
-                if data.pop(name, None) is None:
-                    return
-            else:
-                data[name] = value
-            path = self._provenance_path()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{PROVENANCE_FILE}.tmp-{os.getpid()}-{threading.get_ident()}")
-            temporary.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(temporary, path)
-
-    def _owned(self, name: str, text: str) -> bool:
-        return _matches(self.provenance().get(name), text)
 
     def checkpoint_owned(self, name: str) -> bool:
         """Whether a checkpoint of this library created `name` and nobody else changed it since (sync)."""
@@ -530,7 +236,7 @@ class SkillLibrary:
         if skill is None:
             return False
         try:
-            return self._owned(name, skill.skill_file.read_text(encoding="utf-8"))
+            return self.provenance_file.owned(name, skill.skill_file.read_text(encoding="utf-8"))
         except OSError:
             return False
 
@@ -545,73 +251,26 @@ class SkillLibrary:
             text = await asyncio.to_thread(skill.skill_file.read_text, encoding="utf-8")
         except OSError:
             return True
-        return not _matches(owner, text)
-
-    def check(self, policy: WritePolicy, name: str, before: str | None, after: str | None,
-               files: dict[str, str] | None = None, file_before: str | None = None,
-               changes: _Changes | None = None) -> None:
-        """Refuse (SkillRefused) what `policy` forbids; call under the skill's lock, before writing."""
-        owned = (changes.owned(before) if changes is not None else self._owned(name, before)) \
-            if policy.protect and before is not None else True
-        if not owned:
-            raise SkillRefused("protected", (
-                f"skill {name!r} is protected: no checkpoint of this library created it (it is bundled, installed "
-                "or was written or edited by a person), so a review may not rewrite it. Propose a patch instead "
-                "(skill_manage action=patch): it becomes a proposal an admin approves."))
-        if policy.max_skill_chars and after is not None and len(after) > policy.max_skill_chars:
-            raise SkillRefused("size", (
-                f"SKILL.md would be {len(after)} characters; the limit is {policy.max_skill_chars} "
-                "([skills] max_skill_chars). Keep the procedure short: move long reference material into a "
-                "supporting file (write_file references/...) and cut repetition."))
-        if not policy.guard:
-            return
-        if files:
-            report = guard_skill_text("", files, name=name)
-            previous = guard_skill_text("", {k: file_before for k in files}, name=name) \
-                if file_before is not None else None
-        elif after is not None:
-            report = guard_skill_text(after, name=name)
-            previous = guard_skill_text(before, name=name) if before is not None else None
-        else:
-            return
-        if report.verdict != "dangerous":
-            return
-        now = _dangerous(report)
-        if previous is not None:
-            was = _dangerous(previous)
-            if was and not (now - was) and sum(now.values()) < sum(was.values()):
-                return  # the skill was already dangerous and this write removes findings without adding any
-        raise SkillRefused("guard", (
-            "refused by the skills guard, nothing was written. Remove what it flags (skills must not carry "
-            "such commands or instructions):\n" + report.describe()), report)
-
-    @staticmethod
-    def _after_write(changes: _Changes, policy: WritePolicy, created: bool, owned_before: bool, text: str | None,
-                     origin: str) -> None:
-        if policy.writer == "checkpoint":
-            if created or owned_before:
-                changes.set_owner(text, origin)
-        elif policy.writer == "person":
-            changes.set_owner(None)
+        return not matches(owner, text)
 
     # ------------------------------------------------------------------ the store: compare-and-set
 
-    async def _write(self, name: str, work: Callable[[_Changes], Callable[[], T]], *, history: bool = False) -> T:
+    async def _write(self, name: str, work: Callable[[Changes], Callable[[], T]], *, history: bool = False) -> T:
         """Run `work` on the skill and apply what it changed.
 
         Without a store: under the skill's locks, changes applied as they are made. With one: `work`
-        runs on the state read (after `_in_step`), its changes are committed only if the skill's
+        runs on the state read (after `StoreSync.in_step`), its changes are committed only if the skill's
         version is still the one read, and on a conflict everything is done again on the new text.
         `work` returns what to answer once the change is on disk."""
         self._check_name(name)
-        versions = self.versions
-        if versions is None:
-            return await self._locked(name, lambda: work(_Changes(self, name, None))())
+        store = self._store
+        if store is None:
+            return await self._locked(name, lambda: work(self._changes(name, None))())
         async with self._async_lock(name):  # only queues this process's writers; the store decides
             for attempt in range(MAX_ATTEMPTS):
-                stored = await self._in_step(name)
-                entries = await versions.skill_entries(name) if history else None
-                changes = _Changes(self, name, stored, entries)
+                stored = await store.in_step(name)
+                entries = await store.versions.skill_entries(name) if history else None
+                changes = self._changes(name, stored, entries)
                 try:
                     answer = await asyncio.to_thread(work, changes)
                 finally:
@@ -619,7 +278,7 @@ class SkillLibrary:
                 if changes.empty:
                     return await asyncio.to_thread(answer)
                 try:
-                    await versions.skill_commit(name, changes.commit(), changes.apply_async)
+                    await store.versions.skill_commit(name, changes.commit(), changes.apply_async)
                 except VersionConflict:
                     await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                     continue
@@ -628,184 +287,15 @@ class SkillLibrary:
                 return await asyncio.to_thread(answer)
         raise SkillError(f"skill {name!r} is being changed by others all the time; try again")
 
-    async def _in_step(self, name: str) -> StoredSkill:
-        """The skill as the store holds it, once the files on disk agree with it: a skill the store
-        has never seen is adopted (with its `.history` and provenance), a person's edit of a file
-        becomes a version (and the skill protected), and a stale or missing copy is rewritten from
-        the store. Each of those is a compare-and-set too."""
-        assert self.versions is not None
-        for _ in range(MAX_ATTEMPTS):
-            stored = await self.versions.skill_state(name)
-            disk = await asyncio.to_thread(self._disk_files, name, stored.category)
-            plan = await self._reconcile(name, stored, disk)
-            if plan is None:
-                return stored
-            try:
-                await self.versions.skill_commit(name, *plan)
-            except VersionConflict:
-                continue
-            finally:
-                self.invalidate()
-        raise SkillError(f"skill {name!r} is being changed by others all the time; try again")
-
-    def _disk_files(self, name: str, category: str) -> tuple[Path, str, dict[str, str]] | None:
-        """(folder, category, {file: text}) of the skill on disk, or None (sync)."""
-        folder: Path | None = None
-        hint = self.root / category / name if category else self.root / name
-        if (hint / SKILL_FILE).is_file():
-            folder = hint
-        else:
-            for _category, candidate in self._candidates():
-                if candidate.name == name:
-                    folder = candidate
-                    break
-        if folder is None:
-            return None
-        return self._disk_texts(folder)
-
-    def _disk_texts(self, folder: Path) -> tuple[Path, str, dict[str, str]]:
-        texts: dict[str, str] = {}
-        for path in [folder / SKILL_FILE, *sorted(folder.rglob("*"))]:
-            relative = path.relative_to(folder).as_posix()
-            if relative in texts or not path.is_file() or any(part.startswith(".") for part in Path(relative).parts):
-                continue
-            try:
-                if path.stat().st_size <= MAX_SUPPORTING_FILE:
-                    texts[relative] = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue
-        found = folder.parent.name if folder.parent.resolve() != self.root.resolve() else ""
-        return folder, found, texts
-
-    async def _reconcile(self, name: str, stored: StoredSkill,
-                         disk: tuple[Path, str, dict[str, str]] | None) -> tuple[Commit, Apply | None] | None:
-        """What brings the store and the files in step (None: they are)."""
-        assert self.versions is not None
-        if disk is None:
-            if not stored.present:
-                return None
-            folder = safe_join(self.root, stored.category or DEFAULT_CATEGORY, name)
-            return Commit(stored.seq), self._rewrite(folder, stored.files, {})
-        folder, category, texts = disk
-        if stored.seq == 0:
-            return await asyncio.to_thread(self._adoption, name, category, texts)
-        if not stored.present:
-            if SKILL_FILE in texts and await self.versions.skill_known(
-                    name, SKILL_FILE, file_digest(SKILL_FILE, texts[SKILL_FILE])):
-                return Commit(stored.seq), self._rewrite(folder, {}, texts)  # a stale copy of a deleted skill
-            entries = [NewEntry("edit", f, None, t, "file") for f, t in sorted(texts.items())]
-            return Commit(stored.seq, dict(texts), entries, category=category, owner=None), \
-                self._mirror(name, stored.version, entries, None)
-        edits: dict[str, str] = {}
-        stale = False
-        for file in sorted(set(texts) | set(stored.files)):
-            text = texts.get(file)
-            if text is not None and text_digest(text) == stored.digests.get(file):
-                continue
-            if text is None or await self.versions.skill_known(name, file, file_digest(file, text)):
-                stale = True  # missing here or an older version: another process's copy is newer
-            else:
-                edits[file] = text  # a person's edit (or a file a person added)
-        if edits:
-            entries = [NewEntry("edit", f, stored.files.get(f), t, "file") for f, t in edits.items()]
-            return Commit(stored.seq, dict(edits), entries, owner=None), self._mirror(name, stored.version, entries, None)
-        if stale:
-            return Commit(stored.seq), self._rewrite(folder, stored.files, texts)
-        return None
-
-    def _rewrite(self, folder: Path, files: dict[str, str], disk: dict[str, str]) -> Apply:
-        """Make `folder` hold exactly `files` (of what we track: the text files in `disk`)."""
-        def run() -> None:
-            for relative in disk:
-                if relative not in files:
-                    with contextlib.suppress(OSError):
-                        (folder / relative).unlink()
-            for relative, text in files.items():
-                target = safe_join(folder, *Path(relative).parts)
-                if disk.get(relative) != text:
-                    self.write_atomic(target, text)
-            if not files:
-                shutil.rmtree(folder, ignore_errors=True)
-
-        async def apply() -> None:
-            await asyncio.to_thread(run)
-
-        return apply
-
-    def _adoption(self, name: str, category: str, texts: dict[str, str]) -> tuple[Commit, Apply | None]:
-        """The first commit of a skill the store has never seen: its `.history` and provenance as
-        the files keep them, and an "import" entry for what the history does not account for."""
-        entries = [NewEntry(e.action, e.file, e.before, e.after, e.origin, e.time) for e in self.history.entries(name)]
-        replayed: dict[str, str | None] = {}
-        for entry in entries:
-            replayed[entry.file] = entry.after
-        for file, text in sorted(texts.items()):
-            if replayed.get(file) != text:
-                entries.append(NewEntry("import", file, replayed.get(file), text, "file"))
-        owner = self.provenance().get(name)
-        provenance = Provenance(str(owner.get("fingerprint", "")), str(owner.get("origin", "")),
-                                str(owner.get("time", ""))) if owner else None
-        if not texts:  # only a history is left: a deleted skill, kept so it can be reverted
-            category = next((e.action.split(":", 1)[1] for e in reversed(entries) if e.action.startswith("delete:")),
-                            DEFAULT_CATEGORY)
-        return Commit(0, dict(texts), entries, category=category, owner=provenance), \
-            self._mirror(name, 0, entries, KEEP)
-
-    def _mirror(self, name: str, version: int, entries: list[NewEntry], owner: Provenance | None | str) -> Apply:
-        """Copy `entries` (numbered after `version`) and the provenance into `.history/`."""
-        def run() -> None:
-            for offset, entry in enumerate(entries, start=1):
-                self.history.write(name, HistoryEntry(
-                    number=version + offset, action=entry.action, file=entry.file, time=entry.time or time.time(),
-                    origin=entry.origin, before=entry.before, after=entry.after,
-                    diff=unified_diff(entry.before, entry.after, entry.file)))
-            if owner != KEEP:
-                self._write_provenance(name, asdict(owner) if isinstance(owner, Provenance) else None)
-
-        async def apply() -> None:
-            await asyncio.to_thread(run)
-
-        return apply
-
     async def sync_store(self) -> int:
         """Bring every skill of the library and the store in step (at start): skills made before the
         store and their history are adopted, edits made while the gateway was down become versions,
         and skills the store has but the disk lacks are written. Returns how many skills changed."""
-        if self.versions is None:
-            return 0
-        digests = await self.versions.skill_digests()
-        before = {name: seq for name, (seq, _files) in digests.items()}
+        return 0 if self._store is None else await self._store.sync_store()
 
-        def look() -> tuple[set[str], set[str], set[str]]:  # one pass over the disk, in a thread
-            folders = {folder.name: folder for _category, folder in self._candidates()}
-            same = set()
-            for name, (_seq, files) in digests.items():
-                folder = folders.get(name)
-                if folder is None:
-                    if not files:
-                        same.add(name)  # deleted, and absent here too
-                    continue
-                texts = self._disk_texts(folder)[2]
-                if files and set(texts) == set(files) and all(
-                        text_digest(t) == files[f] for f, t in texts.items()):
-                    same.add(name)
-            return set(folders), set(self.history.names()), same
-
-        on_disk, historic, same = await asyncio.to_thread(look)
-        changed = 0
-        for name in sorted(on_disk | set(before) | historic):
-            if name_problems(name) or name in same:
-                continue
-            async with self._async_lock(name):
-                state = await self._in_step(name)
-                if state.seq == 0 and name in historic:  # deleted before the store: adopt its history
-                    commit, _ = await asyncio.to_thread(self._adoption, name, "", {})
-                    with contextlib.suppress(VersionConflict):
-                        await self.versions.skill_commit(name, commit)
-                    state = await self.versions.skill_state(name)
-            changed += state.seq != before.get(name, 0)
-        self.invalidate()
-        return changed
+    def _changes(self, name: str, stored: StoredSkill | None, entries: list[HistoryEntry] | None = None) -> Changes:
+        return Changes(self.history, self.provenance_file, name, stored, entries,
+                       self._store.mirror if self._store is not None else None)
 
     # ------------------------------------------------------------------ writing
 
@@ -815,9 +305,9 @@ class SkillLibrary:
         category = category or DEFAULT_CATEGORY
         self._check_name(name)
         self._check_name(category, "category")
-        document = self._parse_for_write(content, name)
+        document = parse_for_write(content, name)
 
-        def work(changes: _Changes) -> Callable[[], Skill]:
+        def work(changes: Changes) -> Callable[[], Skill]:
             existing = self._find(name)
             if existing is not None:
                 raise SkillError(f"a skill named {name!r} already exists (category {existing.category!r}); "
@@ -826,13 +316,13 @@ class SkillLibrary:
             final = document.with_metadata(version="1", created=stamp, updated=stamp, use_count="0")
             if origin:
                 final = final.with_metadata(origin=origin)
-            text = self._render_checked(final, name)
-            self.check(policy, name, None, text, changes=changes)
+            text = render_checked(final, name)
+            check(policy, name, None, text, changes)
             folder = safe_join(self.root, category, name)
             changes.category = category
             changes.write(folder, SKILL_FILE, text)
             changes.record("create", SKILL_FILE, None, text, origin)
-            self._after_write(changes, policy, True, False, text, origin)
+            after_write(changes, policy, True, False, text, origin)
             return lambda: self._require(name)
 
         return await self._write(name, work)
@@ -843,18 +333,18 @@ class SkillLibrary:
         if not old_text:
             raise SkillError("old_text is empty; give the exact passage to replace")
 
-        def work(changes: _Changes) -> Callable[[], Skill]:
+        def work(changes: Changes) -> Callable[[], Skill]:
             skill = self._require(name)
             before = skill.skill_file.read_text(encoding="utf-8")
             count = before.count(old_text)
             if count != 1:
                 raise SkillError(describe_mismatch(before, old_text, count))
-            text = self._patched(before, old_text, new_text, name)
-            self.check(policy, name, before, text, changes=changes)
+            text = patched(before, old_text, new_text, name)
+            check(policy, name, before, text, changes)
             owned = changes.owned(before)
             changes.write(skill.folder, SKILL_FILE, text)
             changes.record("patch", SKILL_FILE, before, text, origin)
-            self._after_write(changes, policy, False, owned, text, origin)
+            after_write(changes, policy, False, owned, text, origin)
             return lambda: self._require(name)
 
         return await self._write(name, work)
@@ -862,26 +352,26 @@ class SkillLibrary:
     async def edit(self, name: str, content: str, origin: str = "", policy: WritePolicy = PERSON) -> Skill:
         """Replace SKILL.md with `content`; creation time and usage counters are kept."""
         self._check_name(name)
-        document = self._parse_for_write(content, name)
+        document = parse_for_write(content, name)
 
-        def work(changes: _Changes) -> Callable[[], Skill]:
+        def work(changes: Changes) -> Callable[[], Skill]:
             skill = self._require(name)
             before = skill.skill_file.read_text(encoding="utf-8")
-            text = self._edited(before, document, name)
-            self.check(policy, name, before, text, changes=changes)
+            text = edited(before, document, name)
+            check(policy, name, before, text, changes)
             owned = changes.owned(before)
             changes.write(skill.folder, SKILL_FILE, text)
             changes.record("edit", SKILL_FILE, before, text, origin)
-            self._after_write(changes, policy, False, owned, text, origin)
+            after_write(changes, policy, False, owned, text, origin)
             return lambda: self._require(name)
 
         return await self._write(name, work)
 
     async def delete(self, name: str, origin: str = "", policy: WritePolicy = PERSON) -> str:
         """Remove the skill's folder; its text files stay in the history (revert brings them back)."""
-        def work(changes: _Changes) -> Callable[[], str]:
+        def work(changes: Changes) -> Callable[[], str]:
             skill = self._require(name)
-            self.check(policy, name, skill.skill_file.read_text(encoding="utf-8"), None, changes=changes)
+            check(policy, name, skill.skill_file.read_text(encoding="utf-8"), None, changes)
             for relative in [SKILL_FILE, *skill.files()]:
                 path = skill.folder / relative
                 try:
@@ -903,14 +393,14 @@ class SkillLibrary:
         if len(content.encode("utf-8")) > MAX_SUPPORTING_FILE:
             raise SkillError(f"file content is larger than {MAX_SUPPORTING_FILE} bytes")
 
-        def work(changes: _Changes) -> Callable[[], str]:
+        def work(changes: Changes) -> Callable[[], str]:
             skill = self._require(name)
-            target = self._supporting_path(skill.folder, file_path)
+            target = supporting_path(skill.folder, file_path)
             relative = target.relative_to(skill.folder.resolve()).as_posix()
             before = target.read_text(encoding="utf-8") if target.is_file() else None
             skill_text = skill.skill_file.read_text(encoding="utf-8")
-            self.check(dataclasses.replace(policy, max_skill_chars=None), name, skill_text, None,
-                       {relative: content}, before, changes=changes)
+            check(dataclasses.replace(policy, max_skill_chars=None), name, skill_text, None, changes,
+                  {relative: content}, before)
             changes.write(skill.folder, relative, content, target)
             changes.record("write_file", relative, before, content, origin)
             message = f"wrote {relative} in skill {name!r} ({len(content)} characters)"
@@ -919,11 +409,11 @@ class SkillLibrary:
         return await self._write(name, work)
 
     async def remove_file(self, name: str, file_path: str, origin: str = "", policy: WritePolicy = PERSON) -> str:
-        def work(changes: _Changes) -> Callable[[], str]:
+        def work(changes: Changes) -> Callable[[], str]:
             skill = self._require(name)
-            self.check(dataclasses.replace(policy, guard=False, max_skill_chars=None), name,
-                       skill.skill_file.read_text(encoding="utf-8"), None, changes=changes)
-            target = self._supporting_path(skill.folder, file_path, must_exist=True)
+            check(dataclasses.replace(policy, guard=False, max_skill_chars=None), name,
+                  skill.skill_file.read_text(encoding="utf-8"), None, changes)
+            target = supporting_path(skill.folder, file_path, must_exist=True)
             relative = target.relative_to(skill.folder.resolve()).as_posix()
             try:
                 before: str | None = target.read_text(encoding="utf-8")
@@ -939,7 +429,7 @@ class SkillLibrary:
 
     async def revert(self, name: str, to: int, origin: str = "") -> str:
         """Restore the skill as it was right after change number `to` (itself recorded as a change)."""
-        def work(changes: _Changes) -> Callable[[], str]:
+        def work(changes: Changes) -> Callable[[], str]:
             entries = changes.history()
             try:
                 state = state_at(entries, name, to)
@@ -949,7 +439,7 @@ class SkillLibrary:
                 message = f"skill {name!r} is already at version {to}"
                 return lambda: message
             skill = self._find(name)
-            category = skill.category if skill else _last_category(entries)
+            category = skill.category if skill else last_category(entries)
             folder = skill.folder if skill else safe_join(self.root, category, name)
             if SKILL_FILE in state and state[SKILL_FILE] is None:  # the skill did not exist then
                 if skill is not None:
@@ -962,7 +452,7 @@ class SkillLibrary:
                 return lambda: message
             restored = state.get(SKILL_FILE)
             if restored is not None:
-                self._parse_for_write(restored, name)
+                parse_for_write(restored, name)
             if skill is None:
                 changes.category = category
             for relative, text in sorted(state.items()):
@@ -982,7 +472,7 @@ class SkillLibrary:
 
     async def record_use(self, name: str) -> None:
         """Count one use of the skill (metadata use_count and last_used); never fails the caller."""
-        def work(changes: _Changes) -> Callable[[], None]:
+        def work(changes: Changes) -> Callable[[], None]:
             skill = self._find(name)
             if skill is None:
                 return lambda: None
@@ -1009,145 +499,3 @@ class SkillLibrary:
             await self._write(name, work)
         except (SkillError, OSError) as exc:
             log.warning("could not record use of skill %s: %s", name, exc)
-
-
-def _matches(owner: dict[str, Any] | None, text: str) -> bool:
-    """Whether `text` is what a checkpoint last wrote (`owner`: its provenance entry)."""
-    if owner is None:
-        return False
-    try:
-        return parse(text).document.fingerprint() == owner.get("fingerprint")
-    except SkillFormatError:
-        return False
-
-
-def _last_category(entries: list[HistoryEntry]) -> str:
-    for entry in reversed(entries):
-        if entry.action.startswith("delete:"):
-            return entry.action.split(":", 1)[1] or DEFAULT_CATEGORY
-    return DEFAULT_CATEGORY
-
-
-class _Changes:
-    """What one write changes. Without a store each change is made at once (files, `.history`,
-    provenance), as it always was; with one they are collected into a `Commit` and made on disk by
-    `apply`, inside the store's transaction (the `.history` and provenance files mirror the store)."""
-
-    def __init__(self, library: SkillLibrary, name: str, stored: StoredSkill | None,
-                 entries: list[HistoryEntry] | None = None) -> None:
-        self.library = library
-        self.name = name
-        self.stored = stored
-        self._history = entries
-        self.ops: list[tuple[str, Path, str | None]] = []
-        self.entries: list[NewEntry] = []
-        self.files: dict[str, str | None] = {}
-        self.category: str | None = None
-        self.owner: Provenance | None | str = KEEP
-        self.gone = False
-
-    def history(self) -> list[HistoryEntry]:
-        if self.stored is None or self._history is None:
-            return self.library.history.entries(self.name)
-        return self._history
-
-    def owned(self, text: str) -> bool:
-        if self.stored is None:
-            return self.library._owned(self.name, text)
-        return _matches(asdict(self.stored.owner) if self.stored.owner is not None else None, text)
-
-    def write(self, folder: Path, relative: str, text: str, target: Path | None = None) -> None:
-        path = target if target is not None else folder / relative
-        if self.stored is None:
-            self.library.write_atomic(path, text)
-            return
-        self.ops.append(("write", path, text))
-        self.files[relative] = text
-
-    def unlink(self, path: Path, relative: str) -> None:
-        if self.stored is None:
-            path.unlink()
-            return
-        self.ops.append(("unlink", path, None))
-        self.files[relative] = None
-
-    def remove_skill(self, folder: Path) -> None:
-        if self.stored is None:
-            shutil.rmtree(folder)
-            return
-        self.ops.append(("rmtree", folder, None))
-        self.files = {}
-        self.gone = True
-
-    def record(self, action: str, file: str, before: str | None, after: str | None, origin: str = "") -> None:
-        if self.stored is None:
-            self.library.history.record(self.name, action, file, before, after, origin)
-        elif before != after:
-            self.entries.append(NewEntry(action, file, before, after, origin, time.time()))
-
-    def set_owner(self, text: str | None, origin: str = "") -> None:
-        if self.stored is None:
-            self.library._set_provenance(self.name, text, origin)
-            return
-        self.owner = None if text is None else Provenance(parse(text).document.fingerprint(), origin, now_iso())
-
-    @property
-    def empty(self) -> bool:
-        return not self.ops and not self.entries and self.owner == KEEP and self.category is None
-
-    def commit(self) -> Commit:
-        assert self.stored is not None
-        return Commit(self.stored.seq, dict(self.files), list(self.entries), self.category, self.owner, self.gone)
-
-    def apply(self) -> None:
-        """The files under the library root as the commit says (sync; runs in a thread)."""
-        assert self.stored is not None
-        for op, path, text in self.ops:
-            if op == "write" and text is not None:
-                self.library.write_atomic(path, text)
-            elif op == "unlink":
-                path.unlink(missing_ok=True)
-            elif op == "rmtree":
-                shutil.rmtree(path, ignore_errors=True)
-
-    async def apply_async(self) -> None:
-        assert self.stored is not None
-        await asyncio.to_thread(self.apply)
-        await self.library._mirror(self.name, self.stored.version, self.entries, self.owner)()
-
-
-def describe_mismatch(text: str, old_text: str, count: int) -> str:
-    """The error for a patch whose `old_text` does not occur exactly once."""
-    if count > 1:
-        lines = [text[:m].count("\n") + 1 for m in _occurrences(text, old_text)]
-        return (f"old_text occurs {count} times (at lines {', '.join(map(str, lines))}); "
-                "include more surrounding text so it matches exactly once")
-    closest = closest_passage(text, old_text)
-    hint = f"\nThe closest passage is:\n{closest}" if closest else ""
-    return f"old_text occurs 0 times in SKILL.md; copy the exact text (skill_view shows it).{hint}"
-
-
-def _occurrences(text: str, needle: str) -> Iterator[int]:
-    start = text.find(needle)
-    while start != -1:
-        yield start
-        start = text.find(needle, start + 1)
-
-
-def closest_passage(text: str, needle: str) -> str:
-    """The run of lines in `text` most similar to `needle`, with line numbers."""
-    lines = text.splitlines()
-    width = max(1, len(needle.splitlines()))
-    best, best_ratio = 0, -1.0
-    matcher = difflib.SequenceMatcher(autojunk=False)
-    matcher.set_seq2(needle)
-    for start in range(max(1, len(lines) - width + 1)):
-        matcher.set_seq1("\n".join(lines[start:start + width]))
-        if matcher.real_quick_ratio() <= best_ratio or matcher.quick_ratio() <= best_ratio:
-            continue
-        ratio = matcher.ratio()
-        if ratio > best_ratio:
-            best, best_ratio = start, ratio
-    if best_ratio <= 0:
-        return ""
-    return "\n".join(f"{n + 1:>4}| {lines[n]}" for n in range(best, min(len(lines), best + width)))

@@ -12,8 +12,9 @@ import asyncio
 from typing import Literal
 
 from agent.tools.registry import Tool, ToolContext, ToolError, tool
-from skills.library import Skill, SkillError, SkillLibrary, WritePolicy
+from skills.library import SkillError, SkillLibrary, WritePolicy
 from skills.paths import PathEscapeError
+from skills.snapshot import Skill
 
 MAX_VIEW_CHARS = 40_000
 SEARCH_LIMIT = 8

@@ -28,8 +28,9 @@ from skills.hub.settings import HubSettings
 from skills.hub.sources import Fetched, GitHubSource, IndexSource, LocalSource
 from skills.hub.spec import Source, resolve, source_for_lock, tap_source
 from skills.hub.taps import TapStore
-from skills.library import MAX_SUPPORTING_FILE, SkillLibrary, now_iso
+from skills.library import SkillLibrary
 from skills.paths import safe_join
+from skills.skill_text import MAX_SUPPORTING_FILE, now_iso
 from skills.validate import name_problems
 
 STAGING_DIR = ".staging"
