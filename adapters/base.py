@@ -91,6 +91,12 @@ class PlatformLimits:
     supports_edit: bool = True
     supports_buttons: bool = False
     supports_threads: bool = False
+    # the platform's rate limits on new messages, held across every process (gateway/store/pacing.py):
+    # at most one per `chat_send_interval` s in one chat and one per `send_interval` s in all, after
+    # a burst of `send_burst` (0: no limit)
+    chat_send_interval: float = 0.0
+    send_interval: float = 0.0
+    send_burst: int = 3
 
 
 @dataclass

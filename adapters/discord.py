@@ -142,7 +142,8 @@ class DiscordAdapter(Adapter):
     name = "discord"
     # 2000 characters per message; Discord allows 5 edits per 5 s per channel.
     limits = PlatformLimits(max_message_chars=2000, min_edit_interval=1.2, supports_edit=True,
-                            supports_buttons=True, supports_threads=True)
+                            supports_buttons=True, supports_threads=True,
+                            chat_send_interval=1.0, send_interval=1 / 50)
 
     def __init__(self, on_event: InboundHandler, *, token: str, api_base: str = "", gateway_url: str = "",
                  max_attachment_bytes: int = MAX_ATTACHMENT_BYTES, ready_timeout: float = 60.0,

@@ -136,7 +136,8 @@ class SlackAdapter(Adapter):
     name = "slack"
     # Slack recommends ≤ 4000 characters per message; chat.update is a Tier 3 method (~50/min).
     limits = PlatformLimits(max_message_chars=4000, min_edit_interval=1.5, supports_edit=True,
-                            supports_buttons=True, supports_threads=True)
+                            supports_buttons=True, supports_threads=True,
+                            chat_send_interval=1.0)
 
     def __init__(self, on_event: InboundHandler, *, token: str, api_base: str = "", mode: str = "http",
                  app_token: str = "", signing_secret: str = "", events_path: str = "/slack/events",

@@ -164,7 +164,8 @@ class TelegramAdapter(Adapter):
     # 4096 characters after entity parsing. Telegram allows about one message a second per
     # chat and 20 a minute in a group; edits count, so streaming edits stay 3 s apart.
     limits = PlatformLimits(max_message_chars=4096, min_edit_interval=3.0, supports_edit=True,
-                            supports_buttons=True, supports_threads=True)
+                            supports_buttons=True, supports_threads=True,
+                            chat_send_interval=1.0, send_interval=1 / 30)
 
     def __init__(self, on_event: InboundHandler, *, token: str, api_base: str = "",
                  mode: str = "polling", webhook_url: str = "", webhook_secret: str = "",

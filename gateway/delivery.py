@@ -242,9 +242,12 @@ class Delivery:
             log.info("%s: not sending %s to chat %s again: it may already have been delivered",
                      adapter.name, key, message.chat_id)
             return None, False
+        async def post() -> SentMessage:
+            await self._pace(adapter, message.chat_id)
+            return await adapter.send(message)
+
         try:
-            sent = await self._retrying(f"{adapter.name}: send to {message.chat_id}",
-                                        lambda: adapter.send(message), at_most_once=True)
+            sent = await self._retrying(f"{adapter.name}: send to {message.chat_id}", post, at_most_once=True)
         except GaveUp as failure:
             if getattr(failure.error, "maybe_delivered", False) and key:
                 self._maybe_delivered[key] = _digest(message.text)
@@ -258,6 +261,25 @@ class Delivery:
             await self.store.sent_record(message.idempotency_key, SentRow(
                 sent.platform or adapter.name, sent.chat_id, sent.message_id, sent.thread_id), ends_inbox=ends_inbox)
         return sent, False
+
+    async def _pace(self, adapter: Adapter, chat_id: str) -> None:
+        """Wait for the platform's rate limits on new messages, shared by every process of the
+        cluster (gateway/store/pacing.py): the chat's, then the whole bot's. A store that cannot
+        be reached does not hold the message back: the platform's 429 is retried anyway."""
+        limits = adapter.limits
+        try:
+            if limits.chat_send_interval > 0:
+                wait = await self.store.pace_reserve(f"{adapter.name}:{chat_id}", limits.chat_send_interval,
+                                                     limits.send_burst)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            if limits.send_interval > 0:
+                burst = max(1, round(1 / limits.send_interval))      # a second's worth at once
+                wait = await self.store.pace_reserve(adapter.name, limits.send_interval, burst)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+        except Exception as exc:  # noqa: BLE001 - pacing is a courtesy to the platform, not a gate
+            log.warning("%s: could not pace a send through the store: %s", adapter.name, exc)
 
     async def edit(self, adapter: Adapter, sent: SentMessage, text: str) -> bool:
         # Retried even after a maybe-delivered failure: editing to the same text twice is harmless.

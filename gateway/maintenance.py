@@ -69,6 +69,7 @@ async def run_maintenance(store: StateStore, settings: StoreConfig, *, now: floa
     report = await prune_transcripts(store, settings.retention_days, now=now)
     # a delivered, failed or expired outbox row is only read by the process waiting for it
     report.outbox_forgotten = await store.outbox_prune(now - DAY)
+    await store.pace_prune(now - DAY)        # an idle chat's pacing row: its next send paces from now anyway
     await reclaim_space(store, vacuum_pages=vacuum_pages, report=report)
     report.seconds = time.monotonic() - started
     log.info("store maintenance: %d old sessions pruned (%d messages, %d tool calls), %d finished outbox rows "

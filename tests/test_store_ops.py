@@ -129,3 +129,18 @@ async def test_one_user_gets_one_code_and_one_code_is_approved_once_across_two_c
     finally:
         await first.close()
         await second.close()
+
+
+async def test_sends_paced_from_two_processes_share_one_budget(store_url: str) -> None:
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        waits = await asyncio.gather(*((first if n % 2 else second).pace_reserve("telegram:42", 1.0, 3)
+                                       for n in range(8)))
+        # a burst of 3 at once, then one a second, whichever process sends
+        assert [round(w) for w in sorted(waits)] == [0, 0, 0, 1, 2, 3, 4, 5]
+        assert await first.pace_reserve("telegram:43", 1.0, 3) == 0          # another chat: its own budget
+        assert await second.pace_prune(before=10**10) == 2
+        assert await first.pace_reserve("telegram:42", 1.0, 3) == 0          # forgotten: paces from now
+    finally:
+        await first.close()
+        await second.close()

@@ -284,6 +284,13 @@ turn_claims = sa.Table(
 )
 """One row per session whose turns ran somewhere: who runs them now (one process in the cluster)."""
 
+send_pacing = sa.Table(
+    "send_pacing", metadata,
+    sa.Column("key", sa.Text, primary_key=True),     # "telegram" (all its sends) or "telegram:<chat id>"
+    sa.Column("tat", Time, nullable=False),          # the theoretical time of the next send (GCRA)
+)
+"""Sends to a platform, and to one chat of it, paced across every process of the cluster."""
+
 api_sessions = sa.Table(
     "api_sessions", metadata,
     sa.Column("token_id", sa.Text, primary_key=True),

@@ -25,6 +25,7 @@ from gateway.store.maintenance import MaintenanceStore
 from gateway.store.memory import MemoryFilesStore
 from gateway.store.notify import NotifyStore
 from gateway.store.outbox import OutboxStore
+from gateway.store.pacing import PacingStore
 from gateway.store.pairing import PairingStore
 from gateway.store.proposals import ProposalsStore
 from gateway.store.sessions import SessionsStore
@@ -39,7 +40,7 @@ from gateway.store.web_logins import WebLoginsStore
 class StateStore(SessionsStore, UsageStore, InboxStore, DeliveryStore, LearningStore, ProposalsStore,
                  LeasesStore, MaintenanceStore, SkillsStore, MemoryFilesStore, WebLoginsStore, ApiStore,
                  SessionQueriesStore,
-                 CronStore, ApprovalsStore, PairingStore, OutboxStore, TurnClaimsStore, NotifyStore):
+                 CronStore, ApprovalsStore, PairingStore, OutboxStore, TurnClaimsStore, NotifyStore, PacingStore):
     """Every piece of state the gateway keeps, on SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
