@@ -54,12 +54,10 @@ from telegram import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    Message,
-    MessageEntity,
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.constants import ChatAction, ParseMode
 from telegram.error import (
     BadRequest,
     Conflict,
@@ -73,7 +71,6 @@ from telegram.ext import Application
 
 from adapters.base import (
     Adapter,
-    Attachment,
     ButtonPress,
     DeliveryError,
     InboundHandler,
@@ -84,6 +81,7 @@ from adapters.base import (
     sent_without_answer,
 )
 from adapters.markdown import to_plain, to_telegram_html
+from adapters.telegram_inbound import to_event
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -472,119 +470,7 @@ class TelegramAdapter(Adapter):
             log.exception("telegram: handling update %s failed", update.update_id)
 
     async def _to_event(self, update: Update) -> InboundMessage | ButtonPress | None:
-        if update.callback_query is not None:
-            return await self._button_press(update)
-        message = update.message
-        if message is None or message.from_user is None or message.from_user.is_bot:
-            return None
-        if message.chat is None:  # PTB reads such an object; Telegram never sends one
-            log.warning("telegram: update %s has a message without a chat; skipped", update.update_id)
-            return None
-        text, mentioned = self._strip_mention(message)
-        reply = message.reply_to_message
-        reply_to_bot = bool(reply and reply.from_user and reply.from_user.id == self.bot.id)
-        return InboundMessage(
-            platform=self.name,
-            chat_id=str(message.chat.id),
-            user_id=str(message.from_user.id),
-            display_name=message.from_user.full_name,
-            text=text,
-            message_id=str(message.message_id),
-            thread_id=str(message.message_thread_id) if message.is_topic_message and message.message_thread_id else None,
-            is_dm=message.chat.type == ChatType.PRIVATE,
-            mentioned=mentioned,
-            reply_to_bot=reply_to_bot,
-            reply_to=str(reply.message_id) if reply else None,
-            attachments=await self._attachments(message),
-            dedup_key=str(update.update_id),
-        )
-
-    def _strip_mention(self, message: Message) -> tuple[str, bool]:
-        """The text without `@ourbot` (and `/cmd@ourbot` → `/cmd`), and whether we were mentioned."""
-        text = message.text or message.caption or ""
-        if message.text is not None:
-            entities = message.parse_entities()
-        else:
-            entities = message.parse_caption_entities()
-        username = (self.bot.username or "").lower()
-        cuts: list[tuple[int, int, str]] = []   # python-string spans to replace
-        mentioned = False
-        search_from = 0
-        for entity, value in sorted(entities.items(), key=lambda kv: kv[0].offset):
-            ours = (
-                (entity.type == MessageEntity.MENTION and value.lower() == f"@{username}")
-                or (entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == self.bot.id)
-                or (entity.type == MessageEntity.BOT_COMMAND and value.lower().endswith(f"@{username}"))
-            )
-            if not ours:
-                continue
-            start = text.find(value, search_from)
-            if start < 0:
-                continue
-            search_from = start + len(value)
-            mentioned = True
-            replacement = value.split("@")[0] if entity.type == MessageEntity.BOT_COMMAND else ""
-            cuts.append((start, start + len(value), replacement))
-        for start, end, replacement in reversed(cuts):
-            text = text[:start] + replacement + text[end:]
-        if cuts:
-            text = re.sub(r"[ \t]{2,}", " ", text).strip()
-            text = re.sub(r"^[,:;]\s*", "", text)
-        return text, mentioned
-
-    async def _attachments(self, message: Message) -> tuple[Attachment, ...]:
-        found: list[tuple[str, str, str, str, int | None]] = []   # kind, file_id, name, mime, size
-        if message.photo:
-            fitting = [p for p in message.photo if (p.file_size or 0) <= self.max_attachment_bytes]
-            best = max(fitting or message.photo, key=lambda p: p.width * p.height)
-            found.append(("image", best.file_id, f"photo_{message.message_id}.jpg", "image/jpeg", best.file_size))
-        if message.document:
-            d = message.document
-            mime = d.mime_type or "application/octet-stream"
-            kind = "image" if mime.startswith("image/") else "document"
-            found.append((kind, d.file_id, d.file_name or f"document_{message.message_id}", mime, d.file_size))
-        for media, kind in ((message.audio, "audio"), (message.voice, "audio"), (message.video, "video")):
-            if media is not None:
-                name = getattr(media, "file_name", None) or f"{kind}_{message.message_id}"
-                found.append((kind, media.file_id, name, media.mime_type or "application/octet-stream",
-                              media.file_size))
-        attachments = []
-        for kind, file_id, name, mime, size in found:
-            data: bytes | None = None
-            if size is None or size <= self.max_attachment_bytes:
-                try:
-                    tg_file = await self.bot.get_file(file_id)
-                    if (tg_file.file_size or 0) <= self.max_attachment_bytes:
-                        data = bytes(await tg_file.download_as_bytearray())
-                        size = len(data)
-                except TelegramError as exc:
-                    log.warning("telegram: could not download %s: %s", name, exc)
-            else:
-                log.info("telegram: %s is %s bytes, over the %s byte cap: not downloaded",
-                         name, size, self.max_attachment_bytes)
-            attachments.append(Attachment(kind=kind, filename=name, mime_type=mime, size=size or 0,
-                                          data=data))  # type: ignore[arg-type]
-        return tuple(attachments)
-
-    async def _button_press(self, update: Update) -> ButtonPress | None:
-        query = update.callback_query
-        assert query is not None
-        if query.from_user is None:  # PTB reads such an object; Telegram never sends one
-            log.warning("telegram: update %s has a button press from nobody; skipped", update.update_id)
-            return None
-        try:
-            await query.answer()      # stops the spinner on the user's button
-        except TelegramError as exc:
-            log.debug("telegram: answerCallbackQuery failed: %s", exc)
-        raw = self._callback_data.get(query.data or "", query.data or "")
-        action_id, _, value = raw.partition("|")
-        message = query.message
-        chat_id = str(message.chat.id) if message else ""
-        thread = getattr(message, "message_thread_id", None) if isinstance(message, Message) else None
-        return ButtonPress(platform=self.name, chat_id=chat_id, user_id=str(query.from_user.id),
-                           action_id=action_id, value=value,
-                           message_id=str(message.message_id) if message else "",
-                           thread_id=str(thread) if thread else None)
+        return await to_event(update, self.bot, self.name, self.max_attachment_bytes, self._callback_data)
 
     # --- webhook -------------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from gateway.cli import cli
 from gateway.cron.jobs import JobStore
 from gateway.cron.schedule import parse_schedule
 from gateway.home import Home
-from gateway.profiles import ProfileError, export_profile, import_profile, sanitize_config
+from gateway.profile_config import sanitize_config
+from gateway.profiles import ProfileError, export_profile, import_profile
 from gateway.store import open_store
 from gateway.store.database import resolve_url
 from gateway.store.store import as_url
