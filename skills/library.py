@@ -230,6 +230,11 @@ class SkillLibrary:
         return self.provenance_file.read()
 
 
+    def check(self, policy: WritePolicy, name: str, before: str | None, after: str | None,
+              files: dict[str, str] | None = None, file_before: str | None = None) -> None:
+        """Refuse (SkillRefused) what `policy` forbids, ownership as provenance.json says (sync)."""
+        check(policy, name, before, after, _Provenance(self.provenance_file, name), files, file_before)
+
     def checkpoint_owned(self, name: str) -> bool:
         """Whether a checkpoint of this library created `name` and nobody else changed it since (sync)."""
         skill = self._find(name)
@@ -499,3 +504,13 @@ class SkillLibrary:
             await self._write(name, work)
         except (SkillError, OSError) as exc:
             log.warning("could not record use of skill %s: %s", name, exc)
+
+
+class _Provenance:
+    """The ownership of skill `name` as the library's provenance file records it."""
+
+    def __init__(self, provenance: ProvenanceFile, name: str) -> None:
+        self.provenance, self.name = provenance, name
+
+    def owned(self, text: str) -> bool:
+        return self.provenance.owned(self.name, text)

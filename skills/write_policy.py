@@ -32,10 +32,14 @@ class WritePolicy:
 PERSON = WritePolicy()
 
 
-class Owners(Protocol):
-    """Whose the skill is: a write's changes answer and record it."""
+class Ownership(Protocol):
+    """Whether `text` is what a checkpoint last wrote to the skill (a write's changes answer it)."""
 
     def owned(self, text: str) -> bool: ...
+
+
+class Owners(Protocol):
+    """Where a write records whose the skill is now (the write's changes)."""
 
     def set_owner(self, text: str | None, origin: str = "") -> None: ...
 
@@ -44,7 +48,7 @@ def _dangerous(report: GuardReport) -> Counter[tuple[str, str, str]]:
     return Counter((f.file, f.rule, f.excerpt) for f in report.findings if f.severity == "dangerous")
 
 
-def check(policy: WritePolicy, name: str, before: str | None, after: str | None, changes: Owners,
+def check(policy: WritePolicy, name: str, before: str | None, after: str | None, changes: Ownership,
           files: dict[str, str] | None = None, file_before: str | None = None) -> None:
     """Refuse (SkillRefused) what `policy` forbids; call under the skill's lock, before writing."""
     if policy.protect and before is not None and not changes.owned(before):
