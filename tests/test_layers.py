@@ -102,7 +102,23 @@ def test_no_import_cycles() -> None:
     for node in GRAPH:
         if node not in index:
             strong(node)
-    assert cycles == []
+    assert [_loop(component) for component in cycles] == []
+
+
+def _loop(component: list[str]) -> str:
+    """One import loop through a strongly connected component, as a path `a -> b -> ... -> a`."""
+    start, members = component[0], set(component)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        for target in sorted(GRAPH[node] & members):
+            if target == start:
+                return " -> ".join([*paths[node], start])
+            if target not in paths:
+                paths[target] = [*paths[node], target]
+                queue.append(target)
+    return " -> ".join(component)
 
 
 def test_the_check_sees_an_import_inside_a_function() -> None:
