@@ -232,6 +232,7 @@ class TurnClaims:
             self._woken.clear()
             try:
                 await self._renew()
+                self._resume_held()
                 await self._claim_orphans()
             except Exception as exc:  # noqa: BLE001 - claims judge themselves by their TTL
                 log.warning("could not renew this process's sessions: %s", exc)
@@ -249,6 +250,13 @@ class TurnClaims:
             elif current.stop_requested:
                 self.on_stop(key)
                 await self.store.turn_stop_seen(key, self.owner, generation)
+
+    def _resume_held(self) -> None:
+        """Sessions still held here whose worker stopped on an error (the store was away for less
+        than the TTL, so the claim was renewed and no other process may take them) go on here."""
+        for key in list(self._held):
+            if key not in self._workers and key not in self._holds:
+                self.offer(key)
 
     async def _claim_orphans(self) -> None:
         if not self.accepting:

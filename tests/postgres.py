@@ -70,3 +70,14 @@ class PostgresServer:
         if application_name:
             where += f" AND application_name = '{application_name}'"
         _psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {where}")
+
+    @contextmanager
+    def outage(self, database: str) -> Iterator[None]:
+        """The database away for the block (as in a server restart, for this database only): its
+        connections ended and new ones refused until the block ends."""
+        _psql(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+        try:
+            self.terminate(database)
+            yield
+        finally:
+            _psql(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")

@@ -41,6 +41,10 @@ async def _nothing(_lease: Lease | None = None) -> None:
     return None
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 @dataclass
 class Duty:
     """`start(lease)` begins the work (and returns); `stop()` ends it. Both are idempotent."""
@@ -62,6 +66,7 @@ class DutyRunner:
         self.running: dict[str, Lease] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._failing: set[str] = set()      # duties whose last lease try failed (the store was away)
 
     def add(self, duty: Duty) -> None:
         self.duties[duty.name] = duty
@@ -81,8 +86,16 @@ class DutyRunner:
         try:
             lease = await self.keeper.try_acquire(duty.name)
         except Exception as exc:  # noqa: BLE001 - the store is away: try again later
-            log.warning("cluster: could not try the %s lease: %s", duty.name, exc)
+            # once per outage, not once a second per duty
+            level = logging.DEBUG if self._failing else logging.WARNING
+            log.log(level, "cluster: could not try the %s lease (trying again every %gs): %s",
+                    duty.name, self.retry, _first_line(exc))
+            self._failing.add(duty.name)
             return None
+        if duty.name in self._failing:
+            self._failing.discard(duty.name)
+            if not self._failing:
+                log.warning("cluster: the store answers again; the duties are tried again")
         if lease is None or duty.name in self.running:
             return lease
         try:
