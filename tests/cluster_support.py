@@ -3,6 +3,7 @@
 Each member has its own HERMES_HOME (its own pid file and HTTP port) and the same config: the
 store URL, the fake model, the fake Telegram Bot API. `start_member` returns once the banner is
 out, with the process, its pid and its HTTP address; `health(member)` reads its `/healthz`.
+The `tg` and `slack` fixtures are the fake platforms the cluster tests share (import them).
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.conftest import model_config, write_config
 from tests.fakes.gateway_harness import TOKEN, api_section, gateway_process_with_banner
 from tests.fakes.model_server import FakeModelServer, Reply
+from tests.fakes.slack_server import FakeSlackServer
 from tests.fakes.telegram_server import FakeTelegramServer
 
 USER = 42
@@ -111,6 +115,22 @@ def run_hermes(home: Path, *args: str) -> str:
                           env={**os.environ, "HERMES_HOME": str(home)}, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegramServer]:
+    """The fake Bot API as Telegram treats several pollers of one bot: the second one gets 409."""
+    server = await FakeTelegramServer().start()
+    server.conflict_on_overlap = True
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlackServer]:
+    server = await FakeSlackServer().start()
+    yield server
+    await server.stop()
 
 
 def kill(member: Member) -> None:

@@ -30,7 +30,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import pytest
 from gateway.store import StateStore
 from tests.approvals_support import wait_for
 from tests.cluster_support import Member, health, kill, run_hermes, start_member, stop_member
+from tests.cluster_support import slack, tg  # noqa: F401 - the fake platforms (fixtures)
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import TOKEN, api_section
 from tests.fakes.model_server import FakeModelServer, Reply, text
@@ -113,21 +114,6 @@ class Cluster:
             await self.members[slot].process.wait()
         self.kills += len(victims)
         return victims
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegramServer]:
-    server = await FakeTelegramServer().start()
-    server.conflict_on_overlap = True      # two pollers on one token: Telegram answers 409
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlackServer]:
-    server = await FakeSlackServer().start()
-    yield server
-    await server.stop()
 
 
 async def post_slack(cluster: Cluster, body: dict[str, Any]) -> None:

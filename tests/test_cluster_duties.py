@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -36,19 +35,12 @@ from tests.cluster_support import (
     scripted_echo,
     start_member,
     stop_member,
+    tg,  # noqa: F401 - the fake Bot API with one poller allowed (a fixture)
 )
 from tests.fakes.model_server import FakeModelServer, text
 from tests.fakes.telegram_server import FakeTelegramServer
 
 POLLER = "telegram-poller"
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegramServer]:
-    server = await FakeTelegramServer().start()
-    server.conflict_on_overlap = True   # two pollers on one token: Telegram answers 409
-    yield server
-    await server.stop()
 
 
 def answers(tg: FakeTelegramServer) -> list[str]:

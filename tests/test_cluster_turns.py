@@ -16,7 +16,6 @@ import asyncio
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import pytest
 from gateway.store import StateStore
 from tests.approvals_support import TERMINAL, approvals_section, folders, script_cleanup, wait_for
 from tests.cluster_support import Member, kill, owner_pid, start_member, stop_member
+from tests.cluster_support import slack  # noqa: F401 - the fake Slack (a fixture)
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import TOKEN, api_section
 from tests.fakes.model_server import FakeModelServer, Reply
@@ -35,13 +35,6 @@ SECRET = "cluster-signing-secret"
 USERS = ["U1001", "U1002", "U1003"]
 TAG = re.compile(r"U\d{4}-\d+")
 PAUSE = 0.4        # the model's time per answer
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlackServer]:
-    server = await FakeSlackServer().start()
-    yield server
-    await server.stop()
 
 
 class TimedEcho:

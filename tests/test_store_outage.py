@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,13 @@ import pytest
 from gateway.store import StateStore
 from tests.approvals_support import wait_for
 from tests.cluster_support import USER, cluster_config, echo, health, start_member, stop_member
+from tests.cluster_support import tg  # noqa: F401 - the fake Bot API (a fixture)
 from tests.fakes.model_server import FakeModelServer, Reply
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.postgres import PostgresServer
 
 COUNT = 20
 OUTAGES = {4: 1.5, 12: 4.0}      # at message n, the database away for so many seconds
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegramServer]:
-    server = await FakeTelegramServer().start()
-    yield server
-    await server.stop()
 
 
 def slow_echo(body: dict[str, Any]) -> Reply:
