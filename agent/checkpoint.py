@@ -60,7 +60,6 @@ MAX_TRANSCRIPT_CHARS = 16_000
 MAX_TOOL_RESULT_CHARS = 400        # a successful step: its gist
 MAX_FAILED_RESULT_CHARS = 1_000    # a failed step: enough to see why
 MAX_SKILL_BODY_CHARS = 20_000
-MAX_WRITE_CHARS = 20_000           # a skill (or file) a review writes: larger is refused, nothing written
 SIMILAR_LIMIT = 5
 # A correction or a stated preference: "no, always X", "don't ...", "from now on, Y", "I prefer ...".
 CORRECTION = re.compile(
@@ -304,23 +303,6 @@ def speaker_memory_tool(speakers: dict[str, Speaker]) -> Tool:
     return memory
 
 
-class SizeCappedSkillManage(Tool):
-    """`skill_manage` for a review, refusing oversized text before anything is written."""
-
-    def __init__(self, inner: Tool, limit: int = MAX_WRITE_CHARS) -> None:
-        self.__dict__.update(inner.__dict__)
-        self.guarded = inner
-        self.limit = limit
-
-    async def __call__(self, ctx: ToolContext, arguments: dict[str, Any]) -> Any:
-        for key in ("content", "new_text", "file_content"):
-            value = arguments.get(key)
-            if isinstance(value, str) and len(value) > self.limit:
-                raise ToolError(f"too large: {key} has {len(value)} characters; a skill written by a review "
-                                f"may have at most {self.limit}. Nothing was written: keep the skill focused.")
-        return await self.guarded(ctx, arguments)
-
-
 # -- running ---------------------------------------------------------------------------------------
 UsageCallback = Callable[[int, int], Awaitable[None]]
 WriteCallback = Callable[[dict[str, Any]], Awaitable[None]]
@@ -360,7 +342,7 @@ class Checkpointer:
         registry = ToolRegistry([speaker_memory_tool(speakers) if speakers else memory_tool, skill_view,
                                  skill_search])
         if mode != "off":
-            registry.register(SizeCappedSkillManage(guarded))
+            registry.register(guarded)
         memory_changes: list[Change] = []
         refusals: list[Refusal] = []
         previous_listener = ctx.services.get("memory_listener")

@@ -9,10 +9,12 @@ what the prompt asks, in every `auto_skills` mode:
   and names the skill to patch instead;
 - a skill no checkpoint of this library created is protected (`SkillLibrary.is_protected`): a
   review may not edit it or its files; its patches always become proposals an admin approves;
-- sizes: SKILL.md at most `[skills] max_skill_chars`, a description at most 1,024 characters;
+- sizes: SKILL.md at most `[skills] max_skill_chars`, a supporting file at most `MAX_FILE_CHARS`,
+  a description at most 1,024 characters;
 - a patch that only appends a "seen again" note is refused: rewrite the step instead;
-- every write is checked by the skills guard on the final text as stored, under the skill's
-  lock (`WritePolicy`); a proposal is checked the same way before it is recorded.
+- every write is checked by the skills guard and the size limits on the final text as stored,
+  under the skill's lock: `checkpoint_policy` is the one `WritePolicy` for what a review writes,
+  checked again when a proposal is recorded and when it is approved, and by the curator.
 
 Each refusal is a `Refusal` (kind and message) in `refused` and a `ToolError` telling the model
 what to do instead. `announcement` renders the line posted back to a channel (the learned
@@ -38,6 +40,7 @@ from skills.paths import PathEscapeError
 from skills.similar import Deduplicator, Embed, SkillText
 from skills.snapshot import Skill
 from skills.validate import MAX_DESCRIPTION
+from skills.write_policy import Writer
 
 AutoSkills = Literal["on", "ask", "off"]
 Proposer = Callable[[str, str, dict[str, Any], str], Awaitable[int]]
@@ -45,6 +48,7 @@ Proposer = Callable[[str, str, dict[str, Any], str], Awaitable[int]]
 same change is already pending or was rejected."""
 
 MAX_SKILL_CHARS = 20_000
+MAX_FILE_CHARS = 20_000       # a supporting file (scripts/, references/...) a review writes
 MAX_ANNOUNCEMENT_CHARS = 100
 APPENDED_NOTE = re.compile(
     r"(?i)\b(seen again|also seen|observed again|happened again|again on \d|note \(\d{4}|update \(\d{4}|"
@@ -99,8 +103,12 @@ def duplicate_message(name: str, duplicates: list[Skill]) -> str:
             "old_text=<the step or section to improve>, new_text=<its improved version>).")
 
 
-def checkpoint_policy(max_skill_chars: int = MAX_SKILL_CHARS) -> WritePolicy:
-    return WritePolicy(guard=True, protect=True, max_skill_chars=max_skill_chars, writer="checkpoint")
+def checkpoint_policy(max_skill_chars: int = MAX_SKILL_CHARS, *, protect: bool = True,
+                      writer: Writer = "checkpoint") -> WritePolicy:
+    """The write policy of everything a review writes: the guard, protection (off once an admin
+    approved the change, or for the curator), SKILL.md and supporting-file sizes."""
+    return WritePolicy(guard=True, protect=protect, max_skill_chars=max_skill_chars,
+                       max_file_chars=MAX_FILE_CHARS, writer=writer)
 
 
 # -- the guarded skill_manage ----------------------------------------------------------------------
@@ -251,7 +259,7 @@ async def check_proposal(library: SkillLibrary, dedup: Deduplicator, limit: int,
         duplicates = await near_duplicates(library, name, str(args.get("content") or ""), dedup)
         if duplicates:
             raise SkillRefused("duplicate", duplicate_message(name, duplicates))
-    policy = WritePolicy(guard=True, protect=protect, max_skill_chars=limit, writer="none")
+    policy = checkpoint_policy(limit, protect=protect, writer="none")
     if action in ("create", "patch", "edit"):
         before, after = await library.preview(action, name, content=args.get("content"),
                                               old_text=args.get("old_text"), new_text=args.get("new_text"))
@@ -265,8 +273,8 @@ async def check_proposal(library: SkillLibrary, dedup: Deduplicator, limit: int,
             previous = await library.read(name, path)
         except SkillError:
             previous = None
-        await asyncio.to_thread(library.check, WritePolicy(guard=True, protect=protect, writer="none"), name,
-                                skill_text, None, {path: str(args.get("file_content") or "")}, previous)
+        await asyncio.to_thread(library.check, policy, name, skill_text, None,
+                                {path: str(args.get("file_content") or "")}, previous)
     return None, None
 
 

@@ -1,7 +1,7 @@
 """What a write must pass, under the skill's lock and on the final text as it will be stored:
-`WritePolicy` says which checks apply (the skills guard, a size limit, protection) and whose
-write it is; `check` refuses with `SkillRefused`; `after_write` keeps or ends the checkpoint's
-provenance as the writer says."""
+`WritePolicy` says which checks apply (the skills guard, size limits for SKILL.md and for a
+supporting file, protection) and whose write it is; `check` refuses with `SkillRefused`;
+`after_write` keeps or ends the checkpoint's provenance as the writer says."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class WritePolicy:
     guard: bool = False
     protect: bool = False
     max_skill_chars: int | None = None
+    max_file_chars: int | None = None
     writer: Writer = "person"
 
 
@@ -61,6 +62,11 @@ def check(policy: WritePolicy, name: str, before: str | None, after: str | None,
             f"SKILL.md would be {len(after)} characters; the limit is {policy.max_skill_chars} "
             "([skills] max_skill_chars). Keep the procedure short: move long reference material into a "
             "supporting file (write_file references/...) and cut repetition."))
+    for path, text in (files or {}).items():
+        if policy.max_file_chars and len(text) > policy.max_file_chars:
+            raise SkillRefused("size", (
+                f"{path} would be {len(text)} characters; the limit for a supporting file is "
+                f"{policy.max_file_chars}. Nothing was written: keep the file focused."))
     if not policy.guard:
         return
     if files:

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.skill_writes import MAX_SKILL_CHARS, checkpoint_policy, litellm_embedder
+from agent.skill_writes import (
+    MAX_FILE_CHARS,
+    MAX_SKILL_CHARS,
+    check_proposal,
+    checkpoint_policy,
+    litellm_embedder,
+)
 from skills.library import SkillLibrary, SkillRefused, WritePolicy
 from skills.similar import Deduplicator, LexicalModel, SkillText, precision_recall, same_name
 from tests.fakes.model_server import FakeModelServer
@@ -95,6 +101,21 @@ async def test_sizes_are_limited(tmp_path: Path) -> None:
         await library.create("huge-skill", huge, "ops", policy=checkpoint_policy(MAX_SKILL_CHARS))
     assert refused.value.kind == "size" and "max_skill_chars" in str(refused.value)
     assert (await library.snapshot(force=True)).get("huge-skill") is None
+
+
+async def test_a_review_s_supporting_file_is_limited_by_the_same_policy(tmp_path: Path) -> None:
+    library = SkillLibrary(tmp_path / "lib", rescan_interval=0)
+    await library.create("rotate-nginx-logs", ROTATE, "ops", policy=checkpoint_policy())
+    with pytest.raises(SkillRefused) as refused:
+        await library.write_file("rotate-nginx-logs", "references/notes.md", "x" * (MAX_FILE_CHARS + 1), "review",
+                                 checkpoint_policy())
+    assert refused.value.kind == "size" and "references/notes.md" in str(refused.value)
+    assert not (await library.get("rotate-nginx-logs")).folder.joinpath("references").exists()
+    with pytest.raises(SkillRefused):  # a proposal of it is refused before it is recorded
+        await check_proposal(library, Deduplicator(), MAX_SKILL_CHARS, "write_file", "rotate-nginx-logs",
+                             {"file_path": "references/notes.md", "file_content": "x" * (MAX_FILE_CHARS + 1)})
+    await library.write_file("rotate-nginx-logs", "references/notes.md", "x" * MAX_FILE_CHARS, "review",
+                             checkpoint_policy())
 
 
 async def test_the_guard_reads_the_whole_file_after_the_patch(tmp_path: Path) -> None:

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.skill_writes import checkpoint_policy
 from skills.document import SkillFormatError, parse
-from skills.library import Skill, SkillError, SkillLibrary, WritePolicy
+from skills.library import Skill, SkillError, SkillLibrary
 from skills.similar import Deduplicator, SkillText
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ async def curate(library: SkillLibrary, dedup: Deduplicator, complete: Complete 
         return report
     if complete is None:
         raise ValueError("applying a curation needs a model")
-    policy = WritePolicy(guard=True, max_skill_chars=max_skill_chars, writer="checkpoint")
+    policy = checkpoint_policy(max_skill_chars, protect=False)
     for group in groups:
         names = [group.keep, *group.merge]
         if not allow_protected:

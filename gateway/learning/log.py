@@ -33,7 +33,7 @@ from gateway.learning.proposals import (
 )
 from gateway.store import StateStore
 from skills.history import unified_diff
-from skills.library import SkillError, SkillLibrary, SkillRefused, WritePolicy
+from skills.library import SkillError, SkillLibrary, SkillRefused
 from skills.paths import PathEscapeError, safe_join
 
 
@@ -211,7 +211,7 @@ async def apply_proposal(log: LearningLog, library_for: LibraryFor, proposal_id:
     The skills guard and the duplicate check run again on the final text; a proposal that fails
     them is marked `refused` with the reason and nothing is written.
     """
-    from agent.skill_writes import MAX_SKILL_CHARS, check_proposal
+    from agent.skill_writes import MAX_SKILL_CHARS, check_proposal, checkpoint_policy
     from skills.similar import Deduplicator
 
     decider = _decider(by)
@@ -232,7 +232,7 @@ async def apply_proposal(log: LearningLog, library_for: LibraryFor, proposal_id:
         await check_proposal(library, dedup if isinstance(dedup, Deduplicator) else Deduplicator(), limit,
                              proposal.action, name, proposal.arguments)
         before = await skill_text(library, name)
-        policy = WritePolicy(guard=True, protect=False, max_skill_chars=limit, writer="checkpoint")
+        policy = checkpoint_policy(limit, protect=False)
         message = await write_skill_change(library, proposal, policy, origin)
     except SkillRefused as exc:
         await log.decide(proposal_id, "refused", decider.label, str(exc), reason=f"{exc.kind}: {exc}")
