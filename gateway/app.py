@@ -455,7 +455,7 @@ class Gateway:
         # Sessions' queued messages beyond their running turn stay in the inbox: their claims are
         # released below, so another process answers them now (or this one's next start).
         if self.turns is not None:
-            self.turns.accepting = False
+            self.turns.stop_taking()
         closing = asyncio.create_task(self.dispatcher.close(self.grace)) if hasattr(self, "dispatcher") else None
         await asyncio.sleep(0)
         try:

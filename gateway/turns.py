@@ -83,6 +83,11 @@ class TurnClaims:
             return
         self._workers[key] = asyncio.create_task(self._work(key), name=f"turns:{key}")
 
+    def stop_taking(self) -> None:
+        """A graceful stop begins: take no new sessions or rows (running turns finish; `close` frees
+        the claims for the other processes)."""
+        self.accepting = False
+
     def holds(self, key: str) -> bool:
         return key in self._held
 
@@ -154,7 +159,7 @@ class TurnClaims:
 
     async def close(self) -> None:
         """Stop taking sessions, end the workers, and free every claim for the other processes."""
-        self.accepting = False
+        self.stop_taking()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
