@@ -51,8 +51,11 @@ WRITES = ("INSERT", "UPDATE", "REPLACE")
 
 
 def valid_text(value: str) -> str:
-    """`value` as text both drivers can encode: a lone surrogate (`"\\ud800"`, from a client's
-    broken JSON escape or a cut emoji) becomes U+FFFD, a surrogate pair the character it spells."""
+    """`value` as text both engines can hold: a lone surrogate (`"\\ud800"`, from a client's
+    broken JSON escape or a cut emoji) becomes U+FFFD, a surrogate pair the character it spells,
+    and a NUL (which PostgreSQL's text cannot hold) U+FFFD too, on SQLite alike."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
     if value.isascii():
         return value
     try:
