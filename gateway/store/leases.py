@@ -8,7 +8,7 @@
   by `save_cursor` under the same check, so a new owner resumes from it and a fenced one cannot
   move it.
 - `cluster_members` has a row per gateway process (host, pid, version, started, heartbeat).
-- `LockConnection` is the dedicated PostgreSQL connection that holds the session-level advisory
+- `LockConnection` is the dedicated PostgreSQL connection (gateway/store/dedicated.py) that holds the session-level advisory
   locks (`pg_try_advisory_lock`), one per owned duty, with TCP keepalives on; the server releases
   them when the connection ends (a crash, `pg_terminate_backend`), and `on_lost` callbacks run the
   moment the driver sees the connection close. SQLite has no such connection: one process owns
@@ -20,21 +20,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
-from gateway.store.database import CONNECT_TIMEOUT_SECONDS, Database
+from gateway.store.database import Database
+from gateway.store.dedicated import DedicatedConnection
 from gateway.store.schema import cluster_members, leases
 
 log = logging.getLogger(__name__)
 
 LOCK_APPLICATION_NAME = "hermes-lease"
-KEEPALIVES = {"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"}
 
 
 def lock_key(duty: str) -> int:
@@ -64,71 +61,31 @@ class MemberRecord:
     heartbeat_at: float
 
 
-class LockConnection:
+class LockConnection(DedicatedConnection):
     """One PostgreSQL connection of its own that holds this process's advisory locks."""
 
-    def __init__(self, engine: AsyncEngine, connection: AsyncConnection, backend_pid: int) -> None:
-        self._engine = engine
-        self._connection = connection
-        self.backend_pid = backend_pid
-        self._lost_callbacks: list[Callable[[], None]] = []
-        self.lost = False
+    backend_pid: int = 0
 
     @classmethod
-    async def open(cls, db: Database) -> LockConnection:
-        engine = create_async_engine(
-            db.url, poolclass=NullPool,
-            connect_args={"timeout": CONNECT_TIMEOUT_SECONDS, "command_timeout": 10,
-                          "server_settings": {"application_name": LOCK_APPLICATION_NAME, **KEEPALIVES}})
+    async def open_for_locks(cls, db: Database) -> LockConnection:
+        lock = await cls.open(db, LOCK_APPLICATION_NAME)
         try:
-            connection = await (await engine.connect()).execution_options(isolation_level="AUTOCOMMIT")
-            pid = int((await connection.execute(sa.select(sa.func.pg_backend_pid()))).scalar_one())
+            lock.backend_pid = int(await lock.scalar(sa.select(sa.func.pg_backend_pid())))
         except BaseException:
-            await engine.dispose()
+            await lock.close()
             raise
-        lock = cls(engine, connection, pid)
-        raw = await connection.get_raw_connection()
-        raw.driver_connection.add_termination_listener(lambda _conn: lock._on_terminated())
+        lock.on_lost(lambda: log.warning(
+            "cluster: the lease connection to the store ended; every duty of this process stops"))
         return lock
 
-    def on_lost(self, callback: Callable[[], None]) -> None:
-        """Call `callback` (on the loop, synchronously) when the connection ends unasked."""
-        self._lost_callbacks.append(callback)
-
-    def _on_terminated(self) -> None:
-        if self.lost:
-            return
-        self.lost = True
-        log.warning("cluster: the lease connection to the store ended; every duty of this process stops")
-        for callback in self._lost_callbacks:
-            try:
-                callback()
-            except Exception:  # noqa: BLE001 - every callback must run
-                log.exception("cluster: a lease-lost callback failed")
-
-    async def _scalar(self, statement: sa.Executable) -> Any:
-        try:
-            return (await self._connection.execute(statement)).scalar()
-        except (sa.exc.DBAPIError, sa.exc.InterfaceError, OSError, TimeoutError):
-            self._on_terminated()
-            raise
-
     async def try_lock(self, duty: str) -> bool:
-        return bool(await self._scalar(sa.select(sa.func.pg_try_advisory_lock(lock_key(duty)))))
+        return bool(await self.scalar(sa.select(sa.func.pg_try_advisory_lock(lock_key(duty)))))
 
     async def unlock(self, duty: str) -> None:
-        await self._scalar(sa.select(sa.func.pg_advisory_unlock(lock_key(duty))))
+        await self.scalar(sa.select(sa.func.pg_advisory_unlock(lock_key(duty))))
 
     async def ping(self) -> None:
-        await self._scalar(sa.select(sa.literal(1)))
-
-    async def close(self) -> None:
-        self.lost = True  # a close we asked for: no callbacks
-        try:
-            await self._connection.close()
-        except Exception:  # noqa: BLE001 - a dead connection closes with an error
-            pass
-        await self._engine.dispose()
+        await self.scalar(sa.select(sa.literal(1)))
 
 
 class LeasesStore:
@@ -139,7 +96,7 @@ class LeasesStore:
     # -- leases ---------------------------------------------------------------------------------
     async def open_lock_connection(self) -> LockConnection | None:
         """The dedicated advisory-lock connection on PostgreSQL; None on SQLite."""
-        return await LockConnection.open(self.db) if self.db.is_postgresql else None
+        return await LockConnection.open_for_locks(self.db) if self.db.is_postgresql else None
 
     async def take_lease(self, duty: str, owner: str, ttl: float) -> int:
         """Record `owner` as the duty's holder under a new generation (the caller holds its lock)."""
