@@ -211,7 +211,7 @@ async def count_outcomes(store: StateStore, tg: FakeTelegramServer, slack: FakeS
             "details": details}
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(480)
 async def test_three_processes_answer_300_messages_once_in_order_while_leader_and_follower_die(
         tmp_path: Path, postgres_url: str, pg_store: StateStore, model_server: FakeModelServer,
         tg: FakeTelegramServer, slack: FakeSlackServer) -> None:
@@ -251,7 +251,13 @@ async def test_three_processes_answer_300_messages_once_in_order_while_leader_an
             return all(len({p["text"] for p in platform_answers(tg, slack, u)}) >= PER_USER
                        for u in [*TG_USERS, *SLACK_USERS])
 
-        await wait_for(all_answered, timeout=120, what="every message answered")
+        try:
+            await wait_for(all_answered, timeout=180, what="every message answered")
+        except AssertionError:
+            missing = {u: PER_USER - len({p["text"] for p in platform_answers(tg, slack, u)})
+                       for u in [*TG_USERS, *SLACK_USERS]}
+            raise AssertionError(f"unanswered after 180 s, per user: {missing}; inbox: "
+                                 f"{[(r.id, r.attempts) for r in await pg_store.inbox_rows()]}") from None
         drained = time.monotonic()
         api.running = False
         await asyncio.gather(*clients)

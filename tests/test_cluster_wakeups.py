@@ -49,8 +49,7 @@ async def test_a_wake_up_sent_by_one_process_reaches_the_other_and_survives_a_cu
         await until(lambda: stops == ["slack:dm:U1"] and answers == ["a1b2c3"])
 
         assert await end_listen_connections(pg_store) == 1
-        await until(lambda: not listener.listening.is_set())
-        await asyncio.wait_for(listener.listening.wait(), 10)      # listening again, on a new connection
+        await until(lambda: listener.connections == 2 and listener.listening.is_set())   # on a new connection
         await sender.send(TURN_STOP, "telegram:dm:42")
         await until(lambda: stops == ["slack:dm:U1", "telegram:dm:42"])
         assert answers == ["a1b2c3"]                                  # each channel to its own handler

@@ -32,6 +32,7 @@ class Wakeups:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        self.connections = 0               # listen connections opened so far (a reconnect counts)
 
     def on(self, channel: str, handler: Handler) -> None:
         """Call `handler(payload)` for every wake-up on `channel` (register before `start`)."""
@@ -71,6 +72,7 @@ class Wakeups:
             if connection is None:
                 return
             connection.on_lost(lost.set)
+            self.connections += 1
             self.listening.set()
             try:
                 await lost.wait()
