@@ -28,7 +28,8 @@ async def until(condition: object, timeout: float = 10.0) -> None:
 async def end_listen_connections(store: StateStore) -> int:
     async with store.db.transaction() as connection:
         ended = await connection.execute(sa.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = :name AND datname = current_database()"),
             {"name": LISTEN_APPLICATION_NAME})
         return len(ended.all())
 
