@@ -27,11 +27,13 @@ async def test_the_session_header_keeps_the_conversation_and_history_is_not_stor
             model="hermes", extra_headers=session, messages=[{"role": "user", "content": "Who am I?"}])
         assert second.choices[0].message.content == "You are Ada."
         # a client that resends everything (as chat UIs do): nothing is stored twice
-        await client.chat.completions.create(model="hermes", extra_headers=session, stream=True, messages=[
+        stream = await client.chat.completions.create(model="hermes", extra_headers=session, stream=True, messages=[
             {"role": "system", "content": "Be kind."},
             {"role": "user", "content": "I am Ada"}, {"role": "assistant", "content": "Hi Ada."},
             {"role": "user", "content": "Who am I?"}, {"role": "assistant", "content": "You are Ada."},
             {"role": "user", "content": "And now?"}])
+        # read to its end, as a chat UI does, before the next request (else the two turns race for the model)
+        assert "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]) == "Still Ada."
         # another session id is another conversation
         await client.chat.completions.create(model="hermes", extra_headers={HEADER: "chat-43"},
                                              messages=[{"role": "user", "content": "Hello?"}])
