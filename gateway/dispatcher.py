@@ -3,7 +3,8 @@
 Every message for a session goes into that session's queue; a worker task runs the queue's
 turns one after another and goes away when the queue is empty, so an idle session costs nothing
 here. Messages that arrive while a turn runs are answered next, in order, never dropped.
-`/stop` sets the running turn's interrupt event. The global limit on concurrent model calls is
+`/stop` sets the running turn's interrupt event and says nothing itself: the stopped turn's answer
+ends with "Stopped.", the one word the user sees about it ("Nothing is running." when idle). The global limit on concurrent model calls is
 the LLMClient's semaphore; since a session never has more than one turn (hence one model call)
 in flight, a busy session cannot take more than one slot, and the semaphore's FIFO wake-up
 order keeps sessions fair.
@@ -151,7 +152,11 @@ class Dispatcher:
             if command.name == "stop":
                 stopped = self.stop(ctx.session_key) or (
                     self.remote_stop is not None and await self.remote_stop(ctx.session_key))
-                answer = "Stopping." if stopped else "Nothing is running."
+                if stopped:  # the stopped turn itself ends with "Stopped.": the one word about it
+                    if done is not None:
+                        await done()
+                    return
+                answer = "Nothing is running."
             elif command.name in IMMEDIATE:
                 answer = await self.commands.answer(command, ctx)
             elif command.name == "new":
