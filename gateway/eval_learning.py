@@ -5,8 +5,8 @@ and memory between tasks) and with it off as the control (no reviews, no memory 
 writes). Every task gets its own workspace and session; after its turn the task's verifier runs in
 the sandbox, and a failed try with a `correction` gets that correction as a second message. A
 round's figures: pass rate, tool calls, model tokens, wall time, skills created, patched and used,
-and corrections repeated (a workflow that needed its correction again after it had been given one
-in an earlier round). Only a real model measures the effect; a scripted one proves the harness.
+and corrections repeated (a task that needed its correction although its workflow had been given
+it before, earlier in the run). Only a real model measures the effect; a scripted one proves the harness.
 """
 
 from __future__ import annotations
@@ -82,19 +82,31 @@ class EvalReport:
                 "tasks": [asdict(r) for r in self.runs]}
 
 
-def _library_state(snapshot: Any) -> dict[str, tuple[str, int]]:
-    """name -> (digest of the skill's text, use count)."""
-    state: dict[str, tuple[str, int]] = {}
+def _library_state(snapshot: Any) -> dict[str, tuple[str, int, int]]:
+    """name -> (digest of the skill's text, use count, version: 1 at creation, +1 a write)."""
+    state: dict[str, tuple[str, int, int]] = {}
     for skill in snapshot.skills:
         text = f"{skill.description}\n{skill.document.body}"
-        state[skill.name] = (hashlib.sha256(text.encode()).hexdigest(), skill.use_count)
+        try:
+            version = int(skill.document.metadata.get("version", "1"))
+        except ValueError:
+            version = 1
+        state[skill.name] = (hashlib.sha256(text.encode()).hexdigest(), skill.use_count, version)
     return state
 
 
-def _skill_changes(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]]) -> tuple[int, int, int]:
+def _skill_changes(before: dict[str, tuple[str, int, int]],
+                   after: dict[str, tuple[str, int, int]]) -> tuple[int, int, int]:
+    """(skills created, skills patched, uses) in one round; a skill created and then patched in
+    the same round counts in both."""
     created = sum(1 for name in after if name not in before)
-    patched = sum(1 for name, (digest, _) in after.items() if name in before and before[name][0] != digest)
-    used = sum(max(0, uses - before.get(name, ("", 0))[1]) for name, (_, uses) in after.items())
+    patched = 0
+    for name, (digest, _, version) in after.items():
+        if name in before:
+            patched += int(digest != before[name][0] or version > before[name][2])
+        else:
+            patched += int(version > 1)
+    used = sum(max(0, uses - (before[name][1] if name in before else 0)) for name, (_, uses, _) in after.items())
     return created, patched, used
 
 

@@ -1,7 +1,9 @@
 """`hermes eval learning` end to end: the real CLI, the real agent loop and learning loop through
 LiteLLM against a scripted model, verifiers in the sandbox. The scripted model calls fewer tools
-once a matching skill is in its prompt; the test asserts the harness (counts, files, plot, the
-control really without learning), never the effect, which only a real model can show.
+once a matching skill is in its prompt (it loads the skill, then writes); the scripted review
+creates a skill after a workflow's first task and patches it once it has been used. The test
+asserts the harness (every figure the sum of its tasks, files, plot, fresh homes, one session per
+task, the control really without learning), never the effect, which only a real model can show.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import model_config, write_config
 from tests.fakes.model_server import FakeModelServer, Reply, text, tool_calls
 
@@ -21,8 +25,9 @@ WORKFLOWS = {"greet": "greeting-file", "shout": "shouting-file"}
 
 
 def skill_text(name: str) -> str:
-    return (f"---\nname: {name}\ndescription: Write the word the user names into result.txt, as the task says.\n"
-            "---\n\n## Procedure\n1. write_file result.txt with the word (capitals for shouting).\n")
+    how = "in capitals, shouted" if name.startswith("shout") else "exactly as given, in lower case"
+    return (f"---\nname: {name}\ndescription: Put the word of a {name.split('-')[0]} task into result.txt {how}.\n"
+            f"---\n\n## Procedure\n1. write_file result.txt with the word, {how}.\n")
 
 
 def tasks_file(folder: Path) -> Path:
@@ -56,8 +61,13 @@ def chat_model(body: dict[str, Any]) -> Reply:
         if m["role"] == "user":
             break
         since_user += m["role"] == "tool"
-    plan = [] if knows or corrected else [("list_files", {"path": "."}), ("read_file", {"path": "notes/readme.txt"}),
-                                          ("list_files", {"path": "notes"})]
+    if knows:       # the skill, the notes, the answer: 3 tool calls instead of 4
+        plan = [("skill_view", {"name": WORKFLOWS[workflow]}), ("read_file", {"path": "notes/readme.txt"})]
+    elif corrected:
+        plan = []
+    else:
+        plan = [("list_files", {"path": "."}), ("read_file", {"path": "notes/readme.txt"}),
+                ("list_files", {"path": "notes"})]
     plan.append(("write_file", {"path": "result.txt", "content": content + "\n"}))
     if since_user < len(plan):
         return tool_calls(plan[since_user])
@@ -69,11 +79,24 @@ def review_model(body: dict[str, Any]) -> Reply:
     tools = {t["function"]["name"] for t in body.get("tools", [])}
     done = any(m["role"] == "tool" for m in body["messages"])
     workflow = "shout" if "Task shout" in request else "greet"
-    if not done and "skill_manage" in tools and f"skill `{WORKFLOWS[workflow]}`" not in request:
-        name = WORKFLOWS[workflow]
+    name = WORKFLOWS[workflow]
+    if not done and "skill_manage" in tools and name not in request:
         return tool_calls(("skill_manage", {"action": "create", "name": name, "category": "eval",
                                             "content": skill_text(name)}))
+    if not done and "skill_manage" in tools and f"## Skill used: {name}" in request and "(checked)" not in request:
+        return tool_calls(("skill_manage", {"action": "patch", "name": name, "old_text": "## Procedure",
+                                            "new_text": "## Procedure (checked)"}))
     return text("Accomplished: reviewed.")
+
+
+def tool_names(body: dict[str, Any]) -> set[str]:
+    return {t["function"]["name"] for t in body.get("tools", [])}
+
+
+def leave_a_skill(skills_dir: Path, name: str) -> None:
+    """A skill left behind by an earlier run (or the user's own library): not for a fresh home."""
+    (skills_dir / "eval" / name).mkdir(parents=True)
+    (skills_dir / "eval" / name / "SKILL.md").write_text(skill_text(name))
 
 
 async def test_eval_learning_runs_both_modes_and_writes_the_report(home: Path, model_server: FakeModelServer,
@@ -83,6 +106,8 @@ async def test_eval_learning_runs_both_modes_and_writes_the_report(home: Path, m
     model_server.add(*[review_model] * 400, purpose="checkpoint")
     tasks = tasks_file(tmp_path)
     out = tmp_path / "report"
+    for skills_dir in (home / "skills", out / "home-learning-on" / "skills", out / "home-learning-off" / "skills"):
+        leave_a_skill(skills_dir, WORKFLOWS["greet"])
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "eval", "learning", "--tasks", str(tasks), "--rounds", "2",
         "--out", str(out), env={**os.environ, "HERMES_HOME": str(home)},
@@ -102,14 +127,36 @@ async def test_eval_learning_runs_both_modes_and_writes_the_report(home: Path, m
     for (mode, number), figures in rounds.items():
         runs = [t for t in report["tasks"] if t["mode"] == mode and t["round"] == number]
         assert figures["tool_calls"] == sum(t["tool_calls"] for t in runs)
+        assert figures["tokens"] == sum(t["tokens"] for t in runs) > 0
+        assert figures["seconds"] == pytest.approx(sum(t["seconds"] for t in runs), abs=0.01) and figures["seconds"] > 0
         assert figures["passed"] == sum(t["passed"] for t in runs)
         assert figures["pass_rate"] == round(figures["passed"] / 6, 4)
-    # the control learns nothing: no skill created, no review, no skill tool offered
-    assert rounds[("off", 1)]["skills_created"] == rounds[("off", 2)]["skills_created"] == 0
-    assert rounds[("on", 1)]["skills_created"] >= 1
-    off_chats = [r for r in model_server.requests_with_purpose("chat")
-                 if "skill_manage" not in {t["function"]["name"] for t in r.get("tools", [])}]
-    assert len(off_chats) >= 12 and len(model_server.requests_with_purpose("checkpoint")) >= 1
+    # with learning on: both skills created in round 1 (the leftover one was not there), then
+    # loaded by the model (used) and patched by a review
+    on = [rounds[("on", 1)], rounds[("on", 2)]]
+    assert on[0]["skills_created"] == 2 and on[1]["skills_created"] == 0
+    assert sum(r["skills_used"] for r in on) >= 2 and on[1]["skills_used"] >= 1
+    assert sum(r["skills_patched"] for r in on) >= 1
+    # the control learns nothing: no skill created, patched or used, no review, no skill or memory tool
+    off = [rounds[("off", 1)], rounds[("off", 2)]]
+    assert all(r["skills_created"] == r["skills_patched"] == r["skills_used"] == 0 for r in off)
+    chats = [(i, r) for i, (r, p) in enumerate(zip(model_server.requests, model_server.purposes)) if p == "chat"]
+    on_chats = [(i, r) for i, r in chats if "skill_manage" in tool_names(r)]
+    off_chats = [(i, r) for i, r in chats if "skill_manage" not in tool_names(r)]
+    assert on_chats and off_chats and max(i for i, _ in on_chats) < min(i for i, _ in off_chats)  # on, then off
+    assert all("memory" in tool_names(r) for _, r in on_chats)
+    assert all("memory" not in tool_names(r) for _, r in off_chats)
+    checkpoints = [i for i, p in enumerate(model_server.purposes) if p == "checkpoint"]
+    assert checkpoints and max(checkpoints) < min(i for i, _ in off_chats), "a review ran in the control"
+    # fresh homes: the skill left in the user's home and in --out from an earlier run is in no prompt
+    # until the on run's review wrote it; never in the control's
+    first_review = min(checkpoints)
+    assert not any("greeting-file" in str(r["messages"][0]["content"]) for i, r in on_chats if i < first_review)
+    assert not any(name in str(r["messages"][0]["content"]) for _, r in off_chats for name in WORKFLOWS.values())
+    # one session per task: no model call sees another task's words
+    for _, r in chats:
+        words = set(re.findall(r"WORD=(\w+)", " ".join(str(m.get("content")) for m in r["messages"])))
+        assert len(words) == 1, words
     # a shouting task the model got wrong got its correction; the second of a workflow counts as repeated
     off_first = [t for t in report["tasks"] if t["mode"] == "off" and t["round"] == 1 and t["workflow"] == "shout"]
     assert all(t["corrected"] and t["passed_after_correction"] and not t["passed"] for t in off_first)
@@ -133,3 +180,4 @@ async def test_a_bad_tasks_file_names_the_line_and_field(home: Path, tmp_path: P
         env={**os.environ, "HERMES_HOME": str(home)}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2 and "inside the workspace" in stderr.decode()
+
