@@ -181,3 +181,24 @@ async def test_a_bad_tasks_file_names_the_line_and_field(home: Path, tmp_path: P
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2 and "inside the workspace" in stderr.decode()
 
+
+async def test_without_matplotlib_it_writes_the_json_and_says_how_to_get_the_plot(
+        home: Path, model_server: FakeModelServer, tmp_path: Path) -> None:
+    write_config(home, model_config(model_server))
+    model_server.add(text("Done."), text("Done."), purpose="chat")
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": "one", "prompt": "Say done.", "verify": "true"}) + "\n")
+    hidden = tmp_path / "no-matplotlib" / "matplotlib"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('matplotlib is not installed here')\n")
+    out = tmp_path / "report"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "eval", "learning", "--tasks", str(tasks), "--rounds", "1", "--out", str(out),
+        env={**os.environ, "HERMES_HOME": str(home), "PYTHONPATH": str(hidden.parent)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, stderr.decode()
+    report = json.loads((out / "results.json").read_text())
+    assert [(r["mode"], r["passed"], r["tasks"]) for r in report["rounds"]] == [("on", 1, 1), ("off", 1, 1)]
+    assert not (out / "tool_calls.png").exists()
+    assert "no tool_calls.png: matplotlib is not installed" in stderr.decode() and '".[eval]"' in stderr.decode()

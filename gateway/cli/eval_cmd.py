@@ -60,6 +60,9 @@ def learning(tasks_file: Path, model: str | None, rounds: int, out: Path, sandbo
     _print_table(report)
     for path in written:
         click.echo(f"wrote {path}")
+    if not any(path.suffix == ".png" for path in written):
+        click.echo("hermes: no tool_calls.png: matplotlib is not installed "
+                   '(pip install -c constraints.txt -e ".[eval]")', err=True)
     if not any(r.tasks for r in report.rounds):
         sys.exit(1)
 
