@@ -1,5 +1,6 @@
-"""Learning seen from the terminal: `hermes chat` says what a review learned, and a skill command's
-own text ("always", "instead") is never taken for the user correcting the agent.
+"""Learning seen from the terminal: `hermes chat` says what a review learned ("Learned: ..." for a
+skill, "Remembered about you: ..." for memory), and a skill command's own text ("always",
+"instead") is never taken for the user correcting the agent.
 
 Driven as a person would: keys into a real terminal (tmux), the screen read back, then
 `hermes learning log --json` in a second process.
@@ -70,7 +71,8 @@ async def test_a_skill_command_is_not_a_correction_and_the_terminal_says_what_wa
                      purpose="chat")
     model_server.add(
         tool_calls(("skill_manage", {"action": "create", "name": "log-rotation", "category": "operations",
-                                     "content": LOG_SKILL})),
+                                     "content": LOG_SKILL}),
+                   ("memory", {"action": "add", "target": "user", "text": "Keeps rotated logs for 30 days"})),
         text("Accomplished: rotated the logs.\nSkill: created log-rotation\n"
              "Announce: log-rotation: the naming rule for rotated logs"),
         purpose="checkpoint")
@@ -78,6 +80,10 @@ async def test_a_skill_command_is_not_a_correction_and_the_terminal_says_what_wa
     await term.wait_for("Rotated.", after="rotate the logs in this folder")
     screen = await term.wait_for("Learned: created skill `/log-rotation`", after="Rotated.")
     assert "the naming rule for rotated logs" in screen
+    # and what it noted about the user, as the web chat's notice words it
+    screen = await term.wait_for("Keeps rotated logs for 30 days", after="Rotated.")
+    [noted] = [line for line in screen.splitlines() if "Keeps rotated logs for 30 days" in line]
+    assert noted.startswith("Remembered about you: "), noted
 
     await term.type("/exit")
     assert await term.exit_status() == 0

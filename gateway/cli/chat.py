@@ -160,7 +160,8 @@ class _Chat:
             await runtime.close()
             raise
         runtime.pin_workspace(self.session.key, self.folder)
-        runtime.services["announce"] = self._announce  # "Learned ..." / "Remembered ..." after a review
+        runtime.services["announce"] = self._announce  # "Learned ..." after a review
+        runtime.services["announce_memory"] = self._announce  # and "Remembered about you: ..."
         self.service = SessionService(runtime)
         self.commands = TerminalCommands(runtime)
         self.runtime = runtime

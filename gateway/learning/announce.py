@@ -5,6 +5,10 @@ change, `agent.checkpoint.announcement`); an approved proposal is announced once
 came from, also when it was approved from the CLI while the gateway ran elsewhere. Posting goes
 through `runtime.services["announce"]`; without it (or with `[learning] announce = false`) the
 line is only logged.
+
+What a review wrote to memory ("Remembered about you: ...") is worded here too (`remembered_lines`,
+also the web chat's notices) but posted only through `runtime.services["announce_memory"]`, which
+`hermes chat` sets: a platform's chat, maybe a group, is not told what was noted about a person.
 """
 
 from __future__ import annotations
@@ -55,6 +59,17 @@ class Announcer:
         except Exception:
             log.exception("could not tell session %s: %s", session.id, text)
 
+    async def remembered(self, session: SessionRecord, memory: list[dict[str, Any]]) -> None:
+        """Tell the terminal what a review wrote to memory (`memory` as the learning log holds it)."""
+        hook = self.runtime.services.get("announce_memory")
+        text = "\n".join(remembered_lines(memory))
+        if hook is None or not text or not self.settings.announce:
+            return
+        try:
+            await hook(session, text)
+        except Exception:
+            log.exception("could not tell session %s: %s", session.id, text)
+
     async def announce_approved(self, proposal_id: int | None = None) -> int:
         """Post the "Learned" message of approved proposals still to be announced (one, or all of
         them: approvals made from the CLI while the gateway ran elsewhere). Returns how many."""
@@ -72,3 +87,18 @@ class Announcer:
             await self.announce(session, [change])
             posted += 1
         return posted
+
+
+def remembered_lines(memory: list[dict[str, Any]]) -> list[str]:
+    """One "Remembered about you: ..." / "Remembered in team memory: ..." line per memory write
+    (its last added line, from the write's diff); a write that only removed says nothing."""
+    lines: list[str] = []
+    for m in memory:
+        added = [line[1:].strip() for line in str(m.get("diff") or "").splitlines()
+                 if line.startswith("+") and not line.startswith("+++") and line[1:].strip()]
+        if added:
+            where = "about you" if m.get("target") == "user" else "in team memory"
+            line = f"Remembered {where}: {added[-1].lstrip('- ')[:160]}"
+            if line not in lines:
+                lines.append(line)
+    return lines

@@ -262,25 +262,28 @@ class LearningLoop:
                     await self.queue.set_status(review_id, "failed")
                     return None
             async with self._lock(review.session_id), self._slots:
-                checkpoint_id, changes = await self._attempt(review_id, session)
-            if changes:
+                checkpoint_id, changes, memory = await self._attempt(review_id, session)
+            if changes or memory:
                 await self._after_answer(gate)  # a mid-task review speaks after the turn's answer
                 await self.announcer.announce(session, changes)
+                await self.announcer.remembered(session, memory)
             return checkpoint_id
         finally:
             self._scheduled.discard(review_id)
 
-    async def _attempt(self, review_id: int, session: SessionRecord) -> tuple[int | None, list[SkillChange]]:
+    async def _attempt(self, review_id: int, session: SessionRecord
+                       ) -> tuple[int | None, list[SkillChange], list[dict[str, Any]]]:
+        """Run one review: its checkpoint id, the skill changes to announce and its memory writes (as logged)."""
         # the claim and the budget check are one store transaction: two processes never run one
         # review, and a team's spent budget defers its reviews in every process
         budget = self.settings.daily_token_budget
         claim = await self.queue.claim_within(review_id, budget, day_start())
         if claim is None:
-            return None, []
+            return None, [], []
         review = claim.review
         if claim.deferred:
             await self._defer(review, session, claim.spent, budget)
-            return None, []
+            return None, [], []
         checkpoint_id = await self.log.start(review.session_id, review.team, review.reason, self.model, review.id)
         await self.queue.set_status(review.id, "running", checkpoint_id=checkpoint_id)
         try:
@@ -292,15 +295,16 @@ class LearningLoop:
             log.exception("learning review %d for session %s failed", review.id, review.session_id)
             await self.log.finish(checkpoint_id, status="failed", error=f"{type(exc).__name__}: {exc}")
             await self.queue.set_status(review.id, "failed")
-            return checkpoint_id, journalled_skills(review)
+            return checkpoint_id, journalled_skills(review), []
         status = outcome.status
+        memory = json_safe(outcome.memory)
         await self.log.finish(
             checkpoint_id, status=status, decisions=outcome.decisions,
-            skills=[c.as_dict() for c in outcome.skills], memory=json_safe(outcome.memory),
+            skills=[c.as_dict() for c in outcome.skills], memory=memory,
             error="; ".join(f"{r.kind}: {r.message}" for r in outcome.refused)[:4_000],
             refusals=[r.as_dict() for r in outcome.refused])
         await self.queue.set_status(review.id, "capped" if status == "capped" else "done")
-        return checkpoint_id, journalled_skills(review) + outcome.skills
+        return checkpoint_id, journalled_skills(review) + outcome.skills, memory
 
     async def _interrupted(self, review_id: int, checkpoint_id: int) -> None:
         await self.log.finish(checkpoint_id, status="interrupted",

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from agent.skill_writes import SkillChange, announcement
 from gateway.dashboard.core import BY, Dashboard
+from gateway.learning.announce import remembered_lines
 from gateway.learning.log import day_start
 from gateway.learning.proposals import ProposalError
 from skills.history import unified_diff
@@ -91,13 +92,7 @@ def notice(entry: dict[str, Any]) -> str:
             change = SkillChange(s["name"], s["action"], s.get("description") or "", s.get("diff") or "",
                                  s.get("summary") or "", s.get("proposal"))
             lines.setdefault(f"{s['name']}:{s['action'] == 'create'}", announcement(change))
-    for m in entry["memory"]:
-        added = [line[1:].strip() for line in str(m.get("diff") or "").splitlines()
-                 if line.startswith("+") and not line.startswith("+++") and line[1:].strip()]
-        if added:
-            where = "about you" if m.get("target") == "user" else "in team memory"
-            lines.setdefault(f"memory:{added[-1]}", f"Remembered {where}: {added[-1].lstrip('- ')[:160]}")
-    return "\n".join(lines.values())
+    return "\n".join([*lines.values(), *remembered_lines(entry["memory"])])
 
 
 def routes(d: Dashboard) -> list[web.RouteDef]:
