@@ -46,9 +46,15 @@ async def test_an_api_base_without_v1_gets_a_hint_about_v1(home: Path, model_ser
     assert "(404)" in err and f'try api_base = "{bare}/v1"' in err, err
 
 
-async def test_a_refused_key_tells_the_chat_user_it_is_a_configuration_problem(
-        home: Path, model_server: FakeModelServer) -> None:
-    model_server.add(*[fault(401)] * 3)
+@pytest.mark.parametrize(("status", "to_set"), [
+    (401, "check [model] api_key"),                    # a refused key
+    (403, "check the key's permissions or [model] name"),  # no access to this model
+    (404, "check [model] name"),                        # an unknown model
+    (400, "check [model] name and its settings"),      # a bad request
+])
+async def test_a_permanent_model_error_tells_the_chat_user_it_is_a_configuration_problem(
+        home: Path, model_server: FakeModelServer, caplog: pytest.LogCaptureFixture, status: int, to_set: str) -> None:
+    model_server.add(*[fault(status)] * 3)
     gateway, _ = await start_gateway(home, model_config(model_server, max_retries=2) + api_section(), platforms=())
     client = openai.AsyncOpenAI(base_url=gateway.url + "v1", api_key=TOKEN, max_retries=0)
     try:
@@ -57,7 +63,12 @@ async def test_a_refused_key_tells_the_chat_user_it_is_a_configuration_problem(
         message = str(info.value)
         assert "configuration problem" in message and "trying again will not help" in message
         assert "try again in a moment" not in message
-        assert len(model_server.requests) == 1  # a refused key is not retried
+        assert len(model_server.requests) == 1  # waiting does not fix it: not retried
+        # the admin reads in the gateway's log what to set
+        [line] = [r.getMessage() for r in caplog.records if "a configuration problem" in r.getMessage()]
+        assert f"({status}, model openai/fake-model)" in line or f"({status}) to model openai/fake-model" in line \
+            or f"model openai/fake-model ({status})" in line, line
+        assert to_set in line, line
     finally:
         await client.close()
         await asyncio.wait_for(gateway.stop(), 10)
