@@ -3,7 +3,8 @@
 One gateway (fake model on 127.0.0.1) and one browser serve the module; each test opens its own
 logged-in tab, as a person would. What is asserted is what the page shows: rendered Markdown and
 code blocks, hostile markup in an answer shown as text (and never run), tool steps as they happen,
-the conversation back after a reload, the list of chats by title, one word when Stop is pressed.
+the conversation back after a reload, the list of chats by title, one word when Stop is pressed,
+and a model that refuses its key told as a configuration problem.
 Screenshots land in test-artifacts/webchat/.
 
 Outside CI the module skips when Playwright or Chromium is missing; with CI=true it must run.
@@ -21,7 +22,7 @@ import pytest_asyncio
 
 from tests.conftest import ROOT, model_config
 from tests.fakes.gateway_harness import TOKEN, api_section, start_gateway
-from tests.fakes.model_server import FakeModelServer, text, tool_calls
+from tests.fakes.model_server import FakeModelServer, fault, text, tool_calls
 from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -252,3 +253,16 @@ async def test_stop_says_stopped_once(env: Env, page: Any) -> None:
     assert await page.locator(".msg").count() == 2  # the question and its (stopped) answer, nothing else
     assert await stop.is_disabled()
     await shot(page, "stopped")
+
+
+async def test_a_refused_key_is_an_error_bubble_that_names_a_configuration_problem(env: Env, page: Any) -> None:
+    env.model.add(fault(401), purpose="chat")
+    await send(page, "hello?")
+    answer = page.locator(".msg.bot.error").last
+    await answer.wait_for()
+    await page.wait_for_function("() => !document.body.classList.contains('busy')")
+    shown = await answer.locator(".body").evaluate("element => element.textContent")
+    assert shown.startswith("I can't answer: my model refused the request because of a configuration problem"), \
+        repr(shown)  # the message itself first: no blank line before it
+    assert "trying again will not help" in shown and "try again in a moment" not in shown
+    await shot(page, "model-refused")
