@@ -6,7 +6,8 @@ the wrong one (one task is done with the file tools, one with the sandboxed term
 whose every call fails scores 0 without ending the run.
 
 Skipped when atroposlib (the `[rl]` extra) is not installed, except under CI=true, where it fails.
-Also: `hermes --help` and `hermes gateway --help` never import atroposlib or transformers.
+Also: `hermes --help`, `hermes gateway --help` and a running `hermes gateway` that answers a turn
+never import atroposlib or transformers.
 """
 
 from __future__ import annotations
@@ -239,6 +240,75 @@ def test_help_does_not_import_atropos_or_transformers(args: list[str]) -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout, result.stdout[-2000:]
+
+
+WATCH_IMPORTS = """\
+import os, sys
+
+class _Watch:
+    # records every process that imports (or tries to) one of the watched packages
+    def find_spec(self, name, path=None, target=None):
+        if name in ("atroposlib", "transformers"):
+            with open(os.environ["HERMES_TEST_IMPORT_LOG"], "a") as log:
+                log.write(f"{os.getpid()} {name} {' '.join(sys.argv)}\\n")
+        return None
+
+sys.meta_path.insert(0, _Watch())
+"""
+
+
+async def test_a_running_gateway_never_imports_atropos_or_transformers(tmp_path: Path) -> None:
+    """`hermes gateway` itself (not only its --help): started, a turn through the API to the model
+    (LiteLLM loaded), stopped; no process of it imports atroposlib or transformers."""
+    import asyncio
+    import re
+    import signal
+
+    import aiohttp
+
+    from tests.conftest import model_config, write_config
+    from tests.fakes.gateway_harness import TOKEN, api_section
+    from tests.fakes.model_server import FakeModelServer, text
+
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    (watch / "sitecustomize.py").write_text(WATCH_IMPORTS)
+    log = tmp_path / "imports.log"
+    home = tmp_path / "home"
+    async with FakeModelServer() as model:
+        model.add(text("Hello from the model."))
+        write_config(home, model_config(model) + api_section())
+        env = {**os.environ, "HERMES_HOME": str(home), "HERMES_TEST_IMPORT_LOG": str(log),
+               "PYTHONPATH": os.pathsep.join([str(watch), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        env.pop("HERMES_STORE_URL", None)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "gateway", "--grace", "5", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            assert process.stdout is not None
+            banner = ""
+            while "Stop with" not in banner:
+                line = await asyncio.wait_for(process.stdout.readline(), 60)
+                assert line, f"the gateway exited early: {banner}"
+                banner += line.decode()
+            url = re.search(r"Web chat:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+                async with http.post(url + "v1/chat/completions", json={
+                        "model": "hermes", "messages": [{"role": "user", "content": "hello"}]}) as response:
+                    assert response.status == 200
+                    body = await response.json()
+            assert body["choices"][0]["message"]["content"] == "Hello from the model."
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 30) == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert not log.exists(), log.read_text()
+    # the watch itself works: the same hook sees a process that looks for atroposlib
+    subprocess.run([sys.executable, "-c", "import importlib.util; importlib.util.find_spec('atroposlib')"],
+                   env=env, check=True, timeout=60)
+    assert "atroposlib" in log.read_text()
 
 
 def _free_port() -> int:
