@@ -12,6 +12,7 @@ never import atroposlib or transformers.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -187,7 +188,8 @@ async def test_rl_process_writes_scored_groups_with_real_tokens(tmp_path: Path) 
 
 @needs_atropos
 async def test_rl_process_without_a_token_server_is_sft_only(tmp_path: Path) -> None:
-    """A plain OpenAI-compatible server: messages and scores, no made-up tokens."""
+    """A plain OpenAI-compatible server: messages and scores, no made-up tokens; and no wandb run
+    although none was asked off."""
     tokenizer_dir = tmp_path / "tokenizer"
     _tokenizer(tokenizer_dir)
     calls: list[int] = []
@@ -212,16 +214,24 @@ async def test_rl_process_without_a_token_server_is_sft_only(tmp_path: Path) -> 
     prompt, files, verify, *_ = TASKS["greet"]
     tasks_file.write_text(json.dumps({"id": "greet", "prompt": prompt, "files": files, "verify": verify}) + "\n")
     out = tmp_path / "sft.jsonl"
+    work = tmp_path / "work"      # where wandb would leave its run folder
+    work.mkdir()
+    # no WANDB_MODE, no key: 0.4.0 turns wandb on for `process`; ours never starts it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update({"HERMES_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     try:
-        code, stdout, stderr = await hermes(
-            "rl", "process", "--tasks", str(tasks_file), "--out", str(out), "--group-size", "2",
-            "--server-type", "openai", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "tiny",
-            "--tokenizer", str(tokenizer_dir), "--no-terminal", home=tmp_path / "home", timeout=110,
-            env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled"})
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "rl", "process", "--tasks", str(tasks_file), "--out", str(out),
+            "--group-size", "2", "--server-type", "openai", "--base-url", f"http://127.0.0.1:{port}/v1",
+            "--model", "tiny", "--tokenizer", str(tokenizer_dir), "--no-terminal", cwd=work, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout_bytes, stderr_bytes = await asyncio.wait_for(process.communicate(), 110)
     finally:
         await runner.cleanup()
-    assert code == 0, stderr[-3000:]
+    stdout, stderr = stdout_bytes.decode(), stderr_bytes.decode()
+    assert process.returncode == 0, stderr[-3000:]
     assert "SFT-only" in stdout
+    assert list(work.iterdir()) == [] and "wandb:" not in stderr
     (group,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert group["sft_only"] is True
     assert group["tokens"] == [[], []] and group["masks"] == [[], []]
