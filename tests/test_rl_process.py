@@ -252,6 +252,20 @@ def test_help_does_not_import_atropos_or_transformers(args: list[str]) -> None:
     assert "LOADED []" in result.stdout, result.stdout[-2000:]
 
 
+async def test_without_the_rl_extra_hermes_rl_says_how_to_install_it(tmp_path: Path) -> None:
+    hidden = tmp_path / "no-atropos" / "atroposlib"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'atroposlib'\", name='atroposlib')\n")
+    tasks_file = tmp_path / "tasks.jsonl"
+    tasks_file.write_text(json.dumps({"id": "greet", "prompt": "hi", "verify": "true"}) + "\n")
+    code, stdout, stderr = await hermes("rl", "process", "--tasks", str(tasks_file), "--model", "tiny",
+                                        home=tmp_path / "home", env={"PYTHONPATH": str(hidden.parent)})
+    assert code == 2, stderr
+    assert 'the [rl] extra is not installed: pip install -c constraints.txt -e ".[rl]"' in stderr
+    assert "Traceback" not in stderr
+
+
 WATCH_IMPORTS = """\
 import os, sys
 
