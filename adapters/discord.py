@@ -25,12 +25,13 @@ command or button press at that moment is answered with a note, visible only to 
 try again in a moment. Events already being handed over finish before `stop_receiving` returns.
 
 Several gateway processes on one bot: every connection of a shard receives every event (two
-unsharded processes would each receive every message), so the gateway connection is a duty of
-one process (shard 0 of 1; DMs arrive on shard 0). `start(receive=False)` logs in for REST only
-(sending, editing, slash-command registration work from any process); `start_gateway()` opens
-the websocket when this process gets the duty and `stop_gateway()` closes it (the HTTP session
-stays) when it loses it. A message both connections saw during a handover is one inbox entry
-(the dedup key is the message id).
+unsharded processes would each receive every message), so each shard's gateway connection is a
+duty of one process (`[discord] shard_count`, 1 by default; DMs arrive on shard 0; see
+adapters/discord_shards.py). `start(receive=False)` logs in for REST only (sending, editing,
+slash-command registration work from any process); `start_gateway(shard)` opens a shard's
+websocket when this process gets its duty and `stop_gateway(shard)` closes it (the HTTP session
+for sending stays) when it loses it. A message both connections saw during a handover is one
+inbox entry (the dedup key is the message id).
 
 `api_base` and `gateway_url` (self-hosted proxies, test servers) are class attributes in
 discord.py — `discord.http.Route.BASE` and `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`
@@ -66,6 +67,7 @@ from adapters.base import (
     SentMessage,
     sent_without_answer,
 )
+from adapters.discord_shards import GatedClient, IdentifyGate, ShardConnection
 from adapters.markdown import to_discord, to_plain
 
 log = logging.getLogger(__name__)
@@ -147,34 +149,56 @@ class DiscordAdapter(Adapter):
 
     def __init__(self, on_event: InboundHandler, *, token: str, api_base: str = "", gateway_url: str = "",
                  max_attachment_bytes: int = MAX_ATTACHMENT_BYTES, ready_timeout: float = 60.0,
-                 guild_ready_timeout: float = 2.0) -> None:
+                 guild_ready_timeout: float = 2.0, shard_count: int = 1,
+                 identify_gate: IdentifyGate | None = None) -> None:
         super().__init__(on_event)
         if not token:
             raise ValueError("discord.token is empty: set it to the bot token from the Developer Portal")
+        if shard_count < 1:
+            raise ValueError(f"discord.shard_count is {shard_count}: it must be 1 or more")
         self.api_base = api_base.rstrip("/")
         self.gateway_url = gateway_url
         self.max_attachment_bytes = max_attachment_bytes
         self.ready_timeout = ready_timeout
+        self.shard_count = shard_count
         self._token = token
-        intents = discord.Intents.default()
-        intents.message_content = True          # privileged: enable it in the Developer Portal
-        # READY waits `guild_ready_timeout` after the last GUILD_CREATE before firing on_ready.
-        self.client = discord.Client(intents=intents, max_ratelimit_timeout=30.0,
-                                     guild_ready_timeout=guild_ready_timeout)
+        self.identify_gate = identify_gate      # may be set later (the gateway wires the store's)
+        self._guild_ready_timeout = guild_ready_timeout
+        # the client for REST (sending, editing, slash-command registration); an unsharded bot's
+        # gateway connection too
+        self.client = self._new_client(None)
         self.tree = app_commands.CommandTree(self.client)
-        self.client.event(self.on_ready)
-        self.client.event(self.on_resumed)
-        self.client.event(self.on_disconnect)
-        self.client.event(self.on_message)
-        self.client.event(self.on_interaction)
-        _skip_unreadable_events(self.client)
-        self._connect_task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
+        self._shards: dict[int, ShardConnection] = {}
+        self._shard_trees: dict[int, app_commands.CommandTree[Any]] = {}
         self._custom_ids: OrderedDict[str, str] = OrderedDict()
         self._receiving = True            # until stop_receiving()
         self._in_flight = 0               # handlers handing an event to on_event
         self._idle = asyncio.Event()
         self.drain_timeout = 10.0
+
+    def _new_client(self, shard_id: int | None) -> GatedClient:
+        intents = discord.Intents.default()
+        intents.message_content = True          # privileged: enable it in the Developer Portal
+        sharding: dict[str, int] = {} if shard_id is None else {"shard_id": shard_id,
+                                                                "shard_count": self.shard_count}
+        # READY waits `guild_ready_timeout` after the last GUILD_CREATE before firing on_ready.
+        client = GatedClient(intents=intents, max_ratelimit_timeout=30.0, identify_gate=lambda: self.identify_gate,
+                             guild_ready_timeout=self._guild_ready_timeout, **sharding)
+        key = 0 if shard_id is None else shard_id
+
+        async def on_ready() -> None:
+            await self.on_ready(key)
+
+        async def on_resumed() -> None:
+            await self.on_resumed()
+
+        client.event(on_ready)
+        client.event(on_resumed)
+        client.event(self.on_disconnect)
+        client.event(self.on_message)
+        client.event(self.on_interaction)
+        _skip_unreadable_events(client)
+        return client
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -190,55 +214,77 @@ class DiscordAdapter(Adapter):
         """One gateway connection per shard: only one process may hold it (see the module docstring)."""
         return True
 
+    @property
+    def shard_ids(self) -> list[int]:
+        return list(range(self.shard_count))
+
     async def start(self, *, receive: bool = True) -> None:
-        """Log in (REST); open the gateway websocket too unless `receive` is False."""
+        """Log in (REST); open every shard's gateway websocket too unless `receive` is False."""
         self._apply_endpoints()
         try:
             await self.client.login(self._token)
         except discord.LoginFailure as exc:
             await self.client.close()
             raise RuntimeError(f"discord: the bot token was refused: {exc}") from exc
+        self.status.connected = True          # sending works; the gateway connections may be elsewhere
+        self._show_shards()
         if not receive:
-            self.status.connected = True          # sending works; the gateway connection is elsewhere
-            self.status.details["gateway"] = False
             return
-        await self.start_gateway(close_on_failure=True)
+        try:
+            for shard_id in self.shard_ids:
+                await self.start_gateway(shard_id)
+        except RuntimeError:
+            await self.stop()
+            raise
 
-    async def start_gateway(self, *, close_on_failure: bool = False) -> None:
-        """Open the gateway websocket (after `start(receive=False)`, or again after `stop_gateway`)
-        and wait for READY; RuntimeError when it does not come within `ready_timeout`."""
-        if self._connect_task is not None and not self._connect_task.done():
+    async def start_gateway(self, shard_id: int = 0) -> None:
+        """Open one shard's gateway websocket (after `start(receive=False)`, or again after
+        `stop_gateway`) and wait for READY; RuntimeError when it does not come within `ready_timeout`."""
+        if shard_id not in self.shard_ids:
+            raise ValueError(f"discord: no shard {shard_id} (shard_count is {self.shard_count})")
+        shard = self._shards.get(shard_id)
+        if shard is not None and shard.open:
             return
-        self._ready.clear()
-        self._receiving = True
-        self._connect_task = asyncio.create_task(self._run(), name="discord-gateway")
-        ready = asyncio.create_task(self._ready.wait())
-        done, _ = await asyncio.wait({ready, self._connect_task}, timeout=self.ready_timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if ready not in done:
-            ready.cancel()
-            error = self.status.last_error or f"no READY from the gateway within {self.ready_timeout:.0f}s"
-            if close_on_failure:
-                await self.stop()
-            else:
-                await self.stop_gateway()
-            raise RuntimeError(f"discord: could not connect: {error}")
-        self.status.details["gateway"] = True
-
-    async def stop_gateway(self) -> None:
-        """Close the gateway websocket and stop reconnecting; REST (sending) keeps working."""
-        task, self._connect_task = self._connect_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        ws = getattr(self.client, "ws", None)
-        if ws is not None and ws.open:
+        if self.shard_count == 1:
+            shard = ShardConnection(self.client, None, owns_client=False)
+        else:
+            client = self._new_client(shard_id)
+            tree = app_commands.CommandTree(client)       # slash commands arrive on every shard
+            for command in self.tree.get_commands():
+                tree.add_command(command)
+            self._shard_trees[shard_id] = tree
             try:
-                await ws.close(code=1000)
-            except Exception as exc:  # noqa: BLE001 - a dead socket closes with an error
-                log.debug("discord: closing the gateway connection: %s", exc)
-        self._ready.clear()
-        self.status.details["gateway"] = False
+                await client.login(self._token)
+            except (discord.DiscordException, OSError) as exc:
+                await client.close()
+                raise RuntimeError(f"discord: shard {shard_id} could not log in: {exc}") from exc
+            shard = ShardConnection(client, shard_id, owns_client=True)
+        self._shards[shard_id] = shard
+        self._receiving = True
+        try:
+            await shard.connect(self.ready_timeout)
+        except RuntimeError as exc:
+            self._shards.pop(shard_id, None)
+            self.status.last_error = str(exc)
+            self._show_shards()
+            raise
+        self._show_shards()
+
+    async def stop_gateway(self, shard_id: int | None = None) -> None:
+        """Close one shard's gateway websocket (every shard's when None) and stop reconnecting;
+        REST (sending) keeps working."""
+        for key in list(self._shards) if shard_id is None else [shard_id]:
+            shard = self._shards.pop(key, None)
+            self._shard_trees.pop(key, None)
+            if shard is not None:
+                await shard.close()
+        self._show_shards()
+
+    def _show_shards(self) -> None:
+        owned = sorted(key for key, shard in self._shards.items() if shard.open)
+        self.status.details["gateway"] = bool(owned)
+        if self.shard_count > 1:
+            self.status.details["shards"] = ",".join(map(str, owned)) or "none"
 
     async def check_credentials(self) -> tuple[bool, str, str]:
         """GET /users/@me with the token (for `hermes doctor`); does not open the gateway."""
@@ -253,19 +299,6 @@ class DiscordAdapter(Adapter):
             return False, f"cannot reach the Discord API: {exc}", "check network access or [discord] api_base"
         finally:
             await self.client.close()
-
-    async def _run(self) -> None:
-        try:
-            await self.client.connect(reconnect=True)
-        except discord.PrivilegedIntentsRequired:
-            self.status.last_error = ("the Message Content intent is not enabled for this bot "
-                                      "(Developer Portal → Bot → Privileged Gateway Intents)")
-            log.error("discord: %s", self.status.last_error)
-        except Exception as exc:                     # e.g. 4004 authentication failed
-            self.status.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("discord: gateway connection ended: %s", self.status.last_error)
-        finally:
-            self.status.connected = False
 
     async def stop_receiving(self) -> None:
         """Ignore new events (Discord will not redeliver them); finish the ones being handed over."""
@@ -299,22 +332,21 @@ class DiscordAdapter(Adapter):
 
     async def stop(self) -> None:
         self._receiving = False
+        await self.stop_gateway()
         await self.client.close()
-        if self._connect_task is not None:
-            try:
-                await asyncio.wait_for(self._connect_task, 10)
-            except (TimeoutError, asyncio.CancelledError):
-                self._connect_task.cancel()
-            self._connect_task = None
         self.status.connected = False
 
-    async def on_ready(self) -> None:
-        if self._ready.is_set():             # a new session after the old one could not resume
+    async def on_ready(self, shard_id: int = 0) -> None:
+        shard = self._shards.get(shard_id)
+        if shard is None:
+            return
+        if shard.ready.is_set():             # a new session after the old one could not resume
             self.status.reconnects += 1
-        self._ready.set()
+        shard.ready.set()
         self.status.connected = True
-        if self.client.user:
-            self.status.details["user"] = f"{self.client.user.name} ({self.client.user.id})"
+        user = shard.client.user
+        if user:
+            self.status.details["user"] = f"{user.name} ({user.id})"
 
     async def on_resumed(self) -> None:
         self.status.reconnects += 1
@@ -498,6 +530,10 @@ class DiscordAdapter(Adapter):
                 log.info("discord: /%s is not a valid slash command name; it still works typed", name)
                 continue
             self.tree.add_command(self._command(name, (description or name)[:100]))
+        for tree in self._shard_trees.values():           # the shards open now answer them too
+            tree.clear_commands(guild=None)
+            for command in self.tree.get_commands():
+                tree.add_command(command)
         try:
             await self.tree.sync()
         except (discord.DiscordException, OSError) as exc:

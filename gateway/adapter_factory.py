@@ -39,6 +39,7 @@ def _discord(section: DiscordConfig, on_event: InboundHandler) -> Adapter:
         api_base=section.api_base,
         gateway_url=section.gateway_url,
         max_attachment_bytes=section.max_attachment_mb * 1024 * 1024,
+        shard_count=section.shard_count,
     )
 
 

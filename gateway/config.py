@@ -88,6 +88,8 @@ class TelegramConfig(PlatformConfig):
 
 class DiscordConfig(PlatformConfig):
     gateway_url: str = Field("", description="websocket URL, e.g. wss://gateway.discord.gg/ (proxies)")
+    shard_count: int = Field(1, ge=1, le=4096, description="gateway shards; each is held by one process "
+                                                            "of a cluster (Discord requires more past 2,500 guilds)")
     max_attachment_mb: int = Field(20, ge=0, le=2000, description="larger files are named, not downloaded")
 
 

@@ -276,3 +276,77 @@ async def test_one_process_holds_the_discord_gateway_connection_and_a_killed_one
             assert discord.most_open == 1, "two processes held the gateway connection at once"
         finally:
             await asyncio.gather(*(stop_member(m) for m in members))
+
+
+@pytest.mark.timeout(400)
+async def test_two_processes_share_the_discord_shards_and_one_takes_both_when_the_other_dies(
+        tmp_path: Path, postgres_url: str, pg_store: StateStore, model_server: FakeModelServer) -> None:
+    """A bot of two shards on two processes: each process holds one shard (never two connections
+    of one shard), each guild's message is answered once whichever shard brings it, and after a
+    SIGKILL the survivor holds both shards."""
+    from tests.conftest import model_config
+    from tests.fakes.discord_server import BOT_ID, GUILD_2_ID, GUILD_ID, TEXT_CHANNEL_2_ID, TEXT_CHANNEL_ID
+    from tests.fakes.discord_server import running_fake_discord
+    from tests.fakes.gateway_harness import api_section
+
+    user = "950000000000000001"
+    scripted_echo(model_server)
+    async with running_fake_discord() as discord:
+        discord.shard_count = 2
+        config = (f'[store]\nurl = "{postgres_url}"\n' + model_config(model_server) + "stream = false\n"
+                  + api_section() + f'[discord]\nenabled = true\ntoken = "{discord.token}"\n'
+                  f'api_base = "{discord.api_base}"\ngateway_url = "{discord.gateway_url}"\n'
+                  f'shard_count = 2\nallow_users = ["{user}"]\n'
+                  f'allow_channels = ["{TEXT_CHANNEL_ID}", "{TEXT_CHANNEL_2_ID}"]\n')
+        members: list[Member] = []
+
+        async def holders() -> dict[str, list[int]]:
+            live = [m for m in members if m.process.returncode is None]
+            reports = [(m.pid, await health(m)) for m in live]
+            return {shard: [pid for pid, r in reports if shard in r["duties"]]
+                    for shard in ("discord-shard-0", "discord-shard-1")}
+
+        def answers(channel: str) -> list[str]:
+            return [m["content"] for m in discord.sent(channel) if m["content"].startswith("answer ")]
+
+        try:
+            for i in range(2):
+                members.append(await start_member(tmp_path / f"member-{i}", config))
+
+            deadline = time.monotonic() + 60
+            while True:         # the first process takes both; the second's share comes within seconds
+                held = await holders()
+                if all(len(pids) == 1 for pids in held.values()) and len({p[0] for p in held.values()}) == 2:
+                    break
+                assert time.monotonic() < deadline, f"the shards were not shared out: {held}"
+                await asyncio.sleep(0.2)
+            assert discord.connected(0) and discord.connected(1)
+
+            discord.queue_message(TEXT_CHANNEL_ID, user, f"<@{BOT_ID}> msg-11", guild=GUILD_ID, mention_bot=True)
+            discord.queue_message(TEXT_CHANNEL_2_ID, user, f"<@{BOT_ID}> msg-21", guild=GUILD_2_ID, mention_bot=True)
+            await wait_for(lambda: answers(TEXT_CHANNEL_ID) and answers(TEXT_CHANNEL_2_ID), timeout=120,
+                           what="an answer in each guild")
+
+            held = await holders()
+            victim = next(m for m in members if m.pid == held["discord-shard-1"][0])
+            killed = time.monotonic()
+            kill(victim)
+            await victim.process.wait()
+            await discord.wait_connected(identifies=2, timeout=30, shard=1)
+            took = time.monotonic() - killed
+            assert took < 10, f"shard 1 was connected again only after {took:.1f}s"
+            survivor = next(m for m in members if m is not victim)
+            both = {"discord-shard-0": [survivor.pid], "discord-shard-1": [survivor.pid]}
+            deadline = time.monotonic() + 20
+            while (held := await holders()) != both:     # the duty is ours once READY came
+                assert time.monotonic() < deadline, held
+                await asyncio.sleep(0.2)
+            discord.queue_message(TEXT_CHANNEL_2_ID, user, f"<@{BOT_ID}> msg-22", guild=GUILD_2_ID, mention_bot=True)
+            await wait_for(lambda: len(answers(TEXT_CHANNEL_2_ID)) >= 2, timeout=120,
+                           what="the answer in guild 2 after the handover")
+            await asyncio.sleep(2.0)
+            assert answers(TEXT_CHANNEL_ID) == ["answer msg-11"]
+            assert answers(TEXT_CHANNEL_2_ID) == ["answer msg-21", "answer msg-22"]
+            assert all(s.most_open == 1 for s in discord.shards.values()), "two connections of one shard at once"
+        finally:
+            await asyncio.gather(*(stop_member(m) for m in members))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -47,11 +49,15 @@ def _first_line(exc: BaseException) -> str:
 
 @dataclass
 class Duty:
-    """`start(lease)` begins the work (and returns); `stop()` ends it. Both are idempotent."""
+    """`start(lease)` begins the work (and returns); `stop()` ends it. Both are idempotent.
+
+    `share`: the name of a group of like duties (Discord's shards) that the live processes
+    divide among themselves instead of the first one taking them all (see `FairShare`)."""
 
     name: str
     start: Callable[[Lease], Awaitable[None]] = _nothing
     stop: Callable[[], Awaitable[None]] = _nothing
+    share: str = ""
 
 
 OnChange = Callable[[str, bool, Lease], None]
@@ -67,6 +73,7 @@ class DutyRunner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
         self._failing: set[str] = set()      # duties whose last lease try failed (the store was away)
+        self.fair = FairShare(self)
 
     def add(self, duty: Duty) -> None:
         self.duties[duty.name] = duty
@@ -111,12 +118,31 @@ class DutyRunner:
 
     async def _hold(self, duty: Duty) -> None:
         while not self._stopping:
-            lease = self.running.get(duty.name) or await self._try_start(duty)
+            lease = self.running.get(duty.name)
+            if lease is None and (not duty.share or await self.fair.may_take(duty)):
+                lease = await self._try_start(duty)
             if lease is None:
                 await asyncio.sleep(self.retry)
                 continue
-            await lease.lost.wait()
+            if not duty.share:
+                await lease.lost.wait()
+            elif not await self._hold_share(duty, lease):
+                continue                      # handed to a process with fewer of the group
             await self._stop_duty(duty)
+
+    async def _hold_share(self, duty: Duty, lease: Lease) -> bool:
+        """Hold a shared duty until its lease is lost (True) or it is handed back because this
+        process holds more of its group than its share (False: released, cleanly)."""
+        while not lease.lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lease.lost.wait(), self.fair.rebalance_every)
+                return True
+            if await self.fair.should_release(duty):
+                log.info("cluster: handing the %s duty to a process with fewer of %s", duty.name, duty.share)
+                await self._stop_duty(duty)
+                await self.keeper.release(lease)
+                return False
+        return True
 
     async def _stop_duty(self, duty: Duty) -> None:
         lease = self.running.pop(duty.name, None)
@@ -144,3 +170,63 @@ class DutyRunner:
             lease = self.running[name]
             await self._stop_duty(self.duties[name])
             await self.keeper.release(lease)
+
+
+class FairShare:
+    """Divides a group of like duties (`Duty.share`) among the live processes of the cluster.
+
+    A process takes a free duty of a group while it holds fewer than its share,
+    ceil(group size / live processes); a free duty nobody else took within `grace` seconds is
+    taken anyway, so a group is never left unowned by a process that cannot take it. Every
+    `rebalance_every` seconds a process holding more than its share (a process joined) hands back
+    the last of its group in name order; one that just handed a duty back waits `grace` before
+    taking it again, so the joining process gets it. Live: a heartbeat within 3 lease TTLs.
+    """
+
+    def __init__(self, runner: DutyRunner, *, grace: float = 3.0, rebalance_every: float = 5.0) -> None:
+        self.runner = runner
+        self.grace = grace
+        self.rebalance_every = rebalance_every
+        self._free_since: dict[str, float] = {}
+        self._released_at: dict[str, float] = {}
+
+    def _group(self, share: str) -> list[str]:
+        return sorted(name for name, duty in self.runner.duties.items() if duty.share == share)
+
+    def _held(self, share: str) -> list[str]:
+        return [name for name in self._group(share) if name in self.runner.running]
+
+    async def _share(self, share: str) -> int:
+        keeper = self.runner.keeper
+        now = time.time()
+        members = await keeper.store.list_members()
+        live = sum(1 for m in members if m.heartbeat_at > now - 3 * keeper.ttl) or 1
+        return math.ceil(len(self._group(share)) / live)
+
+    async def may_take(self, duty: Duty) -> bool:
+        now = time.monotonic()
+        if now - self._released_at.get(duty.name, -math.inf) < self.grace:
+            return False
+        try:
+            if len(self._held(duty.share)) < await self._share(duty.share):
+                self._free_since.pop(duty.name, None)
+                return True
+            record = await self.runner.keeper.store.lease(duty.name)
+        except Exception:  # noqa: BLE001 - the store is away: the lease try says so, once
+            return True
+        if record is not None and record.live():
+            self._free_since.pop(duty.name, None)
+            return False
+        since = self._free_since.setdefault(duty.name, now)
+        return now - since >= self.grace
+
+    async def should_release(self, duty: Duty) -> bool:
+        try:
+            share = await self._share(duty.share)
+        except Exception:  # noqa: BLE001 - keep what we hold while the store is away
+            return False
+        held = self._held(duty.share)
+        if len(held) <= share or held[-1] != duty.name:
+            return False
+        self._released_at[duty.name] = time.monotonic()
+        return True

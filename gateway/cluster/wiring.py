@@ -11,8 +11,10 @@
 - `cron-scheduler`: APScheduler runs only on the owner; each fire is fenced (`still_owner`) and
   claimed in `cron_runs` by (job, scheduled time), so a new owner runs once what the old one
   missed and never repeats one it ran.
-- `discord-shard-0`: the Discord gateway websocket (one shard: every connection of a shard
-  receives every event); every process logs in for REST, the owner connects.
+- `discord-shard-N`: the Discord gateway websocket of shard N of `[discord] shard_count` (every
+  connection of a shard receives every event); every process logs in for REST, each shard's owner
+  connects it, the live processes share the shards out, and every IDENTIFY waits for the bot's
+  slot in the store (Discord allows one per 5 s).
 - `idle-reviews`: the timer that starts a learning review of a session quiet for
   `review_idle_seconds`.
 - `curator`: the weekly skill curation and the "Learned" messages of CLI approvals.
@@ -49,18 +51,40 @@ RECEIVER_DUTIES = {"telegram": TELEGRAM_POLLER}
 
 
 class GatewayConnectionDuty:
-    """A websocket only one process may hold (Discord's shard 0 of 1: every connection of a shard
-    receives every event, DMs arrive on shard 0): opened when the duty is ours, closed when not."""
+    """A websocket only one process may hold (a Discord shard: every connection of a shard
+    receives every event, DMs arrive on shard 0): opened when the duty is ours, closed when not.
+    The shards of one bot are shared out among the live processes (`Duty.share`)."""
 
-    def __init__(self, name: str, adapter: Any) -> None:
+    def __init__(self, name: str, adapter: Any, shard_id: int = 0) -> None:
         self.name = name
         self.adapter = adapter
+        self.shard_id = shard_id
 
     def duty(self) -> Duty:
-        return Duty(self.name, start=self.start, stop=self.adapter.stop_gateway)
+        return Duty(self.name, start=self.start, stop=self.stop, share=f"{self.adapter.name}-shards")
 
     async def start(self, lease: Lease) -> None:
-        await self.adapter.start_gateway()
+        await self.adapter.start_gateway(self.shard_id)
+
+    async def stop(self) -> None:
+        await self.adapter.stop_gateway(self.shard_id)
+
+
+def identify_gate(store: Any, *, window: float = 5.0, concurrency: int = 1) -> Callable[[int], Awaitable[None]]:
+    """Discord's IDENTIFY limit for the whole bot (`concurrency` sessions per `window` seconds,
+    bucket `shard_id % concurrency`), held across every process by a slot in the shared store."""
+
+    async def gate(shard_id: int) -> None:
+        try:
+            wait = await store.pace_reserve(f"discord:identify:{shard_id % concurrency}", window, 1)
+        except Exception as exc:  # noqa: BLE001 - the store is away: space this process's own tries
+            log.warning("discord: could not reserve an IDENTIFY slot (%s); waiting %.0fs", exc, window)
+            wait = window
+        if wait > 0:
+            log.info("discord: shard %d waits %.1fs for its IDENTIFY slot", shard_id, wait)
+            await asyncio.sleep(wait)
+
+    return gate
 
 
 class PollerDuty:
@@ -138,7 +162,9 @@ def build_node(gateway: Any, *, ttl: float | None = None, retry: float | None = 
         if not getattr(adapter, "single_consumer", False):
             continue
         if platform == "discord":
-            node.add(GatewayConnectionDuty(discord_shard(0), adapter).duty())
+            adapter.identify_gate = identify_gate(runtime.store)
+            for shard_id in adapter.shard_ids:
+                node.add(GatewayConnectionDuty(discord_shard(shard_id), adapter, shard_id).duty())
         elif platform in RECEIVER_DUTIES:
             node.add(PollerDuty(RECEIVER_DUTIES[platform], adapter).duty())
     cron = gateway.cron

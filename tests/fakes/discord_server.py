@@ -22,6 +22,10 @@ Helper API for tests:
   count what the client did; `most_open` is the most gateway connections open at once and
   `open_connections` how many are open now (one bot, one shard: never more than 1); `commands`:
   application commands the bot registered.
+- sharding: set `shard_count`; an IDENTIFY must name `[shard_id, shard_count]` (else 4010), each
+  shard gets the guilds `(guild_id >> 22) % shard_count` picks (GUILD_ID and GUILD_2_ID fall on
+  different shards of 2) and their events, DMs go to shard 0; `shards[i]` keeps each shard's
+  identifies and `most_open` (never more than 1 for one shard).
 """
 
 from __future__ import annotations
@@ -49,7 +53,30 @@ APP_ID = "900000000000000002"
 GUILD_ID = "910000000000000001"
 TEXT_CHANNEL_ID = "920000000000000001"
 THREAD_ID = "930000000000000001"
+# a second guild one shard further on (a guild's shard is (id >> 22) % shard_count)
+GUILD_2_ID = str(int(GUILD_ID) + (1 << 22))
+TEXT_CHANNEL_2_ID = "920000000000000002"
+GUILDS = {GUILD_ID: TEXT_CHANNEL_ID, GUILD_2_ID: TEXT_CHANNEL_2_ID}
 SESSION_ID = "fake-session-1"
+
+
+def guild_shard(guild_id: str | None, shard_count: int) -> int:
+    """The shard that receives a guild's events, as Discord computes it (DMs: shard 0)."""
+    return 0 if guild_id is None else (int(guild_id) >> 22) % max(1, shard_count)
+
+
+@dataclass
+class ShardState:
+    """One shard's gateway session: its open socket, whether it is past READY/RESUMED, its
+    sequence numbers and every event dispatched to it (replayed on RESUME)."""
+
+    ws: web.WebSocketResponse | None = None
+    ready: web.WebSocketResponse | None = None
+    seq: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    identifies: int = 0
+    open: set[int] = field(default_factory=set)
+    most_open: int = 0
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -82,17 +109,15 @@ class FakeDiscordServer:
     resumes: int = 0
     most_open: int = 0              # the most gateway connections open at once (one bot, one shard: 1)
     posts: list[dict[str, Any]] = field(default_factory=list)
+    shard_count: int = 1            # the bot's shards; an IDENTIFY for another count is refused (4010)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
-        self._seq = 0
-        self._events: list[dict[str, Any]] = []          # every dispatched event, for RESUME replay
-        self._ws: web.WebSocketResponse | None = None
+        self.shards: dict[int, ShardState] = defaultdict(ShardState)
         self._failures: list[Failure] = []
         self._runner: web.AppRunner | None = None
         self._sent_event = asyncio.Event()
         self._files: dict[str, tuple[bytes, str]] = {}
-        self._ready: web.WebSocketResponse | None = None      # the socket past READY/RESUMED
         self._nonces: dict[str, tuple[str, dict[str, Any]]] = {}   # nonce -> (channel, message)
         self._drops = 0
         self._open: set[int] = set()
@@ -118,15 +143,20 @@ class FakeDiscordServer:
         self._runner, self.port = await serve_on_loopback(app)
         return self
 
+    @property
+    def _ws(self) -> web.WebSocketResponse | None:
+        return self.shards[0].ws
+
     async def stop(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+        for shard in list(self.shards.values()):
+            if shard.ws is not None:
+                await shard.ws.close()
         if self._runner:
             await self._runner.cleanup()
 
     # --- helper API ------------------------------------------------------------------------
 
-    def queue_message(self, channel_id: str, user_id: str, content: str, *, guild: bool = False,
+    def queue_message(self, channel_id: str, user_id: str, content: str, *, guild: bool | str = False,
                       username: str = "ada", global_name: str | None = "Ada Lovelace",
                       mention_bot: bool = False, reply_to_bot_message: str | None = None,
                       attachments: list[dict[str, Any]] | None = None) -> str:
@@ -139,7 +169,7 @@ class FakeDiscordServer:
             "attachments": attachments or [], "embeds": [], "pinned": False, "type": 0,
         }
         if guild:
-            message["guild_id"] = GUILD_ID
+            message["guild_id"] = guild if isinstance(guild, str) else GUILD_ID
             message["member"] = {"roles": [], "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False,
                                  "mute": False, "nick": None}
         if mention_bot:
@@ -170,6 +200,28 @@ class FakeDiscordServer:
         })
         return interaction_id
 
+    def queue_slash_command(self, channel_id: str, user_id: str, name: str, args: str, *,
+                            guild: str | None = None) -> str:
+        """A user's slash command `/name args` (an APPLICATION_COMMAND interaction), in a guild's
+        channel (sent on that guild's shard) or a DM."""
+        interaction_id = self._snowflake()
+        data: dict[str, Any] = {
+            "id": interaction_id, "application_id": APP_ID, "type": 2, "token": f"itoken{interaction_id}",
+            "version": 1, "channel_id": channel_id, "locale": "en-US", "entitlements": [],
+            "authorizing_integration_owners": {}, "attachment_size_limit": 8388608,
+            "data": {"id": self._snowflake(), "name": name, "type": 1,
+                     "options": [{"name": "args", "type": 3, "value": args}]}}
+        if guild is None:
+            data.update(channel={"id": channel_id, "type": 1}, user=_user(user_id, "ada"), context=1)
+        else:
+            data.update(guild_id=guild, channel={"id": channel_id, "type": 0, "guild_id": guild},
+                        member={"user": _user(user_id, "ada"), "roles": [], "permissions": "0",
+                                "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False, "mute": False,
+                                "flags": 0},
+                        context=0, app_permissions="0")
+        self._dispatch("INTERACTION_CREATE", data)
+        return interaction_id
+
     def attachment(self, name: str, data: bytes, content_type: str = "image/png") -> dict[str, Any]:
         """An attachment object for `queue_message(attachments=[...])`, downloadable here."""
         attachment_id = self._snowflake()
@@ -192,38 +244,47 @@ class FakeDiscordServer:
         """Carry out the next n message posts, then close the connection without an answer."""
         self._drops += n
 
-    async def drop_gateway(self, code: int = 4000) -> None:
-        if self._ws is not None:
-            await self._ws.close(code=code, message=b"dropped by test")
+    async def drop_gateway(self, code: int = 4000, shard: int = 0) -> None:
+        ws = self.shards[shard].ws
+        if ws is not None:
+            await ws.close(code=code, message=b"dropped by test")
 
-    async def wait_connected(self, identifies: int = 1, resumes: int = 0, timeout: float = 5.0) -> None:
+    def connected(self, shard: int = 0) -> bool:
+        state = self.shards[shard]
+        return state.ws is not None and not state.ws.closed and state.ready is state.ws
+
+    async def wait_connected(self, identifies: int = 1, resumes: int = 0, timeout: float = 5.0,
+                             shard: int = 0) -> None:
         deadline = time.monotonic() + timeout
-        while (self.identifies < identifies or self.resumes < resumes or self._ws is None or self._ws.closed
-               or self._ready is not self._ws):
+        while (self.shards[shard].identifies < identifies or self.resumes < resumes
+               or not self.connected(shard)):
             if time.monotonic() > deadline:
-                raise AssertionError(f"client did not connect (identifies={self.identifies}, resumes={self.resumes})")
+                raise AssertionError(f"client did not connect shard {shard} (identifies="
+                                     f"{self.shards[shard].identifies}, resumes={self.resumes})")
             await asyncio.sleep(0.01)
 
     # --- gateway -----------------------------------------------------------------------------
 
     def _dispatch(self, event: str, data: dict[str, Any]) -> None:
-        self._seq += 1
-        frame = {"op": 0, "t": event, "s": self._seq, "d": data}
-        self._events.append(frame)
-        ws = self._ws
-        if ws is not None and not ws.closed and ws is self._ready:
+        shard = self.shards[guild_shard(data.get("guild_id"), self.shard_count)]
+        shard.seq += 1
+        frame = {"op": 0, "t": event, "s": shard.seq, "d": data}
+        shard.events.append(frame)
+        ws = shard.ws
+        if ws is not None and not ws.closed and ws is shard.ready:
             asyncio.get_running_loop().create_task(ws.send_str(json.dumps(frame)))
 
-    def _guild_create(self) -> dict[str, Any]:
+    def _guild_create(self, guild_id: str = GUILD_ID) -> dict[str, Any]:
+        channel_id = GUILDS[guild_id]
         return {
-            "id": GUILD_ID, "name": "Fake guild", "icon": None, "owner_id": "1", "unavailable": False,
+            "id": guild_id, "name": "Fake guild", "icon": None, "owner_id": "1", "unavailable": False,
             "member_count": 2, "large": False, "roles": [{"id": GUILD_ID, "name": "@everyone", "permissions": "0",
                                                           "position": 0, "color": 0, "hoist": False,
                                                           "managed": False, "mentionable": False}],
             "emojis": [], "stickers": [], "features": [], "members": [], "presences": [], "voice_states": [],
-            "channels": [{"id": TEXT_CHANNEL_ID, "type": 0, "guild_id": GUILD_ID, "name": "general",
+            "channels": [{"id": channel_id, "type": 0, "guild_id": guild_id, "name": "general",
                           "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None}],
-            "threads": [{"id": THREAD_ID, "type": 11, "guild_id": GUILD_ID, "parent_id": TEXT_CHANNEL_ID,
+            "threads": [] if guild_id != GUILD_ID else [{"id": THREAD_ID, "type": 11, "guild_id": GUILD_ID, "parent_id": TEXT_CHANNEL_ID,
                          "name": "a thread", "owner_id": "1", "message_count": 1, "member_count": 1,
                          "rate_limit_per_user": 0,
                          "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
@@ -237,17 +298,25 @@ class FakeDiscordServer:
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        self._ws = ws
         self._open.add(id(ws))
         self.most_open = max(self.most_open, len(self._open))
         try:
             return await self._serve_gateway(ws)
         finally:
             self._open.discard(id(ws))
+            for shard in self.shards.values():
+                shard.open.discard(id(ws))
 
     @property
     def open_connections(self) -> int:
         return len(self._open)
+
+    def _attach(self, ws: web.WebSocketResponse, shard_id: int) -> ShardState:
+        shard = self.shards[shard_id]
+        shard.ws = ws
+        shard.open.add(id(ws))
+        shard.most_open = max(shard.most_open, len(shard.open))
+        return shard
 
     async def _serve_gateway(self, ws: web.WebSocketResponse) -> web.WebSocketResponse:
         await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
@@ -262,26 +331,38 @@ class FakeDiscordServer:
                 if payload["d"].get("token") != self.token:
                     await ws.close(code=4004, message=b"Authentication failed.")
                     break
+                shard_id, count = payload["d"].get("shard") or [0, 1]
+                if count != self.shard_count or not 0 <= shard_id < count:
+                    await ws.close(code=4010, message=b"Invalid shard.")
+                    break
                 self.identifies += 1
-                self._seq += 1
-                ready = {"v": 10, "user": _user(BOT_ID, "hermes", bot=True), "guilds": [
-                    {"id": GUILD_ID, "unavailable": True}], "session_id": SESSION_ID,
-                    "resume_gateway_url": f"ws://127.0.0.1:{self.port}/resume-gateway",
-                    "application": {"id": APP_ID, "flags": 0}, "private_channels": [], "relationships": []}
-                await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": self._seq, "d": ready}))
-                self._seq += 1
-                await ws.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": self._seq,
-                                              "d": self._guild_create()}))
-                self._ready = ws
+                shard = self._attach(ws, shard_id)
+                shard.identifies += 1
+                guilds = [g for g in GUILDS if guild_shard(g, count) == shard_id]
+                shard.seq += 1
+                ready = {"v": 10, "user": _user(BOT_ID, "hermes", bot=True),
+                         "guilds": [{"id": g, "unavailable": True} for g in guilds],
+                         "session_id": f"{SESSION_ID}-shard-{shard_id}",
+                         "resume_gateway_url": f"ws://127.0.0.1:{self.port}/resume-gateway",
+                         "application": {"id": APP_ID, "flags": 0}, "private_channels": [], "relationships": [],
+                         "shard": [shard_id, count]}
+                await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": shard.seq, "d": ready}))
+                for guild_id in guilds:
+                    shard.seq += 1
+                    await ws.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": shard.seq,
+                                                  "d": self._guild_create(guild_id)}))
+                shard.ready = ws
             elif op == 6:
                 self.resumes += 1
+                session = str(payload["d"].get("session_id") or "")
+                shard = self._attach(ws, int(session.rpartition("-")[2]) if session[-1:].isdigit() else 0)
                 since = int(payload["d"].get("seq") or 0)
-                for frame in self._events:
+                for frame in shard.events:
                     if frame["s"] > since:
                         await ws.send_str(json.dumps(frame))
-                self._seq += 1
-                await ws.send_str(json.dumps({"op": 0, "t": "RESUMED", "s": self._seq, "d": {}}))
-                self._ready = ws
+                shard.seq += 1
+                await ws.send_str(json.dumps({"op": 0, "t": "RESUMED", "s": shard.seq, "d": {}}))
+                shard.ready = ws
         return ws
 
     # --- REST ----------------------------------------------------------------------------------
