@@ -350,3 +350,21 @@ async def test_overview_shows_adapters_activity_errors_and_undelivered(
     assert len(bars) == 24 and sum(int(n) for _, n in bars) == 2
     assert re.search(r"<title>\d\d:00: [1-9][\d,]* tokens</title>", page)
     assert 'id="queue-depth">0<' in page
+
+
+async def test_counts_of_one_are_singular(gw: Started, http: aiohttp.ClientSession,
+                                          model_server: FakeModelServer) -> None:
+    model_server.add(text("Hello."))
+    tg = gw.adapters["telegram"]
+    await tg.inject("hi", user="u1")
+    await tg.wait_for(lambda: "Hello." in tg.texts(), timeout=60)
+    [session] = await gw.gateway.runtime.store.list_sessions()
+    async with http.get(gw.url + f"/sessions/{session.id}") as response:
+        page = await response.text()
+    assert "1 model call)" in page and "1 model calls" not in page
+    from agent.memory import Scope
+
+    await gw.services["memory"].add("user", Scope(platform="telegram", user_id="u1"), "Prefers short answers")
+    async with http.get(gw.url + "/memory") as response:
+        page = await response.text()
+    assert "1 entry" in page and "1 entries" not in page

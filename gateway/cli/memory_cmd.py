@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from gateway.cli.common import config_option, fail, json_option, load, print_json
+from gateway.cli.common import config_option, fail, json_option, load, plural, print_json
 
 
 @click.group()
@@ -70,7 +70,7 @@ def show(team: str, user: str, platform: str, as_json: bool, config_path: Path |
     for row in rows:
         who = f" for {row['platform']}:{row['user_id']}" if row["name"] == "USER.md" else (
             f" (team {row['team']})" if row["team"] else "")
-        click.echo(f"{row['name']}{who}: {row['chars']}/{row['limit']} characters, {len(row['entries'])} entries "
+        click.echo(f"{row['name']}{who}: {row['chars']}/{row['limit']} characters, {plural(len(row['entries']), 'entry', 'entries')} "
                    f"({row['path']})")
         for entry in row["entries"]:
             click.echo(f"  - {entry['date'] + ' ' if entry['date'] else ''}{entry['text']}")

@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 
 from agent.redact import Redactor
 from gateway.markdown_html import to_html
+from gateway.wording import plural
 
 def markdown(text: str) -> Markup:
     """Markdown to HTML with any raw HTML in the source shown as text."""
@@ -145,5 +146,5 @@ def make_environment(redactor: Redactor | None = None) -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       finalize=redacting(redactor or Redactor.from_environ()))
     env.filters.update(markdown=markdown, platform_label=platform_label, session_name=session_name, when=when,
-                       ago=ago, diff_lines=diff_lines, pretty_json=pretty_json)
+                       ago=ago, diff_lines=diff_lines, pretty_json=pretty_json, plural=plural)
     return env
