@@ -65,6 +65,10 @@ async def test_cron_run_without_a_gateway_records_not_delivered(
     assert f"not delivered: telegram:{CHAT}: no gateway is running on {home}" in err, err
     run = await last_run(home, job_id)
     assert run["status"] == "undelivered" and "no gateway is running" in run["delivery_error"]
+    code, out, err = await hermes("cron", "runs", job_id, home=home)  # what a person reads
+    assert code == 0, err
+    [line] = [line for line in out.splitlines() if "undelivered" in line]
+    assert f"[not delivered: telegram:{CHAT}: no gateway is running" in line and " ok " not in line, out
     assert tg.sent(CHAT) == []
 
 
