@@ -92,3 +92,30 @@ async def test_interactive_setup_in_a_terminal(home: Path, model_server: FakeMod
         await terminal.close()
     assert 'name = "openai/fake-model"' in (home / "config.toml").read_text()
     assert len(model_server.probes) == 1
+
+    # again, now connecting Telegram: its token is typed blind, the user id becomes the allowed admin
+    terminal = await Terminal(require_tmux(), "setup-again").start(hermes_command("setup"), cwd=tmp_path,
+                                                                   env=child_env(home))
+    try:
+        await terminal.wait_for("Number or name")
+        await terminal.type("5")
+        await terminal.wait_for("Model [openai/served-model-name]")
+        await terminal.type("fake-model")
+        await terminal.wait_for("Server URL (api_base)")
+        await terminal.type(model_server.base_url)
+        await terminal.wait_for("Connect a chat platform now?")
+        await terminal.type("telegram")
+        await terminal.wait_for("telegram bot token")
+        await terminal.type("123456:typed-blind")
+        await terminal.wait_for("Your telegram user id")
+        await terminal.type("4242")
+        await terminal.wait_for("hermes chat")
+        screen = await terminal.screen()
+        assert "typed-blind" not in screen  # the token is never echoed
+        assert await terminal.exit_status() == 0
+    finally:
+        await terminal.close()
+    config = (home / "config.toml").read_text()
+    assert 'allow_users = ["4242"]' in config and 'token = "${TELEGRAM_BOT_TOKEN}"' in config
+    assert secrets(home)["TELEGRAM_BOT_TOKEN"] == "123456:typed-blind"
+    assert config.count("[model]") == 1 and len(model_server.probes) == 2
