@@ -107,6 +107,9 @@ class ToolsConfig(Section):
     delegate: DelegateConfig = Field(default_factory=DelegateConfig)
     files: bool = True
     max_read_chars: int = Field(200_000, ge=1_000, description="most characters one read_file call returns")
+    workspaces_dir: str = Field("", description="where the sessions' workspace folders live; empty: "
+                                "$HERMES_WORKSPACES_DIR, else HERMES_HOME/workspaces. Several gateway "
+                                "processes need one they all share: a session's turns run on any of them")
 
 
 class LearningConfig(Section):

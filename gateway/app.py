@@ -213,6 +213,10 @@ class Gateway:
         # After the recovery: a poller's first updates must not wait on it (their turns queue behind it).
         self.node = build_node(self)
         await self.node.start()
+        if runtime.store.db.is_postgresql and runtime.workspaces_root == self.home.workspaces_dir:
+            log.warning("workspaces: %s is this process's own; another gateway process running a session's "
+                        "next turn will not see its files: set [tools] workspaces_dir to a directory every "
+                        "process shares", runtime.workspaces_root)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="gateway-sweeper")
         if self.adapters:  # what `hermes cron run` (another process) hands over through the store
             self._outbox = asyncio.create_task(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +40,19 @@ class TurnObserver(Protocol):
     async def on_event(self, session: SessionRecord, event: Event) -> None: ...
 
     async def on_turn_end(self, session: SessionRecord, conversation: Conversation, result: TurnResult) -> None: ...
+
+
+WORKSPACES_ENV = "HERMES_WORKSPACES_DIR"
+
+
+def workspaces_root(config: Config, home: Home) -> Path:
+    """`[tools] workspaces_dir`, else $HERMES_WORKSPACES_DIR, else HERMES_HOME/workspaces (a
+    relative path is taken from the home)."""
+    chosen = config.tools.workspaces_dir.strip() or os.environ.get(WORKSPACES_ENV, "").strip()
+    if not chosen:
+        return home.workspaces_dir
+    path = Path(chosen).expanduser()
+    return path if path.is_absolute() else home.root / path
 
 
 @dataclass
@@ -94,6 +108,11 @@ class Runtime:
             raise
         return runtime
 
+    @property
+    def workspaces_root(self) -> Path:
+        """Where the sessions' workspaces live (see `workspaces_root`)."""
+        return workspaces_root(self.config, self.home)
+
     def workspace_for(self, session_key: str) -> Workspace:
         """The session's workspace folder: a readable name plus a hash, so keys never collide."""
         workspace = self._workspaces.get(session_key)
@@ -101,7 +120,7 @@ class Runtime:
             readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_key)[:80].strip(".") \
                 or "default"
             digest = hashlib.sha256(session_key.encode()).hexdigest()[:10]
-            workspace = Workspace(self.home.workspaces_dir / f"{readable}-{digest}").ensure()
+            workspace = Workspace(self.workspaces_root / f"{readable}-{digest}").ensure()
             self._workspaces[session_key] = workspace
         return workspace
 

@@ -279,3 +279,39 @@ async def test_one_api_conversation_posted_to_two_processes_takes_turns_on_the_w
                                 "please U0001-3"]
     finally:
         await asyncio.gather(*(stop_member(m) for m in members))
+
+
+@pytest.mark.timeout(300)
+async def test_a_sessions_files_are_there_when_its_next_turn_runs_on_another_process(
+        tmp_path: Path, postgres_url: str, model_server: FakeModelServer, slack: FakeSlackServer) -> None:
+    """`[tools] workspaces_dir` shared by the processes: a file one process's turn wrote is read by
+    the session's next turn on the other process (each home alone would not have it)."""
+    from tests.fakes.model_server import text, tool_calls
+
+    shared = tmp_path / "shared-workspaces"
+    model_server.add(tool_calls(("write_file", {"path": "plan.txt", "content": "ship on Friday"})), text("Saved."),
+                     tool_calls(("read_file", {"path": "plan.txt"})), text("It says: ship on Friday."),
+                     purpose="chat")
+    body = config(postgres_url, model_server, slack, extra=f'[tools]\nworkspaces_dir = "{shared}"\n')
+    members = [await start_member(tmp_path / f"member-{i}", body) for i in range(2)]
+
+    async def ask(member: Member, content: str) -> str:
+        async with aiohttp.ClientSession() as http, http.post(
+                member.url + "v1/chat/completions",
+                headers={"Authorization": f"Bearer {TOKEN}", "X-Hermes-Session-Id": "planning"},
+                json={"model": "hermes", "messages": [{"role": "user", "content": content}]},
+                timeout=aiohttp.ClientTimeout(total=120)) as response:
+            assert response.status == 200, await response.text()
+            return str((await response.json())["choices"][0]["message"]["content"])
+
+    try:
+        assert await ask(members[0], "write the plan down") == "Saved."
+        assert await ask(members[1], "what does the plan say?") == "It says: ship on Friday."
+        chats = model_server.requests_with_purpose("chat")
+        read_result = [str(m.get("content")) for m in chats[3]["messages"] if m.get("role") == "tool"][-1]
+        assert "ship on Friday" in read_result, read_result
+        [written] = list(shared.rglob("plan.txt"))
+        assert written.read_text() == "ship on Friday"
+        assert [p for m in members for p in (m.home / "workspaces").rglob("plan.txt")] == []
+    finally:
+        await asyncio.gather(*(stop_member(m) for m in members))

@@ -44,7 +44,9 @@ def test_the_template_gives_each_instance_its_own_home_and_port_and_is_hardened(
     assert '"HERMES_HOME=/var/lib/hermes/%i"' in d["Environment"]
     assert '"HERMES_API_PORT=%i"' in d["Environment"]
     assert d["ExecStart"] == ["/opt/hermes/bin/hermes gateway --config /etc/hermes/config.toml"]
-    assert d["ReadWritePaths"] == ["/var/lib/hermes/%i"]
+    assert d["ReadWritePaths"] == ["/var/lib/hermes/%i /var/lib/hermes/workspaces"]
+    # one workspaces folder for every instance: a session's next turn may run on any of them
+    assert '"HERMES_WORKSPACES_DIR=/var/lib/hermes/workspaces"' in d["Environment"]
     assert d["EnvironmentFile"] == ["-/etc/hermes/cluster.env"]
     assert d["NoNewPrivileges"] == ["yes"] and d["ProtectSystem"] == ["strict"] and d["Restart"] == ["on-failure"]
     assert not Redactor.from_environ({}).contains_secret(text)
@@ -86,6 +88,10 @@ def test_the_compose_file_runs_postgresql_and_three_gateways_on_one_store() -> N
     assert "@postgres:5432/" in next(iter(stores))
     volumes = [s["volumes"][0].split(":")[0] for s in gateways.values()]
     assert len(set(volumes)) == 3 and all(v in compose["volumes"] for v in volumes)   # a home each
+    # and one workspaces volume for all, where HERMES_WORKSPACES_DIR points
+    for service in gateways.values():
+        assert "hermes-workspaces:/workspaces" in service["volumes"]
+        assert service["environment"]["HERMES_WORKSPACES_DIR"] == "/workspaces"
     ports = [s["ports"][0] for s in gateways.values()]
     assert all(p.startswith("127.0.0.1:") for p in ports) and len({p.split(":")[1] for p in ports}) == 3
     for service in gateways.values():

@@ -8,6 +8,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -91,6 +92,8 @@ async def _doctor(config_path: Path | None, skip_model: bool) -> list[Check]:
         store = await open_configured_store(config, home)
         status = await store.schema_status()
         checks.append(Check("state database", True, f"{store.describe()}, revision {status.current}"))
+        if store.db.is_postgresql:
+            checks.append(_check_workspaces(config, home))
         await store.close()
     except Exception as exc:  # noqa: BLE001
         checks.append(Check("state database", False, f"{type(exc).__name__}: {exc}",
@@ -137,6 +140,18 @@ def _bundled_changes(home: object, config: object) -> list[Check]:
         return []
     return [Check("bundled skills", True, f"changed locally, kept on upgrade (not updated): {', '.join(changed)}",
                   "compare with skills/bundled/ and merge by hand if you want the new version", warning=True)]
+
+
+def _check_workspaces(config: Any, home: Any) -> Check:
+    """With a shared store any process may run a session's next turn: its files must be there too."""
+    from gateway.runtime import WORKSPACES_ENV, workspaces_root
+
+    root = workspaces_root(config, home)
+    if root != home.workspaces_dir:
+        return Check("workspaces", True, f"{root} (share it between the gateway processes)")
+    return Check("workspaces", True, f"{root} is this home's own: with several gateway processes a session's "
+                 "next turn may run on another one and not see its files", "set [tools] workspaces_dir (or "
+                 f"{WORKSPACES_ENV}) to a directory every process shares", warning=True)
 
 
 def _check_sandbox(terminal: object) -> Check:
