@@ -76,3 +76,44 @@ async def test_postgres_away_during_20_turns_every_message_is_answered_once_in_o
         assert log.count("could not try the") <= 6, "a warning a second per duty while the store is away"
     finally:
         await stop_member(member)
+
+
+@pytest.mark.timeout(300)
+async def test_postgres_away_longer_than_a_claim_while_turns_run_answers_each_message_once(
+        tmp_path: Path, postgres_server: PostgresServer, postgres_url: str, pg_store: StateStore,
+        model_server: FakeModelServer, tg: FakeTelegramServer) -> None:
+    """The database goes away for 9 s (longer than a turn claim's 6 s) while answers are being
+    written: a claim may be taken over once the store is back, so the turn that held it must not
+    post its answer after that; each message is still answered once, in order."""
+    def slower(body: dict[str, Any]) -> Reply:
+        reply = echo(body)
+        reply.delay = 2.0
+        return reply
+
+    model_server.add(*([slower] * 50), purpose="chat")
+    member = await start_member(tmp_path / "gateway", cluster_config(postgres_url, model_server, tg))
+    database = postgres_url.rsplit("/", 1)[1]
+    try:
+        tg.queue_message(USER, USER, "msg-1")
+        await wait_for(lambda: answers(tg) == ["answer msg-1"], timeout=60, what="the first answer")
+        for n in (2, 3):
+            tg.queue_message(USER, USER, f"msg-{n}")
+        await wait_for(lambda: len(model_server.requests_with_purpose("chat")) >= 2, timeout=60,
+                       what="the turn of msg-2 to start")
+        await asyncio.sleep(0.5)                 # the model is still writing msg-2's answer
+
+        async def away() -> None:
+            with postgres_server.outage(database):
+                await asyncio.sleep(9.0)
+
+        await asyncio.to_thread(asyncio.run, away())
+        await wait_for(lambda: {"answer msg-2", "answer msg-3"} <= set(answers(tg)), timeout=120,
+                       what="the answers after the outage")
+        await asyncio.sleep(4.0)                        # time for a second answer, if one were coming
+        assert answers(tg) == ["answer msg-1", "answer msg-2", "answer msg-3"], tg.sent(USER)
+        # the turn that lost its claim was cut and run again with the notice, once
+        assert sum("was interrupted" in m["text"] for m in tg.sent(USER)) <= 1
+        assert member.process.returncode is None
+        assert await pg_store.inbox_rows() == []
+    finally:
+        await stop_member(member)
