@@ -4,7 +4,9 @@ Kept apart from the prompts (gateway/cli/setup_cmd.py) so the interactive and th
 write the same thing. Idempotent: config.toml is edited in place with tomlkit, so comments, other
 sections and keys set by hand stay; a secret already in secrets.env is replaced, never appended
 twice; the file stays readable by its owner only (0600). Keys are referenced from the config as
-`"${NAME}"`, never written into config.toml.
+`"${NAME}"`, never written into config.toml. Run again, it starts from what is there: the current
+provider, model and api_base are the defaults (`current_model`), and a key already in secrets.env
+is kept unless a new one is given.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class SetupChoices:
     platform_token: str = ""
     platform_user: str = ""
     extra_secrets: dict[str, str] = field(default_factory=dict)
+    stored_secrets: dict[str, str] = field(default_factory=dict)  # secrets.env as it is: a key kept there counts
 
 
 def model_name(provider: Provider, typed: str) -> str:
@@ -99,7 +102,7 @@ def resolve(choices: SetupChoices) -> tuple[dict[str, Any], dict[str, str]]:
     if provider.key_env and key:
         secrets[provider.key_env] = key
         model["api_key"] = "${" + provider.key_env + "}"
-    elif provider.key_env and not os.environ.get(provider.key_env):
+    elif provider.key_env and not (os.environ.get(provider.key_env) or choices.stored_secrets.get(provider.key_env)):
         raise SetupError(f"{provider.label} needs an API key: pass --api-key or export {provider.key_env}")
     elif provider.key_env:
         model["api_key"] = "${" + provider.key_env + "}"
@@ -114,6 +117,32 @@ def resolve(choices: SetupChoices) -> tuple[dict[str, Any], dict[str, str]]:
             raise SetupError(f"{choices.platform} needs its bot token (--platform-token)")
         secrets[PLATFORM_TOKENS[choices.platform]] = choices.platform_token.strip()
     return model, secrets
+
+
+def current_model(path: Path) -> tuple[str, str, str]:
+    """(provider, model name, api_base) of the `[model]` a config.toml has, the provider as `hermes
+    setup` would have chosen it; empty strings when there is no readable config or no model."""
+    try:
+        section = tomlkit.parse(path.read_text(encoding="utf-8")).get("model") or {}
+    except (OSError, tomlkit.exceptions.ParseError):
+        return "", "", ""
+    name, api_base, key = (str(section.get(k) or "") for k in ("name", "api_base", "api_key"))
+    if not name:
+        return "", "", ""
+    by_key = [pid for pid, p in PROVIDERS.items() if p.key_env and key == "${" + p.key_env + "}"]
+    if by_key:
+        provider = by_key[0]
+    elif name.startswith(("ollama_chat/", "ollama/")):
+        provider = "ollama"
+    elif name.startswith("anthropic/"):
+        provider = "anthropic"
+    elif name.startswith("openrouter/"):
+        provider = "openrouter"
+    elif api_base:
+        provider = "vllm" if key == PROVIDERS["vllm"].dummy_key else "openai-compatible"
+    else:
+        provider = "openai"
+    return provider, name, api_base
 
 
 def write_config(path: Path, model: dict[str, Any], platform: str = "", user_id: str = "") -> str:

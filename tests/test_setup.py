@@ -49,6 +49,11 @@ async def test_scripted_setup_tests_the_model_writes_a_config_the_gateway_accept
     code, out, err = await hermes("setup", "--yes", "--provider", "openai", "--api-key", "sk-second",
                                   "--skip-test", home=home)
     assert code == 0, err
+    # a script that changes only the model: the key kept in secrets.env is used, not asked for again
+    code, out, err = await hermes("setup", "--yes", "--provider", "openai", "--model", "openai/gpt-4.1-mini",
+                                  "--skip-test", home=home, env={"OPENAI_API_KEY": ""})
+    assert code == 0, err
+    assert 'name = "openai/gpt-4.1-mini"' in (home / "config.toml").read_text()
     values = secrets(home)
     assert values["OPENAI_API_KEY"] == "sk-second" and values["HERMES_API_TOKEN"] == token
     assert (home / "secrets.env").read_text().count("OPENAI_API_KEY=") == 1
@@ -93,16 +98,17 @@ async def test_interactive_setup_in_a_terminal(home: Path, model_server: FakeMod
     assert 'name = "openai/fake-model"' in (home / "config.toml").read_text()
     assert len(model_server.probes) == 1
 
-    # again, now connecting Telegram: its token is typed blind, the user id becomes the allowed admin
+    # again: Enter keeps what is there (provider, model, api_base), and now it connects Telegram: its
+    # token is typed blind, the user id becomes the allowed admin
     terminal = await Terminal(require_tmux(), "setup-again").start(hermes_command("setup"), cwd=tmp_path,
                                                                    env=child_env(home))
     try:
-        await terminal.wait_for("Number or name")
-        await terminal.type("5")
-        await terminal.wait_for("Model [openai/served-model-name]")
-        await terminal.type("fake-model")
-        await terminal.wait_for("Server URL (api_base)")
-        await terminal.type(model_server.base_url)
+        await terminal.wait_for("Number or name [5]")
+        await terminal.type("")
+        await terminal.wait_for("Model [openai/fake-model]")
+        await terminal.type("")
+        await terminal.wait_for(f"Server URL (api_base) [{model_server.base_url}]")
+        await terminal.type("")
         await terminal.wait_for("Connect a chat platform now?")
         await terminal.type("telegram")
         await terminal.wait_for("telegram bot token")
@@ -119,3 +125,4 @@ async def test_interactive_setup_in_a_terminal(home: Path, model_server: FakeMod
     assert 'allow_users = ["4242"]' in config and 'token = "${TELEGRAM_BOT_TOKEN}"' in config
     assert secrets(home)["TELEGRAM_BOT_TOKEN"] == "123456:typed-blind"
     assert config.count("[model]") == 1 and len(model_server.probes) == 2
+    assert 'name = "openai/fake-model"' in config and f'api_base = "{model_server.base_url}"' in config

@@ -31,7 +31,7 @@ def _ask(value: str | None, question: str, *, default: str = "", interactive: bo
                             err=True) or "")
 
 
-def _choose_provider(value: str | None, interactive: bool) -> str:
+def _choose_provider(value: str | None, interactive: bool, current: str = "") -> str:
     from gateway.setup_flow import PROVIDERS
 
     if value is not None:
@@ -40,8 +40,9 @@ def _choose_provider(value: str | None, interactive: bool) -> str:
         raise click.UsageError("--provider is required with --yes")
     click.echo("Which model provider?", err=True)
     for number, key in enumerate(PROVIDER_CHOICES, start=1):
-        click.echo(f"  {number}. {PROVIDERS[key].label} ({key})", err=True)
-    picked = click.prompt("Number or name", default="1", err=True).strip().lower()
+        click.echo(f"  {number}. {PROVIDERS[key].label} ({key})" + ("  (now)" if key == current else ""), err=True)
+    default = str(PROVIDER_CHOICES.index(current) + 1) if current in PROVIDER_CHOICES else "1"
+    picked = click.prompt("Number or name", default=default, err=True).strip().lower()
     if picked.isdigit() and 1 <= int(picked) <= len(PROVIDER_CHOICES):
         return PROVIDER_CHOICES[int(picked) - 1]
     return picked
@@ -65,24 +66,32 @@ def setup(provider: str | None, model: str | None, api_base: str | None, api_key
           platform: str | None, platform_token: str | None, user_id: str | None, skip_test: bool,
           assume_yes: bool, config_path: Path | None) -> None:
     """Set up the model (tested with one call), a platform, and the web chat login."""
+    from gateway.config import read_secrets_file
     from gateway.home import Home
-    from gateway.setup_flow import PROVIDERS, SetupChoices, SetupError, resolve, write_config, write_secrets
+    from gateway.setup_flow import (PROVIDERS, SetupChoices, SetupError, current_model, resolve, write_config,
+                                    write_secrets)
 
     interactive = not assume_yes
     if interactive and not sys.stdin.isatty():
         raise click.UsageError("no terminal to ask questions on: pass --yes and the flags (see --help)")
     home = Home.from_env().ensure()
     config_file = config_path or home.config_file
-    provider = _choose_provider(provider, interactive)
+    stored = read_secrets_file(home.secrets_file)
+    # run again, the questions start from what is there: Enter keeps the provider, model and api_base
+    now_provider, now_model, now_base = current_model(config_file)
+    provider = _choose_provider(provider, interactive, now_provider)
     if provider not in PROVIDERS:
         raise click.UsageError(f"unknown provider {provider!r}; one of: {', '.join(PROVIDER_CHOICES)}")
     chosen = PROVIDERS[provider]
-    model = _ask(model, "Model", default=chosen.model, interactive=interactive)
+    same = provider == now_provider
+    model = _ask(model, "Model", default=now_model if same else chosen.model, interactive=interactive)
     if chosen.api_base or api_base:
-        api_base = _ask(api_base, "Server URL (api_base)", default=chosen.api_base, interactive=interactive)
+        api_base = _ask(api_base, "Server URL (api_base)", default=now_base if same and now_base else chosen.api_base,
+                        interactive=interactive)
     if chosen.key_env and api_key is None and interactive:
-        if os.environ.get(chosen.key_env) and click.confirm(
-                f"Use ${chosen.key_env} from the environment?", default=True, err=True):
+        where = "the environment" if os.environ.get(chosen.key_env) else \
+            str(home.secrets_file) if stored.get(chosen.key_env) else ""
+        if where and click.confirm(f"Keep ${chosen.key_env} from {where}?", default=True, err=True):
             api_key = ""
         else:
             api_key = click.prompt(f"{chosen.label} API key (stored in secrets.env)", hide_input=True, err=True)
@@ -96,7 +105,7 @@ def setup(provider: str | None, model: str | None, api_base: str | None, api_key
         user_id = _ask(user_id, f"Your {platform} user id (empty: approve yourself later with hermes pairing)",
                        default="", interactive=interactive)
     choices = SetupChoices(provider, model or "", api_base, api_key or "", platform, platform_token or "",
-                           (user_id or "").strip())
+                           (user_id or "").strip(), stored_secrets=stored)
     try:
         model_table, secrets = resolve(choices)
     except SetupError as exc:
@@ -104,7 +113,7 @@ def setup(provider: str | None, model: str | None, api_base: str | None, api_key
         sys.exit(2)
 
     if not skip_test:
-        check = asyncio.run(_test_model(model_table, chosen.key_env, secrets))
+        check = asyncio.run(_test_model(model_table, chosen.key_env, secrets, stored))
         if check.ok:
             click.echo(f"✓ {check.summary}", err=True)
         else:
@@ -114,7 +123,6 @@ def setup(provider: str | None, model: str | None, api_base: str | None, api_key
                 sys.exit(1)
 
     from gateway.api.auth import TOKEN_ENV, resolve_token
-    from gateway.config import read_secrets_file
 
     try:
         if secrets:
@@ -128,7 +136,10 @@ def setup(provider: str | None, model: str | None, api_base: str | None, api_key
     click.echo(_next_steps(config_file, home.secrets_file, sorted(secrets), platform, choices.platform_user))
 
 
-async def _test_model(model_table: dict[str, object], key_env: str, secrets: dict[str, str]) -> object:
+async def _test_model(model_table: dict[str, object], key_env: str, secrets: dict[str, str],
+                      stored: dict[str, str]) -> object:
+    """One real call with the key the gateway would use: the one typed now, else the environment's,
+    else the one kept in secrets.env (the environment wins over secrets.env, as in the gateway)."""
     from agent.llm import import_litellm
     from agent.settings import ModelConfig
     from gateway.model_check import check_model
@@ -136,7 +147,7 @@ async def _test_model(model_table: dict[str, object], key_env: str, secrets: dic
     await asyncio.to_thread(import_litellm)
     key = str(model_table.get("api_key") or "")
     if key.startswith("${"):
-        key = secrets.get(key_env) or os.environ.get(key_env, "")
+        key = secrets.get(key_env) or os.environ.get(key_env) or stored.get(key_env, "")
     config = ModelConfig(name=str(model_table["name"]), api_base=str(model_table.get("api_base") or ""),
                          api_key=key)
     return await check_model(config, timeout=30.0)
