@@ -273,18 +273,33 @@ class Delivery:
                                                      limits.send_burst)
                 if wait > 0:
                     await asyncio.sleep(wait)
-            if limits.send_interval > 0:
-                burst = max(1, round(1 / limits.send_interval))      # a second's worth at once
-                wait = await self.store.pace_reserve(adapter.name, limits.send_interval, burst)
-                if wait > 0:
-                    await asyncio.sleep(wait)
+        except Exception as exc:  # noqa: BLE001 - pacing is a courtesy to the platform, not a gate
+            log.warning("%s: could not pace a send through the store: %s", adapter.name, exc)
+        await self._pace_bot(adapter)
+
+    async def _pace_bot(self, adapter: Adapter) -> None:
+        """Wait for the whole bot's budget (Telegram: about 30 requests a second), which new
+        messages and edits share; a message's own edits are spaced by `min_edit_interval` where
+        its turn runs, and only that process edits it."""
+        interval = adapter.limits.send_interval
+        if interval <= 0:
+            return
+        try:
+            burst = max(1, round(1 / interval))      # a second's worth at once
+            wait = await self.store.pace_reserve(adapter.name, interval, burst)
+            if wait > 0:
+                await asyncio.sleep(wait)
         except Exception as exc:  # noqa: BLE001 - pacing is a courtesy to the platform, not a gate
             log.warning("%s: could not pace a send through the store: %s", adapter.name, exc)
 
     async def edit(self, adapter: Adapter, sent: SentMessage, text: str) -> bool:
         # Retried even after a maybe-delivered failure: editing to the same text twice is harmless.
         try:
-            await self._retrying(f"{adapter.name}: edit {sent.message_id}", lambda: adapter.edit(sent, text))
+            async def change() -> None:
+                await self._pace_bot(adapter)
+                await adapter.edit(sent, text)
+
+            await self._retrying(f"{adapter.name}: edit {sent.message_id}", change)
             return True
         except GaveUp as failure:
             log.warning("%s: could not edit message %s: %s", adapter.name, sent.message_id, failure.error)

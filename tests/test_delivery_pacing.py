@@ -61,3 +61,39 @@ async def test_sends_to_one_chat_from_two_processes_keep_to_one_a_second_after_a
             await adapter.stop()
         for store in stores:
             await store.close()
+
+
+@pytest.mark.timeout(120)
+async def test_edits_from_two_processes_share_the_bots_budget_with_new_messages(
+        tg: FakeTelegramServer, store_url: str) -> None:
+    """Telegram counts edits against the bot's ~30 requests a second too: 80 edits of 20 messages
+    in 20 chats, from two processes at once, go out at a burst of about 30, then about 30 a second."""
+    edits: list[float] = []
+
+    def observe(method: str, params: dict[str, Any], phase: str) -> bool:
+        if method == "editMessageText" and phase == "before":
+            edits.append(time.monotonic())
+        return False
+
+    tg.observers.append(observe)
+    stores = [await open_store(store_url), await open_store(store_url)]
+    adapters = [TelegramAdapter(Inbox(), token=tg.token, api_base=tg.api_base) for _ in stores]
+    deliveries = [Delivery(s, Metrics(), RetryPolicy(attempts=3, base_delay=0.01)) for s in stores]
+    try:
+        sent = [await deliveries[n % 2].send(adapters[n % 2], OutboundMessage(chat_id=str(100 + n), text="draft"))
+                for n in range(20)]
+        await asyncio.sleep(1.2)                    # the sends' share of the budget is back
+        began = time.monotonic()
+        done = await asyncio.gather(*(deliveries[n % 2].edit(adapters[n % 2], sent[n % 20], f"draft {n}")
+                                      for n in range(80)))
+        assert all(done) and len(edits) == 80
+        times = sorted(t - began for t in edits)
+        for count, at in enumerate(times, start=1):
+            assert count <= 30 + 30 * at + 3, (count, at)       # never ahead of the bot's budget
+        assert times[-1] >= 1.4, times[-1]                       # (80 - 30) / 30 s after the burst
+        assert [m["text"] for m in tg.sent(100)] in (["draft 0"], ["draft 20"], ["draft 40"], ["draft 60"])
+    finally:
+        for adapter in adapters:
+            await adapter.stop()
+        for store in stores:
+            await store.close()
