@@ -12,6 +12,10 @@ NFKC, confusables folded). Then by kind of file:
 Encoded blobs (base64, hex, escapes, also split over lines) are decoded and scanned again.
 A file with a shebang or a script extension is text whatever bytes it holds. Pure functions;
 `scan_folder` reads files (sync: call it from a thread in async code).
+
+This module holds the scan itself, recursive because decoded text is scanned as what it would run
+as; `kinds` says what a file is, `characters` reports hidden characters, `context` says what a
+line's place in a document makes of it, `explain` adds each finding's context.
 """
 
 from __future__ import annotations
@@ -19,122 +23,26 @@ from __future__ import annotations
 import binascii
 import os
 import re
-from dataclasses import replace
 from pathlib import Path
 
 from skills.guard import patterns as P
 from skills.guard import prose
+from skills.guard.characters import escalate_hidden, hidden_chars
 from skills.guard.collect import Collector
+from skills.guard.context import (EXAMPLE_CONTEXT, PLAIN_TAGS, UNSAFE_COMMENT, WARNING_CONTEXT, hidden_comments,
+                                  line_headings, rule_fixtures, rule_values, section_context, warned_sentence)
+from skills.guard.explain import explain_findings
 from skills.guard.frontmatter import decoded_values
+from skills.guard.kinds import (BASH_BINARY_CHECK, BINARY_MAGIC, EXECUTABLE_MAGIC, PYTHON_LANGS, SCRIPT_SUFFIXES,
+                                SHELL_LANGS, document_kind, is_python, is_script, is_shell)
 from skills.guard.model import Finding, GuardReport
 from skills.guard.normalise import Removed, fold, visible
 from skills.guard.python_flow import analyse, mask
 from skills.guard.rules import block_exfiltration, check_line, git_exfiltration, script_exfiltration
 from skills.guard.shell import ShellReader, decode_base64, decode_escapes, logical_lines
 
-SCRIPT_SUFFIXES = {".sh", ".bash", ".zsh", ".ksh", ".fish", ".py", ".pyw", ".js", ".mjs", ".cjs", ".ts", ".rb", ".pl",
-                   ".php", ".ps1", ".psm1", ".bat", ".cmd", ".lua", ".go", ".rs", ".java", ".kt", ".swift", ".r",
-                   ".command", ".tcl", ".awk"}
-SHELL_LANGS = {"", "sh", "bash", "shell", "zsh", "console", "terminal", "shell-session", "shellsession", "ksh", "fish"}
-PYTHON_LANGS = {"python", "py", "python3", "pycon"}
 MAX_SCAN_BYTES = 2_000_000
 MAX_DEPTH = 2
-BASH_BINARY_CHECK = 80
-"""bash refuses a script as binary only when a NUL is in its first 80 bytes: later NULs hide nothing from it."""
-BINARY_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"SQLite format",
-                b"wOFF", b"wOF2", b"\x00\x00\x01\x00", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"OggS", b"ID3", b"fLaC")
-EXECUTABLE_MAGIC = (b"\x7fELF", b"MZ", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
-WARNING_CONTEXT = re.compile(
-    r"\b(attack\w*|malicious|malware|never (run|execute|paste|pipe|do)|do not (run|execute|paste|pipe)|don't (run|execute"
-    r"|paste|pipe)|detect\w*|red flags?|indicators?|IOCs?|phishing|suspicious|dangerous|avoid|anti-?patterns?"
-    r"|what not to|bad example|exploit\w*|threats?|hunting|incident|risk\w*|unsafe|insecure|vulnerab\w*|pentest\w*"
-    r"|penetration test\w*|red team\w*|CTF|forensic\w*|to flag|flag (these|this|them|it)|patterns? to (flag|catch|block"
-    r"|look for)|(command|code|sql|shell|template|prompt) injection|deserialization|leaks? (the|your|secrets?|credentials?)"
-    r"|(search|grep|hunt)(es|ing)?\s+([\w~/.-]+\s+){0,4}for)\b", re.IGNORECASE)
-UNSAFE_COMMENT = re.compile(
-    r"^\W*(unsafe|insecure|vulnerable|vulnerability|malicious|exploit\w*|bad|wrong|anti-?pattern|(never|don't|do not)"
-    r" (do|write|use) this)\b|\b((command|code|sql|shell|template|prompt) injection|(unsafe|insecure) deserialization"
-    r"|leaks? (the|your) (environment|secrets?|credentials?|keys?|tokens?))\b", re.IGNORECASE)
-"""A code example's own trailing comment that calls it unsafe (`pickle.loads(...)  # unsafe deserialization`)."""
-RULE_FIXTURE = re.compile(r"^\s*(#|//|--|;)\s*(ruleid|ok|todoruleid|todook|deepok|deepruleid)\s*:", re.IGNORECASE)
-"""A detection rule's test annotation (Semgrep): the next line is a case the rule must match, not a step."""
-RULE_VALUE = re.compile(
-    r"^\s*-?\s*[\"']?(pattern[\w-]*|patterns|regex|match(es)?|query|condition|message|strings?|signature|iocs?|indicators?"
-    r"|keywords?|selection\w*|detection|contains|startswith|endswith|[\w.-]+(\|(contains|endswith|startswith|re|all|base64"
-    r"\w*|windash|cidr))+)[\"']?\s*:|^\s*\$\w*\s*=\s*[\"'{/]")
-"""A value a detection rule matches (Semgrep `pattern:`, Sigma `CommandLine|contains:`, YARA `$a = "..."`)."""
-RULE_LANGS = {"yaml", "yml", "json", "toml", "yara", "yar", "sigma", "semgrep", ""}
-EXAMPLE_CONTEXT = re.compile(r"\b(examples?|e\.g\.|for instance|looks like|sample|such as|format|syntax)\b", re.IGNORECASE)
-
-
-DATA_SUFFIXES = {".xsd", ".xml", ".dtd", ".xsl", ".xslt", ".json", ".yaml", ".yml", ".toml", ".csv", ".tsv", ".html",
-                 ".htm", ".css", ".svg", ".md", ".markdown", ".mdx", ".rst", ".ini", ".lock", ".map"}
-"""Data and markup kept beside scripts (schemas, fixtures, templates): read as documents, not run as shell."""
-
-
-def is_script(path: str, text: str = "") -> bool:
-    parts = Path(path).parts
-    suffix = Path(path).suffix.lower()
-    return (suffix in SCRIPT_SUFFIXES or (len(parts) > 1 and parts[0] in ("scripts", "bin") and suffix not in DATA_SUFFIXES)
-            or text.startswith("#!"))
-
-
-DOCUMENT_SUFFIXES = {".md", ".markdown", ".mdx", ".rst", ".txt", ""}
-EXAMPLE_DIRS = {"examples", "example", "templates", "template", "assets", "samples", "sample", "fixtures", "testdata",
-                "test-data", "test_data"}
-
-
-def document_kind(path: str) -> str:
-    """How a non-script file is read: `instructions` (SKILL.md, what the agent follows), `reference` (other
-    Markdown or text), `example` (Markdown under examples/, templates/, assets/...), `template` (markup
-    and data: HTML, XML, schemas, JSON, YAML, CSS, SVG; no Markdown structure)."""
-    parts = Path(path).parts
-    if path == "SKILL.md":
-        return "instructions"
-    if Path(path).suffix.lower() not in DOCUMENT_SUFFIXES:
-        return "template"
-    return "example" if any(part.lower() in EXAMPLE_DIRS for part in parts[:-1]) else "reference"
-
-
-def _is_python(path: str, text: str) -> bool:
-    first = text.split("\n", 1)[0]
-    return Path(path).suffix.lower() in (".py", ".pyw") or first.startswith("#!") and "python" in first
-
-
-def _is_shell(path: str, text: str) -> bool:
-    first = text.split("\n", 1)[0]
-    suffix = Path(path).suffix.lower()
-    return suffix in (".sh", ".bash", ".zsh", ".ksh", ".fish", ".command") or first.startswith("#!") and bool(
-        re.search(r"\b(ba|z|k|da|fi)?sh\b", first)) or suffix == "" and not first.startswith("#!")
-
-
-# ---------------------------------------------------------------- hidden characters
-
-def _hidden_chars(c: Collector, number: int, raw: str, removed: Removed, script: bool) -> None:
-    if not (removed.any_hidden or removed.confusables):
-        return
-    shown = visible(raw)
-    if removed.tags and not ("\U0001f3f4" in raw and re.fullmatch(r"[a-z0-9]{0,7}", removed.tags)):
-        c.add(number, "obfuscation", "dangerous", f"Unicode tag characters smuggle invisible text: {removed.tags!r}",
-              removed.tags, shown)
-    if removed.bidi:
-        rtl = re.search(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]", raw)
-        c.add(number, "obfuscation", "caution" if rtl and not script else "dangerous",
-              "bidirectional control characters can make text read differently than it runs", shown)
-    if removed.zero_width:
-        c.add(number, "obfuscation", "dangerous", "invisible characters hide text from a human reader", shown)
-    if removed.soft_hyphens or removed.marks:
-        c.add(number, "obfuscation", "caution", "invisible soft hyphens or direction marks inside the text", shown)
-    if removed.confusables and re.search(r"[A-Za-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][A-Za-z]", raw):
-        c.add(number, "obfuscation", "caution", "words mixing Latin with look-alike Cyrillic or Greek letters", shown)
-
-
-def _escalate_hidden(c: Collector, number: int, removed: Removed, raw: str) -> None:
-    """Hidden characters on a line that turned out dangerous once they were removed."""
-    hiding = removed.any_hidden or removed.confusables
-    if hiding and any(f.severity == "dangerous" and f.rule != "obfuscation" for (n, _), f in c.found.items() if n == number):
-        c.add(number, "obfuscation", "dangerous", "hidden or look-alike characters disguise a dangerous line",
-              "", visible(raw))
 
 
 # ---------------------------------------------------------------- encoded payloads
@@ -289,20 +197,6 @@ def _scan_python(c: Collector, text: str, depth: int = 0, offset: int = 0) -> bo
 
 # ---------------------------------------------------------------- documents
 
-def _headings(lines: list[str]) -> list[str]:
-    """The Markdown heading each line sits under (one pass)."""
-    current, found = "", []
-    for line in lines:
-        if line.lstrip().startswith("#"):
-            current = line[:300]
-        found.append(current)
-    return found
-
-
-def _section_context(lines: list[str], headings: list[str], index: int) -> str:
-    return headings[index] + "\n" + "\n".join(line[:2000] for line in lines[max(0, index - 3):index])
-
-
 def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True, kind: str = "instructions") -> None:
     raw_lines = text.splitlines()
     folded: list[str] = []
@@ -311,7 +205,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True, 
         line, removed = fold(raw, first_line=number == 1)
         folded.append(line)
         removed_by_line[number] = removed
-        _hidden_chars(c, number, raw, removed, script=False)
+        hidden_chars(c, number, raw, removed, script=False)
         if removed.tags:
             _scan_derived(c, number, removed.tags, "document", depth, "hidden tag-character text", visible(raw))
 
@@ -337,15 +231,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True, 
     else:
         _scan_markdown(c, folded, depth, kind)
     for number, removed in removed_by_line.items():
-        _escalate_hidden(c, number, removed, raw_lines[number - 1])
-
-
-def _hidden(c: Collector, folded: list[str], where: str, fenced: set[int]) -> None:
-    """Comments and invisible markup, judged by what they say and where they are."""
-    for number, body in prose.hidden_blocks("\n".join(folded)):
-        verdict = prose.hidden_instruction(body, "example" if number in fenced else where)
-        if verdict:
-            c.add(number, "hidden-instructions", verdict[0], verdict[1], body)  # type: ignore[arg-type]
+        escalate_hidden(c, number, removed, raw_lines[number - 1])
 
 
 DATA_ENTRY = re.compile(r"^\s*[\[{]?\s*[\"']?[\w:. @-]{1,80}[\"']?\s*:\s*\S")
@@ -376,33 +262,6 @@ def _data_strings(c: Collector, lines: list[tuple[int, str]], depth: int) -> lis
     return kept
 
 
-PLAIN_TAGS = re.compile(r"^\s*(</?[\w:.-]+(\s+[\w:.-]+\s*=\s*(\"[\w:./#+@-]*\"|'[\w:./#+@-]*'))*\s*/?>\s*)+$")
-"""A line of markup that is only tags whose attribute values are single words, names or URLs (the bulk of
-an XML schema): no command, sentence or path that does something can be written in it."""
-
-
-def _rule_values(lang: str, lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """In a detection rule (Semgrep, Sigma or YARA, in a YAML, JSON or plain block) the values it matches are
-    patterns, not commands: those lines keep only their key for the command rules."""
-    if lang not in RULE_LANGS or not lines:
-        return lines
-    first = next((line for _, line in lines if line.strip()), "")
-    if lang == "" and not re.match(r"^\s*(rules?\b|title:|detection:|id:|import\s+\")", first):
-        return lines
-    return [(number, line.split(":", 1)[0] + ":" if RULE_VALUE.match(line) and ":" in line.split("=", 1)[0]
-             else line.split("=", 1)[0] + "=" if RULE_VALUE.match(line) else line) for number, line in lines]
-
-
-def _rule_fixtures(c: Collector, lines: list[str]) -> None:
-    """A line right after a `# ruleid:` / `# ok:` annotation is a detection rule's test case (in a file that
-    marks at least one `ruleid:`, the way Semgrep tests are written)."""
-    if not any("ruleid" in line and re.match(r"^\s*(#|//|--|;)\s*(todo)?ruleid\s*:", line) for line in lines):
-        return
-    for index, line in enumerate(lines[:-1]):
-        if RULE_FIXTURE.match(line):
-            c.demote(index + 2, "a test case of a detection rule, marked ruleid or ok")
-
-
 def _scan_markup(c: Collector, folded: list[str], depth: int) -> None:
     """Markup and data (HTML, XML, schemas, JSON, CSS): every line through the line rules, the text the
     model reads through the injection rules; indentation is layout here, not a Markdown code block."""
@@ -419,7 +278,7 @@ def _scan_markup(c: Collector, folded: list[str], depth: int) -> None:
     _split_blobs(c, list(enumerate(folded, start=1)), False, depth)
     block_exfiltration(c, [(n, [line]) for n, line in enumerate(folded, start=1) if line.strip()], window=15)
     _escalate_persistence(c, window=10)
-    _hidden(c, folded, "example", set())
+    hidden_comments(c, folded, "example", set())
 
 
 def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> None:
@@ -433,7 +292,7 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
     fenced: set[int] = set()
     """Lines inside fenced code blocks: a comment there is part of an example (an indented line is not:
     in a list item it is prose, and a comment in it is hidden)."""
-    headings = _headings(folded)
+    headings = line_headings(folded)
     for index, line in enumerate(folded):
         number = index + 1
         marker = re.match(r"^\s*(`{3,}|~{3,})\s*([\w+-]*)", line)
@@ -453,7 +312,7 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
         if line.startswith(("    ", "\t")) and line.strip():
             blocks.append(("", [(number, line.strip())], index))
             continue
-        context = _section_context(folded, headings, index)
+        context = section_context(folded, headings, index)
         _prose_line(c, number, line, line, context)
         for code in re.findall(r"`([^`]+)`", line) or []:
             check_line(c, number, code, "", script=False, mktemp=set())
@@ -462,17 +321,17 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
         prose_numbered.append((number, [prose.without_negated(line)]))
         words = prose.context_words(line)
         if WARNING_CONTEXT.search(words) or prose.META.search(words) and re.search(r"`", line):
-            c.demote(number, "quoted in documentation", when=lambda f, line=line: _warned_sentence(line, f.excerpt))
+            c.demote(number, "quoted in documentation", when=lambda f, line=line: warned_sentence(line, f.excerpt))
             quoted_lines.add(number)
     if fence is not None:
         blocks.append((lang, block, len(folded) - len(block)))
 
     seen: list[tuple[int, list[str]]] = list(prose_numbered)
     for lang, lines, start in blocks:
-        context = _section_context(folded, headings, max(0, start - 1))
+        context = section_context(folded, headings, max(0, start - 1))
         if not (lang in PYTHON_LANGS and _scan_python(c, "\n".join(l for _, l in lines), depth,
                                                       offset=lines[0][0] - 1 if lines else 0)):
-            lines = _data_strings(c, _rule_values(lang, lines), depth)
+            lines = _data_strings(c, rule_values(lang, lines), depth)
             if lang in SHELL_LANGS or lang not in ("json", "yaml", "yml", "toml", "ini", "xml", "html", "csv", "text", "txt",
                                                    "markdown", "md", "diff", "yara", "yar", "sigma"):
                 seen += _scan_commands(c, "", depth, lines=lines, script=False)
@@ -497,20 +356,8 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
     block_exfiltration(c, [(n, views) for n, views in seen if n not in quoted_lines], window=15)
     git_exfiltration(c, sorted((n, views) for n, views in seen if n not in quoted_lines), script=False)
     _escalate_persistence(c, window=10)
-    _rule_fixtures(c, folded)
-    _hidden(c, folded, kind, fenced)
-
-
-def _warned_sentence(line: str, excerpt: str) -> bool:
-    """The sentence of `line` that holds the flagged text is itself about attacks or what to avoid ("Never
-    run `...`", "Attackers paste `...`"): another sentence's warning ("Avoid long answers. Run `...`") is
-    not. When the flagged text cannot be placed in one sentence the line as a whole decides."""
-    needle = " ".join(excerpt.split())[:40]
-    for sentence in re.split(r"(?<=[.;!?])\s+", line):
-        if needle and needle in " ".join(sentence.split()):
-            words = prose.context_words(sentence)
-            return bool(WARNING_CONTEXT.search(words) or prose.META.search(words) and "`" in sentence)
-    return True
+    rule_fixtures(c, folded)
+    hidden_comments(c, folded, kind, fenced)
 
 
 def _escalate_persistence(c: Collector, window: int | None) -> None:
@@ -535,54 +382,11 @@ def _prose_line(c: Collector, number: int, line: str, shown: str, context: str) 
 
 # ---------------------------------------------------------------- files
 
-KIND_WORDS = {"instructions": "SKILL.md's instructions", "reference": "a reference document",
-              "example": "an example document", "template": "a template or data file (markup, not instructions)"}
-
-
-def _explained(findings: list[Finding], file: str, text: str, script: bool) -> list[Finding]:
-    """Each finding with its context: where the line is and what that made of its level, and the lines
-    around it. Computed only for files with findings (one pass over the lines)."""
-    if not findings:
-        return findings
-    lines = text.splitlines()
-    kind = "script" if script else document_kind(file)
-    places: dict[int, str] = {}
-    if kind in ("instructions", "reference", "example"):
-        heading, fence, lang = "", None, ""
-        for number, line in enumerate(lines, start=1):
-            marker = re.match(r"^\s*(`{3,}|~{3,})\s*([\w+-]*)", line)
-            if marker and fence is None:
-                fence, lang = marker.group(1)[0], marker.group(2).lower() or "plain"
-            elif marker and fence == marker.group(1)[0]:
-                fence = None
-            elif fence is None and line.lstrip().startswith("#"):
-                heading = line.strip()[:80]
-            under = f" under {heading!r}" if heading else ""
-            if fence is not None:
-                what = "commands the agent may run" if lang in SHELL_LANGS | {"plain"} | PYTHON_LANGS else "an example"
-                places[number] = f"a {lang} code block in {KIND_WORDS[kind]}{under} ({what})"
-            else:
-                places[number] = f"prose in {KIND_WORDS[kind]}{under}"
-    explained = []
-    for f in findings:
-        if kind == "script":
-            where = "a Python script the skill ships (its code; help texts, docstrings and prints are not judged)" \
-                if _is_python(file, text) else "a script the skill ships (judged as it runs, variables resolved)"
-        else:
-            where = places.get(f.line, KIND_WORDS.get(kind, kind))
-        reason = re.search(r"\(([^()]*)\)\s*$", f.message)
-        level = f"; kept at caution: {reason.group(1)}" if f.severity == "caution" and reason else ""
-        around = tuple(f"{n}| {lines[n - 1].strip()[:120]}" for n in (f.line - 1, f.line + 1)
-                       if 1 <= n <= len(lines) and lines[n - 1].strip()) if f.line else ()
-        explained.append(replace(f, context=where + level, around=around))
-    return explained
-
-
 def scan_text(file: str, text: str, *, script: bool | None = None) -> list[Finding]:
     """Findings in one file's text; `file` is its path inside the skill (e.g. scripts/run.sh), each with
     the context that decided its level (`Finding.context`, `Finding.explain()`)."""
     script = is_script(file, text) if script is None else script
-    return _explained(_scan_text(file, text, script), file, text, script)
+    return explain_findings(_scan_text(file, text, script), file, text, script)
 
 
 def _scan_text(file: str, text: str, script: bool) -> list[Finding]:
@@ -596,23 +400,23 @@ def _scan_text(file: str, text: str, script: bool) -> list[Finding]:
         line, removed = fold(raw, first_line=number == 1)
         folded_lines.append(line)
         removed_by_line[number] = removed
-        _hidden_chars(c, number, raw, removed, script=True)
+        hidden_chars(c, number, raw, removed, script=True)
     folded_text = "\n".join(folded_lines)
-    if not (_is_python(file, text) and _scan_python(c, folded_text)):
+    if not (is_python(file, text) and _scan_python(c, folded_text)):
         seen = _scan_commands(c, folded_text)
         block_exfiltration(c, seen, window=None)
         git_exfiltration(c, seen, script=True)
-        if not _is_shell(file, text):
+        if not is_shell(file, text):
             script_exfiltration(c, list(enumerate(folded_lines, start=1)))
     _escalate_persistence(c, window=None)
-    _rule_fixtures(c, folded_lines)
+    rule_fixtures(c, folded_lines)
     for number, line in enumerate(folded_lines, start=1):
         verdict = prose.injection(line, "")
         if verdict:
             c.add(number, "prompt-injection", verdict[0], verdict[1], line)  # type: ignore[arg-type]
     raw_lines = text.splitlines()
     for number, removed in removed_by_line.items():
-        _escalate_hidden(c, number, removed, raw_lines[number - 1])
+        escalate_hidden(c, number, removed, raw_lines[number - 1])
     return c.findings()
 
 
