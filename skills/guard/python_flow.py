@@ -9,20 +9,20 @@
 
 Not flows that matter: one named variable read with `os.environ.get`/`[...]` (an API client's
 token), `os.environ.copy()` handed to a subprocess as its environment, a local `AF_UNIX` socket.
-String expressions are folded (concatenation, `join`, `chr`, `bytes.fromhex`, base64, rot13,
-reversal) so the scanner can scan what `exec` or `os.system` will really get. `inert_spans`
-lists strings that are only shown to people (docstrings, argparse help, print and log calls).
+String expressions are folded (`python_fold`: concatenation, `join`, `chr`, `bytes.fromhex`,
+base64, rot13, reversal) so the scanner can scan what `exec` or `os.system` will really get.
+`inert_spans` lists strings that are only shown to people (`python_text`: docstrings, argparse
+help, print and log calls).
 """
 
 from __future__ import annotations
 
 import ast
-import base64
-import binascii
-import codecs
 import re
-import zlib
 from dataclasses import dataclass, field
+
+from skills.guard.python_fold import Folder, dotted_name
+from skills.guard.python_text import Segments, inert_spans
 
 SECRET_PATH = re.compile(
     r"(^|[/~'\"\s])\.(ssh|aws|gnupg|kube|docker|netrc|git-credentials|pgpass|pypirc|config/gcloud)(/|$|['\"\s])(?!.*\.pub\b)"
@@ -43,11 +43,7 @@ INTERPRETERS = re.compile(r"^(.*/)?(ba|z|k|da|fi)?sh$|^(.*/)?(python[0-9.]*|perl
                           re.IGNORECASE)
 """Programs that run their arguments as code, or run another program given in them (sudo, env, ssh):
 a decoded string handed to them as an argument runs."""
-INERT_KEYWORDS = {"help", "description", "epilog", "usage", "metavar", "prog"}
-INERT_CALLS = {"print", "echo", "secho", "debug", "info", "warning", "warn", "error", "critical", "exception", "log",
-               "write_line"}
 NETWORK_TOOLS = re.compile(r"\b(curl|wget|nc|ncat|socat|scp|rsync|ftp|sendmail)\b")
-MAX_FOLD = 200_000
 OS_MODULES = {"os", "posix", "nt"}
 ENVIRON_NAMES = {"environ", "environb"}
 
@@ -69,121 +65,17 @@ class PyAnalysis:
     inert_spans: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
-def _dotted(node: ast.AST) -> str:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    elif isinstance(node, ast.Call):
-        parts.append(_dotted(node.func) + "()")
-    return ".".join(reversed(parts))
-
-
-class _Flows:
-    def __init__(self, tree: ast.Module) -> None:
+class _Flows(Folder):
+    def __init__(self, tree: ast.Module, source: str) -> None:
+        super().__init__()
         self.tree = tree
-        self.constants: dict[str, str | bytes] = {}
+        self.segments = Segments(source)
         self.taint: dict[str, set[str]] = {}
         self.modules: dict[str, str] = {}  # alias -> module
         self.parents: dict[ast.AST, ast.AST] = {}
         for parent in ast.walk(tree):
             for child in ast.iter_child_nodes(parent):
                 self.parents[child] = parent
-
-    # ------------------------------------------------------------ folding
-    def fold(self, node: ast.AST | None, depth: int = 0) -> str | bytes | None:
-        if node is None or depth > 40:
-            return None
-        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
-            return node.value
-        if isinstance(node, ast.Name):
-            return self.constants.get(node.id)
-        if isinstance(node, ast.JoinedStr):
-            parts = []
-            for value in node.values:
-                part = self.fold(value.value if isinstance(value, ast.FormattedValue) else value, depth + 1)
-                if not isinstance(part, str):
-                    return None
-                parts.append(part)
-            return "".join(parts)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            left, right = self.fold(node.left, depth + 1), self.fold(node.right, depth + 1)
-            if type(left) is type(right) and left is not None and len(left) + len(right) < MAX_FOLD:  # type: ignore[arg-type]
-                return left + right  # type: ignore[operator]
-            return None
-        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
-            value = self.fold(node.value, depth + 1)
-            step = node.slice.step
-            if value is not None and isinstance(step, ast.UnaryOp) and isinstance(step.operand, ast.Constant) \
-                    and step.operand.value == 1 and node.slice.lower is None and node.slice.upper is None:
-                return value[::-1]
-            return None
-        if isinstance(node, ast.Call):
-            return self._fold_call(node, depth)
-        return None
-
-    def _fold_call(self, node: ast.Call, depth: int) -> str | bytes | None:
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        args = [self.fold(a, depth + 1) for a in node.args]
-        try:
-            if name == "chr" and len(node.args) == 1 and isinstance(node.args[0], ast.Constant):
-                return chr(int(node.args[0].value))
-            if name == "join" and isinstance(func, ast.Attribute) and len(node.args) == 1:
-                sep = self.fold(func.value, depth + 1)
-                items = self._fold_items(node.args[0], depth)
-                if isinstance(sep, str) and items is not None and all(isinstance(i, str) for i in items):
-                    return sep.join(items)  # type: ignore[arg-type]
-                return None
-            if name in ("decode", "encode") and isinstance(func, ast.Attribute):
-                value = self.fold(func.value, depth + 1)
-                if isinstance(value, bytes) and name == "decode":
-                    return value.decode("utf-8", "replace")
-                if isinstance(value, str) and name == "encode":
-                    return value.encode("utf-8")
-                return None
-            if not args or args[0] is None:
-                return None
-            first = args[0]
-            raw = first.encode("latin-1", "ignore") if isinstance(first, str) else first
-            if name in ("b64decode", "decodebytes", "a2b_base64", "urlsafe_b64decode"):
-                return base64.urlsafe_b64decode(raw) if name.startswith("urlsafe") else base64.b64decode(raw + b"=" * (-len(raw) % 4))
-            if name == "b32decode":
-                return base64.b32decode(raw)
-            if name == "b85decode":
-                return base64.b85decode(raw)
-            if name == "a85decode":
-                return base64.a85decode(raw)
-            if name in ("fromhex", "unhexlify", "a2b_hex", "b16decode"):
-                return binascii.unhexlify(re.sub(rb"\s", b"", raw))
-            if name == "decompress" and isinstance(first, bytes):
-                return zlib.decompress(first)[:MAX_FOLD]
-            if name == "decode" and len(args) > 1 and isinstance(args[1], str) and "rot" in args[1] and isinstance(first, str):
-                return codecs.decode(first, "rot13")
-            if name in ("str", "bytes") and len(args) == 1:
-                return first
-        except (ValueError, binascii.Error, zlib.error, TypeError, OverflowError):
-            return None
-        return None
-
-    def _fold_items(self, node: ast.AST, depth: int) -> list[str | bytes | None] | None:
-        if isinstance(node, (ast.List, ast.Tuple)):
-            return [self.fold(e, depth + 1) for e in node.elts]
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "map" \
-                and len(node.args) == 2 and isinstance(node.args[0], ast.Name) and node.args[0].id == "chr":
-            codes = node.args[1]
-            if isinstance(codes, (ast.List, ast.Tuple)) and all(isinstance(e, ast.Constant) and isinstance(e.value, int)
-                                                                for e in codes.elts):
-                return [chr(e.value) for e in codes.elts]  # type: ignore[attr-defined]
-        if isinstance(node, ast.GeneratorExp) and isinstance(node.elt, ast.Call) and isinstance(node.elt.func, ast.Name) \
-                and node.elt.func.id == "chr" and len(node.generators) == 1:
-            codes = node.generators[0].iter
-            if isinstance(codes, (ast.List, ast.Tuple)) and all(isinstance(e, ast.Constant) and isinstance(e.value, int)
-                                                                for e in codes.elts):
-                return [chr(e.value) for e in codes.elts]  # type: ignore[attr-defined]
-        return None
 
     # ------------------------------------------------------------ taint
     def _is_os(self, node: ast.AST) -> bool:
@@ -199,7 +91,7 @@ class _Flows:
                 and node.func.attr == "get" and node.args:
             container = node.value if isinstance(node, ast.Subscript) else node.func.value  # type: ignore[union-attr]
             key = self.fold(node.slice if isinstance(node, ast.Subscript) else node.args[0])  # type: ignore[union-attr]
-            if _dotted(container) == "sys.modules" or self.modules.get(_dotted(container)) == "sys.modules":
+            if dotted_name(container) == "sys.modules" or self.modules.get(dotted_name(container)) == "sys.modules":
                 return key in OS_MODULES
             if isinstance(container, ast.Call) and isinstance(container.func, ast.Name) \
                     and container.func.id in ("globals", "locals", "vars") and not container.args and isinstance(key, str):
@@ -229,7 +121,7 @@ class _Flows:
                 and node.func.attr in ("__getattribute__", "__getattr__") and self._is_os(node.func.value):
             return self.fold(node.args[0]) in ENVIRON_NAMES
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Call) and node.args \
-                and _dotted(node.func.func).split(".")[-1] == "attrgetter" and node.func.args:
+                and dotted_name(node.func.func).split(".")[-1] == "attrgetter" and node.func.args:
             return self._is_os(node.args[0]) and self.fold(node.func.args[0]) in ENVIRON_NAMES
         if isinstance(node, ast.Name) and self.modules.get(node.id, "").split(".")[-1] in ENVIRON_NAMES \
                 and self.modules.get(node.id, "").split(".")[0] in OS_MODULES:
@@ -286,7 +178,7 @@ class _Flows:
     def _call(self, node: ast.Call) -> set[str]:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        dotted = _dotted(func)
+        dotted = dotted_name(func)
         if isinstance(func, ast.Attribute) and self._is_environ(func.value):
             return {"env"} if name in ("copy", "items", "keys", "values", "__iter__") else set()
         if name in ("getenv",):
@@ -341,7 +233,7 @@ class _Flows:
         if name in ("post", "put", "patch", "request", "send", "get", "stream", "ws_connect") and isinstance(node.func, ast.Attribute):
             receiver = node.func.value
             taints = self.expr(receiver) if isinstance(receiver, ast.Name) else set()
-            base = _dotted(receiver).lower()
+            base = dotted_name(receiver).lower()
             return bool(taints & {"inet", "fetched"}) or any(w in base for w in ("session", "client", "http", "conn", "sock", "api"))
         return False
 
@@ -412,7 +304,7 @@ class _Flows:
                 continue
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            dotted = _dotted(func)
+            dotted = dotted_name(func)
             line = node.lineno
             args = [*node.args, *(k.value for k in node.keywords if k.arg not in ("env",))]
             arg_taints: set[str] = set()
@@ -462,7 +354,7 @@ class _Flows:
             line = min(dup2_lines + shells_with_socket)
             result.findings.append(PyFinding(line, "reverse-shell", "dangerous",
                                              "connects a socket to a remote host and hands it a shell", "socket + dup2/shell"))
-        result.inert_spans = self._inert()
+        result.inert_spans = inert_spans(self.tree)
         return result
 
     def _command_taints(self, node: ast.Call, is_exec: bool) -> set[str]:
@@ -497,7 +389,7 @@ class _Flows:
                         and self.expr(node.args[0]) & {"fetched", "decoded"}:
                     files |= self._refs(node.func.value)
                     receiver = node.func.value
-                    if isinstance(receiver, ast.Call) and receiver.args and _dotted(receiver.func).split(".")[-1] in (
+                    if isinstance(receiver, ast.Call) and receiver.args and dotted_name(receiver.func).split(".")[-1] in (
                             "open", "Path", "fdopen", "NamedTemporaryFile"):
                         files |= self._refs(receiver.args[0])  # open("/tmp/x.sh", "w").write(decoded)
                     target = self.parents.get(node)
@@ -525,49 +417,9 @@ class _Flows:
                 return True
         return False
 
-    def _inert(self) -> list[tuple[int, int, int, int]]:
-        spans: list[tuple[int, int, int, int]] = []
-
-        def span(node: ast.AST) -> None:
-            if hasattr(node, "end_lineno") and node.end_lineno is not None:  # type: ignore[attr-defined]
-                spans.append((node.lineno, node.col_offset, node.end_lineno, node.end_col_offset))  # type: ignore[attr-defined]
-
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-                span(node.value)
-            if isinstance(node, ast.Call):
-                for keyword in node.keywords:
-                    if keyword.arg in INERT_KEYWORDS and self._plain_string(keyword.value):
-                        span(keyword.value)
-                name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id \
-                    if isinstance(node.func, ast.Name) else ""
-                if name in INERT_CALLS:
-                    for arg in node.args:
-                        if self._plain_string(arg):
-                            span(arg)
-        return spans
-
-    @staticmethod
-    def _plain_string(node: ast.AST) -> bool:
-        return isinstance(node, ast.Constant) and isinstance(node.value, str) or isinstance(node, ast.JoinedStr)
-
-    source = ""
-    _lines: list[str] | None = None
-
     def segment(self, node: ast.AST) -> str:
-        """The source text of `node`, as `ast.get_source_segment` gives it, without splitting the whole
-        file for every call (only nodes that become findings are cut out)."""
-        if self._lines is None:
-            self._lines = re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", self.source)  # as ast splits
-        start, end = node.lineno - 1, (node.end_lineno or node.lineno) - 1  # type: ignore[attr-defined]
-        if start >= len(self._lines):
-            return ""
-        first = self._lines[start].encode("utf-8")
-        if start == end:
-            return first[node.col_offset:node.end_col_offset].decode("utf-8", "replace")  # type: ignore[attr-defined]
-        last = self._lines[end].encode("utf-8") if end < len(self._lines) else b""
-        return first[node.col_offset:].decode("utf-8", "replace") + "".join(self._lines[start + 1:end]) \
-            + last[:node.end_col_offset].decode("utf-8", "replace")  # type: ignore[attr-defined]
+        """The source text of `node` (for a finding's excerpt)."""
+        return self.segments.cut(node)
 
 
 def analyse(source: str) -> PyAnalysis | None:
@@ -576,26 +428,8 @@ def analyse(source: str) -> PyAnalysis | None:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    flows = _Flows(tree)
-    flows.source = source
+    flows = _Flows(tree, source)
     try:
         return flows.analyse()
     except RecursionError:
         return None
-
-
-def mask(source: str, spans: list[tuple[int, int, int, int]]) -> list[str]:
-    """The source's lines with the inert strings blanked (so line rules do not read help text as code)."""
-    lines = source.splitlines()
-    for start, start_col, end, end_col in spans:
-        for number in range(start, end + 1):
-            if number - 1 >= len(lines):
-                break
-            text = lines[number - 1]
-            # ast columns are UTF-8 byte offsets
-            raw = text.encode("utf-8")
-            lo = start_col if number == start else 0
-            hi = end_col if number == end else len(raw)
-            raw = raw[:lo] + b" " * (hi - lo) + raw[hi:]
-            lines[number - 1] = raw.decode("utf-8", "replace")
-    return lines

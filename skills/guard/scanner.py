@@ -37,7 +37,8 @@ from skills.guard.kinds import (BASH_BINARY_CHECK, BINARY_MAGIC, EXECUTABLE_MAGI
                                 SHELL_LANGS, document_kind, is_python, is_script, is_shell)
 from skills.guard.model import Finding, GuardReport
 from skills.guard.normalise import Removed, fold, visible
-from skills.guard.python_flow import analyse, mask
+from skills.guard.python_flow import analyse
+from skills.guard.python_text import mask
 from skills.guard.rules import block_exfiltration, check_line, git_exfiltration, script_exfiltration
 from skills.guard.shell import ShellReader, decode_base64, decode_escapes, logical_lines
 
