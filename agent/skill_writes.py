@@ -37,7 +37,7 @@ from skills.errors import RefusalKind
 from skills.history import unified_diff
 from skills.library import SkillError, SkillLibrary, SkillRefused, WritePolicy
 from skills.paths import PathEscapeError
-from skills.similar import Deduplicator, Embed, SkillText
+from skills.similar import SkillDeduplicator, Embed, SkillText
 from skills.snapshot import Skill
 from skills.validate import MAX_DESCRIPTION
 from skills.write_policy import Writer
@@ -88,9 +88,9 @@ class SkillChange:
 
 # -- near duplicates -------------------------------------------------------------------------------
 async def near_duplicates(library: SkillLibrary, name: str, text: str,
-                          dedup: Deduplicator | None = None, exclude: tuple[str, ...] = ()) -> list[Skill]:
+                          dedup: SkillDeduplicator | None = None, exclude: tuple[str, ...] = ()) -> list[Skill]:
     """The skills of `library` that the skill `name` with SKILL.md `text` nearly duplicates."""
-    found = await (dedup or Deduplicator()).duplicates(library, SkillText.from_markdown(text, name), exclude=exclude)
+    found = await (dedup or SkillDeduplicator()).duplicates(library, SkillText.from_markdown(text, name), exclude=exclude)
     snapshot = await library.snapshot()
     return [s for s in (snapshot.get(f.name) for f in found) if s is not None]
 
@@ -115,7 +115,7 @@ def checkpoint_policy(max_skill_chars: int = MAX_SKILL_CHARS, *, protect: bool =
 class GuardedSkillManage(Tool):
     """`skill_manage` as a checkpoint may use it (same name and schema as the agent's tool).
 
-    Reads `ctx.services["skill_dedup"]` (a `Deduplicator`, embeddings included when configured)
+    Reads `ctx.services["skill_dedup"]` (a `SkillDeduplicator`, embeddings included when configured)
     and `ctx.services["max_skill_chars"]` when the gateway provides them.
     """
 
@@ -142,7 +142,7 @@ class GuardedSkillManage(Tool):
         if not isinstance(library, SkillLibrary):
             raise ToolError("the skill library is not available")
         dedup = ctx.services.get("skill_dedup")
-        dedup = dedup if isinstance(dedup, Deduplicator) else Deduplicator()
+        dedup = dedup if isinstance(dedup, SkillDeduplicator) else SkillDeduplicator()
         limit = int(ctx.services.get("max_skill_chars") or MAX_SKILL_CHARS)
         if self.mode == "off":
             self._refuse("mode", "skill writes are turned off (learning.auto_skills = off); update memory only",
@@ -161,7 +161,7 @@ class GuardedSkillManage(Tool):
             self._refuse("invalid", str(exc), name, action)
         raise AssertionError("unreachable")
 
-    async def _write(self, ctx: ToolContext, library: SkillLibrary, dedup: Deduplicator, limit: int,
+    async def _write(self, ctx: ToolContext, library: SkillLibrary, dedup: SkillDeduplicator, limit: int,
                      action: str, name: str, args: dict[str, Any]) -> Any:
         description = ""
         if action in ("create", "edit"):
@@ -231,7 +231,7 @@ class GuardedSkillManage(Tool):
                                         else f"{action} {args.get('file_path')}"))
         return result
 
-    async def _propose(self, library: SkillLibrary, dedup: Deduplicator, limit: int, action: str, name: str,
+    async def _propose(self, library: SkillLibrary, dedup: SkillDeduplicator, limit: int, action: str, name: str,
                        args: dict[str, Any], description: str, protected: bool) -> str:
         if self.propose is None:
             raise SkillError("proposals cannot be recorded here")
@@ -248,7 +248,7 @@ class GuardedSkillManage(Tool):
                 "approves it. Continue as if it were accepted.")
 
 
-async def check_proposal(library: SkillLibrary, dedup: Deduplicator, limit: int, action: str, name: str,
+async def check_proposal(library: SkillLibrary, dedup: SkillDeduplicator, limit: int, action: str, name: str,
                          args: dict[str, Any], *, protect: bool = False) -> tuple[str | None, str | None]:
     """Everything a write of this proposal would be refused for, checked now (raises SkillRefused/SkillError).
 

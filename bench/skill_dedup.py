@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from skills.similar import Deduplicator, LexicalModel, SkillText, precision_recall, same_name  # noqa: E402
+from skills.similar import SkillDeduplicator, LexicalModel, SkillText, precision_recall, same_name  # noqa: E402
 
 PAIRS = ROOT / "tests" / "dedup_pairs.json"
 
@@ -36,7 +36,7 @@ def load() -> tuple[dict[str, SkillText], list[list[str]], list[list[str]]]:
     return skills, data["same"], data["different"]
 
 
-async def scores(dedup: Deduplicator, skills: dict[str, SkillText],
+async def scores(dedup: SkillDeduplicator, skills: dict[str, SkillText],
                  pairs: list[list[str]]) -> list[tuple[bool, float, float | None]]:
     model = LexicalModel.from_texts((s.content for s in skills.values()), dedup.background())
     result = []
@@ -49,7 +49,7 @@ async def scores(dedup: Deduplicator, skills: dict[str, SkillText],
 Scored = list[tuple[bool, float, float | None]]
 
 
-def report(label: str, dedup: Deduplicator, same: Scored, different: Scored) -> None:
+def report(label: str, dedup: SkillDeduplicator, same: Scored, different: Scored) -> None:
     precision, recall = precision_recall([dedup.decide(*s) for s in same], [dedup.decide(*s) for s in different])
     print(f"{label:<34} precision {precision:.3f}  recall {recall:.3f}  "
           f"({len(same)} same-procedure pairs, {len(different)} different-procedure pairs)")
@@ -63,7 +63,7 @@ async def main() -> None:
     options = parser.parse_args()
     skills, same_pairs, different_pairs = load()
 
-    lexical = Deduplicator()
+    lexical = SkillDeduplicator()
     started = time.perf_counter()
     same = await scores(lexical, skills, same_pairs)
     different = await scores(lexical, skills, different_pairs)
@@ -74,7 +74,7 @@ async def main() -> None:
     print("  sweep of the lexical threshold:")
     for step in range(30, 62, 3):
         threshold = step / 100
-        swept = Deduplicator(lexical_threshold=threshold)
+        swept = SkillDeduplicator(lexical_threshold=threshold)
         p, r = precision_recall([swept.decide(name, lex, None) for name, lex, _ in same],
                                 [swept.decide(name, lex, None) for name, lex, _ in different])
         print(f"    {threshold:.2f}: precision {p:.3f} recall {r:.3f}")
@@ -87,7 +87,7 @@ async def main() -> None:
         model, api_base = "openai/fake-embedding", server.base_url
     try:
         from agent.skill_writes import litellm_embedder
-        embedded = Deduplicator(embed=litellm_embedder(model, api_base=api_base, api_key=options.api_key))
+        embedded = SkillDeduplicator(embed=litellm_embedder(model, api_base=api_base, api_key=options.api_key))
         started = time.perf_counter()
         same = await scores(embedded, skills, same_pairs)
         different = await scores(embedded, skills, different_pairs)

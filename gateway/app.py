@@ -51,7 +51,7 @@ from gateway.dispatcher import Dispatcher, ShuttingDown
 from gateway.home import Home
 from gateway.inbox import GAVE_UP_NOTICE, INTERRUPTED_NOTICE, MAX_ATTEMPTS, Inbox
 from gateway.logging_setup import log_context
-from gateway.message_dedup import Deduplicator, dedup_key
+from gateway.message_dedup import MessageDeduplicator, dedup_key
 from gateway.metrics import Metrics
 from gateway.model_check import ModelCheck, check_model
 from gateway.outbox import relay_outbox
@@ -138,7 +138,7 @@ class Gateway:
     async def _start_components(self, runtime: Runtime, auth: TokenAuth | None) -> None:
         self.pairing = Pairing(runtime.store)
         self.access = AccessControl(self.router, self.pairing)
-        self.dedup = Deduplicator(runtime.store)
+        self.dedup = MessageDeduplicator(runtime.store)
         self.inbox = Inbox(runtime.store)
         self.delivery = Delivery(runtime.store, self.metrics, self._retry_policy)
         self.dispatcher = Dispatcher(runtime, self.metrics, cache_size=self._cache_size,

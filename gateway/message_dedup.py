@@ -20,7 +20,9 @@ def dedup_key(message: InboundMessage) -> str:
     return message.dedup_key or f"{message.chat_id}:{message.message_id}"
 
 
-class Deduplicator:
+class MessageDeduplicator:
+    """Drops platform redeliveries: a message (update, event, message id) is taken once."""
+
     def __init__(self, store: StateStore, *, keep_seconds: float = DEFAULT_KEEP) -> None:
         self.store = store
         self.keep_seconds = keep_seconds

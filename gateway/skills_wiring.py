@@ -23,7 +23,7 @@ from skills.index_prompt import HEADER, MAX_ENTRIES, IndexSelector, entry_line, 
 from skills.library import SkillError, SkillLibrary, Snapshot
 from skills.search import estimate_tokens
 from skills.paths import safe_join
-from skills.similar import Deduplicator
+from skills.similar import SkillDeduplicator
 from skills.validate import name_problems
 
 log = logging.getLogger(__name__)
@@ -153,13 +153,13 @@ class SkillsPromptSection:
         return used <= self.budget_tokens
 
 
-def deduplicator(settings: SkillsConfig) -> Deduplicator:
+def deduplicator(settings: SkillsConfig) -> SkillDeduplicator:
     """The near-duplicate check for reviews, proposals and the curator (embeddings when configured)."""
     if not settings.embedding_model:
-        return Deduplicator()
+        return SkillDeduplicator()
     from agent.skill_writes import litellm_embedder
 
-    return Deduplicator(embed=litellm_embedder(settings.embedding_model, api_base=settings.embedding_api_base,
+    return SkillDeduplicator(embed=litellm_embedder(settings.embedding_model, api_base=settings.embedding_api_base,
                                                api_key=settings.embedding_api_key))
 
 

@@ -170,7 +170,7 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 @dataclass
-class Deduplicator:
+class SkillDeduplicator:
     """Finds near duplicates of a skill in a library (one per gateway or CLI run; holds caches)."""
 
     embed: Embed | None = None

@@ -18,7 +18,7 @@ from agent.skill_writes import (
     litellm_embedder,
 )
 from skills.library import SkillLibrary, SkillRefused, WritePolicy
-from skills.similar import Deduplicator, LexicalModel, SkillText, precision_recall, same_name
+from skills.similar import SkillDeduplicator, LexicalModel, SkillText, precision_recall, same_name
 from tests.fakes.model_server import FakeModelServer
 from tests.trust_support import REWORDINGS, ROTATE, SHIP, skill
 
@@ -33,7 +33,7 @@ def labelled() -> tuple[dict[str, SkillText], list[list[str]], list[list[str]]]:
 async def test_the_labelled_set_meets_the_targets_lexical_only() -> None:
     skills, same, different = labelled()
     assert len(same) >= 40 and len(different) >= 40
-    dedup = Deduplicator()
+    dedup = SkillDeduplicator()
     model = LexicalModel.from_texts((s.content for s in skills.values()), dedup.background())
 
     async def decided(pairs: list[list[str]]) -> list[bool]:
@@ -51,7 +51,7 @@ def test_names_of_the_same_words_are_the_same_skill() -> None:
 
 async def test_embeddings_go_through_litellm_and_are_cached(model_server: FakeModelServer) -> None:
     embed = litellm_embedder("openai/fake-embedding", api_base=model_server.base_url, api_key="sk-test")
-    dedup = Deduplicator(embed=embed)
+    dedup = SkillDeduplicator(embed=embed)
     model = LexicalModel.from_texts([ROTATE, SHIP], dedup.background())
     candidate = SkillText.from_markdown(REWORDINGS[0])
     first = await dedup.compare(candidate, [SkillText.from_markdown(ROTATE), SkillText.from_markdown(SHIP)], model)
@@ -68,7 +68,7 @@ async def test_the_review_sees_only_relevant_skills(tmp_path: Path) -> None:
     library = SkillLibrary(tmp_path / "lib", rescan_interval=0)
     await library.create("rotate-nginx-logs", ROTATE, "ops")
     await library.create("ship-nginx-logs", SHIP, "ops")
-    dedup = Deduplicator()
+    dedup = SkillDeduplicator()
     assert [n for n, _ in await dedup.relevant(library, "the disk of web1 is full of nginx access logs")][0] \
         == "rotate-nginx-logs"
     assert await dedup.relevant(library, "write a birthday poem for my aunt") == []
@@ -112,7 +112,7 @@ async def test_a_review_s_supporting_file_is_limited_by_the_same_policy(tmp_path
     assert refused.value.kind == "size" and "references/notes.md" in str(refused.value)
     assert not (await library.get("rotate-nginx-logs")).folder.joinpath("references").exists()
     with pytest.raises(SkillRefused):  # a proposal of it is refused before it is recorded
-        await check_proposal(library, Deduplicator(), MAX_SKILL_CHARS, "write_file", "rotate-nginx-logs",
+        await check_proposal(library, SkillDeduplicator(), MAX_SKILL_CHARS, "write_file", "rotate-nginx-logs",
                              {"file_path": "references/notes.md", "file_content": "x" * (MAX_FILE_CHARS + 1)})
     await library.write_file("rotate-nginx-logs", "references/notes.md", "x" * MAX_FILE_CHARS, "review",
                              checkpoint_policy())
@@ -162,7 +162,7 @@ async def test_an_unreachable_embedding_model_falls_back_to_lexical() -> None:
     async def broken(texts: list[str]) -> list[list[float]]:
         raise ConnectionError("embedding endpoint down")
 
-    dedup = Deduplicator(embed=broken)
+    dedup = SkillDeduplicator(embed=broken)
     model = LexicalModel.from_texts([ROTATE, SHIP], dedup.background())
     [match] = await dedup.compare(SkillText.from_markdown(REWORDINGS[0]), [SkillText.from_markdown(ROTATE)], model)
     assert match.duplicate and match.semantic is None

@@ -30,7 +30,7 @@ from typing import Any
 from agent.skill_writes import checkpoint_policy
 from skills.document import SkillFormatError, parse
 from skills.library import Skill, SkillError, SkillLibrary
-from skills.similar import Deduplicator, SkillText
+from skills.similar import SkillDeduplicator, SkillText
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _rank(skill: Skill) -> tuple[int, str, str]:
     return (-skill.use_count, skill.document.metadata.get("created", "~"), skill.name)
 
 
-async def plan(library: SkillLibrary, dedup: Deduplicator) -> list[Group]:
+async def plan(library: SkillLibrary, dedup: SkillDeduplicator) -> list[Group]:
     """Groups of near duplicates (and skills with appended notes) in `library`."""
     snapshot = await library.snapshot(force=True)
     parent: dict[str, str] = {}
@@ -132,7 +132,7 @@ def _answer_text(answer: str) -> str:
     return match.group(1).strip() + "\n" if match else text + "\n"
 
 
-async def curate(library: SkillLibrary, dedup: Deduplicator, complete: Complete | None, *, apply: bool,
+async def curate(library: SkillLibrary, dedup: SkillDeduplicator, complete: Complete | None, *, apply: bool,
                  max_skill_chars: int, allow_protected: bool, origin: str = "curator") -> CurateReport:
     """Plan, and with `apply` ask the model for each group and write the result."""
     groups = await plan(library, dedup)
@@ -222,7 +222,7 @@ async def run_scheduled(runtime: Any, learning: Any) -> list[CurateReport]:
     for team in teams:
         try:
             library = await learning.library_for(team)
-            dedup = runtime.services.get("skill_dedup") or Deduplicator()
+            dedup = runtime.services.get("skill_dedup") or SkillDeduplicator()
             report = await curate(library, dedup, llm_complete(learning.llm), apply=True,
                                   max_skill_chars=runtime.config.skills.max_skill_chars, allow_protected=False,
                                   origin="curator (scheduled)")

@@ -140,13 +140,13 @@ class LearningLog:
 
     async def _check_pending_creates(self, team: str, name: str, content: str) -> None:
         """A create that is the same procedure as a create already waiting is refused (not piled up)."""
-        from skills.similar import Deduplicator, LexicalModel, SkillText
+        from skills.similar import SkillDeduplicator, LexicalModel, SkillText
 
         waiting = [p for p in await self.proposals("pending", 200, team=team) if p.kind == "skill"
                    and p.action == "create"]
         if not waiting:
             return
-        dedup = Deduplicator()
+        dedup = SkillDeduplicator()
         others = [SkillText.from_markdown(str(p.arguments.get("content") or ""), p.skill) for p in waiting]
         model = LexicalModel.from_texts([o.content for o in others], dedup.background())
         for match in await dedup.compare(SkillText.from_markdown(content, name), others, model):
@@ -212,7 +212,7 @@ async def apply_proposal(log: LearningLog, library_for: LibraryFor, proposal_id:
     them is marked `refused` with the reason and nothing is written.
     """
     from agent.skill_writes import MAX_SKILL_CHARS, check_proposal, checkpoint_policy
-    from skills.similar import Deduplicator
+    from skills.similar import SkillDeduplicator
 
     decider = _decider(by)
     proposal = await _pending(log, proposal_id, decider)
@@ -229,7 +229,7 @@ async def apply_proposal(log: LearningLog, library_for: LibraryFor, proposal_id:
     origin = f"checkpoint:{proposal.checkpoint_id or '?'} approved by {decider.label}"
     name = proposal.skill
     try:
-        await check_proposal(library, dedup if isinstance(dedup, Deduplicator) else Deduplicator(), limit,
+        await check_proposal(library, dedup if isinstance(dedup, SkillDeduplicator) else SkillDeduplicator(), limit,
                              proposal.action, name, proposal.arguments)
         before = await skill_text(library, name)
         policy = checkpoint_policy(limit, protect=False)

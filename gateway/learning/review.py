@@ -24,7 +24,7 @@ from skills.index_prompt import HEADER as INDEX_HEADER
 from skills.index_prompt import render as render_index
 from skills.index_prompt import select as select_index
 from skills.library import SkillError, SkillLibrary, SkillRefused
-from skills.similar import Deduplicator
+from skills.similar import SkillDeduplicator
 
 SIMILAR_SKILLS = 5
 
@@ -132,9 +132,9 @@ class Reviewer:
 
         return {"memory_proposer": propose}
 
-    def _dedup(self) -> Deduplicator:
+    def _dedup(self) -> SkillDeduplicator:
         dedup = self.runtime.services.get("skill_dedup")
-        return dedup if isinstance(dedup, Deduplicator) else Deduplicator()
+        return dedup if isinstance(dedup, SkillDeduplicator) else SkillDeduplicator()
 
 
 def message_text(content: Any) -> str:
