@@ -4,10 +4,10 @@ Every message for a session goes into that session's queue; a worker task runs t
 turns one after another and goes away when the queue is empty, so an idle session costs nothing
 here. Messages that arrive while a turn runs are answered next, in order, never dropped.
 `/stop` sets the running turn's interrupt event and says nothing itself: the stopped turn's answer
-ends with "Stopped.", the one word the user sees about it ("Nothing is running." when idle). The global limit on concurrent model calls is
-the LLMClient's semaphore; since a session never has more than one turn (hence one model call)
-in flight, a busy session cannot take more than one slot, and the semaphore's FIFO wake-up
-order keeps sessions fair.
+ends with "Stopped.", the one word the user sees about it ("Nothing is running." when idle). The
+global limit on concurrent model calls is the LLMClient's semaphore; since a session never has
+more than one turn (hence one model call) in flight, a busy session cannot take more than one
+slot, and the semaphore's FIFO wake-up order keeps sessions fair.
 
 A session without a title is named after its first message as the user typed it (the first
 line, at most `TITLE_CHARS` characters, secrets masked), so the dashboard and the web chat's list

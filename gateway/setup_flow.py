@@ -63,7 +63,8 @@ class SetupChoices:
     platform_token: str = ""
     platform_user: str = ""
     extra_secrets: dict[str, str] = field(default_factory=dict)
-    stored_secrets: dict[str, str] = field(default_factory=dict)  # secrets.env as it is: a key kept there counts
+    # secrets.env as it is: a key kept there counts as given
+    stored_secrets: dict[str, str] = field(default_factory=dict)
 
 
 def model_name(provider: Provider, typed: str) -> str:
@@ -102,7 +103,8 @@ def resolve(choices: SetupChoices) -> tuple[dict[str, Any], dict[str, str]]:
     if provider.key_env and key:
         secrets[provider.key_env] = key
         model["api_key"] = "${" + provider.key_env + "}"
-    elif provider.key_env and not (os.environ.get(provider.key_env) or choices.stored_secrets.get(provider.key_env)):
+    elif provider.key_env and not (os.environ.get(provider.key_env)
+                                   or choices.stored_secrets.get(provider.key_env)):
         raise SetupError(f"{provider.label} needs an API key: pass --api-key or export {provider.key_env}")
     elif provider.key_env:
         model["api_key"] = "${" + provider.key_env + "}"

@@ -53,7 +53,8 @@ async def test_an_api_base_without_v1_gets_a_hint_about_v1(home: Path, model_ser
     (400, "check [model] name and its settings"),      # a bad request
 ])
 async def test_a_permanent_model_error_tells_the_chat_user_it_is_a_configuration_problem(
-        home: Path, model_server: FakeModelServer, caplog: pytest.LogCaptureFixture, status: int, to_set: str) -> None:
+        home: Path, model_server: FakeModelServer, caplog: pytest.LogCaptureFixture, status: int,
+        to_set: str) -> None:
     model_server.add(*[fault(status)] * 3)
     gateway, _ = await start_gateway(home, model_config(model_server, max_retries=2) + api_section(), platforms=())
     client = openai.AsyncOpenAI(base_url=gateway.url + "v1", api_key=TOKEN, max_retries=0)
@@ -66,8 +67,9 @@ async def test_a_permanent_model_error_tells_the_chat_user_it_is_a_configuration
         assert len(model_server.requests) == 1  # waiting does not fix it: not retried
         # the admin reads in the gateway's log what to set
         [line] = [r.getMessage() for r in caplog.records if "a configuration problem" in r.getMessage()]
-        assert f"({status}, model openai/fake-model)" in line or f"({status}) to model openai/fake-model" in line \
-            or f"model openai/fake-model ({status})" in line, line
+        named = (f"({status}, model openai/fake-model)", f"({status}) to model openai/fake-model",
+                 f"model openai/fake-model ({status})")
+        assert any(n in line for n in named), line
         assert to_set in line, line
     finally:
         await client.close()

@@ -33,7 +33,8 @@ def test_the_first_screen_comes_in_the_order_a_new_user_needs_it() -> None:
     assert headings[len(first)] == "How it learns"  # internals come after the first hour's questions
     start = section("Start")
     assert start.count("```sh") == 2  # the two commands
-    assert "hermes gateway" in start and "pytest" in start and "minutes" in start  # and how long the tests take
+    # and how long the tests take
+    assert "hermes gateway" in start and "pytest" in start and "minutes" in start
     assert "grep HERMES_API_TOKEN ~/.hermes/secrets.env" in section("Log in to the web chat")
     trouble = section("Troubleshooting")
     for needed in ("~/.hermes/logs/hermes.jsonl", "hermes doctor", "openai/gpt4o-mini", "/v1", "[api] port"):
@@ -43,8 +44,14 @@ def test_the_first_screen_comes_in_the_order_a_new_user_needs_it() -> None:
 CONFIGS = re.findall(r"```toml\n(.*?)```", section("Point it at a model"), re.DOTALL)
 
 
+def model_name(config: str) -> str:
+    found = re.search(r'^name = "([^"]+)"', config, re.MULTILINE)
+    assert found is not None, config
+    return found.group(1)
+
+
 def test_it_shows_the_three_minimal_configs() -> None:
-    names = [re.search(r'^name = "([^"]+)"', c, re.MULTILINE).group(1) for c in CONFIGS]  # type: ignore[union-attr]
+    names = [model_name(c) for c in CONFIGS]
     assert len(CONFIGS) == 3 and names[0].startswith("openai/")
     assert names[1].startswith("ollama_chat/")  # ollama/ has no tools
     assert 'api_base = "http://localhost:8000/v1"' in CONFIGS[2] and 'api_key = "dummy"' in CONFIGS[2]
@@ -58,8 +65,7 @@ async def test_each_minimal_config_is_one_the_gateway_accepts(index: int, tmp_pa
     (home / "secrets.env").write_text("OPENAI_API_KEY=sk-from-secrets\n", encoding="utf-8")
     (home / "secrets.env").chmod(0o600)
     code, out, err = await hermes("config", "check", home=home)
-    name = re.search(r'^name = "([^"]+)"', CONFIGS[index], re.MULTILINE).group(1)  # type: ignore[union-attr]
-    assert code == 0 and f"model: {name}" in out, err
+    assert code == 0 and f"model: {model_name(CONFIGS[index])}" in out, err
 
 
 async def test_the_tap_syntax_it_gives_is_the_commands(home: Path) -> None:

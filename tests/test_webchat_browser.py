@@ -255,14 +255,16 @@ async def test_stop_says_stopped_once(env: Env, page: Any) -> None:
     await shot(page, "stopped")
 
 
-async def test_a_refused_key_is_an_error_bubble_that_names_a_configuration_problem(env: Env, page: Any) -> None:
+async def test_a_refused_key_is_an_error_bubble_that_names_a_configuration_problem(
+        env: Env, page: Any) -> None:
     env.model.add(fault(401), purpose="chat")
     await send(page, "hello?")
     answer = page.locator(".msg.bot.error").last
     await answer.wait_for()
     await page.wait_for_function("() => !document.body.classList.contains('busy')")
     shown = await answer.locator(".body").evaluate("element => element.textContent")
-    assert shown.startswith("I can't answer: my model refused the request because of a configuration problem"), \
-        repr(shown)  # the message itself first: no blank line before it
+    # the message itself first: no blank line before it
+    assert shown.startswith("I can't answer: my model refused the request because of a configuration "
+                            "problem"), repr(shown)
     assert "trying again will not help" in shown and "try again in a moment" not in shown
     await shot(page, "model-refused")

@@ -143,7 +143,8 @@ async def _run(input_path: Path, workers: int, checkpoint: Path, model: str | No
         runner = BatchRunner(settings, llm, store, Redactor.from_environ())
         done_before = store.completed_ids()
         to_run = sum(1 for item in selected if item.id not in done_before)
-        click.echo(f"hermes: {plural(len(selected), 'prompt')} selected, {len(selected) - to_run} already done, "
+        click.echo(f"hermes: {plural(len(selected), 'prompt')} selected, "
+                   f"{len(selected) - to_run} already done, "
                    f"{to_run} to run with {plural(workers, 'worker')}", err=True)
         progress = _progress(err)
         task_id = progress.add_task("batch", total=to_run, ok=0, failed=0)

@@ -61,7 +61,8 @@ def log_command(limit: int, session_id: str | None, as_json: bool, config_path: 
         return
     if split:
         click.echo("Tokens by purpose, last 24 hours: " + ", ".join(
-            f"{p} {u['prompt_tokens']}+{u['completion_tokens']} ({plural(u['calls'], 'call')})" for p, u in split.items()))
+            f"{p} {u['prompt_tokens']}+{u['completion_tokens']} ({plural(u['calls'], 'call')})"
+            for p, u in split.items()))
     if not entries:
         click.echo("No checkpoints yet.")
         return

@@ -70,7 +70,8 @@ def show(team: str, user: str, platform: str, as_json: bool, config_path: Path |
     for row in rows:
         who = f" for {row['platform']}:{row['user_id']}" if row["name"] == "USER.md" else (
             f" (team {row['team']})" if row["team"] else "")
-        click.echo(f"{row['name']}{who}: {row['chars']}/{row['limit']} characters, {plural(len(row['entries']), 'entry', 'entries')} "
+        entries = plural(len(row["entries"]), "entry", "entries")
+        click.echo(f"{row['name']}{who}: {row['chars']}/{row['limit']} characters, {entries} "
                    f"({row['path']})")
         for entry in row["entries"]:
             click.echo(f"  - {entry['date'] + ' ' if entry['date'] else ''}{entry['text']}")

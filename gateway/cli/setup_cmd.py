@@ -40,7 +40,8 @@ def _choose_provider(value: str | None, interactive: bool, current: str = "") ->
         raise click.UsageError("--provider is required with --yes")
     click.echo("Which model provider?", err=True)
     for number, key in enumerate(PROVIDER_CHOICES, start=1):
-        click.echo(f"  {number}. {PROVIDERS[key].label} ({key})" + ("  (now)" if key == current else ""), err=True)
+        now = "  (now)" if key == current else ""
+        click.echo(f"  {number}. {PROVIDERS[key].label} ({key}){now}", err=True)
     default = str(PROVIDER_CHOICES.index(current) + 1) if current in PROVIDER_CHOICES else "1"
     picked = click.prompt("Number or name", default=default, err=True).strip().lower()
     if picked.isdigit() and 1 <= int(picked) <= len(PROVIDER_CHOICES):
@@ -86,8 +87,8 @@ def setup(provider: str | None, model: str | None, api_base: str | None, api_key
     same = provider == now_provider
     model = _ask(model, "Model", default=now_model if same else chosen.model, interactive=interactive)
     if chosen.api_base or api_base:
-        api_base = _ask(api_base, "Server URL (api_base)", default=now_base if same and now_base else chosen.api_base,
-                        interactive=interactive)
+        api_base = _ask(api_base, "Server URL (api_base)", interactive=interactive,
+                        default=now_base if same and now_base else chosen.api_base)
     if chosen.key_env and api_key is None and interactive:
         where = "the environment" if os.environ.get(chosen.key_env) else \
             str(home.secrets_file) if stored.get(chosen.key_env) else ""

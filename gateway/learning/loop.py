@@ -273,7 +273,8 @@ class LearningLoop:
 
     async def _attempt(self, review_id: int, session: SessionRecord
                        ) -> tuple[int | None, list[SkillChange], list[dict[str, Any]]]:
-        """Run one review: its checkpoint id, the skill changes to announce and its memory writes (as logged)."""
+        """Run one review: its checkpoint id, the skill changes to announce and its memory writes
+        (as the learning log holds them)."""
         # the claim and the budget check are one store transaction: two processes never run one
         # review, and a team's spent budget defers its reviews in every process
         budget = self.settings.daily_token_budget
