@@ -195,13 +195,19 @@ async def test_photos_are_downloaded_and_oversized_files_are_not(tg: FakeTelegra
         await adapter.stop()
 
 
-async def test_commands_typing_and_restart_without_redelivery(tg: FakeTelegramServer) -> None:
+async def test_commands_typing_and_restart_without_redelivery(tg: FakeTelegramServer,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
     inbox = Inbox()
     adapter = make_adapter(tg, inbox)
     await adapter.start()
     too_long = "a-skill-whose-name-is-longer-than-telegram-allows"
-    await adapter.set_commands([("help", "Show help"), ("new", "Start over"), ("skill-name", "a skill"),
-                                (too_long, "left out")])
+    also_long = "another-skill-whose-name-is-far-too-long-for-it"
+    with caplog.at_level("INFO", logger="adapters.telegram"):
+        await adapter.set_commands([("help", "Show help"), ("new", "Start over"), ("skill-name", "a skill"),
+                                    (too_long, "left out"), (also_long, "left out too")])
+    # the names that cannot be listed are one line, not one line each
+    [left_out] = [r.getMessage() for r in caplog.records if "cannot be in the command menu" in r.getMessage()]
+    assert left_out.startswith("telegram: 2 command(s)") and too_long in left_out and also_long in left_out
     # Telegram takes no dashes in command names: the skill is listed as /skill_name (which runs it)
     assert tg.commands == [{"command": "help", "description": "Show help"},
                            {"command": "new", "description": "Start over"},
