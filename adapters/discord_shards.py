@@ -32,13 +32,6 @@ IdentifyGate = Callable[[int], Awaitable[None]]
 IDENTIFY_WINDOW = 5.0          # Discord: max_concurrency IDENTIFYs per 5 seconds
 
 
-def shard_of(guild_id: int | None, shard_count: int) -> int:
-    """The shard whose connection receives a guild's events (DMs: shard 0), as Discord computes it."""
-    if guild_id is None or shard_count <= 1:
-        return 0
-    return (guild_id >> 22) % shard_count
-
-
 class GatedClient(discord.Client):
     """A discord.py client whose every IDENTIFY first asks `gate(shard_id)` when one is set
     (`identify_gate` may be set after the client is made, once the store is open)."""

@@ -58,11 +58,6 @@ def log_context(session: str = "", platform: str = "") -> Iterator[None]:
         _session.reset(tokens[0])
 
 
-def current_context() -> tuple[str, str]:
-    """(session, platform) in effect here."""
-    return _session.get(), _platform.get()
-
-
 class ContextFilter(logging.Filter):
     """Adds `session` and `platform` attributes to every record (empty outside a turn)."""
 

@@ -88,9 +88,6 @@ class TurnClaims:
         the claims for the other processes)."""
         self.accepting = False
 
-    def holds(self, key: str) -> bool:
-        return key in self._held
-
     def wake(self, key: str) -> None:
         """Another process wrote something for `key` (a /stop): tick now if the session is held here."""
         if key in self._held:

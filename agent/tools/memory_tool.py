@@ -13,7 +13,7 @@ Changes are visible at once through this tool and reach the system prompt in the
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Literal
 
 from agent.memory import Change, MemoryOpError, MemoryStore, Scope
 from agent.tools.registry import ToolContext, ToolError, tool
@@ -73,7 +73,3 @@ async def memory(ctx: ToolContext, action: Literal["add", "replace", "remove"],
     file_name = "MEMORY.md" if target == "memory" else "USER.md"
     used = len(change.after or "")
     return f"{action} done in {file_name} ({used}/{limit} characters used)."
-
-
-def memory_tools() -> list[Any]:
-    return [memory]

@@ -163,9 +163,6 @@ class ToolRegistry:
     def schemas(self) -> list[dict[str, Any]]:
         return [t.schema() for t in self._tools.values()]
 
-    def without(self, *names: str) -> ToolRegistry:
-        return ToolRegistry([t for n, t in self._tools.items() if n not in names])
-
     def only(self, names: list[str]) -> ToolRegistry:
         return ToolRegistry([t for n, t in self._tools.items() if n in names])
 

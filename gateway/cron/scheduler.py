@@ -134,11 +134,6 @@ class CronScheduler:
         if self._started:
             self._add_callback_job(name)
 
-    def remove_callback(self, name: str) -> None:
-        self._callbacks.pop(name, None)
-        if self._aps.get_job(f"internal:{name}") is not None:
-            self._aps.remove_job(f"internal:{name}")
-
     def _add_callback_job(self, name: str) -> None:
         schedule, _ = self._callbacks[name]
 
@@ -302,7 +297,3 @@ class CronScheduler:
         if task is None:
             raise JobBusy(f"job {job.id} is running right now; it never runs twice at once")
         return task
-
-    def next_fire(self, job_id: str) -> datetime | None:
-        aps_job = self._aps.get_job(job_id)
-        return aps_job.next_run_time if aps_job is not None else None

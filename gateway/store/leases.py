@@ -110,14 +110,6 @@ class LeasesStore:
                     duty=duty, owner=owner, generation=1, expires_at=now + ttl, heartbeat_at=now))
             return int(await self.db.scalar(sa.select(leases.c.generation).where(leases.c.duty == duty)))
 
-    async def renew_lease(self, duty: str, owner: str, generation: int, ttl: float) -> bool:
-        now = time.time()
-        result = await self.db.execute(
-            sa.update(leases).where(leases.c.duty == duty, leases.c.owner == owner,
-                                    leases.c.generation == generation)
-            .values(expires_at=now + ttl, heartbeat_at=now))
-        return bool(result.rowcount)
-
     async def renew_leases(self, owner: str, generations: dict[str, int], ttl: float) -> set[str]:
         """Renew every lease `owner` holds in one statement; the duties whose row still named it
         under the given generation (the others were taken over)."""

@@ -129,13 +129,6 @@ class SkillsStore:
                 files[row.file] = row.digest
         return found
 
-    async def skill_version_count(self, library: str | None = None) -> int:
-        query = sa.select(sa.func.count()).select_from(skill_versions)
-        if library is not None:
-            query = query.where(V.library == library)
-        return int(await self.db.scalar(query) or 0)
-
-
 class LibraryVersions:
     """`SkillVersionStore` of one library over the store's skill tables."""
 
