@@ -42,7 +42,7 @@ from agent.llm import LLMError
 from agent.loop import TurnResult
 from agent.speakers import attribute
 from agent.tools.registry import deny_all
-from gateway.commands import IMMEDIATE, Command, CommandContext, Commands, parse_command
+from gateway.commands import IMMEDIATE, CommandContext, Commands, parse_command
 from gateway.metrics import Metrics
 from gateway.runtime import Runtime
 from gateway.sessions import SessionService, TurnInput

@@ -3,7 +3,6 @@ the library) that says what is wrong, and a refused write leaves the stored skil
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from hypothesis import given, seed
