@@ -135,3 +135,13 @@ async def test_whoami_json(home: Path) -> None:
     code, out, err = await hermes("whoami", "--json", home=home)
     assert code == 0 and '"id": "cli:local"' in out and '"exists": false' in out
     assert TOKEN not in out
+
+
+async def test_config_check_says_what_a_model_name_without_a_provider_needs(home: Path) -> None:
+    write_config(home, '[model]\nname = "gpt4o-mini"\n' + api_section())
+    code, out, err = await hermes("config", "check", home=home)
+    assert code == 0, err                              # the gateway starts with it (and says so too)
+    assert "warning: [model] name 'gpt4o-mini' names no provider" in out and '"openai/gpt4o-mini"' in out
+    write_config(home, '[model]\nname = "openai/gpt-4o-mini"\n' + api_section())
+    code, out, _ = await hermes("config", "check", home=home)
+    assert code == 0 and "warning" not in out

@@ -37,6 +37,25 @@ def check(config_path: Path | None) -> None:
     where = str(file) if file.exists() else f"{file} (not present: defaults)"
     click.echo(f"ok: {where}")
     click.echo(f"  model: {cfg.model.name or '(not configured)'}")
+    hint = _model_name_hint(cfg.model.name, cfg.model.api_base)
+    if hint:
+        click.echo(f"  warning: {hint}")
     enabled = [name for name in ("telegram", "discord", "slack") if getattr(cfg, name).enabled]
     click.echo(f"  platforms: {', '.join(enabled) or 'none'}; api: "
                f"{'http://%s:%d' % (cfg.api.host, cfg.api.port) if cfg.api.enabled else 'off'}")
+
+
+def _model_name_hint(name: str, api_base: str) -> str:
+    """A model name LiteLLM cannot route (no provider, e.g. `gpt4o-mini`): the gateway starts, but
+    every call fails before a request is sent, so say what the name needs."""
+    if not name:
+        return ""
+    import litellm  # only here: `hermes --help` and the other config commands stay quick
+
+    from agent.provider_errors import no_provider_message
+
+    try:
+        litellm.get_llm_provider(name)
+    except Exception:  # noqa: BLE001 - LiteLLM's BadRequestError: no provider it knows
+        return no_provider_message(name, api_base)
+    return ""
