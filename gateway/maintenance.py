@@ -31,6 +31,7 @@ class MaintenanceReport:
     sessions_pruned: int = 0
     messages_deleted: int = 0
     tool_calls_deleted: int = 0
+    responses_deleted: int = 0
     pages_freed: int = 0
     switched_to_incremental: bool = False
     outbox_forgotten: int = 0
@@ -38,7 +39,7 @@ class MaintenanceReport:
 
 
 async def prune_transcripts(store: StateStore, retention_days: int, *, now: float | None = None) -> MaintenanceReport:
-    """Delete transcripts older than `retention_days`; usage is kept."""
+    """Delete transcripts older than `retention_days` (stored /v1/responses with them); usage is kept."""
     report = MaintenanceReport()
     if retention_days <= 0:
         return report
@@ -47,6 +48,7 @@ async def prune_transcripts(store: StateStore, retention_days: int, *, now: floa
     report.sessions_pruned = counts.sessions_pruned
     report.messages_deleted = counts.messages_deleted
     report.tool_calls_deleted = counts.tool_calls_deleted
+    report.responses_deleted = counts.responses_deleted
     return report
 
 
@@ -72,9 +74,10 @@ async def run_maintenance(store: StateStore, settings: StoreConfig, *, now: floa
     await store.pace_prune(now - DAY)        # an idle chat's pacing row: its next send paces from now anyway
     await reclaim_space(store, vacuum_pages=vacuum_pages, report=report)
     report.seconds = time.monotonic() - started
-    log.info("store maintenance: %d old sessions pruned (%d messages, %d tool calls), %d finished outbox rows "
-             "forgotten, %d pages freed, %.2fs", report.sessions_pruned, report.messages_deleted,
-             report.tool_calls_deleted, report.outbox_forgotten, report.pages_freed, report.seconds)
+    log.info("store maintenance: %d old sessions pruned (%d messages, %d tool calls), %d stored API responses "
+             "pruned, %d finished outbox rows forgotten, %d pages freed, %.2fs", report.sessions_pruned,
+             report.messages_deleted, report.tool_calls_deleted, report.responses_deleted,
+             report.outbox_forgotten, report.pages_freed, report.seconds)
     return report
 
 

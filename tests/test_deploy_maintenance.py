@@ -73,8 +73,17 @@ async def test_prune_removes_old_transcripts_only(home: Path) -> None:
         await store.compact_messages(old_active.id, 1, 1, {"role": "system", "content": "summary of message 0"})
         await _age(store, old_active.id, archived=False, age_days=100)
         totals_before = await store.usage_since(0)
+        # stored /v1/responses hold whole conversations: the old one goes, the recent one stays
+        day = 86_400
+        for rid, age in (("resp_old", 100), ("resp_new", 5)):
+            await store.api_response_save({"id": rid, "created_at": time.time() - age * day},
+                                          [{"role": "user", "content": f"{rid} question"}], token_id="tok")
 
         report = await prune_transcripts(store, 30)
+        assert await store.api_response("resp_old", token_id="tok") is None
+        kept = await store.api_response("resp_new", token_id="tok")
+        assert kept is not None and kept.messages == [{"role": "user", "content": "resp_new question"}]
+        assert report.responses_deleted == 1
 
         assert await _transcript(store, old_archived.id) == (0, 0)
         assert await store.get_session(old_archived.id) is not None  # the session row stays

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from gateway.store.database import Database
-from gateway.store.schema import learning_reviews, messages, sessions, tool_calls
+from gateway.store.schema import api_responses, learning_reviews, messages, sessions, tool_calls
 
 INCREMENTAL = 2
 FINISHED_REVIEWS = ("done", "failed", "capped", "merged")
@@ -36,6 +36,7 @@ class PruneCounts:
     sessions_pruned: int
     messages_deleted: int
     tool_calls_deleted: int
+    responses_deleted: int = 0        # stored /v1/responses (each holds its whole conversation)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ class MaintenanceStore:
         await self.db.execute(learning_reviews.update().where(
             learning_reviews.c.status.in_(FINISHED_REVIEWS), learning_reviews.c.updated_at < cutoff,
             learning_reviews.c.slice != "[]").values(slice="[]"))
-        return PruneCounts(int(pruned or 0), int(deleted_messages), int(deleted_calls))
+        deleted_responses = (await self.db.execute(
+            api_responses.delete().where(api_responses.c.created_at < cutoff))).rowcount
+        return PruneCounts(int(pruned or 0), int(deleted_messages), int(deleted_calls), int(deleted_responses))
 
     async def journal_mode(self) -> str | None:
         """SQLite's journal mode (`wal` once the store opened the file), None on PostgreSQL."""

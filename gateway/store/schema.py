@@ -307,6 +307,7 @@ api_responses = sa.Table(
     sa.Column("created_at", Time, nullable=False),
     _text("response", None), _text("messages", None),
     sa.Index("api_responses_token", "token_id", "created_at"),
+    sa.Index("api_responses_time", "created_at"),          # retention pruning
 )
 
 leases = sa.Table(
