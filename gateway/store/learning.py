@@ -77,6 +77,11 @@ def _review(row: Any) -> Review:
                   json.loads(m["writes"] or "[]"), m["checkpoint_id"], m["created_at"])
 
 
+def _counters(row: Any) -> Counters:
+    return Counters(row.session_id, row.team, row.tool_calls, row.user_turns, row.reviewed_seq,
+                    row.turn_seq, row.task_review, row.last_activity)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
@@ -265,24 +270,20 @@ class LearningStore:
     # -- counters ---------------------------------------------------------------------------------
     async def learning_counters(self, session_id: str) -> Counters:
         row = await self.db.one(sa.select(learning_counters).where(C.session_id == session_id))
-        if row is None:
-            return Counters(session_id)
-        return Counters(row.session_id, row.team, row.tool_calls, row.user_turns, row.reviewed_seq,
-                        row.turn_seq, row.task_review, row.last_activity)
+        return Counters(session_id) if row is None else _counters(row)
 
     async def counters_user_turn(self, session_id: str, team: str) -> Counters:
-        """A user message arrived: one more unreviewed turn; remember where the turn starts."""
-        async with self.db.transaction():
-            seq = await self.db.scalar(sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0))
-                                       .where(messages.c.session_id == session_id))
-            statement = self.db._insert(learning_counters).values(
-                session_id=session_id, team=team, user_turns=1, turn_seq=int(seq or 0), task_review=0,
-                last_activity=time.time())
-            await self.db.execute(statement.on_conflict_do_update(index_elements=["session_id"], set_={
-                "user_turns": C.user_turns + 1, "team": statement.excluded.team,
-                "turn_seq": statement.excluded.turn_seq, "task_review": 0,
-                "last_activity": statement.excluded.last_activity}))
-        return await self.learning_counters(session_id)
+        """A user message arrived: one more unreviewed turn; remember where the turn starts (the
+        session's last seq, read by the same statement that counts the turn, which returns the row)."""
+        seq = sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0)) \
+            .where(messages.c.session_id == session_id).scalar_subquery()
+        statement = self.db._insert(learning_counters).values(
+            session_id=session_id, team=team, user_turns=1, turn_seq=seq, task_review=0, last_activity=time.time())
+        rows = await self.db.write_returning(statement.on_conflict_do_update(index_elements=["session_id"], set_={
+            "user_turns": C.user_turns + 1, "team": statement.excluded.team,
+            "turn_seq": statement.excluded.turn_seq, "task_review": 0,
+            "last_activity": statement.excluded.last_activity}).returning(*learning_counters.c))
+        return _counters(rows[0])
 
     async def counters_tool_call(self, session_id: str, team: str) -> int:
         """One more unreviewed tool call; returns how many there are now."""
