@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_only
 
 from agent.redact import Redactor, redact_json_text
 from gateway.store.base import KeepSecret
@@ -121,6 +123,9 @@ class Database:
         self.url = url
         self.redactor = redactor
         self.dialect = engine.dialect.name
+        # on SQLite a transaction takes the write lock up front: connections of this engine (it shares
+        # the pool) begin with BEGIN IMMEDIATE, without setting the option on each connection
+        self._writer = engine.execution_options(hermes_begin="BEGIN IMMEDIATE") if self.is_sqlite else engine
         self._current: contextvars.ContextVar[_Current | None] = contextvars.ContextVar(
             f"hermes_db_{id(self)}", default=None)
         event.listen(engine.sync_engine, "before_cursor_execute", self._redact_parameters, retval=True)
@@ -182,9 +187,7 @@ class Database:
         if joined is not None:
             yield joined
             return
-        async with self.engine.connect() as connection:
-            if self.is_sqlite:
-                connection = await connection.execution_options(hermes_begin="BEGIN IMMEDIATE")
+        async with self._writer.connect() as connection:
             async with connection.begin():
                 token = self._current.set(_Current(asyncio.current_task(), connection))
                 try:
@@ -276,7 +279,13 @@ def _sqlite_pragmas(foreign_keys: bool) -> Any:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql(connection.get_execution_options().get("hermes_begin", "BEGIN"))
+    """BEGIN (or BEGIN IMMEDIATE) sent straight to the driver: one trip to its thread, where a
+    statement through SQLAlchemy takes three (cursor, execute, close) and its execution machinery."""
+    statement = connection.get_execution_options().get("hermes_begin", "BEGIN")
+    try:
+        await_only(connection.connection.driver_connection.execute(statement))
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
 
 def create_engine_for(url: URL, *, foreign_keys: bool = True, pool_size: int = 10) -> AsyncEngine:
