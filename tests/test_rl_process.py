@@ -126,6 +126,8 @@ async def test_rl_process_writes_scored_groups_with_real_tokens(tmp_path: Path) 
     tasks_file.write_text("".join(json.dumps({"id": t, "prompt": p, "files": f, "verify": v}) + "\n"
                                   for t, (p, f, v, *_) in TASKS.items()))
     out = tmp_path / "rollouts.jsonl"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     out.write_text("an older run\n")   # replaced, not kept beside as rollouts_1.jsonl
     try:
         code, stdout, stderr = await hermes(
@@ -133,11 +135,12 @@ async def test_rl_process_writes_scored_groups_with_real_tokens(tmp_path: Path) 
             "--server-type", "vllm", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "tiny",
             "--tokenizer", str(tmp_path / "tokenizer"), "--max-tokens", "4096",
             home=tmp_path / "home", timeout=110,
-            env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled"})
+            env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled", "TMPDIR": str(scratch)})
     finally:
         await runner.cleanup()
     assert code == 0, stderr[-3000:]
     assert f"wrote {out}: 3 groups x {GROUP_SIZE} rollouts (with tokens" in stdout
+    assert list(scratch.iterdir()) == []      # every rollout's workspace is gone
     assert not (tmp_path / "rollouts_1.jsonl").exists()
     groups = [json.loads(line) for line in out.read_text().splitlines()]
     assert [g["task_id"] for g in groups] == ["greet", "count", "broken"]
@@ -188,10 +191,8 @@ async def test_rl_process_writes_scored_groups_with_real_tokens(tmp_path: Path) 
 
 @needs_atropos
 async def test_rl_process_without_a_token_server_is_sft_only(tmp_path: Path) -> None:
-    """A plain OpenAI-compatible server: messages and scores, no made-up tokens; and no wandb run
-    although none was asked off."""
-    tokenizer_dir = tmp_path / "tokenizer"
-    _tokenizer(tokenizer_dir)
+    """A plain OpenAI-compatible server: messages and scores, no made-up tokens, and no Hugging Face
+    tokenizer needed for a model that has none (offline, too); no wandb run although none was asked off."""
     calls: list[int] = []
 
     async def chat(request: web.Request) -> web.Response:
@@ -223,7 +224,7 @@ async def test_rl_process_without_a_token_server_is_sft_only(tmp_path: Path) -> 
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway", "rl", "process", "--tasks", str(tasks_file), "--out", str(out),
             "--group-size", "2", "--server-type", "openai", "--base-url", f"http://127.0.0.1:{port}/v1",
-            "--model", "tiny", "--tokenizer", str(tokenizer_dir), "--no-terminal", cwd=work, env=env,
+            "--model", "gpt-4o-mini", "--no-terminal", cwd=work, env=env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         stdout_bytes, stderr_bytes = await asyncio.wait_for(process.communicate(), 110)
     finally:
@@ -362,12 +363,15 @@ async def test_rl_serve_feeds_atropos_trajectory_api(tmp_path: Path) -> None:
                                   for t, (p, f, v, *_) in TASKS.items()))
     api_port = _free_port()
     api_url = f"http://127.0.0.1:{api_port}"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     env = {**os.environ, "HERMES_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "WANDB_MODE": "disabled"}
+           "WANDB_MODE": "disabled", "TMPDIR": str(scratch)}
     api = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "run-api"), "--host", "127.0.0.1", "--port", str(api_port),
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     serve = None
+    serve_log = (tmp_path / "serve.log").open("wb")   # a file, not a pipe nobody reads that could fill up
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(300):
@@ -389,23 +393,29 @@ async def test_rl_serve_feeds_atropos_trajectory_api(tmp_path: Path) -> None:
                 "--group-size", str(GROUP_SIZE), "--rollout-server-url", api_url,
                 "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "tiny",
                 "--tokenizer", str(tmp_path / "tokenizer"), "--max-tokens", "4096", "--no-terminal",
-                env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-                stdin=asyncio.subprocess.DEVNULL)
+                env=env, stdout=asyncio.subprocess.DEVNULL, stderr=serve_log, stdin=asyncio.subprocess.DEVNULL)
             batch = None
             for _ in range(900):
                 async with session.get(f"{api_url}/batch") as resp:
                     batch = (await resp.json())["batch"]
                 if batch:
                     break
-                assert serve.returncode is None, "hermes rl serve ended early"
+                assert serve.returncode is None, (tmp_path / "serve.log").read_text()[-3000:]
                 await asyncio.sleep(0.1)
             assert batch, "no batch from the trajectory API"
     finally:
         for process in (serve, api):
             if process is not None and process.returncode is None:
                 process.terminate()
-                await process.wait()
+                try:
+                    await asyncio.wait_for(process.wait(), 30)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
         await runner.cleanup()
+    serve_log.close()
+    assert serve is not None and serve.returncode == 0, (tmp_path / "serve.log").read_text()[-3000:]
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("hermes-rl-")] == []   # SIGTERM cleaned up
     sequences = [(tokens, masks, score) for group in batch
                  for tokens, masks, score in zip(group["tokens"], group["masks"], group["scores"])]
     assert len(sequences) == GROUP_SIZE * 2

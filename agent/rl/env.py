@@ -219,6 +219,23 @@ class HermesAgentEnv(BaseEnv):
                 "messages": messages, "error": error}
 
 
+def placeholder_tokenizer(folder: Path) -> str:
+    """A one-token tokenizer saved in `folder`, for SFT-only runs without a Hugging Face one.
+
+    Atropos 0.4.0 loads `tokenizer_name` in every environment, even when a plain OpenAI-compatible
+    server gives no token ids to use it on; a model such as `gpt-4o-mini` has no tokenizer to load.
+    Nothing is ever encoded with this one: SFT-only groups carry no token lists.
+    """
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel({"<unk>": 0}, unk_token="<unk>")),
+                                        unk_token="<unk>")
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
 def offline_env(config: HermesEnvConfig, servers: list[APIServerConfig]) -> HermesAgentEnv:
     """The environment for `hermes rl process`: no trainer, no wandb, writing nothing itself."""
     config = config.model_copy(update={"use_wandb": False, "data_path_to_save_groups": None,

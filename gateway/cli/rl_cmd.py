@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,7 +51,8 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--base-url", default="http://127.0.0.1:9000/v1", show_default=True,
                      help="The inference server (its /generate is used for vllm)."),
         click.option("--model", "model", required=True, help="The served model name."),
-        click.option("--tokenizer", default="", help="Hugging Face tokenizer name or folder (default: --model)."),
+        click.option("--tokenizer", default="", help="Hugging Face tokenizer name or folder (default: --model; "
+                     "none needed with --server-type openai)."),
         click.option("--api-key", default="x", show_default=True, help="Key the inference server wants."),
         click.option("--max-tokens", type=click.IntRange(64, 1_000_000), default=8192, show_default=True,
                      help="Most tokens in one rollout (prompt, tool output and generations)."),
@@ -69,19 +73,23 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _configs(module: Any, tasks_file: Path, group_size: int, server_type: str, base_url: str, model: str,
              tokenizer: str, api_key: str, max_tokens: int, max_iterations: int, temperature: float, sandbox: str,
-             no_terminal: bool, keep_workspaces: Path | None, **extra: Any) -> tuple[Any, list[Any]]:
+             no_terminal: bool, keep_workspaces: Path | None, scratch: Path, **extra: Any) -> tuple[Any, list[Any]]:
+    """The environment's config and its server; `scratch` (removed when the command ends) holds the
+    rollouts' workspaces, unless --keep-workspaces names a folder, and an SFT-only placeholder tokenizer."""
     from agent.eval.tasks import TaskError, load_tasks
 
     try:
         load_tasks(tasks_file)
     except TaskError as exc:
         fail(str(exc), code=2)
+    if not tokenizer and server_type == "openai":
+        tokenizer = module.placeholder_tokenizer(scratch / "tokenizer")   # SFT-only: no ids, maybe no HF tokenizer
     config, _ = module.HermesAgentEnv.config_init()
     config = config.model_copy(update={
         "tasks_file": str(tasks_file.resolve()), "group_size": group_size, "tokenizer_name": tokenizer or model,
         "max_token_length": max_tokens, "max_iterations": max_iterations, "temperature": temperature,
         "sandbox": sandbox, "terminal": not no_terminal,
-        "workspace_dir": str(keep_workspaces.resolve()) if keep_workspaces else "",
+        "workspace_dir": str((keep_workspaces or scratch / "workspaces").resolve()),
         "keep_workspaces": keep_workspaces is not None, **extra})
     server = module.APIServerConfig(server_type=server_type, base_url=base_url, model_name=model,
                                     tokenizer_name=tokenizer or model, api_key=api_key)
@@ -102,16 +110,18 @@ def rl_group() -> None:
 def process(out: Path, groups: int | None, **options: Any) -> None:
     """Write scored groups offline: no trainer, no GPU, no wandb."""
     module = _env_module()
-    config, servers = _configs(module, **options)
-    env = module.offline_env(config, servers)
-    tokens = "real token ids and masks" if env.token_server else "SFT-only (no token ids from this server)"
-    click.echo(f"hermes: rolling out {options['tasks_file']} in groups of {config.group_size}; {tokens}", err=True)
 
     def show(done: int, total: int, group: dict[str, Any]) -> None:
         scores = ", ".join(f"{s:.2f}" for s in group["scores"])
         click.echo(f"group {done}/{total} {group['task_id']}: scores [{scores}]", err=True)
 
-    written = asyncio.run(module.run_process(env, out, groups, on_group=show))
+    with tempfile.TemporaryDirectory(prefix="hermes-rl-") as scratch:
+        config, servers = _configs(module, scratch=Path(scratch), **options)
+        env = module.offline_env(config, servers)
+        tokens = "real token ids and masks" if env.token_server else "SFT-only (no token ids from this server)"
+        click.echo(f"hermes: rolling out {options['tasks_file']} in groups of {config.group_size}; {tokens}",
+                   err=True)
+        written = asyncio.run(module.run_process(env, out, groups, on_group=show))
     click.echo(f"wrote {out}: {len(written)} groups x {config.group_size} rollouts"
                f" ({'SFT-only' if not env.token_server else 'with tokens'}; {env.rollout_errors} rollouts failed)")
     if not written:
@@ -133,10 +143,16 @@ def serve(rollout_server_url: str, total_steps: int, wandb_name: str, use_wandb:
         fail("serve feeds a trainer, which needs token ids: use --server-type vllm (or sglang); "
              "`hermes rl process --server-type openai` writes SFT-only groups", code=2)
     module = _env_module(use_wandb)
-    config, servers = _configs(module, rollout_server_url=rollout_server_url, total_steps=total_steps,
-                               wandb_name=wandb_name or "hermes-agent", use_wandb=use_wandb,
-                               ensure_scores_are_not_same=True, **options)   # a group of equal scores teaches nothing
-    env = module.HermesAgentEnv(config, servers, slurm=False, testing=False)
-    click.echo(f"hermes: serving rollouts of {options['tasks_file']} to {rollout_server_url} as {config.wandb_name}",
-               err=True)
-    asyncio.run(env.env_manager())
+    # SIGTERM ends it like Ctrl-C: the rollouts' workspaces in the scratch folder are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with tempfile.TemporaryDirectory(prefix="hermes-rl-") as scratch:
+        config, servers = _configs(module, rollout_server_url=rollout_server_url, total_steps=total_steps,
+                                   wandb_name=wandb_name or "hermes-agent", use_wandb=use_wandb, scratch=Path(scratch),
+                                   ensure_scores_are_not_same=True, **options)   # equal scores teach nothing
+        env = module.HermesAgentEnv(config, servers, slurm=False, testing=False)
+        click.echo(f"hermes: serving rollouts of {options['tasks_file']} to {rollout_server_url} as "
+                   f"{config.wandb_name}", err=True)
+        try:
+            asyncio.run(env.env_manager())
+        except KeyboardInterrupt:
+            pass
