@@ -19,7 +19,7 @@ WARNING_CONTEXT = re.compile(
     r"|look for)|(command|code|sql|shell|template|prompt) injection|deserialization|leaks? (the|your|secrets?|credentials?)"
     r"|(search|grep|hunt)(es|ing)?\s+([\w~/.-]+\s+){0,4}for)\b", re.IGNORECASE)
 UNSAFE_COMMENT = re.compile(
-    r"^\W*(unsafe|insecure|vulnerable|vulnerability|malicious|exploit\w*|bad|wrong|anti-?pattern|(never|don't|do not)"
+    r"^\W*(unsafe|insecure|dangerous|vulnerable|vulnerability|malicious|exploit\w*|bad|wrong|anti-?pattern|(never|don't|do not)"
     r" (do|write|use) this)\b|\b((command|code|sql|shell|template|prompt) injection|(unsafe|insecure) deserialization"
     r"|leaks? (the|your) (environment|secrets?|credentials?|keys?|tokens?))\b", re.IGNORECASE)
 """A code example's own trailing comment that calls it unsafe (`pickle.loads(...)  # unsafe deserialization`)."""
@@ -41,6 +41,26 @@ def line_headings(lines: list[str]) -> list[str]:
         if line.lstrip().startswith("#"):
             current = line[:300]
         found.append(current)
+    return found
+
+
+def heading_paths(lines: list[str]) -> list[str]:
+    """For each line, the Markdown headings above it outside code blocks, from the document's title
+    down (`# Pwn Request Attacks` / `## Go init() Injection`): what the passage it sits in is about."""
+    path: list[tuple[int, str]] = []
+    fence: str | None = None
+    found: list[str] = []
+    for line in lines:
+        marker = re.match(r"^\s*(`{3,}|~{3,})", line)
+        if marker:
+            token = marker.group(1)[0]
+            fence = token if fence is None else None if fence == token else fence
+        elif fence is None:
+            heading = re.match(r"^(#{1,6})\s+\S", line)
+            if heading:
+                level = len(heading.group(1))
+                path = [(n, text) for n, text in path if n < level] + [(level, line[:300])]
+        found.append("\n".join(text for _, text in path))
     return found
 
 

@@ -1,5 +1,5 @@
 """Python source as people see it: the strings only shown to people (docstrings, argparse help,
-print and log calls), blanked for the line rules so help text is not read as code, and the source
+print and log calls, a report entry's description), blanked for the line rules so help text is not read as code, and the source
 text of a node, cut out only when it becomes a finding.
 """
 
@@ -9,6 +9,12 @@ import ast
 import re
 
 INERT_KEYWORDS = {"help", "description", "epilog", "usage", "metavar", "prog"}
+INERT_ENTRIES = INERT_KEYWORDS | {"message", "title", "summary", "detail", "details", "explanation", "remediation",
+                                  "recommendation", "reason", "note", "hint"}
+"""Keys of a dict entry whose text is a report's prose for people ({"description": "Symlinks can ..."})."""
+PROSE = re.compile(r"^[^|;&`$<>]*$")
+"""A dict entry's text is only prose when it holds no shell operator (a value can be looked up and run later,
+so `{"message": "curl ... | sh"}` stays code)."""
 INERT_CALLS = {"print", "echo", "secho", "debug", "info", "warning", "warn", "error", "critical", "exception", "log",
                "write_line"}
 
@@ -25,6 +31,10 @@ def inert_spans(tree: ast.AST) -> list[tuple[int, int, int, int]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             span(node.value)
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value in INERT_ENTRIES and _prose(value):
+                    span(value)
         if isinstance(node, ast.Call):
             for keyword in node.keywords:
                 if keyword.arg in INERT_KEYWORDS and _plain_string(keyword.value):
@@ -36,6 +46,14 @@ def inert_spans(tree: ast.AST) -> list[tuple[int, int, int, int]]:
                     if _plain_string(arg):
                         span(arg)
     return spans
+
+
+def _prose(node: ast.AST) -> bool:
+    """A sentence or more of plain words: a string (or f-string's literal parts) of at least six words,
+    no shell operators and no address."""
+    parts = [node] if isinstance(node, ast.Constant) else list(node.values) if isinstance(node, ast.JoinedStr) else []
+    text = " ".join(p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str))
+    return bool(text) and len(text.split()) >= 6 and "://" not in text and bool(PROSE.match(text))
 
 
 def _plain_string(node: ast.AST) -> bool:

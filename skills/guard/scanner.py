@@ -29,8 +29,9 @@ from skills.guard import patterns as P
 from skills.guard import prose
 from skills.guard.characters import escalate_hidden, hidden_chars
 from skills.guard.collect import Collector
-from skills.guard.context import (EXAMPLE_CONTEXT, PLAIN_TAGS, UNSAFE_COMMENT, WARNING_CONTEXT, hidden_comments,
-                                  line_headings, rule_fixtures, rule_values, section_context, warned_sentence)
+from skills.guard.context import (EXAMPLE_CONTEXT, PLAIN_TAGS, UNSAFE_COMMENT, WARNING_CONTEXT, heading_paths,
+                                  hidden_comments, line_headings, rule_fixtures, rule_values, section_context,
+                                  warned_sentence)
 from skills.guard.explain import explain_findings
 from skills.guard.frontmatter import decoded_values
 from skills.guard.kinds import (BASH_BINARY_CHECK, BINARY_MAGIC, EXECUTABLE_MAGIC, PYTHON_LANGS, SCRIPT_SUFFIXES,
@@ -294,6 +295,10 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
     """Lines inside fenced code blocks: a comment there is part of an example (an indented line is not:
     in a list item it is prose, and a comment in it is hidden)."""
     headings = line_headings(folded)
+    topics = heading_paths(folded) if kind != "instructions" else [""] * len(folded)
+    """In a reference or an example the whole heading path says what a passage is about (a document titled
+    `# Pwn Request Attacks` quotes attacks under every subheading); SKILL.md's instructions are judged
+    by their own section only."""
     for index, line in enumerate(folded):
         number = index + 1
         marker = re.match(r"^\s*(`{3,}|~{3,})\s*([\w+-]*)", line)
@@ -324,12 +329,15 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
         if WARNING_CONTEXT.search(words) or prose.META.search(words) and re.search(r"`", line):
             c.demote(number, "quoted in documentation", when=lambda f, line=line: warned_sentence(line, f.excerpt))
             quoted_lines.add(number)
+        if WARNING_CONTEXT.search(prose.context_words(topics[index])):
+            c.demote(number, "quoted in a reference about attacks", when=lambda f: f.rule != "prompt-injection")
+            quoted_lines.add(number)
     if fence is not None:
         blocks.append((lang, block, len(folded) - len(block)))
 
     seen: list[tuple[int, list[str]]] = list(prose_numbered)
     for lang, lines, start in blocks:
-        context = section_context(folded, headings, max(0, start - 1))
+        context = section_context(folded, headings, max(0, start - 1)) + "\n" + topics[max(0, start - 1)]
         if not (lang in PYTHON_LANGS and _scan_python(c, "\n".join(l for _, l in lines), depth,
                                                       offset=lines[0][0] - 1 if lines else 0)):
             lines = _data_strings(c, rule_values(lang, lines), depth)
@@ -359,6 +367,8 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
     _escalate_persistence(c, window=10)
     rule_fixtures(c, folded)
     hidden_comments(c, folded, kind, fenced)
+    for number in fenced & quoted_lines:
+        c.demote(number, "a comment in an example in a passage about attacks", when=lambda f: f.rule == "hidden-instructions")
 
 
 def _escalate_persistence(c: Collector, window: int | None) -> None:
