@@ -450,3 +450,16 @@ def test_end_of_turn_is_neither_doubled_nor_lost(tmp_path: Path, server_keeps_eo
     trained = [m for m in track.masks if m != MASKED]
     assert tokenizer.decode(trained, skip_special_tokens=False) == reply + (EOS if server_keeps_eos else "")
     assert len(track.tokens) == len(track.masks) == len(track.logprobs)
+
+
+@needs_atropos
+def test_config_init_gives_what_atropos_0_4_0_needs() -> None:
+    """0.4.0's traps in the defaults: a list of server configs (a single one breaks its CLI), a
+    wandb_name (registration fails with a 422 without one), wandb off, and no output file of its
+    own (its writer would open name_1.jsonl beside an existing one)."""
+    from agent.rl.env import APIServerConfig, HermesAgentEnv
+
+    config, servers = HermesAgentEnv.config_init()
+    assert isinstance(servers, list) and all(isinstance(s, APIServerConfig) for s in servers)
+    assert config.wandb_name == "hermes-agent" and config.use_wandb is False
+    assert config.data_path_to_save_groups is None
