@@ -9,6 +9,7 @@ of 3, then one a second, whichever process sends; another chat is not held back 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,6 +32,21 @@ async def tg() -> AsyncIterator[FakeTelegramServer]:
     await server.stop()
 
 
+@contextlib.asynccontextmanager
+async def two_processes(tg: FakeTelegramServer, store_url: str
+                        ) -> AsyncIterator[tuple[list[TelegramAdapter], list[Delivery]]]:
+    """Two gateway processes' delivery halves: a store client, a real adapter and a Delivery each."""
+    stores = [await open_store(store_url), await open_store(store_url)]
+    adapters = [TelegramAdapter(Inbox(), token=tg.token, api_base=tg.api_base) for _ in stores]
+    try:
+        yield adapters, [Delivery(s, Metrics(), RetryPolicy(attempts=3, base_delay=0.01)) for s in stores]
+    finally:
+        for adapter in adapters:
+            await adapter.stop()
+        for store in stores:
+            await store.close()
+
+
 @pytest.mark.timeout(120)
 async def test_sends_to_one_chat_from_two_processes_keep_to_one_a_second_after_a_burst(
         tg: FakeTelegramServer, store_url: str) -> None:
@@ -42,10 +58,7 @@ async def test_sends_to_one_chat_from_two_processes_keep_to_one_a_second_after_a
         return False
 
     tg.observers.append(observe)
-    stores = [await open_store(store_url), await open_store(store_url)]
-    adapters = [TelegramAdapter(Inbox(), token=tg.token, api_base=tg.api_base) for _ in stores]
-    deliveries = [Delivery(s, Metrics(), RetryPolicy(attempts=3, base_delay=0.01)) for s in stores]
-    try:
+    async with two_processes(tg, store_url) as (adapters, deliveries):
         began = time.monotonic()
         await asyncio.gather(*(deliveries[n % 2].send(adapters[n % 2], OutboundMessage(chat_id="42", text=f"m{n}"))
                                for n in range(7)),
@@ -56,11 +69,6 @@ async def test_sends_to_one_chat_from_two_processes_keep_to_one_a_second_after_a
         gaps = [b - a for a, b in zip(times[2:], times[3:], strict=False)]
         assert min(gaps) >= 0.85, times                            # then one a second, across both processes
         assert arrivals["43"][0] - began < 0.8                     # another chat has its own budget
-    finally:
-        for adapter in adapters:
-            await adapter.stop()
-        for store in stores:
-            await store.close()
 
 
 @pytest.mark.timeout(120)
@@ -76,10 +84,7 @@ async def test_edits_from_two_processes_share_the_bots_budget_with_new_messages(
         return False
 
     tg.observers.append(observe)
-    stores = [await open_store(store_url), await open_store(store_url)]
-    adapters = [TelegramAdapter(Inbox(), token=tg.token, api_base=tg.api_base) for _ in stores]
-    deliveries = [Delivery(s, Metrics(), RetryPolicy(attempts=3, base_delay=0.01)) for s in stores]
-    try:
+    async with two_processes(tg, store_url) as (adapters, deliveries):
         sent = [await deliveries[n % 2].send(adapters[n % 2], OutboundMessage(chat_id=str(100 + n), text="draft"))
                 for n in range(20)]
         await asyncio.sleep(1.2)                    # the sends' share of the budget is back
@@ -92,8 +97,3 @@ async def test_edits_from_two_processes_share_the_bots_budget_with_new_messages(
             assert count <= 30 + 30 * at + 3, (count, at)       # never ahead of the bot's budget
         assert times[-1] >= 1.4, times[-1]                       # (80 - 30) / 30 s after the burst
         assert [m["text"] for m in tg.sent(100)] in (["draft 0"], ["draft 20"], ["draft 40"], ["draft 60"])
-    finally:
-        for adapter in adapters:
-            await adapter.stop()
-        for store in stores:
-            await store.close()
