@@ -292,7 +292,7 @@ async def test_a_running_gateway_never_imports_atropos_or_transformers(tmp_path:
     import aiohttp
 
     from tests.conftest import model_config, write_config
-    from tests.fakes.gateway_harness import TOKEN, api_section
+    from tests.fakes.gateway_harness import TOKEN, api_section, gateway_process_with_banner
     from tests.fakes.model_server import FakeModelServer, text
 
     watch = tmp_path / "watch"
@@ -306,16 +306,8 @@ async def test_a_running_gateway_never_imports_atropos_or_transformers(tmp_path:
         env = {**os.environ, "HERMES_HOME": str(home), "HERMES_TEST_IMPORT_LOG": str(log),
                "PYTHONPATH": os.pathsep.join([str(watch), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         env.pop("HERMES_STORE_URL", None)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "gateway", "--grace", "5", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        process, banner = await gateway_process_with_banner(home, env=env)
         try:
-            assert process.stdout is not None
-            banner = ""
-            while "Stop with" not in banner:
-                line = await asyncio.wait_for(process.stdout.readline(), 60)
-                assert line, f"the gateway exited early: {banner}"
-                banner += line.decode()
             url = re.search(r"Web chat:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
             async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
                 async with http.post(url + "v1/chat/completions", json={

@@ -50,12 +50,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def gateway_process_with_banner(home: Path, grace: float = 5,
-                                      timeout: float = 60) -> tuple[asyncio.subprocess.Process, str]:
-    """`hermes gateway` as a real process on HERMES_HOME=home, and its start-up banner once it is out."""
+async def gateway_process_with_banner(home: Path, grace: float = 5, timeout: float = 60,
+                                      env: dict[str, str] | None = None) -> tuple[asyncio.subprocess.Process, str]:
+    """`hermes gateway` as a real process on HERMES_HOME=home, and its start-up banner once it is out;
+    `env`: the process's whole environment instead of this one's (HERMES_HOME is set in it)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "gateway", "--grace", str(grace),
-        env={**os.environ, "HERMES_HOME": str(home)},
+        env={**(os.environ if env is None else env), "HERMES_HOME": str(home)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     assert process.stdout is not None
     banner = ""
