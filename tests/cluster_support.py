@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,34 @@ def echo(body: dict[str, Any]) -> Reply:
             found = TAG.findall(text)
             return Reply(content=f"answer {found[-1]}" if found else "answer ?")
     return Reply(content="answer ?")
+
+
+async def add_interval_job(store: Any, seconds: int, *, name: str, prompt: str, target: str) -> str:
+    """A cron job that fires every `seconds` (below the CLI's one-minute floor, so a test sees
+    several scheduled times in seconds rather than minutes), written to the shared store as
+    `hermes cron add` writes one; the members pick it up on their next sync. Returns its id."""
+    from gateway.cron.jobs import JobStore
+    from gateway.cron.schedule import parse_schedule
+
+    schedule = parse_schedule(f"every {seconds}s", "UTC", min_interval=1)
+    job = await JobStore(store).create(name=name, schedule=schedule, prompt=prompt, target=target, owner="cli")
+    return job.id
+
+
+async def pause_and_settle(store: Any, home: Path, job_id: str) -> None:
+    """Pause a job (`hermes cron pause`) and wait until no run of it is in flight, past the
+    members' next sync: after this the run history no longer changes."""
+    run_hermes(home, "cron", "pause", job_id)
+
+    async def settle() -> None:
+        deadline = time.monotonic() + 30
+        while any(status == "running" for *_, status in await store.cron_run_history()):
+            assert time.monotonic() < deadline, "a cron run did not finish within 30 s"
+            await asyncio.sleep(0.2)
+
+    await settle()
+    await asyncio.sleep(6.0)          # the members sync jobs every 5 s: a run the pause missed starts by now
+    await settle()
 
 
 def scripted_echo(model_server: FakeModelServer, n: int = 400) -> None:

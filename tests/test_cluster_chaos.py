@@ -5,7 +5,7 @@ SIGKILLed and restarted 5 times while 30 users send 300 messages and the API is 
 HTTP events posted to a random live process (as behind a load balancer; an event that hit a
 process as it died is posted again to another, as Slack retries what was not acknowledged), and a
 client keeps two `/v1/chat/completions` requests in flight on random live processes. A cron job
-fires every minute. At the end:
+fires every 10 seconds. At the end:
 - every message is answered exactly once, and each user's answers come in the order sent;
 - a user hears at most one "interrupted" notice per kill round;
 - every API request that reached a process that stayed up got its own answer (200), never a 5xx;
@@ -40,7 +40,16 @@ import pytest
 
 from gateway.store import StateStore
 from tests.approvals_support import wait_for
-from tests.cluster_support import Member, health, kill, run_hermes, start_member, stop_member
+from tests.cluster_support import (
+    Member,
+    add_interval_job,
+    health,
+    kill,
+    pause_and_settle,
+    run_hermes,
+    start_member,
+    stop_member,
+)
 from tests.cluster_support import slack, tg  # noqa: F401 - the fake platforms (fixtures)
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import TOKEN, api_section
@@ -224,8 +233,8 @@ async def test_three_processes_answer_300_messages_once_in_order_while_leader_an
     api = ApiLoad(cluster)
     keys: dict[str, str] = {}           # tag -> the platform's id of the message (the reply's key)
     try:
-        run_hermes(cluster.members[0].home, "cron", "add", "* * * * *", "--prompt", "say the time",
-                   "--name", "ticker", "--deliver", f"telegram:{TG_USERS[0]}")
+        job_id = await add_interval_job(pg_store, 10, name="ticker", prompt="say the time",
+                                        target=f"telegram:{TG_USERS[0]}")
         clients = [asyncio.create_task(api.client()) for _ in range(2)]
         kill_waves = sorted(rng.sample(range(1, PER_USER), KILL_ROUNDS))
         restarting: list[asyncio.Task[None]] = []
@@ -265,7 +274,8 @@ async def test_three_processes_answer_300_messages_once_in_order_while_leader_an
         def fired() -> list[dict[str, Any]]:
             return [m for m in tg.sent(TG_USERS[0]) if CRON in m["text"]]
 
-        await wait_for(lambda: len(fired()) >= 2, timeout=130, what="two scheduled runs of the cron job")
+        await wait_for(lambda: len(fired()) >= 2, timeout=60, what="two scheduled runs of the cron job")
+        await pause_and_settle(pg_store, cluster.live()[0].home, job_id)
         deadline = time.monotonic() + 30
         while await pg_store.inbox_rows() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -273,8 +283,7 @@ async def test_three_processes_answer_300_messages_once_in_order_while_leader_an
 
         counts = await count_outcomes(pg_store, tg, slack, keys)
         notices = {u: interrupted_notices(tg, slack, u) for u in [*TG_USERS, *SLACK_USERS]}
-        jobs = json.loads(run_hermes(cluster.live()[0].home, "cron", "list", "--json"))
-        runs = json.loads(run_hermes(cluster.live()[0].home, "cron", "runs", jobs[0]["id"], "--json"))
+        runs = json.loads(run_hermes(cluster.live()[0].home, "cron", "runs", job_id, "--json"))
         scheduled = Counter(r["scheduled_time"] for r in runs)
         print(f"\ncluster chaos (seed {SEED}): 300 messages, {cluster.kills} kills in {KILL_ROUNDS} rounds; "
               f"lost {counts['lost']}, answered twice {counts['answered twice']}, out of order "
