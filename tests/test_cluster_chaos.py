@@ -40,17 +40,18 @@ import pytest
 
 from gateway.store import StateStore
 from tests.approvals_support import wait_for
-from tests.cluster_support import (
+from tests.cluster_support import (  # noqa: F401 - the fake platforms (fixtures)
     Member,
     add_interval_job,
     health,
     kill,
     pause_and_settle,
     run_hermes,
+    slack,
     start_member,
     stop_member,
+    tg,
 )
-from tests.cluster_support import slack, tg  # noqa: F401 - the fake platforms (fixtures)
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import TOKEN, api_section
 from tests.fakes.model_server import FakeModelServer, Reply, text
