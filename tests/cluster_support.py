@@ -103,6 +103,19 @@ async def start_member(home: Path, config_text: str, grace: float = 5) -> Member
     return Member(home, process, found.group(1))
 
 
+async def start_members(root: Path, config_text: str, count: int) -> list[Member]:
+    """`count` members (homes root/member-0 ...) started at once, in that order; if one fails to
+    start, the others are stopped and its error raised."""
+    started = await asyncio.gather(*(start_member(root / f"member-{i}", config_text) for i in range(count)),
+                                   return_exceptions=True)
+    members = [m for m in started if isinstance(m, Member)]
+    failed = [e for e in started if isinstance(e, BaseException)]
+    if failed:
+        await asyncio.gather(*(stop_member(m) for m in members))
+        raise failed[0]
+    return members
+
+
 async def _get(member: Member, path: str) -> aiohttp.ClientResponse:
     # a process that just started is busy importing LiteLLM on a loaded machine: be patient
     for attempt in range(3):

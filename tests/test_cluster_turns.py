@@ -24,8 +24,14 @@ import pytest
 
 from gateway.store import StateStore
 from tests.approvals_support import TERMINAL, approvals_section, folders, script_cleanup, wait_for
-from tests.cluster_support import Member, kill, owner_pid, start_member, stop_member
-from tests.cluster_support import slack  # noqa: F401 - the fake Slack (a fixture)
+from tests.cluster_support import (
+    Member,
+    kill,
+    owner_pid,
+    slack,  # noqa: F401 - the fake Slack (a fixture)
+    start_members,
+    stop_member,
+)
 from tests.conftest import model_config
 from tests.fakes.gateway_harness import TOKEN, api_section
 from tests.fakes.model_server import FakeModelServer, Reply
@@ -84,7 +90,7 @@ async def test_messages_posted_to_any_process_are_answered_once_in_order_one_tur
     echo = TimedEcho()
     model_server.add(*([echo] * 200), purpose="chat")
     text = config(postgres_url, model_server, slack)
-    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(3)]
+    members = await start_members(tmp_path, text, 3)
     try:
         count = 6
         for n in range(1, count + 1):      # each user's messages land on a different process each time
@@ -110,7 +116,7 @@ async def test_slack_events_spread_over_three_socket_connections_are_each_answer
     echo = TimedEcho(pause=0.1)
     model_server.add(*([echo] * 200), purpose="chat")
     text = config(postgres_url, model_server, slack, mode="socket")
-    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(3)]
+    members = await start_members(tmp_path, text, 3)
     try:
         await wait_for(lambda: slack.open_connections() == 3, timeout=60, what="one socket per process")
         count = 10
@@ -137,7 +143,7 @@ async def test_stop_sent_to_another_process_stops_the_turn_where_it_runs(
     echo = TimedEcho(slow={f"{user}-1": 60.0})
     model_server.add(*([echo] * 20), purpose="chat")
     text = config(postgres_url, model_server, slack)
-    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(2)]
+    members = await start_members(tmp_path, text, 2)
     try:
         await send(slack, members[0], user, f"{user}-1")
         await wait_for(lambda: bool(echo.arrivals[user]), timeout=60, what="the slow turn to start")
@@ -165,7 +171,7 @@ async def test_a_killed_process_turn_is_answered_once_by_another_with_the_notice
     echo = TimedEcho(slow={f"{user}-2": 30.0})        # the turn that is running when its process dies
     model_server.add(*([echo] * 50), purpose="chat")
     text = config(postgres_url, model_server, slack)
-    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(2)]
+    members = await start_members(tmp_path, text, 2)
     try:
         await send(slack, members[0], user, f"{user}-1")
         await wait_for(lambda: answers(slack, user) == [f"answer {user}-1"], timeout=60, what="the first answer")
@@ -207,7 +213,7 @@ async def test_an_approval_answered_on_another_process_reaches_the_turn_where_it
     script_cleanup(model_server)
     script_cleanup(model_server, folder="dist", final="Cleaned dist.")
     text = config(postgres_url, model_server, slack, extra=TERMINAL + approvals_section(60))
-    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(2)]
+    members = await start_members(tmp_path, text, 2)
     try:
         # a button press, posted (through the "load balancer") to the process not running the turn
         await send(slack, members[0], user, "please clean the build folder")
@@ -250,7 +256,7 @@ async def test_one_api_conversation_posted_to_two_processes_takes_turns_on_the_w
     echo = TimedEcho(pause=1.5)
     model_server.add(*([echo] * 20), purpose="chat")
     text = config(postgres_url, model_server, slack)
-    members = [await start_member(tmp_path / f"member-{i}", text) for i in range(2)]
+    members = await start_members(tmp_path, text, 2)
 
     async def ask(member: Member, tag: str) -> str:
         async with aiohttp.ClientSession() as http, http.post(
@@ -293,7 +299,7 @@ async def test_a_sessions_files_are_there_when_its_next_turn_runs_on_another_pro
                      tool_calls(("read_file", {"path": "plan.txt"})), text("It says: ship on Friday."),
                      purpose="chat")
     body = config(postgres_url, model_server, slack, extra=f'[tools]\nworkspaces_dir = "{shared}"\n')
-    members = [await start_member(tmp_path / f"member-{i}", body) for i in range(2)]
+    members = await start_members(tmp_path, body, 2)
 
     async def ask(member: Member, content: str) -> str:
         async with aiohttp.ClientSession() as http, http.post(
