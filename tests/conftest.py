@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import ipaddress
 import os
 import socket
@@ -21,6 +22,21 @@ from tests.postgres import PostgresServer, store_engine_option
 pytest_addoption = store_engine_option
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+PACKAGES = ("gateway", "agent", "skills", "adapters", "tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Byte-compile the project once, in the controller, before any worker or subprocess starts.
+    The suite starts hundreds of `hermes` processes; where PYTHONDONTWRITEBYTECODE is set (as on
+    CI machines) an editable install has no .pyc files, and every one of those processes would
+    compile some 160 modules from source again (about 0.2 s of CPU each). Python reads .pyc files
+    whatever that variable says, and checks them against the source's time, so edits still count."""
+    if hasattr(config, "workerinput"):      # a pytest-xdist worker: the controller did it
+        return
+    for package in PACKAGES:
+        compileall.compile_dir(ROOT / package, quiet=2)
 
 
 def _is_loopback(host: object) -> bool:
