@@ -31,9 +31,9 @@ from adapters.base import Attachment, InboundMessage
 from gateway.store import StateStore
 
 MAX_ATTEMPTS = 3
-INTERRUPTED_NOTICE = ("⚠️ My previous run was interrupted before I could answer your message (the gateway "
-                      "restarted), so I'm answering it now.")
-GAVE_UP_NOTICE = ("⚠️ I could not answer your message: the gateway was interrupted {n} times while working on "
+# said whatever cut the run: a restart, a process of the cluster that died, the database going away
+INTERRUPTED_NOTICE = "⚠️ My previous run was interrupted before I could answer your message, so I'm answering it now."
+GAVE_UP_NOTICE = ("⚠️ I could not answer your message: my run was interrupted {n} times while working on "
                   "it. Please send it again if you still need an answer.")
 
 
