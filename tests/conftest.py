@@ -35,8 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
     whatever that variable says, and checks them against the source's time, so edits still count."""
     if hasattr(config, "workerinput"):      # a pytest-xdist worker: the controller did it
         return
-    for package in PACKAGES:
-        compileall.compile_dir(ROOT / package, quiet=2)
+    for package in PACKAGES:      # packages only: no .pyc next to a skill's scripts or in the guard's corpus
+        for init in sorted((ROOT / package).rglob("__init__.py")):
+            compileall.compile_dir(init.parent, maxlevels=0, quiet=2)
 
 
 def _is_loopback(host: object) -> bool:

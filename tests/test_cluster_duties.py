@@ -148,9 +148,9 @@ async def test_a_terminated_lease_connection_stops_the_poller_before_another_pol
             record = await pg_store.lease(POLLER)
             return record is not None and record.generation > before.generation and record.live()
 
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30      # the lease time and a new poller's start, on a loaded machine
         while not await polled_again():
-            assert time.monotonic() < deadline, "nobody polled Telegram within 10 s of the blip"
+            assert time.monotonic() < deadline, "nobody polled Telegram within 30 s of the blip"
             await asyncio.sleep(0.05)
         for n in range(2, 6):
             tg.queue_message(USER, USER, f"msg-{n}")
