@@ -104,6 +104,25 @@ def _sentence_before(line: str, start: int) -> str:
     return line[cut + 1:start]
 
 
+NOUN_LEAD = re.compile(r"\b(an?|the|optional|custom|default|any|this|that|its|per-\w+)\s+$", I)
+DESCRIBING_LEAD = re.compile(r"\b(will|would|can|could|may|might)\s+$", I)
+ADDRESSEE = re.compile(r"\b(you|your|assistant|AI|agent|model|LLM|claude|gpt|hermes)\b", I)
+
+
+def described(line: str, match: re.Match[str]) -> bool:
+    """The override wording describes rather than instructs: `override` or `bypass` as a noun ("Optional
+    override for the system prompt", a setting's documentation), or `silently <verb>` as what something
+    else will do ("a test resource will silently run against others"), in a sentence not addressed to the
+    agent."""
+    before = _sentence_before(line, match.start())
+    if ADDRESSEE.search(before) or ADDRESSEE.search(match.group(0)):
+        return False
+    word = match.group(0).split()[0].lower()
+    if word in ("override", "bypass"):
+        return bool(NOUN_LEAD.search(before) or re.match(r"\w+\s+for\b", match.group(0)))
+    return word == "silently" and bool(DESCRIBING_LEAD.search(before))
+
+
 def injection(line: str, context: str) -> tuple[str, str] | None:
     """(severity, message) when the line tries to override the agent, judged in its context: a phrase
     quoted in the sentence that says to avoid it is an example of what not to write (no finding); quoted
@@ -116,6 +135,9 @@ def injection(line: str, context: str) -> tuple[str, str] | None:
                 return None
             if is_quoted or META.search(context_words(context + "\n" + line)):
                 return "caution", "quotes a prompt-injection phrase (documentation, not an instruction)"
+            if described(line, match):
+                return "caution", "override wording that describes a setting or what something does (not addressed " \
+                                  "to the agent)"
             return "dangerous", "tries to override the agent's instructions"
     match = CONCEAL.search(line)
     if match:
