@@ -33,7 +33,7 @@ SENSITIVE_FILE = re.compile(
     r"|(?<![\w.-])\.env(?![\w.-])|\bwallet\.dat\b|Login Data|\bkeychain\b|\.git-credentials|\.netrc\b",
     I)
 ENV_DUMP = re.compile(
-    r"(^|[|;&(`$\s])(printenv|env|set|export -p)\s*(\||>|$|\)|`|;)"
+    r"(^|[|;&`\s]|\$\()\s*(?-i:printenv|env|set|export -p)\s*(\||>|$|`|;)|([$<]\(|`)\s*(?-i:printenv|env|set|export -p)\s*(\)|`)"
     r"|os\.environ(?!\s*(\.get\b|\[|\.setdefault|\.pop))|process\.env(?!\s*\.\w|\s*\[)"
     r"|process\s*\[\s*['\"`]env['\"`]\s*\](?!\s*\.\w|\s*\[)|\b(Deno\.env\.toObject|Bun\.env)\b(?!\s*\.\w)"
     r"|/proc/(self|\d+|\$\$)/environ|Get-ChildItem\s+env:|\bENV\.to_h\b",
