@@ -283,6 +283,13 @@ OFFICIAL_INSTALLERS = re.compile(
     r"|starship\.rs/install\.sh|pyenv\.run|install\.determinate\.systems/nix|nixos\.org/nix/install|sh\.vector\.dev"
     r"|cli\.doppler\.com/install\.sh|get\.helm\.sh|raw\.githubusercontent\.com/(Homebrew/install|nvm-sh/nvm|helm/helm"
     r"|ohmyzsh/ohmyzsh|rbenv/rbenv-installer|pyenv/pyenv-installer)/[\w./-]+|get\.rvm\.io|mise\.run|sh\.uv\.dev"
-    r"|opencode\.ai/install|claude\.ai/install\.sh|get\.volta\.sh|install\.julialang\.org|get\.jenkins\.io)(?=[/?]|$)[\w./?=&-]*$")
-"""Install scripts that vendors publish on their own domain (rustup, k3s, uv, Homebrew, nvm, Docker...):
+    r"|opencode\.ai/install|claude\.ai/install\.sh|get\.volta\.sh|install\.julialang\.org|get\.jenkins\.io"
+    r"|(community\.)?chocolatey\.org/install\.ps1|dl\.cloudsmith\.io/public/[\w.-]+/[\w.-]+/setup\.(deb|rpm|alpine)\.sh"
+    r"|packagecloud\.io/install/repositories/[\w.-]+/[\w.-]+/script\.(deb|rpm|python|node|gem)\.sh)(?=[/?]|$)[\w./?=&-]*$")
+"""Install scripts that vendors publish on their own domain (rustup, k3s, uv, Homebrew, nvm, Docker, Chocolatey's
+install.ps1, the repository set-up scripts Cloudsmith and packagecloud generate for a package repository...):
 piped into a shell they are the documented install, judged `caution` (check it), not a hidden payload."""
+GITHUB_RELEASE_ASSET = re.compile(
+    r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<project>[\w.-]+)/releases/(latest/download|download/(?!\.\./)[\w.${}+-]+)"
+    r"/(?P<asset>[\w.${}+-]+\.(sh|ps1))$")
+"""A script among a project's GitHub release assets (versioned, published with the project's releases)."""

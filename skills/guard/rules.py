@@ -133,14 +133,33 @@ def may_download(view: str) -> bool:
 
 
 def official_installer(view: str) -> str | None:
-    """The vendor host when the line is one plain `curl|wget <vendor's own install script> | sh` (or
-    `sh -c "$(curl ...)"`): every URL on it a published installer, nothing decoded or chained after it."""
+    """The vendor host when the line runs a vendor's own published install script (`curl|wget <installer> |
+    sh`, `sh -c "$(curl ...)"`, `iex (...DownloadString(...))`): every URL on it a published installer (a
+    vendor's install script, a repository setup script, a project's own installer among its GitHub release
+    assets), the download piped straight into the shell with nothing decoded on the way, and any command
+    chained after it (`&& \\` on the next line) one that downloads and runs nothing of its own."""
     urls = re.findall(r"https?://[^\s'\"`)|]+", view)
-    if not urls or not all(P.OFFICIAL_INSTALLERS.match(u) for u in urls):
+    if not urls or not all(P.OFFICIAL_INSTALLERS.match(u) or project_release_installer(u) for u in urls):
         return None
-    if re.search(r"\b(base64|xxd|openssl|eval)\b|&&|;|\|\|", view) or len(_stages(view)) > 3:
-        return None
-    return urls[0].split("/")[2]
+    for statement in re.split(r"&&|\|\||;", view):
+        if re.search(r"https?://", statement):
+            if re.search(r"\b(base64|xxd|openssl|eval)\b", statement) or len(_stages(statement)) > 3:
+                return None
+        elif may_download(statement) and any(pattern.search(statement) for pattern in P.DOWNLOAD_EXEC):
+            return None
+    host = urls[0].split("/")[2]
+    return host if host != "github.com" else "/".join(urls[0].split("/")[2:5])
+
+
+def project_release_installer(url: str) -> bool:
+    """`https://github.com/<owner>/<project>/releases/(latest/)download/<tag>/<project>[-installer].sh`: the
+    project's own install script published among its release assets (the asset is named after the project)."""
+    match = P.GITHUB_RELEASE_ASSET.match(url)
+    if not match:
+        return False
+    project = re.sub(r"[-_.]", "", match.group("project").lower())
+    asset = re.sub(r"[-_.]", "", match.group("asset").lower())
+    return len(project) >= 3 and asset.startswith(project)
 
 
 def check_line(c: Collector, number: int, view: str, raw: str, *, script: bool, mktemp: set[str]) -> None:
