@@ -17,7 +17,8 @@ WARNING_CONTEXT = re.compile(
     r"|what not to|bad example|exploit\w*|threats?|hunting|incident|risk\w*|unsafe|insecure|vulnerab\w*|pentest\w*"
     r"|penetration test\w*|red team\w*|CTF|forensic\w*|to flag|flag (these|this|them|it)|patterns? to (flag|catch|block"
     r"|look for)|(command|code|sql|shell|template|prompt) injection|deserialization|leaks? (the|your|secrets?|credentials?)"
-    r"|(search|grep|hunt)(es|ing)?\s+([\w~/.-]+\s+){0,4}for)\b", re.IGNORECASE)
+    r"|(search|grep|hunt)(es|ing)?\s+([\w~/.-]+\s+){0,4}for|arbitrary (code|commands?)|(remote )?code execution|RCE"
+    r"|privilege escalation|false sense of security)\b", re.IGNORECASE)
 UNSAFE_COMMENT = re.compile(
     r"^\W*(unsafe|insecure|dangerous|vulnerable|vulnerability|malicious|exploit\w*|bad|wrong|anti-?pattern|(never|don't|do not)"
     r" (do|write|use) this)\b|\b((command|code|sql|shell|template|prompt) injection|(unsafe|insecure) deserialization"

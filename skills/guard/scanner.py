@@ -236,6 +236,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True, 
         escalate_hidden(c, number, removed, raw_lines[number - 1])
 
 
+INLINE_CODE = re.compile(r"`[^`]+`")
 DATA_ENTRY = re.compile(r"^\s*[\[{]?\s*[\"']?[\w:. @-]{1,80}[\"']?\s*:\s*\S")
 """A line of example data that starts with a key: `content: "..."`, `"answer": "..."`, `{"q": "...", "a": "..."}`."""
 LONG_STRING = re.compile(r"\"((?:[^\"\\\n]|\\.){80,})\"")
@@ -320,9 +321,12 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
             continue
         context = section_context(folded, headings, index)
         _prose_line(c, number, line, line, context)
-        for code in re.findall(r"`([^`]+)`", line) or []:
+        spans = re.findall(r"`([^`]+)`", line) if "`" in line else []
+        for code in spans:
             check_line(c, number, code, "", script=False, mktemp=set())
-        check_line(c, number, line, "", script=False, mktemp=set())
+        # each inline code span is a command of its own: the prose around them is judged without them, so
+        # two spans a sentence apart (`echo $(env)` ... `curl ...`) are not read as one command line
+        check_line(c, number, INLINE_CODE.sub(" ", line) if spans else line, "", script=False, mktemp=set())
         _blobs(c, number, line, False, depth)
         prose_numbered.append((number, [prose.without_negated(line)]))
         words = prose.context_words(line)
