@@ -37,7 +37,7 @@ from skills.guard.frontmatter import decoded_values
 from skills.guard.kinds import (BASH_BINARY_CHECK, BINARY_MAGIC, EXECUTABLE_MAGIC, PYTHON_LANGS, SCRIPT_SUFFIXES,
                                 SHELL_LANGS, document_kind, is_python, is_script, is_shell)
 from skills.guard.model import Finding, GuardReport
-from skills.guard.normalise import Removed, fold, visible
+from skills.guard.normalise import NOTHING, ZERO_WIDTH, Removed, fold, visible
 from skills.guard.python_flow import analyse
 from skills.guard.python_text import mask
 from skills.guard.rules import block_exfiltration, check_line, git_exfiltration, script_exfiltration
@@ -203,8 +203,23 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True, 
     raw_lines = text.splitlines()
     folded: list[str] = []
     removed_by_line: dict[int, Removed] = {}
+    fence: str | None = None
     for number, raw in enumerate(raw_lines, start=1):
+        escaped_fence = ESCAPED_FENCE.match(raw) if number > 1 and raw.startswith(tuple(ZERO_WIDTH)) else None
+        if escaped_fence:
+            # `\u200b```lang`: a fence shown as text (how a code block is written inside another one); nothing
+            # is hidden, and the line stays text for the guard as it does for a renderer (the mark is kept)
+            folded.append(raw)
+            removed_by_line[number] = NOTHING
+            if fence is None:
+                c.add(number, "obfuscation", "caution", "a zero-width space before a code fence marker (shows the "
+                      "fence as text); check the lines after it", visible(raw))
+            continue
         line, removed = fold(raw, first_line=number == 1)
+        marker = FENCE_MARKER.match(line)
+        if marker:
+            token = marker.group(1)[0]
+            fence = token if fence is None else None if fence == token else fence
         folded.append(line)
         removed_by_line[number] = removed
         hidden_chars(c, number, raw, removed, script=False)
@@ -236,6 +251,9 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True, 
         escalate_hidden(c, number, removed, raw_lines[number - 1])
 
 
+FENCE_MARKER = re.compile(r"^\s*(`{3,}|~{3,})")
+ESCAPED_FENCE = re.compile(r"^[\u200b\u2060\ufeff]+(`{3,}|~{3,})[\w+-]*\s*$")
+"""A code fence behind zero-width characters: not a fence for a Markdown renderer, so shown as text."""
 INLINE_CODE = re.compile(r"`[^`]+`")
 DATA_ENTRY = re.compile(r"^\s*[\[{]?\s*[\"']?[\w:. @-]{1,80}[\"']?\s*:\s*\S")
 """A line of example data that starts with a key: `content: "..."`, `"answer": "..."`, `{"q": "...", "a": "..."}`."""
