@@ -12,7 +12,8 @@ from skills.guard.kinds import PYTHON_LANGS, SHELL_LANGS, document_kind, is_pyth
 from skills.guard.model import Finding
 
 KIND_WORDS = {"instructions": "SKILL.md's instructions", "reference": "a reference document",
-              "example": "an example document", "template": "a template or data file (markup, not instructions)"}
+              "example": "an example document", "template": "a template or data file (markup, not instructions)",
+              "container": "a container build file (its RUN steps run inside an image build, not on this machine)"}
 
 
 def explain_findings(findings: list[Finding], file: str, text: str, script: bool) -> list[Finding]:

@@ -1,6 +1,7 @@
 """What a file in a skill is, from its path and first line: a script (Python, shell or another
-interpreter's), a document (SKILL.md's instructions, a reference, an example) or markup and data
-read as a template; which code-block languages are shell or Python; which bytes mark a binary.
+interpreter's), a container build file (a Dockerfile: its RUN steps are shell run inside an image
+build), a document (SKILL.md's instructions, a reference, an example) or markup and data read as a
+template; which code-block languages are shell, Python or a Dockerfile; which bytes mark a binary.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ SCRIPT_SUFFIXES = {".sh", ".bash", ".zsh", ".ksh", ".fish", ".py", ".pyw", ".js"
                    ".command", ".tcl", ".awk"}
 SHELL_LANGS = {"", "sh", "bash", "shell", "zsh", "console", "terminal", "shell-session", "shellsession", "ksh", "fish"}
 PYTHON_LANGS = {"python", "py", "python3", "pycon"}
+CONTAINER_LANGS = {"dockerfile", "docker", "containerfile"}
+CONTAINER_FILE = re.compile(r"^(dockerfile|containerfile)(\.(?!(md|markdown|mdx|rst|txt)$)[\w-]+)?$|\.(dockerfile|containerfile)$",
+                            re.IGNORECASE)
 BASH_BINARY_CHECK = 80
 """bash refuses a script as binary only when a NUL is in its first 80 bytes: later NULs hide nothing from it."""
 BINARY_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"SQLite format",
@@ -25,7 +29,14 @@ DATA_SUFFIXES = {".xsd", ".xml", ".dtd", ".xsl", ".xslt", ".json", ".yaml", ".ym
 """Data and markup kept beside scripts (schemas, fixtures, templates): read as documents, not run as shell."""
 
 
+def is_container_build(path: str) -> bool:
+    """A Dockerfile or Containerfile (`Dockerfile`, `Dockerfile.dev`, `app.dockerfile`), wherever it is kept."""
+    return bool(CONTAINER_FILE.search(Path(path).name))
+
+
 def is_script(path: str, text: str = "") -> bool:
+    if is_container_build(path) and not text.startswith("#!"):
+        return False
     parts = Path(path).parts
     suffix = Path(path).suffix.lower()
     return (suffix in SCRIPT_SUFFIXES or (len(parts) > 1 and parts[0] in ("scripts", "bin") and suffix not in DATA_SUFFIXES)
@@ -38,12 +49,14 @@ EXAMPLE_DIRS = {"examples", "example", "templates", "template", "assets", "sampl
 
 
 def document_kind(path: str) -> str:
-    """How a non-script file is read: `instructions` (SKILL.md, what the agent follows), `reference` (other
-    Markdown or text), `example` (Markdown under examples/, templates/, assets/...), `template` (markup
+    """How a non-script file is read: `instructions` (SKILL.md, what the agent follows), `container` (a
+    Dockerfile), `reference` (other Markdown or text), `example` (Markdown under examples/, templates/, assets/...), `template` (markup
     and data: HTML, XML, schemas, JSON, YAML, CSS, SVG; no Markdown structure)."""
     parts = Path(path).parts
     if path == "SKILL.md":
         return "instructions"
+    if is_container_build(path):
+        return "container"
     if Path(path).suffix.lower() not in DOCUMENT_SUFFIXES:
         return "template"
     return "example" if any(part.lower() in EXAMPLE_DIRS for part in parts[:-1]) else "reference"

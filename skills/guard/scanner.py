@@ -8,7 +8,9 @@ NFKC, confusables folded). Then by kind of file:
   through the shell reader, Python blocks through the flow analysis);
 - shell and other scripts: logical lines with variables resolved and escapes decoded;
 - Python: the flow analysis on the syntax tree, plus the line rules on the code with the
-  strings only shown to people (help texts, docstrings, print) blanked.
+  strings only shown to people (help texts, docstrings, print) blanked;
+- a Dockerfile (and a dockerfile code block): its steps as shell commands that run inside an image
+  build, not on this machine (a plain download run there is caution; a decoded one stays dangerous).
 Encoded blobs (base64, hex, escapes, also split over lines) are decoded and scanned again.
 A file with a shebang or a script extension is text whatever bytes it holds. Pure functions;
 `scan_folder` reads files (sync: call it from a thread in async code).
@@ -34,8 +36,8 @@ from skills.guard.context import (EXAMPLE_CONTEXT, PLAIN_TAGS, UNSAFE_COMMENT, W
                                   warned_sentence)
 from skills.guard.explain import explain_findings
 from skills.guard.frontmatter import decoded_values
-from skills.guard.kinds import (BASH_BINARY_CHECK, BINARY_MAGIC, EXECUTABLE_MAGIC, PYTHON_LANGS, SCRIPT_SUFFIXES,
-                                SHELL_LANGS, document_kind, is_python, is_script, is_shell)
+from skills.guard.kinds import (BASH_BINARY_CHECK, BINARY_MAGIC, CONTAINER_LANGS, EXECUTABLE_MAGIC, PYTHON_LANGS,
+                                SCRIPT_SUFFIXES, SHELL_LANGS, document_kind, is_python, is_script, is_shell)
 from skills.guard.model import Finding, GuardReport
 from skills.guard.normalise import NOTHING, ZERO_WIDTH, Removed, fold, visible
 from skills.guard.python_flow import analyse
@@ -365,7 +367,10 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
             lines = _data_strings(c, rule_values(lang, lines), depth)
             if lang in SHELL_LANGS or lang not in ("json", "yaml", "yml", "toml", "ini", "xml", "html", "csv", "text", "txt",
                                                    "markdown", "md", "diff", "yara", "yar", "sigma"):
-                seen += _scan_commands(c, "", depth, lines=lines, script=False)
+                commands = _scan_commands(c, "", depth, lines=lines, script=False)
+                seen += commands
+                if lang in CONTAINER_LANGS:
+                    _container_steps(c, commands)
             else:
                 for number, line in lines:
                     check_line(c, number, line, "", script=False, mktemp=set())
@@ -391,6 +396,19 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
     hidden_comments(c, folded, kind, fenced)
     for number in fenced & quoted_lines:
         c.demote(number, "a comment in an example in a passage about attacks", when=lambda f: f.rule == "hidden-instructions")
+
+
+DECODING = re.compile(r"\b(base64|base32|basenc|xxd|openssl|uudecode)\b|\\x[0-9A-Fa-f]{2}|\\[0-7]{3}")
+
+
+def _container_steps(c: Collector, seen: list[tuple[int, list[str]]]) -> None:
+    """A Dockerfile's steps run inside the image being built, not on this machine: a plain download piped
+    into a shell there (`RUN curl ... | bash`) is the image's install step, kept for review (`caution`); one
+    that decodes what it runs (base64, hex or octal escapes) hides it and stays dangerous."""
+    for number, views in seen:
+        if not any(DECODING.search(view) for view in views):
+            c.demote(number, "a step of a container image build, not run on this machine",
+                     when=lambda f: f.rule == "download-exec")
 
 
 def _escalate_persistence(c: Collector, window: int | None) -> None:
@@ -424,7 +442,8 @@ def scan_text(file: str, text: str, *, script: bool | None = None) -> list[Findi
 
 def _scan_text(file: str, text: str, script: bool) -> list[Finding]:
     c = Collector(file)
-    if not script:
+    container = not script and document_kind(file) == "container"
+    if not script and not container:
         _scan_document(c, text, kind=document_kind(file))
         return c.findings()
     folded_lines: list[str] = []
@@ -435,7 +454,12 @@ def _scan_text(file: str, text: str, script: bool) -> list[Finding]:
         removed_by_line[number] = removed
         hidden_chars(c, number, raw, removed, script=True)
     folded_text = "\n".join(folded_lines)
-    if not (is_python(file, text) and _scan_python(c, folded_text)):
+    if container:
+        seen = _scan_commands(c, folded_text, script=False)
+        block_exfiltration(c, seen, window=None)
+        git_exfiltration(c, seen, script=False)
+        _container_steps(c, seen)
+    elif not (is_python(file, text) and _scan_python(c, folded_text)):
         seen = _scan_commands(c, folded_text)
         block_exfiltration(c, seen, window=None)
         git_exfiltration(c, seen, script=True)
