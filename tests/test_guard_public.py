@@ -198,6 +198,18 @@ def test_a_dockerfile_among_resources_is_read_as_a_container_build_not_markdown(
     assert block.verdict == "caution", block.describe()
 
 
+# ---------------------------------------------------------------- test data and descriptions
+
+def test_an_injection_payload_passed_as_a_string_in_an_example_is_test_data(tmp_path: Path) -> None:
+    example = ("# Config pitfalls\n\n" + FILLER + "```php\n// accepted without validation:\n"
+               "new NetworkConfig(hostname: 'localhost; rm -rf /');\n```\n")
+    report = scan(tmp_path, "fixture", {"references/config.md": example})
+    assert report.verdict == "caution" and not dangerous(report), report.describe()
+    run = scan(tmp_path, "run", {"references/config.md": example.replace(
+        "new NetworkConfig(hostname: 'localhost; rm -rf /');", "$h = 'localhost; rm -rf /';\nshell_exec('ping ' . $h);")})
+    assert dangerous(run), run.describe()
+
+
 def test_override_wording_that_documents_a_setting_or_describes_a_behaviour_is_not_an_override(tmp_path: Path) -> None:
     script = ('def ask(prompt, system_prompt=None):\n    """Ask the model.\n\n    Args:\n'
               '        system_prompt: Optional override for the system prompt.\n    """\n    return prompt\n')

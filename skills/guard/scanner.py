@@ -376,6 +376,8 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
                     check_line(c, number, line, "", script=False, mktemp=set())
                     _blobs(c, number, line, False, depth)
                 _split_blobs(c, lines, False, depth)
+        if lang not in SHELL_LANGS | CONTAINER_LANGS | COMMAND_DATA_LANGS:
+            _payload_strings(c, lines)
         for number, line in lines:
             comment = re.search(r"\s(#|//)\s*(.+)$", line)
             if comment and UNSAFE_COMMENT.search(comment.group(2)):
@@ -396,6 +398,37 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
     hidden_comments(c, folded, kind, fenced)
     for number in fenced & quoted_lines:
         c.demote(number, "a comment in an example in a passage about attacks", when=lambda f: f.rule == "hidden-instructions")
+
+
+PAYLOAD_LITERAL = re.compile(r"(['\"])[\w.:/@=-]{0,80}(;|&&|\|\|?|\$\()\s*[^'\"\n]{1,300}?\1")
+"""A string literal shaped like a command-injection payload: one plain value (a host, a file name), a shell
+separator, a command (`'localhost; rm -rf /'`, `"a.txt && curl ... | sh"`, `"$(id)"`)."""
+COMMAND_DATA_LANGS = {"json", "jsonc", "yaml", "yml", "toml", "ini", "xml", "html", "text", "txt", "markdown", "md", "diff",
+                      "makefile", "make", "just", "cmd", "bat", "batch", "powershell", "ps1", "pwsh", "nix"}
+"""Blocks whose strings are themselves commands something runs (package.json scripts, a workflow's `run:`,
+a Makefile recipe): a command string there is not test data."""
+SHELL_RUNNER = re.compile(r"\b(system|exec\w*|shell_exec|passthru|popen|proc_open|spawn\w*|Popen|run|call|check_\w+|getoutput"
+                          r"|Runtime|ProcessBuilder|child_process|subprocess|eval|Command|Invoke-\w+|sh|bash|cmd)\s*[(.]|`",
+                          re.IGNORECASE)
+
+
+def _payload_strings(c: Collector, lines: list[tuple[int, str]]) -> None:
+    """In an example in another language (PHP, Java, JavaScript, Python...) a command-injection payload
+    passed around as a string (`new Config(hostname: 'localhost; rm -rf /')`, the test data of a security
+    check) is data: when nothing in the example hands a string to a shell, a line whose command findings
+    all sit inside such a literal is kept for review (`caution`)."""
+    flagged = [(n, line) for n, line in lines if any(n == number and f.severity == "dangerous" for (number, _), f in
+                                                     c.found.items())]
+    if not flagged or any(SHELL_RUNNER.search(line) for _, line in lines):
+        return
+    for number, line in flagged:
+        if not PAYLOAD_LITERAL.search(line):
+            continue
+        outside = Collector(c.file)
+        check_line(outside, number, PAYLOAD_LITERAL.sub("''", line), "", script=False, mktemp=set())
+        if not any(f.severity == "dangerous" for f in outside.found.values()):
+            c.demote(number, "a command-injection payload as a string in an example that runs no shell",
+                     when=lambda f: f.rule in ("destructive", "download-exec", "exfiltration", "reverse-shell"))
 
 
 DECODING = re.compile(r"\b(base64|base32|basenc|xxd|openssl|uudecode)\b|\\x[0-9A-Fa-f]{2}|\\[0-7]{3}")
