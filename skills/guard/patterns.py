@@ -43,11 +43,13 @@ NETWORK = re.compile(
     r"\b(curl|wget|nc|ncat|netcat|socat|scp|sftp|ftp|telnet|sendmail)\b|/dev/(tcp|udp)/"
     r"|requests\.(post|put|patch|get)|\burlopen\b|urllib\.request|http\.client|httpx\.|aiohttp\.|\bhttps?\.(request|get)\s*\("
     r"|\bfetch\(|XMLHttpRequest|\baxios\b|Invoke-WebRequest|Invoke-RestMethod|\biwr\b|\birm\b"
-    r"|socket\.(socket|create_connection)|\bsmtplib\b|\bdig\b\s|\bnslookup\b|\bmail\s+-s\b|webhook\.site|ngrok",
+    r"|socket\.(socket|create_connection)|\bsmtplib\b|\bdig\b\s|\bnslookup\b|\bmail\s+-s\b|webhook\.site|ngrok"
+    r"|\b(require\s*\(|import\s*\(|from)\s*['\"`](node:)?(https?|http2|net|dgram|tls|node-fetch|undici)['\"`]",
     I)
 NETWORK = Prefiltered(NETWORK, ("curl", "wget", "nc", "netcat", "socat", "scp", "ftp", "telnet", "sendmail", "/dev/",  # type: ignore[assignment]
                                 "requests.", "urlopen", "urllib", "http", "fetch(", "axios", "invoke-", "iwr", "irm",
-                                "socket.", "smtplib", "dig", "nslookup", "mail", "webhook", "ngrok"))
+                                "socket.", "smtplib", "dig", "nslookup", "mail", "webhook", "ngrok", "net", "dgram",
+                                "tls", "undici"))
 DATA_WITH_SECRET = re.compile(
     r"(\s-d|--data[\w-]*|\s-F|--form|--upload-file|\s-T|data=|json=|params=|body\s*[:=])\s*['\"]?[^'\"\n]{0,40}"
     + SECRET_VAR + r"|[?&]\w+=" + SECRET_VAR)
