@@ -208,6 +208,11 @@ def test_an_injection_payload_passed_as_a_string_in_an_example_is_test_data(tmp_
     run = scan(tmp_path, "run", {"references/config.md": example.replace(
         "new NetworkConfig(hostname: 'localhost; rm -rf /');", "$h = 'localhost; rm -rf /';\nshell_exec('ping ' . $h);")})
     assert dangerous(run), run.describe()
+    runners = {"rust": "let h = \"x; rm -rf ~\";\nstd::process::Command::new(\"sh\").arg(h);",
+               "ruby": "h = 'x; rm -rf ~'\n%x(ping #{h})", "php": "pcntl_exec('/bin/sh', ['-c', 'x; rm -rf ~']);"}
+    for lang, code in runners.items():
+        ran = scan(tmp_path, f"ran-{lang}", {}, body=f"# Check\n\n```{lang}\n{code}\n```\n")
+        assert dangerous(ran), (lang, ran.describe())
 
 
 def test_override_wording_that_documents_a_setting_or_describes_a_behaviour_is_not_an_override(tmp_path: Path) -> None:

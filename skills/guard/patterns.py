@@ -129,7 +129,7 @@ DOWNLOAD_CHMOD = re.compile(r"\b(curl|wget)\b[^\n]{0,600}(&&|;)\s*chmod\s+(\+x|[
 _RM_FLAGS = r"\brm\s+(?=(?:-[a-zA-Z-]+\s+){0,5}?-[a-zA-Z]*[rR])(?:-[a-zA-Z-]+\s+){1,6}"
 DESTRUCTIVE = [
     re.compile(_RM_FLAGS + r"[\"']?(/|/\*|~|~/|~/\*|\$HOME|\$\{HOME\}|\$HOME/\*|/(etc|usr|var|bin|boot|lib|lib64"
-               r"|home|opt|root|srv|sbin|System|Users)/?\*?|\.\./\.\.(/\S*)?|\*|\.)[\"']?(?=\s|$|;|&|\||`|\))"),
+               r"|home|opt|root|srv|sbin|System|Users)/?\*?|\.\./\.\.(/\S*)?|\*|\.)[\"']?(?=\s|$|;|&|\||`|\)|,|\]|\})"),
     re.compile(r"--no-preserve-root"),
     re.compile(r"\bmkfs(\.\w+)?\s+/dev/|\bwipefs\s+-a|\bdd\b[^\n]{0,600}\bof=/dev/(sd|nvme|hd|xvd|vd|disk|mmcblk)", I),
     re.compile(r">\s*/dev/(sd[a-z]|nvme\d|hd[a-z]|disk\d)"),

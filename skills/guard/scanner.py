@@ -407,8 +407,8 @@ COMMAND_DATA_LANGS = {"json", "jsonc", "yaml", "yml", "toml", "ini", "xml", "htm
                       "makefile", "make", "just", "cmd", "bat", "batch", "powershell", "ps1", "pwsh", "nix"}
 """Blocks whose strings are themselves commands something runs (package.json scripts, a workflow's `run:`,
 a Makefile recipe): a command string there is not test data."""
-SHELL_RUNNER = re.compile(r"\b(system|exec\w*|shell_exec|passthru|popen|proc_open|spawn\w*|Popen|run|call|check_\w+|getoutput"
-                          r"|Runtime|ProcessBuilder|child_process|subprocess|eval|Command|Invoke-\w+|sh|bash|cmd)\s*[(.]|`",
+SHELL_RUNNER = re.compile(r"\w*(system|exec|spawn|popen|passthru|proc_open)\w*\s*[(.:!]|\b(run|call|check_\w+|getoutput|Runtime"
+                          r"|ProcessBuilder|child_process|subprocess|eval|Command|Invoke-\w+|sh|bash|cmd)\s*[(.:!]|`|%x|\bqx\b",
                           re.IGNORECASE)
 
 
