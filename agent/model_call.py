@@ -71,19 +71,26 @@ def quiet_litellm_loggers() -> None:
     prompts at DEBUG) is removed from `LiteLLM`, `LiteLLM Router` and `LiteLLM Proxy`; their debug
     and info records (and the openai SDK's underneath, which log request bodies) are dropped, and
     warnings propagate to the root handlers the process set up (the gateway's redacting file and
-    console handlers). Idempotent."""
+    console handlers). Idempotent, and cheap when nothing changed: it runs before every model call
+    (LiteLLM makes loggers as it imports a provider's module), and the walk over every logger is
+    redone only when loggers were added since the last one (their count is kept on the logging
+    manager, whose state it describes)."""
     for name in LITELLM_LOGGERS:
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.propagate = True
-    known = list(logging.root.manager.loggerDict)
+    manager = logging.root.manager
+    if getattr(manager, "hermes_quieted_loggers", -1) == len(manager.loggerDict):
+        return
+    known = list(manager.loggerDict)
     for name in LITELLM_LOGGERS + CHATTY_TRANSPORT_LOGGERS:
         # a logger's filters do not apply to records of its children: filter each one
         for child in [name] + [k for k in known if k.startswith(name + ".")]:
             logger = logging.getLogger(child)
             if not any(isinstance(f, _DropChatter) for f in logger.filters):
                 logger.addFilter(_DropChatter())
+    manager.hermes_quieted_loggers = len(manager.loggerDict)  # type: ignore[attr-defined]
 
 
 def import_litellm() -> Any:

@@ -77,6 +77,7 @@ class _Turn:
     used: dict[str, None] = field(default_factory=dict)
     mid_review: int = 0
     mid_due: bool = False
+    user_turns: int | None = None     # the session's unreviewed user turns, counted with this turn's
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -174,7 +175,7 @@ class LearningLoop:
                 self._turns.move_to_end(session.id)
                 for name in SKILL_TAG.findall(text):
                     turn.used[name] = None
-                await self.queue.user_turn(session.id, session.team)
+                turn.user_turns = (await self.queue.user_turn(session.id, session.team)).user_turns
             elif role == "tool":
                 turn = self._turn(session.id)
                 if turn.mid_due:
@@ -209,8 +210,12 @@ class LearningLoop:
         if reason:
             await self.enqueue(session, reason, from_turn=True, turn=turn)
             return
-        counters = await self.queue.counters(session.id)
-        if counters.user_turns >= self.settings.review_every_user_turns:
+        # the count this turn's message made (no other turn of the session runs meanwhile; a
+        # review taken since makes it high, and enqueue then finds nothing to review); read from
+        # the store only for a turn whose message this process did not see (a re-run)
+        user_turns = turn.user_turns if turn.user_turns is not None else \
+            (await self.queue.counters(session.id)).user_turns
+        if user_turns >= self.settings.review_every_user_turns:
             await self.enqueue(session, "user_turns", from_turn=False, turn=turn)
 
     def trigger(self, session: SessionRecord, cause: str) -> asyncio.Task[Any]:

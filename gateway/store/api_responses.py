@@ -87,7 +87,9 @@ class ApiStore:
         Every turn of a kept conversation claims it, so the usual case (already owned) is a read;
         only a new conversation writes, insert-if-new, so two processes claiming it at once leave
         one row (and a conversation another process deleted is claimed again)."""
-        owned = await self.db.scalar(sa.select(A.created_at).where(A.token_id == token_id, A.session_id == session_id))
+        statement = self.db.prepared("api_session_owned", lambda: sa.select(A.created_at).where(
+            A.token_id == sa.bindparam("p_token"), A.session_id == sa.bindparam("p_session")))
+        owned = await self.db.scalar(statement, {"p_token": token_id, "p_session": session_id})
         if owned is None:
             await self.db.execute(self.db.insert_ignore(api_sessions).values(
                 token_id=token_id, session_id=session_id, user_id=user_id, created_at=at))

@@ -11,6 +11,9 @@
   their own.
 - `insert_ignore`, `upsert` and `claimable` build each dialect's own construct, so no concern
   module writes SQL per engine.
+- `db.prepared(name, build)` keeps a statement a turn runs every time (built once per Database,
+  its values as `sa.bindparam`s given at execution): SQLAlchemy then neither builds it again nor
+  recomputes its cache key, about a fifth of the CPU a statement costs.
 
 Redaction lives here, in one place: every text value bound to an INSERT or UPDATE is made
 encodable (a lone surrogate becomes U+FFFD, so a message holding one is stored instead of raising
@@ -30,7 +33,7 @@ import asyncio
 import contextvars
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +132,14 @@ class Database:
         self._current: contextvars.ContextVar[_Current | None] = contextvars.ContextVar(
             f"hermes_db_{id(self)}", default=None)
         event.listen(engine.sync_engine, "before_cursor_execute", self._redact_parameters, retval=True)
+        self._prepared: dict[str, Any] = {}
+
+    def prepared(self, name: str, build: Callable[[], Any]) -> Any:
+        """The statement `name`, built by `build()` the first time it is asked for on this Database."""
+        statement = self._prepared.get(name)
+        if statement is None:
+            statement = self._prepared[name] = build()
+        return statement
 
     @property
     def is_sqlite(self) -> bool:

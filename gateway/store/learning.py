@@ -275,15 +275,21 @@ class LearningStore:
     async def counters_user_turn(self, session_id: str, team: str) -> Counters:
         """A user message arrived: one more unreviewed turn; remember where the turn starts (the
         session's last seq, read by the same statement that counts the turn, which returns the row)."""
+        rows = await self.db.write_returning(self.db.prepared("counters_user_turn", self._user_turn_statement),
+                                             {"p_session": session_id, "p_team": team, "p_now": time.time()})
+        return _counters(rows[0])
+
+    def _user_turn_statement(self) -> Any:
+        session_id = sa.bindparam("p_session")
         seq = sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0)) \
             .where(messages.c.session_id == session_id).scalar_subquery()
         statement = self.db._insert(learning_counters).values(
-            session_id=session_id, team=team, user_turns=1, turn_seq=seq, task_review=0, last_activity=time.time())
-        rows = await self.db.write_returning(statement.on_conflict_do_update(index_elements=["session_id"], set_={
+            session_id=session_id, team=sa.bindparam("p_team"), user_turns=1, turn_seq=seq, task_review=0,
+            last_activity=sa.bindparam("p_now"))
+        return statement.on_conflict_do_update(index_elements=["session_id"], set_={
             "user_turns": C.user_turns + 1, "team": statement.excluded.team,
             "turn_seq": statement.excluded.turn_seq, "task_review": 0,
-            "last_activity": statement.excluded.last_activity}).returning(*learning_counters.c))
-        return _counters(rows[0])
+            "last_activity": statement.excluded.last_activity}).returning(*learning_counters.c)
 
     async def counters_tool_call(self, session_id: str, team: str) -> int:
         """One more unreviewed tool call; returns how many there are now."""

@@ -127,21 +127,21 @@ class SessionsStore:
         `updated_at` to a later `touch_session` (one write per turn instead of one per message)."""
         now = time.time()
         message = redact_message(message, self.db.redactor)
-        next_seq = sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0) + 1) \
-            .where(messages.c.session_id == session_id).scalar_subquery()
-        statement = messages.insert().values(
-            session_id=session_id, seq=next_seq, role=str(message.get("role", "")),
-            data=json.dumps(message, ensure_ascii=False), created_at=now).returning(messages.c.seq)
+        statement = self.db.prepared("add_message", _add_message_statement)
+        values = {"p_session": session_id, "p_role": str(message.get("role", "")),
+                  "p_data": json.dumps(message, ensure_ascii=False), "p_now": now}
         async with self.db.transaction():
-            seq = int((await self.db.write_returning(statement))[0][0])
+            seq = int((await self.db.write_returning(statement, values))[0][0])
             if touch:
                 await self.touch_session(session_id, now)
         return seq
 
     async def touch_session(self, session_id: str, at: float | None = None) -> None:
         """Set the session's `updated_at` (now by default)."""
-        await self.db.execute(sessions.update().where(sessions.c.id == session_id)
-                              .values(updated_at=time.time() if at is None else at))
+        statement = self.db.prepared("touch_session", lambda: sessions.update()
+                                     .where(sessions.c.id == sa.bindparam("p_session"))
+                                     .values(updated_at=sa.bindparam("p_at")))
+        await self.db.execute(statement, {"p_session": session_id, "p_at": time.time() if at is None else at})
 
     async def set_session_title(self, session_id: str, title: str) -> None:
         """Name the session. Which session is active does not change: only its remembered copy is updated
@@ -182,3 +182,13 @@ class SessionsStore:
             session_id=session_id, call_id=call_id, name=name, arguments=arguments, ok=int(ok),
             result=self.db.redactor.redact(result[:2 * TOOL_RESULT_KEPT])[:TOOL_RESULT_KEPT],
             duration_ms=duration_ms, created_at=time.time()))
+
+
+def _add_message_statement() -> Any:
+    """INSERT of a message at the session's next seq (read by the same statement), returning it."""
+    session_id = sa.bindparam("p_session")
+    next_seq = sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0) + 1) \
+        .where(messages.c.session_id == session_id).scalar_subquery()
+    return messages.insert().values(
+        session_id=session_id, seq=next_seq, role=sa.bindparam("p_role"), data=sa.bindparam("p_data"),
+        created_at=sa.bindparam("p_now")).returning(messages.c.seq)

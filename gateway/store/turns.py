@@ -48,21 +48,25 @@ class TurnClaimsStore:
     async def turn_claim(self, session_key: str, owner: str, ttl: float) -> TurnClaim | None:
         """Claim the session for `owner` unless another live process holds it."""
         now = time.time()
-        current = turn_claims.c
-        statement = self.db.conditional_upsert(
-            turn_claims,
-            {"session_key": session_key, "owner": owner, "generation": 1, "expires_at": now + ttl,
-             "previous": "", "stop_requested": 0},
-            ["session_key"],
-            {"owner": owner, "generation": current.generation + 1, "expires_at": now + ttl,
-             "previous": current.owner, "stop_requested": 0},
-            sa.or_(current.owner == "", current.owner == owner, current.expires_at < now),
-        ).returning(turn_claims.c.generation, turn_claims.c.previous)
-        rows = await self.db.write_returning(statement)
+        rows = await self.db.write_returning(self.db.prepared("turn_claim", self._claim_statement), {
+            "p_key": session_key, "p_owner": owner, "p_expires": now + ttl, "p_now": now})
         if not rows:
             return None
         previous = str(rows[0][1] or "")
         return TurnClaim(session_key, int(rows[0][0]), previous if previous != owner else "")
+
+    def _claim_statement(self) -> Any:
+        current = turn_claims.c
+        owner, expires = sa.bindparam("p_owner"), sa.bindparam("p_expires")
+        return self.db.conditional_upsert(
+            turn_claims,
+            {"session_key": sa.bindparam("p_key"), "owner": owner, "generation": 1, "expires_at": expires,
+             "previous": "", "stop_requested": 0},
+            ["session_key"],
+            {"owner": owner, "generation": current.generation + 1, "expires_at": expires,
+             "previous": current.owner, "stop_requested": 0},
+            sa.or_(current.owner == "", current.owner == owner, current.expires_at < sa.bindparam("p_now")),
+        ).returning(turn_claims.c.generation, turn_claims.c.previous)
 
     async def turn_holder(self, session_key: str) -> str:
         """The process holding the session's claim now ("" when free or expired)."""
@@ -71,9 +75,12 @@ class TurnClaimsStore:
         return str(row.owner) if row is not None and row.owner and float(row.expires_at) >= time.time() else ""
 
     async def turn_release(self, session_key: str, owner: str, generation: int) -> bool:
-        result = await self.db.execute(sa.update(turn_claims).where(
-            turn_claims.c.session_key == session_key, turn_claims.c.owner == owner,
-            turn_claims.c.generation == generation).values(owner="", expires_at=0.0, stop_requested=0))
+        statement = self.db.prepared("turn_release", lambda: sa.update(turn_claims).where(
+            turn_claims.c.session_key == sa.bindparam("p_key"), turn_claims.c.owner == sa.bindparam("p_owner"),
+            turn_claims.c.generation == sa.bindparam("p_generation"))
+            .values(owner="", expires_at=0.0, stop_requested=0))
+        result = await self.db.execute(statement, {"p_key": session_key, "p_owner": owner,
+                                                   "p_generation": generation})
         return bool(result.rowcount)
 
     async def turn_release_all(self, owner: str) -> int:

@@ -29,9 +29,9 @@ class UsageStore:
 
     async def record_usage(self, session_id: str, *, model: str, prompt_tokens: int,
                            completion_tokens: int, cost: float, purpose: str = "chat") -> None:
-        await self.db.execute(usage.insert().values(
-            session_id=session_id, model=model, purpose=purpose, prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens, cost=cost, created_at=time.time()))
+        await self.db.execute(self.db.prepared("record_usage", lambda: usage.insert()), {
+            "session_id": session_id, "model": model, "purpose": purpose, "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens, "cost": cost, "created_at": time.time()})
 
     async def usage_for_session(self, session_id: str) -> UsageTotals:
         return _totals(await self.db.one(sa.select(*_SUMS).where(usage.c.session_id == session_id)))
