@@ -44,12 +44,13 @@ NETWORK = re.compile(
     r"|requests\.(post|put|patch|get)|\burlopen\b|urllib\.request|http\.client|httpx\.|aiohttp\.|\bhttps?\.(request|get)\s*\("
     r"|\bfetch\(|XMLHttpRequest|\baxios\b|Invoke-WebRequest|Invoke-RestMethod|\biwr\b|\birm\b"
     r"|socket\.(socket|create_connection)|\bsmtplib\b|\bdig\b\s|\bnslookup\b|\bmail\s+-s\b|webhook\.site|ngrok"
-    r"|\b(require\s*\(|import\s*\(|from)\s*['\"`](node:)?(https?|http2|net|dgram|tls|node-fetch|undici)['\"`]",
+    r"|\b(require\s*\(|import\s*\(|from)\s*['\"`](node:)?(https?|http2|net|dgram|tls|node-fetch|undici)['\"`]"
+    r"|\bNet::HTTP\b|\bHTTParty\b|\bFaraday\b|\bRestClient\b|\bURI\.open\b|\bopen-uri\b",
     I)
 NETWORK = Prefiltered(NETWORK, ("curl", "wget", "nc", "netcat", "socat", "scp", "ftp", "telnet", "sendmail", "/dev/",  # type: ignore[assignment]
                                 "requests.", "urlopen", "urllib", "http", "fetch(", "axios", "invoke-", "iwr", "irm",
                                 "socket.", "smtplib", "dig", "nslookup", "mail", "webhook", "ngrok", "net", "dgram",
-                                "tls", "undici"))
+                                "tls", "undici", "faraday", "restclient", "uri.open", "open-uri"))
 DATA_WITH_SECRET = re.compile(
     r"(\s-d|--data[\w-]*|\s-F|--form|--upload-file|\s-T|data=|json=|params=|body\s*[:=])\s*['\"]?[^'\"\n]{0,40}"
     + SECRET_VAR + r"|[?&]\w+=" + SECRET_VAR)
@@ -232,6 +233,10 @@ REMOTE_SENDERS = re.compile(r"\bgit\s+push\b|\bgh\s+(gist|repo)\s+create\b|\baws
                             r"|\bsocat\b|/dev/tcp/|\bftp\b|\bsmbclient\b", I)
 REMOTE_SENDERS = Prefiltered(REMOTE_SENDERS, ("git", "gist", "repo", "aws", "gsutil", "rclone", "scp", "rsync",  # type: ignore[assignment]
                                               "curl", "wget", "nc", "socat", "/dev/tcp/", "ftp", "smbclient"))
+
+UPLOADERS = re.compile(r"\b(gh\s+gist\s+(create|edit)|aws\s+s3\s+(cp|sync|mv)|gsutil\s+(-m\s+)?(cp|rsync|mv)|rclone\s+(copy|sync|move"
+                       r"|copyto)|rsync|az\s+storage\s+blob\s+upload(-batch)?|gcloud\s+storage\s+cp)\b", I)
+"""Commands that upload the files they are given (to a gist, a bucket, another machine)."""
 
 PASSWORD_PHISHING = re.compile(r"\bosascript\b[^\n]{0,400}\bhidden answer\b|\bdisplay dialog\b[^\n]{0,300}\bhidden answer\b", I)
 SECRET_HEADER_VAR = re.compile(r"\$\{?([A-Z][A-Z0-9]*)_[A-Z0-9_]*(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY"

