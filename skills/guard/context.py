@@ -18,7 +18,7 @@ WARNING_CONTEXT = re.compile(
     r"|penetration test\w*|red team\w*|CTF|forensic\w*|to flag|flag (these|this|them|it)|patterns? to (flag|catch|block"
     r"|look for)|(command|code|sql|shell|template|prompt) injection|deserialization|leaks? (the|your|secrets?|credentials?)"
     r"|(search|grep|hunt)(es|ing)?\s+([\w~/.-]+\s+){0,4}for|arbitrary (code|commands?)|(remote )?code execution|RCE"
-    r"|privilege escalation|false sense of security)\b", re.IGNORECASE)
+    r"|privilege escalation|false sense of security|proof[- ]of[- ]concepts?|PoCs?|CVE-\d{4}-\d+)\b", re.IGNORECASE)
 UNSAFE_COMMENT = re.compile(
     r"^\W*(unsafe|insecure|dangerous|vulnerable|vulnerability|malicious|exploit\w*|bad|wrong|anti-?pattern|(never|don't|do not)"
     r" (do|write|use) this)\b|\b((command|code|sql|shell|template|prompt) injection|(unsafe|insecure) deserialization"

@@ -316,6 +316,8 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
     """Lines inside fenced code blocks: a comment there is part of an example (an indented line is not:
     in a list item it is prose, and a comment in it is hidden)."""
     headings = line_headings(folded)
+    header = ""
+    """The header row of the Markdown table a line is in."""
     topics = heading_paths(folded) if kind != "instructions" else [""] * len(folded)
     """In a reference or an example the whole heading path says what a passage is about (a document titled
     `# Pwn Request Attacks` quotes attacks under every subheading); SKILL.md's instructions are judged
@@ -356,6 +358,12 @@ def _scan_markdown(c: Collector, folded: list[str], depth: int, kind: str) -> No
         if WARNING_CONTEXT.search(prose.context_words(topics[index])):
             c.demote(number, "quoted in a reference about attacks", when=lambda f: f.rule != "prompt-injection")
             quoted_lines.add(number)
+        if kind != "instructions" and TABLE_ROW.match(line):
+            header = header if index > 0 and TABLE_ROW.match(folded[index - 1]) else line
+            if FINDINGS_TABLE.search(prose.context_words(header + "\n" + line)):
+                c.demote(number, "a row of a table of findings, rated by severity or risk",
+                         when=lambda f: f.rule != "prompt-injection")
+                quoted_lines.add(number)
     if fence is not None:
         blocks.append((lang, block, len(folded) - len(block)))
 
@@ -431,6 +439,10 @@ def _payload_strings(c: Collector, lines: list[tuple[int, str]]) -> None:
                      when=lambda f: f.rule in ("destructive", "download-exec", "exfiltration", "reverse-shell"))
 
 
+TABLE_ROW = re.compile(r"^\s*\|.*\|.*\|\s*$")
+FINDINGS_TABLE = re.compile(r"\b(severity|risk|impact|CVE-\d{4}-\d+|CWE-\d+|vulnerab\w*)\b", re.I)
+"""A table of findings or attack patterns (a severity or risk column, CVE or CWE numbers): in a reference its
+rows describe what to look for (SKILL.md's own tables can be steps, and are judged as such)."""
 DECODING = re.compile(r"\b(base64|base32|basenc|xxd|openssl|uudecode)\b|\\x[0-9A-Fa-f]{2}|\\[0-7]{3}")
 
 
