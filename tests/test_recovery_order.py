@@ -21,7 +21,7 @@ from gateway.app import Gateway
 from gateway.config import load_config
 from gateway.delivery import RetryPolicy
 from gateway.home import Home
-from gateway.inbox import INTERRUPTED_NOTICE, Inbox
+from gateway.inbox import GAVE_UP_NOTICE, INTERRUPTED_NOTICE, MAX_ATTEMPTS, Inbox
 from gateway.store import open_store
 from gateway.store.delivery import SentRow
 from tests.conftest import model_config
@@ -147,6 +147,37 @@ async def test_a_partial_answer_of_the_interrupted_run_is_edited_into_the_final_
         await asyncio.sleep(0.3)
         assert [t for t in tg.texts() if t != INTERRUPTED_NOTICE] == ["answer to question 1"]
         assert tg.posted[0].sent.message_id == "900" and tg.posted[0].history == ["answer to qu", "answer to question 1"]
+        assert await gateway.inbox.pending() == []
+    finally:
+        await gateway.stop()
+
+
+async def test_a_message_whose_runs_were_cut_three_times_is_given_up_with_a_notice(
+        home: Path, model_server: FakeModelServer) -> None:
+    config = model_config(model_server) + api_section() + CONFIG
+    home.mkdir(parents=True, exist_ok=True)
+    store = await open_store(os.environ.get("HERMES_STORE_URL") or home / "state.db")
+    try:   # three gateways died while answering message 1 (each counted its attempt)
+        session = await store.active_session("telegram:dm:u1", platform="telegram", chat_id="dm-u1", user_id="u1")
+        inbox = Inbox(store)
+        row = await inbox.take(message(1), "update-1")
+        for _ in range(MAX_ATTEMPTS):
+            await inbox.begin(row, session.id)
+            await store.add_message(session.id, {"role": "user", "content": "question 1"})
+    finally:
+        await store.close()
+
+    model_server.add(answer, purpose="chat")
+    gateway, adapters = await begin_start(home, config, arriving=["question 4"])
+    await gateway.started
+    try:
+        tg = adapters["telegram"]
+        await tg.wait_for(lambda: "answer to question 4" in tg.texts(), timeout=60)
+        await asyncio.sleep(0.3)
+        # told once that message 1 is given up (not run a fourth time), then the next message answered
+        assert tg.texts() == [GAVE_UP_NOTICE.format(n=MAX_ATTEMPTS), "answer to question 4"]
+        assert "send it again" in tg.texts()[0]
+        assert [user_texts(r)[-1] for r in model_server.requests_with_purpose("chat")] == ["question 4"]
         assert await gateway.inbox.pending() == []
     finally:
         await gateway.stop()
