@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from gateway.store.database import Database
 from gateway.store.schema import inbound_dedup, messages, turn_inbox
+from gateway.store.sessions import last_seq
 
 
 class InboxStore:
@@ -76,9 +77,7 @@ class InboxStore:
                 rewound = result.rowcount > 0
                 values: dict[str, Any] = {}
             else:
-                next_seq = sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0) + 1) \
-                    .where(messages.c.session_id == session_id).scalar_subquery()
-                values = {"session_id": session_id, "start_seq": next_seq}
+                values = {"session_id": session_id, "start_seq": last_seq(session_id) + 1}
             await self.db.execute(turn_inbox.update().where(turn_inbox.c.id == inbox_id)
                                   .values(attempts=turn_inbox.c.attempts + 1, **values))
             return rewound

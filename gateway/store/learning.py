@@ -31,6 +31,7 @@ from gateway.store.schema import (
     sessions,
     usage,
 )
+from gateway.store.sessions import last_seq
 
 CLAIMABLE = ("queued", "deferred")
 
@@ -281,10 +282,9 @@ class LearningStore:
 
     def _user_turn_statement(self) -> Any:
         session_id = sa.bindparam("p_session")
-        seq = sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0)) \
-            .where(messages.c.session_id == session_id).scalar_subquery()
         statement = self.db._insert(learning_counters).values(
-            session_id=session_id, team=sa.bindparam("p_team"), user_turns=1, turn_seq=seq, task_review=0,
+            session_id=session_id, team=sa.bindparam("p_team"), user_turns=1, turn_seq=last_seq(session_id),
+            task_review=0,
             last_activity=sa.bindparam("p_now"))
         return statement.on_conflict_do_update(index_elements=["session_id"], set_={
             "user_turns": C.user_turns + 1, "team": statement.excluded.team,

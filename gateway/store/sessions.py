@@ -184,11 +184,16 @@ class SessionsStore:
             duration_ms=duration_ms, created_at=time.time()))
 
 
+def last_seq(session_id: Any) -> Any:
+    """The seq of the session's last message (0 when it has none), as a scalar subquery: a statement
+    that writes at the next seq or remembers where a turn starts reads it in the same statement."""
+    return sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0)) \
+        .where(messages.c.session_id == session_id).scalar_subquery()
+
+
 def _add_message_statement() -> Any:
     """INSERT of a message at the session's next seq (read by the same statement), returning it."""
     session_id = sa.bindparam("p_session")
-    next_seq = sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0) + 1) \
-        .where(messages.c.session_id == session_id).scalar_subquery()
     return messages.insert().values(
-        session_id=session_id, seq=next_seq, role=sa.bindparam("p_role"), data=sa.bindparam("p_data"),
-        created_at=sa.bindparam("p_now")).returning(messages.c.seq)
+        session_id=session_id, seq=last_seq(session_id) + 1, role=sa.bindparam("p_role"),
+        data=sa.bindparam("p_data"), created_at=sa.bindparam("p_now")).returning(messages.c.seq)

@@ -29,7 +29,7 @@ class UsageStore:
 
     async def record_usage(self, session_id: str, *, model: str, prompt_tokens: int,
                            completion_tokens: int, cost: float, purpose: str = "chat") -> None:
-        await self.db.execute(self.db.prepared("record_usage", lambda: usage.insert()), {
+        await self.db.execute(self.db.prepared("record_usage", usage.insert), {
             "session_id": session_id, "model": model, "purpose": purpose, "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens, "cost": cost, "created_at": time.time()})
 
