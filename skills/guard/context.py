@@ -32,6 +32,7 @@ RULE_VALUE = re.compile(
     r"\w*|windash|cidr))+)[\"']?\s*:|^\s*\$\w*\s*=\s*[\"'{/]")
 """A value a detection rule matches (Semgrep `pattern:`, Sigma `CommandLine|contains:`, YARA `$a = "..."`)."""
 RULE_LANGS = {"yaml", "yml", "json", "toml", "yara", "yar", "sigma", "semgrep", ""}
+FENCE_MARKER = re.compile(r"^\s*(`{3,}|~{3,})")
 EXAMPLE_CONTEXT = re.compile(r"\b(examples?|e\.g\.|for instance|looks like|sample|such as|format|syntax)\b", re.IGNORECASE)
 
 
@@ -52,17 +53,24 @@ def heading_paths(lines: list[str]) -> list[str]:
     fence: str | None = None
     found: list[str] = []
     for line in lines:
-        marker = re.match(r"^\s*(`{3,}|~{3,})", line)
-        if marker:
-            token = marker.group(1)[0]
-            fence = token if fence is None else None if fence == token else fence
-        elif fence is None:
+        before, fence = fence, fence_after(fence, line)
+        if before is None and fence is None:     # prose, not a fence marker
             heading = re.match(r"^(#{1,6})\s+\S", line)
             if heading:
                 level = len(heading.group(1))
                 path = [(n, text) for n, text in path if n < level] + [(level, line[:300])]
         found.append("\n".join(text for _, text in path))
     return found
+
+
+def fence_after(fence: str | None, line: str) -> str | None:
+    """The code fence open after `line` (its marker character, or None), given the one open before it:
+    a marker opens a block, and closes the open one only when it is of the same character."""
+    marker = FENCE_MARKER.match(line)
+    if not marker:
+        return fence
+    token = marker.group(1)[0]
+    return token if fence is None else None if fence == token else fence
 
 
 def section_context(lines: list[str], headings: list[str], index: int) -> str:

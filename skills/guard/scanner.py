@@ -31,9 +31,9 @@ from skills.guard import patterns as P
 from skills.guard import prose
 from skills.guard.characters import escalate_hidden, hidden_chars
 from skills.guard.collect import Collector
-from skills.guard.context import (EXAMPLE_CONTEXT, PLAIN_TAGS, UNSAFE_COMMENT, WARNING_CONTEXT, heading_paths,
-                                  hidden_comments, line_headings, rule_fixtures, rule_values, section_context,
-                                  warned_sentence)
+from skills.guard.context import (EXAMPLE_CONTEXT, PLAIN_TAGS, UNSAFE_COMMENT, WARNING_CONTEXT, fence_after,
+                                  heading_paths, hidden_comments, line_headings, rule_fixtures, rule_values,
+                                  section_context, warned_sentence)
 from skills.guard.explain import explain_findings
 from skills.guard.frontmatter import decoded_values
 from skills.guard.kinds import (BASH_BINARY_CHECK, BINARY_MAGIC, CONTAINER_LANGS, EXECUTABLE_MAGIC, PYTHON_LANGS,
@@ -218,10 +218,7 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True, 
                       "fence as text); check the lines after it", visible(raw))
             continue
         line, removed = fold(raw, first_line=number == 1)
-        marker = FENCE_MARKER.match(line)
-        if marker:
-            token = marker.group(1)[0]
-            fence = token if fence is None else None if fence == token else fence
+        fence = fence_after(fence, line)
         folded.append(line)
         removed_by_line[number] = removed
         hidden_chars(c, number, raw, removed, script=False)
@@ -253,7 +250,6 @@ def _scan_document(c: Collector, text: str, depth: int = 0, front: bool = True, 
         escalate_hidden(c, number, removed, raw_lines[number - 1])
 
 
-FENCE_MARKER = re.compile(r"^\s*(`{3,}|~{3,})")
 ESCAPED_FENCE = re.compile(r"^[\u200b\u2060\ufeff]+(`{3,}|~{3,})[\w+-]*\s*$")
 """A code fence behind zero-width characters: not a fence for a Markdown renderer, so shown as text."""
 INLINE_CODE = re.compile(r"`[^`]+`")
