@@ -107,7 +107,7 @@ async def page(env: Env) -> AsyncIterator[Any]:
     await tab.goto(env.url + "/")
     await tab.fill("#token", TOKEN)
     await tab.click("button[type=submit]")
-    await tab.wait_for_selector("#text")
+    await tab.wait_for_selector("#text:enabled")
     yield tab
     await context.close()
 
@@ -127,6 +127,44 @@ async def last_answer(tab: Any, containing: str) -> Any:
 
 async def shot(tab: Any, name: str) -> None:
     await tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def test_the_box_takes_a_message_only_once_enter_sends_it(env: Env) -> None:
+    """On a slow link the page shows before its script runs; a message typed then was lost (Enter
+    only added a line). The box is disabled until the script is there, then the same Enter sends."""
+    import asyncio
+
+    context = await env.browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    script_asked = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_script(route: Any) -> None:
+        script_asked.set()
+        await release.wait()
+        await route.continue_()
+
+    try:
+        await context.route("**/chat.js", slow_script)
+        tab = await context.new_page()
+        await tab.goto(env.url + "/")
+        await tab.fill("#token", TOKEN)
+        await tab.click("button[type=submit]", no_wait_after=True)
+        await asyncio.wait_for(script_asked.wait(), TIMEOUT_MS / 1000)
+        box = tab.locator("#text")
+        await box.wait_for()
+        assert await box.is_disabled() and await tab.locator("#send button").is_disabled()
+        assert await box.get_attribute("placeholder") == "Loading…"
+        release.set()
+        await tab.wait_for_selector("#text:enabled")
+        assert "Enter to send" in (await box.get_attribute("placeholder") or "")
+        env.model.add(text("Here now."), purpose="chat")
+        await send(tab, "Are you there?")
+        await last_answer(tab, "Here now.")
+        assert await tab.locator(".msg.user").all_inner_texts() == ["Are you there?"]
+    finally:
+        release.set()
+        await context.close()
 
 
 async def test_an_answer_in_markdown_is_rendered_with_its_code_block(env: Env, page: Any) -> None:

@@ -165,4 +165,8 @@ document.getElementById("send").addEventListener("submit", e => {
 });
 text.addEventListener("keydown", e => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); document.getElementById("send").requestSubmit(); } });
 document.getElementById("new").addEventListener("click", startNew);
+// the box is disabled in the page until this script has bound Enter: a message typed before that
+// would be lost (Enter only adds a line without us), so nobody can type one
+text.placeholder = "Message Hermes (Enter to send, Shift+Enter for a new line)";
+text.disabled = false; document.querySelector("#send button").disabled = false; text.focus();
 restore(); refreshSessions();
