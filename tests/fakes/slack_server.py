@@ -310,7 +310,8 @@ class FakeSlackServer:
             blocks = json.loads(blocks)
         n = next(self._ids)
         entry = {"ts": f"{1800000000 + n}.{n:06d}", "text": p.get("text", ""), "thread_ts": p.get("thread_ts"),
-                 "blocks": blocks, "mrkdwn": p.get("mrkdwn", True), "edits": []}
+                 "blocks": blocks, "mrkdwn": p.get("mrkdwn", True), "edits": [],
+                 "posted_at": time.monotonic()}   # when it reached the platform (this process's clock)
         self.messages[channel].append(entry)
         self._sent_event.set()
         return {"ok": True, "channel": channel, "ts": entry["ts"],

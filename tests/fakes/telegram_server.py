@@ -387,6 +387,7 @@ class FakeTelegramServer:
             "reply_markup": _maybe_json(p.get("reply_markup")),
             "reply_parameters": _maybe_json(p.get("reply_parameters")),
             "edits": [],
+            "posted_at": time.monotonic(),     # when it reached the platform (this process's clock)
         }
         self._record(chat_id, entry)
         return self._ok({"message_id": entry["message_id"], "date": int(time.time()),
