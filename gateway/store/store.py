@@ -32,7 +32,7 @@ from gateway.store.sessions import SessionsStore
 from gateway.store.sessions_query import SessionQueriesStore
 from gateway.store.skills import SkillsStore
 from gateway.store.turns import TurnClaimsStore
-from gateway.store.upgrade import SchemaStatus, schema_status, upgrade_database
+from gateway.store.upgrade import SchemaStatus, at_head, schema_status, upgrade_database
 from gateway.store.usage import UsageStore
 from gateway.store.web_logins import WebLoginsStore
 
@@ -90,7 +90,7 @@ async def open_store(target: Path | URL | str, redactor: Redactor | None = None,
     try:
         if url.get_backend_name() != "sqlite":
             await check_reachable(engine, url)
-        if migrate:
+        if migrate and not await at_head(engine):
             await upgrade_database(url)
     except BaseException:
         await engine.dispose()

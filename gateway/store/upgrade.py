@@ -11,26 +11,36 @@ The whole upgrade is one transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: DDL
 transactional, and `pg_advisory_xact_lock` keeps two processes starting at once from racing), so a
 failed revision leaves the database at the revision it had. SQLite runs it with foreign keys off,
 as batch mode's table copies need.
+
+Opening a store that is already at the latest revision (every start but the first after an
+upgrade) costs one SELECT of `alembic_version` on the store's own pool: `at_head` compares it with
+the newest revision file's number, so Alembic is imported only when there is something to do.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.database import create_engine_for, display_url
 from gateway.store.legacy import last_legacy_version, legacy_migrations, split_sql
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 SCRIPT_LOCATION = "gateway.store:alembic"
 BASELINE = "0001"
 MIGRATION_LOCK_KEY = 0x4E524D45  # pg_advisory_xact_lock key of "hermes store migrate"
+VERSIONS = Path(__file__).parent / "alembic" / "versions"
+REVISION_FILE = re.compile(r"(\d{4})_\w+\.py")    # revision "0011" lives in 0011_<what>.py
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +65,38 @@ class SchemaStatus:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
     return config
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
+
+
+@cache
+def newest_revision_file() -> str:
+    """The number of the newest revision file: the head, as the revisions are numbered in a line
+    (tests/test_store_cli.py checks that it is Alembic's head)."""
+    found = [m.group(1) for p in VERSIONS.iterdir() if (m := REVISION_FILE.fullmatch(p.name))]
+    return max(found)
+
+
+async def at_head(engine: AsyncEngine) -> bool:
+    """Whether the database already is at this code's latest revision (a missing table, an older or
+    a newer revision: False, and `upgrade_database` says what to do)."""
+    try:
+        async with engine.connect() as connection:
+            found = (await connection.exec_driver_sql("SELECT version_num FROM alembic_version")).scalars().all()
+    except sa.exc.DBAPIError:
+        return False
+    return list(found) == [newest_revision_file()]
 
 
 def _legacy_version(connection: sa.Connection) -> int | None:
@@ -76,6 +109,8 @@ def _legacy_version(connection: sa.Connection) -> int | None:
 
 
 def _status(connection: sa.Connection) -> SchemaStatus:
+    from alembic.runtime.migration import MigrationContext
+
     current = MigrationContext.configure(connection).get_current_revision()
     return SchemaStatus(current, head_revision(), _legacy_version(connection))
 
@@ -83,6 +118,8 @@ def _status(connection: sa.Connection) -> SchemaStatus:
 def _refuse_unknown(status: SchemaStatus, where: str) -> None:
     if status.current is None:
         return
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     try:
         script.get_revision(status.current)
@@ -93,6 +130,8 @@ def _refuse_unknown(status: SchemaStatus, where: str) -> None:
 
 
 def _upgrade(connection: sa.Connection, where: str, target: str) -> SchemaStatus:
+    from alembic import command
+
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
     status = _status(connection)
@@ -152,6 +191,8 @@ def is_known_revision(revision: str | None) -> bool:
     """Whether this code knows `revision` (None, an empty database, counts as known)."""
     if revision is None:
         return True
+    from alembic.script import ScriptDirectory
+
     try:
         return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
     except Exception:
@@ -160,6 +201,8 @@ def is_known_revision(revision: str | None) -> bool:
 
 def pending_revisions(current: str | None) -> list[tuple[str, str]]:
     """(revision, first line of its docstring) of each revision above `current`, oldest first."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     found = [(r.revision, (r.doc or "").strip().splitlines()[0] if r.doc else "")
              for r in script.walk_revisions(base="base", head="heads")]
