@@ -13,7 +13,9 @@ of `hermes store copy` for a sizeable home.
    `acompletion` from this process. Slices alternate (bare, SQLite, PostgreSQL, `--rounds` times),
    so drifting load from other processes hits every side alike, and what is compared is CPU time,
    which does not depend on that load: the gateway's (its process and its model workers) per turn,
-   and this process's per bare call. Targets: SQLite <= 1.25x bare, PostgreSQL <= 1.35x.
+   and this process's per bare call (on a machine under heavy load CPU time per call still grows,
+   for every side alike). Targets: SQLite <= 1.25x bare, PostgreSQL <= 1.35x. Also the PostgreSQL
+   gateway's transactions per turn, as the server counts them (pg_stat_database), which no load moves.
 2. Copy. A SQLite home with `--messages` messages (in conversations of 20) and `--skill-versions`
    skill versions (skills of 10 versions each, through the store's compare-and-set), then
    `hermes store copy --to postgresql+asyncpg://...` as a user runs it (a process of its own, the
@@ -61,6 +63,17 @@ def new_database() -> tuple[str, str]:
     name = f"bench_{uuid.uuid4().hex[:10]}"
     psql(f"CREATE DATABASE {name}")
     return name, f"{PG}/{name}"
+
+
+def pg_transactions(name: str) -> int:
+    """Transactions committed or rolled back in database `name` so far, as PostgreSQL counts them."""
+    done = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tA", "-c",
+                           f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{name}'"],
+                          check=True, capture_output=True, text=True, timeout=60)
+    return int(done.stdout.strip() or 0)
+
+
+STATS_FLUSH = 11.0   # PostgreSQL 15 backends report their counts within 10 s of going idle
 
 
 def drop_database(name: str) -> None:
@@ -145,6 +158,8 @@ async def turns(args: argparse.Namespace, work: Path) -> None:
               f"messages, {len(same_request.get('tools', []))} tools")
         print(f"{'users':>5} | {'bare CPU ms/call':>16} | {'SQLite CPU ms/turn':>18} | {'ratio':>5} | "
               f"{'PostgreSQL CPU ms/turn':>22} | {'ratio':>5} | {'turns/s bare / SQLite / PG':>26}")
+        await asyncio.sleep(STATS_FLUSH)
+        transactions_before, pg_turns = pg_transactions(database), 0
         for n in args.concurrency:
             bare = Side(bare_same, time.process_time, lambda: 0.0)
             sides = {engine: Side(gateway_call(url, f"u{engine}{run_id}n{n}"),
@@ -156,6 +171,7 @@ async def turns(args: argparse.Namespace, work: Path) -> None:
                 for side in sides.values():
                     await side.slice(n, args.duration / args.rounds)
             lite, pg = sides["sqlite"], sides["postgresql"]
+            pg_turns += pg.count
             print(f"{n:>5} | {bare.cpu_ms:>16.2f} | {lite.cpu_ms:>18.2f} | {lite.cpu_ms / bare.cpu_ms:>5.2f} | "
                   f"{pg.cpu_ms:>22.2f} | {pg.cpu_ms / bare.cpu_ms:>5.2f} | "
                   f"{bare.rate:>8.1f} / {lite.rate:>6.1f} / {pg.rate:>6.1f}", flush=True)
@@ -164,6 +180,10 @@ async def turns(args: argparse.Namespace, work: Path) -> None:
                 print(f"{'':>5}   {engine}: {ratio:.2f}x bare (target <= {TARGETS[engine]:.2f}x: "
                       f"{'met' if ratio <= TARGETS[engine] else 'NOT met'}); gateway process "
                       f"{side.main_ms:.2f} ms/turn, model workers {side.cpu_ms - side.main_ms:.2f}", flush=True)
+        await asyncio.sleep(STATS_FLUSH)
+        transactions = pg_transactions(database) - transactions_before
+        print(f"        postgresql: {transactions / pg_turns:.2f} transactions per turn ({transactions} over "
+              f"{pg_turns} turns, the gateway's background work over the same minutes included)", flush=True)
     finally:
         await http.close()
         for proc, _ in gateways.values():
