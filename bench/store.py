@@ -54,9 +54,11 @@ PG = os.environ.get("HERMES_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:
 TARGETS = {"sqlite": 1.25, "postgresql": 1.35}
 
 
-def psql(sql: str) -> None:
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q", "-v", "ON_ERROR_STOP=1",
-                    "-c", sql], check=True, capture_output=True, timeout=60)
+def psql(sql: str) -> str:
+    """Run `sql` on the server's postgres database; its result rows as unaligned text."""
+    return subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q", "-tA", "-v",
+                           "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
 
 
 def new_database() -> tuple[str, str]:
@@ -67,10 +69,8 @@ def new_database() -> tuple[str, str]:
 
 def pg_transactions(name: str) -> int:
     """Transactions committed or rolled back in database `name` so far, as PostgreSQL counts them."""
-    done = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tA", "-c",
-                           f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{name}'"],
-                          check=True, capture_output=True, text=True, timeout=60)
-    return int(done.stdout.strip() or 0)
+    return int(psql(f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{name}'").strip()
+               or 0)
 
 
 STATS_FLUSH = 11.0   # PostgreSQL 15 backends report their counts within 10 s of going idle
