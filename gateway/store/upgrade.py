@@ -35,6 +35,7 @@ from gateway.store.legacy import last_legacy_version, legacy_migrations, split_s
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 SCRIPT_LOCATION = "gateway.store:alembic"
 BASELINE = "0001"
@@ -72,10 +73,15 @@ def alembic_config() -> Config:
     return config
 
 
-def head_revision() -> str:
+def script_directory() -> ScriptDirectory:
+    """Alembic's view of our revisions (imported here: opening a current store never needs it)."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    head = script_directory().get_current_head()
     assert head is not None
     return head
 
@@ -118,9 +124,7 @@ def _status(connection: sa.Connection) -> SchemaStatus:
 def _refuse_unknown(status: SchemaStatus, where: str) -> None:
     if status.current is None:
         return
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config())
+    script = script_directory()
     try:
         script.get_revision(status.current)
     except Exception:
@@ -191,19 +195,15 @@ def is_known_revision(revision: str | None) -> bool:
     """Whether this code knows `revision` (None, an empty database, counts as known)."""
     if revision is None:
         return True
-    from alembic.script import ScriptDirectory
-
     try:
-        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+        return script_directory().get_revision(revision) is not None
     except Exception:
         return False
 
 
 def pending_revisions(current: str | None) -> list[tuple[str, str]]:
     """(revision, first line of its docstring) of each revision above `current`, oldest first."""
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config())
+    script = script_directory()
     found = [(r.revision, (r.doc or "").strip().splitlines()[0] if r.doc else "")
              for r in script.walk_revisions(base="base", head="heads")]
     found.reverse()
